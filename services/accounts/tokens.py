@@ -1,0 +1,86 @@
+"""API tokens: shown once at creation, stored as a SHA-256, scoped to the landlord or one tenant."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.accounts.users import get_user
+from services.errors import InvalidInput, NotFound
+from services.models import ApiToken
+from services.models.types import utcnow
+from services.tenancy.tenants import get_tenant
+
+TOKEN_PREFIX = "tnt_"
+
+
+@dataclass(frozen=True)
+class NewToken:
+    token: ApiToken
+    #: The bearer secret; it is not stored and cannot be shown again.
+    secret: str
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_token(
+    session: AsyncSession, *, email: str, tenant_slug: str | None = None, name: str = "cli"
+) -> NewToken:
+    """A token acting as the user, for the landlord (staff only) or for one tenant they may act in."""
+    user = await get_user(session, email)
+    if not user.is_active:
+        raise InvalidInput(f"{user.email} is deactivated.", field="email")
+    tenant = None
+    if tenant_slug:
+        tenant = await get_tenant(session, tenant_slug)
+        member = any(membership.tenant_id == tenant.id for membership in user.memberships)
+        if not (member or user.is_landlord_staff):
+            raise InvalidInput(f"{user.email} is not a member of {tenant.slug}.", field="tenant")
+    elif not user.is_landlord_staff:
+        raise InvalidInput(
+            f"{user.email} works inside a tenant; name the tenant with --tenant.", field="tenant"
+        )
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user=user,
+        tenant=tenant,
+        name=name,
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        token_hash=_digest(secret),
+    )
+    session.add(token)
+    await session.flush()
+    return NewToken(token=token, secret=secret)
+
+
+async def list_tokens(session: AsyncSession, email: str | None = None) -> list[ApiToken]:
+    statement = select(ApiToken).order_by(ApiToken.id)
+    if email:
+        statement = statement.where(ApiToken.user_id == (await get_user(session, email)).id)
+    return list(await session.scalars(statement))
+
+
+async def revoke_token(session: AsyncSession, token_id: int) -> ApiToken:
+    token = await session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"There is no token {token_id}.")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+    return token
+
+
+async def authenticate_token(session: AsyncSession, secret: str) -> ApiToken | None:
+    """The live token for this secret (not revoked, its user active), or None."""
+    if not secret.startswith(TOKEN_PREFIX):
+        return None
+    token = await session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(secret)))
+    if token is None or token.revoked_at is not None or not token.user.is_active:
+        return None
+    token.last_used_at = utcnow()
+    return token

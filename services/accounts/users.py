@@ -1,0 +1,97 @@
+"""Users and their roles. Platform staff carry a platform role; tenant people a membership."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.accounts.passwords import generate_password, hash_password, verify_password
+from services.errors import Conflict, InvalidInput, NotFound
+from services.models import Membership, PlatformRole, TenantRole, User
+from services.models.types import utcnow
+from services.tenancy.tenants import get_tenant
+
+ROLES = [role.value for role in PlatformRole] + [role.value for role in TenantRole]
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class NewUser:
+    user: User
+    #: Shown once to whoever created the user; only its hash is stored.
+    password: str
+
+
+def normalise_email(email: str) -> str:
+    email = email.strip().lower()
+    if not _EMAIL.match(email) or len(email) > 254:
+        raise InvalidInput("Enter a valid email address, like name@example.org.", field="email")
+    return email
+
+
+async def create_user(
+    session: AsyncSession, *, email: str, role: str, tenant_slug: str | None = None
+) -> NewUser:
+    """Create a user with a generated password. Tenant roles need a tenant; platform roles refuse one."""
+    email = normalise_email(email)
+    if role not in ROLES:
+        raise InvalidInput(f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.", field="role")
+    if await find_user(session, email) is not None:
+        raise Conflict(f"A user with the email {email} already exists.", field="email")
+    password = generate_password()
+    user = User(email=email, password_hash=hash_password(password), memberships=[])
+    if role in TenantRole.__members__.values():
+        if not tenant_slug:
+            raise InvalidInput(f"A {role} belongs to a tenant; name it.", field="tenant")
+        tenant = await get_tenant(session, tenant_slug)
+        user.memberships.append(Membership(tenant=tenant, role=role))
+    elif tenant_slug:
+        raise InvalidInput(f"A {role} works for the whole platform, not for one tenant.", field="tenant")
+    else:
+        user.platform_role = role
+    session.add(user)
+    await session.flush()
+    return NewUser(user=user, password=password)
+
+
+async def find_user(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+async def get_active_user(session: AsyncSession, user_id: int) -> User | None:
+    return await session.scalar(select(User).where(User.id == user_id, User.is_active.is_(True)))
+
+
+async def authenticate(session: AsyncSession, email: str, password: str) -> User | None:
+    """The user whose email and password match, or None; the two failures look the same."""
+    user = await find_user(session, email)
+    password_hash = user.password_hash if user is not None and user.is_active else None
+    if not verify_password(password_hash, password) or user is None:
+        return None
+    user.last_sign_in_at = utcnow()
+    return user
+
+
+async def seed_superadmin(session: AsyncSession, email: str) -> NewUser | None:
+    """Create the first superadmin unless one exists; the password is returned only when created."""
+    existing = await session.scalar(
+        select(func.count()).select_from(User).where(User.platform_role == PlatformRole.SUPERADMIN)
+    )
+    if existing:
+        return None
+    return await create_user(session, email=email, role=PlatformRole.SUPERADMIN)
+
+
+async def list_landlord_staff(session: AsyncSession) -> list[User]:
+    statement = select(User).where(User.platform_role.is_not(None)).order_by(User.email)
+    return list(await session.scalars(statement))
+
+
+async def get_user(session: AsyncSession, email: str) -> User:
+    user = await find_user(session, email)
+    if user is None:
+        raise NotFound(f"No user has the email {email}.", field="email")
+    return user

@@ -1,0 +1,181 @@
+"""`tenantry`: the command line. It reaches the web app only by its import string and the
+workers only to run them; everything else it does goes through services."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from services.accounts import tokens, users
+from services.accounts.users import ROLES
+from services.db import Database
+from services.errors import DomainError
+from services.layers.landlord import landlord_is_current, migrate_landlord
+from services.settings import Settings
+
+
+async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> Any:
+    database = Database(settings.database_url)
+    try:
+        return await work(database)
+    finally:
+        await database.dispose()
+
+
+async def prepare_landlord(settings: Settings) -> users.NewUser | None:
+    """Migrate the landlord database and seed the superadmin; returns the seed when it is new."""
+
+    async def prepare(database: Database) -> users.NewUser | None:
+        await migrate_landlord(settings, database)
+        async with database.session() as session:
+            return await users.seed_superadmin(session, settings.admin_email)
+
+    return await _with_database(settings, prepare)
+
+
+async def _in_session(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def run(database: Database) -> Any:
+        if not await landlord_is_current(settings, database):
+            raise DomainError("The landlord database is not up to date: run `tenantry migrate` first.")
+        async with database.session() as session:
+            return await work(session)
+
+    return await _with_database(settings, run)
+
+
+def _print_seed(seed: users.NewUser | None, email: str) -> None:
+    if seed is None:
+        print(f"Superadmin: {email} (password set earlier; it is not shown again)")
+    else:
+        print(f"Superadmin created: {seed.user.email}")
+        print(f"Password (shown once, keep it now): {seed.password}")
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    _print_seed(asyncio.run(prepare_landlord(settings)), settings.admin_email)
+    worker = "in-process worker" if settings.broker_is_embedded else f"broker {settings.broker_url}"
+    print(
+        f"Tenantry is serving at http://{args.host}:{args.port}  (data in {settings.data_dir}; {worker})",
+        flush=True,
+    )
+    uvicorn.run("web.asgi:app", host=args.host, port=args.port, log_level="warning", proxy_headers=True)
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
+    if settings.broker_is_embedded:
+        raise DomainError(
+            "With the embedded broker the worker runs inside `tenantry serve`. "
+            "Set TENANTRY_BROKER_URL to a redis:// or amqp:// URL to run separate workers."
+        )
+    from workers.runner import run_worker_process
+
+    run_worker_process(settings, args.threads)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    asyncio.run(_with_database(settings, lambda database: migrate_landlord(settings, database)))
+    print("The landlord database is up to date.")
+
+
+def cmd_create_user(settings: Settings, args: argparse.Namespace) -> None:
+    created = asyncio.run(
+        _in_session(
+            settings,
+            lambda session: users.create_user(
+                session, email=args.email, role=args.role, tenant_slug=args.tenant
+            ),
+        )
+    )
+    print(f"Created {created.user.email} ({args.role}).")
+    print(f"Password (shown once): {created.password}")
+
+
+def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> None:
+    created = asyncio.run(
+        _in_session(
+            settings,
+            lambda session: tokens.create_token(
+                session, email=args.email, tenant_slug=args.tenant, name=args.name
+            ),
+        )
+    )
+    scope = f"tenant {args.tenant}" if args.tenant else "the landlord"
+    print(f"Token {created.token.id} for {args.email}, scoped to {scope}. It is shown once:")
+    print(created.secret)
+
+
+def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> None:
+    found = asyncio.run(_in_session(settings, lambda session: tokens.list_tokens(session, args.email)))
+    print(f"{'id':>4}  {'prefix':<12} {'user':<32} {'scope':<20} {'name':<12} state")
+    for token in found:
+        scope = token.tenant.slug if token.tenant else "landlord"
+        state = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "active"
+        print(
+            f"{token.id:>4}  {token.prefix:<12} {token.user.email:<32} {scope:<20} {token.name:<12} {state}"
+        )
+
+
+def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    asyncio.run(_in_session(settings, lambda session: tokens.revoke_token(session, args.id)))
+    print(f"Token {args.id} is revoked.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tenantry", description="Tenantry, the multi-tenant control portal."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="migrate, seed the superadmin and serve the portal")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=cmd_serve)
+
+    worker = commands.add_parser("worker", help="run background workers (Redis or RabbitMQ broker)")
+    worker.add_argument("--threads", type=int, default=4)
+    worker.set_defaults(run=cmd_worker)
+
+    commands.add_parser("migrate", help="apply the landlord database migrations").set_defaults(
+        run=cmd_migrate
+    )
+
+    create_user = commands.add_parser("create-user", help="create a user; prints a generated password once")
+    create_user.add_argument("--email", required=True)
+    create_user.add_argument("--role", required=True, choices=ROLES)
+    create_user.add_argument("--tenant", help="the tenant's slug (tenant roles only)")
+    create_user.set_defaults(run=cmd_create_user)
+
+    token_commands = commands.add_parser("tokens", help="API tokens").add_subparsers(
+        dest="tokens_command", required=True, metavar="ACTION"
+    )
+    token_create = token_commands.add_parser("create", help="create a token; printed once, on the last line")
+    token_create.add_argument("--email", required=True)
+    token_create.add_argument("--tenant", help="scope the token to this tenant's slug")
+    token_create.add_argument("--name", default="cli")
+    token_create.set_defaults(run=cmd_tokens_create)
+    token_list = token_commands.add_parser("list", help="list tokens (never their secrets)")
+    token_list.add_argument("--email")
+    token_list.set_defaults(run=cmd_tokens_list)
+    token_revoke = token_commands.add_parser("revoke", help="revoke a token by its id")
+    token_revoke.add_argument("id", type=int)
+    token_revoke.set_defaults(run=cmd_tokens_revoke)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(Settings.from_env(), args)
+    except DomainError as error:
+        print(f"tenantry: {error.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

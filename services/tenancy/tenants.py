@@ -1,0 +1,93 @@
+"""The tenant registry in the landlord database."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.errors import Conflict, InvalidInput, NotFound
+from services.models import Tenant
+
+
+@dataclass(frozen=True)
+class TenantPage:
+    tenants: list[Tenant]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+async def get_tenant(session: AsyncSession, slug: str) -> Tenant:
+    tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None:
+        raise NotFound(f"There is no tenant {slug!r}.", field="tenant")
+    return tenant
+
+
+async def search_tenants(
+    session: AsyncSession, query: str = "", page: int = 1, per_page: int = 20
+) -> TenantPage:
+    """Tenants whose slug or name contains `query`, newest first, one page at a time."""
+    page, per_page = max(page, 1), min(max(per_page, 1), 100)
+    condition = True
+    if query := query.strip():
+        pattern = f"%{query.lower()}%"
+        condition = or_(func.lower(Tenant.slug).like(pattern), func.lower(Tenant.name).like(pattern))
+    total = await session.scalar(select(func.count()).select_from(Tenant).where(condition)) or 0
+    rows = await session.scalars(
+        select(Tenant)
+        .where(condition)
+        .order_by(Tenant.created_at.desc(), Tenant.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    )
+    return TenantPage(tenants=list(rows), total=total, page=page, per_page=per_page)
+
+
+_SLUG = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
+#: Slugs that would shadow a host name or a path of the portal.
+RESERVED_SLUGS = frozenset(
+    {"www", "api", "admin", "app", "static", "login", "logout", "healthz", "landlord", "t"}
+)
+
+
+def validate_slug(slug: str) -> str:
+    if not _SLUG.match(slug) or "--" in slug:
+        raise InvalidInput(
+            "A slug is 3 to 63 lowercase letters, digits and single hyphens, starting with a letter.",
+            field="slug",
+        )
+    if slug in RESERVED_SLUGS:
+        raise InvalidInput(f"The slug {slug!r} is reserved.", field="slug")
+    return slug
+
+
+async def register_tenant(
+    session: AsyncSession, *, slug: str, name: str, template: str, isolation: str
+) -> Tenant:
+    """Record a new tenant (status provisioning); building its store is the provisioning job's work."""
+    slug = validate_slug(slug.strip())
+    name = name.strip()
+    if not name:
+        raise InvalidInput("Give the tenant a name.", field="name")
+    if await session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
+        raise Conflict(f"The slug {slug!r} is taken.", field="slug")
+    tenant = Tenant(slug=slug, name=name, template=template, isolation=isolation)
+    session.add(tenant)
+    await session.flush()
+    return tenant

@@ -1,0 +1,1 @@
+"""HTTP: the Litestar app, its controllers, guards, middleware and templates."""

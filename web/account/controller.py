@@ -1,0 +1,99 @@
+"""Signing in and out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromQuery
+from litestar.response import Redirect, Response, Template
+from litestar_htmx import ClientRedirect, HTMXRequest
+
+from services.accounts.users import authenticate
+from services.settings import Settings
+from web.auth import SESSION_USER, current_user
+from web.deps import DbSession
+from web.sessions import rotate_session
+
+WRONG_CREDENTIALS = "That email and password do not match an account."
+
+
+@dataclass
+class SignInForm:
+    email: str = ""
+    password: str = ""
+    next: str = "/"
+
+
+def safe_next(target: str) -> str:
+    """Only paths of this site: never an open redirect to another host."""
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+class SignInThrottle:
+    """Counts failed sign-ins per email and client address in a shared store."""
+
+    def __init__(self, request: Request[Any, Any, Any], settings: Settings, email: str) -> None:
+        self.store = request.app.stores.get("sign_in_failures")
+        self.key = f"{email.strip().lower()}|{request.client.host if request.client else '-'}"
+        self.settings = settings
+
+    async def seconds_left(self) -> int:
+        failures = int(await self.store.get(self.key) or 0)
+        if failures < self.settings.login_attempts:
+            return 0
+        return await self.store.expires_in(self.key) or 0
+
+    async def record_failure(self) -> None:
+        failures = int(await self.store.get(self.key) or 0) + 1
+        await self.store.set(self.key, str(failures), expires_in=self.settings.login_lockout_seconds)
+
+    async def clear(self) -> None:
+        await self.store.delete(self.key)
+
+
+class AccountController(Controller):
+    include_in_schema = False
+
+    @get("/login")
+    async def sign_in_page(self, request: HTMXRequest, next: FromQuery[str] = "/") -> Response[Any]:
+        if current_user(request) is not None:
+            return Redirect(safe_next(next))
+        return Template("account/login.html", context={"form": SignInForm(next=safe_next(next))})
+
+    @post("/login")
+    async def sign_in(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        data: Annotated[SignInForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        settings: Settings = request.app.state.settings
+        throttle = SignInThrottle(request, settings, data.email)
+        if wait := await throttle.seconds_left():
+            minutes = max(1, -(-wait // 60))
+            return self._form_with_error(
+                request, data, f"Too many failed sign-ins. Try again in {minutes} minute(s).", 429
+            )
+        user = await authenticate(db_session, data.email, data.password)
+        if user is None:
+            await throttle.record_failure()
+            return self._form_with_error(request, data, WRONG_CREDENTIALS, 422)
+        await throttle.clear()
+        request.session[SESSION_USER] = user.id
+        rotate_session(request.session)
+        target = safe_next(data.next)
+        return ClientRedirect(target) if request.htmx else Redirect(target)
+
+    @post("/logout")
+    async def sign_out(self, request: HTMXRequest) -> Response[Any]:
+        request.clear_session()
+        return ClientRedirect("/login") if request.htmx else Redirect("/login")
+
+    @staticmethod
+    def _form_with_error(request: HTMXRequest, form: SignInForm, error: str, status: int) -> Template:
+        form.password = ""
+        template = "account/_login_form.html" if request.htmx else "account/login.html"
+        return Template(template, context={"form": form, "error": error}, status_code=status)

@@ -1,0 +1,44 @@
+"""/api/v1/tenants: the tenant registry for automation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import FromPath, QueryParameter
+
+from services.tenancy.tenants import get_tenant, search_tenants
+from web.api.schemas import Page, TenantOut
+from web.auth import landlord_token, may_read_tenant, signed_in
+from web.deps import DbSession
+
+NOT_YOURS = "This token may not read that tenant."
+
+
+class TenantsApiController(Controller):
+    path = "/tenants"
+    tags = ["tenants"]
+    guards = [signed_in]
+
+    @get("/", guards=[landlord_token], summary="List tenants (landlord tokens)")
+    async def list_tenants(
+        self,
+        db_session: DbSession,
+        q: Annotated[str, QueryParameter(description="matches slug or name")] = "",
+        page: Annotated[int, QueryParameter(ge=1)] = 1,
+        per_page: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+    ) -> Page[TenantOut]:
+        result = await search_tenants(db_session, q, page, per_page)
+        return Page(
+            items=[TenantOut.of(t) for t in result.tenants], total=result.total, page=page, per_page=per_page
+        )
+
+    @get("/{slug:str}", summary="One tenant (a landlord token, or a token of that tenant)")
+    async def get_tenant(
+        self, request: Request[Any, Any, Any], db_session: DbSession, slug: FromPath[str]
+    ) -> TenantOut:
+        # Checked before the lookup, so a refusal never tells whether the tenant exists.
+        if not may_read_tenant(request, slug):
+            raise PermissionDeniedException(NOT_YOURS)
+        return TenantOut.of(await get_tenant(db_session, slug))

@@ -1,0 +1,125 @@
+"""create_app(settings) -> Litestar: plugins, stores, middleware and routes are wired here, once."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from litestar import Litestar, Router
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.htmx import HTMXPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+
+from services.db import Database
+from services.settings import Settings
+from web.account.controller import AccountController
+from web.api.tenants import TenantsApiController
+from web.auth import IdentityMiddleware, current_user
+from web.deps import provide_db_session
+from web.errors import EXCEPTION_HANDLERS
+from web.health import healthz
+from web.landlord.dashboard import DashboardController
+from web.landlord.tenants import TenantsController
+from web.landlord.users import UsersController
+from web.sessions import RotatingSessionConfig
+from web.stores import LandlordStore
+from workers.runner import JobQueue
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).resolve().parent
+SWAGGER = "/static/vendor/swagger-ui-5.35.0"
+
+
+def _template_config() -> TemplateConfig[JinjaTemplateEngine]:
+    directories = [WEB_DIR / "templates", *sorted(WEB_DIR.glob("*/templates"))]
+
+    def add_globals(engine: JinjaTemplateEngine) -> None:
+        engine.engine.globals["current_user"] = current_user
+
+    return TemplateConfig(directory=directories, engine=JinjaTemplateEngine, engine_callback=add_globals)
+
+
+def _openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Tenantry API",
+        version="1",
+        description="Automation for everything the portals do. Send `Authorization: Bearer <token>`; "
+        "create tokens with `tenantry tokens create`.",
+        path="/api/docs",
+        render_plugins=[
+            SwaggerRenderPlugin(
+                js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+                css_url=f"{SWAGGER}/swagger-ui.css",
+                standalone_preset_js_url=f"{SWAGGER}/swagger-ui-standalone-preset.js",
+            )
+        ],
+        components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
+        security=[{"bearer": []}],
+    )
+
+
+def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litestar:
+    database = Database(settings.database_url)
+    queue = job_queue or JobQueue(settings)
+
+    async def start_embedded_worker(app: Litestar) -> None:
+        if not settings.broker_is_embedded:
+            return
+        queue.start_worker()
+        try:
+            await queue.resend_unfinished_jobs(database)
+        except Exception:
+            log.exception("could not send unfinished jobs again; /healthz reports the database")
+
+    async def shut_down(app: Litestar) -> None:
+        queue.stop()
+        await database.dispose()
+
+    sessions = RotatingSessionConfig(
+        store="sessions",
+        max_age=settings.session_max_age_seconds,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        exclude=["^/static/", "^/api/", "^/healthz"],
+    )
+    api = Router(path="/api/v1", route_handlers=[TenantsApiController])
+    return Litestar(
+        route_handlers=[
+            AccountController,
+            DashboardController,
+            TenantsController,
+            UsersController,
+            api,
+            healthz,
+            create_static_files_router(
+                path="/static", directories=[settings.static_dir], include_in_schema=False
+            ),
+        ],
+        middleware=[sessions.middleware, IdentityMiddleware()],
+        stores={
+            "sessions": LandlordStore(database, "sessions"),
+            "sign_in_failures": LandlordStore(database, "sign_in_failures"),
+        },
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_httponly=True,
+            cookie_secure=settings.secure_cookies,
+            exclude=["^/api/", "^/healthz"],
+        ),
+        plugins=[HTMXPlugin()],
+        template_config=_template_config(),
+        openapi_config=_openapi_config(),
+        dependencies={"db_session": Provide(provide_db_session)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        on_startup=[start_embedded_worker],
+        on_shutdown=[shut_down],
+        state=State({"settings": settings, "database": database, "job_queue": queue}),
+    )

@@ -1,0 +1,96 @@
+"""Who is asking: the signed-in user (session) or an API token's user (bearer), and the guards
+that every route declares. Identity is resolved once per request, here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.datastructures import Headers
+from litestar.enums import ScopeType
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from services.accounts.tokens import authenticate_token
+from services.accounts.users import get_active_user
+from services.models import ApiToken, User
+
+API_PREFIX = "/api/"
+SESSION_USER = "user_id"
+
+
+class IdentityMiddleware(ASGIMiddleware):
+    """Sets `request.user` (a User or None) and `request.auth` (the ApiToken or None)."""
+
+    scopes = (ScopeType.HTTP,)
+    exclude_path_pattern = ("^/static/",)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        database = scope["app"].state.database
+        user: User | None = None
+        token: ApiToken | None = None
+        if scope["path"].startswith(API_PREFIX):
+            scheme, _, secret = Headers.from_scope(scope).get("authorization", "").partition(" ")
+            if scheme.lower() == "bearer" and secret.strip():
+                async with database.session() as session:
+                    token = await authenticate_token(session, secret.strip())
+                user = token.user if token else None
+        else:
+            session_data = scope.get("session") or {}
+            if user_id := session_data.get(SESSION_USER):
+                async with database.session() as session:
+                    user = await get_active_user(session, user_id)
+        scope["user"], scope["auth"] = user, token
+        await next_app(scope, receive, send)
+
+
+def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
+    """The signed-in user, also on error pages raised before the identity middleware ran."""
+    return connection.scope.get("user")
+
+
+def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    if current_user(connection) is None:
+        if connection.scope["path"].startswith(API_PREFIX):
+            raise NotAuthorizedException(
+                "A valid API token is required: send 'Authorization: Bearer <token>'."
+            )
+        raise NotAuthorizedException("Sign in to continue.")
+
+
+def landlord_staff(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    signed_in(connection, handler)
+    user = current_user(connection)
+    if user is None or not user.is_landlord_staff:
+        raise PermissionDeniedException("This part of Tenantry is for the platform's administrators.")
+
+
+def superadmin(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    signed_in(connection, handler)
+    user = current_user(connection)
+    if user is None or not user.is_superadmin:
+        raise PermissionDeniedException("Only a superadmin may do this.")
+
+
+def landlord_token(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """An API route over the whole platform: the token must be landlord-scoped and its user staff."""
+    signed_in(connection, handler)
+    token: ApiToken | None = connection.scope.get("auth")
+    if token is not None and token.tenant is not None:
+        raise PermissionDeniedException(
+            f"This token is scoped to the tenant {token.tenant.slug!r}; this endpoint needs a landlord token."
+        )
+    landlord_staff(connection, handler)
+
+
+def may_read_tenant(connection: ASGIConnection[Any, Any, Any, Any], slug: str) -> bool:
+    """A landlord token reads every tenant; a tenant token only its own."""
+    token: ApiToken | None = connection.scope.get("auth")
+    user = current_user(connection)
+    if token is None or user is None:
+        return False
+    if token.tenant is not None:
+        return token.tenant.slug == slug
+    return user.is_landlord_staff

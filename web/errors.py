@@ -1,0 +1,89 @@
+"""Every error becomes a page (portal) or a JSON body (API) here, in one place. Never a trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar_htmx import ClientRedirect
+
+from services.errors import Conflict, DomainError, InvalidInput, NotFound
+from web.auth import API_PREFIX, current_user
+
+log = logging.getLogger(__name__)
+
+_DOMAIN_STATUS: dict[type[DomainError], int] = {InvalidInput: 422, NotFound: 404, Conflict: 409}
+_TITLES = {
+    400: "Bad request",
+    401: "Sign in required",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    422: "Check your input",
+    429: "Too many requests",
+    500: "Something went wrong",
+    503: "Unavailable",
+}
+
+
+def _is_api(request: Request[Any, Any, Any]) -> bool:
+    return request.url.path.startswith(API_PREFIX) or request.url.path == "/healthz"
+
+
+def error_response(request: Request[Any, Any, Any], status: int, detail: str, **extra: Any) -> Response[Any]:
+    if _is_api(request):
+        return Response({"status_code": status, "detail": detail, **extra}, status_code=status)
+    return Template(
+        "errors/error.html",
+        context={
+            "status": status,
+            "title": _TITLES.get(status, "Error"),
+            "detail": detail,
+            "user": current_user(request),
+        },
+        status_code=status,
+        media_type=MediaType.HTML,
+    )
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if isinstance(exc, NotAuthorizedException) and not _is_api(request):
+        target = f"/login?next={quote(request.url.path)}"
+        if request.headers.get("hx-request"):
+            return ClientRedirect(target)
+        return Redirect(target)
+    if isinstance(exc, ValidationException) and _is_api(request):
+        return error_response(request, 400, "The request is not valid.", errors=exc.extra or [])
+    detail = exc.detail if exc.status_code < 500 else _TITLES.get(exc.status_code, "Error")
+    response = error_response(request, exc.status_code, detail)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
+    extra = {"field": exc.field} if exc.field else {}
+    return error_response(request, status, exc.message, **extra)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(
+        request,
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "Tenantry hit an unexpected error. Nothing was shown to anyone else; the details are in the server log.",
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    HTTPException: handle_http_exception,
+    DomainError: handle_domain_error,
+    Exception: handle_unexpected,
+}

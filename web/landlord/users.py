@@ -1,0 +1,57 @@
+"""Landlord staff: a superadmin creates landlord admins here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Template
+from litestar_htmx import HTMXRequest
+
+from services.accounts.users import create_user, list_landlord_staff
+from services.errors import DomainError
+from services.models import PlatformRole
+from web.auth import superadmin
+from web.deps import DbSession
+
+
+@dataclass
+class NewStaffForm:
+    email: str = ""
+
+
+class UsersController(Controller):
+    path = "/users"
+    include_in_schema = False
+    guards = [superadmin]
+
+    @get("/")
+    async def list_users(self, db_session: DbSession) -> Template:
+        return Template(
+            "landlord/users.html",
+            context={"users": await list_landlord_staff(db_session), "form": NewStaffForm()},
+        )
+
+    @post("/")
+    async def create_landlord_admin(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        data: Annotated[NewStaffForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Template:
+        context: dict[str, object] = {"form": data}
+        status = 201
+        try:
+            async with db_session.begin_nested():
+                context["created"] = await create_user(
+                    db_session, email=data.email, role=PlatformRole.LANDLORD_ADMIN
+                )
+            context["form"] = NewStaffForm()
+        except DomainError as error:
+            context["error"], status = error.message, 422
+        context["users"] = await list_landlord_staff(db_session)
+        template = "landlord/_users_panel.html" if request.htmx else "landlord/users.html"
+        return Template(template, context=context, status_code=status)

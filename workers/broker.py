@@ -1,0 +1,41 @@
+"""Builds the broker named by the settings: embedded (in-process), Redis or RabbitMQ."""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import AsyncIO, CurrentMessage
+
+from services.settings import Settings
+
+
+def create_broker(settings: Settings) -> dramatiq.Broker:
+    url = settings.broker_url
+    broker: dramatiq.Broker
+    if settings.broker_is_embedded:
+        broker = StubBroker()
+    elif url.startswith(("redis://", "rediss://")):
+        from dramatiq.brokers.redis import RedisBroker
+
+        broker = RedisBroker(url=url, namespace=settings.broker_namespace)
+    elif url.startswith(("amqp://", "amqps://")):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        broker = RabbitmqBroker(url=url)
+    else:
+        raise ValueError(f"TENANTRY_BROKER_URL must be 'embedded', redis://… or amqp://…, not {url!r}")
+    broker.add_middleware(AsyncIO())
+    broker.add_middleware(CurrentMessage())
+    dramatiq.set_broker(broker)
+    return broker
+
+
+def check_broker(broker: dramatiq.Broker) -> None:
+    """Raise when the broker cannot be reached. Blocking: call it from a thread."""
+    client = getattr(broker, "client", None)
+    if client is not None:
+        client.ping()
+        return
+    connection = getattr(broker, "connection", None)
+    if connection is not None and not connection.is_open:
+        raise ConnectionError("the RabbitMQ connection is closed")
