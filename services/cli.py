@@ -58,7 +58,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     _print_seed(asyncio.run(prepare_landlord(settings)), settings.admin_email)
-    worker = "in-process worker" if settings.broker_is_embedded else f"broker {settings.broker_url}"
+    worker = (
+        "in-process worker" if settings.broker_is_embedded else f"broker {settings.broker_url_for_display}"
+    )
     print(
         f"Tenantry is serving at http://{args.host}:{args.port}  (data in {settings.data_dir}; {worker})",
         flush=True,

@@ -16,16 +16,27 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite files get WAL, foreign keys and a busy timeout on every connection."""
+def create_engine(url: str, *, schema: str | None = None, transactional_ddl: bool = False) -> AsyncEngine:
+    """An async engine. SQLite files get WAL, foreign keys and a busy timeout on every connection;
+    `transactional_ddl` makes SQLite run DDL inside the transaction too (so a migration applies
+    whole or not at all). On PostgreSQL, `schema` becomes the connection's search_path."""
     if not is_sqlite(url):
-        return create_async_engine(url, pool_pre_ping=True)
+        connect_args = {"server_settings": {"search_path": schema}} if schema else {}
+        return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args)
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 30})
     event.listen(engine.sync_engine, "connect", _tune_sqlite_connection)
+    if transactional_ddl:
+        # SQLAlchemy's recipe: let SQLAlchemy, not the sqlite3 module, decide where BEGIN goes.
+        event.listen(engine.sync_engine, "connect", _disable_implicit_transactions)
+        event.listen(engine.sync_engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
     return engine
+
+
+def _disable_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
 
 
 def _tune_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
@@ -39,9 +50,10 @@ def _tune_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """One engine and its session factory. Create it inside the event loop that will use it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, schema: str | None = None, transactional_ddl: bool = False) -> None:
         self.url = url
-        self.engine = create_engine(url)
+        self.schema = schema
+        self.engine = create_engine(url, schema=schema, transactional_ddl=transactional_ddl)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class DomainError(Exception):
     """Base of errors whose message is safe and useful to show to the user."""
@@ -22,3 +25,29 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     """The input is valid but clashes with what exists (a taken email, a slug in use)."""
+
+
+class InvalidFields(InvalidInput):
+    """Several inputs are wrong at once; `errors` maps each field to what is wrong with it."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(" ".join(errors.values()), field=next(iter(errors)))
+        self.errors = errors
+
+
+class FieldErrors:
+    """Collects the errors of independent checks, so a form shows every mistake at once."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, str] = {}
+
+    @contextmanager
+    def checking(self, field: str) -> Iterator[None]:
+        try:
+            yield
+        except DomainError as error:
+            self.errors.setdefault(error.field or field, error.message)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise InvalidFields(self.errors)

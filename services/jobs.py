@@ -1,23 +1,49 @@
-"""Jobs: the landlord database is the durable record of background work; the broker only delivers
-job ids. A job is claimed before it runs, so a re-sent message never runs it twice at once."""
+"""Jobs: the landlord database is the durable record of background work; the broker only
+delivers job ids.
+
+A worker claims a job with one conditional UPDATE and holds a lease on it, renewed while it
+runs. A re-sent message finds the job claimed (lease alive) or finished and does nothing; a job
+whose worker died (lease expired) is claimed again and resumes at its first unfinished step.
+A job for a tenant runs only inside that tenant's context (see services.tenancy.context)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.db import Database
-from services.models import Job, JobStatus
+from services.models import Job, JobStatus, JobStep, StepStatus
 from services.models.types import utcnow
+from services.settings import Settings
+from services.tenancy.context import current_tenant_id
 
 log = logging.getLogger(__name__)
 
-JobHandler = Callable[[Database, Job], Awaitable[None]]
+JobHandler = Callable[[Database, Job, Settings], Awaitable[None]]
 _handlers: dict[str, JobHandler] = {}
+
+C = TypeVar("C")
+#: A step: does its work for context C, writing landlord rows through the session it is given
+#: (committed together with the step's success), and returns a sentence saying what it did.
+StepFunction = Callable[[C, AsyncSession], Awaitable[str]]
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, error: str) -> None:
+        super().__init__(f"{step}: {error}")
+        self.step = step
+        self.error = error
+
+
+class OutsideTenantContext(RuntimeError):
+    """A tenant's job reached a worker without its tenant context; it is not run."""
 
 
 def job_handler(kind: str) -> Callable[[JobHandler], JobHandler]:
@@ -31,45 +57,137 @@ def job_handler(kind: str) -> Callable[[JobHandler], JobHandler]:
 
 
 async def record_job(
-    session: AsyncSession, kind: str, *, tenant_id: int | None = None, payload: dict[str, Any] | None = None
+    session: AsyncSession,
+    kind: str,
+    *,
+    tenant_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    steps: Sequence[str] = (),
 ) -> Job:
-    """Write the job down (queued). Send its id to the broker only after this is committed."""
+    """Write the job (queued) and its steps (pending). Send its id only after this is committed."""
     if kind not in _handlers:
         raise ValueError(f"no handler for jobs of kind {kind!r}")
-    job = Job(kind=kind, tenant_id=tenant_id, payload=payload or {})
+    job = Job(
+        kind=kind,
+        tenant_id=tenant_id,
+        payload=payload or {},
+        steps=[JobStep(position=position, name=name) for position, name in enumerate(steps)],
+    )
     session.add(job)
     await session.flush()
     return job
 
 
-async def requeue_orphaned_jobs(session: AsyncSession) -> list[int]:
+async def requeue_orphaned_jobs(session: AsyncSession) -> list[Job]:
     """After a restart of the embedded worker nothing else can be running them: queue them again."""
-    await session.execute(update(Job).where(Job.status == JobStatus.RUNNING).values(status=JobStatus.QUEUED))
-    return list(await session.scalars(select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(Job.id)))
+    await session.execute(
+        update(Job)
+        .where(Job.status == JobStatus.RUNNING)
+        .values(status=JobStatus.QUEUED, lease_expires_at=None)
+    )
+    return list(await session.scalars(select(Job).where(Job.status == JobStatus.QUEUED).order_by(Job.id)))
 
 
-async def perform_job(database: Database, job_id: int) -> None:
-    """Claim the job and run its handler; a job already claimed or finished is left alone."""
+async def abandoned_jobs(session: AsyncSession) -> list[Job]:
+    """Running jobs whose worker stopped renewing the lease: their worker died."""
+    statement = select(Job).where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < utcnow())
+    return list(await session.scalars(statement.order_by(Job.id)))
+
+
+async def _claim(database: Database, job_id: int, lease: timedelta) -> Job | None:
+    now = utcnow()
     async with database.session() as session:
         claimed = await session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-            .values(status=JobStatus.RUNNING, started_at=utcnow(), attempts=Job.attempts + 1)
+            .where(
+                Job.id == job_id,
+                or_(
+                    Job.status == JobStatus.QUEUED,
+                    (Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < now),
+                ),
+            )
+            .values(
+                status=JobStatus.RUNNING,
+                started_at=now,
+                lease_expires_at=now + lease,
+                attempts=Job.attempts + 1,
+            )
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            log.info("job %s is not queued; nothing to do", job_id)
-            return
-        job = await session.get_one(Job, job_id)
-    handler = _handlers.get(job.kind)
+            return None
+        return await session.get_one(Job, job_id)
+
+
+async def _renew_lease(database: Database, job_id: int, lease: timedelta) -> None:
+    while True:
+        await asyncio.sleep(lease.total_seconds() / 3)
+        async with database.session() as session:
+            await session.execute(
+                update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() + lease)
+            )
+
+
+async def perform_job(database: Database, job_id: int, settings: Settings) -> None:
+    """Claim the job and run its handler; a job claimed elsewhere or finished is left alone."""
+    lease = timedelta(seconds=settings.job_lease_seconds)
+    job = await _claim(database, job_id, lease)
+    if job is None:
+        log.info("job %s is finished or claimed by a live worker; nothing to do", job_id)
+        return
     outcome, error = JobStatus.SUCCEEDED, None
+    renewal = asyncio.create_task(_renew_lease(database, job_id, lease))
     try:
+        if job.tenant_id is not None and current_tenant_id() != job.tenant_id:
+            raise OutsideTenantContext(
+                f"job {job.id} belongs to tenant {job.tenant_id} but ran outside its context"
+            )
+        handler = _handlers.get(job.kind)
         if handler is None:
             raise LookupError(f"this version of Tenantry cannot run jobs of kind {job.kind!r}")
-        await handler(database, job)
+        await handler(database, job, settings)
     except Exception as exc:
         log.exception("job %s (%s) failed", job.id, job.kind)
         outcome, error = JobStatus.FAILED, str(exc) or type(exc).__name__
+    finally:
+        renewal.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewal
     async with database.session() as session:
         await session.execute(
-            update(Job).where(Job.id == job_id).values(status=outcome, error=error, finished_at=utcnow())
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status=outcome, error=error, finished_at=utcnow(), lease_expires_at=None)
         )
+
+
+async def run_steps(
+    database: Database, job_id: int, steps: Sequence[tuple[str, StepFunction[C]]], context: C
+) -> None:
+    """Run the job's steps in order, skipping those that already succeeded (a resumed job). A step
+    is marked running before it starts and succeeded in the same commit as its own landlord
+    writes; a failing step is marked failed with its error, and StepFailed is raised."""
+    async with database.session() as session:
+        rows = {
+            step.name: step.id
+            for step in await session.scalars(select(JobStep).where(JobStep.job_id == job_id))
+        }
+    for name, function in steps:
+        step_id = rows[name]
+        async with database.session() as session:
+            step = await session.get_one(JobStep, step_id)
+            if step.status == StepStatus.SUCCEEDED:
+                continue
+            step.status, step.started_at, step.error = StepStatus.RUNNING, utcnow(), None
+            step.attempts += 1
+        try:
+            async with database.session() as session:
+                detail = await function(context, session)
+                step = await session.get_one(JobStep, step_id)
+                step.status, step.finished_at, step.detail = StepStatus.SUCCEEDED, utcnow(), detail
+        except Exception as exc:
+            log.exception("step %r of job %s failed", name, job_id)
+            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            async with database.session() as session:
+                step = await session.get_one(JobStep, step_id)
+                step.status, step.finished_at, step.error = StepStatus.FAILED, utcnow(), message
+            raise StepFailed(name, message) from exc

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 EMBEDDED_BROKER = "embedded"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -19,6 +20,9 @@ class Settings:
     broker_url: str
     secret_key: str
     admin_email: str
+    #: The PostgreSQL server tenant stores are placed on (database and schema isolation).
+    #: Defaults to the landlord's server when the landlord is on PostgreSQL; None means SQLite files.
+    tenant_postgres_url: str | None = None
     #: Keeps this installation's queues apart from others on a shared Redis or RabbitMQ.
     broker_namespace: str = "tenantry"
     layers_dir: Path = PROJECT_ROOT / "layers"
@@ -29,10 +33,33 @@ class Settings:
     session_max_age_seconds: int = 12 * 60 * 60
     #: Cookies marked Secure; on behind TLS (fly.io), off for http://127.0.0.1.
     secure_cookies: bool = False
+    #: Modules imported wherever jobs are recorded or run, so the kinds they register with
+    #: `services.jobs.job_handler` are known there too (plug-ins, tests).
+    job_modules: tuple[str, ...] = ()
+    #: A running job's worker renews its lease every third of this; a lease left to expire means
+    #: the worker died, and the job is claimed again and resumes.
+    job_lease_seconds: float = 30.0
+    #: Clone pre-built stores (golden images) instead of replaying migrations when one exists.
+    golden_images: bool = True
+
+    @property
+    def tenant_server_url(self) -> str | None:
+        if self.tenant_postgres_url:
+            return self.tenant_postgres_url
+        return self.database_url if self.database_url.startswith("postgresql") else None
 
     @property
     def broker_is_embedded(self) -> bool:
         return self.broker_url == EMBEDDED_BROKER
+
+    @property
+    def broker_url_for_display(self) -> str:
+        """The broker URL for banners and logs: its password hidden."""
+        parts = urlsplit(self.broker_url)
+        if parts.password is None:
+            return self.broker_url
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -46,7 +73,16 @@ class Settings:
             secret_key=env.get("TENANTRY_SECRET_KEY") or _install_secret(data_dir),
             admin_email=env.get("TENANTRY_ADMIN_EMAIL", "admin@localhost"),
             broker_namespace=env.get("TENANTRY_BROKER_NAMESPACE", "tenantry"),
+            tenant_postgres_url=env.get("TENANTRY_TENANT_POSTGRES_URL") or None,
             secure_cookies=env.get("TENANTRY_SECURE_COOKIES", "").lower() in {"1", "true", "yes"},
+            layers_dir=Path(env["TENANTRY_LAYERS_DIR"]).resolve()
+            if env.get("TENANTRY_LAYERS_DIR")
+            else PROJECT_ROOT / "layers",
+            golden_images=env.get("TENANTRY_GOLDEN_IMAGES", "on").lower() not in {"0", "off", "false", "no"},
+            job_lease_seconds=float(env.get("TENANTRY_JOB_LEASE_SECONDS", "30")),
+            job_modules=tuple(
+                name.strip() for name in env.get("TENANTRY_JOB_MODULES", "").split(",") if name.strip()
+            ),
         )
 
 

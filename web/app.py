@@ -20,6 +20,7 @@ from litestar.template import TemplateConfig
 from services.db import Database
 from services.settings import Settings
 from web.account.controller import AccountController
+from web.api.provisioning import CatalogueApiController, ProvisioningApiController
 from web.api.tenants import TenantsApiController
 from web.auth import IdentityMiddleware, current_user
 from web.deps import provide_db_session
@@ -58,6 +59,7 @@ def _openapi_config() -> OpenAPIConfig:
                 js_url=f"{SWAGGER}/swagger-ui-bundle.js",
                 css_url=f"{SWAGGER}/swagger-ui.css",
                 standalone_preset_js_url=f"{SWAGGER}/swagger-ui-standalone-preset.js",
+                favicon="",  # Litestar's default favicon is fetched from a CDN
             )
         ],
         components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
@@ -90,7 +92,10 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
         secure=settings.secure_cookies,
         exclude=["^/static/", "^/api/", "^/healthz"],
     )
-    api = Router(path="/api/v1", route_handlers=[TenantsApiController])
+    api = Router(
+        path="/api/v1",
+        route_handlers=[TenantsApiController, ProvisioningApiController, CatalogueApiController],
+    )
     return Litestar(
         route_handlers=[
             AccountController,

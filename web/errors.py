@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar_htmx import ClientRedirect
 
-from services.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.errors import Conflict, DomainError, InvalidFields, InvalidInput, NotFound
 from web.auth import API_PREFIX, current_user
 
 log = logging.getLogger(__name__)
@@ -54,12 +54,19 @@ def error_response(request: Request[Any, Any, Any], status: int, detail: str, **
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if isinstance(exc, NotAuthorizedException) and not _is_api(request):
-        target = f"/login?next={quote(request.url.path)}"
+        wanted = f"{request.url.path}?{request.url.query}" if request.url.query else request.url.path
+        target = f"/login?next={quote(wanted)}"
         if request.headers.get("hx-request"):
             return ClientRedirect(target)
         return Redirect(target)
     if isinstance(exc, ValidationException) and _is_api(request):
-        return error_response(request, 400, "The request is not valid.", errors=exc.extra or [])
+        problems = exc.extra if isinstance(exc.extra, list) else []
+        errors = [
+            {"field": p.get("key"), "message": p.get("message"), "source": p.get("source")} for p in problems
+        ]
+        # A body that does not fit the schema is unprocessable input; a bad query or path is a bad request.
+        status = 422 if any(error["source"] == "body" for error in errors) else 400
+        return error_response(request, status, "The request is not valid.", errors=errors)
     detail = exc.detail if exc.status_code < 500 else _TITLES.get(exc.status_code, "Error")
     response = error_response(request, exc.status_code, detail)
     if exc.headers:
@@ -69,7 +76,9 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
-    extra = {"field": exc.field} if exc.field else {}
+    extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
+    if isinstance(exc, InvalidFields):
+        extra["errors"] = [{"field": field, "message": message} for field, message in exc.errors.items()]
     return error_response(request, status, exc.message, **extra)
 
 

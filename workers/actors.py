@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 
 import dramatiq
 
+import services.provisioning.custom
+import services.provisioning.tenants  # noqa: F401  (registers the provisioning job kinds)
 from services import jobs
 from services.db import Database
 from services.settings import Settings
+from services.tenancy.context import tenant_context
+from workers.context import run_in_worker_loop
 
 RUN_JOB = "run_job"
 
@@ -31,8 +35,8 @@ class WorkerRuntime:
 
 
 def declare_actors(broker: dramatiq.Broker, runtime: WorkerRuntime) -> None:
-    async def run_job(job_id: int) -> None:
-        await jobs.perform_job(runtime.database(), job_id)
+    def run_job(job_id: int) -> None:
+        run_in_worker_loop(lambda: jobs.perform_job(runtime.database(), job_id, runtime.settings))
 
     dramatiq.actor(
         run_job,
@@ -43,5 +47,9 @@ def declare_actors(broker: dramatiq.Broker, runtime: WorkerRuntime) -> None:
     )
 
 
-def send_job(broker: dramatiq.Broker, job_id: int) -> None:
-    broker.get_actor(RUN_JOB).send(job_id)
+def send_job(
+    broker: dramatiq.Broker, job_id: int, tenant_id: int | None = None, delay_ms: int | None = None
+) -> None:
+    """Send the job's id; the tenant context middleware puts the tenant into the message."""
+    with tenant_context(tenant_id):
+        broker.get_actor(RUN_JOB).send_with_options(args=(job_id,), delay=delay_ms)

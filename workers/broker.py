@@ -7,6 +7,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO, CurrentMessage
 
 from services.settings import Settings
+from workers.context import TenantContextMiddleware
 
 
 def create_broker(settings: Settings) -> dramatiq.Broker:
@@ -26,6 +27,7 @@ def create_broker(settings: Settings) -> dramatiq.Broker:
         raise ValueError(f"TENANTRY_BROKER_URL must be 'embedded', redis://… or amqp://…, not {url!r}")
     broker.add_middleware(AsyncIO())
     broker.add_middleware(CurrentMessage())
+    broker.add_middleware(TenantContextMiddleware())
     dramatiq.set_broker(broker)
     return broker
 

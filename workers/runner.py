@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import signal
 import threading
@@ -10,9 +11,11 @@ import dramatiq
 
 from services import jobs
 from services.db import Database
+from services.models import Job
 from services.settings import Settings
 from workers.actors import WorkerRuntime, declare_actors, send_job
 from workers.broker import create_broker
+from workers.context import run_in_worker_loop
 
 log = logging.getLogger(__name__)
 
@@ -22,22 +25,54 @@ class JobQueue:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        for module in settings.job_modules:  # TENANTRY_JOB_MODULES: they register more job kinds
+            importlib.import_module(module)
         self.broker = create_broker(settings)
-        declare_actors(self.broker, WorkerRuntime(settings))
+        self.runtime = WorkerRuntime(settings)
+        declare_actors(self.broker, self.runtime)
         self.worker: dramatiq.Worker | None = None
+        self._stopping = threading.Event()
+        self._sweeper: threading.Thread | None = None
+        # In-memory queues are cheap to poll; a short poll also makes stopping quick.
+        self._poll_ms = 100 if settings.broker_is_embedded else 1000
 
-    def send(self, job_id: int) -> None:
-        send_job(self.broker, job_id)
+    def send(self, job_id: int, tenant_id: int | None = None) -> None:
+        """Send a recorded (committed) job to the workers, in its tenant's context."""
+        send_job(self.broker, job_id, tenant_id)
 
     def start_worker(self, threads: int = 2) -> None:
-        self.worker = dramatiq.Worker(self.broker, worker_threads=threads)
+        self.worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=self._poll_ms)
         self.worker.start()
+        self._stopping.clear()
+        self._sweeper = threading.Thread(
+            target=self._sweep_abandoned_jobs, name="tenantry-job-sweeper", daemon=True
+        )
+        self._sweeper.start()
+
+    def _sweep_abandoned_jobs(self) -> None:
+        """Send again every job whose worker died mid-way (its lease expired), so it resumes."""
+        interval = max(self.settings.job_lease_seconds / 2, 0.5)
+        while not self._stopping.wait(interval):
+            try:
+                for job in run_in_worker_loop(self._abandoned_jobs):
+                    log.warning("job %s lost its worker; sending it again to resume", job.id)
+                    self.send(job.id, job.tenant_id)
+            except Exception:
+                log.exception("could not look for abandoned jobs; trying again in %.0f s", interval)
+
+    async def _abandoned_jobs(self) -> list[Job]:
+        async with self.runtime.database().session() as session:
+            return await jobs.abandoned_jobs(session)
 
     @property
     def worker_alive(self) -> bool:
         return self.worker is not None and all(thread.is_alive() for thread in self.worker.workers)
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._sweeper is not None:
+            self._sweeper.join()
+            self._sweeper = None
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
@@ -46,12 +81,12 @@ class JobQueue:
     async def resend_unfinished_jobs(self, database: Database) -> list[int]:
         """Embedded mode keeps messages in memory: at start-up, send every unfinished job again."""
         async with database.session() as session:
-            job_ids = await jobs.requeue_orphaned_jobs(session)
-        for job_id in job_ids:
-            self.send(job_id)
-        if job_ids:
-            log.info("sent %d unfinished job(s) again", len(job_ids))
-        return job_ids
+            unfinished = await jobs.requeue_orphaned_jobs(session)
+        for job in unfinished:
+            self.send(job.id, job.tenant_id)
+        if unfinished:
+            log.info("sent %d unfinished job(s) again", len(unfinished))
+        return [job.id for job in unfinished]
 
 
 def run_worker_process(settings: Settings, threads: int) -> None:
@@ -61,6 +96,6 @@ def run_worker_process(settings: Settings, threads: int) -> None:
     stopping = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    print(f"Tenantry worker: {threads} thread(s) on {settings.broker_url}", flush=True)
+    print(f"Tenantry worker: {threads} thread(s) on {settings.broker_url_for_display}", flush=True)
     stopping.wait()
     queue.stop()

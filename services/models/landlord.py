@@ -43,6 +43,13 @@ class TenantStatus(enum.StrEnum):
     ARCHIVED = "archived"
 
 
+class StepStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
 class JobStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -54,6 +61,12 @@ class JobStatus(enum.StrEnum):
         return (cls.QUEUED, cls.RUNNING)
 
 
+class IsolationMode(enum.StrEnum):
+    DATABASE = "database"
+    SCHEMA = "schema"
+    SHARED = "shared"
+
+
 class Tenant(LandlordBase):
     __tablename__ = "tenants"
 
@@ -62,7 +75,14 @@ class Tenant(LandlordBase):
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(32), default=TenantStatus.PROVISIONING)
     template: Mapped[str] = mapped_column(String(63))
+    #: Enabled modules, in the order their migrations apply.
+    modules: Mapped[list[str]] = mapped_column(JSON, default=list)
     isolation: Mapped[str] = mapped_column(String(32))
+    #: Where the tenant store lives: `sqlite` or `postgresql`, and the file, database or schema name.
+    store_backend: Mapped[str | None] = mapped_column(String(32))
+    store_name: Mapped[str | None] = mapped_column(String(255))
+    #: The error that stopped provisioning, shown on the tenant page until a retry succeeds.
+    error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -148,6 +168,86 @@ class Job(LandlordBase):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    #: While running, the claiming worker renews this; an expired lease means the worker died.
+    lease_expires_at: Mapped[datetime | None]
+
+    steps: Mapped[list[JobStep]] = relationship(
+        back_populates="job", order_by="JobStep.position", lazy="selectin", cascade="all, delete-orphan"
+    )
+    tenant: Mapped[Tenant | None] = relationship(lazy="joined")
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in JobStatus.unfinished()
+
+
+class JobStep(LandlordBase):
+    """One step of a job; a step that succeeded is never run again when the job resumes."""
+
+    __tablename__ = "job_steps"
+    __table_args__ = (UniqueConstraint("job_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    name: Mapped[str] = mapped_column(String(63))
+    status: Mapped[str] = mapped_column(String(32), default=StepStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    #: What the step did, in a sentence ("cloned the golden image", "3 revisions applied").
+    detail: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    job: Mapped[Job] = relationship(back_populates="steps")
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class MigrationHistory(LandlordBase):
+    """One revision of one layer applied to (or reverted from) one tenant store."""
+
+    __tablename__ = "migration_history"
+    __table_args__ = (Index("ix_migration_history_tenant_id_at", "tenant_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    layer: Mapped[str] = mapped_column(String(127))
+    revision: Mapped[str] = mapped_column(String(63))
+    direction: Mapped[str] = mapped_column(String(8))
+    duration_ms: Mapped[float]
+    outcome: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SchemaSnapshot(LandlordBase):
+    """A normalised description of a tenant store's actual schema, and its SHA-256."""
+
+    __tablename__ = "schema_snapshots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    description: Mapped[dict[str, Any]] = mapped_column(JSON)
+    taken_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GoldenImage(LandlordBase):
+    """A pre-built store for one (backend, template, modules, layer heads); cloned instead of replayed."""
+
+    __tablename__ = "golden_images"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    backend: Mapped[str] = mapped_column(String(32))
+    store_name: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class StoreEntry(LandlordBase):

@@ -45,15 +45,21 @@ async def search_tenants(
     """Tenants whose slug or name contains `query`, newest first, one page at a time."""
     page, per_page = max(page, 1), min(max(per_page, 1), 100)
     condition = True
-    if query := query.strip():
-        pattern = f"%{query.lower()}%"
-        condition = or_(func.lower(Tenant.slug).like(pattern), func.lower(Tenant.name).like(pattern))
+    if query := query.strip().lower():
+        # autoescape: a % or _ typed in the search box is a character to find, not a wildcard.
+        condition = or_(
+            func.lower(Tenant.slug).contains(query, autoescape=True),
+            func.lower(Tenant.name).contains(query, autoescape=True),
+        )
     total = await session.scalar(select(func.count()).select_from(Tenant).where(condition)) or 0
+    offset = (page - 1) * per_page
+    if offset >= total:  # past the last page; a huge page number would overflow the database's integer
+        return TenantPage(tenants=[], total=total, page=page, per_page=per_page)
     rows = await session.scalars(
         select(Tenant)
         .where(condition)
         .order_by(Tenant.created_at.desc(), Tenant.id.desc())
-        .offset((page - 1) * per_page)
+        .offset(offset)
         .limit(per_page)
     )
     return TenantPage(tenants=list(rows), total=total, page=page, per_page=per_page)
@@ -77,6 +83,11 @@ def validate_slug(slug: str) -> str:
     return slug
 
 
+async def check_slug_free(session: AsyncSession, slug: str) -> None:
+    if await session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
+        raise Conflict(f"The slug {slug!r} is taken.", field="slug")
+
+
 async def register_tenant(
     session: AsyncSession, *, slug: str, name: str, template: str, isolation: str
 ) -> Tenant:
@@ -85,8 +96,7 @@ async def register_tenant(
     name = name.strip()
     if not name:
         raise InvalidInput("Give the tenant a name.", field="name")
-    if await session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
-        raise Conflict(f"The slug {slug!r} is taken.", field="slug")
+    await check_slug_free(session, slug)
     tenant = Tenant(slug=slug, name=name, template=template, isolation=isolation)
     session.add(tenant)
     await session.flush()

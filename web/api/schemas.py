@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from services.models import Tenant
+from services.layers.catalogue import Layer
+from services.models import Job, Tenant
 
 T = TypeVar("T")
 
@@ -17,7 +18,10 @@ class TenantOut:
     name: str
     status: str
     template: str
+    modules: list[str]
     isolation: str
+    store_backend: str | None
+    error: str | None
     created_at: datetime
 
     @classmethod
@@ -27,7 +31,10 @@ class TenantOut:
             name=tenant.name,
             status=tenant.status,
             template=tenant.template,
+            modules=list(tenant.modules),
             isolation=tenant.isolation,
+            store_backend=tenant.store_backend,
+            error=tenant.error,
             created_at=tenant.created_at,
         )
 
@@ -44,3 +51,81 @@ class Page(Generic[T]):
 class ErrorOut:
     status_code: int
     detail: str
+
+
+@dataclass(frozen=True)
+class TemplateOut:
+    name: str
+    title: str
+    version: str
+    description: str
+    default_modules: list[str]
+
+    @classmethod
+    def of(cls, layer: Layer) -> TemplateOut:
+        return cls(layer.name, layer.title, layer.version, layer.description, list(layer.default_modules))
+
+
+@dataclass(frozen=True)
+class ModuleOut:
+    name: str
+    title: str
+    version: str
+    description: str
+    requires: list[str]
+    conflicts: list[str]
+
+    @classmethod
+    def of(cls, layer: Layer) -> ModuleOut:
+        return cls(
+            layer.name,
+            layer.title,
+            layer.version,
+            layer.description,
+            list(layer.requires),
+            list(layer.conflicts),
+        )
+
+
+@dataclass(frozen=True)
+class StepOut:
+    name: str
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    detail: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class JobOut:
+    id: int
+    kind: str
+    status: str
+    tenant: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    error: str | None
+    steps: list[StepOut]
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls(
+            id=job.id,
+            kind=job.kind,
+            status=job.status,
+            tenant=job.tenant.slug if job.tenant else None,
+            created_at=job.created_at,
+            finished_at=job.finished_at,
+            error=job.error,
+            steps=[
+                StepOut(step.name, step.status, step.started_at, step.finished_at, step.detail, step.error)
+                for step in job.steps
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class ProvisioningOut:
+    tenant: TenantOut
+    job: JobOut

@@ -1,23 +1,69 @@
-"""The tenants list: search and pagination, swapped in place by HTMX."""
+"""The tenants list (search and pagination, swapped in place by HTMX), new tenants, and the tenant
+page with its live provisioning progress, retries and custom changes."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
-from litestar import Controller, get
-from litestar.params import FromQuery, QueryParameter
-from litestar.response import Template
-from litestar_htmx import HTMXRequest
+from litestar import Controller, Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, FromQuery, QueryParameter
+from litestar.response import Redirect, Response, Template
+from litestar_htmx import ClientRedirect, ClientRefresh, HTMXRequest
 
-from services.tenancy.tenants import search_tenants
+from services.errors import DomainError, InvalidFields
+from services.layers.catalogue import load_catalogue
+from services.models import Job
+from services.provisioning.custom import APPLY_CUSTOM, ROLLBACK_CUSTOM, request_custom_change
+from services.provisioning.overview import tenant_overview
+from services.provisioning.tenants import TenantRequest, request_tenant, retry_provisioning
+from services.settings import Settings
+from services.tenancy.stores import available_isolation_modes
+from services.tenancy.tenants import get_tenant, search_tenants
 from web.auth import landlord_staff
 from web.deps import DbSession
+
+
+@dataclass
+class NewTenantForm:
+    slug: str = ""
+    name: str = ""
+    template: str = ""
+    isolation: str = "database"
+    modules: list[str] = field(default_factory=list)
+
+
+def _settings(request: Request[Any, Any, Any]) -> Settings:
+    return request.app.state.settings
+
+
+def _send(request: Request[Any, Any, Any], job: Job) -> None:
+    """Hand the job to the broker; call only after the job row is committed."""
+    request.app.state.job_queue.send(job.id, job.tenant_id)
+
+
+def _redirect(request: HTMXRequest, target: str) -> Response[Any]:
+    return ClientRedirect(target) if request.htmx else Redirect(target)
 
 
 class TenantsController(Controller):
     path = "/tenants"
     include_in_schema = False
     guards = [landlord_staff]
+
+    def _form_context(self, request: Request[Any, Any, Any], form: NewTenantForm) -> dict[str, Any]:
+        catalogue = load_catalogue(_settings(request).layers_dir)
+        template = catalogue.templates.get(form.template)
+        return {
+            "errors": {},
+            "form": form,
+            "catalogue": catalogue,
+            "ticked": set(form.modules)
+            if form.modules or template is None
+            else set(template.default_modules),
+            "isolation_modes": available_isolation_modes(_settings(request)),
+        }
 
     @get("/")
     async def list_tenants(
@@ -30,3 +76,71 @@ class TenantsController(Controller):
         result = await search_tenants(db_session, q, page)
         template = "landlord/_tenant_table.html" if request.htmx else "landlord/tenants.html"
         return Template(template, context={"result": result, "q": q})
+
+    @get("/new")
+    async def new_tenant_form(self, request: HTMXRequest, template: FromQuery[str] = "") -> Template:
+        context = self._form_context(request, NewTenantForm(template=template))
+        return Template("landlord/new_tenant.html", context=context)
+
+    @get("/new/modules")
+    async def module_choices(self, request: HTMXRequest, template: FromQuery[str] = "") -> Template:
+        """The module checkboxes, with the chosen template's defaults ticked."""
+        context = self._form_context(request, NewTenantForm(template=template))
+        return Template("landlord/_module_choices.html", context=context)
+
+    @post("/")
+    async def create_tenant(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        data: Annotated[NewTenantForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        modules = data.modules if isinstance(data.modules, list) else [data.modules]
+        form = NewTenantForm(data.slug.strip(), data.name.strip(), data.template, data.isolation, modules)
+        try:
+            async with db_session.begin_nested():
+                tenant, job = await request_tenant(
+                    db_session,
+                    _settings(request),
+                    TenantRequest(form.slug, form.name, form.template, form.modules, form.isolation),
+                )
+        except DomainError as error:
+            errors = (
+                error.errors if isinstance(error, InvalidFields) else {error.field or "form": error.message}
+            )
+            context = {**self._form_context(request, form), "errors": errors}
+            template = "landlord/_new_tenant_form.html" if request.htmx else "landlord/new_tenant.html"
+            return Template(template, context=context, status_code=422)
+        await db_session.commit()
+        _send(request, job)
+        return _redirect(request, f"/tenants/{tenant.slug}")
+
+    @get("/{slug:str}")
+    async def tenant_page(
+        self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str]
+    ) -> Response[Any]:
+        overview = await tenant_overview(db_session, _settings(request), slug)
+        if request.htmx and not overview.busy:
+            return ClientRefresh()  # the job finished: reload once to show the tenant as it now is
+        template = "landlord/_tenant_progress.html" if request.htmx else "landlord/tenant.html"
+        return Template(template, context={"overview": overview, "tenant": overview.tenant})
+
+    @post("/{slug:str}/retry")
+    async def retry(self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str]) -> Response[Any]:
+        job = await retry_provisioning(db_session, await get_tenant(db_session, slug))
+        await db_session.commit()
+        _send(request, job)
+        return _redirect(request, f"/tenants/{slug}")
+
+    @post("/{slug:str}/custom/{action:str}")
+    async def custom_change(
+        self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str], action: FromPath[str]
+    ) -> Response[Any]:
+        kinds = {"apply": APPLY_CUSTOM, "rollback": ROLLBACK_CUSTOM}
+        if action not in kinds:
+            raise DomainError(f"Unknown custom-layer action {action!r}.")
+        tenant = await get_tenant(db_session, slug)
+        job = await request_custom_change(db_session, _settings(request), tenant, kinds[action])
+        await db_session.commit()
+        _send(request, job)
+        return _redirect(request, f"/tenants/{slug}")

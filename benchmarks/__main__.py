@@ -1,0 +1,6 @@
+"""`python -m benchmarks`: run every benchmark with its defaults."""
+
+from benchmarks import provisioning
+
+if __name__ == "__main__":
+    provisioning.main([])

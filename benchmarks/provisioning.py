@@ -1,0 +1,164 @@
+"""Provisioning throughput: replaying every migration vs cloning a golden image, on SQLite and
+PostgreSQL, in one run.
+
+    python -m benchmarks.provisioning [--tenants 100] [--postgres-url postgresql+asyncpg://…]
+
+Tenants cycle through the three templates with their default modules. Each tenant is timed from
+the request to `active`, running the provisioning job in-process (no broker in the measure).
+The golden mode's first tenant of each template builds the image; it is timed with the rest.
+PostgreSQL runs when --postgres-url or TENANTRY_TEST_POSTGRES_URL is set."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from services import jobs
+from services.cli import prepare_landlord
+from services.db import Database
+from services.layers.catalogue import load_catalogue
+from services.models import Tenant, TenantStatus
+from services.provisioning.tenants import TenantRequest, request_tenant
+from services.settings import PROJECT_ROOT, Settings
+from services.tenancy.context import tenant_context
+
+
+@dataclass(frozen=True)
+class Result:
+    backend: str
+    mode: str
+    seconds: list[float]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def p95(self) -> float:
+        return statistics.quantiles(self.seconds, n=20)[-1] if len(self.seconds) > 1 else self.seconds[0]
+
+    @property
+    def per_minute(self) -> float:
+        return 60 * len(self.seconds) / sum(self.seconds)
+
+
+async def provision_many(settings: Settings, count: int) -> list[float]:
+    catalogue = load_catalogue(settings.layers_dir)
+    templates = sorted(catalogue.templates.values(), key=lambda layer: layer.name)
+    database = Database(settings.database_url)
+    timings = []
+    try:
+        for number in range(count):
+            template = templates[number % len(templates)]
+            started = time.perf_counter()
+            async with database.session() as session:
+                tenant, job = await request_tenant(
+                    session,
+                    settings,
+                    TenantRequest(
+                        f"bench-{number}",
+                        f"Bench {number}",
+                        template.name,
+                        list(template.default_modules),
+                        "database",
+                    ),
+                )
+            with tenant_context(tenant.id):
+                await jobs.perform_job(database, job.id, settings)
+            timings.append(time.perf_counter() - started)
+            async with database.session() as session:
+                status = (await session.get_one(Tenant, tenant.id)).status
+            if status != TenantStatus.ACTIVE:
+                raise SystemExit(f"bench-{number} ended {status}; the benchmark stops")
+    finally:
+        await database.dispose()
+    return timings
+
+
+async def _admin(server_url: str, sql: str) -> list[asyncpg.Record]:
+    dsn = (
+        make_url(server_url)
+        .set(drivername="postgresql", database="postgres")
+        .render_as_string(hide_password=False)
+    )
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await connection.fetch(sql)
+    finally:
+        await connection.close()
+
+
+async def run_backend(backend: str, base: Settings, count: int, server_url: str | None) -> list[Result]:
+    results = []
+    for mode, golden in (("replay", False), ("golden clone", True)):
+        name = f"tenantry_bench_{secrets.token_hex(4)}"
+        if backend == "postgresql":
+            assert server_url
+            await _admin(server_url, f'CREATE DATABASE "{name}"')
+            url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        else:
+            url = f"sqlite+aiosqlite:///{base.data_dir / name}.db"
+        settings = replace(base, database_url=url, golden_images=golden, data_dir=base.data_dir / name)
+        try:
+            await prepare_landlord(settings)
+            results.append(Result(backend, mode, await provision_many(settings, count)))
+        finally:
+            if backend == "postgresql":
+                assert server_url
+                for row in await _admin(
+                    server_url, f"SELECT datname FROM pg_database WHERE datname LIKE '{name}%'"
+                ):
+                    await _admin(server_url, f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+    return results
+
+
+def report(results: list[Result], count: int) -> None:
+    print(f"\nProvisioning {count} tenants per run (three templates with their default modules)\n")
+    print(f"{'backend':<11} {'mode':<13} {'p50 s':>8} {'p95 s':>8} {'tenants/min':>12} {'p50 vs replay':>14}")
+    baselines = {r.backend: r for r in results if r.mode == "replay"}
+    for result in results:
+        ratio = baselines[result.backend].p50 / result.p50
+        print(
+            f"{result.backend:<11} {result.mode:<13} {result.p50:>8.3f} {result.p95:>8.3f} "
+            f"{result.per_minute:>12.1f} {ratio:>13.2f}x"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tenants", type=int, default=100)
+    parser.add_argument("--postgres-url", default=os.environ.get("TENANTRY_TEST_POSTGRES_URL"))
+    args = parser.parse_args(argv)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as folder:
+        base = Settings(
+            data_dir=Path(folder),
+            database_url="",
+            broker_url="embedded",
+            secret_key="benchmark",
+            admin_email="admin@localhost",
+            layers_dir=PROJECT_ROOT / "layers",
+        )
+        results += asyncio.run(run_backend("sqlite", base, args.tenants, None))
+        if args.postgres_url:
+            # Tenant databases go on the landlord's server, named after the landlord database.
+            results += asyncio.run(run_backend("postgresql", base, args.tenants, args.postgres_url))
+        else:
+            print("PostgreSQL skipped: pass --postgres-url or set TENANTRY_TEST_POSTGRES_URL")
+    report(results, args.tenants)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Running a layer's migrations on a tenant store with Alembic's machinery.
+
+Each layer is its own Alembic script directory (layers/<layer>/versions) with its own version
+table in the store, so every layer of every tenant has its own recorded version. Revisions run
+one at a time, each in its own transaction (transactional DDL on SQLite as on PostgreSQL), so a
+crash leaves every revision applied whole or not at all, and the caller records each one."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.db import Database
+from services.errors import DomainError
+from services.layers.catalogue import Layer
+
+UP, DOWN = "up", "down"
+BASE = "base"
+
+
+@dataclass(frozen=True)
+class RevisionRun:
+    """One revision of one layer, applied or reverted, as the landlord's history records it."""
+
+    layer: str
+    revision: str
+    direction: str
+    duration_ms: float
+    error: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        return "failed" if self.error else "succeeded"
+
+
+Recorder = Callable[[RevisionRun], Awaitable[None]]
+
+
+class MigrationFailed(DomainError):
+    def __init__(self, run: RevisionRun) -> None:
+        verb = "apply" if run.direction == UP else "revert"
+        super().__init__(f"Could not {verb} {run.layer} revision {run.revision}: {run.error}")
+        self.run = run
+
+
+@cache
+def _script(path: Path) -> tuple[Config, ScriptDirectory]:
+    config = Config()
+    config.set_main_option("script_location", str(path))
+    return config, ScriptDirectory.from_config(config)
+
+
+def revisions(layer: Layer) -> list[str]:
+    """The layer's revisions from the first to the head (a layer's history is a straight line)."""
+    _, script = _script(layer.path)
+    return [revision.revision for revision in reversed(list(script.walk_revisions()))]
+
+
+def head(layer: Layer) -> str | None:
+    return _script(layer.path)[1].get_current_head()
+
+
+def _current(connection: Connection, layer: Layer) -> str | None:
+    return MigrationContext.configure(
+        connection, opts={"version_table": layer.version_table}
+    ).get_current_revision()
+
+
+def _migrate(connection: Connection, layer: Layer, destination: str, direction: str) -> None:
+    config, script = _script(layer.path)
+
+    def steps(current: object, _context: MigrationContext) -> object:
+        if direction == UP:
+            return script._upgrade_revs(destination, current)  # what `alembic upgrade` itself runs
+        return script._downgrade_revs(destination, current)
+
+    with EnvironmentContext(config, script, fn=steps, destination_rev=destination) as environment:
+        environment.configure(
+            connection=connection,
+            version_table=layer.version_table,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with environment.begin_transaction():
+            environment.run_migrations()
+    if direction == DOWN and destination == BASE:
+        # A layer taken off entirely leaves no trace, not even its version table.
+        connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{layer.version_table}"')
+
+
+# Alembic's `op` and `context` are module-wide proxies: one migration at a time per process.
+_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+
+def _migration_lock() -> asyncio.Lock:
+    return _locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+
+
+async def current_revision(store: Database, layer: Layer) -> str | None:
+    async with store.engine.connect() as connection:
+        return await connection.run_sync(_current, layer)
+
+
+async def _sqlite_foreign_keys(connection: AsyncConnection, enabled: bool) -> None:
+    """PRAGMA foreign_keys is ignored inside a transaction, so it goes to the driver directly."""
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")  # type: ignore[union-attr]
+
+
+async def _step(
+    store: Database, layer: Layer, revision: str, destination: str, direction: str
+) -> RevisionRun:
+    """Run one revision in one transaction. On SQLite, foreign keys are off while it runs (so a
+    table rebuilt by batch mode does not cascade-delete its children) and checked before commit."""
+    started = time.perf_counter()
+    error = None
+    try:
+        async with _migration_lock(), store.engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                await _sqlite_foreign_keys(connection, False)
+            try:
+                async with connection.begin():
+                    await connection.run_sync(_migrate, layer, destination, direction)
+                    if sqlite and (
+                        broken := (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first()
+                    ):
+                        raise RuntimeError(f"the revision leaves a broken foreign key in {broken[0]}")
+            finally:
+                if sqlite:
+                    await _sqlite_foreign_keys(connection, True)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return RevisionRun(layer.key, revision, direction, (time.perf_counter() - started) * 1000, error)
+
+
+async def upgrade_layer(store: Database, layer: Layer, record: Recorder, target: str | None = None) -> int:
+    """Apply the layer's missing revisions up to `target` (the head by default); returns how many."""
+    ordered = revisions(layer)
+    current = await current_revision(store, layer)
+    start = ordered.index(current) + 1 if current else 0
+    stop = ordered.index(target) + 1 if target else len(ordered)
+    for revision in ordered[start:stop]:
+        run = await _step(store, layer, revision, revision, UP)
+        await record(run)
+        if run.error:
+            raise MigrationFailed(run)
+    return max(0, stop - start)
+
+
+async def downgrade_layer(store: Database, layer: Layer, record: Recorder, target: str = BASE) -> int:
+    """Revert the layer's revisions down to `target` (all of them by default); returns how many."""
+    ordered = revisions(layer)
+    current = await current_revision(store, layer)
+    if current is None:
+        return 0
+    stop = ordered.index(target) + 1 if target != BASE else 0
+    reverted = 0
+    for index in range(ordered.index(current), stop - 1, -1):
+        destination = ordered[index - 1] if index > 0 else BASE
+        run = await _step(store, layer, ordered[index], destination, DOWN)
+        await record(run)
+        if run.error:
+            raise MigrationFailed(run)
+        reverted += 1
+    return reverted

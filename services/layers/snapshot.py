@@ -1,0 +1,80 @@
+"""Schema snapshots: a normalised description of a store's actual schema and its SHA-256.
+
+Two stores with the same tables, columns, keys, constraints, indexes and layer versions have the
+same hash whatever they are called and wherever they live, so a clone can be proved identical to
+a replay, and drift is any difference between a snapshot and the one the layers should give."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from services.db import Database
+
+VERSION_TABLE_PREFIX = "layer_version_"
+_SEQUENCE_DEFAULT = re.compile(r"nextval\(.*\)")
+
+
+def _normal_default(default: str | None) -> str | None:
+    if default is None:
+        return None
+    return "autoincrement" if _SEQUENCE_DEFAULT.match(default) else default
+
+
+def _describe(connection: Connection) -> dict[str, Any]:
+    inspector = inspect(connection)
+    tables: dict[str, Any] = {}
+    layer_versions: dict[str, str | None] = {}
+    for table in sorted(inspector.get_table_names()):
+        if table.startswith(VERSION_TABLE_PREFIX):
+            row = connection.execute(text(f'SELECT version_num FROM "{table}"')).first()
+            layer_versions[table.removeprefix(VERSION_TABLE_PREFIX)] = row[0] if row else None
+        tables[table] = {
+            "columns": [
+                {
+                    "name": column["name"],
+                    "type": str(column["type"]),
+                    "nullable": column["nullable"],
+                    "default": _normal_default(column.get("default")),
+                }
+                for column in inspector.get_columns(table)
+            ],
+            "primary_key": inspector.get_pk_constraint(table).get("constrained_columns", []),
+            "foreign_keys": sorted(
+                (
+                    {
+                        "columns": fk["constrained_columns"],
+                        "references": fk["referred_table"],
+                        "referred_columns": fk["referred_columns"],
+                        "on_delete": (fk.get("options") or {}).get("ondelete"),
+                    }
+                    for fk in inspector.get_foreign_keys(table)
+                ),
+                key=lambda fk: json.dumps(fk, sort_keys=True),
+            ),
+            "unique": sorted(sorted(u["column_names"]) for u in inspector.get_unique_constraints(table)),
+            "indexes": sorted(
+                (
+                    {"name": index["name"], "columns": index["column_names"], "unique": bool(index["unique"])}
+                    for index in inspector.get_indexes(table)
+                ),
+                key=lambda index: str(index["name"]),
+            ),
+        }
+    return {"dialect": connection.dialect.name, "tables": tables, "layer_versions": layer_versions}
+
+
+def fingerprint(description: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(description, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+async def take_snapshot(store: Database) -> tuple[dict[str, Any], str]:
+    """Describe the store as it actually is, and hash the description."""
+    async with store.engine.connect() as connection:
+        description = await connection.run_sync(_describe)
+    return description, fingerprint(description)

@@ -1,0 +1,1 @@
+"""Provisioning: building a tenant's store through the four layers, as steps of a job."""

@@ -1,0 +1,99 @@
+"""What the tenant page shows: the tenant, its layers and their versions, its latest schema
+snapshot, its jobs with their steps, and its migration history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.layers.catalogue import load_catalogue
+from services.layers.migrator import current_revision, head, revisions
+from services.models import Job, MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
+from services.settings import Settings
+from services.tenancy.stores import location_of, store_exists
+from services.tenancy.tenants import get_tenant
+
+
+@dataclass(frozen=True)
+class LayerVersion:
+    key: str
+    title: str
+    version: str
+    applied: str | None
+    head: str | None
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.applied == self.head
+
+
+@dataclass
+class TenantOverview:
+    tenant: Tenant
+    layers: list[LayerVersion] = field(default_factory=list)
+    snapshot: SchemaSnapshot | None = None
+    jobs: list[Job] = field(default_factory=list)
+    history: list[MigrationHistory] = field(default_factory=list)
+    pending_custom: list[str] = field(default_factory=list)
+
+    @property
+    def latest_job(self) -> Job | None:
+        return self.jobs[0] if self.jobs else None
+
+    @property
+    def busy(self) -> bool:
+        return any(not job.finished for job in self.jobs)
+
+
+async def recent_jobs(session: AsyncSession, tenant: Tenant, limit: int = 10) -> list[Job]:
+    statement = select(Job).where(Job.tenant_id == tenant.id).order_by(Job.id.desc()).limit(limit)
+    return list(await session.scalars(statement))
+
+
+async def tenant_overview(session: AsyncSession, settings: Settings, slug: str) -> TenantOverview:
+    tenant = await get_tenant(session, slug)
+    overview = TenantOverview(tenant=tenant, jobs=await recent_jobs(session, tenant))
+    overview.snapshot = await session.scalar(
+        select(SchemaSnapshot)
+        .where(SchemaSnapshot.tenant_id == tenant.id)
+        .order_by(SchemaSnapshot.id.desc())
+        .limit(1)
+    )
+    overview.history = list(
+        await session.scalars(
+            select(MigrationHistory)
+            .where(MigrationHistory.tenant_id == tenant.id)
+            .order_by(MigrationHistory.id.desc())
+            .limit(50)
+        )
+    )
+    catalogue = load_catalogue(settings.layers_dir)
+    layers = catalogue.layers_for(
+        tenant.template, [m for m in tenant.modules if m in catalogue.modules], slug
+    )
+    applied: dict[str, str | None] = {}
+    # Only an active tenant's store is opened here: while a job works on it, a stray connection
+    # would stop PostgreSQL from copying it into a golden image.
+    if (
+        tenant.status == TenantStatus.ACTIVE
+        and tenant.store_name
+        and await store_exists(location_of(settings, tenant))
+    ):
+        store = location_of(settings, tenant).open()
+        try:
+            for layer in layers:
+                applied[layer.key] = await current_revision(store, layer)
+        finally:
+            await store.dispose()
+    overview.layers = [
+        LayerVersion(layer.key, layer.title, layer.version, applied.get(layer.key), head(layer))
+        for layer in layers
+    ]
+    custom = catalogue.custom(slug)
+    if custom is not None and tenant.store_name:
+        done = applied.get(custom.key)
+        ordered = revisions(custom)
+        overview.pending_custom = ordered[ordered.index(done) + 1 :] if done else ordered
+    return overview

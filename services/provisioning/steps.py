@@ -1,0 +1,245 @@
+"""The provisioning steps, in order. Each is idempotent: run again after a crash, it finds what
+it already did and does not do it twice (stores are created only when missing, each migration
+revision is recorded in the store's own version table in the transaction that applies it)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.db import Database
+from services.jobs import StepFunction
+from services.layers.catalogue import Catalogue, Layer
+from services.layers.migrator import RevisionRun, current_revision, head, upgrade_layer
+from services.layers.snapshot import take_snapshot
+from services.models import MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
+from services.provisioning.golden import (
+    capture_golden,
+    find_golden,
+    golden_key,
+    golden_location,
+    supports_cloning,
+)
+from services.settings import Settings
+from services.tenancy.stores import (
+    StoreLocation,
+    allocate_store,
+    drop_store,
+    location_of,
+    plan_store,
+    store_exists,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Provisioning:
+    """What every step of one provisioning job works with."""
+
+    settings: Settings
+    landlord: Database
+    catalogue: Catalogue
+    job_id: int
+    tenant_id: int
+
+    async def tenant(self, session: AsyncSession) -> Tenant:
+        return await session.get_one(Tenant, self.tenant_id)
+
+    def store(self, tenant: Tenant) -> StoreLocation:
+        return location_of(self.settings, tenant)
+
+    async def record(self, run: RevisionRun) -> None:
+        """One landlord history row per revision applied, committed as soon as it is applied."""
+        async with self.landlord.session() as session:
+            session.add(
+                MigrationHistory(
+                    tenant_id=self.tenant_id,
+                    job_id=self.job_id,
+                    layer=run.layer,
+                    revision=run.revision,
+                    direction=run.direction,
+                    duration_ms=run.duration_ms,
+                    outcome=run.outcome,
+                    error=run.error,
+                )
+            )
+
+    async def apply(self, session: AsyncSession, layers: list[Layer]) -> str:
+        tenant = await self.tenant(session)
+        store = self.store(tenant).open()
+        try:
+            applied = [await upgrade_layer(store, layer, self.record) for layer in layers]
+        finally:
+            await store.dispose()
+        total = sum(applied)
+        if not layers:
+            return "nothing to apply"
+        names = ", ".join(layer.key for layer in layers)
+        return f"{total} revision(s) applied ({names})" if total else f"already up to date ({names})"
+
+
+async def validate(run: Provisioning, session: AsyncSession) -> str:
+    tenant = await run.tenant(session)
+    ordered = run.catalogue.resolve_modules(tenant.template, tenant.modules)
+    tenant.modules = ordered
+    return f"template {tenant.template}, modules: {', '.join(ordered) or 'none'}"
+
+
+async def allocate(run: Provisioning, session: AsyncSession) -> str:
+    tenant = await run.tenant(session)
+    if tenant.store_name is None:
+        planned = plan_store(run.settings, tenant.slug, tenant.isolation)
+        tenant.store_backend, tenant.store_name = planned.backend, planned.name
+        await session.commit()  # remembered before it exists, so a failure can always remove it
+    location = run.store(tenant)
+    if await store_exists(location):
+        return f"store {location.name} already allocated"
+    if run.settings.golden_images and supports_cloning(location):
+        key = golden_key(run.catalogue, location, tenant.template, tenant.modules)
+        image = await find_golden(session, run.settings, location, key)
+        if image is not None:
+            await allocate_store(location, template=golden_location(run.settings, location, key))
+            store = location.open()
+            try:
+                _, sha256 = await take_snapshot(store)
+            finally:
+                await store.dispose()
+            if sha256 == image.sha256:
+                return f"cloned golden image {key[:12]} into {location.backend} store {location.name}"
+            await drop_store(location)
+            await allocate_store(location)
+            return (
+                f"golden image {key[:12]} did not match its recorded schema; discarded, replaying migrations"
+            )
+    await allocate_store(location)
+    return f"empty {location.backend} store {location.name} ({location.isolation} isolation)"
+
+
+async def apply_basic(run: Provisioning, session: AsyncSession) -> str:
+    return await run.apply(session, [run.catalogue.basic])
+
+
+async def apply_template(run: Provisioning, session: AsyncSession) -> str:
+    tenant = await run.tenant(session)
+    return await run.apply(session, [run.catalogue.template(tenant.template)])
+
+
+async def apply_modules(run: Provisioning, session: AsyncSession) -> str:
+    tenant = await run.tenant(session)
+    return await run.apply(session, [run.catalogue.modules[name] for name in tenant.modules])
+
+
+async def apply_custom(run: Provisioning, session: AsyncSession) -> str:
+    tenant = await run.tenant(session)
+    custom = run.catalogue.custom(tenant.slug)
+    return await run.apply(session, [custom]) if custom else "no custom layer for this tenant"
+
+
+async def snapshot(run: Provisioning, session: AsyncSession) -> str:
+    tenant = await run.tenant(session)
+    location = run.store(tenant)
+    store = location.open()
+    try:
+        description, sha256 = await take_snapshot(store)
+    finally:
+        await store.dispose()
+    session.add(SchemaSnapshot(tenant_id=tenant.id, sha256=sha256, description=description))
+    detail = f"{len(description['tables'])} tables, sha256 {sha256[:16]}…"
+    if (
+        run.settings.golden_images
+        and supports_cloning(location)
+        and run.catalogue.custom(tenant.slug) is None
+    ):
+        key = golden_key(run.catalogue, location, tenant.template, tenant.modules)
+        try:
+            if await capture_golden(session, run.settings, location, key, sha256):
+                detail += f"; kept as golden image {key[:12]}"
+        except Exception as error:  # an optimisation only: the tenant is fine without it
+            log.warning("golden image %s not kept: %s", key[:12], error)
+            detail += "; golden image not kept (the store was busy)"
+    return detail
+
+
+async def seed(run: Provisioning, session: AsyncSession) -> str:
+    """The rows every tenant starts with: its two roles, its root unit, its settings."""
+    tenant = await run.tenant(session)
+    store = run.store(tenant).open()
+    try:
+        async with store.engine.begin() as connection:
+            for key, name in (("tenant_admin", "Tenant admin"), ("tenant_member", "Tenant member")):
+                exists = await connection.scalar(text("SELECT 1 FROM roles WHERE key = :key"), {"key": key})
+                if not exists:
+                    await connection.execute(
+                        text("INSERT INTO roles (key, name) VALUES (:key, :name)"), {"key": key, "name": name}
+                    )
+            if not await connection.scalar(text("SELECT 1 FROM units WHERE parent_id IS NULL")):
+                await connection.execute(
+                    text("INSERT INTO units (name, kind, path) VALUES (:name, 'organisation', '/')"),
+                    {"name": tenant.name},
+                )
+                await connection.execute(
+                    text("UPDATE units SET path = '/' || id || '/' WHERE parent_id IS NULL")
+                )
+            for key, value in (("name", tenant.name), ("timezone", "UTC"), ("accent_colour", "#2f5bd3")):
+                if not await connection.scalar(text("SELECT 1 FROM settings WHERE key = :key"), {"key": key}):
+                    await connection.execute(
+                        text("INSERT INTO settings (key, value) VALUES (:key, :value)"),
+                        {"key": key, "value": value},
+                    )
+    finally:
+        await store.dispose()
+    return "roles, root unit and settings in place"
+
+
+async def health_check(run: Provisioning, session: AsyncSession) -> str:
+    tenant = await run.tenant(session)
+    store = run.store(tenant).open()
+    layers = run.catalogue.layers_for(tenant.template, tenant.modules, tenant.slug)
+    try:
+        for layer in layers:
+            if (found := await current_revision(store, layer)) != head(layer):
+                raise RuntimeError(f"{layer.key} is at {found}, expected {head(layer)}")
+        async with store.engine.connect() as connection:
+            roots = await connection.scalar(text("SELECT count(*) FROM units WHERE parent_id IS NULL"))
+        if roots != 1:
+            raise RuntimeError(f"expected one root unit, found {roots}")
+    finally:
+        await store.dispose()
+    return f"{len(layers)} layers at their heads; root unit present"
+
+
+async def activate(run: Provisioning, session: AsyncSession) -> str:
+    tenant = await run.tenant(session)
+    tenant.status, tenant.error = TenantStatus.ACTIVE, None
+    return f"{tenant.slug} is active"
+
+
+PROVISIONING_STEPS: list[tuple[str, StepFunction[Provisioning]]] = [
+    ("validate", validate),
+    ("allocate store", allocate),
+    ("basic", apply_basic),
+    ("template", apply_template),
+    ("modules", apply_modules),
+    ("custom", apply_custom),
+    ("snapshot", snapshot),
+    ("seed", seed),
+    ("health check", health_check),
+    ("activate", activate),
+]
+
+
+async def remove_failed_store(run: Provisioning, error: str) -> None:
+    """After an unrecoverable failure: remove what was allocated and say what went wrong."""
+    async with run.landlord.session() as session:
+        tenant = await run.tenant(session)
+        if tenant.store_name is not None:
+            await drop_store(run.store(tenant))
+        tenant.store_backend = tenant.store_name = None
+        tenant.status, tenant.error = TenantStatus.FAILED, error
+        latest = select(SchemaSnapshot).where(SchemaSnapshot.tenant_id == tenant.id)
+        for stale in await session.scalars(latest):
+            await session.delete(stale)

@@ -1,0 +1,80 @@
+"""Asking for a tenant: everything is checked before anything is written, then the tenant and its
+provisioning job are recorded together. The job itself runs on a worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services import jobs
+from services.db import Database
+from services.errors import Conflict, FieldErrors, InvalidInput
+from services.layers.catalogue import load_catalogue
+from services.models import Job, Tenant, TenantStatus
+from services.provisioning.steps import PROVISIONING_STEPS, Provisioning, remove_failed_store
+from services.settings import Settings
+from services.tenancy.stores import available_isolation_modes
+from services.tenancy.tenants import check_slug_free, register_tenant, validate_slug
+
+PROVISION = "provision"
+PROVISIONING_STEP_NAMES = [name for name, _ in PROVISIONING_STEPS]
+
+
+@dataclass(frozen=True)
+class TenantRequest:
+    slug: str
+    name: str
+    template: str
+    modules: list[str]
+    isolation: str
+
+
+async def request_tenant(
+    session: AsyncSession, settings: Settings, request: TenantRequest
+) -> tuple[Tenant, Job]:
+    """Validate the request (slug, name, template, modules, isolation) and record the tenant and its
+    provisioning job. Raises InvalidFields naming every wrong field, and writes nothing then."""
+    catalogue = load_catalogue(settings.layers_dir)
+    errors = FieldErrors()
+    with errors.checking("slug"):
+        await check_slug_free(session, validate_slug(request.slug.strip()))
+    with errors.checking("name"):
+        if not request.name.strip():
+            raise InvalidInput("Give the tenant a name.", field="name")
+    with errors.checking("template"):
+        catalogue.template(request.template)
+        with errors.checking("modules"):
+            modules = catalogue.resolve_modules(request.template, request.modules)
+    with errors.checking("isolation"):
+        if request.isolation not in available_isolation_modes(settings):
+            modes = ", ".join(available_isolation_modes(settings))
+            raise InvalidInput(f"Isolation {request.isolation!r} is not available here; choose {modes}.")
+    errors.raise_if_any()
+    tenant = await register_tenant(
+        session, slug=request.slug, name=request.name, template=request.template, isolation=request.isolation
+    )
+    tenant.modules = modules
+    job = await jobs.record_job(session, PROVISION, tenant_id=tenant.id, steps=PROVISIONING_STEP_NAMES)
+    return tenant, job
+
+
+async def retry_provisioning(session: AsyncSession, tenant: Tenant) -> Job:
+    """A new provisioning job for a tenant whose last one failed."""
+    if tenant.status != TenantStatus.FAILED:
+        raise Conflict(f"{tenant.slug} is {tenant.status}; only a failed tenant can be provisioned again.")
+    tenant.status, tenant.error = TenantStatus.PROVISIONING, None
+    return await jobs.record_job(
+        session, PROVISION, tenant_id=tenant.id, steps=[name for name, _ in PROVISIONING_STEPS]
+    )
+
+
+@jobs.job_handler(PROVISION)
+async def provision(database: Database, job: Job, settings: Settings) -> None:
+    assert job.tenant_id is not None
+    run = Provisioning(settings, database, load_catalogue(settings.layers_dir), job.id, job.tenant_id)
+    try:
+        await jobs.run_steps(database, job.id, PROVISIONING_STEPS, run)
+    except jobs.StepFailed as failure:
+        await remove_failed_store(run, str(failure))
+        raise

@@ -1,0 +1,174 @@
+"""Tenant stores: where one tenant's business data lives, by isolation mode and backend.
+
+database on SQLite  -> one file per tenant under <data dir>/tenants/
+database on Postgres -> one database per tenant on the tenant server
+schema on Postgres   -> one schema per tenant in the tenant server's database
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from services.db import Database, create_engine
+from services.errors import InvalidInput
+from services.models import IsolationMode, Tenant
+from services.settings import Settings
+
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+_IDENTIFIER_LIMIT = 63
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    backend: str
+    isolation: str
+    #: The SQLite file, the PostgreSQL database, or the PostgreSQL schema.
+    name: str
+    #: What to connect to: the file, the tenant's database, or the server database holding the schema.
+    url: str
+
+    @property
+    def schema(self) -> str | None:
+        return self.name if self.isolation == IsolationMode.SCHEMA else None
+
+    def open(self) -> Database:
+        """An engine on the store. Dispose it when done; stores are many, connections are not."""
+        return Database(self.url, schema=self.schema, transactional_ddl=True)
+
+
+def available_isolation_modes(settings: Settings) -> list[str]:
+    if settings.tenant_server_url:
+        return [IsolationMode.DATABASE, IsolationMode.SCHEMA]
+    return [IsolationMode.DATABASE]
+
+
+def _identifier(prefix: str, slug: str) -> str:
+    """A PostgreSQL name for a tenant's database or schema, kept within the 63-byte limit."""
+    name = re.sub(r"[^a-z0-9_]", "_", f"{prefix}_{slug}".lower())
+    if len(name) <= _IDENTIFIER_LIMIT:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: _IDENTIFIER_LIMIT - 9]}_{digest}"
+
+
+def plan_store(settings: Settings, slug: str, isolation: str, *, purpose: str = "t") -> StoreLocation:
+    """Where a new store for `slug` goes. `purpose` keeps golden images and scratch stores apart."""
+    server = settings.tenant_server_url
+    if isolation not in available_isolation_modes(settings):
+        modes = ", ".join(available_isolation_modes(settings))
+        raise InvalidInput(
+            f"Isolation {isolation!r} is not available here; choose {modes}.", field="isolation"
+        )
+    if server is None:
+        path = settings.data_dir / ("tenants" if purpose == "t" else purpose) / f"{slug}.db"
+        return StoreLocation(SQLITE, isolation, str(path), f"sqlite+aiosqlite:///{path}")
+    server_url = make_url(server)
+    prefix = f"{server_url.database or 'tenantry'}_{purpose}"
+    if isolation == IsolationMode.SCHEMA:
+        return StoreLocation(POSTGRESQL, isolation, _identifier(purpose, slug), server)
+    database = _identifier(prefix, slug)
+    return StoreLocation(
+        POSTGRESQL,
+        isolation,
+        database,
+        server_url.set(database=database).render_as_string(hide_password=False),
+    )
+
+
+def location_of(settings: Settings, tenant: Tenant) -> StoreLocation:
+    """The store a tenant was given when it was allocated."""
+    if not tenant.store_backend or not tenant.store_name:
+        raise InvalidInput(f"{tenant.slug} has no store yet.")
+    if tenant.store_backend == SQLITE:
+        return StoreLocation(
+            SQLITE, tenant.isolation, tenant.store_name, f"sqlite+aiosqlite:///{tenant.store_name}"
+        )
+    server = settings.tenant_server_url
+    if server is None:
+        raise InvalidInput(f"{tenant.slug} lives on PostgreSQL, but no tenant server is configured.")
+    if tenant.isolation == IsolationMode.SCHEMA:
+        return StoreLocation(POSTGRESQL, tenant.isolation, tenant.store_name, server)
+    url = make_url(server).set(database=tenant.store_name).render_as_string(hide_password=False)
+    return StoreLocation(POSTGRESQL, tenant.isolation, tenant.store_name, url)
+
+
+async def _on_server(location: StoreLocation, sql: str) -> list[tuple[object, ...]]:
+    """Run one statement on the server's maintenance connection, outside any transaction."""
+    server = make_url(location.url)
+    if location.isolation != IsolationMode.SCHEMA:
+        server = server.set(database="postgres")
+    engine = create_engine(server.render_as_string(hide_password=False))
+    try:
+        async with engine.connect() as connection:
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            result = await connection.execute(text(sql))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+async def store_exists(location: StoreLocation) -> bool:
+    if location.backend == SQLITE:
+        return Path(location.name).exists()
+    if location.isolation == IsolationMode.SCHEMA:
+        rows = await _on_server(location, f"SELECT 1 FROM pg_namespace WHERE nspname = '{location.name}'")
+    else:
+        rows = await _on_server(location, f"SELECT 1 FROM pg_database WHERE datname = '{location.name}'")
+    return bool(rows)
+
+
+async def allocate_store(location: StoreLocation, *, template: StoreLocation | None = None) -> None:
+    """Create the empty store (or a copy of `template`, a golden image). Does nothing if it exists."""
+    if await store_exists(location):
+        return
+    if location.backend == SQLITE:
+        Path(location.name).parent.mkdir(parents=True, exist_ok=True)
+        if template is not None:
+            await _copy_sqlite(Path(template.name), Path(location.name))
+        else:
+            Path(location.name).touch()
+        return
+    if location.isolation == IsolationMode.SCHEMA:
+        await _on_server(location, f'CREATE SCHEMA "{location.name}"')
+        return
+    clause = f' TEMPLATE "{template.name}"' if template is not None else ""
+    await _on_server(location, f'CREATE DATABASE "{location.name}"{clause}')
+
+
+async def drop_store(location: StoreLocation) -> None:
+    """Remove the store and everything in it. Callers take a backup first when it holds data."""
+    if location.backend == SQLITE:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(location.name + suffix).unlink(missing_ok=True)
+        return
+    if location.isolation == IsolationMode.SCHEMA:
+        await _on_server(location, f'DROP SCHEMA IF EXISTS "{location.name}" CASCADE')
+    else:
+        await _on_server(location, f'DROP DATABASE IF EXISTS "{location.name}" WITH (FORCE)')
+
+
+async def _copy_sqlite(source: Path, target: Path) -> None:
+    await asyncio.to_thread(copy_sqlite_file, source, target)
+
+
+def copy_sqlite_file(source: Path, target: Path) -> None:
+    """A consistent copy through SQLite's online backup API, written under a temporary name first
+    so a crash never leaves a half-copied store behind."""
+    partial = target.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    source_connection, target_connection = sqlite3.connect(source), sqlite3.connect(partial)
+    try:
+        source_connection.backup(target_connection)
+    finally:
+        target_connection.close()
+        source_connection.close()
+    partial.replace(target)

@@ -1,0 +1,141 @@
+"""Running Tenantry as its users do: the real `tenantry` entry point in subprocesses, the landlord
+migrations, and waiting for something to become true before a deadline (never a bare sleep)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from services.db import Database
+from services.layers.landlord import migrate_landlord
+from services.settings import Settings
+
+T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[2]
+_SCRIPT = Path(sys.executable).with_name("tenantry")
+#: The installed console script; `python -m services.cli` where it is not installed.
+TENANTRY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "services.cli"]
+
+
+def wait_for(predicate: Callable[[], T | None], timeout: float, *, what: str, interval: float = 0.05) -> T:
+    """Poll `predicate` until it returns something truthy, and return that; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"gave up after {timeout}s waiting for {what} (last saw {value!r})")
+        time.sleep(interval)
+
+
+def migrate(settings: Settings) -> Settings:
+    """Bring the landlord database to the newest revision, in this process."""
+
+    async def go() -> None:
+        database = Database(settings.database_url)
+        try:
+            await migrate_landlord(settings, database)
+        finally:
+            await database.dispose()
+
+    asyncio.run(go())
+    return settings
+
+
+def tenantry_env(settings: Settings | None = None, **variables: str) -> dict[str, str]:
+    """The environment of a `tenantry` subprocess: none of ours leaks in; `settings` go as TENANTRY_*."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TENANTRY_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    if settings is not None:
+        env.update(
+            TENANTRY_DATA_DIR=str(settings.data_dir),
+            TENANTRY_DATABASE_URL=settings.database_url,
+            TENANTRY_BROKER_URL=settings.broker_url,
+            TENANTRY_BROKER_NAMESPACE=settings.broker_namespace,
+            TENANTRY_SECRET_KEY=settings.secret_key,
+            TENANTRY_ADMIN_EMAIL=settings.admin_email,
+            TENANTRY_JOB_MODULES=",".join(settings.job_modules),
+        )
+    env.update(variables)
+    return env
+
+
+def run_tenantry(
+    args: Sequence[str], env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TENANTRY, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Background:
+    """A long-running `tenantry` command; its stdout and stderr go to files that can be read any time."""
+
+    process: subprocess.Popen[bytes]
+    stdout_path: Path
+    stderr_path: Path
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text()
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def check_running(self) -> None:
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"`tenantry` exited with {self.process.returncode}\n"
+                f"stdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+            )
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, as a process manager stops it; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(
+                f"`tenantry` did not stop within {timeout}s of SIGTERM\n{self.stderr}"
+            ) from None
+
+
+@contextmanager
+def background(args: Sequence[str], env: dict[str, str], logs: Path) -> Iterator[Background]:
+    """Start `tenantry ARGS`; it is killed on the way out if the test did not stop it."""
+    logs.mkdir(parents=True, exist_ok=True)
+    name = "-".join(args[:1]) or "tenantry"
+    stdout_path, stderr_path = logs / f"{name}.out", logs / f"{name}.err"
+    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+        process = subprocess.Popen([*TENANTRY, *args], env=env, cwd=ROOT, stdout=stdout, stderr=stderr)
+    running = Background(process, stdout_path, stderr_path)
+    try:
+        yield running
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from services.settings import Settings
+from workers.runner import JobQueue
+
+
+def test_the_secret_key_is_made_once_readable_by_the_owner_only_and_reused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    previous = os.umask(0)  # the file's mode must not depend on a careful umask
+    try:
+        first = Settings.from_env({"TENANTRY_DATA_DIR": str(data_dir)})
+    finally:
+        os.umask(previous)
+
+    key_file = data_dir / "secret_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key_file.read_text() == first.secret_key and len(first.secret_key) >= 32
+    assert Settings.from_env({"TENANTRY_DATA_DIR": str(data_dir)}).secret_key == first.secret_key
+
+
+def test_a_configured_secret_key_writes_no_file(tmp_path: Path) -> None:
+    settings = Settings.from_env({"TENANTRY_DATA_DIR": str(tmp_path), "TENANTRY_SECRET_KEY": "from-the-env"})
+    assert settings.secret_key == "from-the-env"
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_job_modules_are_a_comma_separated_list(tmp_path: Path) -> None:
+    env = {"TENANTRY_DATA_DIR": str(tmp_path), "TENANTRY_SECRET_KEY": "k"}
+    assert Settings.from_env(env).job_modules == ()
+    listed = Settings.from_env({**env, "TENANTRY_JOB_MODULES": " plugins.backups, ,tests.workers.jobkinds "})
+    assert listed.job_modules == ("plugins.backups", "tests.workers.jobkinds")
+
+
+def test_a_job_module_that_cannot_be_imported_stops_the_start(tmp_path: Path) -> None:
+    env = {"TENANTRY_DATA_DIR": str(tmp_path), "TENANTRY_SECRET_KEY": "k"}
+    settings = Settings.from_env({**env, "TENANTRY_JOB_MODULES": "tests.workers.no_such_module"})
+    with pytest.raises(ModuleNotFoundError, match=r"tests\.workers\.no_such_module"):
+        JobQueue(settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("amqp://guest:guest@127.0.0.1:5672/", "amqp://guest:***@127.0.0.1:5672/"),
+        ("rediss://:s3cret@cache.internal:6380/0", "rediss://:***@cache.internal:6380/0"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("embedded", "embedded"),
+    ],
+)
+def test_the_broker_url_is_shown_without_its_password(tmp_path: Path, url: str, shown: str) -> None:
+    env = {"TENANTRY_DATA_DIR": str(tmp_path), "TENANTRY_SECRET_KEY": "k", "TENANTRY_BROKER_URL": url}
+    assert Settings.from_env(env).broker_url_for_display == shown

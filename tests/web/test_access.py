@@ -1,0 +1,163 @@
+"""Who may see what: anonymous visitors, tenant people, landlord admins, superadmins; error pages."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.routes import HTTPRoute
+from litestar.testing import TestClient
+
+from services.models import PlatformRole, TenantRole
+from services.settings import Settings
+from tests.support import Credentials, csrf_token, sign_in
+from tests.web.portal import HTMX, add_tenant, add_user, assert_no_trace, portal
+
+UNREACHABLE_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"
+#: What anyone may open without signing in.
+PUBLIC = re.compile(r"^(/login|/healthz|/static/.*|/api/docs.*)$")
+SAMPLE_PATH_VALUES = {"file_path": "css/tenantry.css", "path": "swagger"}
+SAMPLE_BY_TYPE = {int: "1", str: "acme"}
+
+
+def signed_in_as(client: TestClient[Any], person: Credentials) -> TestClient[Any]:
+    response = sign_in(client, person)
+    assert response.status_code in (302, 303), response.text
+    return client
+
+
+def assert_friendly_page(response: Any, status: int, title: str) -> None:
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/html")
+    assert f"<h1>{title}</h1>" in response.text
+    assert 'href="/"' in response.text
+    assert_no_trace(response.text)
+
+
+def test_anonymous_visitors_are_sent_to_sign_in_and_back(client: TestClient[Any]) -> None:
+    for path in ["/", "/tenants", "/users", "/tenants?q=acme&page=2"]:
+        response = client.get(path, follow_redirects=False)
+
+        assert response.status_code in (302, 303), path
+        login = response.headers["location"]
+        assert login.startswith("/login?next="), path
+        page = client.get(login)
+        assert page.status_code == 200
+        assert f'name="next" value="{path.replace("&", "&amp;")}"' in page.text
+
+
+def test_anonymous_htmx_requests_redirect_the_whole_page_to_sign_in(client: TestClient[Any]) -> None:
+    response = client.get("/tenants?q=acme", headers=HTMX, follow_redirects=False)
+
+    assert response.headers["hx-redirect"].startswith("/login?next=")
+    assert "<table" not in response.text
+
+
+@pytest.mark.parametrize("role", [TenantRole.TENANT_ADMIN, TenantRole.TENANT_MEMBER])
+def test_tenant_people_see_their_tenants_and_not_the_landlord_portal(
+    client: TestClient[Any], settings: Settings, role: str
+) -> None:
+    add_tenant(settings, "harbour-club", "Harbour Club")
+    add_tenant(settings, "other-club", "Other Club")
+    person = add_user(settings, "pat@harbour.example", role, tenant_slug="harbour-club")
+    signed_in_as(client, person)
+
+    home = client.get("/")
+    assert home.status_code == 200
+    assert "<h1>Your tenants</h1>" in home.text
+    assert "Harbour Club" in home.text
+    assert role.replace("_", " ") in home.text
+    assert "Other Club" not in home.text
+    assert 'href="/tenants"' not in home.text
+    for path in ("/tenants", "/users"):
+        assert_friendly_page(client.get(path), 403, "Not allowed")
+
+
+def test_a_landlord_admin_sees_tenants_but_not_users(client: TestClient[Any], settings: Settings) -> None:
+    admin = add_user(settings, "lee@landlord.example", PlatformRole.LANDLORD_ADMIN)
+    signed_in_as(client, admin)
+
+    home = client.get("/")
+    assert "<h1>Dashboard</h1>" in home.text
+    assert 'href="/tenants"' in home.text
+    assert 'href="/users"' not in home.text
+    assert client.get("/tenants").status_code == 200
+    refused = client.get("/users")
+    assert_friendly_page(refused, 403, "Not allowed")
+    assert "Only a superadmin may do this." in refused.text
+    create = client.post("/users", data={"email": "new@example.org", "_csrf_token": csrf_token(client)})
+    assert create.status_code == 403
+
+
+def test_a_superadmin_reaches_every_landlord_page(superadmin_client: TestClient[Any]) -> None:
+    for path, heading in [("/", "Dashboard"), ("/tenants", "Tenants"), ("/users", "Landlord staff")]:
+        page = superadmin_client.get(path)
+        assert page.status_code == 200, path
+        assert f"<h1>{heading}</h1>" in page.text
+
+
+def test_an_unknown_address_gets_a_friendly_not_found_page(
+    client: TestClient[Any], superadmin: Credentials
+) -> None:
+    assert_friendly_page(client.get("/no/such/page"), 404, "Not found")
+
+    signed_in_as(client, superadmin)
+
+    assert_friendly_page(client.get("/no/such/page"), 404, "Not found")
+
+
+def test_an_unknown_api_address_gets_json(client: TestClient[Any]) -> None:
+    response = client.get("/api/v1/no-such-thing")
+
+    assert response.status_code == 404
+    assert response.json()["status_code"] == 404
+
+
+def test_an_unexpected_error_shows_a_friendly_page_without_a_trace(
+    settings: Settings, superadmin: Credentials
+) -> None:
+    """A landlord database that cannot be reached is the honest way to make a request fail."""
+    with portal(dataclasses.replace(settings, database_url=UNREACHABLE_DATABASE)) as client:
+        assert client.get("/login").status_code == 200
+        page = sign_in(client, superadmin)
+        api = client.get("/api/v1/tenants", headers={"Authorization": "Bearer tnt_whatever"})
+
+    assert_friendly_page(page, 500, "Something went wrong")
+    assert "server log" in page.text
+    assert api.status_code == 500
+    assert api.json() == {"status_code": 500, "detail": api.json()["detail"]}
+    assert_no_trace(api.text)
+
+
+def sample_paths(app: Litestar) -> list[tuple[str, str]]:
+    """(method, path) for every route the app registered, path parameters filled in."""
+    requests = []
+    for route in app.routes:
+        assert isinstance(route, HTTPRoute), route
+        path = route.path
+        for name, parameter in route.path_parameters.items():
+            value = SAMPLE_PATH_VALUES.get(name) or SAMPLE_BY_TYPE.get(parameter.type, "1")
+            path = path.replace("{" + parameter.full + "}", value)
+        requests += [(method, path) for method in sorted(route.methods - {"OPTIONS", "HEAD"})]
+    return requests
+
+
+def test_no_portal_page_is_open_to_anonymous_visitors(app: Litestar, client: TestClient[Any]) -> None:
+    requests = sample_paths(app)
+    assert ("GET", "/users") in requests and ("POST", "/users") in requests
+
+    for method, path in requests:
+        # A valid CSRF token, so the guards (not the CSRF check) are what refuses.
+        data = {"_csrf_token": csrf_token(client)} if method != "GET" else None
+        response = client.request(method, path, data=data, follow_redirects=False)
+        if PUBLIC.match(path):
+            continue
+        assert not 200 <= response.status_code < 300, f"{method} {path} answered {response.status_code}"
+        if path.startswith("/api/"):
+            assert response.status_code == 401, f"{method} {path}"
+        else:
+            assert response.status_code in (302, 303), f"{method} {path}"
+            assert response.headers["location"].startswith("/login"), f"{method} {path}"

@@ -1,0 +1,100 @@
+"""Jobs through Redis and RabbitMQ, run by a real `tenantry worker` process.
+
+The worker learns the test job kinds the way a deployment learns extra ones: TENANTRY_JOB_MODULES."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pika
+import pytest
+import redis
+
+from services.models import JobStatus
+from services.settings import Settings
+from tests.services.running import background, tenantry_env
+from tests.support import RABBITMQ_URL, REDIS_URL, requires_postgres, requires_rabbitmq, requires_redis
+from tests.workers import jobkinds
+from tests.workers.support import job, record, runs_of, wait_until_finished
+from workers.runner import JobQueue
+
+
+def _forget_namespace(broker_url: str, namespace: str) -> None:
+    """Remove what the test's namespace left on the shared broker."""
+    if broker_url.startswith("redis"):
+        client = redis.Redis.from_url(broker_url)
+        try:
+            keys = list(client.scan_iter(f"{namespace}:*"))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+        return
+    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    try:
+        channel = connection.channel()
+        for suffix in ("", ".DQ", ".XQ"):
+            channel.queue_delete(f"{namespace}-jobs{suffix}")
+    finally:
+        connection.close()
+
+
+#: Each broker once, each landlord backend once (the full matrix doubles the time and adds little).
+PAIRS = [
+    pytest.param("postgres", REDIS_URL, id="redis-postgres", marks=[requires_postgres, requires_redis]),
+    pytest.param("sqlite", RABBITMQ_URL, id="rabbitmq-sqlite", marks=requires_rabbitmq),
+]
+
+
+@pytest.fixture
+def broker_settings(landlord: Settings, broker_url: str) -> Iterator[Settings]:
+    """The landlord settings on a real broker, in a namespace of this test's own."""
+    configured = dataclasses.replace(landlord, broker_url=broker_url, job_modules=(jobkinds.MODULE,))
+    yield configured
+    _forget_namespace(configured.broker_url, configured.broker_namespace)
+
+
+def send(settings: Settings, *job_ids: int) -> None:
+    """Send job ids as a web process does: its own broker connection, no worker."""
+    queue = JobQueue(settings)
+    try:
+        for job_id in job_ids:
+            queue.send(job_id)
+    finally:
+        queue.stop()
+
+
+@pytest.mark.parametrize(("database_url", "broker_url"), PAIRS, indirect=["database_url"])
+def test_a_tenantry_worker_runs_jobs_once_each(broker_settings: Settings, tmp_path: Path) -> None:
+    settings = broker_settings
+    ok = record(settings, note="through the broker")
+    bad = record(settings, jobkinds.FAILS, message="the backup target is full")
+    # One thread, so messages are handled in the order they arrive; sent before the worker starts,
+    # as the broker keeps them until someone consumes.
+    send(settings, ok.id, bad.id)
+
+    with background(["worker", "--threads", "1"], tenantry_env(settings), tmp_path / "logs") as worker:
+        succeeded = wait_until_finished(settings, ok.id, worker=worker)
+        failed = wait_until_finished(settings, bad.id, worker=worker)
+        assert (succeeded.status, succeeded.error, succeeded.attempts) == (JobStatus.SUCCEEDED, None, 1)
+        assert runs_of(settings, ok.id) == {"runs": 1, "note": "through the broker"}
+        assert (failed.status, failed.error) == (JobStatus.FAILED, "the backup target is full")
+
+        # The same ids again (a redelivery, a retry, a double click), then a fresh job behind them:
+        # once that one is done, the single worker thread has handled the repeats too.
+        send(settings, ok.id, bad.id, ok.id)
+        behind = record(settings)
+        send(settings, behind.id)
+        assert wait_until_finished(settings, behind.id, worker=worker).status == JobStatus.SUCCEEDED
+
+        assert runs_of(settings, ok.id)["runs"] == 1
+        assert job(settings, ok.id).finished_at == succeeded.finished_at
+        assert (job(settings, bad.id).attempts, job(settings, ok.id).attempts) == (1, 1)
+
+        assert worker.stop() == 0, worker.stderr
+    assert f"Tenantry worker: 1 thread(s) on {settings.broker_url_for_display}" in worker.stdout
+    password = urlsplit(settings.broker_url).password
+    assert not password or f":{password}@" not in worker.stdout + worker.stderr

@@ -1,0 +1,85 @@
+"""/api/v1: the layer catalogue, creating tenants, and following jobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import Body, FromPath
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from services.errors import NotFound
+from services.layers.catalogue import load_catalogue
+from services.models import Job
+from services.provisioning.tenants import TenantRequest, request_tenant
+from web.api.schemas import JobOut, ModuleOut, ProvisioningOut, TemplateOut, TenantOut
+from web.auth import landlord_token, may_read_tenant, signed_in
+from web.deps import DbSession
+
+
+@dataclass
+class TenantIn:
+    slug: str
+    name: str
+    template: str
+    modules: list[str] = field(default_factory=list)
+    isolation: str = "database"
+
+
+class CatalogueApiController(Controller):
+    tags = ["catalogue"]
+    guards = [signed_in]
+
+    @get("/templates", summary="Templates: a tenant's category, with its default modules")
+    async def list_templates(self, request: Request[Any, Any, Any]) -> list[TemplateOut]:
+        catalogue = load_catalogue(request.app.state.settings.layers_dir)
+        return [TemplateOut.of(layer) for layer in catalogue.templates.values()]
+
+    @get("/modules", summary="Modules: optional features, with versions, requirements and conflicts")
+    async def list_modules(self, request: Request[Any, Any, Any]) -> list[ModuleOut]:
+        catalogue = load_catalogue(request.app.state.settings.layers_dir)
+        return [ModuleOut.of(layer) for layer in catalogue.modules.values()]
+
+
+class ProvisioningApiController(Controller):
+    tags = ["tenants"]
+    guards = [signed_in]
+
+    @post(
+        "/tenants",
+        guards=[landlord_token],
+        status_code=HTTP_202_ACCEPTED,
+        summary="Create a tenant; provisioning runs as a job (202 with the job to follow)",
+    )
+    async def create_tenant(
+        self, request: Request[Any, Any, Any], db_session: DbSession, data: Annotated[TenantIn, Body()]
+    ) -> Response[ProvisioningOut]:
+        tenant, job = await request_tenant(
+            db_session,
+            request.app.state.settings,
+            TenantRequest(data.slug, data.name, data.template, data.modules, data.isolation),
+        )
+        await db_session.commit()
+        request.app.state.job_queue.send(job.id, job.tenant_id)
+        await db_session.refresh(job, ["steps"])
+        return Response(
+            ProvisioningOut(tenant=TenantOut.of(tenant), job=JobOut.of(job)),
+            status_code=HTTP_202_ACCEPTED,
+            headers={"Location": f"/api/v1/jobs/{job.id}"},
+        )
+
+    @get("/jobs/{job_id:int}", summary="A job: its status and each step's state, timing and error")
+    async def get_job(
+        self, request: Request[Any, Any, Any], db_session: DbSession, job_id: FromPath[int]
+    ) -> JobOut:
+        job = await db_session.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"There is no job {job_id}.")
+        if job.tenant is None:
+            if request.auth.tenant is not None:
+                raise PermissionDeniedException("This token may not read that job.")
+        elif not may_read_tenant(request, job.tenant.slug):
+            raise PermissionDeniedException("This token may not read that job.")
+        return JobOut.of(job)
