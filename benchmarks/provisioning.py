@@ -52,7 +52,7 @@ class Result:
         return 60 * len(self.seconds) / sum(self.seconds)
 
 
-async def provision_many(settings: Settings, count: int) -> list[float]:
+async def provision_many(settings: Settings, count: int, isolation: str) -> list[float]:
     catalogue = load_catalogue(settings.layers_dir)
     templates = sorted(catalogue.templates.values(), key=lambda layer: layer.name)
     database = Database(settings.database_url)
@@ -98,7 +98,9 @@ async def _admin(server_url: str, sql: str) -> list[asyncpg.Record]:
         await connection.close()
 
 
-async def run_backend(backend: str, base: Settings, count: int, server_url: str | None) -> list[Result]:
+async def run_backend(
+    backend: str, base: Settings, count: int, server_url: str | None, isolation: str = "database"
+) -> list[Result]:
     results = []
     for mode, golden in (("replay", False), ("golden clone", True)):
         name = f"tenantry_bench_{secrets.token_hex(4)}"
@@ -111,7 +113,8 @@ async def run_backend(backend: str, base: Settings, count: int, server_url: str 
         settings = replace(base, database_url=url, golden_images=golden, data_dir=base.data_dir / name)
         try:
             await prepare_landlord(settings)
-            results.append(Result(backend, mode, await provision_many(settings, count)))
+            label = backend if isolation == "database" else f"{backend} {isolation}"
+            results.append(Result(label, mode, await provision_many(settings, count, isolation)))
         finally:
             if backend == "postgresql":
                 assert server_url
@@ -124,12 +127,12 @@ async def run_backend(backend: str, base: Settings, count: int, server_url: str 
 
 def report(results: list[Result], count: int) -> None:
     print(f"\nProvisioning {count} tenants per run (three templates with their default modules)\n")
-    print(f"{'backend':<11} {'mode':<13} {'p50 s':>8} {'p95 s':>8} {'tenants/min':>12} {'p50 vs replay':>14}")
+    print(f"{'backend':<18} {'mode':<13} {'p50 s':>8} {'p95 s':>8} {'tenants/min':>12} {'p50 vs replay':>14}")
     baselines = {r.backend: r for r in results if r.mode == "replay"}
     for result in results:
         ratio = baselines[result.backend].p50 / result.p50
         print(
-            f"{result.backend:<11} {result.mode:<13} {result.p50:>8.3f} {result.p95:>8.3f} "
+            f"{result.backend:<18} {result.mode:<13} {result.p50:>8.3f} {result.p95:>8.3f} "
             f"{result.per_minute:>12.1f} {ratio:>13.2f}x"
         )
 
@@ -154,7 +157,10 @@ def main(argv: list[str] | None = None) -> None:
         results += asyncio.run(run_backend("sqlite", base, args.tenants, None))
         if args.postgres_url:
             # Tenant databases go on the landlord's server, named after the landlord database.
-            results += asyncio.run(run_backend("postgresql", base, args.tenants, args.postgres_url))
+            for isolation in ("database", "schema"):
+                results += asyncio.run(
+                    run_backend("postgresql", base, args.tenants, args.postgres_url, isolation)
+                )
         else:
             print("PostgreSQL skipped: pass --postgres-url or set TENANTRY_TEST_POSTGRES_URL")
     report(results, args.tenants)

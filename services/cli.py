@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -54,8 +55,16 @@ def _print_seed(seed: users.NewUser | None, email: str) -> None:
         print(f"Password (shown once, keep it now): {seed.password}")
 
 
+def _configure_logging() -> None:
+    """Long-running commands log with timestamps; Dramatiq's start-up chatter is left out."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("dramatiq").setLevel(logging.WARNING)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
+
+    _configure_logging()
 
     _print_seed(asyncio.run(prepare_landlord(settings)), settings.admin_email)
     worker = (
@@ -75,6 +84,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
             "Set TENANTRY_BROKER_URL to a redis:// or amqp:// URL to run separate workers."
         )
     from workers.runner import run_worker_process
+
+    _configure_logging()
 
     run_worker_process(settings, args.threads)
 

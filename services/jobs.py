@@ -121,10 +121,13 @@ async def _claim(database: Database, job_id: int, lease: timedelta) -> Job | Non
 async def _renew_lease(database: Database, job_id: int, lease: timedelta) -> None:
     while True:
         await asyncio.sleep(lease.total_seconds() / 3)
-        async with database.session() as session:
-            await session.execute(
-                update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() + lease)
-            )
+        try:
+            async with database.session() as session:
+                await session.execute(
+                    update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() + lease)
+                )
+        except Exception:  # one failed renewal must not end the lease: try again at the next beat
+            log.warning("could not renew the lease of job %s; trying again", job_id, exc_info=True)
 
 
 async def perform_job(database: Database, job_id: int, settings: Settings) -> None:

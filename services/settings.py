@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,13 +89,20 @@ class Settings:
 
 
 def _install_secret(data_dir: Path) -> str:
-    """The per-install secret: generated on first start, then read back from the data dir."""
+    """The per-install secret: generated on first start, then read back from the data dir. Written
+    to a private temporary file and linked into place, so two processes starting together agree
+    on one secret and neither ever reads a half-written file."""
     path = data_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret)
-    return secret
+    fd, temporary = tempfile.mkstemp(dir=data_dir, prefix=".secret_key.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+    return path.read_text().strip()

@@ -29,6 +29,7 @@ from web.health import healthz
 from web.landlord.dashboard import DashboardController
 from web.landlord.tenants import TenantsController
 from web.landlord.users import UsersController
+from web.not_found import unknown_address
 from web.sessions import RotatingSessionConfig
 from web.stores import LandlordStore
 from workers.runner import JobQueue
@@ -104,6 +105,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             UsersController,
             api,
             healthz,
+            unknown_address,
             create_static_files_router(
                 path="/static", directories=[settings.static_dir], include_in_schema=False
             ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +18,8 @@ from web.auth import API_PREFIX, current_user
 
 log = logging.getLogger(__name__)
 
+#: What Litestar's CSRF middleware says; users get words they can act on instead.
+CSRF_FAILURE = "CSRF token verification failed"
 _DOMAIN_STATUS: dict[type[DomainError], int] = {InvalidInput: 422, NotFound: 404, Conflict: 409}
 _TITLES = {
     400: "Bad request",
@@ -52,6 +55,16 @@ def error_response(request: Request[Any, Any, Any], status: int, detail: str, **
     )
 
 
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+
+
+def _field_of(problem: dict[str, Any]) -> Any:
+    """The field a validation problem is about. A missing one is reported on the whole body (its
+    key is the handler's parameter, "data"); the message names the field, so that name is used."""
+    missing = _MISSING_FIELD.search(str(problem.get("message", "")))
+    return missing.group(1) if missing else problem.get("key")
+
+
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if isinstance(exc, NotAuthorizedException) and not _is_api(request):
         wanted = f"{request.url.path}?{request.url.query}" if request.url.query else request.url.path
@@ -62,12 +75,14 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     if isinstance(exc, ValidationException) and _is_api(request):
         problems = exc.extra if isinstance(exc.extra, list) else []
         errors = [
-            {"field": p.get("key"), "message": p.get("message"), "source": p.get("source")} for p in problems
+            {"field": _field_of(p), "message": p.get("message"), "source": p.get("source")} for p in problems
         ]
         # A body that does not fit the schema is unprocessable input; a bad query or path is a bad request.
         status = 422 if any(error["source"] == "body" for error in errors) else 400
         return error_response(request, status, "The request is not valid.", errors=errors)
     detail = exc.detail if exc.status_code < 500 else _TITLES.get(exc.status_code, "Error")
+    if detail == CSRF_FAILURE:
+        detail = "This form has expired or came from another site. Reload the page and try again."
     response = error_response(request, exc.status_code, detail)
     if exc.headers:
         response.headers.update(exc.headers)

@@ -33,18 +33,24 @@ class WorkerRuntime:
                 self._database = Database(self.settings.database_url)
             return self._database
 
+    def close(self) -> None:
+        """Close the landlord connections, on the worker's event loop (where they were made)."""
+        with self._lock:
+            database, self._database = self._database, None
+        if database is not None:
+            run_in_worker_loop(database.dispose)
+
 
 def declare_actors(broker: dramatiq.Broker, runtime: WorkerRuntime) -> None:
     def run_job(job_id: int) -> None:
         run_in_worker_loop(lambda: jobs.perform_job(runtime.database(), job_id, runtime.settings))
 
     dramatiq.actor(
-        run_job,
-        broker=broker,
         actor_name=RUN_JOB,
         queue_name=f"{runtime.settings.broker_namespace}-jobs",
+        broker=broker,
         max_retries=3,
-    )
+    )(run_job)
 
 
 def send_job(

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.broker import MessageProxy
 
 from services.tenancy.context import current_tenant_id, enter_tenant, leave_tenant
 
@@ -33,13 +34,13 @@ class TenantContextMiddleware(dramatiq.Middleware):
         if tenant_id is not None:
             message.options.setdefault(TENANT_OPTION, tenant_id)
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self._tokens.current = enter_tenant(message.options.get(TENANT_OPTION))
 
     def after_process_message(
         self,
         broker: dramatiq.Broker,
-        message: dramatiq.Message[Any],
+        message: MessageProxy,
         *,
         result: Any = None,
         exception: Any = None,
@@ -49,7 +50,8 @@ class TenantContextMiddleware(dramatiq.Middleware):
             leave_tenant(token)
             self._tokens.current = None
 
-    after_skip_message = after_process_message
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        self.after_process_message(broker, message)
 
 
 def run_in_worker_loop(work: Callable[[], Awaitable[R]]) -> R:
@@ -60,4 +62,7 @@ def run_in_worker_loop(work: Callable[[], Awaitable[R]]) -> R:
     async def in_context() -> R:
         return await asyncio.get_running_loop().create_task(work(), context=context)  # type: ignore[arg-type]
 
-    return get_event_loop_thread().run_coroutine(in_context())
+    loop_thread = get_event_loop_thread()
+    if loop_thread is None:
+        raise RuntimeError("no worker event loop: the AsyncIO middleware has not started")
+    return loop_thread.run_coroutine(in_context())

@@ -20,6 +20,18 @@ from workers.context import run_in_worker_loop
 log = logging.getLogger(__name__)
 
 
+class _ClosesLandlordConnections(dramatiq.Middleware):
+    """Closes the worker's landlord connections when it shuts down: after its threads stopped and
+    before the AsyncIO middleware stops the event loop they belong to (after-hooks run in reverse
+    order of the middleware list, and this one is added after AsyncIO)."""
+
+    def __init__(self, runtime: WorkerRuntime) -> None:
+        self.runtime = runtime
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.runtime.close()
+
+
 class JobQueue:
     """The broker with Tenantry's actors declared, and (when asked) a worker consuming from it."""
 
@@ -30,6 +42,7 @@ class JobQueue:
         self.broker = create_broker(settings)
         self.runtime = WorkerRuntime(settings)
         declare_actors(self.broker, self.runtime)
+        self.broker.add_middleware(_ClosesLandlordConnections(self.runtime))
         self.worker: dramatiq.Worker | None = None
         self._stopping = threading.Event()
         self._sweeper: threading.Thread | None = None

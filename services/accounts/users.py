@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.accounts.passwords import generate_password, hash_password, verify_password
@@ -82,7 +83,11 @@ async def seed_superadmin(session: AsyncSession, email: str) -> NewUser | None:
     )
     if existing:
         return None
-    return await create_user(session, email=email, role=PlatformRole.SUPERADMIN)
+    try:
+        async with session.begin_nested():
+            return await create_user(session, email=email, role=PlatformRole.SUPERADMIN)
+    except IntegrityError:
+        return None  # another web process starting at the same moment seeded it first
 
 
 async def list_landlord_staff(session: AsyncSession) -> list[User]:

@@ -11,8 +11,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
@@ -54,8 +55,28 @@ class MigrationFailed(DomainError):
         self.run = run
 
 
-@cache
 def _script(path: Path) -> tuple[Config, ScriptDirectory]:
+    """The layer's Alembic scripts, read again when its revision files change: a developer adds
+    (or fixes) a tenant's custom revision and it is applied on request, without a restart."""
+    return _read_script(path, _revision_files(path))
+
+
+def _revision_files(path: Path) -> tuple[tuple[str, int, int], ...]:
+    versions = path / "versions"
+    if not versions.is_dir():
+        return ()
+    return tuple(
+        sorted(
+            (entry.name, stat.st_mtime_ns, stat.st_size)
+            for entry in versions.iterdir()
+            if entry.suffix == ".py"
+            for stat in (entry.stat(),)
+        )
+    )
+
+
+@lru_cache(maxsize=256)
+def _read_script(path: Path, _files: tuple[tuple[str, int, int], ...]) -> tuple[Config, ScriptDirectory]:
     config = Config()
     config.set_main_option("script_location", str(path))
     return config, ScriptDirectory.from_config(config)
@@ -80,7 +101,7 @@ def _current(connection: Connection, layer: Layer) -> str | None:
 def _migrate(connection: Connection, layer: Layer, destination: str, direction: str) -> None:
     config, script = _script(layer.path)
 
-    def steps(current: object, _context: MigrationContext) -> object:
+    def steps(current: Any, _context: MigrationContext) -> Any:
         if direction == UP:
             return script._upgrade_revs(destination, current)  # what `alembic upgrade` itself runs
         return script._downgrade_revs(destination, current)

@@ -15,7 +15,14 @@ from services.layers.catalogue import Catalogue
 from services.layers.migrator import head
 from services.models import GoldenImage, IsolationMode
 from services.settings import Settings
-from services.tenancy.stores import StoreLocation, allocate_store, plan_store, store_exists
+from services.tenancy.stores import (
+    StoreLocation,
+    allocate_store,
+    can_copy_schemas,
+    drop_store,
+    plan_store,
+    store_exists,
+)
 
 
 def golden_key(catalogue: Catalogue, location: StoreLocation, template: str, modules: list[str]) -> str:
@@ -30,9 +37,9 @@ def golden_key(catalogue: Catalogue, location: StoreLocation, template: str, mod
 
 
 def supports_cloning(location: StoreLocation) -> bool:
-    """SQLite files are copied and PostgreSQL databases created from a template; a PostgreSQL
-    schema has no native copy, so schema-isolated tenants always replay their migrations."""
-    return location.isolation != IsolationMode.SCHEMA
+    """SQLite files are copied, PostgreSQL databases created from a template, and schemas copied
+    through pg_dump; without pg_dump, schema-isolated tenants replay their migrations."""
+    return location.isolation != IsolationMode.SCHEMA or can_copy_schemas()
 
 
 def golden_location(settings: Settings, location: StoreLocation, key: str) -> StoreLocation:
@@ -64,3 +71,13 @@ async def capture_golden(
     except IntegrityError:
         return False  # another tenant with the same recipe recorded it first; both copies are equal
     return True
+
+
+async def discard_golden(
+    session: AsyncSession, settings: Settings, location: StoreLocation, key: str
+) -> None:
+    """Forget an image that no longer matches its record, so the next replay captures a good one."""
+    image = await session.get(GoldenImage, key)
+    if image is not None:
+        await session.delete(image)
+    await drop_store(golden_location(settings, location, key))

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.layers.catalogue import load_catalogue
 from services.layers.migrator import current_revision, head, revisions
 from services.models import Job, MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
+from services.provisioning.tenants import can_retry
 from services.settings import Settings
 from services.tenancy.stores import location_of, store_exists
 from services.tenancy.tenants import get_tenant
@@ -37,6 +38,7 @@ class TenantOverview:
     jobs: list[Job] = field(default_factory=list)
     history: list[MigrationHistory] = field(default_factory=list)
     pending_custom: list[str] = field(default_factory=list)
+    can_retry: bool = False
 
     @property
     def latest_job(self) -> Job | None:
@@ -54,7 +56,9 @@ async def recent_jobs(session: AsyncSession, tenant: Tenant, limit: int = 10) ->
 
 async def tenant_overview(session: AsyncSession, settings: Settings, slug: str) -> TenantOverview:
     tenant = await get_tenant(session, slug)
-    overview = TenantOverview(tenant=tenant, jobs=await recent_jobs(session, tenant))
+    overview = TenantOverview(
+        tenant=tenant, jobs=await recent_jobs(session, tenant), can_retry=await can_retry(session, tenant)
+    )
     overview.snapshot = await session.scalar(
         select(SchemaSnapshot)
         .where(SchemaSnapshot.tenant_id == tenant.id)

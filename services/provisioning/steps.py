@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.db import Database
+from services.errors import Conflict
 from services.jobs import StepFunction
 from services.layers.catalogue import Catalogue, Layer
 from services.layers.migrator import RevisionRun, current_revision, head, upgrade_layer
-from services.layers.snapshot import take_snapshot
+from services.layers.snapshot import VERSION_TABLE_PREFIX, take_snapshot
 from services.models import MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
 from services.provisioning.golden import (
     capture_golden,
+    discard_golden,
     find_golden,
     golden_key,
     golden_location,
@@ -34,6 +37,7 @@ from services.tenancy.stores import (
 )
 
 log = logging.getLogger(__name__)
+CLONE = "clone"
 
 
 @dataclass
@@ -68,6 +72,23 @@ class Provisioning:
                 )
             )
 
+    async def record_clone(self, layers: list[Layer], description: dict[str, Any]) -> None:
+        """A cloned store got its layers without running them: history says where they came from."""
+        versions = description["layer_versions"]
+        async with self.landlord.session() as session:
+            for layer in layers:
+                session.add(
+                    MigrationHistory(
+                        tenant_id=self.tenant_id,
+                        job_id=self.job_id,
+                        layer=layer.key,
+                        revision=versions.get(layer.version_table.removeprefix(VERSION_TABLE_PREFIX)) or "",
+                        direction=CLONE,
+                        duration_ms=0.0,
+                        outcome="succeeded",
+                    )
+                )
+
     async def apply(self, session: AsyncSession, layers: list[Layer]) -> str:
         tenant = await self.tenant(session)
         store = self.store(tenant).open()
@@ -93,11 +114,18 @@ async def allocate(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     if tenant.store_name is None:
         planned = plan_store(run.settings, tenant.slug, tenant.isolation)
+        if await store_exists(planned):
+            # Not ours: never recorded, so a failure cleans nothing up and nobody's data is touched.
+            raise Conflict(
+                f"A store named {planned.name} already exists; it was left alone. Remove it or pick another slug."
+            )
         tenant.store_backend, tenant.store_name = planned.backend, planned.name
         await session.commit()  # remembered before it exists, so a failure can always remove it
     location = run.store(tenant)
     if await store_exists(location):
-        return f"store {location.name} already allocated"
+        # Ours, from an attempt that died before this step succeeded (maybe mid-clone, before the
+        # clone was checked): nothing after this step has touched it, so start it again.
+        await drop_store(location)
     if run.settings.golden_images and supports_cloning(location):
         key = golden_key(run.catalogue, location, tenant.template, tenant.modules)
         image = await find_golden(session, run.settings, location, key)
@@ -105,16 +133,16 @@ async def allocate(run: Provisioning, session: AsyncSession) -> str:
             await allocate_store(location, template=golden_location(run.settings, location, key))
             store = location.open()
             try:
-                _, sha256 = await take_snapshot(store)
+                description, sha256 = await take_snapshot(store)
             finally:
                 await store.dispose()
             if sha256 == image.sha256:
+                await run.record_clone(run.catalogue.layers_for(tenant.template, tenant.modules), description)
                 return f"cloned golden image {key[:12]} into {location.backend} store {location.name}"
             await drop_store(location)
+            await discard_golden(session, run.settings, location, key)
             await allocate_store(location)
-            return (
-                f"golden image {key[:12]} did not match its recorded schema; discarded, replaying migrations"
-            )
+            return f"golden image {key[:12]} did not match its recorded schema; discarded it, replaying migrations"
     await allocate_store(location)
     return f"empty {location.backend} store {location.name} ({location.isolation} isolation)"
 

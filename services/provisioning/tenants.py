@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import jobs
 from services.db import Database
 from services.errors import Conflict, FieldErrors, InvalidInput
 from services.layers.catalogue import load_catalogue
-from services.models import Job, Tenant, TenantStatus
+from services.models import Job, JobStatus, Tenant, TenantStatus
 from services.provisioning.steps import PROVISIONING_STEPS, Provisioning, remove_failed_store
 from services.settings import Settings
 from services.tenancy.stores import available_isolation_modes
@@ -60,13 +61,28 @@ async def request_tenant(
 
 
 async def retry_provisioning(session: AsyncSession, tenant: Tenant) -> Job:
-    """A new provisioning job for a tenant whose last one failed."""
-    if tenant.status != TenantStatus.FAILED:
-        raise Conflict(f"{tenant.slug} is {tenant.status}; only a failed tenant can be provisioned again.")
+    """A new provisioning job for a tenant whose last one failed (or ended without finishing it)."""
+    if not await can_retry(session, tenant):
+        raise Conflict(
+            f"{tenant.slug} is {tenant.status}; only a tenant whose provisioning failed can be retried."
+        )
     tenant.status, tenant.error = TenantStatus.PROVISIONING, None
-    return await jobs.record_job(
-        session, PROVISION, tenant_id=tenant.id, steps=[name for name, _ in PROVISIONING_STEPS]
+    return await jobs.record_job(session, PROVISION, tenant_id=tenant.id, steps=PROVISIONING_STEP_NAMES)
+
+
+async def can_retry(session: AsyncSession, tenant: Tenant) -> bool:
+    if tenant.status == TenantStatus.FAILED:
+        return True
+    if tenant.status != TenantStatus.PROVISIONING:
+        return False
+    # Still "provisioning" but no provisioning job left to finish it: its last job failed before
+    # reaching the steps (for instance it arrived without its tenant's context).
+    unfinished = await session.scalar(
+        select(Job.id).where(
+            Job.tenant_id == tenant.id, Job.kind == PROVISION, Job.status.in_(JobStatus.unfinished())
+        )
     )
+    return unfinished is None
 
 
 @jobs.job_handler(PROVISION)

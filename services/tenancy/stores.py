@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
+import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +140,10 @@ async def allocate_store(location: StoreLocation, *, template: StoreLocation | N
             Path(location.name).touch()
         return
     if location.isolation == IsolationMode.SCHEMA:
-        await _on_server(location, f'CREATE SCHEMA "{location.name}"')
+        if template is not None:
+            await _copy_schema(template, location)
+        else:
+            await _on_server(location, f'CREATE SCHEMA "{location.name}"')
         return
     clause = f' TEMPLATE "{template.name}"' if template is not None else ""
     await _on_server(location, f'CREATE DATABASE "{location.name}"{clause}')
@@ -154,6 +159,42 @@ async def drop_store(location: StoreLocation) -> None:
         await _on_server(location, f'DROP SCHEMA IF EXISTS "{location.name}" CASCADE')
     else:
         await _on_server(location, f'DROP DATABASE IF EXISTS "{location.name}" WITH (FORCE)')
+
+
+def can_copy_schemas() -> bool:
+    """Copying a schema needs pg_dump (PostgreSQL has no CREATE SCHEMA … TEMPLATE)."""
+    return shutil.which("pg_dump") is not None
+
+
+async def _copy_schema(source: StoreLocation, target: StoreLocation) -> None:
+    """Copy a schema's tables, keys, sequences and rows into a new schema: pg_dump writes the
+    source as SQL, the schema's name is replaced, and the script runs in one transaction."""
+    server = make_url(source.url).set(drivername="postgresql")
+    environment = {**os.environ, "PGPASSWORD": server.password or ""}
+    dump = await asyncio.create_subprocess_exec(
+        shutil.which("pg_dump") or "pg_dump",
+        f"--schema={source.name}",
+        "--no-owner",
+        "--no-privileges",
+        "--inserts",
+        server.set(password=None).render_as_string(hide_password=False),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=environment,
+    )
+    output, errors = await dump.communicate()
+    if dump.returncode != 0:
+        raise RuntimeError(f"pg_dump could not read schema {source.name}: {errors.decode().strip()}")
+    # psql's own commands (\restrict …) are not SQL; the schema's name is a unique identifier.
+    script = "\n".join(line for line in output.decode().splitlines() if not line.startswith("\\"))
+    script = re.sub(rf"\b{re.escape(source.name)}\b", target.name, script)
+    engine = create_engine(source.url)
+    try:
+        async with engine.begin() as connection:
+            raw = await connection.get_raw_connection()
+            await raw.driver_connection.execute(script)  # type: ignore[union-attr]
+    finally:
+        await engine.dispose()
 
 
 async def _copy_sqlite(source: Path, target: Path) -> None:

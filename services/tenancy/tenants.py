@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import Conflict, InvalidInput, NotFound
@@ -44,7 +44,7 @@ async def search_tenants(
 ) -> TenantPage:
     """Tenants whose slug or name contains `query`, newest first, one page at a time."""
     page, per_page = max(page, 1), min(max(per_page, 1), 100)
-    condition = True
+    condition: ColumnElement[bool] = true()
     if query := query.strip().lower():
         # autoescape: a % or _ typed in the search box is a character to find, not a wildcard.
         condition = or_(

@@ -19,7 +19,7 @@ from tests.web.portal import HTMX, add_tenant, add_user, assert_no_trace, portal
 UNREACHABLE_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"
 #: What anyone may open without signing in.
 PUBLIC = re.compile(r"^(/login|/healthz|/static/.*|/api/docs.*)$")
-SAMPLE_PATH_VALUES = {"file_path": "css/tenantry.css", "path": "swagger"}
+SAMPLE_PATH_VALUES = {"file_path": "css/tenantry.css", "path": "swagger", "address": "no-such-page"}
 SAMPLE_BY_TYPE = {int: "1", str: "acme"}
 
 
@@ -155,9 +155,20 @@ def test_no_portal_page_is_open_to_anonymous_visitors(app: Litestar, client: Tes
         response = client.request(method, path, data=data, follow_redirects=False)
         if PUBLIC.match(path):
             continue
+        if path == "/no-such-page":  # the catch-all: nothing there, for anyone
+            assert response.status_code == 404, f"{method} {path}"
+            continue
         assert not 200 <= response.status_code < 300, f"{method} {path} answered {response.status_code}"
         if path.startswith("/api/"):
             assert response.status_code == 401, f"{method} {path}"
         else:
             assert response.status_code in (302, 303), f"{method} {path}"
             assert response.headers["location"].startswith("/login"), f"{method} {path}"
+
+
+def test_a_missing_page_still_knows_who_is_signed_in(superadmin_client: TestClient[Any]) -> None:
+    page = superadmin_client.get("/no/such/page")
+
+    assert page.status_code == 404
+    assert "There is nothing at /no/such/page." in page.text
+    assert "admin@localhost" in page.text and "Sign out" in page.text

@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import shutil
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import pika
+import redis
+from sqlalchemy import inspect, select
+from sqlalchemy.engine import make_url
 
 from services import jobs
-from services.models import Job, JobStatus
+from services.db import Database, is_sqlite
+from services.layers.catalogue import load_catalogue
+from services.layers.migrator import current_revision, head, revisions
+from services.models import (
+    IsolationMode,
+    Job,
+    JobStatus,
+    JobStep,
+    MigrationHistory,
+    StepStatus,
+    Tenant,
+    TenantStatus,
+)
+from services.provisioning.tenants import PROVISIONING_STEP_NAMES, TenantRequest, request_tenant
 from services.settings import Settings
-from tests.services.running import Background, wait_for
+from services.tenancy.stores import location_of
+from tests.services.running import ROOT, Background, tenantry_env, wait_for
 from tests.support import run_db
 from tests.workers import jobkinds
+
+T = TypeVar("T")
 
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
@@ -39,3 +67,263 @@ def wait_until_finished(
         return found if found.status in FINISHED else None
 
     return wait_for(finished, timeout, what=f"job {job_id} to finish")
+
+
+# --- Provisioning tenants through the workers -------------------------------------------------
+
+#: A small template and its default modules (events has two revisions), quick to provision.
+TEMPLATE = "community_group"
+MODULES = ["events", "social_media"]
+#: The env var the gate layer's migration reads (see add_gate_layer).
+GATE_VARIABLE = "TENANTRY_TEST_GATE"
+
+
+def request(settings: Settings, slug: str, isolation: str = IsolationMode.DATABASE) -> tuple[Tenant, Job]:
+    """Ask for a tenant as the portal does: the tenant and its provisioning job, committed."""
+    wanted = TenantRequest(
+        slug=slug, name=f"Tenant {slug}", template=TEMPLATE, modules=MODULES, isolation=isolation
+    )
+    return run_db(settings, lambda session: request_tenant(session, settings, wanted))
+
+
+def tenant(settings: Settings, slug: str) -> Tenant:
+    return run_db(settings, lambda session: session.scalar(select(Tenant).where(Tenant.slug == slug)))
+
+
+def steps_of(settings: Settings, job_id: int) -> list[JobStep]:
+    statement = select(JobStep).where(JobStep.job_id == job_id).order_by(JobStep.position)
+    return run_db(settings, lambda session: _all(session.scalars(statement)))
+
+
+def history_of(settings: Settings, tenant_id: int) -> list[MigrationHistory]:
+    statement = select(MigrationHistory).where(MigrationHistory.tenant_id == tenant_id)
+    return run_db(settings, lambda session: _all(session.scalars(statement.order_by(MigrationHistory.id))))
+
+
+async def _all(rows: Awaitable[Any]) -> list[Any]:
+    return list(await rows)
+
+
+def wait_until_active(
+    settings: Settings, slug: str, *, timeout: float = 60, worker: Background | None = None
+) -> Tenant:
+    """The tenant once it is active; fails early when it failed or the worker process died."""
+
+    def active() -> Tenant | None:
+        if worker is not None:
+            worker.check_running()
+        found = tenant(settings, slug)
+        assert found.status != TenantStatus.FAILED, f"{slug} failed to provision: {found.error}"
+        return found if found.status == TenantStatus.ACTIVE else None
+
+    return wait_for(active, timeout, what=f"tenant {slug} to become active", interval=0.1)
+
+
+def wait_until_step_running(
+    settings: Settings, job_id: int, step: str, *, timeout: float = 60, worker: Background | None = None
+) -> JobStep:
+    def running() -> JobStep | None:
+        if worker is not None:
+            worker.check_running()
+        found = next(row for row in steps_of(settings, job_id) if row.name == step)
+        return found if found.status == StepStatus.RUNNING else None
+
+    return wait_for(running, timeout, what=f"step {step!r} of job {job_id} to run", interval=0.1)
+
+
+def in_store(settings: Settings, found: Tenant, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` on the tenant's own store (as the workers open it)."""
+
+    async def go() -> T:
+        store = location_of(settings, found).open()
+        try:
+            return await work(store)
+        finally:
+            await store.dispose()
+
+    return asyncio.run(go())
+
+
+def table_names(settings: Settings, found: Tenant) -> list[str]:
+    async def names(store: Database) -> list[str]:
+        async with store.engine.connect() as connection:
+            return await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+
+    return in_store(settings, found, names)
+
+
+def assert_provisioned(settings: Settings, slug: str, *, resumed_step: str | None = None) -> Tenant:
+    """The tenant is active with a store at the head of every layer; its provisioning job succeeded
+    with each step once (attempted twice only for `resumed_step`, where its first worker died), and
+    the landlord has exactly one successful history row per revision of each of its layers."""
+    found = tenant(settings, slug)
+    assert (found.status, found.error) == (TenantStatus.ACTIVE, None)
+    assert found.store_name is not None
+    provisioning = run_db(
+        settings, lambda session: _all(session.scalars(select(Job).where(Job.tenant_id == found.id)))
+    )
+    assert len(provisioning) == 1
+    job = provisioning[0]
+    assert (job.status, job.error) == (JobStatus.SUCCEEDED, None)
+    assert job.attempts == (2 if resumed_step else 1)
+
+    steps = steps_of(settings, job.id)
+    assert [step.name for step in steps] == PROVISIONING_STEP_NAMES
+    assert [(step.name, step.status, step.error) for step in steps] == [
+        (name, StepStatus.SUCCEEDED, None) for name in PROVISIONING_STEP_NAMES
+    ]
+    names = PROVISIONING_STEP_NAMES
+    resumed_at = names.index(resumed_step) if resumed_step else len(names)
+    assert {step.name: step.attempts for step in steps} == {
+        name: 2 if index == resumed_at else 1 for index, name in enumerate(names)
+    }
+
+    catalogue = load_catalogue(settings.layers_dir)
+    layers = catalogue.layers_for(found.template, found.modules, found.slug)
+    expected = Counter(
+        (layer.key, revision, "up", "succeeded") for layer in layers for revision in revisions(layer)
+    )
+    history = history_of(settings, found.id)
+    assert Counter((row.layer, row.revision, row.direction, row.outcome) for row in history) == expected
+    assert {row.job_id for row in history} == {job.id}
+    assert all(count == 1 for count in expected.values())
+
+    async def applied(store: Database) -> dict[str, str | None]:
+        return {layer.key: await current_revision(store, layer) for layer in layers}
+
+    assert in_store(settings, found, applied) == {layer.key: head(layer) for layer in layers}
+    return found
+
+
+# --- A custom layer that holds provisioning at a gate ------------------------------------------
+
+_GATE_MIGRATION = '''"""A test's gate: creates {table}, then waits while the file named by ${variable} exists.
+
+Revision ID: {revision}
+Revises:
+"""
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.util import await_only
+
+revision = "{revision}"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("{table}", sa.Column("id", sa.Integer, primary_key=True))
+    gate = Path(os.environ.get("{variable}", ""))
+    if not gate.name:
+        return
+    Path(f"{{gate}}.reached").touch()  # the table is created, its transaction still open
+    deadline = time.monotonic() + 60
+    while gate.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the gate was never opened")
+        # Awaited on the worker's event loop (this runs in SQLAlchemy's greenlet), so the loop stays
+        # free and the job's lease keeps being renewed, as during any long migration.
+        await_only(asyncio.sleep(0.05))
+
+
+def downgrade() -> None:
+    op.drop_table("{table}")
+'''
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Where a worker stops: inside the custom layer's only revision, its transaction open."""
+
+    path: Path
+    revision: str
+    table: str
+
+    @property
+    def reached(self) -> Path:
+        return Path(f"{self.path}.reached")
+
+    def close(self) -> None:
+        """Shut: the next worker to run the revision waits here."""
+        self.path.touch()
+        self.reached.unlink(missing_ok=True)
+
+    def open(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def layers_with_gate(tmp_path: Path, slug: str) -> tuple[Path, Gate]:
+    """A copy of layers/ with a custom layer for `slug` whose migration waits at a gate."""
+    layers = tmp_path / "layers"
+    shutil.copytree(ROOT / "layers", layers, ignore=shutil.ignore_patterns("__pycache__"))
+    versions = layers / "custom" / slug / "versions"
+    versions.mkdir(parents=True)
+    suffix = slug.replace("-", "_")
+    gate = Gate(tmp_path / "gate", revision=f"{suffix}_0001", table=f"gate_{suffix}")
+    (versions / f"{suffix}_0001_gate.py").write_text(
+        _GATE_MIGRATION.format(revision=gate.revision, table=gate.table, variable=GATE_VARIABLE)
+    )
+    return layers, gate
+
+
+# --- Processes and shared servers --------------------------------------------------------------
+
+
+def process_env(settings: Settings, **variables: str) -> dict[str, str]:
+    """tenantry_env, with the settings it leaves out (layers, lease, golden images, tenant server)."""
+    extra = {
+        "TENANTRY_LAYERS_DIR": str(settings.layers_dir),
+        "TENANTRY_JOB_LEASE_SECONDS": str(settings.job_lease_seconds),
+        "TENANTRY_GOLDEN_IMAGES": "on" if settings.golden_images else "off",
+    }
+    if settings.tenant_postgres_url:
+        extra["TENANTRY_TENANT_POSTGRES_URL"] = settings.tenant_postgres_url
+    return tenantry_env(settings, **extra, **variables)
+
+
+def forget_namespace(broker_url: str, namespace: str) -> None:
+    """Remove what a test's namespace left on a shared Redis or RabbitMQ."""
+    if broker_url.startswith("redis"):
+        client = redis.Redis.from_url(broker_url)
+        try:
+            keys = list(client.scan_iter(f"{namespace}:*"))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+        return
+    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    try:
+        channel = connection.channel()
+        for suffix in ("", ".DQ", ".XQ"):
+            channel.queue_delete(f"{namespace}-jobs{suffix}")
+    finally:
+        connection.close()
+
+
+def drop_tenant_databases(database_url: str) -> None:
+    """On PostgreSQL: drop the tenant stores and golden images made beside a test's landlord database
+    (named after it); schema-isolated stores live inside it and go with it."""
+    if is_sqlite(database_url):
+        return
+    url = make_url(database_url)
+    dsn = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+
+    async def drop() -> None:
+        connection = await asyncpg.connect(dsn)
+        try:
+            pattern = url.database.replace("_", r"\_") + r"\_%"  # type: ignore[union-attr]
+            names = await connection.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", pattern)
+            for row in names:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+    asyncio.run(drop())

@@ -9,38 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pika
 import pytest
-import redis
 
 from services.models import JobStatus
 from services.settings import Settings
 from tests.services.running import background, tenantry_env
 from tests.support import RABBITMQ_URL, REDIS_URL, requires_postgres, requires_rabbitmq, requires_redis
 from tests.workers import jobkinds
-from tests.workers.support import job, record, runs_of, wait_until_finished
+from tests.workers.support import forget_namespace, job, record, runs_of, wait_until_finished
 from workers.runner import JobQueue
-
-
-def _forget_namespace(broker_url: str, namespace: str) -> None:
-    """Remove what the test's namespace left on the shared broker."""
-    if broker_url.startswith("redis"):
-        client = redis.Redis.from_url(broker_url)
-        try:
-            keys = list(client.scan_iter(f"{namespace}:*"))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
-        return
-    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
-    try:
-        channel = connection.channel()
-        for suffix in ("", ".DQ", ".XQ"):
-            channel.queue_delete(f"{namespace}-jobs{suffix}")
-    finally:
-        connection.close()
-
 
 #: Each broker once, each landlord backend once (the full matrix doubles the time and adds little).
 PAIRS = [
@@ -54,7 +31,7 @@ def broker_settings(landlord: Settings, broker_url: str) -> Iterator[Settings]:
     """The landlord settings on a real broker, in a namespace of this test's own."""
     configured = dataclasses.replace(landlord, broker_url=broker_url, job_modules=(jobkinds.MODULE,))
     yield configured
-    _forget_namespace(configured.broker_url, configured.broker_namespace)
+    forget_namespace(configured.broker_url, configured.broker_namespace)
 
 
 def send(settings: Settings, *job_ids: int) -> None:

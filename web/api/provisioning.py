@@ -18,6 +18,8 @@ from web.api.schemas import JobOut, ModuleOut, ProvisioningOut, TemplateOut, Ten
 from web.auth import landlord_token, may_read_tenant, signed_in
 from web.deps import DbSession
 
+NOT_YOUR_JOB = "This token may not read that job."
+
 
 @dataclass
 class TenantIn:
@@ -75,11 +77,14 @@ class ProvisioningApiController(Controller):
         self, request: Request[Any, Any, Any], db_session: DbSession, job_id: FromPath[int]
     ) -> JobOut:
         job = await db_session.get(Job, job_id)
+        tenant_token = request.auth is not None and request.auth.tenant is not None
         if job is None:
+            if tenant_token:  # the same refusal as for another tenant's job: existence is not told
+                raise PermissionDeniedException(NOT_YOUR_JOB)
             raise NotFound(f"There is no job {job_id}.")
         if job.tenant is None:
-            if request.auth.tenant is not None:
-                raise PermissionDeniedException("This token may not read that job.")
+            if tenant_token:
+                raise PermissionDeniedException(NOT_YOUR_JOB)
         elif not may_read_tenant(request, job.tenant.slug):
-            raise PermissionDeniedException("This token may not read that job.")
+            raise PermissionDeniedException(NOT_YOUR_JOB)
         return JobOut.of(job)

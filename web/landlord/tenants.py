@@ -10,6 +10,7 @@ from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Response, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar_htmx import ClientRedirect, ClientRefresh, HTMXRequest
 
 from services.errors import DomainError, InvalidFields
@@ -31,7 +32,8 @@ class NewTenantForm:
     name: str = ""
     template: str = ""
     isolation: str = "database"
-    modules: list[str] = field(default_factory=list)
+    #: One ticked checkbox arrives as a single value, several as a list.
+    modules: list[str] | str = field(default_factory=list)
 
 
 def _settings(request: Request[Any, Any, Any]) -> Settings:
@@ -44,7 +46,8 @@ def _send(request: Request[Any, Any, Any], job: Job) -> None:
 
 
 def _redirect(request: HTMXRequest, target: str) -> Response[Any]:
-    return ClientRedirect(target) if request.htmx else Redirect(target)
+    # 303: the browser follows a form POST with a GET.
+    return ClientRedirect(target) if request.htmx else Redirect(target, status_code=HTTP_303_SEE_OTHER)
 
 
 class TenantsController(Controller):
@@ -102,13 +105,14 @@ class TenantsController(Controller):
                 tenant, job = await request_tenant(
                     db_session,
                     _settings(request),
-                    TenantRequest(form.slug, form.name, form.template, form.modules, form.isolation),
+                    TenantRequest(form.slug, form.name, form.template, modules, form.isolation),
                 )
         except DomainError as error:
             errors = (
                 error.errors if isinstance(error, InvalidFields) else {error.field or "form": error.message}
             )
-            context = {**self._form_context(request, form), "errors": errors}
+            # The modules as they were ticked, even none: not the template's defaults again.
+            context = {**self._form_context(request, form), "errors": errors, "ticked": set(modules)}
             template = "landlord/_new_tenant_form.html" if request.htmx else "landlord/new_tenant.html"
             return Template(template, context=context, status_code=422)
         await db_session.commit()

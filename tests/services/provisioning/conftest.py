@@ -1,0 +1,85 @@
+"""Installations to provision tenants in. Each has a landlord database of its own, copied from
+one migrated once per session; its tenants live in SQLite files, PostgreSQL databases or
+PostgreSQL schemas."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from services.tenancy.stores import can_copy_schemas
+from tests.services.provisioning.installation import (
+    EVERY_MODE,
+    POSTGRES_SCHEMA,
+    SQLITE_DATABASE,
+    Installation,
+    drop_databases,
+    fresh_installation,
+    installation_settings,
+    migrate,
+    postgres_admin,
+)
+from tests.support import POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_landlord(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A landlord database migrated once; every SQLite installation starts from a copy of it."""
+    folder = tmp_path_factory.mktemp("migrated-landlord")
+    asyncio.run(migrate(installation_settings(folder, f"sqlite+aiosqlite:///{folder / 'landlord.db'}")))
+    return folder / "landlord.db"
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_landlord(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated PostgreSQL database every PostgreSQL installation's landlord is created from."""
+    if not POSTGRES_URL:
+        pytest.skip("TENANTRY_TEST_POSTGRES_URL is not set")
+    name = f"tenantry_migrated_{secrets.token_hex(6)}"
+    asyncio.run(postgres_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        asyncio.run(migrate(installation_settings(tmp_path_factory.mktemp("migrated-pg"), url)))
+        yield name
+    finally:
+        asyncio.run(drop_databases(name))
+
+
+def _installation(request: pytest.FixtureRequest, mode: str, folder: Path) -> Iterator[Installation]:
+    pristine = request.getfixturevalue(
+        "migrated_sqlite_landlord" if mode == SQLITE_DATABASE else "migrated_postgres_landlord"
+    )
+    with fresh_installation(mode, folder, pristine) as installation:
+        yield installation
+
+
+@pytest.fixture(params=EVERY_MODE)
+def installation(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Installation]:
+    """An installation per isolation mode: SQLite files, PostgreSQL databases, PostgreSQL schemas
+    (a test narrows them with `@pytest.mark.parametrize("installation", MODES, indirect=True)`)."""
+    yield from _installation(request, request.param, tmp_path)
+
+
+@pytest.fixture(params=EVERY_MODE)
+def cloning_installation(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Installation]:
+    """An installation per isolation mode whose tenants can be cloned from golden images: SQLite
+    files are copied, PostgreSQL databases created from a template, schemas copied by pg_dump."""
+    if request.param == POSTGRES_SCHEMA and not can_copy_schemas():
+        pytest.skip("copying a PostgreSQL schema needs pg_dump, which is not installed here")
+    yield from _installation(request, request.param, tmp_path)
+
+
+@pytest.fixture
+def sqlite_installation(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Installation]:
+    """The embedded default: landlord and tenants in SQLite files, no PostgreSQL tenant server."""
+    yield from _installation(request, SQLITE_DATABASE, tmp_path)
+
+
+@pytest.fixture
+def postgres_schema_installation(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Installation]:
+    yield from _installation(request, POSTGRES_SCHEMA, tmp_path)
