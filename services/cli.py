@@ -10,11 +10,15 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from services.accounts import tokens, users
 from services.accounts.users import ROLES
+from services.audit import command_line_actor, record, verify
 from services.db import Database
 from services.errors import DomainError
 from services.layers.landlord import landlord_is_current, migrate_landlord
+from services.models import ApiToken
 from services.settings import Settings
 
 
@@ -96,27 +100,25 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_create_user(settings: Settings, args: argparse.Namespace) -> None:
-    created = asyncio.run(
-        _in_session(
-            settings,
-            lambda session: users.create_user(
-                session, email=args.email, role=args.role, tenant_slug=args.tenant
-            ),
-        )
-    )
+    async def create(session: AsyncSession) -> users.NewUser:
+        created = await users.create_user(session, email=args.email, role=args.role, tenant_slug=args.tenant)
+        await record(session, action="user.create", actor=command_line_actor(), target=created.user.email)
+        return created
+
+    created = asyncio.run(_in_session(settings, create))
     print(f"Created {created.user.email} ({args.role}).")
     print(f"Password (shown once): {created.password}")
 
 
 def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> None:
-    created = asyncio.run(
-        _in_session(
-            settings,
-            lambda session: tokens.create_token(
-                session, email=args.email, tenant_slug=args.tenant, name=args.name
-            ),
+    async def create(session: AsyncSession) -> tokens.NewToken:
+        created = await tokens.create_token(
+            session, email=args.email, tenant_slug=args.tenant, name=args.name
         )
-    )
+        await _record_token(session, "token.create", created.token)
+        return created
+
+    created = asyncio.run(_in_session(settings, create))
     scope = f"tenant {args.tenant}" if args.tenant else "the landlord"
     print(f"Token {created.token.id} for {args.email}, scoped to {scope}. It is shown once:")
     print(created.secret)
@@ -134,8 +136,28 @@ def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> None:
-    asyncio.run(_in_session(settings, lambda session: tokens.revoke_token(session, args.id)))
+    async def revoke(session: AsyncSession) -> None:
+        await _record_token(session, "token.revoke", await tokens.revoke_token(session, args.id))
+
+    asyncio.run(_in_session(settings, revoke))
     print(f"Token {args.id} is revoked.")
+
+
+async def _record_token(session: AsyncSession, action: str, token: ApiToken) -> None:
+    detail = {"token": token.id, "prefix": token.prefix, "name": token.name}
+    target, tenant_id = token.user.email, token.tenant_id
+    await record(
+        session, action=action, actor=command_line_actor(), tenant_id=tenant_id, target=target, detail=detail
+    )
+
+
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    result = asyncio.run(_in_session(settings, verify))
+    if result.ok:
+        print(f"Audit trail intact: {result.count} entries")
+        return 0
+    print(f"Audit trail broken at entry #{result.broken_at}: {result.problem}")
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,17 +199,24 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke = token_commands.add_parser("revoke", help="revoke a token by its id")
     token_revoke.add_argument("id", type=int)
     token_revoke.set_defaults(run=cmd_tokens_revoke)
+
+    audit_commands = commands.add_parser("audit", help="the landlord audit trail").add_subparsers(
+        dest="audit_command", required=True, metavar="ACTION"
+    )
+    audit_commands.add_parser(
+        "verify", help="check the hash chain; exit 1 naming the first altered, missing or moved entry"
+    ).set_defaults(run=cmd_audit_verify)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(Settings.from_env(), args)
+        status = args.run(Settings.from_env(), args)
     except DomainError as error:
         print(f"tenantry: {error.message}", file=sys.stderr)
         return 2
-    return 0
+    return int(status or 0)
 
 
 if __name__ == "__main__":

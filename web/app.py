@@ -26,6 +26,7 @@ from web.auth import IdentityMiddleware, current_user
 from web.deps import provide_db_session
 from web.errors import EXCEPTION_HANDLERS
 from web.health import healthz
+from web.landlord.audit import AuditController
 from web.landlord.dashboard import DashboardController
 from web.landlord.tenants import TenantsController
 from web.landlord.users import UsersController
@@ -103,6 +104,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             DashboardController,
             TenantsController,
             UsersController,
+            AuditController,
             api,
             healthz,
             unknown_address,

@@ -2,6 +2,8 @@
 
 from services.models.landlord import (
     ApiToken,
+    AuditChain,
+    AuditEntry,
     GoldenImage,
     IsolationMode,
     Job,
@@ -22,6 +24,8 @@ from services.models.landlord import (
 
 __all__ = [
     "ApiToken",
+    "AuditChain",
+    "AuditEntry",
     "GoldenImage",
     "IsolationMode",
     "Job",

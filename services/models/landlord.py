@@ -259,3 +259,38 @@ class StoreEntry(LandlordBase):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[bytes] = mapped_column(LargeBinary)
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class AuditEntry(LandlordBase):
+    """One thing someone did on the platform. Append-only (database triggers refuse UPDATE and
+    DELETE); each entry's hash covers the previous entry's hash, so a change anywhere shows."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: 1, 2, 3, … with no gaps: a missing number is a removed entry.
+    seq: Mapped[int] = mapped_column(unique=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_user_id: Mapped[int | None] = mapped_column(index=True)
+    #: Kept as typed even when no user has it (a failed sign-in), and after the user is gone.
+    actor_email: Mapped[str] = mapped_column(String(254), index=True)
+    #: No foreign key: deleting a tenant must not delete or change its history.
+    tenant_id: Mapped[int | None] = mapped_column(index=True)
+    action: Mapped[str] = mapped_column(String(63), index=True)
+    target: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChain(LandlordBase):
+    """The head of the audit trail (one row): the last entry's number and hash. Writers lock it to
+    take the next number, and verifying compares it with the last entry, so a cut tail shows."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(default=0)
+    hash: Mapped[str] = mapped_column(String(64))

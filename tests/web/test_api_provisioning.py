@@ -217,7 +217,7 @@ def test_a_tenant_token_may_follow_its_own_tenants_job(
         ),
         pytest.param(
             {**NEW_TENANT, "modules": "events"},
-            {"modules": "Expected `array`, got `str`"},
+            {"modules": "Expected `array | null`, got `str`"},
             id="modules-not-a-list",
         ),
         pytest.param(
@@ -351,3 +351,24 @@ def test_the_openapi_document_lists_the_provisioning_paths(client: TestClient[An
     request_schema = next(schema for name, schema in schemas.items() if name.endswith("TenantIn"))
     assert set(request_schema["required"]) == {"slug", "name", "template"}
     assert set(request_schema["properties"]) == {"slug", "name", "template", "modules", "isolation"}
+
+
+def test_left_out_modules_are_the_templates_defaults_and_an_empty_list_is_none(
+    client: TestClient[Any], landlord_token: str
+) -> None:
+    defaults = create(
+        client, landlord_token, {"slug": "tide-trust", "name": "Tide Trust", "template": "non_profit"}
+    )
+    bare = create(
+        client,
+        landlord_token,
+        {"slug": "reef-trust", "name": "Reef Trust", "template": "non_profit", "modules": []},
+    )
+
+    assert defaults.status_code == bare.status_code == 202
+    catalogue = load_catalogue(client.app.state.settings.layers_dir)
+    expected = catalogue.resolve_modules("non_profit", catalogue.templates["non_profit"].default_modules)
+    assert defaults.json()["tenant"]["modules"] == expected
+    assert bare.json()["tenant"]["modules"] == []
+    for response in (defaults, bare):
+        assert follow(client, landlord_token, response.headers["location"])["status"] == "succeeded"

@@ -12,7 +12,9 @@ from litestar.response import Redirect, Response, Template
 from litestar_htmx import ClientRedirect, HTMXRequest
 
 from services.accounts.users import authenticate
+from services.audit import Actor
 from services.settings import Settings
+from web.audit import record_request
 from web.auth import SESSION_USER, current_user
 from web.deps import DbSession
 from web.sessions import rotate_session
@@ -72,7 +74,11 @@ class AccountController(Controller):
     ) -> Response[Any]:
         settings: Settings = request.app.state.settings
         throttle = SignInThrottle(request, settings, data.email)
+        typed = Actor(email=data.email.strip()[:254])
         if wait := await throttle.seconds_left():
+            await record_request(
+                request, db_session, "sign_in_failed", actor=typed, detail={"throttled": True}
+            )
             minutes = max(1, -(-wait // 60))
             return self._form_with_error(
                 request, data, f"Too many failed sign-ins. Try again in {minutes} minute(s).", 429
@@ -80,15 +86,19 @@ class AccountController(Controller):
         user = await authenticate(db_session, data.email, data.password)
         if user is None:
             await throttle.record_failure()
+            await record_request(request, db_session, "sign_in_failed", actor=typed)
             return self._form_with_error(request, data, WRONG_CREDENTIALS, 422)
         await throttle.clear()
+        await record_request(request, db_session, "sign_in", actor=Actor.of(user))
         request.session[SESSION_USER] = user.id
         rotate_session(request.session)
         target = safe_next(data.next)
         return ClientRedirect(target) if request.htmx else Redirect(target)
 
     @post("/logout")
-    async def sign_out(self, request: HTMXRequest) -> Response[Any]:
+    async def sign_out(self, request: HTMXRequest, db_session: DbSession) -> Response[Any]:
+        if current_user(request) is not None:
+            await record_request(request, db_session, "sign_out")
         request.clear_session()
         return ClientRedirect("/login") if request.htmx else Redirect("/login")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -15,6 +15,7 @@ from services.layers.catalogue import load_catalogue
 from services.models import Job
 from services.provisioning.tenants import TenantRequest, request_tenant
 from web.api.schemas import JobOut, ModuleOut, ProvisioningOut, TemplateOut, TenantOut
+from web.audit import record_request
 from web.auth import landlord_token, may_read_tenant, signed_in
 from web.deps import DbSession
 
@@ -26,8 +27,16 @@ class TenantIn:
     slug: str
     name: str
     template: str
-    modules: list[str] = field(default_factory=list)
+    #: Left out: the template's default modules. An empty list: no modules.
+    modules: list[str] | None = None
     isolation: str = "database"
+
+
+def _modules_of(request: Request[Any, Any, Any], data: TenantIn) -> list[str]:
+    if data.modules is not None:
+        return data.modules
+    template = load_catalogue(request.app.state.settings.layers_dir).templates.get(data.template)
+    return list(template.default_modules) if template else []
 
 
 class CatalogueApiController(Controller):
@@ -61,7 +70,14 @@ class ProvisioningApiController(Controller):
         tenant, job = await request_tenant(
             db_session,
             request.app.state.settings,
-            TenantRequest(data.slug, data.name, data.template, data.modules, data.isolation),
+            TenantRequest(data.slug, data.name, data.template, _modules_of(request, data), data.isolation),
+        )
+        await record_request(
+            request,
+            db_session,
+            "tenant.request",
+            tenant=tenant,
+            detail={"job": job.id, "token": request.auth.prefix},
         )
         await db_session.commit()
         request.app.state.job_queue.send(job.id, job.tenant_id)

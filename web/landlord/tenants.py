@@ -22,6 +22,7 @@ from services.provisioning.tenants import TenantRequest, request_tenant, retry_p
 from services.settings import Settings
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import get_tenant, search_tenants
+from web.audit import record_request
 from web.auth import landlord_staff
 from web.deps import DbSession
 
@@ -107,6 +108,9 @@ class TenantsController(Controller):
                     _settings(request),
                     TenantRequest(form.slug, form.name, form.template, modules, form.isolation),
                 )
+                await record_request(
+                    request, db_session, "tenant.request", tenant=tenant, detail={"job": job.id}
+                )
         except DomainError as error:
             errors = (
                 error.errors if isinstance(error, InvalidFields) else {error.field or "form": error.message}
@@ -131,7 +135,9 @@ class TenantsController(Controller):
 
     @post("/{slug:str}/retry")
     async def retry(self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str]) -> Response[Any]:
-        job = await retry_provisioning(db_session, await get_tenant(db_session, slug))
+        tenant = await get_tenant(db_session, slug)
+        job = await retry_provisioning(db_session, tenant)
+        await record_request(request, db_session, "tenant.retry", tenant=tenant, detail={"job": job.id})
         await db_session.commit()
         _send(request, job)
         return _redirect(request, f"/tenants/{slug}")
@@ -145,6 +151,9 @@ class TenantsController(Controller):
             raise DomainError(f"Unknown custom-layer action {action!r}.")
         tenant = await get_tenant(db_session, slug)
         job = await request_custom_change(db_session, _settings(request), tenant, kinds[action])
+        await record_request(
+            request, db_session, f"tenant.custom_{action}", tenant=tenant, detail={"job": job.id}
+        )
         await db_session.commit()
         _send(request, job)
         return _redirect(request, f"/tenants/{slug}")

@@ -14,6 +14,7 @@ from litestar_htmx import HTMXRequest
 from services.accounts.users import create_user, list_landlord_staff
 from services.errors import DomainError
 from services.models import PlatformRole
+from web.audit import record_request
 from web.auth import superadmin
 from web.deps import DbSession
 
@@ -46,9 +47,9 @@ class UsersController(Controller):
         status = 201
         try:
             async with db_session.begin_nested():
-                context["created"] = await create_user(
-                    db_session, email=data.email, role=PlatformRole.LANDLORD_ADMIN
-                )
+                created = await create_user(db_session, email=data.email, role=PlatformRole.LANDLORD_ADMIN)
+                await record_request(request, db_session, "user.create", target=created.user.email)
+                context["created"] = created
             context["form"] = NewStaffForm()
         except DomainError as error:
             context["error"], status = error.message, 422

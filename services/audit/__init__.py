@@ -1,0 +1,18 @@
+"""The landlord audit trail: who did what, when and from where, in a hash chain that shows tampering."""
+
+from services.audit.search import AuditPage, AuditRow, export_csv, search
+from services.audit.trail import ACTIONS, Actor, VerifyResult, command_line_actor, entry_hash, record, verify
+
+__all__ = [
+    "ACTIONS",
+    "Actor",
+    "AuditPage",
+    "AuditRow",
+    "VerifyResult",
+    "command_line_actor",
+    "entry_hash",
+    "export_csv",
+    "record",
+    "search",
+    "verify",
+]

@@ -1,0 +1,142 @@
+"""Reading the audit trail: filtered pages for the viewer, and the same filter as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.models import AuditEntry, Tenant
+
+CSV_COLUMNS = (
+    "seq",
+    "at",
+    "actor_email",
+    "actor_user_id",
+    "tenant",
+    "action",
+    "target",
+    "detail",
+    "ip",
+    "hash",
+)
+
+
+class AuditRow(NamedTuple):
+    entry: AuditEntry
+    #: None when the entry concerns no tenant, or the tenant no longer exists.
+    tenant_slug: str | None
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    rows: list[AuditRow]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _conditions(
+    actor: str, tenant: str, action: str, since: date | None, until: date | None
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if actor := actor.strip().lower():
+        conditions.append(func.lower(AuditEntry.actor_email).contains(actor, autoescape=True))
+    if tenant := tenant.strip().lower():
+        conditions.append(
+            AuditEntry.tenant_id == select(Tenant.id).where(Tenant.slug == tenant).scalar_subquery()
+        )
+    if action := action.strip():
+        conditions.append(AuditEntry.action == action)
+    if since is not None:
+        conditions.append(AuditEntry.at >= _start_of(since))
+    if until is not None:  # the whole day named
+        conditions.append(AuditEntry.at < _start_of(until + timedelta(days=1)))
+    return conditions
+
+
+def _rows(conditions: Sequence[ColumnElement[bool]]) -> Select[AuditEntry, str]:
+    return (
+        select(AuditEntry, Tenant.slug)
+        .outerjoin(Tenant, Tenant.id == AuditEntry.tenant_id)
+        .where(*conditions)
+        .order_by(AuditEntry.seq.desc())
+    )
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    actor: str = "",
+    tenant: str = "",
+    action: str = "",
+    since: date | None = None,
+    until: date | None = None,
+    page: int = 1,
+    per_page: int = 50,
+) -> AuditPage:
+    """Entries matching every filter given, newest first, one page at a time. `actor` is part of an
+    email, `tenant` a slug, `action` one of ACTIONS; `since` and `until` are inclusive days (UTC)."""
+    page, per_page = max(page, 1), min(max(per_page, 1), 200)
+    conditions = _conditions(actor, tenant, action, since, until)
+    total = await session.scalar(select(func.count()).select_from(AuditEntry).where(*conditions)) or 0
+    offset = (page - 1) * per_page
+    if offset >= total:
+        return AuditPage(rows=[], total=total, page=page, per_page=per_page)
+    result = await session.execute(_rows(conditions).offset(offset).limit(per_page))
+    rows = [AuditRow(entry, slug) for entry, slug in result]
+    return AuditPage(rows=rows, total=total, page=page, per_page=per_page)
+
+
+async def export_csv(
+    session: AsyncSession,
+    *,
+    actor: str = "",
+    tenant: str = "",
+    action: str = "",
+    since: date | None = None,
+    until: date | None = None,
+) -> str:
+    """Every entry matching the filters (not one page), newest first, as CSV with a header row."""
+    result = await session.execute(_rows(_conditions(actor, tenant, action, since, until)))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for entry, slug in result:
+        values: list[Any] = [
+            entry.seq,
+            entry.at.isoformat(),
+            entry.actor_email,
+            entry.actor_user_id,
+            slug or entry.tenant_id,
+            entry.action,
+            entry.target,
+            json.dumps(entry.detail, sort_keys=True),
+            entry.ip,
+            entry.hash,
+        ]
+        writer.writerow(["" if value is None else value for value in values])
+    return buffer.getvalue()
