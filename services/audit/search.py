@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.models import AuditEntry, Tenant
+from services.pagination import Paging
 
 CSV_COLUMNS = (
     "seq",
@@ -35,24 +36,9 @@ class AuditRow(NamedTuple):
     tenant_slug: str | None
 
 
-@dataclass(frozen=True)
-class AuditPage:
+@dataclass(frozen=True, kw_only=True)
+class AuditPage(Paging):
     rows: list[AuditRow]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_previous(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
 
 
 def _start_of(day: date) -> datetime:

@@ -10,26 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import Conflict, InvalidInput, NotFound
 from services.models import Tenant
+from services.pagination import Paging
 
 
-@dataclass(frozen=True)
-class TenantPage:
+@dataclass(frozen=True, kw_only=True)
+class TenantPage(Paging):
     tenants: list[Tenant]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_previous(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
 
 
 async def get_tenant(session: AsyncSession, slug: str) -> Tenant:
