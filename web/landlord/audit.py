@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Controller, get
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Response, Template
 from litestar_htmx import HTMXRequest
@@ -53,27 +54,30 @@ class AuditFilters:
         return urlencode({name: value for name, value in asdict(self).items() if value})
 
 
-def _filters(actor: str, tenant: str, action: str, since: str, until: str) -> AuditFilters:
+def provide_filters(
+    actor: FromQuery[str] = "",
+    tenant: FromQuery[str] = "",
+    action: FromQuery[str] = "",
+    since: FromQuery[str] = "",
+    until: FromQuery[str] = "",
+) -> AuditFilters:
+    """The filters from the query string, declared once for the page and the CSV download."""
     return AuditFilters(actor.strip(), tenant.strip(), action.strip(), since.strip(), until.strip())
 
 
 class AuditController(Controller):
     include_in_schema = False
     guards = [landlord_staff]
+    dependencies = {"filters": Provide(provide_filters, sync_to_thread=False)}
 
     @get("/audit")
     async def audit_trail(
         self,
         request: HTMXRequest,
         db_session: DbSession,
-        actor: FromQuery[str] = "",
-        tenant: FromQuery[str] = "",
-        action: FromQuery[str] = "",
-        since: FromQuery[str] = "",
-        until: FromQuery[str] = "",
+        filters: NamedDependency[AuditFilters],
         page: Annotated[int, QueryParameter(ge=1)] = 1,
     ) -> Template:
-        filters = _filters(actor, tenant, action, since, until)
         result = await search(db_session, **filters.search_arguments(), page=page)
         context = {"result": result, "filters": filters, "actions": ACTIONS, "error": filters.days()[2]}
         template = "landlord/_audit_table.html" if request.htmx else "landlord/audit.html"
@@ -83,13 +87,8 @@ class AuditController(Controller):
     async def audit_csv(
         self,
         db_session: DbSession,
-        actor: FromQuery[str] = "",
-        tenant: FromQuery[str] = "",
-        action: FromQuery[str] = "",
-        since: FromQuery[str] = "",
-        until: FromQuery[str] = "",
+        filters: NamedDependency[AuditFilters],
     ) -> Response[str]:
-        filters = _filters(actor, tenant, action, since, until)
         return Response(
             await export_csv(db_session, **filters.search_arguments()),
             media_type="text/csv; charset=utf-8",
