@@ -1,6 +1,7 @@
 """`python -m benchmarks`: run every benchmark with its defaults."""
 
-from benchmarks import provisioning
+from benchmarks import provisioning, scope
 
 if __name__ == "__main__":
     provisioning.main([])
+    scope.main([])

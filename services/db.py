@@ -16,22 +16,28 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, schema: str | None = None, transactional_ddl: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, schema: str | None = None, transactional_ddl: bool = False, **pool_options: Any
+) -> AsyncEngine:
     """An async engine. SQLite files get WAL, foreign keys and a busy timeout on every connection;
     `transactional_ddl` makes SQLite run DDL inside the transaction too (so a migration applies
     whole or not at all). On PostgreSQL, `schema` becomes the connection's search_path."""
     if not is_sqlite(url):
         connect_args = {"server_settings": {"search_path": schema}} if schema else {}
-        return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool_options)
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    engine = create_async_engine(url, connect_args={"timeout": 30}, **pool_options)
     event.listen(engine.sync_engine, "connect", _tune_sqlite_connection)
     if transactional_ddl:
         # SQLAlchemy's recipe: let SQLAlchemy, not the sqlite3 module, decide where BEGIN goes.
+        # IMMEDIATE takes the write lock up front: two processes migrating one shared store queue
+        # up (busy timeout) instead of one failing when its read snapshot turns stale.
         event.listen(engine.sync_engine, "connect", _disable_implicit_transactions)
-        event.listen(engine.sync_engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+        event.listen(
+            engine.sync_engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE")
+        )
     return engine
 
 
@@ -47,25 +53,44 @@ def _tune_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+@asynccontextmanager
+async def committing(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Use `session` for a block: committed when it ends normally, rolled back when it raises."""
+    async with session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
 class Database:
     """One engine and its session factory. Create it inside the event loop that will use it."""
 
-    def __init__(self, url: str, *, schema: str | None = None, transactional_ddl: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        transactional_ddl: bool = False,
+        connection_info: dict[str, Any] | None = None,
+    ) -> None:
         self.url = url
         self.schema = schema
         self.engine = create_engine(url, schema=schema, transactional_ddl=transactional_ddl)
+        if connection_info:
+            # Read by DDL hooks (services.layers.ownership) through Connection.info.
+            event.listen(
+                self.engine.sync_engine, "connect", lambda _dbapi, record: record.info.update(connection_info)
+            )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session committed when the block ends normally and rolled back when it raises."""
-        async with self.sessionmaker() as session:
-            try:
-                yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
+        async with committing(self.sessionmaker()) as session:
+            yield session
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

@@ -43,6 +43,12 @@ class Settings:
     job_lease_seconds: float = 30.0
     #: Clone pre-built stores (golden images) instead of replaying migrations when one exists.
     golden_images: bool = True
+    #: Tenants are also reached at <slug>.<base domain> when set (e.g. tenantry.example).
+    base_domain: str | None = None
+    #: A superadmin's switch into a tenant ends by itself after this long.
+    switch_minutes: int = 30
+    #: Open connections this process holds to tenant stores, at most (idle stores are closed first).
+    tenant_connections: int = 20
 
     @property
     def tenant_server_url(self) -> str | None:
@@ -82,6 +88,9 @@ class Settings:
             else PROJECT_ROOT / "layers",
             golden_images=env.get("TENANTRY_GOLDEN_IMAGES", "on").lower() not in {"0", "off", "false", "no"},
             job_lease_seconds=float(env.get("TENANTRY_JOB_LEASE_SECONDS", "30")),
+            base_domain=env.get("TENANTRY_BASE_DOMAIN", "").strip().lower().strip(".") or None,
+            switch_minutes=int(env.get("TENANTRY_SWITCH_MINUTES", "30")),
+            tenant_connections=int(env.get("TENANTRY_TENANT_CONNECTIONS", "20")),
             job_modules=tuple(
                 name.strip() for name in env.get("TENANTRY_JOB_MODULES", "").split(",") if name.strip()
             ),

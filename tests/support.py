@@ -66,11 +66,26 @@ def fresh_postgres_database() -> Iterator[str]:
         finally:
             await connection.close()
 
+    async def drop_everything_named_after_it() -> None:
+        """The database, the tenant stores and golden images placed beside it, and their roles."""
+        connection = await asyncpg.connect(dsn)
+        try:
+            for row in await connection.fetch(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1", f"{name}%"
+            ):
+                await connection.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+            for row in await connection.fetch(
+                "SELECT rolname FROM pg_roles WHERE rolname LIKE $1", f"{name}%"
+            ):
+                await connection.execute(f'DROP ROLE IF EXISTS "{row["rolname"]}"')
+        finally:
+            await connection.close()
+
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_everything_named_after_it())
 
 
 def csrf_token(client: TestClient[Any]) -> str:

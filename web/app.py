@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
@@ -18,21 +19,30 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from services.db import Database
+from services.models.types import utcnow
 from services.settings import Settings
+from services.tenancy.connections import TenantConnections
 from web.account.controller import AccountController
+from web.api.backups import BackupsApiController
 from web.api.provisioning import CatalogueApiController, ProvisioningApiController
+from web.api.tenant import TenantApiController
 from web.api.tenants import TenantsApiController
 from web.auth import IdentityMiddleware, current_user
 from web.deps import provide_db_session
 from web.errors import EXCEPTION_HANDLERS
 from web.health import healthz
 from web.landlord.audit import AuditController
+from web.landlord.backups import BackupsController
 from web.landlord.dashboard import DashboardController
+from web.landlord.switch import SwitchController
 from web.landlord.tenants import TenantsController
 from web.landlord.users import UsersController
 from web.not_found import unknown_address
 from web.sessions import RotatingSessionConfig
 from web.stores import LandlordStore
+from web.switching import SwitchMiddleware, active_switch
+from web.tenant.portal import TenantPortalController
+from web.tenant.scope import TenantHosts, TenantScopeMiddleware, provide_tenant_data
 from workers.runner import JobQueue
 
 log = logging.getLogger(__name__)
@@ -45,6 +55,8 @@ def _template_config() -> TemplateConfig[JinjaTemplateEngine]:
 
     def add_globals(engine: JinjaTemplateEngine) -> None:
         engine.engine.globals["current_user"] = current_user
+        engine.engine.globals["active_switch"] = active_switch
+        engine.engine.globals["now"] = utcnow
 
     return TemplateConfig(directory=directories, engine=JinjaTemplateEngine, engine_callback=add_globals)
 
@@ -72,6 +84,15 @@ def _openapi_config() -> OpenAPIConfig:
 def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litestar:
     database = Database(settings.database_url)
     queue = job_queue or JobQueue(settings)
+    tenant_connections = TenantConnections(settings.tenant_connections)
+    # Every tenant route resolves its tenant and scope in one middleware, and gets its data
+    # through the session that middleware bound: the portal by path (or host), the API by token.
+    in_tenant_scope: dict[str, Any] = {
+        "middleware": [TenantScopeMiddleware()],
+        "dependencies": {"tenant_data": Provide(provide_tenant_data)},
+    }
+    tenant_portal = Router(path="/t/{slug:str}", route_handlers=[TenantPortalController], **in_tenant_scope)
+    tenant_api = Router(path="/api/v1/tenant", route_handlers=[TenantApiController], **in_tenant_scope)
 
     async def start_embedded_worker(app: Litestar) -> None:
         if not settings.broker_is_embedded:
@@ -84,6 +105,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
 
     async def shut_down(app: Litestar) -> None:
         queue.stop()
+        await tenant_connections.dispose()
         await database.dispose()
 
     sessions = RotatingSessionConfig(
@@ -96,23 +118,32 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
     )
     api = Router(
         path="/api/v1",
-        route_handlers=[TenantsApiController, ProvisioningApiController, CatalogueApiController],
+        route_handlers=[
+            TenantsApiController,
+            ProvisioningApiController,
+            CatalogueApiController,
+            BackupsApiController,
+        ],
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             AccountController,
             DashboardController,
             TenantsController,
+            BackupsController,
             UsersController,
             AuditController,
+            SwitchController,
             api,
+            tenant_api,
+            tenant_portal,
             healthz,
             unknown_address,
             create_static_files_router(
                 path="/static", directories=[settings.static_dir], include_in_schema=False
             ),
         ],
-        middleware=[sessions.middleware, IdentityMiddleware()],
+        middleware=[sessions.middleware, IdentityMiddleware(), SwitchMiddleware()],
         stores={
             "sessions": LandlordStore(database, "sessions"),
             "sign_in_failures": LandlordStore(database, "sign_in_failures"),
@@ -130,5 +161,14 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[start_embedded_worker],
         on_shutdown=[shut_down],
-        state=State({"settings": settings, "database": database, "job_queue": queue}),
+        state=State(
+            {
+                "settings": settings,
+                "database": database,
+                "job_queue": queue,
+                "tenant_connections": tenant_connections,
+            }
+        ),
     )
+    app.asgi_handler = TenantHosts(app.asgi_handler, database, settings.base_domain)
+    return app

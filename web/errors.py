@@ -14,13 +14,23 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar_htmx import ClientRedirect
 
 from services.errors import Conflict, DomainError, InvalidFields, InvalidInput, NotFound
+from services.tenancy.access import TenantSuspended
+from services.tenancy.connections import StoresBusy
+from services.tenancy.switching import SwitchNotAllowed
 from web.auth import API_PREFIX, current_user
 
 log = logging.getLogger(__name__)
 
 #: What Litestar's CSRF middleware says; users get words they can act on instead.
 CSRF_FAILURE = "CSRF token verification failed"
-_DOMAIN_STATUS: dict[type[DomainError], int] = {InvalidInput: 422, NotFound: 404, Conflict: 409}
+_DOMAIN_STATUS: dict[type[DomainError], int] = {
+    InvalidInput: 422,
+    NotFound: 404,
+    Conflict: 409,
+    TenantSuspended: 403,
+    SwitchNotAllowed: 403,
+    StoresBusy: 503,
+}
 _TITLES = {
     400: "Bad request",
     401: "Sign in required",

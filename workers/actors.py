@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import dramatiq
 
+import services.backups  # registers the backup job kinds
 import services.provisioning.custom
 import services.provisioning.tenants  # noqa: F401  (registers the provisioning job kinds)
 from services import jobs

@@ -17,7 +17,7 @@ import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.broker import MessageProxy
 
-from services.tenancy.context import current_tenant_id, enter_tenant, leave_tenant
+from services.tenancy.context import Scope, current_tenant_id, enter_tenant, leave_tenant
 
 TENANT_OPTION = "tenant_id"
 R = TypeVar("R")
@@ -45,7 +45,7 @@ class TenantContextMiddleware(dramatiq.Middleware):
         result: Any = None,
         exception: Any = None,
     ) -> None:
-        token: Token[int | None] | None = getattr(self._tokens, "current", None)
+        token: Token[Scope] | None = getattr(self._tokens, "current", None)
         if token is not None:
             leave_tenant(token)
             self._tokens.current = None

@@ -83,11 +83,15 @@ async def search(
     until: date | None = None,
     page: int = 1,
     per_page: int = 50,
+    hidden_actions: tuple[str, ...] = (),
 ) -> AuditPage:
     """Entries matching every filter given, newest first, one page at a time. `actor` is part of an
-    email, `tenant` a slug, `action` one of ACTIONS; `since` and `until` are inclusive days (UTC)."""
+    email, `tenant` a slug, `action` one of ACTIONS; `since` and `until` are inclusive days (UTC).
+    `hidden_actions` are left out (what a tenant's own audit page must not show)."""
     page, per_page = max(page, 1), min(max(per_page, 1), 200)
     conditions = _conditions(actor, tenant, action, since, until)
+    if hidden_actions:
+        conditions.append(AuditEntry.action.not_in(hidden_actions))
     total = await session.scalar(select(func.count()).select_from(AuditEntry).where(*conditions)) or 0
     offset = (page - 1) * per_page
     if offset >= total:

@@ -32,6 +32,17 @@ ACTIONS = (
     "tenant.retry",
     "tenant.custom_apply",
     "tenant.custom_rollback",
+    "tenant.backup",
+    "tenant.backup_verify",
+    "unit.create",
+    "unit.rename",
+    "security.cross_tenant",
+    "switch.start",
+    "switch.write",
+    "switch.end",
+    "switch.expire",
+    "user.switch_grant",
+    "user.switch_revoke",
 )
 
 

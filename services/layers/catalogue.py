@@ -59,9 +59,10 @@ class Layer:
 
     @property
     def version_table(self) -> str:
-        """The table in the tenant store that records this layer's applied revision."""
-        if self.kind is LayerKind.MODULE:
-            return f"layer_version_module_{self.name}"
+        """The table in the tenant store that records this layer's applied revision. Templates and
+        modules have one each: a shared store holds several templates side by side."""
+        if self.kind in (LayerKind.MODULE, LayerKind.TEMPLATE):
+            return f"layer_version_{self.kind.value}_{self.name}"
         return f"layer_version_{self.kind.value}"
 
     @property

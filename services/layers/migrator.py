@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.db import Database
 from services.errors import DomainError
 from services.layers.catalogue import Layer
+from services.layers.ownership import TENANT_LAYER
 
 UP, DOWN = "up", "down"
 BASE = "base"
@@ -106,6 +107,7 @@ def _migrate(connection: Connection, layer: Layer, destination: str, direction: 
             return script._upgrade_revs(destination, current)  # what `alembic upgrade` itself runs
         return script._downgrade_revs(destination, current)
 
+    connection.info[TENANT_LAYER] = True  # every table it creates gets its tenant_id (ownership.py)
     with EnvironmentContext(config, script, fn=steps, destination_rev=destination) as environment:
         environment.configure(
             connection=connection,
@@ -152,6 +154,10 @@ async def _step(
                 await _sqlite_foreign_keys(connection, False)
             try:
                 async with connection.begin():
+                    if not sqlite:  # one migrator per database schema, across processes
+                        await connection.exec_driver_sql(
+                            "SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate.' || current_schema()))"
+                        )
                     await connection.run_sync(_migrate, layer, destination, direction)
                     if sqlite and (
                         broken := (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first()

@@ -26,7 +26,7 @@ def _normal_default(default: str | None) -> str | None:
     return "autoincrement" if _SEQUENCE_DEFAULT.match(default) else default
 
 
-def _describe(connection: Connection) -> dict[str, Any]:
+def _describe(connection: Connection, only: frozenset[str] | None = None) -> dict[str, Any]:
     inspector = inspect(connection)
     # One reflection query per kind for all tables (not one per table): cheap on PostgreSQL.
     columns = {name: value for (_, name), value in inspector.get_multi_columns().items()}
@@ -37,6 +37,8 @@ def _describe(connection: Connection) -> dict[str, Any]:
     tables: dict[str, Any] = {}
     layer_versions: dict[str, str | None] = {}
     for table in sorted(columns):
+        if only is not None and table not in only:
+            continue
         if table.startswith(VERSION_TABLE_PREFIX):
             row = connection.execute(text(f'SELECT version_num FROM "{table}"')).first()
             layer_versions[table.removeprefix(VERSION_TABLE_PREFIX)] = row[0] if row else None
@@ -79,8 +81,9 @@ def fingerprint(description: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(description, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-async def take_snapshot(store: Database) -> tuple[dict[str, Any], str]:
-    """Describe the store as it actually is, and hash the description."""
+async def take_snapshot(store: Database, only: frozenset[str] | None = None) -> tuple[dict[str, Any], str]:
+    """Describe the store as it actually is (only the tables named in `only`, for one tenant of a
+    shared store), and hash the description."""
     async with store.engine.connect() as connection:
-        description = await connection.run_sync(_describe)
+        description = await connection.run_sync(_describe, only)
     return description, fingerprint(description)

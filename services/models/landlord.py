@@ -6,7 +6,18 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.models.types import UTCDateTime, utcnow
@@ -99,12 +110,18 @@ class User(LandlordBase):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_sign_in_at: Mapped[datetime | None]
+    #: Landlord admins switch into tenants only when a superadmin grants it; superadmins always may.
+    may_switch_tenants: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user", lazy="selectin")
 
     @property
     def is_superadmin(self) -> bool:
         return self.platform_role == PlatformRole.SUPERADMIN
+
+    @property
+    def can_switch_tenants(self) -> bool:
+        return self.is_superadmin or (self.is_landlord_staff and self.may_switch_tenants)
 
     @property
     def is_landlord_staff(self) -> bool:
@@ -131,6 +148,17 @@ class Membership(LandlordBase):
 
     user: Mapped[User] = relationship(back_populates="memberships")
     tenant: Mapped[Tenant] = relationship(lazy="joined")
+
+
+class Domain(LandlordBase):
+    """A host name that resolves to a tenant (besides the subdomains of the base domain)."""
+
+    __tablename__ = "domains"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(253), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApiToken(LandlordBase):
@@ -294,3 +322,57 @@ class AuditChain(LandlordBase):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class BackupFormat(enum.StrEnum):
+    #: SQLite's online backup API, or pg_dump: fast, restorable into the same backend and mode.
+    NATIVE = "native"
+    #: A manifest and one JSON-lines file per table: restorable into any isolation mode and backend.
+    PORTABLE = "portable"
+
+
+class Verification(enum.StrEnum):
+    NOT_VERIFIED = "not_verified"
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
+class Backup(LandlordBase):
+    """One backup of one tenant's store: an archive in backup storage, its SHA-256 and manifest
+    (layer versions, per-table row counts and checksums), and whether restoring it was proved."""
+
+    __tablename__ = "backups"
+    __table_args__ = (Index("ix_backups_tenant_id_created_at", "tenant_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Kept when the tenant is deleted (SET NULL): its backups outlive it, named by the slug.
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="SET NULL"))
+    tenant_slug: Mapped[str] = mapped_column(String(63))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    format: Mapped[str] = mapped_column(String(16))
+    #: queued, running, succeeded (the archive is complete) or failed, as a job's.
+    status: Mapped[str] = mapped_column(String(32), default=JobStatus.QUEUED)
+    #: Where the archive is, inside backup storage.
+    storage_key: Mapped[str | None] = mapped_column(String(500))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    verification: Mapped[str] = mapped_column(String(16), default=Verification.NOT_VERIFIED)
+    #: What the verification found, in a sentence (or which tables differ).
+    verification_detail: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    verified_at: Mapped[datetime | None]
+
+
+class TenantLock(LandlordBase):
+    """Held by the one backup or restore job working on a tenant's store; others wait for it."""
+
+    __tablename__ = "tenant_locks"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(32))
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)

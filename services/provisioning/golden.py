@@ -39,6 +39,8 @@ def golden_key(catalogue: Catalogue, location: StoreLocation, template: str, mod
 def supports_cloning(location: StoreLocation) -> bool:
     """SQLite files are copied, PostgreSQL databases created from a template, and schemas copied
     through pg_dump; without pg_dump, schema-isolated tenants replay their migrations."""
+    if location.is_shared:
+        return False  # the store exists already and holds other tenants
     return location.isolation != IsolationMode.SCHEMA or can_copy_schemas()
 
 

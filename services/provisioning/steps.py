@@ -8,16 +8,18 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.db import Database
-from services.errors import Conflict
+from services.errors import Conflict, InvalidInput
 from services.jobs import StepFunction
 from services.layers.catalogue import Catalogue, Layer
+from services.layers.footprint import layer_tables
 from services.layers.migrator import RevisionRun, current_revision, head, upgrade_layer
 from services.layers.snapshot import VERSION_TABLE_PREFIX, take_snapshot
-from services.models import MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
+from services.models import IsolationMode, MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
+from services.models.tenant import Role, Setting, Unit
 from services.provisioning.golden import (
     capture_golden,
     discard_golden,
@@ -27,12 +29,15 @@ from services.provisioning.golden import (
     supports_cloning,
 )
 from services.settings import Settings
+from services.tenancy.context import Scope
+from services.tenancy.sessions import scoped_session
 from services.tenancy.stores import (
     StoreLocation,
     allocate_store,
     drop_store,
     location_of,
     plan_store,
+    remove_tenant_rows,
     store_exists,
 )
 
@@ -105,6 +110,11 @@ class Provisioning:
 
 async def validate(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
+    if tenant.isolation == IsolationMode.SHARED and run.catalogue.custom(tenant.slug) is not None:
+        raise InvalidInput(
+            f"{tenant.slug} has a custom layer, which changes tables that shared tenants have in common; "
+            "give it database or schema isolation."
+        )
     ordered = run.catalogue.resolve_modules(tenant.template, tenant.modules)
     tenant.modules = ordered
     return f"template {tenant.template}, modules: {', '.join(ordered) or 'none'}"
@@ -112,6 +122,11 @@ async def validate(run: Provisioning, session: AsyncSession) -> str:
 
 async def allocate(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
+    if tenant.isolation == IsolationMode.SHARED:
+        location = plan_store(run.settings, tenant.slug, tenant.isolation)
+        tenant.store_backend, tenant.store_name = location.backend, location.name
+        await allocate_store(location)
+        return f"shared {location.backend} store {location.name}"
     if tenant.store_name is None:
         planned = plan_store(run.settings, tenant.slug, tenant.isolation)
         if await store_exists(planned):
@@ -170,9 +185,15 @@ async def apply_custom(run: Provisioning, session: AsyncSession) -> str:
 async def snapshot(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     location = run.store(tenant)
+    # One tenant of a shared store owns only its layers' tables: its snapshot is of those.
+    only = (
+        await layer_tables(run.catalogue.layers_for(tenant.template, tenant.modules))
+        if location.is_shared
+        else None
+    )
     store = location.open()
     try:
-        description, sha256 = await take_snapshot(store)
+        description, sha256 = await take_snapshot(store, only)
     finally:
         await store.dispose()
     session.add(SchemaSnapshot(tenant_id=tenant.id, sha256=sha256, description=description))
@@ -197,27 +218,21 @@ async def seed(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     store = run.store(tenant).open()
     try:
-        async with store.engine.begin() as connection:
-            for key, name in (("tenant_admin", "Tenant admin"), ("tenant_member", "Tenant member")):
-                exists = await connection.scalar(text("SELECT 1 FROM roles WHERE key = :key"), {"key": key})
-                if not exists:
-                    await connection.execute(
-                        text("INSERT INTO roles (key, name) VALUES (:key, :name)"), {"key": key, "name": name}
-                    )
-            if not await connection.scalar(text("SELECT 1 FROM units WHERE parent_id IS NULL")):
-                await connection.execute(
-                    text("INSERT INTO units (name, kind, path) VALUES (:name, 'organisation', '/')"),
-                    {"name": tenant.name},
-                )
-                await connection.execute(
-                    text("UPDATE units SET path = '/' || id || '/' WHERE parent_id IS NULL")
-                )
-            for key, value in (("name", tenant.name), ("timezone", "UTC"), ("accent_colour", "#2f5bd3")):
-                if not await connection.scalar(text("SELECT 1 FROM settings WHERE key = :key"), {"key": key}):
-                    await connection.execute(
-                        text("INSERT INTO settings (key, value) VALUES (:key, :value)"),
-                        {"key": key, "value": value},
-                    )
+        async with scoped_session(store.engine, Scope.of_tenant(tenant.id)) as data:
+            have = set(await data.scalars(select(Role.key)))
+            data.add_all(
+                Role(key=key, name=name)
+                for key, name in (("tenant_admin", "Tenant admin"), ("tenant_member", "Tenant member"))
+                if key not in have
+            )
+            if await data.scalar(select(Unit.id).where(Unit.parent_id.is_(None))) is None:
+                root = Unit(name=tenant.name, kind="organisation", path="/")
+                data.add(root)
+                await data.flush()
+                root.path = f"/{root.id}/"
+            have = set(await data.scalars(select(Setting.key)))
+            defaults = {"name": tenant.name, "timezone": "UTC", "accent_colour": "#2f5bd3"}
+            data.add_all(Setting(key=key, value=value) for key, value in defaults.items() if key not in have)
     finally:
         await store.dispose()
     return "roles, root unit and settings in place"
@@ -231,8 +246,8 @@ async def health_check(run: Provisioning, session: AsyncSession) -> str:
         for layer in layers:
             if (found := await current_revision(store, layer)) != head(layer):
                 raise RuntimeError(f"{layer.key} is at {found}, expected {head(layer)}")
-        async with store.engine.connect() as connection:
-            roots = await connection.scalar(text("SELECT count(*) FROM units WHERE parent_id IS NULL"))
+        async with scoped_session(store.engine, Scope.of_tenant(tenant.id)) as data:
+            roots = await data.scalar(select(func.count()).select_from(Unit).where(Unit.parent_id.is_(None)))
         if roots != 1:
             raise RuntimeError(f"expected one root unit, found {roots}")
     finally:
@@ -264,7 +279,9 @@ async def remove_failed_store(run: Provisioning, error: str) -> None:
     """After an unrecoverable failure: remove what was allocated and say what went wrong."""
     async with run.landlord.session() as session:
         tenant = await run.tenant(session)
-        if tenant.store_name is not None:
+        if tenant.store_name is not None and tenant.isolation == IsolationMode.SHARED:
+            await remove_tenant_rows(run.store(tenant), tenant.id)
+        elif tenant.store_name is not None:
             await drop_store(run.store(tenant))
         tenant.store_backend = tenant.store_name = None
         tenant.status, tenant.error = TenantStatus.FAILED, error

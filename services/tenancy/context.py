@@ -1,31 +1,81 @@
-"""The tenant a piece of work runs for. Set once (by a request's scope or a job message's
-middleware) and read where tenant data is touched; never passed by hand through every call."""
+"""The scope a piece of work runs in: platform, one tenant, or unit subtrees inside a tenant.
+
+Set once (by a request's scope middleware, or by a job message's middleware) and read where
+tenant data is touched: tenant sessions bind it and filter by it. Never passed by hand through
+every call, and never left behind: each request and each job runs in its own context copy.
+"""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar, Token
+from dataclasses import dataclass
 
-_current_tenant: ContextVar[int | None] = ContextVar("tenantry_current_tenant", default=None)
+
+class ScopeLevel(enum.StrEnum):
+    PLATFORM = "platform"
+    TENANT = "tenant"
+    UNIT = "unit"
+
+
+@dataclass(frozen=True)
+class Scope:
+    level: ScopeLevel
+    tenant_id: int | None = None
+    #: The units visible at unit level: the assigned units and everything below them.
+    unit_ids: frozenset[int] | None = None
+
+    @classmethod
+    def of_tenant(cls, tenant_id: int) -> Scope:
+        return cls(ScopeLevel.TENANT, tenant_id)
+
+    @classmethod
+    def of_units(cls, tenant_id: int, unit_ids: frozenset[int]) -> Scope:
+        return cls(ScopeLevel.UNIT, tenant_id, unit_ids)
+
+    def describe(self) -> str:
+        if self.level == ScopeLevel.UNIT:
+            return f"tenant {self.tenant_id}, units {sorted(self.unit_ids or ())}"
+        return f"tenant {self.tenant_id}" if self.tenant_id is not None else "platform"
+
+
+PLATFORM = Scope(ScopeLevel.PLATFORM)
+_current_scope: ContextVar[Scope] = ContextVar("tenantry_scope", default=PLATFORM)
+
+
+def current_scope() -> Scope:
+    return _current_scope.get()
 
 
 def current_tenant_id() -> int | None:
-    return _current_tenant.get()
+    return _current_scope.get().tenant_id
 
 
-def enter_tenant(tenant_id: int | None) -> Token[int | None]:
-    return _current_tenant.set(tenant_id)
+def enter_scope(scope: Scope) -> Token[Scope]:
+    return _current_scope.set(scope)
 
 
-def leave_tenant(token: Token[int | None]) -> None:
-    _current_tenant.reset(token)
+def leave_scope(token: Token[Scope]) -> None:
+    _current_scope.reset(token)
+
+
+def enter_tenant(tenant_id: int | None) -> Token[Scope]:
+    return enter_scope(PLATFORM if tenant_id is None else Scope.of_tenant(tenant_id))
+
+
+leave_tenant = leave_scope
 
 
 @contextmanager
-def tenant_context(tenant_id: int | None) -> Iterator[None]:
-    token = enter_tenant(tenant_id)
+def scope_context(scope: Scope) -> Iterator[None]:
+    token = enter_scope(scope)
     try:
         yield
     finally:
-        leave_tenant(token)
+        leave_scope(token)
+
+
+def tenant_context(tenant_id: int | None) -> AbstractContextManager[None]:
+    return scope_context(PLATFORM if tenant_id is None else Scope.of_tenant(tenant_id))

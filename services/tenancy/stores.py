@@ -1,14 +1,18 @@
 """Tenant stores: where one tenant's business data lives, by isolation mode and backend.
 
-database on SQLite  -> one file per tenant under <data dir>/tenants/
+database on SQLite   -> one file per tenant under <data dir>/tenants/
 database on Postgres -> one database per tenant on the tenant server
 schema on Postgres   -> one schema per tenant in the tenant server's database
+shared on SQLite     -> one file, <data dir>/tenants/_shared.db, for every shared tenant
+shared on Postgres   -> one database for every shared tenant, reached by the application through
+                        a role that is subject to its row-level security
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import os
 import re
 import shutil
@@ -16,17 +20,21 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy import MetaData, Table, delete, text, update
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 
 from services.db import Database, create_engine
 from services.errors import InvalidInput
+from services.layers.ownership import SHARED_STORE_ROLE, TENANT_COLUMN, TENANT_LAYER
 from services.models import IsolationMode, Tenant
 from services.settings import Settings
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 _IDENTIFIER_LIMIT = 63
+#: The shared store's name: a slug starts with a letter, so no tenant's own store can take it.
+SHARED_STORE = "_shared"
 
 
 @dataclass(frozen=True)
@@ -37,20 +45,35 @@ class StoreLocation:
     name: str
     #: What to connect to: the file, the tenant's database, or the server database holding the schema.
     url: str
+    #: Shared stores on PostgreSQL: the role the application reads and writes as, which row-level
+    #: security applies to, and the URL that connects as it.
+    app_role: str | None = None
+    app_url: str | None = None
 
     @property
     def schema(self) -> str | None:
         return self.name if self.isolation == IsolationMode.SCHEMA else None
 
+    @property
+    def is_shared(self) -> bool:
+        return self.isolation == IsolationMode.SHARED
+
     def open(self) -> Database:
-        """An engine on the store. Dispose it when done; stores are many, connections are not."""
-        return Database(self.url, schema=self.schema, transactional_ddl=True)
+        """An engine on the store as its owner (migrations, provisioning). Dispose it when done;
+        stores are many, connections are not."""
+        info = {TENANT_LAYER: True, SHARED_STORE_ROLE: self.app_role}
+        return Database(self.url, schema=self.schema, transactional_ddl=True, connection_info=info)
+
+    @property
+    def key(self) -> str:
+        """Identifies the store among all stores (a schema shares its server's URL)."""
+        return f"{self.url}#{self.schema or ''}"
 
 
 def available_isolation_modes(settings: Settings) -> list[str]:
     if settings.tenant_server_url:
-        return [IsolationMode.DATABASE, IsolationMode.SCHEMA]
-    return [IsolationMode.DATABASE]
+        return [IsolationMode.DATABASE, IsolationMode.SCHEMA, IsolationMode.SHARED]
+    return [IsolationMode.DATABASE, IsolationMode.SHARED]
 
 
 def _identifier(prefix: str, slug: str) -> str:
@@ -70,11 +93,15 @@ def plan_store(settings: Settings, slug: str, isolation: str, *, purpose: str = 
         raise InvalidInput(
             f"Isolation {isolation!r} is not available here; choose {modes}.", field="isolation"
         )
+    if isolation == IsolationMode.SHARED:
+        slug = SHARED_STORE
     if server is None:
         path = settings.data_dir / ("tenants" if purpose == "t" else purpose) / f"{slug}.db"
         return StoreLocation(SQLITE, isolation, str(path), f"sqlite+aiosqlite:///{path}")
     server_url = make_url(server)
     prefix = f"{server_url.database or 'tenantry'}_{purpose}"
+    if isolation == IsolationMode.SHARED:
+        return _shared_postgres_store(settings, _identifier(prefix, slug))
     if isolation == IsolationMode.SCHEMA:
         return StoreLocation(POSTGRESQL, isolation, _identifier(purpose, slug), server)
     database = _identifier(prefix, slug)
@@ -97,10 +124,57 @@ def location_of(settings: Settings, tenant: Tenant) -> StoreLocation:
     server = settings.tenant_server_url
     if server is None:
         raise InvalidInput(f"{tenant.slug} lives on PostgreSQL, but no tenant server is configured.")
+    if tenant.isolation == IsolationMode.SHARED:
+        return _shared_postgres_store(settings, tenant.store_name)
     if tenant.isolation == IsolationMode.SCHEMA:
         return StoreLocation(POSTGRESQL, tenant.isolation, tenant.store_name, server)
     url = make_url(server).set(database=tenant.store_name).render_as_string(hide_password=False)
     return StoreLocation(POSTGRESQL, tenant.isolation, tenant.store_name, url)
+
+
+def _shared_postgres_store(settings: Settings, database: str) -> StoreLocation:
+    server = make_url(settings.tenant_server_url or "")
+    role = _identifier(database, "app")
+    # Derived from the install's secret: nothing new to keep, and the same in every process.
+    password = hmac.new(settings.secret_key.encode(), role.encode(), hashlib.sha256).hexdigest()
+    return StoreLocation(
+        POSTGRESQL,
+        IsolationMode.SHARED,
+        database,
+        server.set(database=database).render_as_string(hide_password=False),
+        app_role=role,
+        app_url=server.set(database=database, username=role, password=password).render_as_string(
+            hide_password=False
+        ),
+    )
+
+
+async def remove_tenant_rows(location: StoreLocation, tenant_id: int) -> None:
+    """Delete one tenant's rows from a shared store: children before parents, and a table that
+    refers to itself (units) unhooked first."""
+    store = location.open()
+    try:
+        async with store.engine.begin() as connection:
+            tables = await connection.run_sync(_tenant_tables)
+            for table in tables:
+                for foreign_key in table.foreign_key_constraints:
+                    column = next(iter(foreign_key.columns))
+                    if foreign_key.referred_table is table and column.nullable:
+                        await connection.execute(
+                            update(table)
+                            .where(table.c[TENANT_COLUMN] == tenant_id)
+                            .values({column.name: None})
+                        )
+            for table in reversed(tables):
+                await connection.execute(delete(table).where(table.c[TENANT_COLUMN] == tenant_id))
+    finally:
+        await store.dispose()
+
+
+def _tenant_tables(connection: Connection) -> list[Table]:
+    metadata = MetaData()
+    metadata.reflect(connection)
+    return [table for table in metadata.sorted_tables if TENANT_COLUMN in table.c]
 
 
 async def _on_server(location: StoreLocation, sql: str) -> list[tuple[object, ...]]:
@@ -131,6 +205,8 @@ async def store_exists(location: StoreLocation) -> bool:
 async def allocate_store(location: StoreLocation, *, template: StoreLocation | None = None) -> None:
     """Create the empty store (or a copy of `template`, a golden image). Does nothing if it exists."""
     if await store_exists(location):
+        if location.app_role:  # a shared store: its role too, should a crash have come between
+            await _create_app_role(location)
         return
     if location.backend == SQLITE:
         Path(location.name).parent.mkdir(parents=True, exist_ok=True)
@@ -146,11 +222,45 @@ async def allocate_store(location: StoreLocation, *, template: StoreLocation | N
             await _on_server(location, f'CREATE SCHEMA "{location.name}"')
         return
     clause = f' TEMPLATE "{template.name}"' if template is not None else ""
-    await _on_server(location, f'CREATE DATABASE "{location.name}"{clause}')
+    try:
+        await _on_server(location, f'CREATE DATABASE "{location.name}"{clause}')
+    except DBAPIError:
+        if not (location.is_shared and await store_exists(location)):
+            raise  # else another tenant's provisioning created the shared store a moment ago
+    if location.app_role:
+        await _create_app_role(location)
+
+
+async def _create_app_role(location: StoreLocation) -> None:
+    """The role the application uses on a shared store: it neither owns the tables nor is a
+    superuser, so row-level security applies to it. Tables grant it access as they are created."""
+    role, password = location.app_role, make_url(location.app_url or "").password
+    await _on_server(
+        location,
+        f"""DO $$ BEGIN
+              IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+                CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+              END IF;
+            END $$""",
+    )
+    await _on_server(location, f"ALTER ROLE \"{role}\" PASSWORD '{password}'")
+    await _on_server(location, f'GRANT CONNECT ON DATABASE "{location.name}" TO "{role}"')
+    store = create_engine(location.url)
+    try:
+        async with store.begin() as connection:
+            await connection.exec_driver_sql(f'GRANT USAGE ON SCHEMA public TO "{role}"')
+            await connection.exec_driver_sql(
+                f'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE ON SEQUENCES TO "{role}"'
+            )
+    finally:
+        await store.dispose()
 
 
 async def drop_store(location: StoreLocation) -> None:
-    """Remove the store and everything in it. Callers take a backup first when it holds data."""
+    """Remove the store and everything in it. Callers take a backup first when it holds data.
+    A shared store holds other tenants: it is never dropped for one of them."""
+    if location.is_shared:
+        raise InvalidInput("A shared store holds other tenants' data; remove one tenant's rows instead.")
     if location.backend == SQLITE:
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(location.name + suffix).unlink(missing_ok=True)

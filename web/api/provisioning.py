@@ -15,6 +15,7 @@ from services.layers.catalogue import load_catalogue
 from services.models import Job
 from services.provisioning.tenants import TenantRequest, request_tenant
 from web.api.schemas import JobOut, ModuleOut, ProvisioningOut, TemplateOut, TenantOut
+from web.api.tenants import record_token_reaching_for
 from web.audit import record_request
 from web.auth import landlord_token, may_read_tenant, signed_in
 from web.deps import DbSession
@@ -102,5 +103,8 @@ class ProvisioningApiController(Controller):
             if tenant_token:
                 raise PermissionDeniedException(NOT_YOUR_JOB)
         elif not may_read_tenant(request, job.tenant.slug):
+            await record_token_reaching_for(
+                request, job.tenant.slug, "read another tenant's job through the API"
+            )
             raise PermissionDeniedException(NOT_YOUR_JOB)
         return JobOut.of(job)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from services.layers.catalogue import Layer
-from services.models import Job, Tenant
+from services.models import Backup, Job, Tenant
 
 T = TypeVar("T")
 
@@ -129,3 +129,52 @@ class JobOut:
 class ProvisioningOut:
     tenant: TenantOut
     job: JobOut
+
+
+@dataclass(frozen=True)
+class BackupOut:
+    id: int
+    tenant: str
+    format: str
+    #: queued, running, succeeded (the archive is complete) or failed.
+    status: str
+    #: not_verified, verified (restored into a scratch store and found identical) or failed.
+    verification: str
+    verification_detail: str | None
+    size_bytes: int | None
+    sha256: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    verified_at: datetime | None
+    error: str | None
+    job_id: int | None
+    #: Tenant, layer revisions, schema hash, per-table row counts and checksums.
+    manifest: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, backup: Backup) -> BackupOut:
+        return cls(
+            id=backup.id,
+            tenant=backup.tenant_slug,
+            format=backup.format,
+            status=backup.status,
+            verification=backup.verification,
+            verification_detail=backup.verification_detail,
+            size_bytes=backup.size_bytes,
+            sha256=backup.sha256,
+            created_at=backup.created_at,
+            finished_at=backup.finished_at,
+            verified_at=backup.verified_at,
+            error=backup.error,
+            job_id=backup.job_id,
+            manifest=backup.manifest,
+        )
+
+
+@dataclass(frozen=True)
+class BackupRequestedOut:
+    backup: BackupOut
+    job: JobOut
+    #: The backup or restore job of the same tenant this one waits for, if any.
+    waits_for: int | None
+    message: str

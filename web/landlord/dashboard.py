@@ -8,6 +8,7 @@ from litestar import Controller, Request, get
 from litestar.response import Template
 
 from services.dashboard import summarise_platform
+from services.tenancy.security import cross_tenant_counts
 from web.auth import current_user, signed_in
 from web.deps import DbSession
 from web.health import check_health
@@ -26,4 +27,7 @@ class DashboardController(Controller):
             )
         summary = await summarise_platform(db_session)
         health = await check_health(request)
-        return Template("landlord/dashboard.html", context={"summary": summary, "health": health})
+        blocked = await cross_tenant_counts(db_session)
+        return Template(
+            "landlord/dashboard.html", context={"summary": summary, "health": health, "blocked": blocked}
+        )

@@ -25,6 +25,7 @@ from services.tenancy.tenants import get_tenant, search_tenants
 from web.audit import record_request
 from web.auth import landlord_staff
 from web.deps import DbSession
+from web.landlord.backups import backups_panel
 
 
 @dataclass
@@ -130,8 +131,13 @@ class TenantsController(Controller):
         overview = await tenant_overview(db_session, _settings(request), slug)
         if request.htmx and not overview.busy:
             return ClientRefresh()  # the job finished: reload once to show the tenant as it now is
-        template = "landlord/_tenant_progress.html" if request.htmx else "landlord/tenant.html"
-        return Template(template, context={"overview": overview, "tenant": overview.tenant})
+        if request.htmx:
+            return Template(
+                "landlord/_tenant_progress.html", context={"overview": overview, "tenant": overview.tenant}
+            )
+        backups = await backups_panel(db_session, overview.tenant)
+        context = {"overview": overview, "tenant": overview.tenant, "backups": backups}
+        return Template("landlord/tenant.html", context=context)
 
     @post("/{slug:str}/retry")
     async def retry(self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str]) -> Response[Any]:

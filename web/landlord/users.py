@@ -1,19 +1,21 @@
-"""Landlord staff: a superadmin creates landlord admins here."""
+"""Landlord staff: a superadmin creates landlord admins here, and lets them switch into tenants."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import Controller, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
-from litestar.response import Template
+from litestar.params import Body, FromPath
+from litestar.response import Redirect, Response, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar_htmx import HTMXRequest
 
 from services.accounts.users import create_user, list_landlord_staff
-from services.errors import DomainError
+from services.errors import DomainError, InvalidInput
 from services.models import PlatformRole
+from services.tenancy.switching import grant_switching
 from web.audit import record_request
 from web.auth import superadmin
 from web.deps import DbSession
@@ -22,6 +24,12 @@ from web.deps import DbSession
 @dataclass
 class NewStaffForm:
     email: str = ""
+
+
+@dataclass
+class SwitchGrantForm:
+    #: "yes" grants, "no" revokes.
+    allowed: str = ""
 
 
 class UsersController(Controller):
@@ -56,3 +64,24 @@ class UsersController(Controller):
         context["users"] = await list_landlord_staff(db_session)
         template = "landlord/_users_panel.html" if request.htmx else "landlord/users.html"
         return Template(template, context=context, status_code=status)
+
+    @post("/{user_id:int}/switching")
+    async def set_switching(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        user_id: FromPath[int],
+        data: Annotated[SwitchGrantForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        granted = {"yes": True, "no": False}.get(data.allowed)
+        if granted is None:
+            raise InvalidInput(
+                "Choose whether this admin may switch into tenants: yes or no.", field="allowed"
+            )
+        user = await grant_switching(db_session, user_id, granted=granted)
+        action = "user.switch_grant" if granted else "user.switch_revoke"
+        await record_request(request, db_session, action, target=user.email)
+        if not request.htmx:
+            return Redirect("/users", status_code=HTTP_303_SEE_OTHER)
+        context = {"users": await list_landlord_staff(db_session), "form": NewStaffForm()}
+        return Template("landlord/_users_panel.html", context=context)

@@ -208,16 +208,16 @@ def test_taking_events_back_to_its_first_revision_keeps_the_data(store: Store) -
             await up(database, stack)
             async with database.engine.begin() as connection:
                 for statement in (
-                    "INSERT INTO venues (id, name) VALUES (1, 'Town hall')",
-                    "INSERT INTO events (id, venue_id, title, starts_at, capacity)"
-                    " VALUES (1, 1, 'Spring fair', '2030-05-01 09:00:00', 80)",
-                    "INSERT INTO event_registrations (event_id, attendee_name, attendee_email)"
-                    " VALUES (1, 'Ada', 'ada@example.org')",
-                    "INSERT INTO volunteer_roles (id, name) VALUES (1, 'Steward')",
-                    "INSERT INTO volunteer_shifts (id, event_id, role_id, starts_at, ends_at)"
-                    " VALUES (1, 1, 1, '2030-05-01 10:00:00', '2030-05-01 12:00:00')",
-                    "INSERT INTO shift_signups (shift_id, volunteer_name, volunteer_email)"
-                    " VALUES (1, 'Grace', 'grace@example.org')",
+                    "INSERT INTO venues (id, tenant_id, name) VALUES (1, 1, 'Town hall')",
+                    "INSERT INTO events (id, tenant_id, venue_id, title, starts_at, capacity)"
+                    " VALUES (1, 1, 1, 'Spring fair', '2030-05-01 09:00:00', 80)",
+                    "INSERT INTO event_registrations (tenant_id, event_id, attendee_name, attendee_email)"
+                    " VALUES (1, 1, 'Ada', 'ada@example.org')",
+                    "INSERT INTO volunteer_roles (id, tenant_id, name) VALUES (1, 1, 'Steward')",
+                    "INSERT INTO volunteer_shifts (id, tenant_id, event_id, role_id, starts_at, ends_at)"
+                    " VALUES (1, 1, 1, 1, '2030-05-01 10:00:00', '2030-05-01 12:00:00')",
+                    "INSERT INTO shift_signups (tenant_id, shift_id, volunteer_name, volunteer_email)"
+                    " VALUES (1, 1, 'Grace', 'grace@example.org')",
                 ):
                     await connection.execute(text(statement))
 

@@ -16,6 +16,7 @@ from services.tenancy.stores import can_copy_schemas
 from tests.services.provisioning.installation import (
     EVERY_MODE,
     POSTGRES_SCHEMA,
+    SHARED_MODES,
     SQLITE_DATABASE,
     Installation,
     drop_databases,
@@ -52,7 +53,7 @@ def migrated_postgres_landlord(tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 def _installation(request: pytest.FixtureRequest, mode: str, folder: Path) -> Iterator[Installation]:
     pristine = request.getfixturevalue(
-        "migrated_sqlite_landlord" if mode == SQLITE_DATABASE else "migrated_postgres_landlord"
+        "migrated_sqlite_landlord" if mode.startswith("sqlite") else "migrated_postgres_landlord"
     )
     with fresh_installation(mode, folder, pristine) as installation:
         yield installation
@@ -71,6 +72,12 @@ def cloning_installation(request: pytest.FixtureRequest, tmp_path: Path) -> Iter
     files are copied, PostgreSQL databases created from a template, schemas copied by pg_dump."""
     if request.param == POSTGRES_SCHEMA and not can_copy_schemas():
         pytest.skip("copying a PostgreSQL schema needs pg_dump, which is not installed here")
+    yield from _installation(request, request.param, tmp_path)
+
+
+@pytest.fixture(params=SHARED_MODES)
+def shared_installation(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Installation]:
+    """Tenants in shared stores: one SQLite file, or one PostgreSQL database with row-level security."""
     yield from _installation(request, request.param, tmp_path)
 
 

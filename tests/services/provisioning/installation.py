@@ -251,10 +251,14 @@ async def postgres_admin(sql: str) -> list[asyncpg.Record]:
 
 
 async def drop_databases(name: str) -> None:
-    """Drop the database `name` and every database named after it (its tenants, golden images)."""
+    """Drop the database `name` and every database named after it (its tenants, golden images),
+    then the roles named after it (a shared store's application role)."""
     for row in await postgres_admin("SELECT datname FROM pg_database"):
         if row["datname"] == name or row["datname"].startswith(f"{name}_"):
             await postgres_admin(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+    for row in await postgres_admin("SELECT rolname FROM pg_roles"):
+        if row["rolname"].startswith(f"{name}_"):
+            await postgres_admin(f'DROP ROLE IF EXISTS "{row["rolname"]}"')
 
 
 @contextmanager
@@ -275,12 +279,19 @@ def _postgres_landlord(template: str) -> Iterator[str]:
 SQLITE_DATABASE = "sqlite-database"
 POSTGRES_DATABASE = "postgres-database"
 POSTGRES_SCHEMA = "postgres-schema"
+SQLITE_SHARED = "sqlite-shared"
+POSTGRES_SHARED = "postgres-shared"
 
 _SQLITE = pytest.param(SQLITE_DATABASE, id=SQLITE_DATABASE)
 _DATABASES = pytest.param(POSTGRES_DATABASE, id=POSTGRES_DATABASE, marks=requires_postgres)
 _SCHEMAS = pytest.param(POSTGRES_SCHEMA, id=POSTGRES_SCHEMA, marks=requires_postgres)
 #: Tenants in SQLite files, in PostgreSQL databases, in PostgreSQL schemas.
 EVERY_MODE = [_SQLITE, _DATABASES, _SCHEMAS]
+#: Tenants whose rows share one store: a SQLite file, a PostgreSQL database with row-level security.
+SHARED_MODES = [
+    pytest.param(SQLITE_SHARED, id=SQLITE_SHARED),
+    pytest.param(POSTGRES_SHARED, id=POSTGRES_SHARED, marks=requires_postgres),
+]
 #: For what depends on the landlord's backend rather than on where the store is.
 SQLITE_AND_POSTGRES_LANDLORDS = [_SQLITE, _DATABASES]
 #: For migrations written by hand: a schema store is where a stray table name would escape.
@@ -311,14 +322,19 @@ def fresh_installation(mode: str, folder: Path, pristine: Path | str) -> Iterato
     """A new installation in `folder`, its landlord copied from `pristine` (a migrated landlord:
     a SQLite file, or the name of a PostgreSQL database). With PostgreSQL the landlord's server
     is the tenant server (as when TENANTRY_TENANT_POSTGRES_URL is not set)."""
-    if mode == SQLITE_DATABASE:
+    if mode in (SQLITE_DATABASE, SQLITE_SHARED):
         assert isinstance(pristine, Path)
         folder.mkdir(parents=True, exist_ok=True)
         copy_sqlite_file(pristine, folder / "landlord.db")
         url = f"sqlite+aiosqlite:///{folder / 'landlord.db'}"
-        yield Installation(installation_settings(folder / "data", url), IsolationMode.DATABASE)
+        isolation = IsolationMode.SHARED if mode == SQLITE_SHARED else IsolationMode.DATABASE
+        yield Installation(installation_settings(folder / "data", url), isolation)
         return
     assert isinstance(pristine, str)
-    isolation = IsolationMode.DATABASE if mode == POSTGRES_DATABASE else IsolationMode.SCHEMA
+    isolation = {
+        POSTGRES_DATABASE: IsolationMode.DATABASE,
+        POSTGRES_SCHEMA: IsolationMode.SCHEMA,
+        POSTGRES_SHARED: IsolationMode.SHARED,
+    }[mode]
     with _postgres_landlord(pristine) as url:
         yield Installation(installation_settings(folder / "data", url), isolation)

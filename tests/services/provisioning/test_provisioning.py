@@ -344,7 +344,7 @@ GOOD = {
         pytest.param({"name": "   "}, {"name": "Give the tenant a name."}, id="empty-name"),
         pytest.param(
             {"isolation": "schema"},
-            {"isolation": "Isolation 'schema' is not available here; choose database."},
+            {"isolation": "Isolation 'schema' is not available here; choose database, shared."},
             id="schema-without-a-postgresql-server",
         ),
         pytest.param(
@@ -358,12 +358,12 @@ GOOD = {
             id="every-field-wrong-at-once",
         ),
         pytest.param(
-            {"slug": "harbour-party", "name": " ", "template": "shipping_line", "isolation": "shared"},
+            {"slug": "harbour-party", "name": " ", "template": "shipping_line", "isolation": "pooled"},
             {
                 "slug": "is taken",
                 "name": "Give the tenant a name.",
                 "template": "Unknown template 'shipping_line'",
-                "isolation": "Isolation 'shared' is not available here",
+                "isolation": "Isolation 'pooled' is not available here",
             },
             id="every-field-wrong-with-an-unknown-template",
         ),

@@ -1,0 +1,176 @@
+"""Putting an archive's data into a new, empty store, and measuring a store so the result can be
+compared with the archive's manifest.
+
+Native archives go back into the backend and isolation mode they came from (a SQLite file is
+copied in, a pg_dump script is played by psql, a schema's under the new schema's name). Portable
+archives go anywhere: the store is migrated to the manifest's layer revisions with the layer
+migrator, then the rows are inserted, parents before children."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.engine import Connection
+
+from services.backups.content import (
+    ArchiveMismatch,
+    TableSummary,
+    load_table,
+    reset_sequences,
+    summarise_table,
+    tenant_tables,
+)
+from services.backups.dump import PG_DUMP_FILE, SQLITE_FILE, table_file
+from services.backups.postgres import psql_script, rename_schema
+from services.db import Database
+from services.errors import InvalidInput
+from services.layers.catalogue import Catalogue, Layer, load_catalogue
+from services.layers.migrator import RevisionRun, revisions, upgrade_layer
+from services.layers.snapshot import take_snapshot
+from services.models import BackupFormat, IsolationMode
+from services.settings import Settings
+from services.tenancy.stores import SQLITE, StoreLocation, allocate_store, copy_sqlite_file
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A store as it is: per-table counts and checksums, and its schema's hash."""
+
+    tables: dict[str, TableSummary]
+    schema_sha256: str
+
+
+def layer_by_key(catalogue: Catalogue, key: str) -> Layer:
+    """The layer a manifest names (basic, templates/x, modules/x, custom/<slug>)."""
+    kind, _, name = key.partition("/")
+    found: Layer | None = None
+    if key == "basic":
+        found = catalogue.basic
+    elif kind == "templates":
+        found = catalogue.templates.get(name)
+    elif kind == "modules":
+        found = catalogue.modules.get(name)
+    elif kind == "custom":
+        found = catalogue.custom(name)
+    if found is None:
+        raise ArchiveMismatch(f"The backup needs the layer {key}, which this installation does not have.")
+    return found
+
+
+async def _forget(_run: RevisionRun) -> None:
+    """Revisions applied to a store being restored are not the tenant's history."""
+
+
+async def restore_into(
+    settings: Settings, manifest: dict[str, Any], unpacked: Path, target: StoreLocation, *, tenant_id: int
+) -> None:
+    """Fill the store `target`, which does not exist yet, from an unpacked archive."""
+    if manifest["format"] == BackupFormat.NATIVE:
+        await _restore_native(manifest, unpacked, target)
+    else:
+        await _restore_portable(load_catalogue(settings.layers_dir), manifest, unpacked, target, tenant_id)
+
+
+async def _restore_native(manifest: dict[str, Any], unpacked: Path, target: StoreLocation) -> None:
+    source = manifest["store"]
+    if (source["backend"], source["isolation"]) != (target.backend, target.isolation):
+        raise InvalidInput(
+            f"A native backup goes back into the same kind of store ({source['backend']}, "
+            f"{source['isolation']} isolation), not into {target.backend} with {target.isolation} "
+            "isolation; take a portable backup to move between them."
+        )
+    if target.backend == SQLITE:
+        Path(target.name).parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(copy_sqlite_file, unpacked / SQLITE_FILE, Path(target.name))
+        return
+    script = unpacked / PG_DUMP_FILE
+    if target.isolation == IsolationMode.SCHEMA:
+        renamed = unpacked / f"renamed-{PG_DUMP_FILE}"
+        await asyncio.to_thread(rename_schema, script, renamed, manifest["native"]["schema"], target.name)
+        script = renamed
+    else:
+        await allocate_store(target)
+    await psql_script(target.url, script)
+
+
+async def _restore_portable(
+    catalogue: Catalogue, manifest: dict[str, Any], unpacked: Path, target: StoreLocation, tenant_id: int
+) -> None:
+    layers = [(layer_by_key(catalogue, entry["key"]), entry["revision"]) for entry in manifest["layers"]]
+    for layer, revision in layers:
+        if revision not in revisions(layer):
+            raise ArchiveMismatch(
+                f"The backup was taken at {layer.key} revision {revision}, which this installation's "
+                f"{layer.key} does not have."
+            )
+    await allocate_store(target)
+    store = target.open()
+    try:
+        for layer, revision in layers:
+            await upgrade_layer(store, layer, _forget, target=revision)
+        async with store.engine.begin() as connection:
+            await connection.run_sync(_load_rows, manifest, unpacked, tenant_id)
+    finally:
+        await store.dispose()
+
+
+def _load_rows(connection: Connection, manifest: dict[str, Any], unpacked: Path, tenant_id: int) -> None:
+    tables = tenant_tables(connection)
+    names = {table.name for table in tables}
+    # A shared store has every shared tenant's tables; those of other tenants' modules hold no rows
+    # of this one's and need no table here.
+    wanted = {name for name, table in manifest["tables"].items() if table["rows"]}
+    if missing := sorted(wanted - names):
+        raise ArchiveMismatch(f"The restored store has no table for {', '.join(missing)}.")
+    for table in reversed(tables):  # whatever the migrations put there gives way to the archive
+        connection.execute(delete(table))
+    for table in tables:
+        if table.name not in manifest["tables"]:
+            continue
+        with (unpacked / table_file(table.name)).open(encoding="utf-8") as lines:
+            load_table(connection, table, lines, tenant_id=tenant_id)
+    reset_sequences(connection, tables)
+
+
+async def measure_store(location: StoreLocation, *, tenant_id: int | None = None) -> Measured:
+    """Count and hash the store's tables (only `tenant_id`'s rows when given), and its schema."""
+    reader = Database(location.url, schema=location.schema)
+    try:
+        _, schema_sha256 = await take_snapshot(reader)
+        async with reader.engine.connect() as connection:
+            tables = await connection.run_sync(_summarise, tenant_id)
+    finally:
+        await reader.dispose()
+    return Measured(tables, schema_sha256)
+
+
+def _summarise(connection: Connection, tenant_id: int | None) -> dict[str, TableSummary]:
+    return {
+        table.name: summarise_table(connection, table, tenant_id=tenant_id)
+        for table in tenant_tables(connection)
+    }
+
+
+def differences(manifest: dict[str, Any], measured: Measured, *, compare_schema: bool) -> list[str]:
+    """What the measured store has that the manifest does not say, table by table."""
+    found: list[str] = []
+    expected: dict[str, dict[str, Any]] = manifest["tables"]
+    for name, summary in expected.items():
+        actual = measured.tables.get(name)
+        if actual is None:
+            if summary["rows"]:
+                found.append(f"{name}: missing")
+        elif actual.rows != summary["rows"]:
+            found.append(f"{name}: {actual.rows} rows, the manifest says {summary['rows']}")
+        elif actual.sha256 != summary["sha256"]:
+            found.append(f"{name}: same row count, different content")
+    for name in sorted(set(measured.tables) - set(expected)):
+        if measured.tables[name].rows:
+            found.append(f"{name}: {measured.tables[name].rows} rows the manifest does not list")
+    if compare_schema and measured.schema_sha256 != manifest["schema"]["sha256"]:
+        found.append("the schema differs from the one backed up")
+    return found

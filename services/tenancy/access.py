@@ -1,0 +1,75 @@
+"""Who may enter a tenant, and in which scope: the whole tenant, or the subtrees of their units.
+
+The precedence of what names the tenant (documented in docs/architecture.md): an API token
+scoped to a tenant, then the host (a domain, or a subdomain of the base domain), then the
+`/t/<slug>/` path prefix. A superadmin's switch does not name a tenant; it lets its holder in as
+that tenant's admin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.errors import DomainError, NotFound
+from services.models import Membership, Tenant, TenantRole, TenantStatus, User
+from services.models.tenant import TenantUser, Unit, UnitAssignment
+from services.tenancy.context import Scope
+
+TENANT_ADMIN, TENANT_MEMBER = TenantRole.TENANT_ADMIN.value, TenantRole.TENANT_MEMBER.value
+
+
+class TenantSuspended(DomainError):
+    """The tenant exists and the caller belongs to it, but it is not open now."""
+
+
+@dataclass(frozen=True)
+class TenantAccess:
+    tenant: Tenant
+    role: str
+    #: How the caller got in: "membership", "switch" or "token".
+    via: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == TENANT_ADMIN
+
+
+async def find_open_tenant(session: AsyncSession, slug: str) -> Tenant:
+    """The tenant a request names. Unknown, or not provisioned yet: not found."""
+    tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None or tenant.status in (TenantStatus.PROVISIONING, TenantStatus.FAILED):
+        raise NotFound("There is no such tenant here.")
+    return tenant
+
+
+async def grant_access(
+    session: AsyncSession, tenant: Tenant, user: User, *, switched_into: int | None, via_token: bool
+) -> TenantAccess | None:
+    """The caller's access to `tenant`, or None when they have none (a cross-tenant attempt)."""
+    if switched_into == tenant.id and user.can_switch_tenants:
+        return TenantAccess(tenant, TENANT_ADMIN, "switch")
+    role = await session.scalar(
+        select(Membership.role).where(Membership.user_id == user.id, Membership.tenant_id == tenant.id)
+    )
+    if role is None:
+        return None
+    if tenant.status != TenantStatus.ACTIVE:
+        raise TenantSuspended(f"{tenant.name} is {tenant.status} at the moment; its portal is closed.")
+    return TenantAccess(tenant, role, "token" if via_token else "membership")
+
+
+async def scope_for(data: AsyncSession, access: TenantAccess, user: User) -> Scope:
+    """Admins see the whole tenant; a member sees the subtrees of the units they are assigned to
+    (none at all until they are assigned). `data` is a tenant-level session of the tenant."""
+    if access.is_admin:
+        return Scope.of_tenant(access.tenant.id)
+    assigned = select(Unit.path).join(UnitAssignment, UnitAssignment.unit_id == Unit.id)
+    assigned = assigned.join(TenantUser, TenantUser.id == UnitAssignment.user_id)
+    paths = list(await data.scalars(assigned.where(TenantUser.account_id == user.id, TenantUser.is_active)))
+    if not paths:
+        return Scope.of_units(access.tenant.id, frozenset())
+    below = or_(*(Unit.path.startswith(path, autoescape=True) for path in paths))
+    return Scope.of_units(access.tenant.id, frozenset(await data.scalars(select(Unit.id).where(below))))

@@ -1,0 +1,119 @@
+"""Real tenants for web tests: provisioned by the provisioning job, with units, people and rows
+written through scoped tenant sessions, as the portal itself writes them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import select
+
+from services import jobs
+from services.db import Database
+from services.models import JobStatus, Tenant
+from services.models.tenant import Unit
+from services.provisioning.tenants import TenantRequest, request_tenant
+from services.settings import Settings
+from services.tenancy.access import TENANT_ADMIN
+from services.tenancy.context import Scope, tenant_context
+from services.tenancy.people import add_person, add_unit
+from services.tenancy.records import record_schema
+from services.tenancy.sessions import scoped_session
+from services.tenancy.stores import location_of
+from tests.support import Credentials
+
+
+async def _in_tenant(settings: Settings, slug: str, work: Any) -> Any:
+    landlord = Database(settings.database_url)
+    try:
+        async with landlord.session() as session:
+            tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+            assert tenant is not None
+            store = location_of(settings, tenant).open()
+            try:
+                async with scoped_session(store.engine, Scope.of_tenant(tenant.id)) as data:
+                    return await work(session, data, tenant)
+            finally:
+                await store.dispose()
+    finally:
+        await landlord.dispose()
+
+
+def provision(
+    settings: Settings, slug: str, *, template: str = "community_group", isolation: str = "database"
+) -> int:
+    """A tenant built by the provisioning job, as a worker would build it; its id."""
+
+    async def go() -> int:
+        landlord = Database(settings.database_url)
+        try:
+            async with landlord.session() as session:
+                tenant, job = await request_tenant(
+                    session,
+                    settings,
+                    TenantRequest(slug, slug.replace("-", " ").title(), template, [], isolation),
+                )
+            with tenant_context(tenant.id):
+                await jobs.perform_job(landlord, job.id, settings)
+            async with landlord.session() as session:
+                done = await session.get_one(type(job), job.id)
+                assert done.status == JobStatus.SUCCEEDED, done.error
+            return tenant.id
+        finally:
+            await landlord.dispose()
+
+    return asyncio.run(go())
+
+
+def add_units(settings: Settings, slug: str, names: list[tuple[str, str | None]]) -> dict[str, int]:
+    """Units by (name, parent name); None for the parent means the root. Their ids by name."""
+
+    async def work(_landlord: Any, data: Any, _tenant: Tenant) -> dict[str, int]:
+        root = await data.scalar(select(Unit).where(Unit.parent_id.is_(None)))
+        ids = {"root": root.id}
+        for name, parent in names:
+            ids[name] = (await add_unit(data, parent_id=ids[parent or "root"], name=name)).id
+        return ids
+
+    return asyncio.run(_in_tenant(settings, slug, work))  # type: ignore[no-any-return]
+
+
+def add_member(
+    settings: Settings,
+    slug: str,
+    email: str,
+    *,
+    role: str = "tenant_member",
+    unit_ids: list[int] | None = None,
+) -> Credentials:
+    async def work(landlord: Any, data: Any, tenant: Tenant) -> Credentials:
+        new = await add_person(
+            landlord,
+            data,
+            tenant,
+            email=email,
+            display_name=email.split("@")[0],
+            role=role,
+            unit_ids=unit_ids or [],
+        )
+        return Credentials(new.user.email, new.password)
+
+    return asyncio.run(_in_tenant(settings, slug, work))  # type: ignore[no-any-return]
+
+
+def add_admin(settings: Settings, slug: str, email: str) -> Credentials:
+    return add_member(settings, slug, email, role=TENANT_ADMIN)
+
+
+def add_rows(settings: Settings, slug: str, table: str, rows: list[dict[str, Any]]) -> list[int]:
+    """Rows of a template or module table, stamped by the scoped session; their ids."""
+
+    async def work(landlord: Any, data: Any, tenant: Tenant) -> list[int]:
+        schema = await record_schema(data, f"test-{tenant.id}-{table}")
+        model = schema.table(table).model
+        made = [model(**row) for row in rows]
+        data.add_all(made)
+        await data.flush()
+        return [row.id for row in made]
+
+    return asyncio.run(_in_tenant(settings, slug, work))  # type: ignore[no-any-return]

@@ -1,0 +1,496 @@
+"""Every route of the app, called by tenant A's people with tenant B's identifiers: each one is
+refused, says nothing of B, leaves B as it was, and the attempts on B are on B's audit trail.
+
+`ROUTES` says how each route is filled with B's identifiers (path, query or body) and
+`NO_IDENTIFIERS` lists the routes that take none; a route in neither fails the sweep, so a new
+route is covered here before it ships.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+from sqlalchemy import Table, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services import jobs
+from services.backups import request_backup
+from services.backups.content import summarise_store
+from services.db import Database
+from services.models import AuditEntry, Backup, BackupFormat, Job, Membership, Tenant
+from services.models.landlord import LandlordBase
+from services.settings import Settings
+from services.tenancy.context import tenant_context
+from services.tenancy.security import CROSS_TENANT
+from services.tenancy.stores import location_of
+from tests.support import Credentials, csrf_token, run_db, sign_in
+from tests.web.portal import add_token, assert_no_trace, portal
+from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, provision
+from tests.workers.support import drop_tenant_databases
+from web.app import create_app
+
+A, B = "kingfisher-club", "otter-rescue"
+#: What only B has: its name, its units, its rows, its admin. None may reach A's people.
+B_MARKERS = ("Otter Rescue", "Weir Watch", "Holt Keepers", "Secret Holt Rota", "warden@otter.example")
+#: A refusal: a role refusal (403), or "not found" for what is not the caller's (404). Never 401 for
+#: a signed-in caller, but it would still be a refusal.
+REFUSED = {401, 403, 404}
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+#: Litestar answers these itself for every route: nothing of a tenant's behind them.
+NOT_PROBED = {"OPTIONS", "HEAD"}
+
+#: Why a refused attempt lands on the audit trail, always against B: the door refused B's slug, the
+#: API a B-owned tenant or job, or A's scope could not find a row id that is B's.
+AGAINST_B, FOREIGN_ROW = "against B", "foreign row"
+
+
+@dataclass(frozen=True)
+class World:
+    isolation: str
+    a_id: int
+    b_id: int
+    b_unit: int
+    b_group: int
+    b_jobs: list[int]
+    b_backup: int
+    b_admin: int
+
+
+@dataclass(frozen=True)
+class Probe:
+    path: str
+    #: Where the attempt is recorded; None for a refusal by role, before anything is looked up.
+    recorded: str | None = None
+    #: Only these methods of the route (None: every one).
+    methods: frozenset[str] | None = None
+    #: A's own slug with B's row ids: only in a shared store, where an id names one row of one
+    #: tenant (in a store of A's own, B's id may well name a row of A's).
+    shared_only: bool = False
+    #: A member is refused by role (403) before anything is looked up: nothing to record.
+    admin_only: bool = False
+    #: Answered for A's own tenant: 200, with nothing of B in it.
+    own_data: bool = False
+
+
+@dataclass(frozen=True)
+class Fill:
+    probes: Callable[[World], list[Probe]]
+    #: The body each unsafe method sends: a form (portal, with a CSRF token) or JSON (API).
+    bodies: Mapping[str, Callable[[World], dict[str, Any]]] = field(default_factory=dict)
+
+
+def _body(**values: Any) -> Callable[[World], dict[str, Any]]:
+    return lambda _world: values
+
+
+ROUTES: dict[str, Fill] = {
+    # The tenant portal. B's slug is refused at the door (404, recorded against B), whoever asks;
+    # A's slug with B's ids reaches the handler, which must not find them.
+    "/t/{slug:str}": Fill(lambda w: [Probe(f"/t/{B}", AGAINST_B)]),
+    "/t/{slug:str}/units": Fill(
+        lambda w: [
+            Probe(f"/t/{B}/units", AGAINST_B),
+            Probe(
+                f"/t/{A}/units", FOREIGN_ROW, methods=frozenset({"POST"}), shared_only=True, admin_only=True
+            ),
+        ],
+        bodies={"POST": lambda w: {"name": "Annexed", "parent_id": w.b_unit, "kind": "unit"}},
+    ),
+    "/t/{slug:str}/units/{unit_id:int}/rename": Fill(
+        lambda w: [
+            Probe(f"/t/{B}/units/{w.b_unit}/rename", AGAINST_B),
+            Probe(f"/t/{A}/units/{w.b_unit}/rename", FOREIGN_ROW, shared_only=True, admin_only=True),
+        ],
+        bodies={"POST": _body(name="Annexed")},
+    ),
+    "/t/{slug:str}/data": Fill(lambda w: [Probe(f"/t/{B}/data", AGAINST_B)]),
+    "/t/{slug:str}/data/{table:str}": Fill(lambda w: [Probe(f"/t/{B}/data/groups?q=Secret", AGAINST_B)]),
+    "/t/{slug:str}/data/{table:str}/{record_id:int}": Fill(
+        lambda w: [
+            Probe(f"/t/{B}/data/groups/{w.b_group}", AGAINST_B),
+            Probe(f"/t/{A}/data/groups/{w.b_group}", FOREIGN_ROW, shared_only=True),
+        ]
+    ),
+    "/t/{slug:str}/audit": Fill(lambda w: [Probe(f"/t/{B}/audit", AGAINST_B)]),
+    # The landlord portal: closed to tenant people whatever the identifiers (403 before any lookup).
+    "/tenants": Fill(
+        lambda w: [
+            Probe(f"/tenants?q={B}", methods=frozenset({"GET"})),
+            Probe("/tenants", methods=frozenset({"POST"})),
+        ],
+        bodies={"POST": _body(slug=B, name="Otter Rescue", template="community_group")},
+    ),
+    "/tenants/{slug:str}": Fill(lambda w: [Probe(f"/tenants/{B}")]),
+    "/tenants/{slug:str}/retry": Fill(lambda w: [Probe(f"/tenants/{B}/retry")], bodies={"POST": _body()}),
+    "/tenants/{slug:str}/custom/{action:str}": Fill(
+        lambda w: [Probe(f"/tenants/{B}/custom/apply"), Probe(f"/tenants/{B}/custom/rollback")],
+        bodies={"POST": _body()},
+    ),
+    "/tenants/{slug:str}/backups": Fill(
+        lambda w: [Probe(f"/tenants/{B}/backups")], bodies={"POST": _body(format=BackupFormat.PORTABLE)}
+    ),
+    "/tenants/{slug:str}/backups/{backup_id:int}/verify": Fill(
+        lambda w: [Probe(f"/tenants/{B}/backups/{w.b_backup}/verify")], bodies={"POST": _body()}
+    ),
+    "/tenants/{slug:str}/switch": Fill(
+        lambda w: [Probe(f"/tenants/{B}/switch")], bodies={"POST": _body(reason="Helping a neighbour")}
+    ),
+    "/users": Fill(lambda w: [Probe("/users")], bodies={"POST": _body(email="warden@otter.example")}),
+    "/users/{user_id:int}/switching": Fill(
+        lambda w: [Probe(f"/users/{w.b_admin}/switching")], bodies={"POST": _body(allowed="yes")}
+    ),
+    "/audit": Fill(lambda w: [Probe(f"/audit?tenant={B}")]),
+    "/audit.csv": Fill(lambda w: [Probe(f"/audit.csv?tenant={B}")]),
+    # Unknown addresses under B's portal are nobody's: 404 before any tenant is looked up.
+    "/{address:path}": Fill(lambda w: [Probe(f"/t/{B}/no-such-page/{w.b_unit}")]),
+    # The landlord API: a tenant token reads its own tenant and jobs only; the refusal is the same
+    # whether the other tenant exists, and recorded against it when it does.
+    "/api/v1/tenants/{slug:str}": Fill(lambda w: [Probe(f"/api/v1/tenants/{B}", AGAINST_B)]),
+    "/api/v1/jobs/{job_id:int}": Fill(
+        lambda w: [Probe(f"/api/v1/jobs/{job}", AGAINST_B) for job in w.b_jobs]
+    ),
+    "/api/v1/tenants": Fill(
+        lambda w: [
+            Probe(f"/api/v1/tenants?q={B}", methods=frozenset({"GET"})),
+            Probe("/api/v1/tenants", methods=frozenset({"POST"})),
+        ],
+        bodies={"POST": _body(slug=B, name="Otter Rescue", template="community_group")},
+    ),
+    "/api/v1/tenants/{slug:str}/backups": Fill(
+        lambda w: [Probe(f"/api/v1/tenants/{B}/backups")],
+        bodies={"POST": _body(format=BackupFormat.PORTABLE)},
+    ),
+    # The tenant API: the tenant is the token's, so only row ids can name B's data.
+    "/api/v1/tenant/data/{table:str}/{record_id:int}": Fill(
+        lambda w: [Probe(f"/api/v1/tenant/data/groups/{w.b_group}", FOREIGN_ROW, shared_only=True)]
+    ),
+    "/api/v1/tenant/data/{table:str}": Fill(
+        lambda w: [Probe("/api/v1/tenant/data/groups?q=Secret%20Holt%20Rota", own_data=True)]
+    ),
+}
+
+#: Routes that take no tenant's identifiers anywhere: sign-in, the caller's own home, forms and
+#: catalogues common to all, the token's own units, health, static files and the API docs.
+NO_IDENTIFIERS = {
+    "/login",
+    "/logout",
+    "/",
+    "/tenants/new",
+    "/tenants/new/modules",
+    "/switch/exit",
+    "/api/v1/templates",
+    "/api/v1/modules",
+    "/api/v1/tenant/units",
+    "/healthz",
+    "/static/{file_path:path}",
+    "/api/docs",
+    "/api/docs/swagger",
+    "/api/docs/{path:str}",
+    "/api/docs/openapi.json",
+    "/api/docs/oauth2-redirect.html",
+}
+
+#: A's own pages, looked at after the sweep: still A's, with nothing of B.
+A_OWN_PAGES = [f"/t/{A}/", f"/t/{A}/units", f"/t/{A}/data/groups", f"/t/{A}/audit"]
+A_OWN_API = ["/api/v1/tenant/units", "/api/v1/tenant/data/groups", f"/api/v1/tenants/{A}"]
+
+
+@pytest.fixture(autouse=True)
+def no_stores_left_behind(settings: Settings) -> Iterator[None]:
+    yield
+    drop_tenant_databases(settings.database_url)
+
+
+# --- The world: tenants A and B -------------------------------------------------------------------
+
+
+def _back_up(settings: Settings, slug: str) -> None:
+    """A finished backup of the tenant, taken as a worker takes it."""
+
+    async def go() -> None:
+        landlord = Database(settings.database_url)
+        try:
+            async with landlord.session() as session:
+                tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+                assert tenant is not None
+                job = (await request_backup(session, settings, tenant, BackupFormat.PORTABLE)).job
+            with tenant_context(job.tenant_id):
+                await jobs.perform_job(landlord, job.id, settings)
+        finally:
+            await landlord.dispose()
+
+    asyncio.run(go())
+
+
+@dataclass(frozen=True)
+class People:
+    admin: Credentials
+    member: Credentials
+    b_admin: Credentials
+    admin_token: str
+    member_token: str
+
+
+def build_world(settings: Settings, isolation: str) -> tuple[World, People]:
+    a_id = provision(settings, A, isolation=isolation)
+    b_id = provision(settings, B, isolation=isolation)
+    a_units = add_units(settings, A, [("Harbourside", None)])
+    add_rows(settings, A, "groups", [{"name": "Kingfisher Rowers", "unit_id": a_units["Harbourside"]}])
+    b_units = add_units(settings, B, [("Weir Watch", None), ("Holt Keepers", "Weir Watch")])
+    b_groups = add_rows(
+        settings, B, "groups", [{"name": "Secret Holt Rota", "unit_id": b_units["Holt Keepers"]}]
+    )
+    b_admin = add_admin(settings, B, "warden@otter.example")
+    admin = add_admin(settings, A, "admin@kingfisher.example")
+    member = add_member(settings, A, "member@kingfisher.example", unit_ids=[a_units["Harbourside"]])
+    people = People(
+        admin, member, b_admin, add_token(settings, admin.email, A), add_token(settings, member.email, A)
+    )
+    _back_up(settings, B)
+
+    async def ids(session: AsyncSession) -> World:
+        b_jobs = list(await session.scalars(select(Job.id).where(Job.tenant_id == b_id).order_by(Job.id)))
+        backup = await session.scalar(select(Backup.id).where(Backup.tenant_id == b_id))
+        b_admin = await session.scalar(select(Membership.user_id).where(Membership.tenant_id == b_id))
+        assert len(b_jobs) == 2 and backup is not None and b_admin is not None
+        return World(isolation, a_id, b_id, b_units["Holt Keepers"], b_groups[0], b_jobs, backup, b_admin)
+
+    return run_db(settings, ids), people
+
+
+def state_of_b(settings: Settings, b_id: int) -> dict[str, Any]:
+    """Everything of B's: its rows in its store (counted and hashed), and its landlord records."""
+
+    def rows(result: Any) -> list[tuple[str, ...]]:
+        return [tuple(map(str, row)) for row in result]
+
+    async def landlord_rows(session: AsyncSession, table: Table, condition: Any) -> list[tuple[str, ...]]:
+        return rows(
+            await session.execute(select(table).where(condition).order_by(*table.primary_key.columns))
+        )
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        tables = LandlordBase.metadata.tables
+        state: dict[str, Any] = {
+            "tenants": await landlord_rows(session, tables["tenants"], tables["tenants"].c.id == b_id)
+        }
+        for table in LandlordBase.metadata.sorted_tables:
+            if "tenant_id" in table.c and table.name != "audit_entries":
+                state[table.name] = await landlord_rows(session, table, table.c.tenant_id == b_id)
+        b_jobs = select(Job.id).where(Job.tenant_id == b_id)
+        state["job_steps"] = await landlord_rows(
+            session, tables["job_steps"], tables["job_steps"].c.job_id.in_(b_jobs)
+        )
+        b_people = select(Membership.user_id).where(Membership.tenant_id == b_id)
+        state["users"] = await landlord_rows(session, tables["users"], tables["users"].c.id.in_(b_people))
+        tenant = await session.get_one(Tenant, b_id)
+        store = location_of(settings, tenant).open()
+        try:
+            async with store.engine.connect() as connection:
+                state["store"] = await connection.run_sync(lambda sync: summarise_store(sync, tenant_id=b_id))
+        finally:
+            await store.dispose()
+        return state
+
+    return run_db(settings, work)
+
+
+def cross_tenant_entries(settings: Settings) -> Counter[int | None]:
+    """The security.cross_tenant entries on the trail, by the tenant they were recorded against."""
+
+    async def work(session: AsyncSession) -> Counter[int | None]:
+        statement = select(AuditEntry.tenant_id, func.count()).where(AuditEntry.action == CROSS_TENANT)
+        rows = await session.execute(statement.group_by(AuditEntry.tenant_id))
+        return Counter({tenant_id: count for tenant_id, count in rows.all()})
+
+    return run_db(settings, work)
+
+
+# --- Walking the routes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    route: str
+    probe: Probe
+    body: dict[str, Any] | None
+
+
+def calls(app: Litestar, world: World) -> list[Call]:
+    """Every method of every route with identifiers, filled with B's, as the table says."""
+    found = []
+    for route in app.routes:
+        if route.path in NO_IDENTIFIERS:
+            continue
+        assert route.path in ROUTES, f"{route.path} is new: say in ROUTES how B's identifiers fill it"
+        fill = ROUTES[route.path]
+        for method in sorted(route.methods - NOT_PROBED):
+            body = fill.bodies[method](world) if method in UNSAFE else None
+            for probe in fill.probes(world):
+                if probe.methods is not None and method not in probe.methods:
+                    continue
+                if probe.shared_only and world.isolation != "shared":
+                    continue
+                found.append(Call(method, route.path, probe, body))
+    return found
+
+
+def send(client: TestClient[Any], call: Call, token: str | None) -> Any:
+    if call.route.startswith("/api/"):
+        headers = {"Authorization": f"Bearer {token}"}
+        return client.request(
+            call.method, call.probe.path, json=call.body, headers=headers, follow_redirects=False
+        )
+    data = {**call.body, "_csrf_token": csrf_token(client)} if call.body is not None else None
+    return client.request(call.method, call.probe.path, data=data, follow_redirects=False)
+
+
+def signed_in(client: TestClient[Any], person: Credentials) -> TestClient[Any]:
+    client.cookies.clear()
+    response = sign_in(client, person)
+    assert response.status_code in (302, 303), response.text
+    return client
+
+
+def assert_nothing_of_b(response: Any, what: str) -> None:
+    for marker in B_MARKERS:
+        assert marker not in response.text, f"{what} showed B's {marker!r}"
+    assert_no_trace(response.text)
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    is_admin: bool
+    #: A session for the portal's routes, or a tenant token for the API's.
+    person: Credentials | None = None
+    token: str | None = None
+
+
+def try_route(client: TestClient[Any], settings: Settings, world: World, caller: Caller, call: Call) -> int:
+    """One call with B's identifiers: refused, silent about B, recorded as the table says. Where
+    B's slug names the tenant, the answer is the one an unknown slug gets. Its status."""
+    what = f"{call.method} {call.probe.path} as {caller.name}"
+    entries = cross_tenant_entries(settings)
+
+    response = send(client, call, caller.token)
+
+    by_role = call.probe.admin_only and not caller.is_admin
+    if call.probe.own_data:
+        assert response.status_code == 200, f"{what}: {response.status_code} {response.text}"
+    else:
+        assert response.status_code in ({403} if by_role else REFUSED), f"{what}: {response.text}"
+    assert_nothing_of_b(response, what)
+    recorded = cross_tenant_entries(settings) - entries
+    if by_role or call.probe.recorded is None:
+        assert not recorded, f"{what} was recorded: {recorded}"
+    elif call.probe.recorded == AGAINST_B:
+        assert recorded == Counter({world.b_id: 1}), f"{what} recorded {recorded}"
+    else:
+        assert recorded.total() == 1 and set(recorded) <= {world.a_id, world.b_id}, f"{what}: {recorded}"
+    if call.probe.recorded == AGAINST_B and f"/{B}" in call.probe.path:
+        unknown = Probe(call.probe.path.replace(f"/{B}", "/no-such-club"))
+        twin = send(client, Call(call.method, call.route, unknown, call.body), caller.token)
+        assert (twin.status_code, twin.text) == (response.status_code, response.text), what
+    return response.status_code
+
+
+def test_the_table_covers_every_route_of_the_app(settings: Settings) -> None:
+    app = create_app(settings)
+    paths = {route.path for route in app.routes}
+
+    assert not set(ROUTES) & NO_IDENTIFIERS
+    assert paths - set(ROUTES) - NO_IDENTIFIERS == set(), (
+        "new routes: say in ROUTES how B's identifiers fill them"
+    )
+    assert set(ROUTES) | NO_IDENTIFIERS <= paths, "routes that are gone: take them out of the table"
+    for route in app.routes:
+        if route.path in ROUTES:
+            missing = (route.methods & UNSAFE) - set(ROUTES[route.path].bodies)
+            assert not missing, f"{sorted(missing)} {route.path} has no body in ROUTES"
+
+
+@pytest.mark.parametrize("isolation", ["shared", "database"])
+def test_a_tenants_people_are_refused_every_route_with_another_tenants_identifiers(
+    settings: Settings, superadmin: Credentials, isolation: str
+) -> None:
+    world, people = build_world(settings, isolation)
+    with portal(settings) as client:
+        signed_in(client, people.b_admin)
+        b_pages = "".join(client.get(f"/t/{B}{path}").text for path in ("/units", "/data/groups"))
+        assert all(marker in b_pages for marker in B_MARKERS), "B's own admin sees what the sweep looks for"
+    before = state_of_b(settings, world.b_id)
+    callers = [
+        Caller("A's admin", True, person=people.admin),
+        Caller("A's member", False, person=people.member),
+        Caller("A's admin's token", True, token=people.admin_token),
+        Caller("A's member's token", False, token=people.member_token),
+    ]
+    expected: Counter[str] = Counter()
+    seen: Counter[int] = Counter()
+
+    with portal(settings) as client:
+        every_call = calls(client.app, world)
+        for caller in callers:
+            client.cookies.clear()
+            if caller.person is not None:
+                signed_in(client, caller.person)
+            for call in every_call:
+                if call.route.startswith("/api/") != (caller.token is not None):
+                    continue
+                seen[try_route(client, settings, world, caller, call)] += 1
+                if call.probe.recorded and not (call.probe.admin_only and not caller.is_admin):
+                    expected[call.probe.recorded] += 1
+
+        signed_in(client, people.admin)
+        for path in A_OWN_PAGES:
+            page = client.get(path)
+            assert page.status_code == 200, f"{path}: {page.text}"
+            assert_nothing_of_b(page, path)
+        client.cookies.clear()
+        for path in A_OWN_API:
+            answer = client.get(path, headers={"Authorization": f"Bearer {people.admin_token}"})
+            assert answer.status_code == 200, f"{path}: {answer.text}"
+            assert_nothing_of_b(answer, path)
+
+    assert set(seen) <= REFUSED | {200}, seen
+    assert state_of_b(settings, world.b_id) == before, "B's data changed"
+
+    async def against_b(session: AsyncSession) -> list[str]:
+        statement = select(AuditEntry.actor_email).where(
+            AuditEntry.action == CROSS_TENANT, AuditEntry.tenant_id == world.b_id
+        )
+        return list(await session.scalars(statement))
+
+    actors = run_db(settings, against_b)
+    assert len(actors) == expected[AGAINST_B] + expected[FOREIGN_ROW] > 0
+    assert set(actors) == {people.admin.email, people.member.email}
+    assert cross_tenant_entries(settings) == Counter({world.b_id: len(actors)}), "nothing against A"
+
+
+def test_a_foreign_row_is_recorded_against_its_owner_and_never_shown_to_the_caller(
+    settings: Settings, superadmin: Credentials
+) -> None:
+    a_id = provision(settings, A, isolation="shared")
+    b_id = provision(settings, B, isolation="shared")
+    foreign = add_rows(settings, B, "groups", [{"name": "Secret Holt Rota"}])[0]
+    admin = add_admin(settings, A, "admin@kingfisher.example")
+    with portal(settings) as client:
+        signed_in(client, admin)
+        theirs = client.get(f"/t/{A}/data/groups/{foreign}")
+        nobodys = client.get(f"/t/{A}/data/groups/{foreign + 1000}")
+        audit = client.get(f"/t/{A}/audit").text
+
+    assert theirs.status_code == nobodys.status_code == 404
+    assert cross_tenant_entries(settings) == Counter({b_id: 1}), f"recorded against A ({a_id})"
+    shown = [re.search(rf"/data/groups/{row}\b", audit) is not None for row in (foreign, foreign + 1000)]
+    assert shown[0] == shown[1], "A's audit page tells B's row id from a missing one"

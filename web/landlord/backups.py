@@ -1,0 +1,174 @@
+"""The Backups panel of the landlord tenant page: the tenant's backups (format, size, age,
+verification) and "Back up now". A backup runs as a job; the page follows it like any other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath
+from litestar.response import Redirect, Response, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
+from litestar_htmx import ClientRedirect, HTMXRequest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.backups import RequestedBackup, backups_of, get_backup, request_backup, request_verification
+from services.backups.archive import describe_size
+from services.backups.postgres import have_postgres_tools
+from services.errors import DomainError
+from services.models import Backup, BackupFormat, IsolationMode, JobStatus, Tenant, TenantLock, TenantStatus
+from services.models.types import utcnow
+from services.settings import Settings
+from services.tenancy.stores import POSTGRESQL
+from services.tenancy.tenants import get_tenant
+from web.audit import record_request
+from web.auth import current_user, landlord_staff
+from web.deps import DbSession
+
+#: How the verification states look: the badge colours the stylesheet already has.
+VERIFICATION_BADGES = {"verified": "ok", "not_verified": "pending", "failed": "failed"}
+
+
+@dataclass
+class BackupForm:
+    format: str = BackupFormat.NATIVE
+
+
+def describe_age(moment: datetime, now: datetime) -> str:
+    seconds = max(0, int((now - moment).total_seconds()))
+    if seconds < 60:
+        return "just now"
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class BackupLine:
+    backup: Backup
+    age: str
+    size: str
+    #: The job it waits for, while another backup or restore of the tenant holds the lock.
+    waits_for: int | None = None
+
+
+@dataclass
+class BackupsPanel:
+    tenant: Tenant
+    lines: list[BackupLine] = field(default_factory=list)
+    formats: list[str] = field(default_factory=list)
+    #: Why "Back up now" is off, when it is.
+    unavailable: str | None = None
+    error: str | None = None
+    badges: dict[str, str] = field(default_factory=lambda: dict(VERIFICATION_BADGES))
+
+
+def formats_for(tenant: Tenant) -> list[str]:
+    """The formats a tenant can be backed up in (a shared store only portably)."""
+    if tenant.isolation == IsolationMode.SHARED:
+        return [BackupFormat.PORTABLE]
+    if tenant.store_backend == POSTGRESQL and not have_postgres_tools():
+        return [BackupFormat.PORTABLE]
+    return [BackupFormat.NATIVE, BackupFormat.PORTABLE]
+
+
+async def backups_panel(session: AsyncSession, tenant: Tenant, *, error: str | None = None) -> BackupsPanel:
+    now = utcnow()
+    lock = await session.scalar(select(TenantLock).where(TenantLock.tenant_id == tenant.id))
+    lines = []
+    for backup in await backups_of(session, tenant):
+        waiting = (
+            lock is not None
+            and backup.status == JobStatus.QUEUED
+            and backup.job_id not in (None, lock.job_id)
+        )
+        lines.append(
+            BackupLine(
+                backup,
+                describe_age(backup.created_at, now),
+                describe_size(backup.size_bytes),
+                lock.job_id if waiting and lock is not None else None,
+            )
+        )
+    unavailable = None
+    if tenant.status != TenantStatus.ACTIVE or not tenant.store_name:
+        unavailable = f"{tenant.slug} is {tenant.status}: only an active tenant's store can be backed up."
+    return BackupsPanel(tenant, lines, formats_for(tenant), unavailable, error)
+
+
+def _settings(request: Request[Any, Any, Any]) -> Settings:
+    return request.app.state.settings
+
+
+async def request_recorded_backup(
+    request: Request[Any, Any, Any], db_session: AsyncSession, tenant: Tenant, backup_format: str
+) -> RequestedBackup:
+    """Request a backup of `tenant` for the request's user, on the audit trail in the same
+    transaction. The caller commits, then sends the job."""
+    user = current_user(request)
+    requested = await request_backup(
+        db_session, _settings(request), tenant, backup_format, requested_by=user.email if user else None
+    )
+    detail: dict[str, Any] = {"backup": requested.backup.id, "job": requested.job.id, "format": backup_format}
+    if request.auth is not None:
+        detail["token"] = request.auth.prefix
+    await record_request(request, db_session, "tenant.backup", tenant=tenant, detail=detail)
+    return requested
+
+
+def _back_to_page(request: HTMXRequest, slug: str) -> Response[Any]:
+    target = f"/tenants/{slug}#backups"
+    return ClientRedirect(target) if request.htmx else Redirect(target, status_code=HTTP_303_SEE_OTHER)
+
+
+class BackupsController(Controller):
+    path = "/tenants/{slug:str}/backups"
+    include_in_schema = False
+    guards = [landlord_staff]
+
+    @post("/")
+    async def back_up_now(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        slug: FromPath[str],
+        data: Annotated[BackupForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        tenant = await get_tenant(db_session, slug)
+        try:
+            async with db_session.begin_nested():
+                requested = await request_recorded_backup(request, db_session, tenant, data.format)
+        except DomainError as error:
+            if not request.htmx:
+                raise
+            panel = await backups_panel(db_session, tenant, error=error.message)
+            return Template(
+                "landlord/_backups.html", context={"panel": panel, "tenant": tenant}, status_code=422
+            )
+        await db_session.commit()
+        request.app.state.job_queue.send(requested.job.id, requested.job.tenant_id)
+        return _back_to_page(request, slug)
+
+    @post("/{backup_id:int}/verify")
+    async def verify_again(
+        self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str], backup_id: FromPath[int]
+    ) -> Response[Any]:
+        tenant = await get_tenant(db_session, slug)
+        backup = await get_backup(db_session, tenant, backup_id)
+        job = await request_verification(db_session, backup)
+        await record_request(
+            request,
+            db_session,
+            "tenant.backup_verify",
+            tenant=tenant,
+            detail={"backup": backup.id, "job": job.id},
+        )
+        await db_session.commit()
+        request.app.state.job_queue.send(job.id, job.tenant_id)
+        return _back_to_page(request, slug)

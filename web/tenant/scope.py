@@ -1,0 +1,188 @@
+"""The scope of a tenant request, set once, here, before any handler runs.
+
+`TenantScopeMiddleware` sits on the tenant portal's router (/t/<slug>/…) and on the tenant API
+(/api/v1/tenant/…). It finds the tenant, checks the caller may enter it (membership, a switch,
+or a tenant token), refuses and records a cross-tenant attempt otherwise, works out the scope
+(whole tenant, or unit subtrees) and holds one connection to the tenant's store for the request.
+Handlers get a session bound to that scope (`TenantData`) and cannot get any other.
+
+`TenantHosts` runs before routing: a request to a tenant's host (a domain in the landlord's
+`domains` table, or <slug>.<base domain>) is routed as if it had the /t/<slug> prefix.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.datastructures import Headers, State
+from litestar.di import NamedDependency
+from litestar.enums import ScopeType
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.db import Database
+from services.errors import NotFound
+from services.models import ApiToken, Domain, Tenant, User
+from services.tenancy.access import TenantAccess, find_open_tenant, grant_access, scope_for
+from services.tenancy.context import Scope as TenantScope
+from services.tenancy.context import scope_context
+from services.tenancy.security import record_cross_tenant_attempt
+from services.tenancy.sessions import scoped_session
+from services.tenancy.stores import location_of
+from web.auth import API_PREFIX
+from web.switching import active_switch
+
+ACCESS = "tenantry.tenant_access"
+SCOPE = "tenantry.tenant_scope"
+CONNECTION = "tenantry.tenant_connection"
+ROW_SECURITY = "tenantry.tenant_row_security"
+#: The prefix tenant pages put before their links: "/t/<slug>", or "" on the tenant's own host.
+LINK_PREFIX = "tenantry.tenant_prefix"
+_HOST_ROUTED = "tenantry.host_routed"
+
+
+def tenant_access(connection: ASGIConnection[Any, Any, Any, Any]) -> TenantAccess:
+    return connection.scope["state"][ACCESS]  # type: ignore[no-any-return]
+
+
+def tenant_scope(connection: ASGIConnection[Any, Any, Any, Any]) -> TenantScope:
+    return connection.scope["state"][SCOPE]  # type: ignore[no-any-return]
+
+
+def tenant_link(connection: ASGIConnection[Any, Any, Any, Any], path: str = "/") -> str:
+    return f"{connection.scope['state'].get(LINK_PREFIX, '')}{path}"
+
+
+async def provide_tenant_data(state: State, scope: Scope) -> AsyncIterator[AsyncSession]:
+    """The request's tenant session, bound to its scope: committed when the handler returns."""
+    del state
+    async with scoped_session(
+        scope["state"][CONNECTION], scope["state"][SCOPE], row_security=scope["state"][ROW_SECURITY]
+    ) as session:
+        yield session
+
+
+TenantData = NamedDependency[AsyncSession]
+
+
+def _address(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+class TenantScopeMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        app_state = scope["app"].state
+        user: User | None = scope.get("user")
+        token: ApiToken | None = scope.get("auth")
+        is_api = scope["path"].startswith(API_PREFIX)
+        if user is None:
+            raise NotAuthorizedException(
+                "A valid API token is required: send 'Authorization: Bearer <token>'."
+                if is_api
+                else "Sign in to continue."
+            )
+        database: Database = app_state.database
+        async with database.session() as landlord:
+            access = await self._enter(landlord, scope, user, token, is_api)
+        location = location_of(app_state.settings, access.tenant)
+        async with app_state.tenant_connections.connection(location) as connection:
+            tenant_wide = TenantScope.of_tenant(access.tenant.id)
+            row_security = location.app_role is not None
+            if access.is_admin:
+                request_scope = tenant_wide
+            else:
+                async with scoped_session(connection, tenant_wide, row_security=row_security) as data:
+                    request_scope = await scope_for(data, access, user)
+            state = scope["state"]
+            state[ACCESS], state[SCOPE], state[CONNECTION], state[ROW_SECURITY] = (
+                access,
+                request_scope,
+                connection,
+                row_security,
+            )
+            if not is_api:
+                state[LINK_PREFIX] = "" if state.get(_HOST_ROUTED) else f"/t/{access.tenant.slug}"
+            with scope_context(request_scope):
+                await next_app(scope, receive, send)
+
+    async def _enter(
+        self, landlord: AsyncSession, scope: Scope, user: User, token: ApiToken | None, is_api: bool
+    ) -> TenantAccess:
+        if is_api:
+            if token is None or token.tenant is None:
+                raise PermissionDeniedException("This endpoint needs a token scoped to a tenant.")
+            tenant = await find_open_tenant(landlord, token.tenant.slug)
+        else:
+            tenant = await find_open_tenant(landlord, scope["path_params"]["slug"])
+        switch = active_switch(ASGIConnection(scope))
+        access = await grant_access(
+            landlord,
+            tenant,
+            user,
+            switched_into=switch.tenant_id if switch else None,
+            via_token=token is not None,
+        )
+        if access is None:
+            await refuse_cross_tenant(landlord, scope, user, tenant, "entered another tenant's portal")
+        assert access is not None
+        return access
+
+
+async def refuse_cross_tenant(
+    landlord: AsyncSession, scope: Scope, user: User, tenant: Tenant, what: str
+) -> None:
+    """Record the attempt (committed even though the request fails) and answer "not found"."""
+    await record_cross_tenant_attempt(
+        landlord,
+        actor=user,
+        target=tenant,
+        what=what,
+        ip=_address(scope),
+        detail={"method": scope["method"], "path": scope["path"]},
+    )
+    await landlord.commit()
+    raise NotFound("There is no such tenant here.")
+
+
+class TenantHosts:
+    """Routes a tenant's own host names to its portal, before Litestar routes the request."""
+
+    #: Paths that stay the landlord's on every host: sign-in, assets, the API, health.
+    _SHARED_PATHS = ("/static/", "/api/", "/healthz", "/login", "/logout", "/switch", "/schema")
+
+    def __init__(self, app: ASGIApp, database: Database, base_domain: str | None, ttl: float = 30.0) -> None:
+        self.app, self.database, self.base_domain, self.ttl = app, database, base_domain, ttl
+        self._known: dict[str, tuple[str | None, float]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP and not scope["path"].startswith(self._SHARED_PATHS):
+            host = Headers.from_scope(scope).get("host", "").split(":")[0].lower().rstrip(".")
+            if slug := await self._tenant_of(host):
+                scope["path"] = f"/t/{slug}{scope['path']}"
+                scope["raw_path"] = scope["path"].encode()
+                scope.setdefault("state", {})[_HOST_ROUTED] = True
+        await self.app(scope, receive, send)
+
+    async def _tenant_of(self, host: str) -> str | None:
+        if not host or host in ("127.0.0.1", "localhost"):
+            return None
+        if self.base_domain and host.endswith(f".{self.base_domain}"):
+            subdomain = host.removesuffix(f".{self.base_domain}")
+            return subdomain if "." not in subdomain else None
+        known = self._known.get(host)
+        if known is None or known[1] < time.monotonic():
+            async with self.database.session() as session:
+                slug = await session.scalar(
+                    select(Tenant.slug).join(Domain, Domain.tenant_id == Tenant.id).where(Domain.host == host)
+                )
+            known = self._known[host] = (slug, time.monotonic() + self.ttl)
+        return known[0]
