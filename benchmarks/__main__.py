@@ -1,7 +1,8 @@
 """`python -m benchmarks`: run every benchmark with its defaults."""
 
-from benchmarks import provisioning, scope
+from benchmarks import backup, provisioning, scope
 
 if __name__ == "__main__":
     provisioning.main([])
     scope.main([])
+    backup.main([])

@@ -23,8 +23,10 @@ from services.models.types import utcnow
 from services.settings import Settings
 from services.tenancy.connections import TenantConnections
 from web.account.controller import AccountController
+from web.api.backup_schedule import BackupScheduleApiController
 from web.api.backups import BackupsApiController
 from web.api.provisioning import CatalogueApiController, ProvisioningApiController
+from web.api.restores import RestoresApiController
 from web.api.tenant import TenantApiController
 from web.api.tenants import TenantsApiController
 from web.auth import IdentityMiddleware, current_user
@@ -32,8 +34,10 @@ from web.deps import provide_db_session
 from web.errors import EXCEPTION_HANDLERS
 from web.health import healthz
 from web.landlord.audit import AuditController
+from web.landlord.backup_schedule import BackupScheduleController
 from web.landlord.backups import BackupsController
 from web.landlord.dashboard import DashboardController
+from web.landlord.restores import RestoresController
 from web.landlord.switch import SwitchController
 from web.landlord.tenants import TenantsController
 from web.landlord.users import UsersController
@@ -123,6 +127,8 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             ProvisioningApiController,
             CatalogueApiController,
             BackupsApiController,
+            BackupScheduleApiController,
+            RestoresApiController,
         ],
     )
     app = Litestar(
@@ -131,6 +137,8 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             DashboardController,
             TenantsController,
             BackupsController,
+            RestoresController,
+            BackupScheduleController,
             UsersController,
             AuditController,
             SwitchController,

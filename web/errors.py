@@ -13,8 +13,9 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar_htmx import ClientRedirect
 
+from services.backups.archive import CorruptArchive
 from services.errors import Conflict, DomainError, InvalidFields, InvalidInput, NotFound
-from services.tenancy.access import TenantSuspended
+from services.tenancy.access import TenantSuspended, TenantUnderMaintenance
 from services.tenancy.connections import StoresBusy
 from services.tenancy.switching import SwitchNotAllowed
 from web.auth import API_PREFIX, current_user
@@ -28,6 +29,8 @@ _DOMAIN_STATUS: dict[type[DomainError], int] = {
     NotFound: 404,
     Conflict: 409,
     TenantSuspended: 403,
+    TenantUnderMaintenance: 503,
+    CorruptArchive: 409,
     SwitchNotAllowed: 403,
     StoresBusy: 503,
 }
@@ -104,7 +107,10 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Re
     extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
     if isinstance(exc, InvalidFields):
         extra["errors"] = [{"field": field, "message": message} for field, message in exc.errors.items()]
-    return error_response(request, status, exc.message, **extra)
+    response = error_response(request, status, exc.message, **extra)
+    if isinstance(exc, TenantUnderMaintenance):
+        response.headers["Retry-After"] = "30"
+    return response
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

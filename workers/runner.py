@@ -10,8 +10,10 @@ import threading
 import dramatiq
 
 from services import jobs
+from services.backups.schedules import request_due_backups
 from services.db import Database
 from services.models import Job
+from services.models.types import utcnow
 from services.settings import Settings
 from workers.actors import WorkerRuntime, declare_actors, send_job
 from workers.broker import create_broker
@@ -72,6 +74,20 @@ class JobQueue:
                     self.send(job.id, job.tenant_id)
             except Exception:
                 log.exception("could not look for abandoned jobs; trying again in %.0f s", interval)
+            self._request_scheduled_backups()
+
+    def _request_scheduled_backups(self) -> None:
+        """Request the backups whose schedule slot has come. Every worker looks; one claims a slot."""
+        try:
+            due = run_in_worker_loop(
+                lambda: request_due_backups(self.runtime.database(), self.settings, now=utcnow())
+            )
+        except Exception:
+            log.exception("could not request scheduled backups; trying again at the next sweep")
+            return
+        for job in due:
+            log.info("scheduled backup: job %s of tenant %s", job.id, job.tenant_id)
+            self.send(job.id, job.tenant_id)
 
     async def _abandoned_jobs(self) -> list[Job]:
         async with self.runtime.database().session() as session:

@@ -1,6 +1,7 @@
 """Tenant backups: a job per backup (lock → dump → checksum → manifest → verify), archives in backup
 storage with their SHA-256 and manifest, and a verification that restores each into a scratch
-store. Importing this package registers the backup job kind."""
+store; restores into the tenant itself or into a new tenant (restores.py). Importing this package
+registers their job kinds."""
 
 from services.backups.archive import CorruptArchive
 from services.backups.requests import (
@@ -12,18 +13,30 @@ from services.backups.requests import (
     request_backup,
     request_verification,
 )
+from services.backups.restores import (
+    RESTORE_COPY,
+    CopyTarget,
+    RequestedRestore,
+    request_restore,
+    request_restore_copy,
+)
 from services.backups.storage import BackupStorage, DirectoryStorage, backup_storage
 
 __all__ = [
     "BACKUP",
+    "RESTORE_COPY",
     "VERIFY_BACKUP",
     "BackupStorage",
+    "CopyTarget",
     "CorruptArchive",
     "DirectoryStorage",
     "RequestedBackup",
+    "RequestedRestore",
     "backup_storage",
     "backups_of",
     "get_backup",
     "request_backup",
+    "request_restore",
+    "request_restore_copy",
     "request_verification",
 ]

@@ -61,7 +61,8 @@ def _utc(value: datetime) -> datetime:
 
 def _out_datetime(value: Any) -> str:
     parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return _utc(parsed).strftime(_TIME_FORMAT)
+    # Not strftime: its %Y writes the year 202 as "202", which strptime's %Y then refuses.
+    return _utc(parsed).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _out_date(value: Any) -> str:

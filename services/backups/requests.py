@@ -5,6 +5,7 @@ tenant is under way is told which job it waits for. The job itself runs on a wor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services import jobs
 from services.backups.locks import release_tenant_lock
 from services.backups.postgres import have_postgres_tools
+from services.backups.retention import PRUNE, prune
 from services.backups.steps import BACKUP_STEPS, LOCK, BackupRun
 from services.backups.storage import backup_storage
 from services.db import Database
@@ -33,10 +35,14 @@ from services.tenancy.stores import POSTGRESQL
 
 BACKUP = "backup"
 VERIFY_BACKUP = "verify_backup"
+#: Restores into the tenant itself (services.backups.restores); copies into a new tenant leave it alone.
+RESTORE = "restore"
 BACKUP_STEP_NAMES = [name for name, _ in BACKUP_STEPS]
 VERIFY_STEPS = [step for step in BACKUP_STEPS if step[0] in (LOCK, "verify")]
+#: A scheduled backup prunes the tenant's scheduled backups beyond the schedule's keep, once verified.
+SCHEDULED_BACKUP_STEPS: list[tuple[str, StepFunction[BackupRun]]] = [*BACKUP_STEPS, (PRUNE, prune)]
 #: The job kinds that work on a tenant's store as a whole; one of them at a time per tenant.
-STORE_JOB_KINDS = (BACKUP, VERIFY_BACKUP)
+STORE_JOB_KINDS = (BACKUP, VERIFY_BACKUP, RESTORE)
 
 
 @dataclass(frozen=True)
@@ -65,10 +71,17 @@ async def store_jobs_under_way(session: AsyncSession, tenant: Tenant) -> list[Jo
 
 
 async def request_backup(
-    session: AsyncSession, settings: Settings, tenant: Tenant, format: str, *, requested_by: str | None = None
+    session: AsyncSession,
+    settings: Settings,
+    tenant: Tenant,
+    format: str,
+    *,
+    requested_by: str | None = None,
+    scheduled_for: datetime | None = None,
 ) -> RequestedBackup:
     """Check the request and record the backup and its job. Raises InvalidInput (a format this
-    tenant cannot have) or Conflict (no store yet; a backup already running with another waiting)."""
+    tenant cannot have) or Conflict (no store yet; a backup already running with another waiting).
+    A backup for a schedule's slot (`scheduled_for`) ends by pruning beyond the schedule's keep."""
     if format not in set(BackupFormat):
         raise InvalidInput(
             f"Unknown backup format {format!r}; choose {BackupFormat.NATIVE} or {BackupFormat.PORTABLE}.",
@@ -100,12 +113,14 @@ async def request_backup(
         tenant_slug=tenant.slug,
         format=format,
         requested_by=requested_by,
+        scheduled_for=scheduled_for,
         created_at=utcnow(),
     )
     session.add(backup)
     await session.flush()
+    steps = [*BACKUP_STEP_NAMES, PRUNE] if scheduled_for is not None else BACKUP_STEP_NAMES
     job = await jobs.record_job(
-        session, BACKUP, tenant_id=tenant.id, payload={"backup_id": backup.id}, steps=BACKUP_STEP_NAMES
+        session, BACKUP, tenant_id=tenant.id, payload={"backup_id": backup.id}, steps=steps
     )
     backup.job_id = job.id
     return RequestedBackup(backup, job, under_way[0] if under_way else None)
@@ -177,7 +192,9 @@ async def _run_holding_the_lock(run: BackupRun, steps: list[tuple[str, StepFunct
 
 @jobs.job_handler(BACKUP)
 async def back_up(database: Database, job: Job, settings: Settings) -> None:
-    await _run_holding_the_lock(_run(database, job, settings), BACKUP_STEPS)
+    recorded = {step.name for step in job.steps}  # a scheduled backup's end with pruning
+    steps = [step for step in SCHEDULED_BACKUP_STEPS if step[0] in recorded]
+    await _run_holding_the_lock(_run(database, job, settings), steps)
 
 
 @jobs.job_handler(VERIFY_BACKUP)

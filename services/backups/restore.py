@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.engine import Connection
 
 from services.backups.content import (
@@ -30,6 +30,7 @@ from services.db import Database
 from services.errors import InvalidInput
 from services.layers.catalogue import Catalogue, Layer, load_catalogue
 from services.layers.migrator import RevisionRun, revisions, upgrade_layer
+from services.layers.ownership import TENANT_COLUMN
 from services.layers.snapshot import take_snapshot
 from services.models import BackupFormat, IsolationMode
 from services.settings import Settings
@@ -68,9 +69,12 @@ async def _forget(_run: RevisionRun) -> None:
 async def restore_into(
     settings: Settings, manifest: dict[str, Any], unpacked: Path, target: StoreLocation, *, tenant_id: int
 ) -> None:
-    """Fill the store `target`, which does not exist yet, from an unpacked archive."""
+    """Fill the store `target`, which does not exist yet, from an unpacked archive. Every row
+    belongs to `tenant_id` afterwards (a copy into a new tenant takes its rows over)."""
     if manifest["format"] == BackupFormat.NATIVE:
         await _restore_native(manifest, unpacked, target)
+        if manifest["tenant"]["id"] != tenant_id:
+            await _retag_rows(target, tenant_id)
     else:
         await _restore_portable(load_catalogue(settings.layers_dir), manifest, unpacked, target, tenant_id)
 
@@ -95,6 +99,19 @@ async def _restore_native(manifest: dict[str, Any], unpacked: Path, target: Stor
     else:
         await allocate_store(target)
     await psql_script(target.url, script)
+
+
+async def _retag_rows(target: StoreLocation, tenant_id: int) -> None:
+    """A native copy carries its source tenant's id in every row: give them to `tenant_id`. No
+    foreign key involves the tenant column, so one UPDATE per table does it."""
+    store = target.open()
+    try:
+        async with store.engine.begin() as connection:
+            for table in await connection.run_sync(tenant_tables):
+                if TENANT_COLUMN in table.c:
+                    await connection.execute(update(table).values({TENANT_COLUMN: tenant_id}))
+    finally:
+        await store.dispose()
 
 
 async def _restore_portable(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 
 from sqlalchemy import (
@@ -52,6 +52,8 @@ class TenantStatus(enum.StrEnum):
     FAILED = "failed"
     SUSPENDED = "suspended"
     ARCHIVED = "archived"
+    #: Its store is being restored from a backup: the portal shows a maintenance page, the API a 503.
+    MAINTENANCE = "maintenance"
 
 
 class StepStatus(enum.StrEnum):
@@ -342,7 +344,11 @@ class Backup(LandlordBase):
     (layer versions, per-table row counts and checksums), and whether restoring it was proved."""
 
     __tablename__ = "backups"
-    __table_args__ = (Index("ix_backups_tenant_id_created_at", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_backups_tenant_id_created_at", "tenant_id", "created_at"),
+        # One backup per schedule slot, however many schedulers claim it.
+        Index("uq_backups_tenant_id_scheduled_for", "tenant_id", "scheduled_for", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: Kept when the tenant is deleted (SET NULL): its backups outlive it, named by the slug.
@@ -362,6 +368,8 @@ class Backup(LandlordBase):
     verification_detail: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     requested_by: Mapped[str | None] = mapped_column(String(254))
+    #: The schedule slot this backup was taken for; None for one asked for. Retention prunes only these.
+    scheduled_for: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     verified_at: Mapped[datetime | None]
@@ -376,3 +384,21 @@ class TenantLock(LandlordBase):
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     purpose: Mapped[str] = mapped_column(String(32))
     acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BackupSchedule(LandlordBase):
+    """A tenant backed up daily at a time (UTC) in a format, its newest `keep` scheduled backups
+    kept. `next_run_at` is the slot schedulers claim next, with a conditional UPDATE."""
+
+    __tablename__ = "backup_schedules"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    daily_at: Mapped[time]
+    format: Mapped[str] = mapped_column(String(16))
+    keep: Mapped[int]
+    next_run_at: Mapped[datetime] = mapped_column(index=True)
+    #: The last slot claimed, and why it gave no backup (a suspended tenant), when it did not.
+    last_run_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_by: Mapped[str | None] = mapped_column(String(254))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -75,12 +75,10 @@ async def can_retry(session: AsyncSession, tenant: Tenant) -> bool:
         return True
     if tenant.status != TenantStatus.PROVISIONING:
         return False
-    # Still "provisioning" but no provisioning job left to finish it: its last job failed before
-    # reaching the steps (for instance it arrived without its tenant's context).
+    # Still "provisioning" but no job left to finish it (a provisioning, or a copy from a backup):
+    # its last job failed before reaching the steps (for instance it arrived without its context).
     unfinished = await session.scalar(
-        select(Job.id).where(
-            Job.tenant_id == tenant.id, Job.kind == PROVISION, Job.status.in_(JobStatus.unfinished())
-        )
+        select(Job.id).where(Job.tenant_id == tenant.id, Job.status.in_(JobStatus.unfinished()))
     )
     return unfinished is None
 

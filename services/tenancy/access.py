@@ -25,6 +25,18 @@ class TenantSuspended(DomainError):
     """The tenant exists and the caller belongs to it, but it is not open now."""
 
 
+class TenantUnderMaintenance(DomainError):
+    """The tenant's store is being restored from a backup: back when the restore is done."""
+
+
+def _refuse_during_maintenance(tenant: Tenant) -> None:
+    if tenant.status == TenantStatus.MAINTENANCE:
+        raise TenantUnderMaintenance(
+            f"{tenant.name} is being restored from a backup and is back once the restore is done; "
+            "nothing can be read or changed until then."
+        )
+
+
 @dataclass(frozen=True)
 class TenantAccess:
     tenant: Tenant
@@ -50,12 +62,14 @@ async def grant_access(
 ) -> TenantAccess | None:
     """The caller's access to `tenant`, or None when they have none (a cross-tenant attempt)."""
     if switched_into == tenant.id and user.can_switch_tenants:
+        _refuse_during_maintenance(tenant)
         return TenantAccess(tenant, TENANT_ADMIN, "switch")
     role = await session.scalar(
         select(Membership.role).where(Membership.user_id == user.id, Membership.tenant_id == tenant.id)
     )
     if role is None:
         return None
+    _refuse_during_maintenance(tenant)
     if tenant.status != TenantStatus.ACTIVE:
         raise TenantSuspended(f"{tenant.name} is {tenant.status} at the moment; its portal is closed.")
     return TenantAccess(tenant, role, "token" if via_token else "membership")

@@ -140,6 +140,20 @@ ROUTES: dict[str, Fill] = {
     "/tenants/{slug:str}/backups/{backup_id:int}/verify": Fill(
         lambda w: [Probe(f"/tenants/{B}/backups/{w.b_backup}/verify")], bodies={"POST": _body()}
     ),
+    "/tenants/{slug:str}/backups/{backup_id:int}/restore": Fill(
+        lambda w: [Probe(f"/tenants/{B}/backups/{w.b_backup}/restore")], bodies={"POST": _body(confirm=B)}
+    ),
+    "/tenants/{slug:str}/backups/{backup_id:int}/copy": Fill(
+        lambda w: [Probe(f"/tenants/{B}/backups/{w.b_backup}/copy")],
+        bodies={"POST": _body(slug="otter-copy", name="Otter copy")},
+    ),
+    "/tenants/{slug:str}/backups/schedule": Fill(
+        lambda w: [Probe(f"/tenants/{B}/backups/schedule")],
+        bodies={"POST": _body(daily_at="02:00", format=BackupFormat.PORTABLE, keep="7")},
+    ),
+    "/tenants/{slug:str}/backups/schedule/clear": Fill(
+        lambda w: [Probe(f"/tenants/{B}/backups/schedule/clear")], bodies={"POST": _body()}
+    ),
     "/tenants/{slug:str}/switch": Fill(
         lambda w: [Probe(f"/tenants/{B}/switch")], bodies={"POST": _body(reason="Helping a neighbour")}
     ),
@@ -167,6 +181,14 @@ ROUTES: dict[str, Fill] = {
     "/api/v1/tenants/{slug:str}/backups": Fill(
         lambda w: [Probe(f"/api/v1/tenants/{B}/backups")],
         bodies={"POST": _body(format=BackupFormat.PORTABLE)},
+    ),
+    "/api/v1/tenants/{slug:str}/backups/{backup_id:int}/restore": Fill(
+        lambda w: [Probe(f"/api/v1/tenants/{B}/backups/{w.b_backup}/restore")],
+        bodies={"POST": _body(into={"slug": "otter-copy", "name": "Otter copy"})},
+    ),
+    "/api/v1/tenants/{slug:str}/backups/schedule": Fill(
+        lambda w: [Probe(f"/api/v1/tenants/{B}/backups/schedule")],
+        bodies={"PUT": _body(daily_at="02:00", format=BackupFormat.PORTABLE, keep=7), "DELETE": _body()},
     ),
     # The tenant API: the tenant is the token's, so only row ids can name B's data.
     "/api/v1/tenant/data/{table:str}/{record_id:int}": Fill(

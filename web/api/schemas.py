@@ -172,6 +172,17 @@ class BackupOut:
 
 
 @dataclass(frozen=True)
+class RestoreRequestedOut:
+    #: The tenant whose data is replaced, or the new tenant of a copy.
+    tenant: TenantOut
+    backup: BackupOut
+    job: JobOut
+    #: The backup or restore job of the same tenant this one waits for, if any.
+    waits_for: int | None
+    message: str
+
+
+@dataclass(frozen=True)
 class BackupRequestedOut:
     backup: BackupOut
     job: JobOut

@@ -18,16 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.backups import RequestedBackup, backups_of, get_backup, request_backup, request_verification
 from services.backups.archive import describe_size
-from services.backups.postgres import have_postgres_tools
+from services.backups.schedules import backup_formats
 from services.errors import DomainError
-from services.models import Backup, BackupFormat, IsolationMode, JobStatus, Tenant, TenantLock, TenantStatus
+from services.models import Backup, BackupFormat, JobStatus, Tenant, TenantLock, TenantStatus
 from services.models.types import utcnow
 from services.settings import Settings
-from services.tenancy.stores import POSTGRESQL
 from services.tenancy.tenants import get_tenant
 from web.audit import record_request
 from web.auth import current_user, landlord_staff
 from web.deps import DbSession
+from web.landlord.backup_schedule import SchedulePanel, schedule_panel
 
 #: How the verification states look: the badge colours the stylesheet already has.
 VERIFICATION_BADGES = {"verified": "ok", "not_verified": "pending", "failed": "failed"}
@@ -67,15 +67,12 @@ class BackupsPanel:
     unavailable: str | None = None
     error: str | None = None
     badges: dict[str, str] = field(default_factory=lambda: dict(VERIFICATION_BADGES))
+    schedule: SchedulePanel | None = None
 
 
 def formats_for(tenant: Tenant) -> list[str]:
     """The formats a tenant can be backed up in (a shared store only portably)."""
-    if tenant.isolation == IsolationMode.SHARED:
-        return [BackupFormat.PORTABLE]
-    if tenant.store_backend == POSTGRESQL and not have_postgres_tools():
-        return [BackupFormat.PORTABLE]
-    return [BackupFormat.NATIVE, BackupFormat.PORTABLE]
+    return backup_formats(tenant)
 
 
 async def backups_panel(session: AsyncSession, tenant: Tenant, *, error: str | None = None) -> BackupsPanel:
@@ -99,7 +96,8 @@ async def backups_panel(session: AsyncSession, tenant: Tenant, *, error: str | N
     unavailable = None
     if tenant.status != TenantStatus.ACTIVE or not tenant.store_name:
         unavailable = f"{tenant.slug} is {tenant.status}: only an active tenant's store can be backed up."
-    return BackupsPanel(tenant, lines, formats_for(tenant), unavailable, error)
+    schedule = await schedule_panel(session, tenant)
+    return BackupsPanel(tenant, lines, formats_for(tenant), unavailable, error, schedule=schedule)
 
 
 def _settings(request: Request[Any, Any, Any]) -> Settings:

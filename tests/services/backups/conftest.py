@@ -6,5 +6,6 @@ from tests.services.provisioning.conftest import (  # noqa: F401  (fixtures, use
     migrated_postgres_landlord,
     migrated_sqlite_landlord,
     postgres_schema_installation,
+    shared_installation,
     sqlite_installation,
 )

@@ -1,0 +1,725 @@
+"""Restores: a verified backup put back into its own tenant, or into a new tenant (a copy).
+
+Into the tenant itself, a `restore` job:
+
+    lock → check archive → maintenance on → safety dump → safety checksum → safety manifest →
+    safety verify → restore → verify → swap → drop old store → maintenance off
+
+The archive is checked before anything changes. Maintenance starts before the safety backup, so
+nothing written between that backup and the restore is lost to both. The backup is restored into a
+new store beside the old one (a new file, database or schema named after the job) and compared
+with its manifest; only then does one landlord transaction point the tenant at it. Until that
+commit the tenant's store is the old one, untouched: a worker killed before it leaves the tenant as
+it was, and the job resumes (or, should a step fail, the new store is dropped and maintenance ends).
+A tenant of a shared store has its rows restored into a staging store first, to prove the archive
+restores; then, in one transaction of the shared store, its rows are deleted, the archive's
+inserted, and counted and hashed against the manifest before the transaction commits.
+
+Into a new tenant, a `restore_copy` job: check archive → allocate store → restore → verify →
+snapshot → activate. Portable backups go into any isolation mode (but shared) and either backend;
+native ones only into the kind of store they came from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services import jobs
+from services.backups.archive import check_archive, describe_size, extract_archive
+from services.backups.content import (
+    ArchiveMismatch,
+    load_table,
+    reset_sequences,
+    summarise_table,
+    tenant_tables,
+)
+from services.backups.dump import table_file
+from services.backups.locks import PATIENCE_SECONDS, acquire_tenant_lock, release_tenant_lock
+from services.backups.postgres import have_postgres_tools
+from services.backups.requests import RESTORE, store_jobs_under_way
+from services.backups.restore import Measured, differences, layer_by_key, measure_store, restore_into
+from services.backups.steps import BackupRun, VerificationFailed, checksum, dump, record_manifest, verify
+from services.backups.storage import BackupStorage, backup_storage
+from services.db import Database
+from services.errors import Conflict, FieldErrors, InvalidInput, NotFound
+from services.jobs import StepFunction
+from services.layers.catalogue import load_catalogue
+from services.layers.migrator import revisions
+from services.layers.ownership import TENANT_COLUMN
+from services.layers.snapshot import take_snapshot
+from services.models import (
+    Backup,
+    BackupFormat,
+    IsolationMode,
+    Job,
+    JobStatus,
+    JobStep,
+    SchemaSnapshot,
+    Tenant,
+    TenantStatus,
+    Verification,
+)
+from services.models.types import utcnow
+from services.settings import Settings
+from services.tenancy.stores import (
+    POSTGRESQL,
+    SQLITE,
+    StoreLocation,
+    available_isolation_modes,
+    drop_store,
+    location_of,
+    plan_store,
+    store_exists,
+)
+from services.tenancy.tenants import check_slug_free, register_tenant, validate_slug
+
+log = logging.getLogger(__name__)
+
+RESTORE_COPY = "restore_copy"
+LOCK = "lock"
+
+
+# Asking ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CopyTarget:
+    """The new tenant a backup is copied into."""
+
+    slug: str
+    name: str
+    #: None: the backup's own isolation mode where this installation has it, else database.
+    isolation: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestedRestore:
+    job: Job
+    backup: Backup
+    #: The tenant whose store is replaced, or the new tenant of a copy.
+    tenant: Tenant
+    #: The backup or restore of the same tenant this one waits for, if any.
+    waits_for: Job | None = None
+
+    @property
+    def is_copy(self) -> bool:
+        return self.job.kind == RESTORE_COPY
+
+    @property
+    def message(self) -> str:
+        source = f"backup #{self.backup.id} of {self.backup.tenant_slug}"
+        if self.is_copy:
+            return f"{self.tenant.slug} is being created from {source}."
+        said = (
+            f"{self.tenant.slug} will be restored from {source}: a safety backup of its current store "
+            "is taken first, and it shows a maintenance page until the restored store is in place."
+        )
+        if self.waits_for is not None:
+            said += (
+                f" It waits for {self.waits_for.kind} job #{self.waits_for.id} to finish: "
+                "one backup or restore of a tenant runs at a time."
+            )
+        return said
+
+
+def safety_format(tenant: Tenant) -> str:
+    """The format of the backup a restore takes first: native where the store allows it (fast)."""
+    if tenant.isolation == IsolationMode.SHARED:
+        return BackupFormat.PORTABLE
+    if tenant.store_backend == POSTGRESQL and not have_postgres_tools():
+        return BackupFormat.PORTABLE
+    return BackupFormat.NATIVE
+
+
+def check_fits(backup: Backup, manifest: dict[str, Any], backend: str, isolation: str) -> None:
+    """A native backup goes back only into the kind of store it came from."""
+    source = manifest["store"]
+    if manifest["format"] == BackupFormat.NATIVE and (source["backend"], source["isolation"]) != (
+        backend,
+        isolation,
+    ):
+        raise InvalidInput(
+            f"Backup #{backup.id} is native: it goes back only into a {source['backend']} store with "
+            f"{source['isolation']} isolation, not into {backend} with {isolation} isolation. "
+            "Take a portable backup to move between them.",
+            field="isolation",
+        )
+
+
+def _check_layers(settings: Settings, backup: Backup, manifest: dict[str, Any]) -> None:
+    catalogue = load_catalogue(settings.layers_dir)
+    for entry in manifest["layers"]:
+        try:
+            layer = layer_by_key(catalogue, entry["key"])
+        except ArchiveMismatch as missing:
+            raise Conflict(f"Backup #{backup.id} cannot be restored here: {missing}") from None
+        if entry["revision"] not in revisions(layer):
+            raise Conflict(
+                f"Backup #{backup.id} was taken at {entry['key']} revision {entry['revision']}, which "
+                "this installation does not have."
+            )
+
+
+async def check_restorable(settings: Settings, backup: Backup) -> dict[str, Any]:
+    """The backup's manifest, once the backup is finished, verified, its archive intact (SHA-256
+    and size as recorded) and its layers known here. Raises Conflict or CorruptArchive."""
+    name = f"Backup #{backup.id} of {backup.tenant_slug}"
+    if backup.status != JobStatus.SUCCEEDED or backup.manifest is None:
+        raise Conflict(f"{name} has no finished archive to restore from.")
+    if backup.verification != Verification.VERIFIED:
+        state = (
+            "failed its verification" if backup.verification == Verification.FAILED else "is not verified yet"
+        )
+        raise Conflict(f"{name} {state}; only a backup shown to restore is restored.")
+    await asyncio.to_thread(check_archive, backup_storage(settings), backup)
+    _check_layers(settings, backup, backup.manifest)
+    return backup.manifest
+
+
+async def request_restore(
+    session: AsyncSession,
+    settings: Settings,
+    tenant: Tenant,
+    backup: Backup,
+    *,
+    requested_by: str | None = None,
+) -> RequestedRestore:
+    """Check the request and record the restore job. Raises NotFound (another tenant's backup),
+    Conflict (the tenant is not active; the backup is unverified; two store jobs under way),
+    CorruptArchive, or InvalidInput (a native backup of another kind of store)."""
+    if backup.tenant_id != tenant.id:
+        raise NotFound(f"{tenant.slug} has no backup #{backup.id}.")
+    if tenant.status != TenantStatus.ACTIVE or not tenant.store_name:
+        raise Conflict(f"{tenant.slug} is {tenant.status}; only an active tenant is restored.")
+    manifest = await check_restorable(settings, backup)
+    current = location_of(settings, tenant)
+    check_fits(backup, manifest, current.backend, current.isolation)
+    under_way = await store_jobs_under_way(session, tenant)
+    if len(under_way) > 1:
+        running, waiting = under_way[0], under_way[1]
+        raise Conflict(
+            f"{tenant.slug} already has {running.kind} job #{running.id} under way and job #{waiting.id} "
+            "waiting for it. Ask again once they are done."
+        )
+    job = await jobs.record_job(
+        session,
+        RESTORE,
+        tenant_id=tenant.id,
+        payload={"backup_id": backup.id, "requested_by": requested_by},
+        steps=RESTORE_STEP_NAMES,
+    )
+    return RequestedRestore(job, backup, tenant, under_way[0] if under_way else None)
+
+
+async def request_restore_copy(
+    session: AsyncSession, settings: Settings, backup: Backup, target: CopyTarget
+) -> RequestedRestore:
+    """Check the request, then record the new tenant (provisioning, with the backup's template and
+    modules) and its `restore_copy` job. Raises InvalidFields naming every wrong field, Conflict
+    or CorruptArchive, and writes nothing then."""
+    manifest = await check_restorable(settings, backup)
+    slug, name = target.slug.strip(), target.name.strip()
+    isolation = target.isolation or _default_isolation(settings, manifest)
+    errors = FieldErrors()
+    with errors.checking("slug"):
+        await check_slug_free(session, validate_slug(slug))
+    with errors.checking("name"):
+        if not name:
+            raise InvalidInput("Give the new tenant a name.", field="name")
+    with errors.checking("isolation"):
+        if isolation == IsolationMode.SHARED:
+            raise InvalidInput(
+                "A copy gets a store of its own (database or schema isolation): in a shared store its "
+                "rows' ids could clash with other tenants'."
+            )
+        planned = plan_store(settings, slug, isolation)
+        check_fits(backup, manifest, planned.backend, planned.isolation)
+    errors.raise_if_any()
+    custom = [entry["key"] for entry in manifest["layers"] if entry["key"].startswith("custom/")]
+    if custom:
+        raise Conflict(
+            f"{backup.tenant_slug} has a custom layer ({custom[0]}), written for that tenant alone; "
+            "a copy cannot carry it."
+        )
+    tenant = await register_tenant(
+        session, slug=slug, name=name, template=manifest["tenant"]["template"], isolation=isolation
+    )
+    tenant.modules = list(manifest["tenant"]["modules"])
+    job = await jobs.record_job(
+        session,
+        RESTORE_COPY,
+        tenant_id=tenant.id,
+        payload={"backup_id": backup.id, "source": backup.tenant_slug},
+        steps=COPY_STEP_NAMES,
+    )
+    return RequestedRestore(job, backup, tenant)
+
+
+def _default_isolation(settings: Settings, manifest: dict[str, Any]) -> str:
+    isolation = str(manifest["store"]["isolation"])
+    available = available_isolation_modes(settings)
+    if isolation in available and isolation != IsolationMode.SHARED:
+        return isolation
+    return IsolationMode.DATABASE
+
+
+# Where the restored store goes ---------------------------------------------------------------------
+
+
+def replacement_store(settings: Settings, tenant: Tenant, job_id: int) -> StoreLocation:
+    """Where restore job `job_id` builds the tenant's new store: the same backend and isolation,
+    named after the job ("__" never appears in a slug, so no tenant's own store has the name). A
+    shared tenant's rows are staged in a scratch store of their own."""
+    name = f"{tenant.slug}__r{job_id}"
+    if tenant.isolation == IsolationMode.SHARED:
+        return plan_store(settings, name, IsolationMode.DATABASE, purpose="scratch")
+    if tenant.store_backend == SQLITE:
+        assert tenant.store_name is not None
+        path = Path(tenant.store_name).with_name(f"{name}.db")
+        return StoreLocation(SQLITE, tenant.isolation, str(path), f"sqlite+aiosqlite:///{path}")
+    return plan_store(settings, name, tenant.isolation)
+
+
+def _store_named(settings: Settings, tenant: Tenant, name: str) -> StoreLocation:
+    """A store of the tenant's kind (backend, isolation) under `name`."""
+    like = Tenant(
+        slug=tenant.slug, isolation=tenant.isolation, store_backend=tenant.store_backend, store_name=name
+    )
+    return location_of(settings, like)
+
+
+async def _unpack_and_restore(
+    settings: Settings,
+    storage: BackupStorage,
+    backup: Backup,
+    target: StoreLocation,
+    work: Path,
+    tenant_id: int,
+) -> None:
+    assert backup.storage_key is not None and backup.manifest is not None
+    await asyncio.to_thread(check_archive, storage, backup)
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        await asyncio.to_thread(extract_archive, storage, backup.storage_key, work)
+        await restore_into(settings, backup.manifest, work, target, tenant_id=tenant_id)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def _compare(backup: Backup, target: StoreLocation) -> str:
+    """Measure the restored store against the backup's manifest; VerificationFailed if it differs."""
+    manifest = backup.manifest
+    assert manifest is not None
+    measured = await measure_store(target)
+    source = manifest["store"]
+    same_kind = (target.backend, target.isolation) == (source["backend"], source["isolation"])
+    found = differences(manifest, measured, compare_schema=same_kind)
+    if found:
+        raise VerificationFailed(
+            f"The store restored from backup #{backup.id} does not match its manifest: "
+            + "; ".join(found[:8])
+            + (f" (and {len(found) - 8} more)" if len(found) > 8 else "")
+        )
+    rows = sum(summary.rows for summary in measured.tables.values())
+    return f"{len(manifest['tables'])} tables, {rows:,} rows and their checksums match the manifest"
+
+
+def _totals(manifest: dict[str, Any]) -> str:
+    return f"{manifest['totals']['tables']} tables, {manifest['totals']['rows']:,} rows"
+
+
+# Restoring into the tenant itself -----------------------------------------------------------------
+
+
+@dataclass
+class RestoreRun:
+    """What every step of one restore job works with."""
+
+    settings: Settings
+    landlord: Database
+    storage: BackupStorage
+    job_id: int
+    tenant_id: int
+    #: The backup restored from.
+    backup_id: int
+    patience: float = PATIENCE_SECONDS
+
+    @property
+    def work(self) -> Path:
+        return self.settings.data_dir / "work" / f"restore-{self.job_id}"
+
+    async def backup(self, session: AsyncSession) -> Backup:
+        return await session.get_one(Backup, self.backup_id)
+
+    async def tenant(self, session: AsyncSession) -> Tenant:
+        return await session.get_one(Tenant, self.tenant_id)
+
+    async def payload(self, session: AsyncSession) -> dict[str, Any]:
+        return dict((await session.get_one(Job, self.job_id)).payload)
+
+    async def remember(self, session: AsyncSession, **values: Any) -> None:
+        """Write into the job's payload, committed with the step that learnt them."""
+        job = await session.get_one(Job, self.job_id)
+        job.payload = {**job.payload, **values}
+
+    def safety(self, backup_id: int) -> BackupRun:
+        return BackupRun(
+            self.settings, self.landlord, self.storage, self.job_id, self.tenant_id, backup_id, self.patience
+        )
+
+    def new_store(self, tenant: Tenant, payload: dict[str, Any]) -> StoreLocation:
+        """The store the backup is restored into (a shared tenant's staging store)."""
+        if tenant.isolation == IsolationMode.SHARED:
+            return replacement_store(self.settings, tenant, self.job_id)
+        return _store_named(self.settings, tenant, payload["new_store"])
+
+
+async def lock(run: RestoreRun, session: AsyncSession) -> str:
+    async def waiting(holder: Job) -> None:
+        async with run.landlord.session() as other:
+            await other.execute(
+                update(JobStep)
+                .where(JobStep.job_id == run.job_id, JobStep.name == LOCK)
+                .values(
+                    detail=f"waiting for {holder.kind} job #{holder.id} to finish: "
+                    "one backup or restore of a tenant runs at a time"
+                )
+            )
+
+    waited = await acquire_tenant_lock(
+        run.landlord, run.tenant_id, run.job_id, "restore", waiting=waiting, patience=run.patience
+    )
+    tenant = await run.tenant(session)
+    if tenant.status != TenantStatus.ACTIVE or not tenant.store_name:
+        raise Conflict(f"{tenant.slug} is {tenant.status}; only an active tenant is restored.")
+    new = replacement_store(run.settings, tenant, run.job_id)
+    await run.remember(session, old_store=tenant.store_name, new_store=new.name)
+    return f"tenant locked after waiting {waited:.1f} s" if waited >= 0.5 else "tenant locked"
+
+
+async def check(run: RestoreRun, session: AsyncSession) -> str:
+    """The archive is the one recorded and fits the tenant's store, before anything changes; the
+    safety backup is recorded."""
+    backup, tenant = await run.backup(session), await run.tenant(session)
+    manifest = await check_restorable(run.settings, backup)
+    current = location_of(run.settings, tenant)
+    check_fits(backup, manifest, current.backend, current.isolation)
+    payload = await run.payload(session)
+    if payload.get("safety_backup_id") is None:
+        requester = payload.get("requested_by")
+        safety = Backup(
+            tenant_id=tenant.id,
+            tenant_slug=tenant.slug,
+            job_id=run.job_id,
+            format=safety_format(tenant),
+            status=JobStatus.RUNNING,
+            requested_by=f"safety backup before restore #{run.job_id}"
+            + (f", {requester}" if requester else ""),
+            created_at=utcnow(),
+        )
+        session.add(safety)
+        await session.flush()
+        await run.remember(session, safety_backup_id=safety.id)
+    assert backup.sha256 is not None
+    return (
+        f"archive intact (SHA-256 {backup.sha256[:16]}…, {describe_size(backup.size_bytes)}): "
+        f"{_totals(manifest)}, taken {manifest['taken_at'][:19].replace('T', ' ')} UTC"
+    )
+
+
+async def maintenance_on(run: RestoreRun, session: AsyncSession) -> str:
+    tenant = await run.tenant(session)
+    tenant.status = TenantStatus.MAINTENANCE
+    return f"{tenant.slug} shows a maintenance page; its API answers 503"
+
+
+def _on_safety_backup(step: StepFunction[BackupRun]) -> StepFunction[RestoreRun]:
+    """A backup step, run on the restore's safety backup."""
+
+    async def on_safety_backup(run: RestoreRun, session: AsyncSession) -> str:
+        payload = await run.payload(session)
+        return await step(run.safety(int(payload["safety_backup_id"])), session)
+
+    return on_safety_backup
+
+
+async def restore(run: RestoreRun, session: AsyncSession) -> str:
+    backup, tenant = await run.backup(session), await run.tenant(session)
+    target = run.new_store(tenant, await run.payload(session))
+    if target.name == tenant.store_name:  # never: the swap that would make it so comes later
+        raise RuntimeError(f"refusing to restore over {tenant.slug}'s store in use, {target.name}")
+    await drop_store(target)  # what an attempt that died left half-built
+    await _unpack_and_restore(run.settings, run.storage, backup, target, run.work, tenant.id)
+    what = "a staging store" if tenant.isolation == IsolationMode.SHARED else "a new store"
+    return f"restored into {what}, {target.backend} {target.name}"
+
+
+async def verify_new_store(run: RestoreRun, session: AsyncSession) -> str:
+    backup, tenant = await run.backup(session), await run.tenant(session)
+    return await _compare(backup, run.new_store(tenant, await run.payload(session)))
+
+
+async def swap(run: RestoreRun, session: AsyncSession) -> str:
+    """Point the tenant at the verified store: committed with this step, in one landlord
+    transaction. A shared tenant's rows are replaced in one transaction of the shared store."""
+    backup, tenant = await run.backup(session), await run.tenant(session)
+    manifest = backup.manifest
+    assert manifest is not None
+    tenant.modules = list(manifest["tenant"]["modules"])
+    if tenant.isolation == IsolationMode.SHARED:
+        rows = await _replace_shared_rows(run, backup, location_of(run.settings, tenant))
+        return f"{tenant.slug}'s rows in the shared store replaced in one transaction: {rows:,} rows, as the manifest says"
+    new = run.new_store(tenant, await run.payload(session))
+    tenant.store_backend, tenant.store_name = new.backend, new.name
+    store = new.open()
+    try:
+        description, sha256 = await take_snapshot(store)
+    finally:
+        await store.dispose()
+    session.add(SchemaSnapshot(tenant_id=tenant.id, sha256=sha256, description=description))
+    return f"{tenant.slug} now uses {new.name}"
+
+
+async def drop_old_store(run: RestoreRun, session: AsyncSession) -> str:
+    tenant, payload = await run.tenant(session), await run.payload(session)
+    if tenant.isolation == IsolationMode.SHARED:
+        staging = run.new_store(tenant, payload)
+        await drop_store(staging)
+        return f"staging store {staging.name} dropped"
+    old = _store_named(run.settings, tenant, payload["old_store"])
+    if old.name == tenant.store_name:
+        raise RuntimeError(f"refusing to drop {old.name}: {tenant.slug} still uses it")
+    await drop_store(old)
+    return f"old store {old.name} dropped"
+
+
+async def maintenance_off(run: RestoreRun, session: AsyncSession) -> str:
+    tenant = await run.tenant(session)
+    tenant.status = TenantStatus.ACTIVE
+    return f"{tenant.slug} is active again, restored from backup #{run.backup_id}"
+
+
+RESTORE_STEPS: list[tuple[str, StepFunction[RestoreRun]]] = [
+    (LOCK, lock),
+    ("check archive", check),
+    ("maintenance on", maintenance_on),
+    ("safety dump", _on_safety_backup(dump)),
+    ("safety checksum", _on_safety_backup(checksum)),
+    ("safety manifest", _on_safety_backup(record_manifest)),
+    ("safety verify", _on_safety_backup(verify)),
+    ("restore", restore),
+    ("verify", verify_new_store),
+    ("swap", swap),
+    ("drop old store", drop_old_store),
+    ("maintenance off", maintenance_off),
+]
+RESTORE_STEP_NAMES = [name for name, _ in RESTORE_STEPS]
+
+
+async def _replace_shared_rows(run: RestoreRun, backup: Backup, shared: StoreLocation) -> int:
+    assert backup.storage_key is not None and backup.manifest is not None
+    manifest = backup.manifest
+    await asyncio.to_thread(check_archive, run.storage, backup)
+    shutil.rmtree(run.work, ignore_errors=True)
+    store = shared.open()
+    try:
+        await asyncio.to_thread(extract_archive, run.storage, backup.storage_key, run.work)
+        async with store.engine.begin() as connection:
+            found = await connection.run_sync(_replace_rows, manifest, run.work, run.tenant_id)
+            if found:  # raised inside the transaction: it rolls back, the old rows stay
+                raise VerificationFailed(
+                    f"The rows restored from backup #{backup.id} do not match its manifest: "
+                    + "; ".join(found[:8])
+                )
+    finally:
+        await store.dispose()
+        shutil.rmtree(run.work, ignore_errors=True)
+    return int(manifest["totals"]["rows"])
+
+
+def _replace_rows(
+    connection: Connection, manifest: dict[str, Any], unpacked: Path, tenant_id: int
+) -> list[str]:
+    """In one transaction of a shared store: the tenant's rows out, the archive's in, and what
+    they then hold compared with the manifest (the differences)."""
+    owned = [table for table in tenant_tables(connection) if TENANT_COLUMN in table.c]
+    wanted = {name for name, table in manifest["tables"].items() if table["rows"]}
+    if missing := sorted(wanted - {table.name for table in owned}):
+        raise ArchiveMismatch(f"The shared store has no table for {', '.join(missing)}.")
+    for table in owned:  # a row pointing at its own table (a unit's parent) lets go first
+        for foreign_key in table.foreign_key_constraints:
+            column = next(iter(foreign_key.columns))
+            if foreign_key.referred_table is table and column.nullable:
+                connection.execute(
+                    update(table).where(table.c[TENANT_COLUMN] == tenant_id).values({column.name: None})
+                )
+    for table in reversed(owned):
+        connection.execute(delete(table).where(table.c[TENANT_COLUMN] == tenant_id))
+    for table in owned:
+        if table.name in manifest["tables"]:
+            with (unpacked / table_file(table.name)).open(encoding="utf-8") as lines:
+                load_table(connection, table, lines, tenant_id=tenant_id)
+    reset_sequences(connection, owned)
+    measured = {table.name: summarise_table(connection, table, tenant_id=tenant_id) for table in owned}
+    return differences(manifest, Measured(measured, ""), compare_schema=False)
+
+
+async def _undo(run: RestoreRun) -> None:
+    """After a failure: a store built but never swapped in is dropped, the tenant leaves
+    maintenance on the store it had, and an unfinished safety backup is marked failed."""
+    async with run.landlord.session() as session:
+        tenant, payload = await run.tenant(session), await run.payload(session)
+        if payload.get("new_store") is None:
+            return  # it never held the tenant's lock: whatever the tenant is in is another job's doing
+        new = run.new_store(tenant, payload)
+        if tenant.isolation == IsolationMode.SHARED or new.name != tenant.store_name:
+            await drop_store(new)
+        if tenant.status == TenantStatus.MAINTENANCE:
+            tenant.status = TenantStatus.ACTIVE
+        safety_id = payload.get("safety_backup_id")
+        safety = await session.get(Backup, safety_id) if safety_id is not None else None
+        if safety is not None and safety.status != JobStatus.SUCCEEDED:
+            safety.status, safety.finished_at = JobStatus.FAILED, utcnow()
+            safety.error = safety.error or "the restore it was taken for stopped first"
+            if safety.storage_key is not None:
+                await asyncio.to_thread(run.storage.delete, safety.storage_key)
+                safety.storage_key = None
+
+
+@jobs.job_handler(RESTORE)
+async def restore_tenant(database: Database, job: Job, settings: Settings) -> None:
+    assert job.tenant_id is not None
+    run = RestoreRun(
+        settings, database, backup_storage(settings), job.id, job.tenant_id, int(job.payload["backup_id"])
+    )
+    try:
+        await jobs.run_steps(database, job.id, RESTORE_STEPS, run)
+    except Exception:
+        # A failure, not an interruption (a worker stopping raises no Exception): the job will not
+        # resume, so the tenant goes back to how it was, and lets go of its lock.
+        try:
+            await _undo(run)
+        finally:
+            await release_tenant_lock(database, run.tenant_id, run.job_id)
+        raise
+    await release_tenant_lock(database, run.tenant_id, run.job_id)
+
+
+# Copying into a new tenant ------------------------------------------------------------------------
+
+
+@dataclass
+class CopyRun:
+    """What every step of one copy job works with: the new tenant, and the backup it gets."""
+
+    settings: Settings
+    landlord: Database
+    storage: BackupStorage
+    job_id: int
+    tenant_id: int
+    backup_id: int
+
+    @property
+    def work(self) -> Path:
+        return self.settings.data_dir / "work" / f"copy-{self.job_id}"
+
+    async def backup(self, session: AsyncSession) -> Backup:
+        return await session.get_one(Backup, self.backup_id)
+
+    async def tenant(self, session: AsyncSession) -> Tenant:
+        return await session.get_one(Tenant, self.tenant_id)
+
+
+async def copy_check(run: CopyRun, session: AsyncSession) -> str:
+    backup, tenant = await run.backup(session), await run.tenant(session)
+    manifest = await check_restorable(run.settings, backup)
+    planned = plan_store(run.settings, tenant.slug, tenant.isolation)
+    check_fits(backup, manifest, planned.backend, planned.isolation)
+    return f"archive of {backup.tenant_slug} intact: {_totals(manifest)}"
+
+
+async def copy_allocate(run: CopyRun, session: AsyncSession) -> str:
+    """Record where the store goes; the restore step creates it. Recorded first, so a failure can
+    always remove it; a store already there that was never recorded is not ours and is left alone."""
+    tenant = await run.tenant(session)
+    if tenant.store_name is None:
+        planned = plan_store(run.settings, tenant.slug, tenant.isolation)
+        if await store_exists(planned):
+            raise Conflict(
+                f"A store named {planned.name} already exists; it was left alone. Remove it or pick another slug."
+            )
+        tenant.store_backend, tenant.store_name = planned.backend, planned.name
+    return f"{tenant.store_backend} store {tenant.store_name} ({tenant.isolation} isolation)"
+
+
+async def copy_restore(run: CopyRun, session: AsyncSession) -> str:
+    backup, tenant = await run.backup(session), await run.tenant(session)
+    target = location_of(run.settings, tenant)
+    await drop_store(target)  # ours (recorded before it was made), left half-built by an attempt that died
+    await _unpack_and_restore(run.settings, run.storage, backup, target, run.work, tenant.id)
+    return f"{backup.format} backup #{backup.id} of {backup.tenant_slug} restored into {target.name}"
+
+
+async def copy_verify(run: CopyRun, session: AsyncSession) -> str:
+    backup, tenant = await run.backup(session), await run.tenant(session)
+    return await _compare(backup, location_of(run.settings, tenant))
+
+
+async def copy_snapshot(run: CopyRun, session: AsyncSession) -> str:
+    tenant = await run.tenant(session)
+    store = location_of(run.settings, tenant).open()
+    try:
+        description, sha256 = await take_snapshot(store)
+    finally:
+        await store.dispose()
+    session.add(SchemaSnapshot(tenant_id=tenant.id, sha256=sha256, description=description))
+    return f"{len(description['tables'])} tables, sha256 {sha256[:16]}…"
+
+
+async def copy_activate(run: CopyRun, session: AsyncSession) -> str:
+    tenant = await run.tenant(session)
+    tenant.status, tenant.error = TenantStatus.ACTIVE, None
+    return f"{tenant.slug} is active"
+
+
+COPY_STEPS: list[tuple[str, StepFunction[CopyRun]]] = [
+    ("check archive", copy_check),
+    ("allocate store", copy_allocate),
+    ("restore", copy_restore),
+    ("verify", copy_verify),
+    ("snapshot", copy_snapshot),
+    ("activate", copy_activate),
+]
+COPY_STEP_NAMES = [name for name, _ in COPY_STEPS]
+
+
+async def _remove_failed_copy(run: CopyRun, error: str) -> None:
+    async with run.landlord.session() as session:
+        tenant = await run.tenant(session)
+        if tenant.store_name is not None:
+            await drop_store(location_of(run.settings, tenant))
+        tenant.store_backend = tenant.store_name = None
+        tenant.status, tenant.error = TenantStatus.FAILED, error
+        await session.execute(delete(SchemaSnapshot).where(SchemaSnapshot.tenant_id == tenant.id))
+
+
+@jobs.job_handler(RESTORE_COPY)
+async def copy_into_new_tenant(database: Database, job: Job, settings: Settings) -> None:
+    assert job.tenant_id is not None
+    run = CopyRun(
+        settings, database, backup_storage(settings), job.id, job.tenant_id, int(job.payload["backup_id"])
+    )
+    try:
+        await jobs.run_steps(database, job.id, COPY_STEPS, run)
+    except jobs.StepFailed as failure:
+        await _remove_failed_copy(run, str(failure))
+        raise

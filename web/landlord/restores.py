@@ -1,0 +1,200 @@
+"""Restoring a tenant from one of its backups in the landlord portal: a confirmation page naming
+what will be replaced (the tenant, its current store, the backup's date, size and row counts), then
+the restore job; or a copy of the backup into a new tenant. Both are on the audit trail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath
+from litestar.response import Redirect, Response, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.backups import CopyTarget, RequestedRestore, get_backup, request_restore, request_restore_copy
+from services.backups.archive import describe_size
+from services.backups.restores import safety_format
+from services.errors import DomainError, InvalidFields, InvalidInput
+from services.models import Backup, IsolationMode, Tenant, TenantStatus, Verification
+from services.settings import Settings
+from services.tenancy.stores import available_isolation_modes
+from services.tenancy.tenants import get_tenant
+from web.audit import record_request
+from web.auth import current_user, landlord_staff
+from web.deps import DbSession
+
+
+@dataclass
+class RestoreForm:
+    #: The tenant's slug, typed again: the restore replaces its data.
+    confirm: str = ""
+
+
+@dataclass
+class CopyForm:
+    slug: str = ""
+    name: str = ""
+    isolation: str = ""
+
+
+@dataclass
+class RestorePage:
+    tenant: Tenant
+    backup: Backup
+    size: str
+    #: (table, rows) of every table the backup holds rows of, largest first.
+    tables: list[tuple[str, int]]
+    safety_format: str
+    isolation_modes: list[str]
+    #: Why the tenant itself cannot be restored now, when it cannot.
+    unavailable: str | None = None
+    restore_error: str | None = None
+    copy_form: CopyForm = field(default_factory=CopyForm)
+    copy_errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return sum(rows for _, rows in self.tables)
+
+
+def _settings(request: Request[Any, Any, Any]) -> Settings:
+    return request.app.state.settings
+
+
+def restore_page(tenant: Tenant, backup: Backup, settings: Settings, **extra: Any) -> RestorePage:
+    manifest = backup.manifest or {"tables": {}}
+    tables = sorted(
+        ((name, int(table["rows"])) for name, table in manifest["tables"].items() if table["rows"]),
+        key=lambda entry: (-entry[1], entry[0]),
+    )
+    unavailable = None
+    if backup.verification != Verification.VERIFIED:
+        unavailable = f"Backup #{backup.id} is not verified: only a backup shown to restore is restored."
+    elif tenant.status != TenantStatus.ACTIVE or not tenant.store_name:
+        unavailable = f"{tenant.slug} is {tenant.status}: only an active tenant is restored in place."
+    modes = [mode for mode in available_isolation_modes(settings) if mode != IsolationMode.SHARED]
+    return RestorePage(
+        tenant,
+        backup,
+        describe_size(backup.size_bytes),
+        tables,
+        safety_format(tenant),
+        modes,
+        unavailable,
+        **extra,
+    )
+
+
+async def request_recorded_restore(
+    request: Request[Any, Any, Any], db_session: AsyncSession, tenant: Tenant, backup: Backup
+) -> RequestedRestore:
+    """Request the restore of `tenant` from `backup` for the request's user, on the audit trail in
+    the same transaction. The caller commits, then sends the job."""
+    user = current_user(request)
+    requested = await request_restore(
+        db_session, _settings(request), tenant, backup, requested_by=user.email if user else None
+    )
+    detail: dict[str, Any] = {"backup": backup.id, "job": requested.job.id, "format": backup.format}
+    if request.auth is not None:
+        detail["token"] = request.auth.prefix
+    await record_request(request, db_session, "tenant.restore", tenant=tenant, detail=detail)
+    return requested
+
+
+async def request_recorded_copy(
+    request: Request[Any, Any, Any], db_session: AsyncSession, backup: Backup, target: CopyTarget
+) -> RequestedRestore:
+    """Request a copy of `backup` into a new tenant, on the audit trail (against the new tenant)."""
+    requested = await request_restore_copy(db_session, _settings(request), backup, target)
+    detail: dict[str, Any] = {
+        "from": backup.tenant_slug,
+        "backup": backup.id,
+        "job": requested.job.id,
+        "isolation": requested.tenant.isolation,
+    }
+    if request.auth is not None:
+        detail["token"] = request.auth.prefix
+    await record_request(request, db_session, "tenant.restore_copy", tenant=requested.tenant, detail=detail)
+    return requested
+
+
+def _status_of(error: DomainError) -> int:
+    return 422 if isinstance(error, InvalidInput) else 409
+
+
+class RestoresController(Controller):
+    path = "/tenants/{slug:str}/backups/{backup_id:int}"
+    include_in_schema = False
+    guards = [landlord_staff]
+
+    @get("/restore")
+    async def confirm_restore(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        slug: FromPath[str],
+        backup_id: FromPath[int],
+    ) -> Template:
+        tenant = await get_tenant(db_session, slug)
+        backup = await get_backup(db_session, tenant, backup_id)
+        page = restore_page(tenant, backup, _settings(request))
+        return Template("landlord/restore.html", context={"page": page, "tenant": tenant})
+
+    @post("/restore")
+    async def restore(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        slug: FromPath[str],
+        backup_id: FromPath[int],
+        data: Annotated[RestoreForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        tenant = await get_tenant(db_session, slug)
+        backup = await get_backup(db_session, tenant, backup_id)
+        try:
+            if data.confirm.strip() != tenant.slug:
+                raise InvalidInput(f"Type {tenant.slug} to confirm that its data is to be replaced.")
+            async with db_session.begin_nested():
+                requested = await request_recorded_restore(request, db_session, tenant, backup)
+        except DomainError as error:
+            page = restore_page(tenant, backup, _settings(request), restore_error=error.message)
+            return Template(
+                "landlord/restore.html",
+                context={"page": page, "tenant": tenant},
+                status_code=_status_of(error),
+            )
+        await db_session.commit()
+        request.app.state.job_queue.send(requested.job.id, requested.job.tenant_id)
+        return Redirect(f"/tenants/{slug}", status_code=HTTP_303_SEE_OTHER)
+
+    @post("/copy")
+    async def copy(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        slug: FromPath[str],
+        backup_id: FromPath[int],
+        data: Annotated[CopyForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        tenant = await get_tenant(db_session, slug)
+        backup = await get_backup(db_session, tenant, backup_id)
+        target = CopyTarget(data.slug, data.name, data.isolation or None)
+        try:
+            async with db_session.begin_nested():
+                requested = await request_recorded_copy(request, db_session, backup, target)
+        except DomainError as error:
+            errors = (
+                error.errors if isinstance(error, InvalidFields) else {error.field or "copy": error.message}
+            )
+            page = restore_page(tenant, backup, _settings(request), copy_form=data, copy_errors=errors)
+            return Template(
+                "landlord/restore.html",
+                context={"page": page, "tenant": tenant},
+                status_code=_status_of(error),
+            )
+        await db_session.commit()
+        request.app.state.job_queue.send(requested.job.id, requested.job.tenant_id)
+        return Redirect(f"/tenants/{requested.tenant.slug}", status_code=HTTP_303_SEE_OTHER)
