@@ -43,7 +43,7 @@ from services.backups.content import (
     tenant_tables,
 )
 from services.backups.dump import table_file
-from services.backups.locks import PATIENCE_SECONDS, acquire_tenant_lock, release_tenant_lock
+from services.backups.locks import acquire_tenant_lock, release_tenant_lock
 from services.backups.postgres import have_postgres_tools
 from services.backups.requests import RESTORE, store_jobs_under_way
 from services.backups.restore import Measured, differences, layer_by_key, measure_store, restore_into
@@ -341,27 +341,13 @@ def _totals(manifest: dict[str, Any]) -> str:
 
 
 @dataclass
-class RestoreRun:
-    """What every step of one restore job works with."""
-
-    settings: Settings
-    landlord: Database
-    storage: BackupStorage
-    job_id: int
-    tenant_id: int
-    #: The backup restored from.
-    backup_id: int
-    patience: float = PATIENCE_SECONDS
+class RestoreRun(BackupRun):
+    """What every step of one restore job works with: a backup run's (its backup is the one
+    restored from), with room for files of its own."""
 
     @property
     def work(self) -> Path:
         return self.settings.data_dir / "work" / f"restore-{self.job_id}"
-
-    async def backup(self, session: AsyncSession) -> Backup:
-        return await session.get_one(Backup, self.backup_id)
-
-    async def tenant(self, session: AsyncSession) -> Tenant:
-        return await session.get_one(Tenant, self.tenant_id)
 
     async def payload(self, session: AsyncSession) -> dict[str, Any]:
         return dict((await session.get_one(Job, self.job_id)).payload)
