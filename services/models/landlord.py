@@ -80,6 +80,25 @@ class IsolationMode(enum.StrEnum):
     SHARED = "shared"
 
 
+class Plan(LandlordBase):
+    """What a tenant may use. None for a limit means no limit; None for `modules`, every module."""
+
+    __tablename__ = "plans"
+
+    key: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    modules: Mapped[list[str] | None] = mapped_column(JSON)
+    max_modules: Mapped[int | None]
+    max_users: Mapped[int | None]
+    max_storage_mb: Mapped[int | None]
+
+    def allows_module(self, name: str) -> bool:
+        return self.modules is None or name in self.modules
+
+
+DEFAULT_PLAN = "standard"
+
+
 class Tenant(LandlordBase):
     __tablename__ = "tenants"
 
@@ -90,6 +109,12 @@ class Tenant(LandlordBase):
     template: Mapped[str] = mapped_column(String(63))
     #: Enabled modules, in the order their migrations apply.
     modules: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Modules disabled with their data kept: their tables stay in the store, hidden, until the
+    #: module is enabled again.
+    kept_modules: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    plan_key: Mapped[str] = mapped_column(
+        ForeignKey("plans.key", ondelete="RESTRICT"), default=DEFAULT_PLAN, server_default=DEFAULT_PLAN
+    )
     isolation: Mapped[str] = mapped_column(String(32))
     #: Where the tenant store lives: `sqlite` or `postgresql`, and the file, database or schema name.
     store_backend: Mapped[str | None] = mapped_column(String(32))
@@ -98,6 +123,8 @@ class Tenant(LandlordBase):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    plan: Mapped[Plan] = relationship(lazy="joined")
 
 
 class User(LandlordBase):
