@@ -155,7 +155,7 @@ async def provision(landlord: Database, settings: Settings, slug: str, isolation
 
 
 async def snapshot_of(landlord: AsyncSession, tenant: Tenant) -> str:
-    """The key the portal maps a tenant's record tables under (web.tenant.portal.record_schema_of)."""
+    """The key the portal maps a tenant's record tables under (web.tenant.data.record_schema_of)."""
     sha256 = await landlord.scalar(
         select(SchemaSnapshot.sha256)
         .where(SchemaSnapshot.tenant_id == tenant.id)

@@ -45,8 +45,10 @@ from web.not_found import unknown_address
 from web.sessions import RotatingSessionConfig
 from web.stores import LandlordStore
 from web.switching import SwitchMiddleware, active_switch
+from web.tenant.data import TenantDataController
 from web.tenant.portal import TenantPortalController
 from web.tenant.scope import TenantHosts, TenantScopeMiddleware, provide_tenant_data
+from web.tenant.units import TenantUnitsController
 from workers.runner import JobQueue
 
 log = logging.getLogger(__name__)
@@ -95,7 +97,11 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
         "middleware": [TenantScopeMiddleware()],
         "dependencies": {"tenant_data": Provide(provide_tenant_data)},
     }
-    tenant_portal = Router(path="/t/{slug:str}", route_handlers=[TenantPortalController], **in_tenant_scope)
+    tenant_portal = Router(
+        path="/t/{slug:str}",
+        route_handlers=[TenantPortalController, TenantUnitsController, TenantDataController],
+        **in_tenant_scope,
+    )
     tenant_api = Router(path="/api/v1/tenant", route_handlers=[TenantApiController], **in_tenant_scope)
 
     async def start_embedded_worker(app: Litestar) -> None:

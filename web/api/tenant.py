@@ -15,7 +15,8 @@ from services.tenancy.people import unit_tree
 from services.tenancy.records import RecordTable, get_record, list_records
 from web.api.schemas import Page
 from web.deps import DbSession
-from web.tenant.portal import record_schema_of, reporting_foreign
+from web.tenant.data import record_schema_of
+from web.tenant.pages import reporting_foreign
 from web.tenant.scope import TenantData
 
 
