@@ -33,16 +33,17 @@ import statistics
 import tarfile
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from sqlalchemy import MetaData, insert, select
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 
+from benchmarks.installation import scratch_database
 from services import jobs
 from services.backups import request_backup
 from services.backups.archive import MANIFEST, check_archive, extract_archive
@@ -326,19 +327,6 @@ async def measure_backend(backend: str, settings: Settings, rows: int, runs: int
         await database.dispose()
 
 
-async def _admin(server_url: str, sql: str) -> list[asyncpg.Record]:
-    dsn = (
-        make_url(server_url)
-        .set(drivername="postgresql", database="postgres")
-        .render_as_string(hide_password=False)
-    )
-    connection = await asyncpg.connect(dsn)
-    try:
-        return await connection.fetch(sql)
-    finally:
-        await connection.close()
-
-
 async def run_backend(
     backend: str, base: Settings, rows: int, runs: int, server_url: str | None
 ) -> list[Timing]:
@@ -348,20 +336,12 @@ async def run_backend(
         data_dir=base.data_dir / name,
         database_url=f"sqlite+aiosqlite:///{base.data_dir / name / 'landlord.db'}",
     )
-    if backend == "postgresql":
-        assert server_url
-        await _admin(server_url, f'CREATE DATABASE "{name}"')
-        tenant_server = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        settings = replace(settings, tenant_postgres_url=tenant_server)
-    try:
-        return await measure_backend(backend, settings, rows, runs)
-    finally:
+    async with AsyncExitStack() as cleanup:
         if backend == "postgresql":
             assert server_url
-            for row in await _admin(
-                server_url, f"SELECT datname FROM pg_database WHERE datname LIKE '{name}%'"
-            ):
-                await _admin(server_url, f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+            tenant_server = await cleanup.enter_async_context(scratch_database(server_url, name))
+            settings = replace(settings, tenant_postgres_url=tenant_server)
+        return await measure_backend(backend, settings, rows, runs)
 
 
 # The report ------------------------------------------------------------------------------------------

@@ -17,12 +17,11 @@ import secrets
 import statistics
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import asyncpg
-from sqlalchemy.engine import make_url
-
+from benchmarks.installation import scratch_database
 from services import jobs
 from services.cli import prepare_landlord
 from services.db import Database
@@ -85,43 +84,22 @@ async def provision_many(settings: Settings, count: int, isolation: str) -> list
     return timings
 
 
-async def _admin(server_url: str, sql: str) -> list[asyncpg.Record]:
-    dsn = (
-        make_url(server_url)
-        .set(drivername="postgresql", database="postgres")
-        .render_as_string(hide_password=False)
-    )
-    connection = await asyncpg.connect(dsn)
-    try:
-        return await connection.fetch(sql)
-    finally:
-        await connection.close()
-
-
 async def run_backend(
     backend: str, base: Settings, count: int, server_url: str | None, isolation: str = "database"
 ) -> list[Result]:
     results = []
     for mode, golden in (("replay", False), ("golden clone", True)):
         name = f"tenantry_bench_{secrets.token_hex(4)}"
-        if backend == "postgresql":
-            assert server_url
-            await _admin(server_url, f'CREATE DATABASE "{name}"')
-            url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        else:
-            url = f"sqlite+aiosqlite:///{base.data_dir / name}.db"
-        settings = replace(base, database_url=url, golden_images=golden, data_dir=base.data_dir / name)
-        try:
+        async with AsyncExitStack() as cleanup:
+            if backend == "postgresql":
+                assert server_url
+                url = await cleanup.enter_async_context(scratch_database(server_url, name))
+            else:
+                url = f"sqlite+aiosqlite:///{base.data_dir / name}.db"
+            settings = replace(base, database_url=url, golden_images=golden, data_dir=base.data_dir / name)
             await prepare_landlord(settings)
             label = backend if isolation == "database" else f"{backend} {isolation}"
             results.append(Result(label, mode, await provision_many(settings, count, isolation)))
-        finally:
-            if backend == "postgresql":
-                assert server_url
-                for row in await _admin(
-                    server_url, f"SELECT datname FROM pg_database WHERE datname LIKE '{name}%'"
-                ):
-                    await _admin(server_url, f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
     return results
 
 

@@ -35,11 +35,11 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from litestar import Litestar, Request, get
 from litestar.exceptions import NotAuthorizedException
@@ -47,9 +47,9 @@ from litestar.response import Template
 from litestar.types import Message
 from litestar.types import Scope as AsgiScope
 from sqlalchemy import ColumnElement, func, or_, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from benchmarks.installation import scratch_database
 from services import jobs
 from services.cli import prepare_landlord
 from services.db import Database, create_engine
@@ -473,19 +473,6 @@ def middleware_alone(app: Litestar, slug: str, user: User) -> Callable[[int], Aw
 # -- a run per backend ----------------------------------------------------------------------------
 
 
-async def _admin(server_url: str, sql: str) -> list[asyncpg.Record]:
-    dsn = (
-        make_url(server_url)
-        .set(drivername="postgresql", database="postgres")
-        .render_as_string(hide_password=False)
-    )
-    connection = await asyncpg.connect(dsn)
-    try:
-        return await connection.fetch(sql)
-    finally:
-        await connection.close()
-
-
 async def run_backend(
     backend: str, base: Settings, rows: int, requests: int, queries: int, server_url: str | None
 ) -> list[Measure]:
@@ -496,14 +483,13 @@ async def run_backend(
         database_url=f"sqlite+aiosqlite:///{base.data_dir / name / 'landlord.db'}",
     )
     isolations = ["database", "shared"]
-    if backend == "postgresql":
-        assert server_url
-        await _admin(server_url, f'CREATE DATABASE "{name}"')
-        tenant_server = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        settings = replace(settings, tenant_postgres_url=tenant_server)
-        isolations = ["database", "schema", "shared"]
     measures: list[Measure] = []
-    try:
+    async with AsyncExitStack() as cleanup:
+        if backend == "postgresql":
+            assert server_url
+            tenant_server = await cleanup.enter_async_context(scratch_database(server_url, name))
+            settings = replace(settings, tenant_postgres_url=tenant_server)
+            isolations = ["database", "schema", "shared"]
         started = time.perf_counter()
         worlds = await build(settings, isolations, rows)
         print(
@@ -529,15 +515,6 @@ async def run_backend(
             await unscoped_connections.dispose()
             await app.state.tenant_connections.dispose()
             await app.state.database.dispose()
-    finally:
-        if backend == "postgresql":
-            assert server_url
-            for row in await _admin(
-                server_url, f"SELECT datname FROM pg_database WHERE datname LIKE '{name}%'"
-            ):
-                await _admin(server_url, f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
-            for row in await _admin(server_url, f"SELECT rolname FROM pg_roles WHERE rolname LIKE '{name}%'"):
-                await _admin(server_url, f'DROP ROLE IF EXISTS "{row["rolname"]}"')
     return measures
 
 

@@ -1,0 +1,40 @@
+"""What the benchmarks share: a scratch PostgreSQL database for one run, dropped afterwards with
+every tenant store and role named after it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+
+async def on_server(server_url: str, sql: str) -> list[asyncpg.Record]:
+    """Run `sql` on the server's maintenance database (where databases are made and dropped)."""
+    dsn = (
+        make_url(server_url)
+        .set(drivername="postgresql", database="postgres")
+        .render_as_string(hide_password=False)
+    )
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await connection.fetch(sql)
+    finally:
+        await connection.close()
+
+
+@asynccontextmanager
+async def scratch_database(server_url: str, name: str) -> AsyncIterator[str]:
+    """A new database `name` on the server, as a URL; afterwards it is dropped, with the tenant
+    stores, golden images and roles the run placed beside it (all named after it)."""
+    await on_server(server_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        for row in await on_server(
+            server_url, f"SELECT datname FROM pg_database WHERE datname LIKE '{name}%'"
+        ):
+            await on_server(server_url, f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+        for row in await on_server(server_url, f"SELECT rolname FROM pg_roles WHERE rolname LIKE '{name}%'"):
+            await on_server(server_url, f'DROP ROLE IF EXISTS "{row["rolname"]}"')
