@@ -35,6 +35,21 @@ C = TypeVar("C")
 StepFunction = Callable[[C, AsyncSession], Awaitable[str]]
 
 
+class KeepsPayload:
+    """A job's run whose steps keep what they learn in the job's payload, where a resumed job
+    finds it."""
+
+    job_id: int
+
+    async def payload(self, session: AsyncSession) -> dict[str, Any]:
+        return dict((await session.get_one(Job, self.job_id)).payload)
+
+    async def remember(self, session: AsyncSession, **values: Any) -> None:
+        """Write into the job's payload, committed with the step that learnt them."""
+        job = await session.get_one(Job, self.job_id)
+        job.payload = {**job.payload, **values}
+
+
 class StepFailed(Exception):
     def __init__(self, step: str, error: str) -> None:
         super().__init__(f"{step}: {error}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from web.api.backups import BackupsApiController
 from web.api.provisioning import CatalogueApiController, ProvisioningApiController
 from web.api.restores import RestoresApiController
 from web.api.tenant import TenantApiController
+from web.api.tenant_modules import TenantModulesApiController
+from web.api.tenant_people import TenantPeopleApiController
 from web.api.tenants import TenantsApiController
 from web.auth import IdentityMiddleware, current_user
 from web.deps import provide_db_session
@@ -45,9 +48,13 @@ from web.not_found import unknown_address
 from web.sessions import RotatingSessionConfig
 from web.stores import LandlordStore
 from web.switching import SwitchMiddleware, active_switch
+from web.tenant.backups import TenantBackupsController
 from web.tenant.data import TenantDataController
+from web.tenant.modules import TenantModulesController
+from web.tenant.people import TenantPeopleController
 from web.tenant.portal import TenantPortalController
 from web.tenant.scope import TenantHosts, TenantScopeMiddleware, provide_tenant_data
+from web.tenant.settings import TenantSettingsController
 from web.tenant.units import TenantUnitsController
 from workers.runner import JobQueue
 
@@ -57,7 +64,10 @@ SWAGGER = "/static/vendor/swagger-ui-5.35.0"
 
 
 def _template_config() -> TemplateConfig[JinjaTemplateEngine]:
-    directories = [WEB_DIR / "templates", *sorted(WEB_DIR.glob("*/templates"))]
+    directories: list[Path | PathLike[Any] | str] = [
+        WEB_DIR / "templates",
+        *sorted(WEB_DIR.glob("*/templates")),
+    ]
 
     def add_globals(engine: JinjaTemplateEngine) -> None:
         engine.engine.globals["current_user"] = current_user
@@ -99,10 +109,22 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
     }
     tenant_portal = Router(
         path="/t/{slug:str}",
-        route_handlers=[TenantPortalController, TenantUnitsController, TenantDataController],
+        route_handlers=[
+            TenantPortalController,
+            TenantUnitsController,
+            TenantDataController,
+            TenantModulesController,
+            TenantBackupsController,
+            TenantPeopleController,
+            TenantSettingsController,
+        ],
         **in_tenant_scope,
     )
-    tenant_api = Router(path="/api/v1/tenant", route_handlers=[TenantApiController], **in_tenant_scope)
+    tenant_api = Router(
+        path="/api/v1/tenant",
+        route_handlers=[TenantApiController, TenantModulesApiController, TenantPeopleApiController],
+        **in_tenant_scope,
+    )
 
     async def start_embedded_worker(app: Litestar) -> None:
         if not settings.broker_is_embedded:

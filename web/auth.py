@@ -42,8 +42,8 @@ class IdentityMiddleware(ASGIMiddleware):
                     token = await authenticate_token(session, secret.strip())
                 user = token.user if token else None
         else:
-            session_data = scope.get("session") or {}
-            if user_id := session_data.get(SESSION_USER):
+            session_data = scope.get("session")
+            if isinstance(session_data, dict) and (user_id := session_data.get(SESSION_USER)):
                 async with database.session() as session:
                     user = await get_active_user(session, user_id)
         scope["user"], scope["auth"] = user, token

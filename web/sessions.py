@@ -30,7 +30,8 @@ class RotatingSessionBackend(ServerSideSessionBackend):
     async def store_in_message(
         self, scope_session: ScopeSession, message: Message, connection: ASGIConnection
     ) -> None:
-        if scope_session is not Empty and scope_session.pop(_ROTATE, False):
+        # The portal's session data is always a dict (web.auth stores plain values in it).
+        if isinstance(scope_session, dict) and scope_session.pop(_ROTATE, False):
             if old_id := connection.cookies.get(self.config.key):
                 await self.delete(old_id, store=self.config.get_store_from_app(connection.scope["app"]))
             connection.scope["state"][_NEW_ID] = self.generate_session_id()

@@ -20,7 +20,7 @@ from services.models.types import utcnow
 GENESIS = "0" * 64
 HEAD_ID = 1
 
-#: Every action the trail records, for the viewer's filter.
+#: Every action the trail records (the audit viewer filters by them; an unknown one is refused).
 ACTIONS = (
     "sign_in",
     "sign_in_failed",
@@ -34,11 +34,27 @@ ACTIONS = (
     "tenant.custom_rollback",
     "tenant.backup",
     "tenant.backup_verify",
+    "tenant.backup_download",
     "tenant.backup_schedule",
     "tenant.backup_schedule_clear",
+    "tenant.restore",
+    "tenant.restore_copy",
     "backup.prune",
+    "tenant.setting",
+    "module.enable",
+    "module.disable",
     "unit.create",
     "unit.rename",
+    "unit.move",
+    "unit.delete",
+    "person.invite",
+    "person.role",
+    "person.units",
+    "person.deactivate",
+    "person.reactivate",
+    "record.create",
+    "record.update",
+    "record.delete",
     "security.cross_tenant",
     "switch.start",
     "switch.write",
@@ -128,6 +144,8 @@ async def record(
     ip: str | None = None,
 ) -> AuditEntry:
     """Append an entry in the caller's transaction: it commits (or rolls back) with what it records."""
+    if action not in ACTIONS:
+        raise ValueError(f"{action!r} is not an audit action: add it to ACTIONS")
     who = Actor.of(actor) if isinstance(actor, User) else actor
     # Taking the next number locks the head row until this transaction ends, so concurrent
     # writers queue here and the chain stays one line.

@@ -44,10 +44,10 @@ from services.backups.content import (
 )
 from services.backups.dump import table_file
 from services.backups.locks import acquire_tenant_lock, release_tenant_lock
-from services.backups.postgres import have_postgres_tools
 from services.backups.requests import RESTORE, store_jobs_under_way
 from services.backups.restore import Measured, differences, layer_by_key, measure_store, restore_into
-from services.backups.steps import BackupRun, VerificationFailed, checksum, dump, record_manifest, verify
+from services.backups.safety import SAFETY_BACKUP_ID, record_safety_backup, safety_backup_steps
+from services.backups.steps import BackupRun, VerificationFailed
 from services.backups.storage import BackupStorage, backup_storage
 from services.db import Database
 from services.errors import Conflict, FieldErrors, InvalidInput, NotFound
@@ -71,7 +71,6 @@ from services.models import (
 from services.models.types import utcnow
 from services.settings import Settings
 from services.tenancy.stores import (
-    POSTGRESQL,
     SQLITE,
     StoreLocation,
     available_isolation_modes,
@@ -129,15 +128,6 @@ class RequestedRestore:
                 "one backup or restore of a tenant runs at a time."
             )
         return said
-
-
-def safety_format(tenant: Tenant) -> str:
-    """The format of the backup a restore takes first: native where the store allows it (fast)."""
-    if tenant.isolation == IsolationMode.SHARED:
-        return BackupFormat.PORTABLE
-    if tenant.store_backend == POSTGRESQL and not have_postgres_tools():
-        return BackupFormat.PORTABLE
-    return BackupFormat.NATIVE
 
 
 def check_fits(backup: Backup, manifest: dict[str, Any], backend: str, isolation: str) -> None:
@@ -254,6 +244,7 @@ async def request_restore_copy(
         session, slug=slug, name=name, template=manifest["tenant"]["template"], isolation=isolation
     )
     tenant.modules = list(manifest["tenant"]["modules"])
+    tenant.kept_modules = list(manifest["tenant"].get("kept_modules", []))
     job = await jobs.record_job(
         session,
         RESTORE_COPY,
@@ -341,21 +332,13 @@ def _totals(manifest: dict[str, Any]) -> str:
 
 
 @dataclass
-class RestoreRun(BackupRun):
+class RestoreRun(BackupRun, jobs.KeepsPayload):
     """What every step of one restore job works with: a backup run's (its backup is the one
     restored from), with room for files of its own."""
 
     @property
     def work(self) -> Path:
         return self.settings.data_dir / "work" / f"restore-{self.job_id}"
-
-    async def payload(self, session: AsyncSession) -> dict[str, Any]:
-        return dict((await session.get_one(Job, self.job_id)).payload)
-
-    async def remember(self, session: AsyncSession, **values: Any) -> None:
-        """Write into the job's payload, committed with the step that learnt them."""
-        job = await session.get_one(Job, self.job_id)
-        job.payload = {**job.payload, **values}
 
     def safety(self, backup_id: int) -> BackupRun:
         return BackupRun(
@@ -399,22 +382,7 @@ async def check(run: RestoreRun, session: AsyncSession) -> str:
     manifest = await check_restorable(run.settings, backup)
     current = location_of(run.settings, tenant)
     check_fits(backup, manifest, current.backend, current.isolation)
-    payload = await run.payload(session)
-    if payload.get("safety_backup_id") is None:
-        requester = payload.get("requested_by")
-        safety = Backup(
-            tenant_id=tenant.id,
-            tenant_slug=tenant.slug,
-            job_id=run.job_id,
-            format=safety_format(tenant),
-            status=JobStatus.RUNNING,
-            requested_by=f"safety backup before restore #{run.job_id}"
-            + (f", {requester}" if requester else ""),
-            created_at=utcnow(),
-        )
-        session.add(safety)
-        await session.flush()
-        await run.remember(session, safety_backup_id=safety.id)
+    await record_safety_backup(run, session, tenant, f"restore #{run.job_id}")
     assert backup.sha256 is not None
     return (
         f"archive intact (SHA-256 {backup.sha256[:16]}…, {describe_size(backup.size_bytes)}): "
@@ -426,16 +394,6 @@ async def maintenance_on(run: RestoreRun, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     tenant.status = TenantStatus.MAINTENANCE
     return f"{tenant.slug} shows a maintenance page; its API answers 503"
-
-
-def _on_safety_backup(step: StepFunction[BackupRun]) -> StepFunction[RestoreRun]:
-    """A backup step, run on the restore's safety backup."""
-
-    async def on_safety_backup(run: RestoreRun, session: AsyncSession) -> str:
-        payload = await run.payload(session)
-        return await step(run.safety(int(payload["safety_backup_id"])), session)
-
-    return on_safety_backup
 
 
 async def restore(run: RestoreRun, session: AsyncSession) -> str:
@@ -461,6 +419,7 @@ async def swap(run: RestoreRun, session: AsyncSession) -> str:
     manifest = backup.manifest
     assert manifest is not None
     tenant.modules = list(manifest["tenant"]["modules"])
+    tenant.kept_modules = list(manifest["tenant"].get("kept_modules", []))
     if tenant.isolation == IsolationMode.SHARED:
         rows = await _replace_shared_rows(run, backup, location_of(run.settings, tenant))
         return f"{tenant.slug}'s rows in the shared store replaced in one transaction: {rows:,} rows, as the manifest says"
@@ -498,10 +457,7 @@ RESTORE_STEPS: list[tuple[str, StepFunction[RestoreRun]]] = [
     (LOCK, lock),
     ("check archive", check),
     ("maintenance on", maintenance_on),
-    ("safety dump", _on_safety_backup(dump)),
-    ("safety checksum", _on_safety_backup(checksum)),
-    ("safety manifest", _on_safety_backup(record_manifest)),
-    ("safety verify", _on_safety_backup(verify)),
+    *safety_backup_steps(),
     ("restore", restore),
     ("verify", verify_new_store),
     ("swap", swap),
@@ -571,7 +527,7 @@ async def _undo(run: RestoreRun) -> None:
             await drop_store(new)
         if tenant.status == TenantStatus.MAINTENANCE:
             tenant.status = TenantStatus.ACTIVE
-        safety_id = payload.get("safety_backup_id")
+        safety_id = payload.get(SAFETY_BACKUP_ID)
         safety = await session.get(Backup, safety_id) if safety_id is not None else None
         if safety is not None and safety.status != JobStatus.SUCCEEDED:
             safety.status, safety.finished_at = JobStatus.FAILED, utcnow()

@@ -113,7 +113,9 @@ def _manifest(
 ) -> dict[str, Any]:
     catalogue = load_catalogue(settings.layers_dir)
     layers = []
-    for layer in catalogue.layers_for(tenant.template, tenant.modules, tenant.slug):
+    # Kept modules' tables are the tenant's data too: a restore brings them back, still hidden.
+    modules = catalogue.in_apply_order([*tenant.modules, *tenant.kept_modules])
+    for layer in catalogue.layers_for(tenant.template, modules, tenant.slug):
         revision = dump.layer_versions.get(layer.version_table.removeprefix(VERSION_TABLE_PREFIX))
         if revision is not None:
             layers.append({"key": layer.key, "version_table": layer.version_table, "revision": revision})
@@ -128,6 +130,7 @@ def _manifest(
             "name": tenant.name,
             "template": tenant.template,
             "modules": list(tenant.modules),
+            "kept_modules": list(tenant.kept_modules),
         },
         "store": {"backend": location.backend, "isolation": location.isolation, "name": location.name},
         "layers": layers,

@@ -115,14 +115,21 @@ class Catalogue:
                     raise ModuleConflict(
                         f"{name} conflicts with {other}: enable one of them, not both.", field="modules"
                     )
-        graph = TopologicalSorter({name: set(self.modules[name].requires) for name in selected})
         try:
-            graph.prepare()
+            return self.in_apply_order(selected)
         except CycleError as error:
             cycle = " → ".join(error.args[1])
             raise ModuleCycle(
                 f"These modules require each other in a cycle: {cycle}.", field="modules"
             ) from None
+
+    def in_apply_order(self, names: list[str] | tuple[str, ...]) -> list[str]:
+        """Known modules in the order their migrations apply: requirements first, requirements
+        outside `names` taken as present. No conflict is checked (a tenant's kept modules sit
+        beside its enabled ones); a cycle raises graphlib's CycleError."""
+        chosen = set(names)
+        graph = TopologicalSorter({name: set(self.modules[name].requires) & chosen for name in chosen})
+        graph.prepare()
         ordered: list[str] = []
         while graph.is_active():
             ready = sorted(graph.get_ready())

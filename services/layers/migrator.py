@@ -3,14 +3,16 @@
 Each layer is its own Alembic script directory (layers/<layer>/versions) with its own version
 table in the store, so every layer of every tenant has its own recorded version. Revisions run
 one at a time, each in its own transaction (transactional DDL on SQLite as on PostgreSQL), so a
-crash leaves every revision applied whole or not at all, and the caller records each one."""
+crash leaves every revision applied whole or not at all, and the caller records each one. Asked
+to (`atomic=True`), all the revisions of one call run in one transaction instead: a failure in
+any of them leaves the layer exactly as it was (enabling or dropping a module)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -140,13 +142,15 @@ async def _sqlite_foreign_keys(connection: AsyncConnection, enabled: bool) -> No
     await raw.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")  # type: ignore[union-attr]
 
 
-async def _step(
-    store: Database, layer: Layer, revision: str, destination: str, direction: str
-) -> RevisionRun:
-    """Run one revision in one transaction. On SQLite, foreign keys are off while it runs (so a
-    table rebuilt by batch mode does not cascade-delete its children) and checked before commit."""
+async def _run_revisions(
+    store: Database, layer: Layer, moves: list[tuple[str, str]], direction: str
+) -> list[RevisionRun]:
+    """Run revisions, each given as (revision, destination), in one transaction: all of them or
+    none. On SQLite, foreign keys are off while they run (so a table rebuilt by batch mode does not
+    cascade-delete its children) and checked after each revision. Returns a run per revision
+    reached; on failure the last carries the error and those before it say they were undone."""
+    runs: list[RevisionRun] = []
     started = time.perf_counter()
-    error = None
     try:
         async with _migration_lock(), store.engine.connect() as connection:
             sqlite = connection.dialect.name == "sqlite"
@@ -158,46 +162,78 @@ async def _step(
                         await connection.exec_driver_sql(
                             "SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate.' || current_schema()))"
                         )
-                    await connection.run_sync(_migrate, layer, destination, direction)
-                    if sqlite and (
-                        broken := (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first()
-                    ):
-                        raise RuntimeError(f"the revision leaves a broken foreign key in {broken[0]}")
+                    for revision, destination in moves:
+                        await connection.run_sync(_migrate, layer, destination, direction)
+                        if sqlite and (
+                            broken := (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first()
+                        ):
+                            raise RuntimeError(f"the revision leaves a broken foreign key in {broken[0]}")
+                        elapsed = (time.perf_counter() - started) * 1000
+                        runs.append(RevisionRun(layer.key, revision, direction, elapsed))
+                        started = time.perf_counter()
             finally:
                 if sqlite:
                     await _sqlite_foreign_keys(connection, True)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    return RevisionRun(layer.key, revision, direction, (time.perf_counter() - started) * 1000, error)
+        failed = min(len(runs), len(moves) - 1)  # the revision running, or the last one at commit
+        revision = moves[failed][0]
+        undone = f"undone: revision {revision} failed in the same transaction"
+        return [
+            *(replace(run, error=undone) for run in runs[:failed]),
+            RevisionRun(layer.key, revision, direction, (time.perf_counter() - started) * 1000, error),
+        ]
+    return runs
 
 
-async def upgrade_layer(store: Database, layer: Layer, record: Recorder, target: str | None = None) -> int:
-    """Apply the layer's missing revisions up to `target` (the head by default); returns how many."""
+async def _run_and_record(
+    store: Database,
+    layer: Layer,
+    moves: list[tuple[str, str]],
+    direction: str,
+    record: Recorder,
+    atomic: bool,
+) -> None:
+    """Run the revisions (in one transaction when `atomic`, else one each), record every run, and
+    raise MigrationFailed at the first failure."""
+    batches = [moves] if atomic else [[move] for move in moves]
+    for batch in batches:
+        if not batch:
+            continue
+        runs = await _run_revisions(store, layer, batch, direction)
+        for run in runs:
+            await record(run)
+        if runs[-1].error:
+            raise MigrationFailed(runs[-1])
+
+
+async def upgrade_layer(
+    store: Database, layer: Layer, record: Recorder, target: str | None = None, *, atomic: bool = False
+) -> int:
+    """Apply the layer's missing revisions up to `target` (the head by default); returns how many.
+    `atomic`: all of them in one transaction, so a failure applies none."""
     ordered = revisions(layer)
     current = await current_revision(store, layer)
     start = ordered.index(current) + 1 if current else 0
     stop = ordered.index(target) + 1 if target else len(ordered)
-    for revision in ordered[start:stop]:
-        run = await _step(store, layer, revision, revision, UP)
-        await record(run)
-        if run.error:
-            raise MigrationFailed(run)
-    return max(0, stop - start)
+    pending = ordered[start:stop]
+    await _run_and_record(store, layer, [(revision, revision) for revision in pending], UP, record, atomic)
+    return len(pending)
 
 
-async def downgrade_layer(store: Database, layer: Layer, record: Recorder, target: str = BASE) -> int:
-    """Revert the layer's revisions down to `target` (all of them by default); returns how many."""
+async def downgrade_layer(
+    store: Database, layer: Layer, record: Recorder, target: str = BASE, *, atomic: bool = False
+) -> int:
+    """Revert the layer's revisions down to `target` (all of them by default); returns how many.
+    `atomic`: all of them in one transaction, so a failure reverts none."""
     ordered = revisions(layer)
     current = await current_revision(store, layer)
     if current is None:
         return 0
     stop = ordered.index(target) + 1 if target != BASE else 0
-    reverted = 0
-    for index in range(ordered.index(current), stop - 1, -1):
-        destination = ordered[index - 1] if index > 0 else BASE
-        run = await _step(store, layer, ordered[index], destination, DOWN)
-        await record(run)
-        if run.error:
-            raise MigrationFailed(run)
-        reverted += 1
-    return reverted
+    moves = [
+        (ordered[index], ordered[index - 1] if index > 0 else BASE)
+        for index in range(ordered.index(current), stop - 1, -1)
+    ]
+    await _run_and_record(store, layer, moves, DOWN, record, atomic)
+    return len(moves)

@@ -1,5 +1,6 @@
 """What the tenant page shows: the tenant, its layers and their versions, its latest schema
-snapshot, its jobs with their steps, and its migration history."""
+snapshot, its jobs of every kind (module changes said in words) with their steps, and its
+migration history."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from services.layers.migrator import current_revision, head, revisions
 from services.models import Job, MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
 from services.provisioning.tenants import can_retry
 from services.settings import Settings
+from services.tenancy.modules import describe_module_job
 from services.tenancy.stores import location_of, store_exists
 from services.tenancy.tenants import get_tenant
 
@@ -39,6 +41,8 @@ class TenantOverview:
     history: list[MigrationHistory] = field(default_factory=list)
     pending_custom: list[str] = field(default_factory=list)
     can_retry: bool = False
+    #: What a job changes, in a few words, by job id (module changes: "enable Events").
+    summaries: dict[int, str] = field(default_factory=dict)
 
     @property
     def latest_job(self) -> Job | None:
@@ -74,6 +78,9 @@ async def tenant_overview(session: AsyncSession, settings: Settings, slug: str) 
         )
     )
     catalogue = load_catalogue(settings.layers_dir)
+    overview.summaries = {
+        job.id: summary for job in overview.jobs if (summary := describe_module_job(job, catalogue))
+    }
     layers = catalogue.layers_for(
         tenant.template, [m for m in tenant.modules if m in catalogue.modules], slug
     )

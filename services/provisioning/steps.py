@@ -185,11 +185,11 @@ async def apply_custom(run: Provisioning, session: AsyncSession) -> str:
 async def snapshot(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     location = run.store(tenant)
-    # One tenant of a shared store owns only its layers' tables: its snapshot is of those.
+    # One tenant of a shared store owns only its layers' tables (kept modules' included): its
+    # snapshot is of those.
+    modules = run.catalogue.in_apply_order([*tenant.modules, *tenant.kept_modules])
     only = (
-        await layer_tables(run.catalogue.layers_for(tenant.template, tenant.modules))
-        if location.is_shared
-        else None
+        await layer_tables(run.catalogue.layers_for(tenant.template, modules)) if location.is_shared else None
     )
     store = location.open()
     try:

@@ -1,14 +1,36 @@
-"""A tenant's people and its unit tree, always through a scoped tenant session."""
+"""A tenant's people and its unit tree, always through a scoped tenant session.
+
+A person is a landlord account with a membership of the tenant (what lets them in, and as which
+role) and a profile in the tenant's store (`TenantUser`: name, role, units, whether active).
+Deactivating removes the membership, so the door (services.tenancy.access) refuses them on their
+next request whatever sessions or tokens they hold, and marks the profile inactive, which keeps
+their role and units for a reactivation. People are named by their account id: it is the same in
+every store, so an id never names someone else's person in another tenant's store.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
-from services.accounts.users import NewUser, create_user
-from services.errors import Conflict, InvalidInput, NotFound
-from services.models import Tenant
+from sqlalchemy import Select, String, delete, func, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from services.accounts.users import NewUser, create_user, normalise_email
+from services.errors import Conflict, FieldErrors, InvalidInput, NotFound
+from services.layers.ownership import UNIT_COLUMN
+from services.models import Membership, Plan, Tenant, User
 from services.models.tenant import Role, TenantUser, Unit, UnitAssignment
+from services.tenancy.access import TENANT_ADMIN, TENANT_MEMBER
+from services.tenancy.records import RecordTable
+
+TENANT_ROLES = (TENANT_ADMIN, TENANT_MEMBER)
+
+
+# --- The unit tree ------------------------------------------------------------------------------
 
 
 async def unit_tree(data: AsyncSession) -> list[Unit]:
@@ -23,6 +45,13 @@ async def get_unit(data: AsyncSession, unit_id: int) -> Unit:
     return unit
 
 
+async def _lock_units(data: AsyncSession, *unit_ids: int) -> None:
+    """Hold the rows of units about to change (PostgreSQL; SQLite has one writer anyway) and
+    reload them, so checks on their paths see what a concurrent change committed."""
+    locking = select(Unit).where(Unit.id.in_(unit_ids)).order_by(Unit.id).with_for_update()
+    await data.execute(locking.execution_options(populate_existing=True))
+
+
 def _unit_name(name: str) -> str:
     name = name.strip()
     if not name:
@@ -33,19 +62,19 @@ def _unit_name(name: str) -> str:
 
 
 async def _check_name_free(
-    data: AsyncSession, parent_id: int | None, name: str, unit_id: int | None = None
+    data: AsyncSession, parent: Unit, name: str, unit_id: int | None = None, *, field: str = "name"
 ) -> None:
-    clash = select(Unit.id).where(Unit.parent_id == parent_id, Unit.name == name)
+    clash = select(Unit.id).where(Unit.parent_id == parent.id, Unit.name == name)
     if unit_id is not None:
         clash = clash.where(Unit.id != unit_id)
     if await data.scalar(clash) is not None:
-        raise Conflict(f"There is already a unit called {name!r} there.", field="name")
+        raise Conflict(f"There is already a unit called {name!r} in {parent.name}.", field=field)
 
 
 async def add_unit(data: AsyncSession, *, parent_id: int, name: str, kind: str = "unit") -> Unit:
     parent = await get_unit(data, parent_id)
     name = _unit_name(name)
-    await _check_name_free(data, parent.id, name)
+    await _check_name_free(data, parent, name)
     unit = Unit(parent_id=parent.id, name=name, kind=kind.strip() or "unit", path=parent.path)
     data.add(unit)
     await data.flush()
@@ -57,10 +86,273 @@ async def add_unit(data: AsyncSession, *, parent_id: int, name: str, kind: str =
 async def rename_unit(data: AsyncSession, unit_id: int, name: str) -> Unit:
     unit = await get_unit(data, unit_id)
     name = _unit_name(name)
-    await _check_name_free(data, unit.parent_id, name, unit.id)
+    if unit.parent_id is not None:
+        await _check_name_free(data, await get_unit(data, unit.parent_id), name, unit.id)
     unit.name = name
     await data.flush()
     return unit
+
+
+async def move_unit(data: AsyncSession, unit_id: int, new_parent_id: int) -> Unit:
+    """Put a unit (and everything below it) under another parent: the materialised paths of the
+    whole subtree are rewritten by one statement, in the session's transaction."""
+    unit, parent = await get_unit(data, unit_id), await get_unit(data, new_parent_id)
+    await _lock_units(data, unit.id, parent.id)
+    if unit.parent_id is None:
+        raise InvalidInput(f"{unit.name} is the top of the tree; it cannot move.", field="parent")
+    if parent.path.startswith(unit.path):
+        where = "itself" if parent.id == unit.id else f"{parent.name}, which is inside it"
+        raise InvalidInput(f"{unit.name} cannot move under {where}.", field="parent")
+    if parent.id == unit.parent_id:
+        return unit
+    await _check_name_free(data, parent, unit.name, unit.id, field="parent")
+    old_path, new_path = unit.path, f"{parent.path}{unit.id}/"
+    rest_of_path = func.substr(Unit.path, len(old_path) + 1, type_=String)
+    await data.execute(
+        update(Unit)
+        .where(Unit.path.startswith(old_path, autoescape=True))
+        .values(path=literal(new_path, String) + rest_of_path)
+        .execution_options(synchronize_session="fetch")
+    )
+    unit.parent_id = parent.id
+    await data.flush()
+    return unit
+
+
+def _counted(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+async def unit_contents(data: AsyncSession, unit: Unit, record_tables: Iterable[RecordTable]) -> list[str]:
+    """What keeps a unit from being deleted, in words: units inside it, people assigned to it,
+    rows of template and module tables that belong to it. Empty when nothing does."""
+    count = select(func.count())
+    children = await data.scalar(count.select_from(Unit).where(Unit.parent_id == unit.id)) or 0
+    people = (
+        await data.scalar(count.select_from(UnitAssignment).where(UnitAssignment.unit_id == unit.id)) or 0
+    )
+    contents = [
+        *([_counted(children, "unit inside it", "units inside it")] if children else []),
+        *([_counted(people, "person assigned to it", "people assigned to it")] if people else []),
+    ]
+    for table in sorted(record_tables, key=lambda table: table.name):
+        if UNIT_COLUMN not in table.table.c:
+            continue
+        rows = select(func.count()).select_from(table.model).where(table.table.c[UNIT_COLUMN] == unit.id)
+        if found := await data.scalar(rows) or 0:
+            contents.append(f"{_counted(found, 'row', 'rows')} in {table.name}")
+    return contents
+
+
+async def delete_unit(data: AsyncSession, unit_id: int, record_tables: Iterable[RecordTable]) -> Unit:
+    """Delete an empty unit; the root, or a unit with anything in it, is refused saying why."""
+    unit = await get_unit(data, unit_id)
+    await _lock_units(data, unit.id)
+    if unit.parent_id is None:
+        raise InvalidInput(f"{unit.name} is the top of the tree; it cannot be deleted.", field="unit")
+    if contents := await unit_contents(data, unit, record_tables):
+        raise Conflict(
+            f"{unit.name} still has {', '.join(contents)}: move or remove them first.", field="unit"
+        )
+    await data.delete(unit)
+    await data.flush()
+    return unit
+
+
+# --- People ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Person:
+    account_id: int
+    email: str
+    display_name: str
+    role: str
+    #: Has a membership: may enter the tenant.
+    active: bool
+    units: tuple[Unit, ...]
+    joined_at: datetime | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == TENANT_ADMIN
+
+
+def _check_role(role: str) -> str:
+    if role not in TENANT_ROLES:
+        raise InvalidInput("Choose a role: tenant admin or member.", field="role")
+    return role
+
+
+async def _role_keys(data: AsyncSession) -> dict[int, str]:
+    return {role.id: role.key for role in await data.scalars(select(Role))}
+
+
+async def _role_id(data: AsyncSession, role: str) -> int:
+    role_id = await data.scalar(select(Role.id).where(Role.key == role))
+    if role_id is None:
+        raise InvalidInput(f"This tenant has no role {role!r}.", field="role")
+    return role_id
+
+
+async def _visible_units(data: AsyncSession, unit_ids: Iterable[int]) -> list[Unit]:
+    units = []
+    for unit_id in dict.fromkeys(unit_ids):
+        unit = await data.scalar(select(Unit).where(Unit.id == unit_id))
+        if unit is None:
+            raise NotFound("One of the chosen units is not here any more; choose again.", field="units")
+        units.append(unit)
+    return units
+
+
+def _memberships(tenant: Tenant) -> Select[Membership]:
+    return select(Membership).options(joinedload(Membership.user)).where(Membership.tenant_id == tenant.id)
+
+
+async def _units_by_profile(data: AsyncSession, profile_ids: Iterable[int]) -> dict[int, list[Unit]]:
+    assigned = (
+        select(UnitAssignment.user_id, Unit)
+        .join(Unit, Unit.id == UnitAssignment.unit_id)
+        .where(UnitAssignment.user_id.in_(list(profile_ids)))
+        .order_by(Unit.path)
+    )
+    units: dict[int, list[Unit]] = defaultdict(list)
+    for profile_id, unit in await data.execute(assigned):
+        units[profile_id].append(unit)
+    return units
+
+
+def _person(
+    membership: Membership | None,
+    profile: TenantUser | None,
+    role_keys: dict[int, str],
+    units: dict[int, list[Unit]],
+) -> Person:
+    if profile is None:
+        assert membership is not None
+        email = membership.user.email
+        return Person(membership.user_id, email, email, membership.role, True, (), membership.created_at)
+    return Person(
+        account_id=profile.account_id,
+        email=membership.user.email if membership is not None else profile.email,
+        display_name=profile.display_name,
+        role=membership.role if membership is not None else role_keys[profile.role_id],
+        active=membership is not None,
+        units=tuple(units.get(profile.id, ())),
+        joined_at=profile.created_at,
+    )
+
+
+async def list_people(landlord: AsyncSession, data: AsyncSession, tenant: Tenant) -> list[Person]:
+    """Everyone of the tenant, active first: those with a membership (some made outside the portal
+    may have no profile yet) and the deactivated, who have only their profile."""
+    memberships = {m.user_id: m for m in await landlord.scalars(_memberships(tenant))}
+    profiles = {profile.account_id: profile for profile in await data.scalars(select(TenantUser))}
+    role_keys = await _role_keys(data)
+    units = await _units_by_profile(data, [profile.id for profile in profiles.values()])
+    people = [
+        _person(memberships.get(account_id), profiles.get(account_id), role_keys, units)
+        for account_id in memberships.keys() | profiles.keys()
+    ]
+    return sorted(people, key=lambda p: (not p.active, p.display_name.lower(), p.email))
+
+
+async def _find(
+    landlord: AsyncSession, data: AsyncSession, tenant: Tenant, account_id: int
+) -> tuple[Membership | None, TenantUser | None]:
+    membership = await landlord.scalar(_memberships(tenant).where(Membership.user_id == account_id))
+    profile = await data.scalar(select(TenantUser).where(TenantUser.account_id == account_id))
+    if membership is None and profile is None:
+        raise NotFound("There is no such person here.", field="person")
+    return membership, profile
+
+
+async def get_person(landlord: AsyncSession, data: AsyncSession, tenant: Tenant, account_id: int) -> Person:
+    membership, profile = await _find(landlord, data, tenant, account_id)
+    units = await _units_by_profile(data, [profile.id] if profile else [])
+    return _person(membership, profile, await _role_keys(data), units)
+
+
+async def _with_profile(
+    landlord: AsyncSession, data: AsyncSession, tenant: Tenant, account_id: int
+) -> tuple[Membership | None, TenantUser]:
+    """The person's membership (None when deactivated) and profile, which someone given a
+    membership outside the portal gets here, the first time they are changed."""
+    membership, profile = await _find(landlord, data, tenant, account_id)
+    if profile is None:
+        assert membership is not None
+        profile = TenantUser(
+            account_id=account_id,
+            email=membership.user.email,
+            display_name=membership.user.email,
+            role_id=await _role_id(data, membership.role),
+        )
+        data.add(profile)
+        await data.flush()
+    return membership, profile
+
+
+async def _lock_people(landlord: AsyncSession, tenant: Tenant) -> Plan:
+    """Changes to a tenant's people queue behind each other (a row lock on the tenant), so two
+    admins cannot both pass a quota or last-admin check that only one of them should. Its plan."""
+    await landlord.execute(select(Tenant.id).where(Tenant.id == tenant.id).with_for_update())
+    return await landlord.get_one(Plan, tenant.plan_key)
+
+
+async def count_active_people(landlord: AsyncSession, tenant: Tenant, *, role: str | None = None) -> int:
+    """People who may enter the tenant (of `role`, when given): memberships of active accounts."""
+    active = (
+        select(func.count())
+        .select_from(Membership)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.tenant_id == tenant.id, User.is_active.is_(True))
+    )
+    if role is not None:
+        active = active.where(Membership.role == role)
+    return await landlord.scalar(active) or 0
+
+
+async def _check_room_for_one_more(landlord: AsyncSession, tenant: Tenant, plan: Plan) -> None:
+    if plan.max_users is None:
+        return
+    active = await count_active_people(landlord, tenant)
+    if active >= plan.max_users:
+        raise Conflict(
+            f"{tenant.name}'s plan ({plan.name}) allows {_counted(plan.max_users, 'active person', 'active people')}, "
+            f"and {active} {'is' if active == 1 else 'are'} active. Deactivate someone first, or ask about "
+            "a larger plan.",
+            field="people",
+        )
+
+
+async def _keep_an_admin(landlord: AsyncSession, tenant: Tenant, person: str, change: str) -> None:
+    if await count_active_people(landlord, tenant, role=TENANT_ADMIN) <= 1:
+        raise Conflict(
+            f"{person} is the last active admin of {tenant.name}: make someone else an admin before "
+            f"you {change}.",
+            field="role",
+        )
+
+
+async def _check_new_to_tenant(
+    landlord: AsyncSession, data: AsyncSession, tenant: Tenant, email: str
+) -> None:
+    member = await landlord.scalar(_memberships(tenant).join(User).where(User.email == email))
+    profile = await data.scalar(select(TenantUser).where(TenantUser.email == email))
+    if member is not None:
+        raise Conflict(f"{email} is already one of {tenant.name}'s people.", field="email")
+    if profile is not None:
+        raise Conflict(
+            f"{email} was one of {tenant.name}'s people and is deactivated: reactivate them instead.",
+            field="email",
+        )
+
+
+def _display_name(display_name: str, email: str) -> str:
+    display_name = display_name.strip()
+    if len(display_name) > 200:
+        raise InvalidInput("A name is at most 200 characters.", field="display_name")
+    return display_name or email
 
 
 async def add_person(
@@ -75,19 +367,128 @@ async def add_person(
 ) -> NewUser:
     """A sign-in account with a membership of `tenant`, its profile in the tenant's store and its
     unit assignments. Every unit must be visible in the session's scope."""
-    units = [await get_unit(data, unit_id) for unit_id in unit_ids]
+    units = await _visible_units(data, unit_ids)
     account = await create_user(landlord, email=email, role=role, tenant_slug=tenant.slug)
-    role_row = await data.scalar(select(Role).where(Role.key == role))
-    if role_row is None:
-        raise InvalidInput(f"{tenant.slug} has no role {role!r}.", field="role")
     person = TenantUser(
         account_id=account.user.id,
         email=account.user.email,
         display_name=display_name.strip() or email,
-        role_id=role_row.id,
+        role_id=await _role_id(data, role),
     )
     data.add(person)
     await data.flush()
     data.add_all(UnitAssignment(user_id=person.id, unit_id=unit.id) for unit in units)
     await data.flush()
     return account
+
+
+async def invite_person(
+    landlord: AsyncSession,
+    data: AsyncSession,
+    tenant: Tenant,
+    *,
+    email: str,
+    display_name: str,
+    role: str,
+    unit_ids: list[int],
+) -> NewUser:
+    """A new person of the tenant, with a generated password to show once. Refused, every mistake
+    at once and each on its field: a bad or taken email, a bad role, a unit the scope does not
+    see, and one person more than the plan allows ("people")."""
+    plan = await _lock_people(landlord, tenant)
+    errors = FieldErrors()
+    with errors.checking("email"):
+        email = normalise_email(email)
+        await _check_new_to_tenant(landlord, data, tenant, email)
+    with errors.checking("display_name"):
+        display_name = _display_name(display_name, email)
+    with errors.checking("role"):
+        _check_role(role)
+    with errors.checking("units"):
+        await _visible_units(data, unit_ids)
+    with errors.checking("people"):
+        await _check_room_for_one_more(landlord, tenant, plan)
+    errors.raise_if_any()
+    return await add_person(
+        landlord, data, tenant, email=email, display_name=display_name, role=role, unit_ids=unit_ids
+    )
+
+
+async def change_role(
+    landlord: AsyncSession, data: AsyncSession, tenant: Tenant, account_id: int, role: str
+) -> Person:
+    """Make someone an admin or a member; it takes effect on their next request. The last active
+    admin stays one."""
+    role = _check_role(role)
+    await _lock_people(landlord, tenant)
+    membership, profile = await _with_profile(landlord, data, tenant, account_id)
+    if membership is not None and membership.role == TENANT_ADMIN and role != TENANT_ADMIN:
+        await _keep_an_admin(landlord, tenant, membership.user.email, "make them a member")
+    if membership is not None:
+        membership.role = role
+    profile.role_id = await _role_id(data, role)
+    await data.flush()
+    await landlord.flush()
+    return await get_person(landlord, data, tenant, account_id)
+
+
+async def set_units(
+    landlord: AsyncSession, data: AsyncSession, tenant: Tenant, account_id: int, unit_ids: list[int]
+) -> Person:
+    """Assign someone to exactly these units (none is allowed: a member then sees no data)."""
+    _, profile = await _with_profile(landlord, data, tenant, account_id)
+    units = await _visible_units(data, unit_ids)
+    await data.execute(delete(UnitAssignment).where(UnitAssignment.user_id == profile.id))
+    data.add_all(UnitAssignment(user_id=profile.id, unit_id=unit.id) for unit in units)
+    await data.flush()
+    return await get_person(landlord, data, tenant, account_id)
+
+
+async def deactivate_person(
+    landlord: AsyncSession, data: AsyncSession, tenant: Tenant, account_id: int, *, by_account_id: int
+) -> Person:
+    """Take someone's way in (their membership) while keeping their profile, role and units.
+    Nobody deactivates themselves, nor the last active admin."""
+    await _lock_people(landlord, tenant)
+    membership, profile = await _with_profile(landlord, data, tenant, account_id)
+    if membership is None:
+        raise Conflict(f"{profile.email} is already deactivated.", field="person")
+    if account_id == by_account_id:
+        raise Conflict("You cannot deactivate yourself; another admin can.", field="person")
+    if membership.role == TENANT_ADMIN:
+        await _keep_an_admin(landlord, tenant, membership.user.email, "deactivate them")
+    profile.role_id = await _role_id(data, membership.role)
+    profile.is_active = False
+    await landlord.delete(membership)
+    await landlord.flush()
+    await data.flush()
+    return await get_person(landlord, data, tenant, account_id)
+
+
+async def reactivate_person(
+    landlord: AsyncSession, data: AsyncSession, tenant: Tenant, account_id: int
+) -> Person:
+    """Let a deactivated person in again, with the role and units they had, if the plan has room."""
+    plan = await _lock_people(landlord, tenant)
+    membership, profile = await _with_profile(landlord, data, tenant, account_id)
+    if membership is not None:
+        raise Conflict(f"{profile.email} is active already.", field="person")
+    if await landlord.get(User, account_id) is None:
+        raise NotFound(f"{profile.email} has no account any more; invite them again.", field="person")
+    await _check_room_for_one_more(landlord, tenant, plan)
+    role = (await _role_keys(data))[profile.role_id]
+    landlord.add(Membership(user_id=account_id, tenant_id=tenant.id, role=role))
+    profile.is_active = True
+    await landlord.flush()
+    await data.flush()
+    return await get_person(landlord, data, tenant, account_id)
+
+
+async def tenant_of_account_elsewhere(
+    landlord: AsyncSession, account_id: int, tenant: Tenant
+) -> Tenant | None:
+    """Another tenant this account belongs to, when it does not belong to `tenant`: someone asking
+    for it from `tenant` is reaching into that one."""
+    elsewhere = select(Tenant).join(Membership, Membership.tenant_id == Tenant.id)
+    elsewhere = elsewhere.where(Membership.user_id == account_id, Tenant.id != tenant.id).order_by(Tenant.id)
+    return await landlord.scalar(elsewhere.limit(1))

@@ -3,23 +3,50 @@
 No template or module table has a hand-written model: each is reflected from a store and mapped
 on the tenant markers (TenantRow, and UnitRow when it has a `unit_id`), so scoped sessions filter
 and stamp its rows like any other. Stores with the same schema snapshot share one mapping.
+
+Rows are listed, read, created, changed and deleted here, always through the request's scoped
+session. A write happens in a savepoint: what the database refuses (a unique clash, a check, a
+row still referred to, a unit outside a member's scope) is rolled back whole and becomes an error
+that names the field, never a half-written row.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, MetaData, String, Table, Text, func, or_, select
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ColumnElement,
+    Constraint,
+    ForeignKeyConstraint,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, registry
 
-from services.errors import NotFound
-from services.layers.ownership import UNIT_COLUMN
+from services.errors import Conflict, DomainError, InvalidFields, InvalidInput, NotFound
+from services.layers.ownership import TENANT_COLUMN, UNIT_COLUMN
 from services.layers.snapshot import VERSION_TABLE_PREFIX
 from services.models.tenant import TenantBase, TenantRow, UnitRow
 from services.pagination import Paging
+from services.tenancy.sessions import OutOfScope
+
+SORT_DIRECTIONS = ("asc", "desc")
 
 
 @dataclass(frozen=True)
@@ -35,7 +62,7 @@ class RecordTable:
     @property
     def columns(self) -> list[Column[Any]]:
         """What a person reads: every column but the tenant tag."""
-        return [column for column in self.table.columns if column.name != "tenant_id"]
+        return [column for column in self.table.columns if column.name != TENANT_COLUMN]
 
     @property
     def searchable(self) -> list[Column[Any]]:
@@ -44,6 +71,23 @@ class RecordTable:
     @property
     def primary_key(self) -> Column[Any]:
         return next(iter(self.table.primary_key.columns))
+
+    def label(self, column: Column[Any]) -> str:
+        return column_label(column)
+
+    def shown(self, row: Any, column: Column[Any]) -> str:
+        """`row`'s value in `column` as a page shows it: times in UTC, yes or no, nothing for empty."""
+        value = getattr(row, column.key)
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "Yes" if value else "No"
+        if isinstance(value, datetime):
+            moment = in_utc(value)
+            return moment.isoformat(sep=" ", timespec="seconds" if moment.second else "minutes")
+        if isinstance(value, Decimal):
+            return f"{value:f}"
+        return value.isoformat() if isinstance(value, date) else str(value)
 
 
 @dataclass
@@ -56,11 +100,25 @@ class RecordSchema:
         return self.tables[name]
 
 
+def in_utc(moment: datetime) -> datetime:
+    """A stored time in UTC, without its zone. SQLite hands times back without one: they are UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def column_label(column: Column[Any]) -> str:
+    """A column as a person names it: "venue_id" is the venue, "starts_at" is "Starts at"."""
+    name = column.name.removesuffix("_id") if column.foreign_keys else column.name
+    return name.replace("_", " ").capitalize()
+
+
 @dataclass(frozen=True, kw_only=True)
 class RecordPage(Paging):
     table: RecordTable
     rows: list[Any]
     query: str
+    #: The column the rows are sorted by ("" for the default, newest first) and its direction.
+    sort: str = ""
+    direction: str = "asc"
 
 
 _schemas: dict[str, RecordSchema] = {}
@@ -96,21 +154,52 @@ def _class_name(table: str) -> str:
 
 
 async def list_records(
-    data: AsyncSession, table: RecordTable, *, query: str = "", page: int = 1, per_page: int = 25
+    data: AsyncSession,
+    table: RecordTable,
+    *,
+    query: str = "",
+    page: int = 1,
+    per_page: int = 25,
+    sort: str = "",
+    direction: str = "asc",
 ) -> RecordPage:
-    """One page of a table's rows visible in the session's scope, newest first, searchable."""
+    """One page of a table's rows visible in the session's scope, searchable, sorted by `sort`
+    (one of the table's columns) or newest first."""
     page, per_page = max(page, 1), min(max(per_page, 1), 100)
     condition: ColumnElement[bool] | None = None
     if (query := query.strip()) and table.searchable:
         condition = or_(*(func.lower(c).contains(query.lower(), autoescape=True) for c in table.searchable))
     count = select(func.count()).select_from(table.model)
-    rows = select(table.model).order_by(table.primary_key.desc())
+    rows = select(table.model).order_by(*_order(table, sort, direction))
     if condition is not None:
         count, rows = count.where(condition), rows.where(condition)
     total = await data.scalar(count) or 0
     offset = (page - 1) * per_page
     found = list(await data.scalars(rows.offset(offset).limit(per_page))) if offset < total else []
-    return RecordPage(table=table, rows=found, query=query, total=total, page=page, per_page=per_page)
+    return RecordPage(
+        table=table,
+        rows=found,
+        query=query,
+        total=total,
+        page=page,
+        per_page=per_page,
+        sort=sort,
+        direction=direction,
+    )
+
+
+def _order(table: RecordTable, sort: str, direction: str) -> list[ColumnElement[Any]]:
+    if not sort:
+        return [table.primary_key.desc()]
+    columns = {column.name: column for column in table.columns}
+    if sort not in columns:
+        raise InvalidInput(f"Rows can be sorted by {', '.join(columns)}; not by {sort!r}.", field="sort")
+    if direction not in SORT_DIRECTIONS:
+        raise InvalidInput("The sort direction is asc or desc.", field="dir")
+    column = columns[sort]
+    ordered = column.asc() if direction == "asc" else column.desc()
+    # Empty values last either way, on every backend; the id keeps pages stable among equals.
+    return [ordered.nulls_last(), table.primary_key.asc()]
 
 
 async def get_record(data: AsyncSession, table: RecordTable, record_id: int) -> Any:
@@ -119,3 +208,107 @@ async def get_record(data: AsyncSession, table: RecordTable, record_id: int) -> 
     if row is None:
         raise NotFound("There is no such record here.")
     return row
+
+
+async def create_record(data: AsyncSession, table: RecordTable, values: dict[str, Any]) -> Any:
+    """A new row from checked `values` (column keys to Python values), stamped with the scope's
+    tenant, read back with what the database filled in (its id, defaults)."""
+    row = table.model(**values)
+    async with _saving(table), data.begin_nested():
+        data.add(row)
+    await data.refresh(row)
+    return row
+
+
+async def update_record(data: AsyncSession, table: RecordTable, row: Any, values: dict[str, Any]) -> Any:
+    """`row` (found with get_record) with checked `values` written over its own."""
+    async with _saving(table), data.begin_nested():
+        for key, value in values.items():
+            setattr(row, key, value)
+    await data.refresh(row)
+    return row
+
+
+async def delete_record(data: AsyncSession, schema: RecordSchema, table: RecordTable, row: Any) -> None:
+    """Deletes `row` (found with get_record), unless other rows still refer to it."""
+    record_id = getattr(row, table.primary_key.key)
+    try:
+        async with data.begin_nested():
+            await data.delete(row)
+    except IntegrityError:
+        holders = await _referring(data, schema, table, record_id)
+        where = f"in {' and '.join(holders)}" if holders else "some of them outside what you can see"
+        raise Conflict(
+            f"Other records still refer to this one ({where}). Change or delete them first."
+        ) from None
+
+
+async def _referring(
+    data: AsyncSession, schema: RecordSchema, table: RecordTable, record_id: Any
+) -> list[str]:
+    """The tables (as their titles) with rows in view that keep `record_id` from being deleted."""
+    holders = []
+    for other in schema.tables.values():
+        for column in other.table.columns:
+            keys = [key for key in column.foreign_keys if key.column.table.name == table.name]
+            if not keys or (keys[0].ondelete or "NO ACTION").upper() not in ("RESTRICT", "NO ACTION"):
+                continue
+            found = select(func.count()).select_from(other.model).where(column == record_id)
+            if await data.scalar(found):
+                holders.append(other.title.lower())
+                break
+    return holders
+
+
+@asynccontextmanager
+async def _saving(table: RecordTable) -> AsyncIterator[None]:
+    """Around a savepoint that writes a row: its refusals become errors on the fields."""
+    try:
+        yield
+    except OutOfScope:
+        if UNIT_COLUMN not in table.table.c:
+            raise
+        raise InvalidFields(
+            {UNIT_COLUMN: "Choose one of your own units: records are kept in them."}
+        ) from None
+    except (IntegrityError, DataError) as error:
+        raise _refusal(table, str(error.orig)) from None
+
+
+def _refusal(table: RecordTable, message: str) -> DomainError:
+    """What the database refused, said of the field it concerns. The database's own words stay in
+    the server: they may quote other rows' values."""
+    constraint = _named_constraint(table, message)
+    if isinstance(constraint, UniqueConstraint):
+        return _taken(table, [column.name for column in constraint.columns])
+    if isinstance(constraint, CheckConstraint):
+        rule = str(constraint.sqltext)
+        mentioned = [column for column in table.columns if re.search(rf"\b{column.name}\b", rule)]
+        if mentioned:
+            return InvalidFields({mentioned[0].key: f"This value breaks the rule “{rule}”."})
+    if isinstance(constraint, ForeignKeyConstraint):
+        column = next(iter(constraint.columns))
+        return InvalidFields({column.key: f"Choose a {column_label(column).lower()} that exists here."})
+    if unique := re.search(r"UNIQUE constraint failed: (.+)", message):
+        return _taken(table, [name.split(".")[-1].strip() for name in unique.group(1).split(",")])
+    if missing := re.search(r'NOT NULL constraint failed: \w+\.(\w+)|null value in column "(\w+)"', message):
+        name = missing.group(1) or missing.group(2)
+        if name in table.table.c:
+            return InvalidFields({name: f"Fill in {column_label(table.table.c[name]).lower()}."})
+    return Conflict("The database refused these values, so nothing was saved. Check them and try again.")
+
+
+def _named_constraint(table: RecordTable, message: str) -> Constraint | None:
+    named = (c for c in table.table.constraints if isinstance(c.name, str) and c.name)
+    return next((c for c in named if re.search(rf"\b{re.escape(str(c.name))}\b", message)), None)
+
+
+def _taken(table: RecordTable, names: list[str]) -> DomainError:
+    columns = [table.table.c[name] for name in names if name != TENANT_COLUMN and name in table.table.c]
+    if not columns:
+        return Conflict(f"This would repeat a row of {table.title.lower()}.")
+    *others, last = columns
+    message = f"Another row of {table.title.lower()} already has this {column_label(last).lower()}"
+    if others:
+        message += " with the same " + " and ".join(column_label(c).lower() for c in others)
+    return InvalidFields({last.key: message + "."})

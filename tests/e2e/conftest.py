@@ -177,6 +177,13 @@ def in_server_db(server: Server) -> Callable[[Callable[[Any], Any]], Any]:
     return run
 
 
+def off_the_loop(work: Callable[..., T], *args: Any, timeout: float = 120) -> T:
+    """`work(*args)` in a thread of its own, for helpers that call asyncio.run(): Playwright's sync
+    API marks this thread's event loop as running."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(work, *args).result(timeout=timeout)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Headless Chromium for this module only, so that no other test runs beside Playwright's loop."""

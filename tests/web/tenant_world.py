@@ -16,6 +16,7 @@ from services.provisioning.tenants import TenantRequest, request_tenant
 from services.settings import Settings
 from services.tenancy.access import TENANT_ADMIN
 from services.tenancy.context import Scope, tenant_context
+from services.tenancy.modules import request_disable
 from services.tenancy.people import add_person, add_unit
 from services.tenancy.records import record_schema
 from services.tenancy.sessions import scoped_session
@@ -40,7 +41,12 @@ async def _in_tenant(settings: Settings, slug: str, work: Any) -> Any:
 
 
 def provision(
-    settings: Settings, slug: str, *, template: str = "community_group", isolation: str = "database"
+    settings: Settings,
+    slug: str,
+    *,
+    template: str = "community_group",
+    isolation: str = "database",
+    modules: list[str] | tuple[str, ...] = (),
 ) -> int:
     """A tenant built by the provisioning job, as a worker would build it; its id."""
 
@@ -51,7 +57,7 @@ def provision(
                 tenant, job = await request_tenant(
                     session,
                     settings,
-                    TenantRequest(slug, slug.replace("-", " ").title(), template, [], isolation),
+                    TenantRequest(slug, slug.replace("-", " ").title(), template, list(modules), isolation),
                 )
             with tenant_context(tenant.id):
                 await jobs.perform_job(landlord, job.id, settings)
@@ -63,6 +69,27 @@ def provision(
             await landlord.dispose()
 
     return asyncio.run(go())
+
+
+def disable_module(settings: Settings, slug: str, module: str, *, keep_data: bool) -> None:
+    """Disable `module` as a tenant admin's request and a worker do it (a backup first)."""
+
+    async def go() -> None:
+        landlord = Database(settings.database_url)
+        try:
+            async with landlord.session() as session:
+                tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+                assert tenant is not None
+                change = await request_disable(session, settings, tenant, module, keep_data=keep_data)
+            with tenant_context(change.job.tenant_id):
+                await jobs.perform_job(landlord, change.job.id, settings)
+            async with landlord.session() as session:
+                done = await session.get_one(type(change.job), change.job.id)
+                assert done.status == JobStatus.SUCCEEDED, done.error
+        finally:
+            await landlord.dispose()
+
+    asyncio.run(go())
 
 
 def add_units(settings: Settings, slug: str, names: list[tuple[str, str | None]]) -> dict[str, int]:

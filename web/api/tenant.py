@@ -1,23 +1,34 @@
 """/api/v1/tenant: a tenant token's own tenant, in the token's scope. The tenant is the token's;
-no path names one, so no call can reach another tenant's tenant_data."""
+no path names one, so no call can reach another tenant's tenant_data.
+
+The rows of template and module tables are read and written here with the portal's own checks
+(services.tenancy.forms): a refused body is a 422 naming each field's mistake, a row outside the
+token's scope is a 404, and every write is on the tenant's audit trail."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get
-from litestar.params import FromPath, QueryParameter
+from litestar import Controller, Request, delete, get, patch, post, put
+from litestar.params import Body, FromPath, QueryParameter
 
 from services.tenancy.people import unit_tree
-from services.tenancy.records import RecordTable, get_record, list_records
+from services.tenancy.records import (
+    RecordTable,
+    create_record,
+    delete_record,
+    list_records,
+    update_record,
+)
 from web.api.schemas import Page
 from web.deps import DbSession
-from web.tenant.data import record_schema_of
-from web.tenant.pages import reporting_foreign
+from web.tenant.data import read_submission, record_change, record_table_of, visible_record
 from web.tenant.scope import TenantData
+
+Row = dict[str, Any]
 
 
 @dataclass
@@ -30,15 +41,34 @@ class UnitOut:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
     return value
 
 
-def _row(table: RecordTable, row: Any) -> dict[str, Any]:
+def _row(table: RecordTable, row: Any) -> Row:
     return {column.name: _plain(getattr(row, column.key)) for column in table.columns}
+
+
+async def _change(
+    request: Request[Any, Any, Any],
+    tenant_data: TenantData,
+    db_session: DbSession,
+    table: str,
+    record_id: int,
+    data: Row,
+    *,
+    partial: bool,
+) -> Row:
+    schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
+    values = await read_submission(request, tenant_data, schema, chosen, data, row=row, partial=partial)
+    await update_record(tenant_data, chosen, row, values)
+    await record_change(request, db_session, "record.update", chosen, record_id)
+    return _row(chosen, row)
 
 
 class TenantApiController(Controller):
@@ -58,9 +88,13 @@ class TenantApiController(Controller):
         q: Annotated[str, QueryParameter(description="matches any text column")] = "",
         page: Annotated[int, QueryParameter(ge=1)] = 1,
         per_page: Annotated[int, QueryParameter(ge=1, le=100)] = 25,
-    ) -> Page[dict[str, Any]]:
-        chosen = (await record_schema_of(request, db_session, tenant_data)).table(table)
-        found = await list_records(tenant_data, chosen, query=q, page=page, per_page=per_page)
+        sort: Annotated[str, QueryParameter(description="a column to sort by; newest first without")] = "",
+        direction: Annotated[str, QueryParameter(name="dir", description="asc or desc")] = "asc",
+    ) -> Page[Row]:
+        _, chosen = await record_table_of(request, db_session, tenant_data, table)
+        found = await list_records(
+            tenant_data, chosen, query=q, page=page, per_page=per_page, sort=sort, direction=direction
+        )
         return Page(
             items=[_row(chosen, r) for r in found.rows], total=found.total, page=page, per_page=per_page
         )
@@ -73,7 +107,79 @@ class TenantApiController(Controller):
         db_session: DbSession,
         table: FromPath[str],
         record_id: FromPath[int],
-    ) -> dict[str, Any]:
-        chosen = (await record_schema_of(request, db_session, tenant_data)).table(table)
-        async with reporting_foreign(request, table, record_id):
-            return _row(chosen, await get_record(tenant_data, chosen, record_id))
+    ) -> Row:
+        _, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
+        return _row(chosen, row)
+
+    @post(
+        "/data/{table:str}",
+        summary="Add a row to a template or module table",
+        description="The body maps column names to values (dates and times as ISO 8601, times in UTC "
+        "when they carry no offset). A column left out takes its default; the id and created_at are "
+        "the database's. 422 names each field that is wrong; nothing is written then.",
+    )
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_data: TenantData,
+        db_session: DbSession,
+        table: FromPath[str],
+        data: Annotated[Row, Body()],
+    ) -> Row:
+        schema, chosen = await record_table_of(request, db_session, tenant_data, table)
+        values = await read_submission(request, tenant_data, schema, chosen, data)
+        row = await create_record(tenant_data, chosen, values)
+        await record_change(
+            request, db_session, "record.create", chosen, getattr(row, chosen.primary_key.key)
+        )
+        return _row(chosen, row)
+
+    @put(
+        "/data/{table:str}/{record_id:int}",
+        summary="Replace a row of a template or module table",
+        description="Every column the row has is set from the body: one left out is emptied "
+        "(or refused when it may not be empty).",
+    )
+    async def replace(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_data: TenantData,
+        db_session: DbSession,
+        table: FromPath[str],
+        record_id: FromPath[int],
+        data: Annotated[Row, Body()],
+    ) -> Row:
+        return await _change(request, tenant_data, db_session, table, record_id, data, partial=False)
+
+    @patch(
+        "/data/{table:str}/{record_id:int}",
+        summary="Change some columns of a row of a template or module table",
+        description="Only the columns in the body change.",
+    )
+    async def amend(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_data: TenantData,
+        db_session: DbSession,
+        table: FromPath[str],
+        record_id: FromPath[int],
+        data: Annotated[Row, Body()],
+    ) -> Row:
+        return await _change(request, tenant_data, db_session, table, record_id, data, partial=True)
+
+    @delete(
+        "/data/{table:str}/{record_id:int}",
+        summary="Delete a row of a template or module table",
+        description="409 while other rows still refer to it.",
+    )
+    async def remove(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_data: TenantData,
+        db_session: DbSession,
+        table: FromPath[str],
+        record_id: FromPath[int],
+    ) -> None:
+        schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
+        await delete_record(tenant_data, schema, chosen, row)
+        await record_change(request, db_session, "record.delete", chosen, record_id)

@@ -75,7 +75,8 @@ def formats_for(tenant: Tenant) -> list[str]:
     return backup_formats(tenant)
 
 
-async def backups_panel(session: AsyncSession, tenant: Tenant, *, error: str | None = None) -> BackupsPanel:
+async def backup_lines(session: AsyncSession, tenant: Tenant) -> list[BackupLine]:
+    """The tenant's backups, newest first, as both portals list them."""
     now = utcnow()
     lock = await session.scalar(select(TenantLock).where(TenantLock.tenant_id == tenant.id))
     lines = []
@@ -93,6 +94,11 @@ async def backups_panel(session: AsyncSession, tenant: Tenant, *, error: str | N
                 lock.job_id if waiting and lock is not None else None,
             )
         )
+    return lines
+
+
+async def backups_panel(session: AsyncSession, tenant: Tenant, *, error: str | None = None) -> BackupsPanel:
+    lines = await backup_lines(session, tenant)
     unavailable = None
     if tenant.status != TenantStatus.ACTIVE or not tenant.store_name:
         unavailable = f"{tenant.slug} is {tenant.status}: only an active tenant's store can be backed up."

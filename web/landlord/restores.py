@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.backups import CopyTarget, RequestedRestore, get_backup, request_restore, request_restore_copy
 from services.backups.archive import describe_size
-from services.backups.restores import safety_format
+from services.backups.safety import safety_format
 from services.errors import DomainError, InvalidFields, InvalidInput
-from services.models import Backup, IsolationMode, Tenant, TenantStatus, Verification
+from services.models import Backup, IsolationMode, JobStatus, Tenant, TenantStatus, Verification
 from services.settings import Settings
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import get_tenant
@@ -64,16 +64,33 @@ def _settings(request: Request[Any, Any, Any]) -> Settings:
     return request.app.state.settings
 
 
+def unrestorable_reason(backup: Backup) -> str | None:
+    """Why `backup` cannot be restored, in words for the page; None when it can."""
+    if backup.status == JobStatus.FAILED:
+        return f"Backup #{backup.id} failed before its archive was complete: there is nothing to restore."
+    if backup.status != JobStatus.SUCCEEDED:
+        return f"Backup #{backup.id} is not finished yet."
+    if backup.verification == Verification.FAILED:
+        return f"Backup #{backup.id} failed its verification: only a backup shown to restore is restored."
+    if backup.verification != Verification.VERIFIED:
+        return f"Backup #{backup.id} is not verified yet: only a backup shown to restore is restored."
+    return None
+
+
+def check_confirmation(tenant: Tenant, typed: str) -> None:
+    """A restore replaces the tenant's data: its slug, typed again, says the person means it."""
+    if typed.strip() != tenant.slug:
+        raise InvalidInput(f"Type {tenant.slug} to confirm that its data is to be replaced.", field="confirm")
+
+
 def restore_page(tenant: Tenant, backup: Backup, settings: Settings, **extra: Any) -> RestorePage:
     manifest = backup.manifest or {"tables": {}}
     tables = sorted(
         ((name, int(table["rows"])) for name, table in manifest["tables"].items() if table["rows"]),
         key=lambda entry: (-entry[1], entry[0]),
     )
-    unavailable = None
-    if backup.verification != Verification.VERIFIED:
-        unavailable = f"Backup #{backup.id} is not verified: only a backup shown to restore is restored."
-    elif tenant.status != TenantStatus.ACTIVE or not tenant.store_name:
+    unavailable = unrestorable_reason(backup)
+    if unavailable is None and (tenant.status != TenantStatus.ACTIVE or not tenant.store_name):
         unavailable = f"{tenant.slug} is {tenant.status}: only an active tenant is restored in place."
     modes = [mode for mode in available_isolation_modes(settings) if mode != IsolationMode.SHARED]
     return RestorePage(
@@ -155,8 +172,7 @@ class RestoresController(Controller):
         tenant = await get_tenant(db_session, slug)
         backup = await get_backup(db_session, tenant, backup_id)
         try:
-            if data.confirm.strip() != tenant.slug:
-                raise InvalidInput(f"Type {tenant.slug} to confirm that its data is to be replaced.")
+            check_confirmation(tenant, data.confirm)
             async with db_session.begin_nested():
                 requested = await request_recorded_restore(request, db_session, tenant, backup)
         except DomainError as error:

@@ -1,26 +1,60 @@
-"""The tenant's data: every template and module table, with pages generated from its definition."""
+"""The tenant's data: every template and module table, with pages generated from its definition.
+
+A list (search, sort, pages; HTMX swaps the table, links work without it), a row's page, a form to
+add or change a row (its inputs follow the columns, mistakes are shown next to each field and
+nothing is written), and a confirmation before a row is deleted. Everyone in the tenant may write;
+a member's scope keeps them to their units' rows. Every write goes on the tenant's audit trail.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any
 
-from litestar import Controller, Request, get
-from litestar.params import FromPath, FromQuery
-from litestar.response import Template
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
 from sqlalchemy import select
 
-from services.errors import NotFound
+from services.errors import Conflict, InvalidFields, NotFound
 from services.models import SchemaSnapshot
-from services.tenancy.records import RecordSchema, get_record, list_records, record_schema
+from services.tenancy.forms import (
+    InvalidRecord,
+    blank_values,
+    from_form,
+    read_record,
+    record_form,
+    reference_labels,
+    values_of,
+)
+from services.tenancy.modules import visible_tables
+from services.tenancy.records import (
+    RecordSchema,
+    RecordTable,
+    create_record,
+    delete_record,
+    get_record,
+    list_records,
+    record_schema,
+    update_record,
+)
+from web.audit import record_request
 from web.deps import DbSession
-from web.tenant.pages import reporting_foreign, tenant_page
-from web.tenant.scope import TenantData, tenant_access
+from web.tenant.pages import refuse_if_foreign, reporting_foreign, tenant_page
+from web.tenant.scope import TenantData, tenant_access, tenant_link
 
 
 async def record_schema_of(
-    request: Request[Any, Any, Any], db_session: DbSession, tenant_data: TenantData
+    request: Request[Any, Any, Any],
+    db_session: DbSession,
+    tenant_data: TenantData,
+    *,
+    with_kept: bool = False,
 ) -> RecordSchema:
-    """The tenant's template and module tables, as its latest schema snapshot names them."""
+    """The tenant's template and enabled modules' tables, as its latest schema snapshot names them.
+    Its kept modules' tables stay in the store, hidden, unless `with_kept` asks for them too (what
+    still refers to a unit, say)."""
     tenant = tenant_access(request).tenant
     snapshot = await db_session.scalar(
         select(SchemaSnapshot)
@@ -30,7 +64,96 @@ async def record_schema_of(
     )
     if snapshot is None:
         raise NotFound(f"{tenant.name} has no schema snapshot yet.")
-    return await record_schema(tenant_data, snapshot.sha256, frozenset(snapshot.description["tables"]))
+    if with_kept:
+        return await record_schema(tenant_data, snapshot.sha256, frozenset(snapshot.description["tables"]))
+    tables = await visible_tables(request.app.state.settings, tenant, snapshot.description["tables"])
+    # One mapping per schema and set of hidden tables: the same schema may hide a module here only.
+    key = "/".join([snapshot.sha256, *sorted(tenant.kept_modules)])
+    return await record_schema(tenant_data, key, tables)
+
+
+async def record_table_of(
+    request: Request[Any, Any, Any], db_session: DbSession, tenant_data: TenantData, table: str
+) -> tuple[RecordSchema, RecordTable]:
+    schema = await record_schema_of(request, db_session, tenant_data)
+    return schema, schema.table(table)
+
+
+async def visible_record(
+    request: Request[Any, Any, Any],
+    db_session: DbSession,
+    tenant_data: TenantData,
+    table: str,
+    record_id: int,
+) -> tuple[RecordSchema, RecordTable, Any]:
+    """The row `record_id` of `table` if the scope sees it; "not found" (recorded when the id is
+    another tenant's) otherwise."""
+    schema, chosen = await record_table_of(request, db_session, tenant_data, table)
+    async with reporting_foreign(request, table, record_id):
+        row = await get_record(tenant_data, chosen, record_id)
+    return schema, chosen, row
+
+
+async def read_submission(
+    request: Request[Any, Any, Any],
+    tenant_data: TenantData,
+    schema: RecordSchema,
+    table: RecordTable,
+    submitted: Mapping[str, Any],
+    *,
+    row: Any | None = None,
+    partial: bool = False,
+) -> dict[str, Any]:
+    """The checked values of a submission. A reference to a row the scope cannot see is refused
+    like a missing one; if the row is another tenant's, the attempt is recorded against it."""
+    try:
+        return await read_record(tenant_data, schema, table, submitted, row=row, partial=partial)
+    except InvalidRecord as error:
+        for target, record_id in error.hidden_references.values():
+            await refuse_if_foreign(request, target, record_id)
+        raise
+
+
+async def record_change(
+    request: Request[Any, Any, Any], db_session: DbSession, action: str, table: RecordTable, record_id: Any
+) -> None:
+    """A write on the tenant's audit trail: record.create, record.update or record.delete."""
+    tenant = tenant_access(request).tenant
+    await record_request(
+        request, db_session, action, tenant=tenant, detail={"table": table.name, "id": record_id}
+    )
+
+
+def _record_id(table: RecordTable, row: Any) -> Any:
+    return getattr(row, table.primary_key.key)
+
+
+def _to(request: Request[Any, Any, Any], path: str) -> Redirect:
+    return Redirect(tenant_link(request, path), status_code=HTTP_303_SEE_OTHER)
+
+
+async def _form_page(
+    request: Request[Any, Any, Any],
+    tenant_data: TenantData,
+    schema: RecordSchema,
+    table: RecordTable,
+    values: dict[str, str],
+    *,
+    record_id: int | None = None,
+    refusal: InvalidFields | Conflict | None = None,
+) -> Template:
+    """The add or edit form; after a refusal, with the values as sent and what is wrong."""
+    form = await record_form(
+        tenant_data,
+        schema,
+        table,
+        values,
+        creating=record_id is None,
+        errors=refusal.errors if isinstance(refusal, InvalidFields) else None,
+        problem=refusal.message if isinstance(refusal, Conflict) else None,
+    )
+    status = 200 if refusal is None else 409 if isinstance(refusal, Conflict) else 422
+    return tenant_page(request, "record_form.html", status, form=form, table=table, record_id=record_id)
 
 
 class TenantDataController(Controller):
@@ -53,11 +176,45 @@ class TenantDataController(Controller):
         table: FromPath[str],
         q: FromQuery[str] = "",
         page: FromQuery[int] = 1,
+        sort: FromQuery[str] = "",
+        direction: Annotated[str, QueryParameter(name="dir")] = "asc",
+        deleted: FromQuery[int | None] = None,
     ) -> Template:
-        schema = await record_schema_of(request, db_session, tenant_data)
-        found = await list_records(tenant_data, schema.table(table), query=q, page=page)
+        schema, chosen = await record_table_of(request, db_session, tenant_data, table)
+        found = await list_records(tenant_data, chosen, query=q, page=page, sort=sort, direction=direction)
+        labels = await reference_labels(tenant_data, schema, chosen, found.rows)
         template = "_records.html" if request.headers.get("hx-request") else "records.html"
-        return tenant_page(request, template, page=found)
+        return tenant_page(request, template, page=found, labels=labels, deleted=deleted)
+
+    @get("/{table:str}/new")
+    async def new(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_data: TenantData,
+        db_session: DbSession,
+        table: FromPath[str],
+    ) -> Template:
+        schema, chosen = await record_table_of(request, db_session, tenant_data, table)
+        return await _form_page(request, tenant_data, schema, chosen, blank_values(chosen))
+
+    @post("/{table:str}")
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_data: TenantData,
+        db_session: DbSession,
+        table: FromPath[str],
+    ) -> Template | Redirect:
+        schema, chosen = await record_table_of(request, db_session, tenant_data, table)
+        submitted = from_form(chosen, await request.form())
+        try:
+            values = await read_submission(request, tenant_data, schema, chosen, submitted)
+            row = await create_record(tenant_data, chosen, values)
+        except (InvalidFields, Conflict) as refusal:
+            return await _form_page(request, tenant_data, schema, chosen, submitted, refusal=refusal)
+        record_id = _record_id(chosen, row)
+        await record_change(request, db_session, "record.create", chosen, record_id)
+        return _to(request, f"/data/{chosen.name}/{record_id}")
 
     @get("/{table:str}/{record_id:int}")
     async def record(
@@ -68,8 +225,81 @@ class TenantDataController(Controller):
         table: FromPath[str],
         record_id: FromPath[int],
     ) -> Template:
-        schema = await record_schema_of(request, db_session, tenant_data)
-        chosen = schema.table(table)
-        async with reporting_foreign(request, table, record_id):
-            row = await get_record(tenant_data, chosen, record_id)
-        return tenant_page(request, "record.html", table=chosen, row=row)
+        schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
+        labels = await reference_labels(tenant_data, schema, chosen, [row])
+        return tenant_page(request, "record.html", table=chosen, row=row, labels=labels)
+
+    @get("/{table:str}/{record_id:int}/edit")
+    async def edit(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_data: TenantData,
+        db_session: DbSession,
+        table: FromPath[str],
+        record_id: FromPath[int],
+    ) -> Template:
+        schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
+        return await _form_page(
+            request, tenant_data, schema, chosen, values_of(chosen, row), record_id=record_id
+        )
+
+    @post("/{table:str}/{record_id:int}/edit")
+    async def update(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_data: TenantData,
+        db_session: DbSession,
+        table: FromPath[str],
+        record_id: FromPath[int],
+    ) -> Template | Redirect:
+        schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
+        submitted = from_form(chosen, await request.form())
+        try:
+            values = await read_submission(request, tenant_data, schema, chosen, submitted, row=row)
+            await update_record(tenant_data, chosen, row, values)
+        except (InvalidFields, Conflict) as refusal:
+            return await _form_page(
+                request, tenant_data, schema, chosen, submitted, record_id=record_id, refusal=refusal
+            )
+        await record_change(request, db_session, "record.update", chosen, record_id)
+        return _to(request, f"/data/{chosen.name}/{record_id}")
+
+    @get("/{table:str}/{record_id:int}/delete")
+    async def confirm_delete(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_data: TenantData,
+        db_session: DbSession,
+        table: FromPath[str],
+        record_id: FromPath[int],
+    ) -> Template:
+        schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
+        labels = await reference_labels(tenant_data, schema, chosen, [row])
+        return tenant_page(request, "record_delete.html", table=chosen, row=row, labels=labels, problem=None)
+
+    @post("/{table:str}/{record_id:int}/delete")
+    async def delete(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_data: TenantData,
+        db_session: DbSession,
+        table: FromPath[str],
+        record_id: FromPath[int],
+    ) -> Template | Redirect:
+        schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
+        labels = await reference_labels(tenant_data, schema, chosen, [row])
+        try:
+            await delete_record(tenant_data, schema, chosen, row)
+        except Conflict as refusal:
+            kept = await get_record(tenant_data, chosen, record_id)  # as it is again, after the rollback
+            return tenant_page(
+                request,
+                "record_delete.html",
+                409,
+                table=chosen,
+                row=kept,
+                labels=labels,
+                problem=refusal.message,
+            )
+        await record_change(request, db_session, "record.delete", chosen, record_id)
+        return _to(request, f"/data/{chosen.name}?deleted={record_id}")

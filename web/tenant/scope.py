@@ -147,7 +147,7 @@ async def refuse_cross_tenant(
         target=tenant,
         what=what,
         ip=_address(scope),
-        detail={"method": scope["method"], "path": scope["path"]},
+        detail={"method": scope.get("method", "WEBSOCKET"), "path": scope["path"]},
     )
     await landlord.commit()
     raise NotFound("There is no such tenant here.")

@@ -1,20 +1,28 @@
-"""The tenant's unit tree: everyone in the tenant sees the units of their scope; admins change it."""
+"""The tenant's unit tree: everyone in the tenant sees the units of their scope; admins change it in
+place (add a unit inside another, rename, move under another parent, delete an empty one).
+
+Every change is a plain form post, answered with a redirect to the tree, or with the page and
+the mistake next to the unit it is about. Sent by HTMX, the answer is the tree fragment
+(`_unit_tree.html`) instead, which replaces the one on the page.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
+from litestar_htmx import HTMXRequest
 
-from services.errors import DomainError, NotFound
+from services.errors import DomainError
 from services.models.tenant import Unit
-from services.tenancy.people import add_unit, get_unit, rename_unit, unit_tree
+from services.tenancy.people import add_unit, delete_unit, get_unit, move_unit, rename_unit, unit_tree
 from web.audit import record_request
 from web.deps import DbSession
+from web.tenant.data import record_schema_of
 from web.tenant.pages import Form, admin_only, reporting_foreign, tenant_page
 from web.tenant.scope import TenantData, tenant_access, tenant_link
 
@@ -24,6 +32,8 @@ class UnitForm:
     name: str = ""
     parent_id: int = 0
     kind: str = "unit"
+    #: Sent from the "add inside" form of a unit's row: a mistake is shown on that row.
+    inline: bool = False
 
 
 @dataclass
@@ -31,20 +41,57 @@ class RenameForm:
     name: str = ""
 
 
-async def _units_refused(
-    request: Request[Any, Any, Any], tenant_data: TenantData, errors: dict[str, str], form: UnitForm
+@dataclass
+class MoveForm:
+    new_parent_id: int = 0
+
+
+async def _tree(
+    request: HTMXRequest,
+    tenant_data: TenantData,
+    *,
+    form: UnitForm | None = None,
+    errors: dict[str, str] | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
 ) -> Template:
+    """The page, or only the tree fragment for HTMX."""
+    template = "_unit_tree.html" if request.htmx else "units.html"
     return tenant_page(
-        request, "units.html", 422, units=await unit_tree(tenant_data), form=form, errors=errors
+        request,
+        template,
+        status_code,
+        units=await unit_tree(tenant_data),
+        form=form or UnitForm(),
+        errors=errors or {},
+        notice=notice,
     )
 
 
-async def _unit_changed(
-    request: Request[Any, Any, Any], db_session: DbSession, action: str, unit: Unit
-) -> Redirect:
+async def _refused(
+    request: HTMXRequest, tenant_data: TenantData, key: str, error: DomainError, form: UnitForm | None = None
+) -> Template:
+    return await _tree(request, tenant_data, form=form, errors={key: error.message}, status_code=422)
+
+
+async def _changed(
+    request: HTMXRequest,
+    tenant_data: TenantData,
+    db_session: DbSession,
+    action: str,
+    notice: str,
+    **detail: Any,
+) -> Template | Redirect:
     tenant = tenant_access(request).tenant
-    await record_request(request, db_session, action, tenant=tenant, detail={"unit": unit.name})
+    await record_request(request, db_session, action, tenant=tenant, detail=detail)
+    if request.htmx:
+        return await _tree(request, tenant_data, notice=notice)
     return Redirect(tenant_link(request, "/units"), status_code=HTTP_303_SEE_OTHER)
+
+
+async def _unit_here(request: HTMXRequest, tenant_data: TenantData, unit_id: int) -> Unit:
+    async with reporting_foreign(request, "units", unit_id):
+        return await get_unit(tenant_data, unit_id)
 
 
 class TenantUnitsController(Controller):
@@ -52,46 +99,95 @@ class TenantUnitsController(Controller):
     include_in_schema = False
 
     @get("/")
-    async def units(self, request: Request[Any, Any, Any], tenant_data: TenantData) -> Template:
-        return tenant_page(
-            request, "units.html", units=await unit_tree(tenant_data), form=UnitForm(), errors={}
-        )
+    async def units(self, request: HTMXRequest, tenant_data: TenantData) -> Template:
+        return await _tree(request, tenant_data)
 
     @post("/")
     async def create_unit(
         self,
-        request: Request[Any, Any, Any],
+        request: HTMXRequest,
         tenant_data: TenantData,
         db_session: DbSession,
         data: Annotated[UnitForm, Form],
     ) -> Template | Redirect:
         admin_only(request)
+        await _unit_here(request, tenant_data, data.parent_id)
         try:
-            async with reporting_foreign(request, "units", data.parent_id), tenant_data.begin_nested():
+            async with tenant_data.begin_nested():
                 unit = await add_unit(tenant_data, parent_id=data.parent_id, name=data.name, kind=data.kind)
-        except NotFound:
-            raise  # not a mistake in the form: no such unit here
         except DomainError as error:
-            return await _units_refused(request, tenant_data, {error.field or "name": error.message}, data)
-        return await _unit_changed(request, db_session, "unit.create", unit)
+            key = f"add-{data.parent_id}" if data.inline else error.field or "name"
+            return await _refused(request, tenant_data, key, error, form=UnitForm() if data.inline else data)
+        return await _changed(
+            request, tenant_data, db_session, "unit.create", f"Added {unit.name}.", unit=unit.name
+        )
 
     @post("/{unit_id:int}/rename")
     async def rename(
         self,
-        request: Request[Any, Any, Any],
+        request: HTMXRequest,
         tenant_data: TenantData,
         db_session: DbSession,
         unit_id: FromPath[int],
         data: Annotated[RenameForm, Form],
     ) -> Template | Redirect:
         admin_only(request)
-        async with reporting_foreign(request, "units", unit_id):
-            await get_unit(tenant_data, unit_id)
+        before = (await _unit_here(request, tenant_data, unit_id)).name
         try:
             async with tenant_data.begin_nested():
                 unit = await rename_unit(tenant_data, unit_id, data.name)
         except DomainError as error:
-            return await _units_refused(
-                request, tenant_data, {f"rename-{unit_id}": error.message}, UnitForm()
-            )
-        return await _unit_changed(request, db_session, "unit.rename", unit)
+            return await _refused(request, tenant_data, f"rename-{unit_id}", error)
+        return await _changed(
+            request,
+            tenant_data,
+            db_session,
+            "unit.rename",
+            f"Renamed {before} to {unit.name}.",
+            unit=unit.name,
+            was=before,
+        )
+
+    @post("/{unit_id:int}/move")
+    async def move(
+        self,
+        request: HTMXRequest,
+        tenant_data: TenantData,
+        db_session: DbSession,
+        unit_id: FromPath[int],
+        data: Annotated[MoveForm, Form],
+    ) -> Template | Redirect:
+        admin_only(request)
+        await _unit_here(request, tenant_data, unit_id)
+        parent = await _unit_here(request, tenant_data, data.new_parent_id)
+        try:
+            async with tenant_data.begin_nested():
+                unit = await move_unit(tenant_data, unit_id, parent.id)
+        except DomainError as error:
+            return await _refused(request, tenant_data, f"move-{unit_id}", error)
+        return await _changed(
+            request,
+            tenant_data,
+            db_session,
+            "unit.move",
+            f"Moved {unit.name} into {parent.name}.",
+            unit=unit.name,
+            parent=parent.name,
+        )
+
+    @post("/{unit_id:int}/delete")
+    async def delete(
+        self, request: HTMXRequest, tenant_data: TenantData, db_session: DbSession, unit_id: FromPath[int]
+    ) -> Template | Redirect:
+        admin_only(request)
+        await _unit_here(request, tenant_data, unit_id)
+        # Kept data of a disabled module counts too: deleting the unit would orphan its rows.
+        schema = await record_schema_of(request, db_session, tenant_data, with_kept=True)
+        try:
+            async with tenant_data.begin_nested():
+                unit = await delete_unit(tenant_data, unit_id, schema.tables.values())
+        except DomainError as error:
+            return await _refused(request, tenant_data, f"delete-{unit_id}", error)
+        return await _changed(
+            request, tenant_data, db_session, "unit.delete", f"Deleted {unit.name}.", unit=unit.name
+        )

@@ -1,0 +1,110 @@
+"""/api/v1/tenant/people: a tenant token's own tenant's people, for its admins. GET lists them
+(role, units, whether active); POST invites someone and answers 201 with their generated
+password, in that answer only. Mistakes are 422 with an `errors` list naming each field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import Body
+from litestar.status_codes import HTTP_201_CREATED
+
+from services.tenancy.access import TENANT_MEMBER
+from services.tenancy.people import Person, get_person, invite_person, list_people
+from web.deps import DbSession
+from web.tenant.pages import admin_only
+from web.tenant.people import record_invitation, units_here
+from web.tenant.scope import TenantData, tenant_access
+
+
+@dataclass(frozen=True)
+class UnitRef:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class PersonOut:
+    account_id: int
+    email: str
+    display_name: str
+    #: tenant_admin or tenant_member.
+    role: str
+    #: False once deactivated: they can no longer enter the tenant.
+    active: bool
+    units: list[UnitRef]
+    joined_at: datetime | None
+
+    @classmethod
+    def of(cls, person: Person) -> PersonOut:
+        units = [UnitRef(unit.id, unit.name) for unit in person.units]
+        return cls(
+            person.account_id,
+            person.email,
+            person.display_name,
+            person.role,
+            person.active,
+            units,
+            person.joined_at,
+        )
+
+
+@dataclass
+class InviteIn:
+    email: str
+    display_name: str = ""
+    role: str = TENANT_MEMBER
+    #: The units a member sees (with everything below them).
+    unit_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InvitedOut:
+    person: PersonOut
+    #: Generated for them; this answer is the only place it is ever shown.
+    password: str
+
+
+class TenantPeopleApiController(Controller):
+    path = "/people"
+    tags = ["tenant"]
+
+    @get("/", summary="The tenant's people (admins only)")
+    async def people(
+        self, request: Request[Any, Any, Any], db_session: DbSession, tenant_data: TenantData
+    ) -> list[PersonOut]:
+        admin_only(request)
+        people = await list_people(db_session, tenant_data, tenant_access(request).tenant)
+        return [PersonOut.of(person) for person in people]
+
+    @post(
+        "/",
+        summary="Invite someone (admins only); the answer holds their password, once",
+        status_code=HTTP_201_CREATED,
+    )
+    async def invite(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        tenant_data: TenantData,
+        data: Annotated[InviteIn, Body(description="Who to invite, as what, in which units")],
+    ) -> InvitedOut:
+        admin_only(request)
+        tenant = tenant_access(request).tenant
+        await units_here(request, tenant_data, data.unit_ids)
+        async with db_session.begin_nested(), tenant_data.begin_nested():
+            invited = await invite_person(
+                db_session,
+                tenant_data,
+                tenant,
+                email=data.email,
+                display_name=data.display_name,
+                role=data.role,
+                unit_ids=data.unit_ids,
+            )
+        person = await get_person(db_session, tenant_data, tenant, invited.user.id)
+        await record_invitation(request, db_session, person)
+        return InvitedOut(PersonOut.of(person), invited.password)

@@ -1,0 +1,278 @@
+"""The tenant's modules (/modules, the tenant's admins only): what is enabled, kept and available
+under the tenant's plan; enabling a module (offering the modules it needs first); disabling one
+after a confirmation that says what happens (a backup first, then its data kept or dropped); and
+the change's job, followed live until it ends.
+
+Every change is checked in full before its job is recorded, and a refusal is shown on the page,
+naming the module in the way. Changes are on the audit trail against the tenant. Module jobs live
+in the landlord database, so another tenant's job id always names its owner: asking for it is
+"not found", and recorded against that tenant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.backups.safety import safety_format
+from services.errors import DomainError, InvalidInput, NotFound
+from services.layers.catalogue import Catalogue, load_catalogue
+from services.models import IsolationMode, Job, Tenant
+from services.settings import Settings
+from services.tenancy.modules import (
+    ModuleChangeRefused,
+    ModuleJob,
+    ModuleState,
+    RequirementsNotOffered,
+    describe_module_job,
+    module_job,
+    module_tables,
+    modules_overview,
+    plan_disable,
+    request_disable,
+    request_enable,
+    title_of,
+)
+from services.tenancy.security import record_cross_tenant_attempt
+from web.audit import record_request
+from web.deps import DbSession
+from web.tenant.pages import Form, admin_only, tenant_page
+from web.tenant.scope import tenant_access, tenant_link
+
+KEEP, DROP = "keep", "drop"
+
+
+@dataclass
+class EnableForm:
+    #: "yes" once the admin has been shown the modules this one needs, and agreed to them.
+    with_required: str = ""
+
+
+@dataclass
+class DisableForm:
+    #: "keep" (its tables stay, hidden) or "drop" (they go, after the backup).
+    keep_data: str = ""
+
+
+@dataclass(frozen=True)
+class DisableChoice:
+    """What the disable confirmation offers for one module."""
+
+    module: str
+    title: str
+    #: The module is kept already: only dropping its data is left.
+    kept: bool
+    #: Why keeping, or dropping, its data is refused now (None: allowed).
+    keep_refusal: str | None
+    drop_refusal: str | None
+    #: The tables its data is in, and the format of the backup taken first.
+    tables: list[str]
+    backup_format: str
+    shared: bool
+
+    @property
+    def refusal(self) -> str | None:
+        """Why it cannot be disabled at all: the page then offers nothing to confirm. (Keeping is
+        refused only when disabling is; dropping alone may be, and keeping is offered still.)"""
+        return self.drop_refusal if self.kept else self.keep_refusal
+
+
+def _settings(request: Request[Any, Any, Any]) -> Settings:
+    return request.app.state.settings
+
+
+def _catalogue(request: Request[Any, Any, Any]) -> Catalogue:
+    return load_catalogue(_settings(request).layers_dir)
+
+
+async def _tenant(request: Request[Any, Any, Any], db_session: AsyncSession) -> Tenant:
+    """The request's tenant, read again in the request's landlord session."""
+    return await db_session.get_one(Tenant, tenant_access(request).tenant.id)
+
+
+def _status_of(error: DomainError) -> int:
+    return 422 if isinstance(error, InvalidInput) else 409
+
+
+async def _modules_page(
+    request: Request[Any, Any, Any], db_session: AsyncSession, *, error: DomainError | None = None
+) -> Template:
+    overview = await modules_overview(db_session, _settings(request), await _tenant(request, db_session))
+    return tenant_page(
+        request,
+        "modules.html",
+        status_code=_status_of(error) if error else 200,
+        overview=overview,
+        error=error.message if error else None,
+        in_the_way=error.in_the_way if isinstance(error, ModuleChangeRefused) else (),
+    )
+
+
+async def _started(request: Request[Any, Any, Any], db_session: AsyncSession, change: ModuleJob) -> Redirect:
+    """Record the change on the audit trail, commit, send its job, and go to its progress page."""
+    await record_request(
+        request, db_session, change.action, tenant=tenant_access(request).tenant, detail=change.detail
+    )
+    await db_session.commit()
+    request.app.state.job_queue.send(change.job.id, change.job.tenant_id)
+    return Redirect(tenant_link(request, f"/modules/jobs/{change.job.id}"), status_code=HTTP_303_SEE_OTHER)
+
+
+async def _disable_choice(request: Request[Any, Any, Any], tenant: Tenant, module: str) -> DisableChoice:
+    catalogue = _catalogue(request)
+    state = ModuleState.of(tenant)
+
+    def refusal(keep_data: bool) -> str | None:
+        try:
+            plan_disable(catalogue, state, module, keep_data=keep_data)
+        except ModuleChangeRefused as refused:
+            return refused.message
+        return None
+
+    kept = module in state.kept
+    if not kept and module not in state.enabled:
+        raise NotFound(f"{title_of(catalogue, module)} is not enabled for {tenant.name}.")
+    return DisableChoice(
+        module=module,
+        title=title_of(catalogue, module),
+        kept=kept,
+        keep_refusal=None if kept else refusal(True),
+        drop_refusal=refusal(False),
+        tables=await module_tables(catalogue, tenant.template, module),
+        backup_format=safety_format(tenant),
+        shared=tenant.isolation == IsolationMode.SHARED,
+    )
+
+
+async def _record_foreign_job(request: Request[Any, Any, Any], db_session: AsyncSession, job_id: int) -> None:
+    """Another tenant's job id: the attempt goes on the trail against that tenant."""
+    owner_id = await db_session.scalar(select(Job.tenant_id).where(Job.id == job_id))
+    tenant = tenant_access(request).tenant
+    if owner_id is None or owner_id == tenant.id:
+        return
+    # The request's own transaction is rolled back with the refusal: this one is kept.
+    async with request.app.state.database.session() as landlord:
+        await record_cross_tenant_attempt(
+            landlord,
+            actor=request.scope["user"],
+            target=await landlord.get_one(Tenant, owner_id),
+            what="asked for another tenant's job",
+            ip=request.client.host if request.client else None,
+            detail={"job": job_id, "path": request.url.path, "from_tenant": tenant.slug},
+        )
+
+
+class TenantModulesController(Controller):
+    path = "/modules"
+    include_in_schema = False
+
+    @get("/")
+    async def modules(self, request: Request[Any, Any, Any], db_session: DbSession) -> Template:
+        admin_only(request)
+        return await _modules_page(request, db_session)
+
+    @post("/{module:str}/enable")
+    async def enable(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        module: FromPath[str],
+        data: Annotated[EnableForm, Form],
+    ) -> Template | Redirect:
+        """Enable the module; when it needs others not enabled, first a page offering them."""
+        admin_only(request)
+        tenant = await _tenant(request, db_session)
+        try:
+            async with db_session.begin_nested():
+                change = await request_enable(
+                    db_session,
+                    _settings(request),
+                    tenant,
+                    [module],
+                    with_required=data.with_required == "yes",
+                    requested_by=request.scope["user"].email,
+                )
+        except RequirementsNotOffered as offer:
+            catalogue = _catalogue(request)
+            return tenant_page(
+                request,
+                "module_enable.html",
+                plan=offer.plan,
+                title=title_of(catalogue, module),
+                titles={name: title_of(catalogue, name) for name in offer.plan.modules},
+            )
+        except DomainError as error:
+            return await _modules_page(request, db_session, error=error)
+        return await _started(request, db_session, change)
+
+    @get("/{module:str}/disable")
+    async def disable_confirmation(
+        self, request: Request[Any, Any, Any], db_session: DbSession, module: FromPath[str]
+    ) -> Template:
+        admin_only(request)
+        choice = await _disable_choice(request, await _tenant(request, db_session), module)
+        return tenant_page(
+            request,
+            "module_disable.html",
+            status_code=409 if choice.refusal else 200,
+            choice=choice,
+            form=DisableForm(KEEP if choice.drop_refusal and not choice.kept else ""),
+            errors={},
+        )
+
+    @post("/{module:str}/disable")
+    async def disable(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        module: FromPath[str],
+        data: Annotated[DisableForm, Form],
+    ) -> Template | Redirect:
+        admin_only(request)
+        tenant = await _tenant(request, db_session)
+        choice = await _disable_choice(request, tenant, module)
+        try:
+            if data.keep_data not in (KEEP, DROP):
+                raise InvalidInput(
+                    f"Choose whether to keep the data of {choice.title} or drop it.", field="keep_data"
+                )
+            async with db_session.begin_nested():
+                change = await request_disable(
+                    db_session,
+                    _settings(request),
+                    tenant,
+                    module,
+                    keep_data=data.keep_data == KEEP,
+                    requested_by=request.scope["user"].email,
+                )
+        except DomainError as error:
+            return tenant_page(
+                request,
+                "module_disable.html",
+                status_code=_status_of(error),
+                choice=choice,
+                form=data,
+                errors={error.field or "form": error.message},
+            )
+        return await _started(request, db_session, change)
+
+    @get("/jobs/{job_id:int}")
+    async def job(
+        self, request: Request[Any, Any, Any], db_session: DbSession, job_id: FromPath[int]
+    ) -> Template:
+        """The change's progress: the page, or (HTMX, polled each second until it ends) its panel."""
+        admin_only(request)
+        tenant = tenant_access(request).tenant
+        try:
+            job = await module_job(db_session, tenant, job_id)
+        except NotFound:
+            await _record_foreign_job(request, db_session, job_id)
+            raise
+        template = "_module_job.html" if request.headers.get("hx-request") else "module_job.html"
+        return tenant_page(request, template, job=job, what=describe_module_job(job, _catalogue(request)))

@@ -1,0 +1,350 @@
+"""The tenant's people (/people, the tenant's admins only): who they are, their role, units and
+whether they may enter; inviting someone (their password is shown once, on the page that answers
+the invitation), changing a role or units, and deactivating after a confirmation.
+
+People are named by their account id. An id that is someone of another tenant is "not found", as
+for nobody, and recorded against that tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_201_CREATED, HTTP_303_SEE_OTHER
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.errors import DomainError, InvalidFields, InvalidInput, NotFound
+from services.models import Plan, Tenant
+from services.tenancy.access import TENANT_MEMBER
+from services.tenancy.people import (
+    Person,
+    change_role,
+    count_active_people,
+    deactivate_person,
+    get_person,
+    get_unit,
+    invite_person,
+    list_people,
+    reactivate_person,
+    set_units,
+    tenant_of_account_elsewhere,
+    unit_tree,
+)
+from services.tenancy.security import record_cross_tenant_attempt
+from services.tenancy.tenant_settings import read_settings
+from services.tenancy.usage import Allowance
+from web.audit import record_request
+from web.deps import DbSession
+from web.tenant.pages import Form, admin_only, reporting_foreign, tenant_page
+from web.tenant.scope import TenantData, tenant_access, tenant_link
+
+#: One ticked checkbox arrives as a single value, several as a list, none as nothing.
+UnitChoice = list[str] | str
+
+
+@dataclass
+class InviteForm:
+    email: str = ""
+    display_name: str = ""
+    role: str = TENANT_MEMBER
+    unit_ids: UnitChoice = field(default_factory=list)
+
+
+@dataclass
+class RoleForm:
+    role: str = ""
+
+
+@dataclass
+class UnitsForm:
+    unit_ids: UnitChoice = field(default_factory=list)
+
+
+def _unit_ids(choice: UnitChoice) -> list[int]:
+    values = [choice] if isinstance(choice, str) else choice
+    try:
+        return [int(value) for value in values if value.strip()]
+    except ValueError:
+        raise InvalidInput("Choose units from the list.", field="units") from None
+
+
+async def units_here(request: Request[Any, Any, Any], tenant_data: TenantData, unit_ids: list[int]) -> None:
+    """Units a form names that the scope cannot see are no mistake in the form (it offers only
+    visible ones): "not found", recorded when they are another tenant's."""
+    for unit_id in unit_ids:
+        async with reporting_foreign(request, "units", unit_id):
+            await get_unit(tenant_data, unit_id)
+
+
+async def _person_here(
+    request: Request[Any, Any, Any], db_session: AsyncSession, tenant_data: TenantData, account_id: int
+) -> Person:
+    tenant = tenant_access(request).tenant
+    try:
+        return await get_person(db_session, tenant_data, tenant, account_id)
+    except NotFound:
+        if owner := await tenant_of_account_elsewhere(db_session, account_id, tenant):
+            # In a session of its own: the request's is rolled back with the refusal.
+            async with request.app.state.database.session() as landlord:
+                await record_cross_tenant_attempt(
+                    landlord,
+                    actor=request.scope["user"],
+                    target=owner,
+                    what="asked for another tenant's person",
+                    ip=request.client.host if request.client else None,
+                    detail={"account": account_id, "path": request.url.path, "from_tenant": tenant.slug},
+                )
+        raise
+
+
+def _errors_of(error: DomainError, field: str) -> dict[str, str]:
+    return error.errors if isinstance(error, InvalidFields) else {error.field or field: error.message}
+
+
+async def _people_page(
+    request: Request[Any, Any, Any],
+    db_session: AsyncSession,
+    tenant_data: TenantData,
+    *,
+    form: InviteForm | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Template:
+    tenant = tenant_access(request).tenant
+    plan = await db_session.get_one(Plan, tenant.plan_key)
+    form = form or InviteForm()
+    return tenant_page(
+        request,
+        "people.html",
+        status_code,
+        people=await list_people(db_session, tenant_data, tenant),
+        allowance=Allowance(await count_active_people(db_session, tenant), plan.max_users),
+        units=await unit_tree(tenant_data),
+        form=form,
+        ticked=set(_unit_ids(form.unit_ids)),
+        errors=errors or {},
+        tenant_settings=await read_settings(tenant_data, tenant),
+    )
+
+
+async def _person_page(
+    request: Request[Any, Any, Any],
+    tenant_data: TenantData,
+    person: Person,
+    *,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+    template: str = "person.html",
+) -> Template:
+    return tenant_page(
+        request,
+        template,
+        status_code,
+        person=person,
+        units=await unit_tree(tenant_data),
+        ticked={unit.id for unit in person.units},
+        errors=errors or {},
+        tenant_settings=await read_settings(tenant_data, tenant_access(request).tenant),
+    )
+
+
+async def _record(
+    request: Request[Any, Any, Any], db_session: AsyncSession, action: str, person: Person, **detail: Any
+) -> None:
+    tenant = tenant_access(request).tenant
+    await record_request(request, db_session, action, tenant=tenant, target=person.email, detail=detail)
+
+
+async def record_invitation(
+    request: Request[Any, Any, Any], db_session: AsyncSession, person: Person
+) -> None:
+    units = [unit.name for unit in person.units]
+    await _record(request, db_session, "person.invite", person, role=person.role, units=units)
+
+
+DEACTIVATION = "person_deactivate.html"
+
+
+def _what_changed(before: Person, after: Person) -> dict[str, Any] | None:
+    """The audit entry's detail for a change of `before` into `after`; None when nothing changed."""
+    detail: dict[str, Any] = {}
+    if after.role != before.role:
+        detail.update(role=after.role, was=before.role)
+    if [unit.id for unit in after.units] != [unit.id for unit in before.units]:
+        detail["units"] = [unit.name for unit in after.units]
+    return detail if detail or after.active != before.active else None
+
+
+async def _change_person(
+    request: Request[Any, Any, Any],
+    db_session: AsyncSession,
+    tenant_data: TenantData,
+    person: Person,
+    change: Callable[[Tenant], Awaitable[Person]],
+    action: str,
+    *,
+    refused_on: str = "person.html",
+) -> Template | Redirect:
+    """Make `change` to `person` in savepoints on both sides: a refusal is shown on `refused_on`
+    with nothing changed; a change is recorded as `action`. Then their page, or the tenant's home
+    for an admin who has just made themselves a member."""
+    try:
+        async with db_session.begin_nested(), tenant_data.begin_nested():
+            changed = await change(tenant_access(request).tenant)
+    except DomainError as error:
+        errors = _errors_of(error, "person")
+        return await _person_page(
+            request, tenant_data, person, errors=errors, status_code=422, template=refused_on
+        )
+    if (detail := _what_changed(person, changed)) is not None:
+        await _record(request, db_session, action, changed, **detail)
+    if changed.account_id == request.scope["user"].id and not changed.is_admin:
+        return Redirect(tenant_link(request, "/"), status_code=HTTP_303_SEE_OTHER)
+    return Redirect(tenant_link(request, f"/people/{changed.account_id}"), status_code=HTTP_303_SEE_OTHER)
+
+
+class TenantPeopleController(Controller):
+    path = "/people"
+    include_in_schema = False
+
+    @get("/")
+    async def people(
+        self, request: Request[Any, Any, Any], db_session: DbSession, tenant_data: TenantData
+    ) -> Template:
+        admin_only(request)
+        return await _people_page(request, db_session, tenant_data)
+
+    @post("/")
+    async def invite(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        tenant_data: TenantData,
+        data: Annotated[InviteForm, Form],
+    ) -> Template:
+        admin_only(request)
+        tenant = tenant_access(request).tenant
+        unit_ids = _unit_ids(data.unit_ids)
+        await units_here(request, tenant_data, unit_ids)
+        try:
+            async with db_session.begin_nested(), tenant_data.begin_nested():
+                invited = await invite_person(
+                    db_session,
+                    tenant_data,
+                    tenant,
+                    email=data.email,
+                    display_name=data.display_name,
+                    role=data.role,
+                    unit_ids=unit_ids,
+                )
+        except DomainError as error:
+            errors = _errors_of(error, "email")
+            return await _people_page(
+                request, db_session, tenant_data, form=data, errors=errors, status_code=422
+            )
+        person = await get_person(db_session, tenant_data, tenant, invited.user.id)
+        await record_invitation(request, db_session, person)
+        return tenant_page(
+            request, "person_invited.html", HTTP_201_CREATED, person=person, password=invited.password
+        )
+
+    @get("/{account_id:int}")
+    async def person(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        tenant_data: TenantData,
+        account_id: FromPath[int],
+    ) -> Template:
+        admin_only(request)
+        return await _person_page(
+            request, tenant_data, await _person_here(request, db_session, tenant_data, account_id)
+        )
+
+    @post("/{account_id:int}/role")
+    async def role(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        tenant_data: TenantData,
+        account_id: FromPath[int],
+        data: Annotated[RoleForm, Form],
+    ) -> Template | Redirect:
+        admin_only(request)
+        person = await _person_here(request, db_session, tenant_data, account_id)
+
+        async def change(tenant: Tenant) -> Person:
+            return await change_role(db_session, tenant_data, tenant, account_id, data.role)
+
+        return await _change_person(request, db_session, tenant_data, person, change, "person.role")
+
+    @post("/{account_id:int}/units")
+    async def units(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        tenant_data: TenantData,
+        account_id: FromPath[int],
+        data: Annotated[UnitsForm, Form],
+    ) -> Template | Redirect:
+        admin_only(request)
+        person = await _person_here(request, db_session, tenant_data, account_id)
+        unit_ids = _unit_ids(data.unit_ids)
+        await units_here(request, tenant_data, unit_ids)
+
+        async def change(tenant: Tenant) -> Person:
+            return await set_units(db_session, tenant_data, tenant, account_id, unit_ids)
+
+        return await _change_person(request, db_session, tenant_data, person, change, "person.units")
+
+    @get("/{account_id:int}/deactivate")
+    async def confirm_deactivation(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        tenant_data: TenantData,
+        account_id: FromPath[int],
+    ) -> Template:
+        admin_only(request)
+        person = await _person_here(request, db_session, tenant_data, account_id)
+        return await _person_page(request, tenant_data, person, template=DEACTIVATION)
+
+    @post("/{account_id:int}/deactivate")
+    async def deactivate(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        tenant_data: TenantData,
+        account_id: FromPath[int],
+    ) -> Template | Redirect:
+        admin_only(request)
+        person = await _person_here(request, db_session, tenant_data, account_id)
+        acting = request.scope["user"].id
+
+        async def change(tenant: Tenant) -> Person:
+            return await deactivate_person(db_session, tenant_data, tenant, account_id, by_account_id=acting)
+
+        return await _change_person(
+            request, db_session, tenant_data, person, change, "person.deactivate", refused_on=DEACTIVATION
+        )
+
+    @post("/{account_id:int}/reactivate")
+    async def reactivate(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        tenant_data: TenantData,
+        account_id: FromPath[int],
+    ) -> Template | Redirect:
+        admin_only(request)
+        person = await _person_here(request, db_session, tenant_data, account_id)
+
+        async def change(tenant: Tenant) -> Person:
+            return await reactivate_person(db_session, tenant_data, tenant, account_id)
+
+        return await _change_person(request, db_session, tenant_data, person, change, "person.reactivate")

@@ -1,0 +1,126 @@
+"""The tenant's settings and usage (/settings, the tenant's admins only): its name, timezone and
+accent colour, and what it uses of its plan. Every setting changed is on the audit trail.
+
+The accent colour reaches every page of the tenant's portal as a small stylesheet
+(/settings/appearance.css, for all of the tenant's people) that sets the layout's CSS variables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
+
+from services.backups.archive import describe_size
+from services.errors import InvalidFields, InvalidInput
+from services.layers.catalogue import load_catalogue
+from services.tenancy.stores import location_of
+from services.tenancy.tenant_settings import TenantSettings, read_settings, timezone_names, update_settings
+from services.tenancy.usage import measure_usage
+from web.audit import record_request
+from web.deps import DbSession
+from web.tenant.data import record_schema_of
+from web.tenant.pages import Form, admin_only, tenant_page
+from web.tenant.scope import TenantData, tenant_access, tenant_link
+
+
+@dataclass
+class SettingsForm:
+    name: str = ""
+    timezone: str = ""
+    accent_colour: str = ""
+
+    @classmethod
+    def of(cls, settings: TenantSettings) -> SettingsForm:
+        return cls(settings.name, settings.timezone, settings.accent_colour)
+
+
+async def _settings_page(
+    request: Request[Any, Any, Any],
+    db_session: DbSession,
+    tenant_data: TenantData,
+    *,
+    form: SettingsForm | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Template:
+    tenant = tenant_access(request).tenant
+    settings = request.app.state.settings
+    usage = await measure_usage(
+        db_session,
+        tenant_data,
+        tenant,
+        location=location_of(settings, tenant),
+        catalogue=load_catalogue(settings.layers_dir),
+        schema=await record_schema_of(request, db_session, tenant_data),
+    )
+    return tenant_page(
+        request,
+        "settings.html",
+        status_code,
+        form=form or SettingsForm.of(await read_settings(tenant_data, tenant)),
+        errors=errors or {},
+        usage=usage,
+        describe_size=describe_size,
+        timezones=sorted(timezone_names()),
+    )
+
+
+class TenantSettingsController(Controller):
+    path = "/settings"
+    include_in_schema = False
+
+    @get("/")
+    async def settings(
+        self, request: Request[Any, Any, Any], db_session: DbSession, tenant_data: TenantData
+    ) -> Template:
+        admin_only(request)
+        return await _settings_page(request, db_session, tenant_data)
+
+    @post("/")
+    async def save(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        tenant_data: TenantData,
+        data: Annotated[SettingsForm, Form],
+    ) -> Template | Redirect:
+        admin_only(request)
+        tenant = tenant_access(request).tenant
+        try:
+            async with db_session.begin_nested(), tenant_data.begin_nested():
+                changed = await update_settings(
+                    db_session,
+                    tenant_data,
+                    tenant,
+                    name=data.name,
+                    timezone=data.timezone,
+                    accent_colour=data.accent_colour,
+                )
+        except InvalidInput as error:
+            errors = (
+                error.errors if isinstance(error, InvalidFields) else {error.field or "name": error.message}
+            )
+            return await _settings_page(
+                request, db_session, tenant_data, form=data, errors=errors, status_code=422
+            )
+        for setting, (before, after) in changed.items():
+            await record_request(
+                request,
+                db_session,
+                "tenant.setting",
+                tenant=tenant,
+                detail={"setting": setting, "from": before, "to": after},
+            )
+        return Redirect(tenant_link(request, "/settings"), status_code=HTTP_303_SEE_OTHER)
+
+    @get("/appearance.css", media_type="text/css")
+    async def appearance(self, request: Request[Any, Any, Any], tenant_data: TenantData) -> Response[str]:
+        """The tenant's accent on every page of its portal; asked again on each page (no-cache), so a
+        new colour shows at once."""
+        settings = await read_settings(tenant_data, tenant_access(request).tenant)
+        stylesheet = f":root {{ --accent: {settings.accent_colour}; --accent-ink: {settings.accent_ink}; }}\n"
+        return Response(stylesheet, media_type="text/css", headers={"Cache-Control": "private, no-cache"})
