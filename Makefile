@@ -17,8 +17,11 @@ run: $(STAMP)
 	$(BIN)/tenantry serve
 
 ## The whole suite. PostgreSQL, Redis and RabbitMQ tests run when their TENANTRY_TEST_*_URL is set.
+## Test files run side by side in TEST_WORKERS processes (pytest-xdist): much of a test's time is
+## spent waiting on databases, brokers and workers, so one more process than cores pays.
+TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -41,6 +41,7 @@ ACTIONS = (
     "tenant.restore_copy",
     "backup.prune",
     "tenant.setting",
+    "tenant.plan",
     "module.enable",
     "module.disable",
     "unit.create",

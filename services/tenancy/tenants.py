@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import Conflict, InvalidInput, NotFound
-from services.models import Tenant
+from services.models import Plan, Tenant
 from services.pagination import Paging
 
 
@@ -87,3 +87,32 @@ async def register_tenant(
     session.add(tenant)
     await session.flush()
     return tenant
+
+
+async def plans(session: AsyncSession) -> list[Plan]:
+    """Every plan, smallest first (by how many people it allows; unlimited last)."""
+    found = list(await session.scalars(select(Plan)))
+    return sorted(found, key=lambda plan: (plan.max_users is None, plan.max_users or 0, plan.key))
+
+
+async def change_plan(session: AsyncSession, tenant: Tenant, plan_key: str) -> Plan:
+    """Put the tenant on another plan. Refused, saying why, when its enabled modules do not fit
+    the plan: a module the plan leaves out, or more modules than it allows."""
+    plan = await session.get(Plan, plan_key)
+    if plan is None:
+        raise InvalidInput(f"There is no plan {plan_key!r}.", field="plan")
+    outside = [name for name in tenant.modules if not plan.allows_module(name)]
+    if outside:
+        raise Conflict(
+            f"{tenant.name} uses {', '.join(outside)}, which {plan.name} does not include; "
+            "it has to disable them first.",
+            field="plan",
+        )
+    if plan.max_modules is not None and len(tenant.modules) > plan.max_modules:
+        raise Conflict(
+            f"{tenant.name} has {len(tenant.modules)} modules enabled; {plan.name} allows {plan.max_modules}.",
+            field="plan",
+        )
+    tenant.plan_key = plan.key
+    tenant.plan = plan
+    return plan

@@ -38,10 +38,20 @@ from services.tenancy.sessions import scoped_session
 from services.tenancy.stores import location_of
 from services.tenancy.tenant_settings import read_settings, update_settings
 from services.tenancy.usage import measure_usage
-from tests.support import Credentials
+from tests.support import Credentials, requires_postgres
 from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, provision
 
 T = TypeVar("T")
+
+#: Every isolation mode on each landlord backend it exists on (schemas are PostgreSQL's).
+EVERY_STORE = [
+    ("sqlite", "database"),
+    ("sqlite", "shared"),
+    *(
+        pytest.param("postgres", isolation, marks=requires_postgres)
+        for isolation in ("database", "shared", "schema")
+    ),
+]
 Work = Callable[[AsyncSession, AsyncSession, Tenant], Awaitable[T]]
 
 
@@ -250,12 +260,10 @@ def test_a_deactivated_person_is_refused_at_the_door_and_comes_back_as_they_were
     assert installation.scope_of("member@garden.example") == in_view
 
 
-@pytest.mark.parametrize("isolation", ["database", "shared", "schema"])
+@pytest.mark.parametrize(("database_url", "isolation"), EVERY_STORE, indirect=["database_url"])
 def test_moving_a_unit_takes_its_subtree_along_and_a_members_scope_follows(
     settings: Settings, installation: Installation, isolation: str
 ) -> None:
-    if isolation == "schema" and settings.tenant_server_url is None:
-        pytest.skip("schema isolation needs a PostgreSQL tenant server")
     provision(settings, SLUG, isolation=isolation)
     units = add_units(
         settings, SLUG, [("North", None), ("Harbour", "North"), ("Quay", "Harbour"), ("South", None)]
@@ -362,12 +370,10 @@ def test_settings_are_refused_whole_on_any_mistake_and_the_name_reaches_the_land
     assert installation.run(SLUG, current) == ("Gardeners", "Gardeners", "Europe/Paris", "#aa3300")
 
 
-@pytest.mark.parametrize("isolation", ["database", "shared", "schema"])
+@pytest.mark.parametrize(("database_url", "isolation"), EVERY_STORE, indirect=["database_url"])
 def test_usage_counts_people_rows_per_module_and_storage_against_the_plan(
     settings: Settings, installation: Installation, isolation: str
 ) -> None:
-    if isolation == "schema" and settings.tenant_server_url is None:
-        pytest.skip("schema isolation needs a PostgreSQL tenant server")
     provision(settings, SLUG, isolation=isolation)
     add_admin(settings, SLUG, "admin@garden.example")
     add_member(settings, SLUG, "member@garden.example")

@@ -253,6 +253,9 @@ ROUTES: dict[str, Fill] = {
     ),
     "/tenants/{slug:str}": Fill(lambda w: [Probe(f"/tenants/{B}")]),
     "/tenants/{slug:str}/retry": Fill(lambda w: [Probe(f"/tenants/{B}/retry")], bodies={"POST": _body()}),
+    "/tenants/{slug:str}/plan": Fill(
+        lambda w: [Probe(f"/tenants/{B}/plan")], bodies={"POST": _body(plan="unlimited")}
+    ),
     "/tenants/{slug:str}/custom/{action:str}": Fill(
         lambda w: [Probe(f"/tenants/{B}/custom/apply"), Probe(f"/tenants/{B}/custom/rollback")],
         bodies={"POST": _body()},

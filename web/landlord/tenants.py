@@ -17,11 +17,11 @@ from services.errors import DomainError, InvalidFields
 from services.layers.catalogue import load_catalogue
 from services.models import Job
 from services.provisioning.custom import APPLY_CUSTOM, ROLLBACK_CUSTOM, request_custom_change
-from services.provisioning.overview import tenant_overview
+from services.provisioning.overview import TenantOverview, tenant_overview
 from services.provisioning.tenants import TenantRequest, request_tenant, retry_provisioning
 from services.settings import Settings
 from services.tenancy.stores import available_isolation_modes
-from services.tenancy.tenants import get_tenant, search_tenants
+from services.tenancy.tenants import change_plan, get_tenant, plans, search_tenants
 from web.audit import record_request
 from web.auth import landlord_staff
 from web.deps import DbSession
@@ -36,6 +36,24 @@ class NewTenantForm:
     isolation: str = "database"
     #: One ticked checkbox arrives as a single value, several as a list.
     modules: list[str] | str = field(default_factory=list)
+
+
+@dataclass
+class PlanForm:
+    plan: str = ""
+
+
+async def _tenant_page(
+    db_session: DbSession, overview: TenantOverview, *, plan_error: str | None = None, status_code: int = 200
+) -> Template:
+    context = {
+        "overview": overview,
+        "tenant": overview.tenant,
+        "backups": await backups_panel(db_session, overview.tenant),
+        "plans": await plans(db_session),
+        "plan_error": plan_error,
+    }
+    return Template("landlord/tenant.html", context=context, status_code=status_code)
 
 
 def _settings(request: Request[Any, Any, Any]) -> Settings:
@@ -135,9 +153,28 @@ class TenantsController(Controller):
             return Template(
                 "landlord/_tenant_progress.html", context={"overview": overview, "tenant": overview.tenant}
             )
-        backups = await backups_panel(db_session, overview.tenant)
-        context = {"overview": overview, "tenant": overview.tenant, "backups": backups}
-        return Template("landlord/tenant.html", context=context)
+        return await _tenant_page(db_session, overview)
+
+    @post("/{slug:str}/plan")
+    async def change_plan(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        slug: FromPath[str],
+        data: Annotated[PlanForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        tenant = await get_tenant(db_session, slug)
+        before = tenant.plan.name
+        try:
+            plan = await change_plan(db_session, tenant, data.plan)
+        except DomainError as error:
+            overview = await tenant_overview(db_session, _settings(request), slug)
+            return await _tenant_page(db_session, overview, plan_error=error.message, status_code=422)
+        await record_request(
+            request, db_session, "tenant.plan", tenant=tenant, detail={"from": before, "to": plan.name}
+        )
+        await db_session.commit()
+        return _redirect(request, f"/tenants/{slug}")
 
     @post("/{slug:str}/retry")
     async def retry(self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str]) -> Response[Any]:
