@@ -14,6 +14,10 @@ class DomainError(Exception):
         self.message = message
         self.field = field
 
+    def errors_by_field(self, default_field: str) -> dict[str, str]:
+        """What is wrong, by the form field it belongs to (`default_field` when it names none)."""
+        return {self.field or default_field: self.message}
+
 
 class InvalidInput(DomainError):
     """The input breaks a rule; `field` names the offending input when there is one."""
@@ -33,6 +37,9 @@ class InvalidFields(InvalidInput):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__(" ".join(errors.values()), field=next(iter(errors)))
         self.errors = errors
+
+    def errors_by_field(self, default_field: str) -> dict[str, str]:
+        return self.errors
 
 
 class FieldErrors:

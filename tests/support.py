@@ -107,6 +107,14 @@ def sign_in(client: TestClient[Any], credentials: Credentials, *, htmx: bool = F
     )
 
 
+def signed_in(client: TestClient[Any], person: Credentials) -> TestClient[Any]:
+    """`client`, signed in afresh as `person` (whoever it was signed in as before is forgotten)."""
+    client.cookies.clear()
+    response = sign_in(client, person)
+    assert response.status_code in (302, 303), response.text
+    return client
+
+
 def post_form(client: TestClient[Any], path: str, data: dict[str, str], **kwargs: Any) -> Any:
     """POST a form the way the portal's pages do, with the CSRF token."""
     return client.post(path, data={**data, "_csrf_token": csrf_token(client)}, **kwargs)

@@ -4,13 +4,16 @@ written through scoped tenant sessions, as the portal itself writes them."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import jobs
 from services.db import Database
-from services.models import JobStatus, Tenant
+from services.models import Job, JobStatus, Tenant
 from services.models.tenant import Unit
 from services.provisioning.tenants import TenantRequest, request_tenant
 from services.settings import Settings
@@ -22,22 +25,69 @@ from services.tenancy.records import record_schema
 from services.tenancy.sessions import scoped_session
 from services.tenancy.stores import location_of
 from tests.support import Credentials
+from tests.workers.support import drop_tenant_databases
 
 
-async def _in_tenant(settings: Settings, slug: str, work: Any) -> Any:
-    landlord = Database(settings.database_url)
-    try:
-        async with landlord.session() as session:
-            tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
-            assert tenant is not None
-            store = location_of(settings, tenant).open()
-            try:
-                async with scoped_session(store.engine, Scope.of_tenant(tenant.id)) as data:
-                    return await work(session, data, tenant)
-            finally:
-                await store.dispose()
-    finally:
-        await landlord.dispose()
+@pytest.fixture(autouse=True)
+def no_stores_left_behind(settings: Settings) -> Iterator[None]:
+    """On PostgreSQL each tenant is a database beside the landlord's: dropped after each test of a
+    module that imports this fixture."""
+    yield
+    drop_tenant_databases(settings.database_url)
+
+
+async def _tenant_named(session: AsyncSession, slug: str) -> Tenant:
+    tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+    assert tenant is not None
+    return tenant
+
+
+def in_tenant(
+    settings: Settings, slug: str, work: Callable[[AsyncSession, Any, Tenant], Awaitable[Any]]
+) -> Any:
+    """What `work` returns, given a landlord session, a session of the tenant's store scoped to the
+    tenant, and the tenant."""
+
+    async def go() -> Any:
+        landlord = Database(settings.database_url)
+        try:
+            async with landlord.session() as session:
+                tenant = await _tenant_named(session, slug)
+                store = location_of(settings, tenant).open()
+                try:
+                    async with scoped_session(store.engine, Scope.of_tenant(tenant.id)) as data:
+                        return await work(session, data, tenant)
+                finally:
+                    await store.dispose()
+        finally:
+            await landlord.dispose()
+
+    return asyncio.run(go())
+
+
+async def _run_as_worker(landlord: Database, settings: Settings, job: Job) -> Job:
+    """`job`, run here as a worker runs it; as it ended."""
+    with tenant_context(job.tenant_id):
+        await jobs.perform_job(landlord, job.id, settings)
+    async with landlord.session() as session:
+        return await session.get_one(Job, job.id)
+
+
+def run_tenant_job(
+    settings: Settings, slug: str, request: Callable[[AsyncSession, Tenant], Awaitable[Job]]
+) -> Job:
+    """The job `request` records for the tenant `slug`, run here as a worker runs it; as it ended."""
+
+    async def go() -> Job:
+        landlord = Database(settings.database_url)
+        try:
+            async with landlord.session() as session:
+                job = await request(session, await _tenant_named(session, slug))
+            return await _run_as_worker(landlord, settings, job)
+        finally:
+            await landlord.dispose()
+
+    return asyncio.run(go())
 
 
 def provision(
@@ -59,11 +109,8 @@ def provision(
                     settings,
                     TenantRequest(slug, slug.replace("-", " ").title(), template, list(modules), isolation),
                 )
-            with tenant_context(tenant.id):
-                await jobs.perform_job(landlord, job.id, settings)
-            async with landlord.session() as session:
-                done = await session.get_one(type(job), job.id)
-                assert done.status == JobStatus.SUCCEEDED, done.error
+            done = await _run_as_worker(landlord, settings, job)
+            assert done.status == JobStatus.SUCCEEDED, done.error
             return tenant.id
         finally:
             await landlord.dispose()
@@ -74,22 +121,11 @@ def provision(
 def disable_module(settings: Settings, slug: str, module: str, *, keep_data: bool) -> None:
     """Disable `module` as a tenant admin's request and a worker do it (a backup first)."""
 
-    async def go() -> None:
-        landlord = Database(settings.database_url)
-        try:
-            async with landlord.session() as session:
-                tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
-                assert tenant is not None
-                change = await request_disable(session, settings, tenant, module, keep_data=keep_data)
-            with tenant_context(change.job.tenant_id):
-                await jobs.perform_job(landlord, change.job.id, settings)
-            async with landlord.session() as session:
-                done = await session.get_one(type(change.job), change.job.id)
-                assert done.status == JobStatus.SUCCEEDED, done.error
-        finally:
-            await landlord.dispose()
+    async def disable(session: AsyncSession, tenant: Tenant) -> Job:
+        return (await request_disable(session, settings, tenant, module, keep_data=keep_data)).job
 
-    asyncio.run(go())
+    done = run_tenant_job(settings, slug, disable)
+    assert done.status == JobStatus.SUCCEEDED, done.error
 
 
 def add_units(settings: Settings, slug: str, names: list[tuple[str, str | None]]) -> dict[str, int]:
@@ -102,7 +138,7 @@ def add_units(settings: Settings, slug: str, names: list[tuple[str, str | None]]
             ids[name] = (await add_unit(data, parent_id=ids[parent or "root"], name=name)).id
         return ids
 
-    return asyncio.run(_in_tenant(settings, slug, work))  # type: ignore[no-any-return]
+    return in_tenant(settings, slug, work)  # type: ignore[no-any-return]
 
 
 def add_member(
@@ -125,7 +161,7 @@ def add_member(
         )
         return Credentials(new.user.email, new.password)
 
-    return asyncio.run(_in_tenant(settings, slug, work))  # type: ignore[no-any-return]
+    return in_tenant(settings, slug, work)  # type: ignore[no-any-return]
 
 
 def add_admin(settings: Settings, slug: str, email: str) -> Credentials:
@@ -143,4 +179,4 @@ def add_rows(settings: Settings, slug: str, table: str, rows: list[dict[str, Any
         await data.flush()
         return [row.id for row in made]
 
-    return asyncio.run(_in_tenant(settings, slug, work))  # type: ignore[no-any-return]
+    return in_tenant(settings, slug, work)  # type: ignore[no-any-return]

@@ -8,10 +8,9 @@ route is covered here before it ships.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,20 +20,24 @@ from litestar.testing import TestClient
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import jobs
 from services.backups import request_backup
 from services.backups.content import summarise_store
-from services.db import Database
 from services.models import AuditEntry, Backup, BackupFormat, Job, Membership, Tenant
 from services.models.landlord import LandlordBase
 from services.settings import Settings
-from services.tenancy.context import tenant_context
 from services.tenancy.security import CROSS_TENANT
 from services.tenancy.stores import location_of
-from tests.support import Credentials, csrf_token, run_db, sign_in
+from tests.support import Credentials, csrf_token, run_db, signed_in
 from tests.web.portal import add_token, assert_no_trace, portal
-from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, provision
-from tests.workers.support import drop_tenant_databases
+from tests.web.tenant_world import (
+    add_admin,
+    add_member,
+    add_rows,
+    add_units,
+    no_stores_left_behind,  # noqa: F401  (autouse fixture)
+    provision,
+    run_tenant_job,
+)
 from web.app import create_app
 
 A, B = "kingfisher-club", "otter-rescue"
@@ -386,31 +389,16 @@ A_OWN_API = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def no_stores_left_behind(settings: Settings) -> Iterator[None]:
-    yield
-    drop_tenant_databases(settings.database_url)
-
-
 # --- The world: tenants A and B -------------------------------------------------------------------
 
 
 def _back_up(settings: Settings, slug: str) -> None:
     """A finished backup of the tenant, taken as a worker takes it."""
 
-    async def go() -> None:
-        landlord = Database(settings.database_url)
-        try:
-            async with landlord.session() as session:
-                tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
-                assert tenant is not None
-                job = (await request_backup(session, settings, tenant, BackupFormat.PORTABLE)).job
-            with tenant_context(job.tenant_id):
-                await jobs.perform_job(landlord, job.id, settings)
-        finally:
-            await landlord.dispose()
+    async def back_up(session: AsyncSession, tenant: Tenant) -> Job:
+        return (await request_backup(session, settings, tenant, BackupFormat.PORTABLE)).job
 
-    asyncio.run(go())
+    run_tenant_job(settings, slug, back_up)
 
 
 @dataclass(frozen=True)
@@ -535,13 +523,6 @@ def send(client: TestClient[Any], call: Call, token: str | None) -> Any:
         )
     data = {**call.body, "_csrf_token": csrf_token(client)} if call.body is not None else None
     return client.request(call.method, call.probe.path, data=data, follow_redirects=False)
-
-
-def signed_in(client: TestClient[Any], person: Credentials) -> TestClient[Any]:
-    client.cookies.clear()
-    response = sign_in(client, person)
-    assert response.status_code in (302, 303), response.text
-    return client
 
 
 def assert_nothing_of_b(response: Any, what: str) -> None:

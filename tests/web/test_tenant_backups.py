@@ -29,25 +29,26 @@ from services.settings import Settings
 from services.tenancy.stores import location_of
 from tests.services.backups.support import execute
 from tests.services.running import wait_for
-from tests.support import Credentials, csrf_token, run_db, sign_in
+from tests.support import Credentials, csrf_token, run_db, signed_in
 from tests.web.portal import HTMX, assert_no_trace, is_partial, portal
-from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, provision
+from tests.web.tenant_world import (
+    add_admin,
+    add_member,
+    add_rows,
+    add_units,
+    no_stores_left_behind,  # noqa: F401  (autouse fixture)
+    provision,
+)
 from tests.web.test_cross_tenant_routes import cross_tenant_entries
 from tests.web.test_provisioning_pages import latest_job, step_states, text_of
 from tests.workers.restore_gate import hold_restore_at, reached
-from tests.workers.support import drop_tenant_databases, tenant, wait_until_finished
+from tests.workers.support import tenant, wait_until_finished
 
 SLUG, OTHER = "heron-club", "otter-rescue"
 BACKUPS = f"/t/{SLUG}/backups"
 #: Most tests run on SQLite alone; the restore runs on PostgreSQL too where it is configured.
 ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 POLLING = 'hx-trigger="every 1s"'
-
-
-@pytest.fixture(autouse=True)
-def no_stores_left_behind(settings: Settings) -> Iterator[None]:
-    yield
-    drop_tenant_databases(settings.database_url)
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,6 @@ def admin(settings: Settings, heron: Heron) -> Iterator[TestClient[Any]]:
     """A browser signed in as heron-club's admin."""
     with portal(settings) as client:
         yield signed_in(client, heron.admin)
-
-
-def signed_in(client: TestClient[Any], person: Credentials) -> TestClient[Any]:
-    client.cookies.clear()
-    response = sign_in(client, person)
-    assert response.status_code in (302, 303), response.text
-    return client
 
 
 def ask_for_backup(client: TestClient[Any], format: str, *, slug: str = SLUG, htmx: bool = False) -> Any:

@@ -20,19 +20,16 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cli import prepare_landlord
-from services.db import Database
 from services.models import AuditEntry, Tenant
 from services.settings import PROJECT_ROOT, Settings
-from services.tenancy.context import Scope
 from services.tenancy.records import record_schema
 from services.tenancy.security import CROSS_TENANT
-from services.tenancy.sessions import scoped_session
-from services.tenancy.stores import location_of
-from tests.support import Credentials, run_db, sign_in
+from tests.support import Credentials, run_db, signed_in
 from tests.web.portal import add_token, assert_no_trace, portal
-from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, provision
+from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, in_tenant, provision
 
 #: Between them, every template and every module (finance and simple_ledger conflict).
 WALKED = {
@@ -60,23 +57,11 @@ PARTY = "party-walk"
 def count_rows(settings: Settings, slug: str, table: str) -> int:
     """The tenant's rows in `table`, counted in its store, past the portal."""
 
-    async def go() -> int:
-        landlord = Database(settings.database_url)
-        try:
-            async with landlord.session() as session:
-                tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
-                assert tenant is not None
-            store = location_of(settings, tenant).open()
-            try:
-                async with scoped_session(store.engine, Scope.of_tenant(tenant.id)) as data:
-                    model = (await record_schema(data, f"count-{tenant.id}-{table}")).table(table).model
-                    return await data.scalar(select(func.count()).select_from(model)) or 0
-            finally:
-                await store.dispose()
-        finally:
-            await landlord.dispose()
+    async def work(_landlord: AsyncSession, data: Any, tenant: Tenant) -> int:
+        model = (await record_schema(data, f"count-{tenant.id}-{table}")).table(table).model
+        return await data.scalar(select(func.count()).select_from(model)) or 0
 
-    return asyncio.run(go())
+    return in_tenant(settings, slug, work)  # type: ignore[no-any-return]
 
 
 def audit_actions(settings: Settings, action_prefix: str) -> list[tuple[str, dict[str, Any]]]:
@@ -141,13 +126,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     units = add_units(settings, PARTY, [("North", None), ("North Harbour", "North"), ("South", None)])
     north = add_member(settings, PARTY, "north@party.example", unit_ids=[units["North"]])
     yield World(settings, admins, units, north)
-
-
-def signed_in(client: TestClient[Any], person: Credentials) -> TestClient[Any]:
-    client.cookies.clear()
-    response = sign_in(client, person)
-    assert response.status_code in (302, 303), response.text
-    return client
 
 
 # --- Reading a generated form as a browser does ------------------------------------------------

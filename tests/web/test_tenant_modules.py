@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,21 +20,24 @@ from litestar.testing import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import jobs
-from services.db import Database
 from services.models import AuditEntry, Backup, Job, JobStatus, Tenant, Verification
 from services.settings import Settings
-from services.tenancy.context import tenant_context
 from services.tenancy.modules import request_enable
 from services.tenancy.stores import location_of
 from tests.services.provisioning.installation import business_tables, copy_layers
 from tests.services.provisioning.test_module_changes import write_module
 from tests.services.running import wait_for
-from tests.support import Credentials, csrf_token, run_db, sign_in
+from tests.support import Credentials, csrf_token, run_db, signed_in
 from tests.web.portal import HTMX, add_token, assert_no_trace, is_partial, portal
-from tests.web.tenant_world import add_admin, add_member, provision
+from tests.web.tenant_world import (
+    add_admin,
+    add_member,
+    no_stores_left_behind,  # noqa: F401  (autouse fixture)
+    provision,
+    run_tenant_job,
+)
 from tests.web.test_provisioning_pages import latest_job, step_states, text_of
-from tests.workers.support import GATE_VARIABLE, Gate, drop_tenant_databases, tenant, wait_until_finished
+from tests.workers.support import GATE_VARIABLE, Gate, tenant, wait_until_finished
 
 SLUG = "heron-club"
 MODULES = f"/t/{SLUG}/modules"
@@ -43,31 +45,14 @@ ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 POLLING = 'hx-trigger="every 1s"'
 
 
-@pytest.fixture(autouse=True)
-def no_stores_left_behind(settings: Settings) -> Iterator[None]:
-    yield
-    drop_tenant_databases(settings.database_url)
-
-
 def enable_now(settings: Settings, slug: str, *modules: str) -> None:
     """Modules enabled by their job, run here as a worker runs it."""
 
-    async def go() -> None:
-        landlord = Database(settings.database_url)
-        try:
-            async with landlord.session() as session:
-                found = await session.scalar(select(Tenant).where(Tenant.slug == slug))
-                assert found is not None
-                change = await request_enable(session, settings, found, list(modules), with_required=True)
-            with tenant_context(found.id):
-                await jobs.perform_job(landlord, change.job.id, settings)
-            async with landlord.session() as session:
-                done = await session.get_one(Job, change.job.id)
-                assert done.status == JobStatus.SUCCEEDED, done.error
-        finally:
-            await landlord.dispose()
+    async def enable(session: AsyncSession, found: Tenant) -> Job:
+        return (await request_enable(session, settings, found, list(modules), with_required=True)).job
 
-    asyncio.run(go())
+    done = run_tenant_job(settings, slug, enable)
+    assert done.status == JobStatus.SUCCEEDED, done.error
 
 
 def put_on_plan(settings: Settings, slug: str, plan: str) -> None:
@@ -110,12 +95,6 @@ def post(client: TestClient[Any], path: str, data: dict[str, str] | None = None,
     return client.post(
         path, data={**(data or {}), "_csrf_token": csrf_token(client)}, follow_redirects=False, **kwargs
     )
-
-
-def signed_in(client: TestClient[Any], person: Credentials) -> TestClient[Any]:
-    client.cookies.clear()
-    assert sign_in(client, person).status_code in (302, 303)
-    return client
 
 
 def row(page: str, module: str) -> str:

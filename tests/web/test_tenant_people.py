@@ -6,16 +6,14 @@ HTMX and without. Members are refused every change."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.models import AuditEntry, Plan, Tenant, User
 from services.settings import Settings
-from tests.support import Credentials, post_form, run_db, sign_in
+from tests.support import Credentials, post_form, run_db, signed_in
 from tests.web.portal import (
     HTMX,
     add_token,
@@ -37,13 +35,6 @@ from tests.web.tenant_world import (
 SLUG = "garden-club"
 PEOPLE, UNITS = f"/t/{SLUG}/people", f"/t/{SLUG}/units"
 ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-def signed_in(client: TestClient[Any], person: Credentials) -> TestClient[Any]:
-    client.cookies.clear()
-    response = sign_in(client, person)
-    assert response.status_code in (302, 303), response.text
-    return client
 
 
 def account_id(settings: Settings, email: str) -> int:

@@ -11,18 +11,11 @@ from sqlalchemy import func, select, update
 
 from services.models import AuditEntry, Domain, Tenant, TenantStatus
 from services.settings import Settings
-from tests.support import Credentials, csrf_token, run_db, sign_in
+from tests.support import Credentials, csrf_token, run_db, signed_in
 from tests.web.portal import add_token, assert_no_trace, portal
 from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, provision
 
 pytestmark = pytest.mark.parametrize("isolation", ["database", "shared"])
-
-
-def _signed_in(client: TestClient[Any], credentials: Credentials) -> TestClient[Any]:
-    client.cookies.clear()
-    response = sign_in(client, credentials)
-    assert response.status_code in (302, 303), response.text
-    return client
 
 
 def _root_unit(client: TestClient[Any], slug: str) -> str:
@@ -63,18 +56,18 @@ def test_members_see_their_subtree_admins_the_whole_tenant_others_nothing(
     river_admin = add_admin(settings, "river-club", "admin@river.example")
 
     with portal(settings) as client:
-        page = _signed_in(client, north).get("/t/garden-club/data/groups")
+        page = signed_in(client, north).get("/t/garden-club/data/groups")
         assert page.status_code == 200, page.text
         assert "Roses of the north" in page.text and "Tulips of the north-east" in page.text
         assert "Cacti of the south" not in page.text and "Kayaks" not in page.text
-        assert "South" not in _signed_in(client, north).get("/t/garden-club/units").text
+        assert "South" not in signed_in(client, north).get("/t/garden-club/units").text
 
-        page = _signed_in(client, admin).get("/t/garden-club/data/groups")
+        page = signed_in(client, admin).get("/t/garden-club/data/groups")
         assert all(name in page.text for name in ("Roses", "Tulips", "Cacti"))
         assert "Kayaks" not in page.text
 
         before = _security_events(settings)
-        refused = _signed_in(client, river_admin).get("/t/garden-club/data/groups")
+        refused = signed_in(client, river_admin).get("/t/garden-club/data/groups")
         assert refused.status_code == 404
         assert "Roses" not in refused.text
         assert_no_trace(refused.text)
@@ -82,7 +75,7 @@ def test_members_see_their_subtree_admins_the_whole_tenant_others_nothing(
 
         # In its own store, river's id names one of garden's rows (or none); in the shared store it
         # names river's row, which is refused as not found and recorded.
-        foreign = _signed_in(client, admin).get(f"/t/garden-club/data/groups/{river_rows[0]}")
+        foreign = signed_in(client, admin).get(f"/t/garden-club/data/groups/{river_rows[0]}")
         assert "Kayaks" not in foreign.text
         if isolation == "shared":
             assert foreign.status_code == 404
@@ -96,7 +89,7 @@ def test_an_admin_adds_and_renames_units_and_a_member_may_not(
     admin = add_admin(settings, "garden-club", "admin@garden.example")
     member = add_member(settings, "garden-club", "member@garden.example")
     with portal(settings) as client:
-        _signed_in(client, admin)
+        signed_in(client, admin)
         root_id = _root_unit(client, "garden-club")
         added = client.post(
             "/t/garden-club/units",
@@ -116,7 +109,7 @@ def test_an_admin_adds_and_renames_units_and_a_member_may_not(
         )
         assert blank.status_code == 422 and "Give the unit a name." in blank.text
 
-        _signed_in(client, member)
+        signed_in(client, member)
         refused = client.post(
             "/t/garden-club/units",
             data={"name": "Sneaky", "parent_id": root_id, "_csrf_token": csrf_token(client)},
@@ -158,7 +151,7 @@ def test_a_tenant_is_reached_by_its_subdomain_and_its_own_domain(
 
     run_db(settings, add_domain)
     with portal(replace(settings, base_domain="tenantry.test")) as client:
-        _signed_in(client, admin)
+        signed_in(client, admin)
         for host in ("garden-club.tenantry.test", "gardens.example.org"):
             page = client.get("/units", headers={"host": host})
             assert page.status_code == 200, (host, page.text)
@@ -183,11 +176,11 @@ def test_a_suspended_tenant_says_so_and_the_dashboard_counts_blocked_attempts(
 
     run_db(settings, suspend)
     with portal(settings) as client:
-        page = _signed_in(client, member).get("/t/garden-club/")
+        page = signed_in(client, member).get("/t/garden-club/")
         assert page.status_code == 403 and "suspended" in page.text
-        assert _signed_in(client, river_admin).get("/t/garden-club/").status_code == 404
-        assert _signed_in(client, river_admin).get("/t/no-such-club/").status_code == 404
-        dashboard = _signed_in(client, superadmin).get("/")
+        assert signed_in(client, river_admin).get("/t/garden-club/").status_code == 404
+        assert signed_in(client, river_admin).get("/t/no-such-club/").status_code == 404
+        dashboard = signed_in(client, superadmin).get("/")
         blocked = dashboard.text.split('id="blocked-attempts"')[1].split("</article>")[0]
         assert '<p class="figure">1</p>' in blocked and "garden-club" in blocked
 
@@ -204,15 +197,15 @@ def test_a_tenant_admin_sees_only_their_own_tenants_audit_entries(
             (garden, "garden-club", "Greenhouse"),
             (river, "river-club", "Boathouse"),
         ):
-            _signed_in(client, credentials)
+            signed_in(client, credentials)
             client.post(
                 f"/t/{slug}/units",
                 data={"name": name, "parent_id": _root_unit(client, slug), "_csrf_token": csrf_token(client)},
                 follow_redirects=False,
             )
-        page = _signed_in(client, garden).get("/t/garden-club/audit")
+        page = signed_in(client, garden).get("/t/garden-club/audit")
         assert page.status_code == 200
         assert "Greenhouse" in page.text and "unit.create" in page.text
         assert "Boathouse" not in page.text and "river" not in page.text
         member = add_member(settings, "garden-club", "member@garden.example")
-        assert _signed_in(client, member).get("/t/garden-club/audit").status_code == 403
+        assert signed_in(client, member).get("/t/garden-club/audit").status_code == 403

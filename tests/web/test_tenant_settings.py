@@ -8,26 +8,18 @@ import re
 from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.models import AuditEntry, Plan, Tenant
 from services.settings import Settings
-from tests.support import Credentials, post_form, run_db, sign_in
+from tests.support import Credentials, post_form, run_db, signed_in
 from tests.web.portal import assert_no_trace, portal
 from tests.web.tenant_world import add_admin, add_member, add_rows, provision
 
 SLUG = "garden-club"
 SETTINGS = f"/t/{SLUG}/settings"
 ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-def signed_in(client: TestClient[Any], person: Credentials) -> TestClient[Any]:
-    client.cookies.clear()
-    response = sign_in(client, person)
-    assert response.status_code in (302, 303), response.text
-    return client
 
 
 def landlord_view(settings: Settings) -> tuple[str, list[dict[str, Any]]]:

@@ -16,16 +16,16 @@ from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.params import Body, FromPath, QueryParameter
 
 from services.tenancy.people import unit_tree
-from services.tenancy.records import (
-    RecordTable,
-    create_record,
-    delete_record,
-    list_records,
-    update_record,
-)
+from services.tenancy.records import RecordTable, list_records
 from web.api.schemas import Page
 from web.deps import DbSession
-from web.tenant.data import read_submission, record_change, record_table_of, visible_record
+from web.tenant.data import (
+    add_record,
+    change_record,
+    record_table_of,
+    remove_record,
+    visible_record,
+)
 from web.tenant.scope import TenantData
 
 Row = dict[str, Any]
@@ -65,9 +65,9 @@ async def _change(
     partial: bool,
 ) -> Row:
     schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
-    values = await read_submission(request, tenant_data, schema, chosen, data, row=row, partial=partial)
-    await update_record(tenant_data, chosen, row, values)
-    await record_change(request, db_session, "record.update", chosen, record_id)
+    await change_record(
+        request, db_session, tenant_data, schema, chosen, row, record_id, data, partial=partial
+    )
     return _row(chosen, row)
 
 
@@ -127,11 +127,7 @@ class TenantApiController(Controller):
         data: Annotated[Row, Body()],
     ) -> Row:
         schema, chosen = await record_table_of(request, db_session, tenant_data, table)
-        values = await read_submission(request, tenant_data, schema, chosen, data)
-        row = await create_record(tenant_data, chosen, values)
-        await record_change(
-            request, db_session, "record.create", chosen, getattr(row, chosen.primary_key.key)
-        )
+        row = await add_record(request, db_session, tenant_data, schema, chosen, data)
         return _row(chosen, row)
 
     @put(
@@ -181,5 +177,4 @@ class TenantApiController(Controller):
         record_id: FromPath[int],
     ) -> None:
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
-        await delete_record(tenant_data, schema, chosen, row)
-        await record_change(request, db_session, "record.delete", chosen, record_id)
+        await remove_record(request, db_session, tenant_data, schema, chosen, row, record_id)

@@ -13,10 +13,10 @@ from litestar.params import Body
 from litestar.status_codes import HTTP_201_CREATED
 
 from services.tenancy.access import TENANT_MEMBER
-from services.tenancy.people import Person, get_person, invite_person, list_people
+from services.tenancy.people import Person, list_people
 from web.deps import DbSession
 from web.tenant.pages import admin_only
-from web.tenant.people import record_invitation, units_here
+from web.tenant.people import invite, units_here
 from web.tenant.scope import TenantData, tenant_access
 
 
@@ -93,18 +93,14 @@ class TenantPeopleApiController(Controller):
         data: Annotated[InviteIn, Body(description="Who to invite, as what, in which units")],
     ) -> InvitedOut:
         admin_only(request)
-        tenant = tenant_access(request).tenant
         await units_here(request, tenant_data, data.unit_ids)
-        async with db_session.begin_nested(), tenant_data.begin_nested():
-            invited = await invite_person(
-                db_session,
-                tenant_data,
-                tenant,
-                email=data.email,
-                display_name=data.display_name,
-                role=data.role,
-                unit_ids=data.unit_ids,
-            )
-        person = await get_person(db_session, tenant_data, tenant, invited.user.id)
-        await record_invitation(request, db_session, person)
-        return InvitedOut(PersonOut.of(person), invited.password)
+        person, password = await invite(
+            request,
+            db_session,
+            tenant_data,
+            email=data.email,
+            display_name=data.display_name,
+            role=data.role,
+            unit_ids=data.unit_ids,
+        )
+        return InvitedOut(PersonOut.of(person), password)

@@ -17,7 +17,7 @@ from litestar_htmx import HTMXRequest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.backups.schedules import MAX_KEEP, backup_formats, clear_schedule, schedule_of, set_schedule
-from services.errors import DomainError, InvalidFields
+from services.errors import DomainError
 from services.models import BackupSchedule, Tenant, TenantStatus
 from services.models.types import utcnow
 from services.tenancy.tenants import get_tenant
@@ -140,9 +140,7 @@ class BackupScheduleController(Controller):
                     request, db_session, "tenant.backup_schedule", tenant=tenant, detail=detail
                 )
         except DomainError as error:
-            errors = (
-                error.errors if isinstance(error, InvalidFields) else {error.field or "form": error.message}
-            )
+            errors = error.errors_by_field("form")
             panel = await schedule_panel(db_session, tenant, form=data, errors=errors)
             return self._show(request, panel, status_code=422)
         await db_session.commit()

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.backups import CopyTarget, RequestedRestore, get_backup, request_restore, request_restore_copy
 from services.backups.archive import describe_size
 from services.backups.safety import safety_format
-from services.errors import DomainError, InvalidFields, InvalidInput
+from services.errors import DomainError, InvalidInput
 from services.models import Backup, IsolationMode, JobStatus, Tenant, TenantStatus, Verification
 from services.settings import Settings
 from services.tenancy.stores import available_isolation_modes
@@ -202,9 +202,7 @@ class RestoresController(Controller):
             async with db_session.begin_nested():
                 requested = await request_recorded_copy(request, db_session, backup, target)
         except DomainError as error:
-            errors = (
-                error.errors if isinstance(error, InvalidFields) else {error.field or "copy": error.message}
-            )
+            errors = error.errors_by_field("copy")
             page = restore_page(tenant, backup, _settings(request), copy_form=data, copy_errors=errors)
             return Template(
                 "landlord/restore.html",

@@ -13,7 +13,7 @@ from litestar.response import Redirect, Response, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar_htmx import ClientRedirect, ClientRefresh, HTMXRequest
 
-from services.errors import DomainError, InvalidFields
+from services.errors import DomainError
 from services.layers.catalogue import load_catalogue
 from services.models import Job
 from services.provisioning.custom import APPLY_CUSTOM, ROLLBACK_CUSTOM, request_custom_change
@@ -131,9 +131,7 @@ class TenantsController(Controller):
                     request, db_session, "tenant.request", tenant=tenant, detail={"job": job.id}
                 )
         except DomainError as error:
-            errors = (
-                error.errors if isinstance(error, InvalidFields) else {error.field or "form": error.message}
-            )
+            errors = error.errors_by_field("form")
             # The modules as they were ticked, even none: not the template's defaults again.
             context = {**self._form_context(request, form), "errors": errors, "ticked": set(modules)}
             template = "landlord/_new_tenant_form.html" if request.htmx else "landlord/new_tenant.html"

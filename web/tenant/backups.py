@@ -31,7 +31,6 @@ from services.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.models import Backup, Job, JobStatus, Tenant
 from services.models.types import utcnow
 from services.settings import Settings
-from services.tenancy.security import record_cross_tenant_attempt
 from web.audit import record_request
 from web.deps import DbSession
 from web.landlord.backups import (
@@ -50,7 +49,7 @@ from web.landlord.restores import (
     restore_page,
     unrestorable_reason,
 )
-from web.tenant.pages import Form, admin_only, tenant_page
+from web.tenant.pages import Form, admin_only, record_foreign_attempt, tenant_page
 from web.tenant.scope import tenant_access, tenant_link
 
 #: What each of the tenant's store jobs is, in a sentence that starts with it.
@@ -119,16 +118,7 @@ async def own_backup(request: Request[Any, Any, Any], db_session: AsyncSession, 
     except NotFound:
         owner_id = await db_session.scalar(select(Backup.tenant_id).where(Backup.id == backup_id))
         if owner_id is not None:
-            # The request's own transaction is rolled back with the refusal: this one is kept.
-            async with request.app.state.database.session() as landlord:
-                await record_cross_tenant_attempt(
-                    landlord,
-                    actor=request.scope["user"],
-                    target=await landlord.get_one(Tenant, owner_id),
-                    what="asked for another tenant's backup",
-                    ip=request.client.host if request.client else None,
-                    detail={"backup": backup_id, "path": request.url.path, "from_tenant": tenant.slug},
-                )
+            await record_foreign_attempt(request, owner_id, "backup", {"backup": backup_id})
         raise
 
 

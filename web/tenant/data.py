@@ -128,6 +128,54 @@ def _record_id(table: RecordTable, row: Any) -> Any:
     return getattr(row, table.primary_key.key)
 
 
+async def add_record(
+    request: Request[Any, Any, Any],
+    db_session: DbSession,
+    tenant_data: TenantData,
+    schema: RecordSchema,
+    table: RecordTable,
+    submitted: Mapping[str, Any],
+) -> Any:
+    """The new row of a checked submission, with its entry on the audit trail (the page and the API
+    both add rows this way)."""
+    values = await read_submission(request, tenant_data, schema, table, submitted)
+    row = await create_record(tenant_data, table, values)
+    await record_change(request, db_session, "record.create", table, _record_id(table, row))
+    return row
+
+
+async def change_record(
+    request: Request[Any, Any, Any],
+    db_session: DbSession,
+    tenant_data: TenantData,
+    schema: RecordSchema,
+    table: RecordTable,
+    row: Any,
+    record_id: int,
+    submitted: Mapping[str, Any],
+    *,
+    partial: bool = False,
+) -> None:
+    """Writes a checked submission over `row`, with its entry on the audit trail."""
+    values = await read_submission(request, tenant_data, schema, table, submitted, row=row, partial=partial)
+    await update_record(tenant_data, table, row, values)
+    await record_change(request, db_session, "record.update", table, record_id)
+
+
+async def remove_record(
+    request: Request[Any, Any, Any],
+    db_session: DbSession,
+    tenant_data: TenantData,
+    schema: RecordSchema,
+    table: RecordTable,
+    row: Any,
+    record_id: int,
+) -> None:
+    """Deletes `row` (a Conflict while other rows refer to it), with its entry on the audit trail."""
+    await delete_record(tenant_data, schema, table, row)
+    await record_change(request, db_session, "record.delete", table, record_id)
+
+
 def _to(request: Request[Any, Any, Any], path: str) -> Redirect:
     return Redirect(tenant_link(request, path), status_code=HTTP_303_SEE_OTHER)
 
@@ -154,6 +202,26 @@ async def _form_page(
     )
     status = 200 if refusal is None else 409 if isinstance(refusal, Conflict) else 422
     return tenant_page(request, "record_form.html", status, form=form, table=table, record_id=record_id)
+
+
+def _delete_page(
+    request: Request[Any, Any, Any],
+    table: RecordTable,
+    row: Any,
+    labels: dict[str, dict[Any, str]],
+    *,
+    refusal: Conflict | None = None,
+) -> Template:
+    """The confirmation before a row is deleted; after a refusal, with why it was refused."""
+    return tenant_page(
+        request,
+        "record_delete.html",
+        200 if refusal is None else 409,
+        table=table,
+        row=row,
+        labels=labels,
+        problem=None if refusal is None else refusal.message,
+    )
 
 
 class TenantDataController(Controller):
@@ -208,13 +276,10 @@ class TenantDataController(Controller):
         schema, chosen = await record_table_of(request, db_session, tenant_data, table)
         submitted = from_form(chosen, await request.form())
         try:
-            values = await read_submission(request, tenant_data, schema, chosen, submitted)
-            row = await create_record(tenant_data, chosen, values)
+            row = await add_record(request, db_session, tenant_data, schema, chosen, submitted)
         except (InvalidFields, Conflict) as refusal:
             return await _form_page(request, tenant_data, schema, chosen, submitted, refusal=refusal)
-        record_id = _record_id(chosen, row)
-        await record_change(request, db_session, "record.create", chosen, record_id)
-        return _to(request, f"/data/{chosen.name}/{record_id}")
+        return _to(request, f"/data/{chosen.name}/{_record_id(chosen, row)}")
 
     @get("/{table:str}/{record_id:int}")
     async def record(
@@ -255,13 +320,11 @@ class TenantDataController(Controller):
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
         submitted = from_form(chosen, await request.form())
         try:
-            values = await read_submission(request, tenant_data, schema, chosen, submitted, row=row)
-            await update_record(tenant_data, chosen, row, values)
+            await change_record(request, db_session, tenant_data, schema, chosen, row, record_id, submitted)
         except (InvalidFields, Conflict) as refusal:
             return await _form_page(
                 request, tenant_data, schema, chosen, submitted, record_id=record_id, refusal=refusal
             )
-        await record_change(request, db_session, "record.update", chosen, record_id)
         return _to(request, f"/data/{chosen.name}/{record_id}")
 
     @get("/{table:str}/{record_id:int}/delete")
@@ -275,7 +338,7 @@ class TenantDataController(Controller):
     ) -> Template:
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
         labels = await reference_labels(tenant_data, schema, chosen, [row])
-        return tenant_page(request, "record_delete.html", table=chosen, row=row, labels=labels, problem=None)
+        return _delete_page(request, chosen, row, labels)
 
     @post("/{table:str}/{record_id:int}/delete")
     async def delete(
@@ -289,17 +352,8 @@ class TenantDataController(Controller):
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
         labels = await reference_labels(tenant_data, schema, chosen, [row])
         try:
-            await delete_record(tenant_data, schema, chosen, row)
+            await remove_record(request, db_session, tenant_data, schema, chosen, row, record_id)
         except Conflict as refusal:
             kept = await get_record(tenant_data, chosen, record_id)  # as it is again, after the rollback
-            return tenant_page(
-                request,
-                "record_delete.html",
-                409,
-                table=chosen,
-                row=kept,
-                labels=labels,
-                problem=refusal.message,
-            )
-        await record_change(request, db_session, "record.delete", chosen, record_id)
+            return _delete_page(request, chosen, kept, labels, refusal=refusal)
         return _to(request, f"/data/{chosen.name}?deleted={record_id}")

@@ -39,10 +39,9 @@ from services.tenancy.modules import (
     request_enable,
     title_of,
 )
-from services.tenancy.security import record_cross_tenant_attempt
 from web.audit import record_request
 from web.deps import DbSession
-from web.tenant.pages import Form, admin_only, tenant_page
+from web.tenant.pages import Form, admin_only, record_foreign_attempt, tenant_page
 from web.tenant.scope import tenant_access, tenant_link
 
 KEEP, DROP = "keep", "drop"
@@ -153,19 +152,8 @@ async def _disable_choice(request: Request[Any, Any, Any], tenant: Tenant, modul
 async def _record_foreign_job(request: Request[Any, Any, Any], db_session: AsyncSession, job_id: int) -> None:
     """Another tenant's job id: the attempt goes on the trail against that tenant."""
     owner_id = await db_session.scalar(select(Job.tenant_id).where(Job.id == job_id))
-    tenant = tenant_access(request).tenant
-    if owner_id is None or owner_id == tenant.id:
-        return
-    # The request's own transaction is rolled back with the refusal: this one is kept.
-    async with request.app.state.database.session() as landlord:
-        await record_cross_tenant_attempt(
-            landlord,
-            actor=request.scope["user"],
-            target=await landlord.get_one(Tenant, owner_id),
-            what="asked for another tenant's job",
-            ip=request.client.host if request.client else None,
-            detail={"job": job_id, "path": request.url.path, "from_tenant": tenant.slug},
-        )
+    if owner_id is not None and owner_id != tenant_access(request).tenant.id:
+        await record_foreign_attempt(request, owner_id, "job", {"job": job_id})
 
 
 class TenantModulesController(Controller):

@@ -1,5 +1,5 @@
 """What every tenant page shares: rendering in the tenant's layout, the admin check, and the
-"not found" that records an attempt on another tenant's row."""
+"not found" that records an attempt on another tenant's row, backup, job or person."""
 
 from __future__ import annotations
 
@@ -45,29 +45,31 @@ def admin_only(request: Request[Any, Any, Any]) -> None:
         raise PermissionDeniedException("Only the tenant's admins may do this.")
 
 
-async def refuse_if_foreign(request: Request[Any, Any, Any], table: str, record_id: int) -> None:
-    """A record id the scope cannot see: if it is another tenant's (a shared store can tell),
-    the attempt is recorded against that tenant, where the caller cannot read it. Either way the
-    answer is the same "not found"."""
-    access = tenant_access(request)
-    location = location_of(request.app.state.settings, access.tenant)
-    owner = await owner_elsewhere(location, table, record_id, access.tenant.id)
-    if owner is None:
-        return
+async def record_foreign_attempt(
+    request: Request[Any, Any, Any], owner_id: int, what: str, detail: dict[str, Any]
+) -> None:
+    """An attempt on `what` of the tenant `owner_id`, on the trail against that tenant, where the
+    caller cannot read it. In a landlord session of its own: the request's is rolled back with the
+    refusal, this one is kept."""
     async with request.app.state.database.session() as landlord:
         await record_cross_tenant_attempt(
             landlord,
             actor=request.scope["user"],
-            target=await landlord.get_one(Tenant, owner),
-            what=f"asked for another tenant's {table} row",
+            target=await landlord.get_one(Tenant, owner_id),
+            what=f"asked for another tenant's {what}",
             ip=request.client.host if request.client else None,
-            detail={
-                "table": table,
-                "id": record_id,
-                "path": request.url.path,
-                "from_tenant": access.tenant.slug,
-            },
+            detail={**detail, "path": request.url.path, "from_tenant": tenant_access(request).tenant.slug},
         )
+
+
+async def refuse_if_foreign(request: Request[Any, Any, Any], table: str, record_id: int) -> None:
+    """A record id the scope cannot see: if it is another tenant's (a shared store can tell),
+    the attempt is recorded against that tenant. Either way the answer is the same "not found"."""
+    access = tenant_access(request)
+    location = location_of(request.app.state.settings, access.tenant)
+    owner = await owner_elsewhere(location, table, record_id, access.tenant.id)
+    if owner is not None:
+        await record_foreign_attempt(request, owner, f"{table} row", {"table": table, "id": record_id})
 
 
 @asynccontextmanager

@@ -18,7 +18,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_201_CREATED, HTTP_303_SEE_OTHER
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.errors import DomainError, InvalidFields, InvalidInput, NotFound
+from services.errors import DomainError, InvalidInput, NotFound
 from services.models import Plan, Tenant
 from services.tenancy.access import TENANT_MEMBER
 from services.tenancy.people import (
@@ -35,12 +35,11 @@ from services.tenancy.people import (
     tenant_of_account_elsewhere,
     unit_tree,
 )
-from services.tenancy.security import record_cross_tenant_attempt
 from services.tenancy.tenant_settings import read_settings
 from services.tenancy.usage import Allowance
 from web.audit import record_request
 from web.deps import DbSession
-from web.tenant.pages import Form, admin_only, reporting_foreign, tenant_page
+from web.tenant.pages import Form, admin_only, record_foreign_attempt, reporting_foreign, tenant_page
 from web.tenant.scope import TenantData, tenant_access, tenant_link
 
 #: One ticked checkbox arrives as a single value, several as a list, none as nothing.
@@ -89,21 +88,8 @@ async def _person_here(
         return await get_person(db_session, tenant_data, tenant, account_id)
     except NotFound:
         if owner := await tenant_of_account_elsewhere(db_session, account_id, tenant):
-            # In a session of its own: the request's is rolled back with the refusal.
-            async with request.app.state.database.session() as landlord:
-                await record_cross_tenant_attempt(
-                    landlord,
-                    actor=request.scope["user"],
-                    target=owner,
-                    what="asked for another tenant's person",
-                    ip=request.client.host if request.client else None,
-                    detail={"account": account_id, "path": request.url.path, "from_tenant": tenant.slug},
-                )
+            await record_foreign_attempt(request, owner.id, "person", {"account": account_id})
         raise
-
-
-def _errors_of(error: DomainError, field: str) -> dict[str, str]:
-    return error.errors if isinstance(error, InvalidFields) else {error.field or field: error.message}
 
 
 async def _people_page(
@@ -160,11 +146,34 @@ async def _record(
     await record_request(request, db_session, action, tenant=tenant, target=person.email, detail=detail)
 
 
-async def record_invitation(
-    request: Request[Any, Any, Any], db_session: AsyncSession, person: Person
-) -> None:
+async def invite(
+    request: Request[Any, Any, Any],
+    db_session: AsyncSession,
+    tenant_data: TenantData,
+    *,
+    email: str,
+    display_name: str,
+    role: str,
+    unit_ids: list[int],
+) -> tuple[Person, str]:
+    """The invited person and their generated password, the invitation on the audit trail. A
+    refusal leaves nothing written (savepoints on both sides); the units must have been checked
+    with `units_here` first."""
+    tenant = tenant_access(request).tenant
+    async with db_session.begin_nested(), tenant_data.begin_nested():
+        invited = await invite_person(
+            db_session,
+            tenant_data,
+            tenant,
+            email=email,
+            display_name=display_name,
+            role=role,
+            unit_ids=unit_ids,
+        )
+    person = await get_person(db_session, tenant_data, tenant, invited.user.id)
     units = [unit.name for unit in person.units]
     await _record(request, db_session, "person.invite", person, role=person.role, units=units)
+    return person, invited.password
 
 
 DEACTIVATION = "person_deactivate.html"
@@ -197,7 +206,7 @@ async def _change_person(
         async with db_session.begin_nested(), tenant_data.begin_nested():
             changed = await change(tenant_access(request).tenant)
     except DomainError as error:
-        errors = _errors_of(error, "person")
+        errors = error.errors_by_field("person")
         return await _person_page(
             request, tenant_data, person, errors=errors, status_code=422, template=refused_on
         )
@@ -228,30 +237,24 @@ class TenantPeopleController(Controller):
         data: Annotated[InviteForm, Form],
     ) -> Template:
         admin_only(request)
-        tenant = tenant_access(request).tenant
         unit_ids = _unit_ids(data.unit_ids)
         await units_here(request, tenant_data, unit_ids)
         try:
-            async with db_session.begin_nested(), tenant_data.begin_nested():
-                invited = await invite_person(
-                    db_session,
-                    tenant_data,
-                    tenant,
-                    email=data.email,
-                    display_name=data.display_name,
-                    role=data.role,
-                    unit_ids=unit_ids,
-                )
+            person, password = await invite(
+                request,
+                db_session,
+                tenant_data,
+                email=data.email,
+                display_name=data.display_name,
+                role=data.role,
+                unit_ids=unit_ids,
+            )
         except DomainError as error:
-            errors = _errors_of(error, "email")
+            errors = error.errors_by_field("email")
             return await _people_page(
                 request, db_session, tenant_data, form=data, errors=errors, status_code=422
             )
-        person = await get_person(db_session, tenant_data, tenant, invited.user.id)
-        await record_invitation(request, db_session, person)
-        return tenant_page(
-            request, "person_invited.html", HTTP_201_CREATED, person=person, password=invited.password
-        )
+        return tenant_page(request, "person_invited.html", HTTP_201_CREATED, person=person, password=password)
 
     @get("/{account_id:int}")
     async def person(

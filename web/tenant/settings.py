@@ -15,7 +15,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from services.backups.archive import describe_size
-from services.errors import InvalidFields, InvalidInput
+from services.errors import InvalidInput
 from services.layers.catalogue import load_catalogue
 from services.tenancy.stores import location_of
 from services.tenancy.tenant_settings import TenantSettings, read_settings, timezone_names, update_settings
@@ -101,9 +101,7 @@ class TenantSettingsController(Controller):
                     accent_colour=data.accent_colour,
                 )
         except InvalidInput as error:
-            errors = (
-                error.errors if isinstance(error, InvalidFields) else {error.field or "name": error.message}
-            )
+            errors = error.errors_by_field("name")
             return await _settings_page(
                 request, db_session, tenant_data, form=data, errors=errors, status_code=422
             )
