@@ -9,7 +9,7 @@ key, the tenant tag and what the database computes (a `created_at` timestamp) ar
 A submission (a form's strings, or an API's JSON values) is read field by field into Python
 values, and every mistake is reported at once, each next to its field, before anything is
 written. What only the database can tell (a unique clash) is caught where the row is written
-(services.tenancy.records). Times are entered and shown in UTC.
+(services.tenancy.records). Times are entered and shown on the clock of a zone the caller gives (the portal: the tenant's; the API: UTC).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import cache
@@ -46,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.errors import InvalidFields, InvalidInput
 from services.layers.ownership import UNIT_COLUMN
 from services.models.tenant import TenantBase
-from services.tenancy.records import RecordSchema, RecordTable, column_label, in_utc
+from services.tenancy.records import RecordSchema, RecordTable, column_label, in_zone
 from services.tenancy.sessions import scope_of
 
 #: A reference select lists at most this many rows; a table with more takes a row's id instead.
@@ -131,8 +131,6 @@ class Field:
     def hint(self) -> str | None:
         if self.by_id:
             return f"The number of a row of {self.target}: there are too many to list."
-        if self.kind is FieldKind.DATETIME:
-            return "In UTC."
         if self.kind is FieldKind.DECIMAL and self.scale:
             return f"Up to {self.scale} decimal place{'s' if self.scale > 1 else ''}."
         return None
@@ -402,14 +400,15 @@ def _date(_field: Field, raw: object) -> date:
     raise InvalidInput("Enter a date as YYYY-MM-DD, such as 2025-03-31.")
 
 
-def _datetime(_field: Field, raw: object) -> datetime:
+def _datetime(raw: object, zone: tzinfo) -> datetime:
+    """A time as typed: on the clock of `zone` unless it names its own offset; kept in UTC."""
     try:
         if isinstance(raw, str):
             value = datetime.fromisoformat(raw.strip())
-            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            return (value.replace(tzinfo=zone) if value.tzinfo is None else value).astimezone(UTC)
     except ValueError:
         pass
-    raise InvalidInput("Enter a date and time as YYYY-MM-DD HH:MM (UTC), such as 2025-03-31 18:30.")
+    raise InvalidInput(f"Enter a date and time as YYYY-MM-DD HH:MM ({zone}), such as 2025-03-31 18:30.")
 
 
 def _choice(field: Field, raw: object) -> str:
@@ -434,13 +433,12 @@ _PARSERS: dict[FieldKind, Callable[[Field, object], Any]] = {
     FieldKind.DECIMAL: _decimal,
     FieldKind.CHECKBOX: _checkbox,
     FieldKind.DATE: _date,
-    FieldKind.DATETIME: _datetime,
     FieldKind.CHOICE: _choice,
     FieldKind.REFERENCE: _reference,
 }
 
 
-def _read_field(field: Field, raw: object) -> Any:
+def _read_field(field: Field, raw: object, zone: tzinfo) -> Any:
     """One submitted value as the column takes it; raises InvalidInput saying what is wrong."""
     if field.kind is FieldKind.CHECKBOX and raw is None:
         return None if field.nullable else False
@@ -448,6 +446,8 @@ def _read_field(field: Field, raw: object) -> Any:
         if field.required:
             raise InvalidInput(_missing(field))
         return None
+    if field.kind is FieldKind.DATETIME:
+        return _datetime(raw, zone)
     return _PARSERS[field.kind](field, raw)
 
 
@@ -459,8 +459,10 @@ async def read_record(
     *,
     row: Any | None = None,
     partial: bool = False,
+    zone: tzinfo = UTC,
 ) -> dict[str, Any]:
-    """The column values a submission sets, checked: for a new row (`row` None) or over `row`.
+    """The column values a submission sets, checked (times without an offset on the clock of
+    `zone`): for a new row (`row` None) or over `row`.
     A field not submitted is left empty; or takes the column's default, for a new row; or, when
     `partial`, stays as it is. Raises InvalidRecord
     naming every field that is wrong; a name that is no column of the table is one of them.
@@ -475,7 +477,7 @@ async def read_record(
         if each.name not in submitted and (partial or (creating and each.default is not None)):
             continue  # as it is, or the database's default
         try:
-            values[each.name] = _read_field(each, submitted.get(each.name))
+            values[each.name] = _read_field(each, submitted.get(each.name), zone)
         except InvalidInput as error:
             errors[each.name] = error.message
     current = {each.name: getattr(row, each.name) for each in fields} if row is not None else {}
@@ -563,18 +565,18 @@ def blank_values(table: RecordTable) -> dict[str, str]:
     return {each.name: each.default or "" for each in table_fields(table)}
 
 
-def values_of(table: RecordTable, row: Any) -> dict[str, str]:
-    """A row's values as its form's inputs hold them."""
-    return {each.name: input_value(getattr(row, each.name)) for each in table_fields(table)}
+def values_of(table: RecordTable, row: Any, zone: tzinfo = UTC) -> dict[str, str]:
+    """A row's values as its form's inputs hold them (times on the clock of `zone`)."""
+    return {each.name: input_value(getattr(row, each.name), zone) for each in table_fields(table)}
 
 
-def input_value(value: Any) -> str:
+def input_value(value: Any, zone: tzinfo = UTC) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "on" if value else ""
     if isinstance(value, datetime):
-        moment = in_utc(value)
+        moment = in_zone(value, zone)
         return moment.isoformat(timespec="seconds" if moment.second else "minutes")
     if isinstance(value, date | Decimal):
         return f"{value:f}" if isinstance(value, Decimal) else value.isoformat()

@@ -16,7 +16,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -75,15 +75,16 @@ class RecordTable:
     def label(self, column: Column[Any]) -> str:
         return column_label(column)
 
-    def shown(self, row: Any, column: Column[Any]) -> str:
-        """`row`'s value in `column` as a page shows it: times in UTC, yes or no, nothing for empty."""
+    def shown(self, row: Any, column: Column[Any], zone: tzinfo | None = None) -> str:
+        """`row`'s value in `column` as a page shows it: times in `zone` (the tenant's; UTC when
+        none is given), yes or no, nothing for empty."""
         value = getattr(row, column.key)
         if value is None:
             return ""
         if isinstance(value, bool):
             return "Yes" if value else "No"
         if isinstance(value, datetime):
-            moment = in_utc(value)
+            moment = in_zone(value, zone)
             return moment.isoformat(sep=" ", timespec="seconds" if moment.second else "minutes")
         if isinstance(value, Decimal):
             return f"{value:f}"
@@ -100,9 +101,11 @@ class RecordSchema:
         return self.tables[name]
 
 
-def in_utc(moment: datetime) -> datetime:
-    """A stored time in UTC, without its zone. SQLite hands times back without one: they are UTC."""
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+def in_zone(moment: datetime, zone: tzinfo | None = None) -> datetime:
+    """A stored time as a clock in `zone` (UTC by default) shows it, without its zone. SQLite hands
+    times back without one: they are UTC."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(zone or UTC).replace(tzinfo=None)
 
 
 def column_label(column: Column[Any]) -> str:

@@ -27,7 +27,7 @@ from services.models import AuditEntry, Tenant
 from services.settings import PROJECT_ROOT, Settings
 from services.tenancy.records import record_schema
 from services.tenancy.security import CROSS_TENANT
-from tests.support import Credentials, run_db, signed_in
+from tests.support import Credentials, post_form, run_db, signed_in
 from tests.web.portal import add_token, assert_no_trace, portal
 from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, in_tenant, provision
 
@@ -711,3 +711,40 @@ def test_another_tenants_rows_are_not_found_and_the_attempts_are_recorded_agains
     assert count_rows(settings, "garden-club", "groups") == 0
     # Four API calls on the row, one reference to its unit, four portal requests: each recorded against river.
     assert cross_tenant_attempts(settings, river_id) == 9
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_times_are_typed_and_shown_on_the_tenants_clock_and_kept_in_utc(
+    settings: Settings, superadmin: Credentials
+) -> None:
+    provision(settings, "tide-club", modules=["events"])
+    admin = add_admin(settings, "tide-club", "admin@tide.example")
+    base = "/t/tide-club"
+    with portal(settings) as client:
+        signed_in(client, admin)
+        saved = post_form(
+            client,
+            f"{base}/settings",
+            {"name": "Tide Club", "timezone": "Europe/Paris", "accent_colour": "#2f5bd3"},
+            follow_redirects=False,
+        )
+        assert saved.status_code in (200, 303), saved.text
+
+        page = client.get(f"{base}/data/events/new").text
+        assert "On the clock of Europe/Paris." in page
+        form = read_form(page)
+        added = post(
+            client,
+            f"{base}/data/events",
+            {**fill("events", form.controls), "starts_at": "2025-06-01T20:00", "ends_at": ""},
+            form.csrf,
+        )
+        assert added.status_code == 303, added.text
+        shown = client.get(added.headers["location"]).text
+        assert "2025-06-01 20:00" in shown, "as typed, on the tenant's clock"
+        edit = read_form(client.get(f"{added.headers['location']}/edit").text)
+        assert {c.name: c.value for c in edit.controls}["starts_at"] == "2025-06-01T20:00"
+
+        token = add_token(settings, admin.email, "tide-club")
+        rows = client.get("/api/v1/tenant/data/events", headers={"Authorization": f"Bearer {token}"}).json()
+        assert [row["starts_at"] for row in rows["items"]] == ["2025-06-01T18:00:00+00:00"], "kept in UTC"

@@ -9,9 +9,11 @@ a member's scope keeps them to their units' rows. Every write goes on the tenant
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, tzinfo
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
@@ -39,6 +41,7 @@ from services.tenancy.records import (
     record_schema,
     update_record,
 )
+from services.tenancy.tenant_settings import read_settings
 from web.audit import record_request
 from web.deps import DbSession
 from web.tenant.pages import refuse_if_foreign, reporting_foreign, tenant_page
@@ -103,11 +106,13 @@ async def read_submission(
     *,
     row: Any | None = None,
     partial: bool = False,
+    zone: tzinfo = UTC,
 ) -> dict[str, Any]:
-    """The checked values of a submission. A reference to a row the scope cannot see is refused
-    like a missing one; if the row is another tenant's, the attempt is recorded against it."""
+    """The checked values of a submission (times without an offset on the clock of `zone`). A
+    reference to a row the scope cannot see is refused like a missing one; if the row is another
+    tenant's, the attempt is recorded against it."""
     try:
-        return await read_record(tenant_data, schema, table, submitted, row=row, partial=partial)
+        return await read_record(tenant_data, schema, table, submitted, row=row, partial=partial, zone=zone)
     except InvalidRecord as error:
         for target, record_id in error.hidden_references.values():
             await refuse_if_foreign(request, target, record_id)
@@ -135,10 +140,11 @@ async def add_record(
     schema: RecordSchema,
     table: RecordTable,
     submitted: Mapping[str, Any],
+    zone: tzinfo = UTC,
 ) -> Any:
     """The new row of a checked submission, with its entry on the audit trail (the page and the API
     both add rows this way)."""
-    values = await read_submission(request, tenant_data, schema, table, submitted)
+    values = await read_submission(request, tenant_data, schema, table, submitted, zone=zone)
     row = await create_record(tenant_data, table, values)
     await record_change(request, db_session, "record.create", table, _record_id(table, row))
     return row
@@ -155,9 +161,12 @@ async def change_record(
     submitted: Mapping[str, Any],
     *,
     partial: bool = False,
+    zone: tzinfo = UTC,
 ) -> None:
     """Writes a checked submission over `row`, with its entry on the audit trail."""
-    values = await read_submission(request, tenant_data, schema, table, submitted, row=row, partial=partial)
+    values = await read_submission(
+        request, tenant_data, schema, table, submitted, row=row, partial=partial, zone=zone
+    )
     await update_record(tenant_data, table, row, values)
     await record_change(request, db_session, "record.update", table, record_id)
 
@@ -186,6 +195,7 @@ async def _form_page(
     schema: RecordSchema,
     table: RecordTable,
     values: dict[str, str],
+    zone: tzinfo,
     *,
     record_id: int | None = None,
     refusal: InvalidFields | Conflict | None = None,
@@ -201,7 +211,9 @@ async def _form_page(
         problem=refusal.message if isinstance(refusal, Conflict) else None,
     )
     status = 200 if refusal is None else 409 if isinstance(refusal, Conflict) else 422
-    return tenant_page(request, "record_form.html", status, form=form, table=table, record_id=record_id)
+    return tenant_page(
+        request, "record_form.html", status, form=form, table=table, record_id=record_id, zone=zone
+    )
 
 
 def _delete_page(
@@ -209,6 +221,7 @@ def _delete_page(
     table: RecordTable,
     row: Any,
     labels: dict[str, dict[Any, str]],
+    zone: tzinfo,
     *,
     refusal: Conflict | None = None,
 ) -> Template:
@@ -220,13 +233,24 @@ def _delete_page(
         table=table,
         row=row,
         labels=labels,
+        zone=zone,
         problem=None if refusal is None else refusal.message,
     )
+
+
+#: The tenant's timezone, a dependency of the data pages.
+TenantZone = NamedDependency[tzinfo]
+
+
+async def provide_zone(request: Request[Any, Any, Any], tenant_data: TenantData) -> tzinfo:
+    """The tenant's timezone: the pages show and read times on its clock."""
+    return (await read_settings(tenant_data, tenant_access(request).tenant)).zone
 
 
 class TenantDataController(Controller):
     path = "/data"
     include_in_schema = False
+    dependencies = {"zone": Provide(provide_zone)}
 
     @get("/")
     async def tables(
@@ -242,6 +266,7 @@ class TenantDataController(Controller):
         tenant_data: TenantData,
         db_session: DbSession,
         table: FromPath[str],
+        zone: TenantZone,
         q: FromQuery[str] = "",
         page: FromQuery[int] = 1,
         sort: FromQuery[str] = "",
@@ -252,7 +277,7 @@ class TenantDataController(Controller):
         found = await list_records(tenant_data, chosen, query=q, page=page, sort=sort, direction=direction)
         labels = await reference_labels(tenant_data, schema, chosen, found.rows)
         template = "_records.html" if request.headers.get("hx-request") else "records.html"
-        return tenant_page(request, template, page=found, labels=labels, deleted=deleted)
+        return tenant_page(request, template, page=found, labels=labels, deleted=deleted, zone=zone)
 
     @get("/{table:str}/new")
     async def new(
@@ -261,9 +286,10 @@ class TenantDataController(Controller):
         tenant_data: TenantData,
         db_session: DbSession,
         table: FromPath[str],
+        zone: TenantZone,
     ) -> Template:
         schema, chosen = await record_table_of(request, db_session, tenant_data, table)
-        return await _form_page(request, tenant_data, schema, chosen, blank_values(chosen))
+        return await _form_page(request, tenant_data, schema, chosen, blank_values(chosen), zone)
 
     @post("/{table:str}")
     async def create(
@@ -272,13 +298,14 @@ class TenantDataController(Controller):
         tenant_data: TenantData,
         db_session: DbSession,
         table: FromPath[str],
+        zone: TenantZone,
     ) -> Template | Redirect:
         schema, chosen = await record_table_of(request, db_session, tenant_data, table)
         submitted = from_form(chosen, await request.form())
         try:
-            row = await add_record(request, db_session, tenant_data, schema, chosen, submitted)
+            row = await add_record(request, db_session, tenant_data, schema, chosen, submitted, zone)
         except (InvalidFields, Conflict) as refusal:
-            return await _form_page(request, tenant_data, schema, chosen, submitted, refusal=refusal)
+            return await _form_page(request, tenant_data, schema, chosen, submitted, zone, refusal=refusal)
         return _to(request, f"/data/{chosen.name}/{_record_id(chosen, row)}")
 
     @get("/{table:str}/{record_id:int}")
@@ -289,10 +316,11 @@ class TenantDataController(Controller):
         db_session: DbSession,
         table: FromPath[str],
         record_id: FromPath[int],
+        zone: TenantZone,
     ) -> Template:
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
         labels = await reference_labels(tenant_data, schema, chosen, [row])
-        return tenant_page(request, "record.html", table=chosen, row=row, labels=labels)
+        return tenant_page(request, "record.html", table=chosen, row=row, labels=labels, zone=zone)
 
     @get("/{table:str}/{record_id:int}/edit")
     async def edit(
@@ -302,10 +330,11 @@ class TenantDataController(Controller):
         db_session: DbSession,
         table: FromPath[str],
         record_id: FromPath[int],
+        zone: TenantZone,
     ) -> Template:
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
         return await _form_page(
-            request, tenant_data, schema, chosen, values_of(chosen, row), record_id=record_id
+            request, tenant_data, schema, chosen, values_of(chosen, row, zone), zone, record_id=record_id
         )
 
     @post("/{table:str}/{record_id:int}/edit")
@@ -316,14 +345,17 @@ class TenantDataController(Controller):
         db_session: DbSession,
         table: FromPath[str],
         record_id: FromPath[int],
+        zone: TenantZone,
     ) -> Template | Redirect:
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
         submitted = from_form(chosen, await request.form())
         try:
-            await change_record(request, db_session, tenant_data, schema, chosen, row, record_id, submitted)
+            await change_record(
+                request, db_session, tenant_data, schema, chosen, row, record_id, submitted, zone=zone
+            )
         except (InvalidFields, Conflict) as refusal:
             return await _form_page(
-                request, tenant_data, schema, chosen, submitted, record_id=record_id, refusal=refusal
+                request, tenant_data, schema, chosen, submitted, zone, record_id=record_id, refusal=refusal
             )
         return _to(request, f"/data/{chosen.name}/{record_id}")
 
@@ -335,10 +367,11 @@ class TenantDataController(Controller):
         db_session: DbSession,
         table: FromPath[str],
         record_id: FromPath[int],
+        zone: TenantZone,
     ) -> Template:
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
         labels = await reference_labels(tenant_data, schema, chosen, [row])
-        return _delete_page(request, chosen, row, labels)
+        return _delete_page(request, chosen, row, labels, zone)
 
     @post("/{table:str}/{record_id:int}/delete")
     async def delete(
@@ -348,6 +381,7 @@ class TenantDataController(Controller):
         db_session: DbSession,
         table: FromPath[str],
         record_id: FromPath[int],
+        zone: TenantZone,
     ) -> Template | Redirect:
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
         labels = await reference_labels(tenant_data, schema, chosen, [row])
@@ -355,5 +389,5 @@ class TenantDataController(Controller):
             await remove_record(request, db_session, tenant_data, schema, chosen, row, record_id)
         except Conflict as refusal:
             kept = await get_record(tenant_data, chosen, record_id)  # as it is again, after the rollback
-            return _delete_page(request, chosen, kept, labels, refusal=refusal)
+            return _delete_page(request, chosen, kept, labels, zone, refusal=refusal)
         return _to(request, f"/data/{chosen.name}?deleted={record_id}")
