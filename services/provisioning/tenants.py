@@ -13,10 +13,17 @@ from services.db import Database
 from services.errors import Conflict, FieldErrors, InvalidInput
 from services.layers.catalogue import load_catalogue
 from services.models import Job, JobStatus, Tenant, TenantStatus
+from services.models.landlord import DEFAULT_PLAN
 from services.provisioning.steps import PROVISIONING_STEPS, Provisioning, remove_failed_store
 from services.settings import Settings
 from services.tenancy.stores import available_isolation_modes
-from services.tenancy.tenants import check_slug_free, register_tenant, validate_slug
+from services.tenancy.tenants import (
+    check_modules_fit,
+    check_slug_free,
+    find_plan,
+    register_tenant,
+    validate_slug,
+)
 
 PROVISION = "provision"
 PROVISIONING_STEP_NAMES = [name for name, _ in PROVISIONING_STEPS]
@@ -29,13 +36,15 @@ class TenantRequest:
     template: str
     modules: list[str]
     isolation: str
+    plan: str = DEFAULT_PLAN
 
 
 async def request_tenant(
     session: AsyncSession, settings: Settings, request: TenantRequest
 ) -> tuple[Tenant, Job]:
-    """Validate the request (slug, name, template, modules, isolation) and record the tenant and its
-    provisioning job. Raises InvalidFields naming every wrong field, and writes nothing then."""
+    """Validate the request (slug, name, template, modules, isolation, plan: its modules must fit)
+    and record the tenant and its provisioning job. Raises InvalidFields naming every wrong field,
+    and writes nothing then."""
     catalogue = load_catalogue(settings.layers_dir)
     errors = FieldErrors()
     with errors.checking("slug"):
@@ -47,6 +56,8 @@ async def request_tenant(
         catalogue.template(request.template)
         with errors.checking("modules"):
             modules = catalogue.resolve_modules(request.template, request.modules)
+            with errors.checking("plan"):
+                check_modules_fit(await find_plan(session, request.plan), modules, field="modules")
     with errors.checking("isolation"):
         if request.isolation not in available_isolation_modes(settings):
             modes = ", ".join(available_isolation_modes(settings))
@@ -55,7 +66,7 @@ async def request_tenant(
     tenant = await register_tenant(
         session, slug=request.slug, name=request.name, template=request.template, isolation=request.isolation
     )
-    tenant.modules = modules
+    tenant.modules, tenant.plan_key = modules, request.plan
     job = await jobs.record_job(session, PROVISION, tenant_id=tenant.id, steps=PROVISIONING_STEP_NAMES)
     return tenant, job
 

@@ -95,24 +95,33 @@ async def plans(session: AsyncSession) -> list[Plan]:
     return sorted(found, key=lambda plan: (plan.max_users is None, plan.max_users or 0, plan.key))
 
 
-async def change_plan(session: AsyncSession, tenant: Tenant, plan_key: str) -> Plan:
-    """Put the tenant on another plan. Refused, saying why, when its enabled modules do not fit
-    the plan: a module the plan leaves out, or more modules than it allows."""
+async def find_plan(session: AsyncSession, plan_key: str) -> Plan:
     plan = await session.get(Plan, plan_key)
     if plan is None:
-        raise InvalidInput(f"There is no plan {plan_key!r}.", field="plan")
-    outside = [name for name in tenant.modules if not plan.allows_module(name)]
+        known = ", ".join(plan.key for plan in await plans(session))
+        raise InvalidInput(f"There is no plan {plan_key!r}; the plans are {known}.", field="plan")
+    return plan
+
+
+def check_modules_fit(plan: Plan, modules: list[str], *, field: str) -> None:
+    """Refuses, saying why, modules the plan leaves out or more modules than it allows."""
+    outside = [name for name in modules if not plan.allows_module(name)]
     if outside:
+        raise Conflict(f"{plan.name} does not include {', '.join(outside)}.", field=field)
+    if plan.max_modules is not None and len(modules) > plan.max_modules:
+        raise Conflict(f"{plan.name} allows {plan.max_modules} modules, not {len(modules)}.", field=field)
+
+
+async def change_plan(session: AsyncSession, tenant: Tenant, plan_key: str) -> Plan:
+    """Put the tenant on another plan. Refused, saying why, when its enabled modules do not fit
+    the plan (it has to disable some first)."""
+    plan = await find_plan(session, plan_key)
+    try:
+        check_modules_fit(plan, tenant.modules, field="plan")
+    except Conflict as refusal:
         raise Conflict(
-            f"{tenant.name} uses {', '.join(outside)}, which {plan.name} does not include; "
-            "it has to disable them first.",
-            field="plan",
-        )
-    if plan.max_modules is not None and len(tenant.modules) > plan.max_modules:
-        raise Conflict(
-            f"{tenant.name} has {len(tenant.modules)} modules enabled; {plan.name} allows {plan.max_modules}.",
-            field="plan",
-        )
+            f"{refusal.message} {tenant.name} has to disable modules first.", field="plan"
+        ) from None
     tenant.plan_key = plan.key
     tenant.plan = plan
     return plan

@@ -350,7 +350,7 @@ def test_the_openapi_document_lists_the_provisioning_paths(client: TestClient[An
     schemas = document["components"]["schemas"]
     request_schema = next(schema for name, schema in schemas.items() if name.endswith("TenantIn"))
     assert set(request_schema["required"]) == {"slug", "name", "template"}
-    assert set(request_schema["properties"]) == {"slug", "name", "template", "modules", "isolation"}
+    assert set(request_schema["properties"]) == {"slug", "name", "template", "modules", "isolation", "plan"}
 
 
 def test_left_out_modules_are_the_templates_defaults_and_an_empty_list_is_none(

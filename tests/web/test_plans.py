@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.models import AuditEntry, Tenant
 from services.settings import Settings
-from tests.support import post_form, run_db
+from tests.support import Credentials, post_form, run_db
+from tests.web.portal import add_token
 from tests.web.tenant_world import provision
 
 SLUG = "heron-club"
@@ -46,7 +47,9 @@ def test_a_plan_that_leaves_out_an_enabled_module_is_refused_naming_it(
 
     refused = post_form(superadmin_client, f"/tenants/{SLUG}/plan", {"plan": "starter"})
     assert refused.status_code == 422
-    assert "uses finance, which Starter does not include" in html.unescape(refused.text)
+    assert "Starter does not include finance. Heron Club has to disable modules first." in html.unescape(
+        refused.text
+    )
     unknown = post_form(superadmin_client, f"/tenants/{SLUG}/plan", {"plan": "platinum"})
     assert unknown.status_code == 422 and "There is no plan" in html.unescape(unknown.text)
     assert plan_of(settings) == "standard" and plan_entries(settings) == []
@@ -62,3 +65,54 @@ def test_a_plan_the_tenant_fits_is_taken_and_recorded(
     assert "Starter" in page.text and "(up to 3 modules)" in page.text
     assert plan_of(settings) == "starter"
     assert plan_entries(settings) == [{"from": "Standard", "to": "Starter"}]
+
+
+def test_a_new_tenant_is_put_on_the_plan_chosen_and_its_modules_must_fit_it(
+    superadmin_client: TestClient[Any], settings: Settings
+) -> None:
+    form = superadmin_client.get("/tenants/new").text
+    assert (
+        'id="plan"' in form
+        and "Starter (documents, events, membership_tiers, simple_ledger; up to 3)" in form
+    )
+
+    fields = {"slug": SLUG, "name": "Heron Club", "template": "community_group", "isolation": "database"}
+    refused = post_form(
+        superadmin_client, "/tenants", {**fields, "plan": "starter", "modules": ["events", "finance"]}
+    )
+    assert refused.status_code == 422
+    assert 'id="modules-error"' in refused.text and "Starter does not include finance." in refused.text
+    assert tenant_count(settings) == 0, "nothing is created"
+
+    made = post_form(
+        superadmin_client,
+        "/tenants",
+        {**fields, "plan": "starter", "modules": ["events"]},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text
+    assert plan_of(settings) == "starter"
+
+
+def tenant_count(settings: Settings) -> int:
+    async def work(session: AsyncSession) -> int:
+        return len(list(await session.scalars(select(Tenant))))
+
+    return run_db(settings, work)
+
+
+def test_the_api_takes_a_plan_and_refuses_modules_that_do_not_fit_it(
+    client: TestClient[Any], settings: Settings, superadmin: Credentials
+) -> None:
+    headers = {"Authorization": f"Bearer {add_token(settings, superadmin.email)}"}
+    request = {"slug": SLUG, "name": "Heron Club", "template": "community_group", "modules": ["finance"]}
+    refused = client.post("/api/v1/tenants", json={**request, "plan": "starter"}, headers=headers)
+    assert refused.status_code == 422
+    assert {"field": "modules", "message": "Starter does not include finance."} in refused.json()["errors"]
+    unknown = client.post("/api/v1/tenants", json={**request, "plan": "gold"}, headers=headers)
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "plan"
+    assert tenant_count(settings) == 0
+
+    accepted = client.post("/api/v1/tenants", json={**request, "plan": "unlimited"}, headers=headers)
+    assert accepted.status_code == 202, accepted.text
+    assert plan_of(settings) == "unlimited"

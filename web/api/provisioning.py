@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from services.errors import NotFound
 from services.layers.catalogue import load_catalogue
 from services.models import Job
+from services.models.landlord import DEFAULT_PLAN
 from services.provisioning.tenants import TenantRequest, request_tenant
 from web.api.schemas import JobOut, ModuleOut, ProvisioningOut, TemplateOut, TenantOut
 from web.api.tenants import record_token_reaching_for
@@ -31,6 +32,8 @@ class TenantIn:
     #: Left out: the template's default modules. An empty list: no modules.
     modules: list[str] | None = None
     isolation: str = "database"
+    #: What the tenant may use (GET /api/v1/plans would list them; the landlord portal shows them).
+    plan: str = DEFAULT_PLAN
 
 
 def _modules_of(request: Request[Any, Any, Any], data: TenantIn) -> list[str]:
@@ -71,7 +74,9 @@ class ProvisioningApiController(Controller):
         tenant, job = await request_tenant(
             db_session,
             request.app.state.settings,
-            TenantRequest(data.slug, data.name, data.template, _modules_of(request, data), data.isolation),
+            TenantRequest(
+                data.slug, data.name, data.template, _modules_of(request, data), data.isolation, data.plan
+            ),
         )
         await record_request(
             request,

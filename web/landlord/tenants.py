@@ -3,7 +3,7 @@ page with its live provisioning progress, retries and custom changes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -16,6 +16,7 @@ from litestar_htmx import ClientRedirect, ClientRefresh, HTMXRequest
 from services.errors import DomainError
 from services.layers.catalogue import load_catalogue
 from services.models import Job
+from services.models.landlord import DEFAULT_PLAN
 from services.provisioning.custom import APPLY_CUSTOM, ROLLBACK_CUSTOM, request_custom_change
 from services.provisioning.overview import TenantOverview, tenant_overview
 from services.provisioning.tenants import TenantRequest, request_tenant, retry_provisioning
@@ -34,6 +35,7 @@ class NewTenantForm:
     name: str = ""
     template: str = ""
     isolation: str = "database"
+    plan: str = DEFAULT_PLAN
     #: One ticked checkbox arrives as a single value, several as a list.
     modules: list[str] | str = field(default_factory=list)
 
@@ -75,7 +77,9 @@ class TenantsController(Controller):
     include_in_schema = False
     guards = [landlord_staff]
 
-    def _form_context(self, request: Request[Any, Any, Any], form: NewTenantForm) -> dict[str, Any]:
+    async def _form_context(
+        self, request: Request[Any, Any, Any], db_session: DbSession, form: NewTenantForm
+    ) -> dict[str, Any]:
         catalogue = load_catalogue(_settings(request).layers_dir)
         template = catalogue.templates.get(form.template)
         return {
@@ -86,6 +90,7 @@ class TenantsController(Controller):
             if form.modules or template is None
             else set(template.default_modules),
             "isolation_modes": available_isolation_modes(_settings(request)),
+            "plans": await plans(db_session),
         }
 
     @get("/")
@@ -101,14 +106,18 @@ class TenantsController(Controller):
         return Template(template, context={"result": result, "q": q})
 
     @get("/new")
-    async def new_tenant_form(self, request: HTMXRequest, template: FromQuery[str] = "") -> Template:
-        context = self._form_context(request, NewTenantForm(template=template))
+    async def new_tenant_form(
+        self, request: HTMXRequest, db_session: DbSession, template: FromQuery[str] = ""
+    ) -> Template:
+        context = await self._form_context(request, db_session, NewTenantForm(template=template))
         return Template("landlord/new_tenant.html", context=context)
 
     @get("/new/modules")
-    async def module_choices(self, request: HTMXRequest, template: FromQuery[str] = "") -> Template:
+    async def module_choices(
+        self, request: HTMXRequest, db_session: DbSession, template: FromQuery[str] = ""
+    ) -> Template:
         """The module checkboxes, with the chosen template's defaults ticked."""
-        context = self._form_context(request, NewTenantForm(template=template))
+        context = await self._form_context(request, db_session, NewTenantForm(template=template))
         return Template("landlord/_module_choices.html", context=context)
 
     @post("/")
@@ -119,13 +128,13 @@ class TenantsController(Controller):
         data: Annotated[NewTenantForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[Any]:
         modules = data.modules if isinstance(data.modules, list) else [data.modules]
-        form = NewTenantForm(data.slug.strip(), data.name.strip(), data.template, data.isolation, modules)
+        form = replace(data, slug=data.slug.strip(), name=data.name.strip(), modules=modules)
         try:
             async with db_session.begin_nested():
                 tenant, job = await request_tenant(
                     db_session,
                     _settings(request),
-                    TenantRequest(form.slug, form.name, form.template, modules, form.isolation),
+                    TenantRequest(form.slug, form.name, form.template, modules, form.isolation, form.plan),
                 )
                 await record_request(
                     request, db_session, "tenant.request", tenant=tenant, detail={"job": job.id}
@@ -133,7 +142,11 @@ class TenantsController(Controller):
         except DomainError as error:
             errors = error.errors_by_field("form")
             # The modules as they were ticked, even none: not the template's defaults again.
-            context = {**self._form_context(request, form), "errors": errors, "ticked": set(modules)}
+            context = {
+                **(await self._form_context(request, db_session, form)),
+                "errors": errors,
+                "ticked": set(modules),
+            }
             template = "landlord/_new_tenant_form.html" if request.htmx else "landlord/new_tenant.html"
             return Template(template, context=context, status_code=422)
         await db_session.commit()
