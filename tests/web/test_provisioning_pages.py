@@ -255,7 +255,8 @@ def test_the_form_lists_the_templates_and_the_modules_with_their_versions(
     assert "<h1>New tenant</h1>" in page.text
     catalogue = load_catalogue(settings.layers_dir)
     assert set(catalogue.templates) == TEMPLATES
-    options = re.findall(r'<option value="([^"]*)"\s*>([^<]*)</option>', page.text)
+    template_select = page.text.split('<select name="template"')[1].split("</select>")[0]
+    options = re.findall(r'<option value="([^"]*)"\s*>([^<]*)</option>', template_select)
     assert [value for value, _ in options] == ["", *sorted(TEMPLATES)]
     for value, label in options[1:]:
         template = catalogue.templates[value]
@@ -269,6 +270,9 @@ def test_the_form_lists_the_templates_and_the_modules_with_their_versions(
     assert "Conflicts with Simple ledger." in text
     assert re.search(r'<input type="radio" name="isolation" value="database"\s*checked>', page.text)
     assert 'hx-get="/tenants/new/modules"' in page.text
+    assert re.search(r'<option value="standard"\s*selected>', page.text), (
+        "new tenants start on the default plan"
+    )
 
 
 def test_choosing_a_template_ticks_exactly_its_default_modules(
