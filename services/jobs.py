@@ -50,6 +50,14 @@ class KeepsPayload:
         job.payload = {**job.payload, **values}
 
 
+async def say_in_step(database: Database, job_id: int, step: str, detail: str) -> None:
+    """What a step is waiting for, shown in it while it waits (committed at once)."""
+    async with database.session() as session:
+        await session.execute(
+            update(JobStep).where(JobStep.job_id == job_id, JobStep.name == step).values(detail=detail)
+        )
+
+
 class StepFailed(Exception):
     def __init__(self, step: str, error: str) -> None:
         super().__init__(f"{step}: {error}")

@@ -43,11 +43,11 @@ from services.backups.content import (
     tenant_tables,
 )
 from services.backups.dump import table_file
-from services.backups.locks import acquire_tenant_lock, release_tenant_lock
+from services.backups.locks import lock_step, release_tenant_lock
 from services.backups.requests import RESTORE, store_jobs_under_way
 from services.backups.restore import Measured, differences, layer_by_key, measure_store, restore_into
 from services.backups.safety import SAFETY_BACKUP_ID, record_safety_backup, safety_backup_steps
-from services.backups.steps import BackupRun, VerificationFailed
+from services.backups.steps import ONE_AT_A_TIME, BackupRun, VerificationFailed
 from services.backups.storage import BackupStorage, backup_storage
 from services.db import Database
 from services.errors import Conflict, FieldErrors, InvalidInput, NotFound
@@ -62,7 +62,6 @@ from services.models import (
     IsolationMode,
     Job,
     JobStatus,
-    JobStep,
     SchemaSnapshot,
     Tenant,
     TenantStatus,
@@ -353,26 +352,15 @@ class RestoreRun(BackupRun, jobs.KeepsPayload):
 
 
 async def lock(run: RestoreRun, session: AsyncSession) -> str:
-    async def waiting(holder: Job) -> None:
-        async with run.landlord.session() as other:
-            await other.execute(
-                update(JobStep)
-                .where(JobStep.job_id == run.job_id, JobStep.name == LOCK)
-                .values(
-                    detail=f"waiting for {holder.kind} job #{holder.id} to finish: "
-                    "one backup or restore of a tenant runs at a time"
-                )
-            )
-
-    waited = await acquire_tenant_lock(
-        run.landlord, run.tenant_id, run.job_id, "restore", waiting=waiting, patience=run.patience
+    said = await lock_step(
+        run.landlord, run.tenant_id, run.job_id, "restore", why=ONE_AT_A_TIME, patience=run.patience
     )
     tenant = await run.tenant(session)
     if tenant.status != TenantStatus.ACTIVE or not tenant.store_name:
         raise Conflict(f"{tenant.slug} is {tenant.status}; only an active tenant is restored.")
     new = replacement_store(run.settings, tenant, run.job_id)
     await run.remember(session, old_store=tenant.store_name, new_store=new.name)
-    return f"tenant locked after waiting {waited:.1f} s" if waited >= 0.5 else "tenant locked"
+    return said
 
 
 async def check(run: RestoreRun, session: AsyncSession) -> str:

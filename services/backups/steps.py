@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.backups.archive import (
@@ -23,7 +23,7 @@ from services.backups.archive import (
     write_archive,
 )
 from services.backups.dump import Dump, dump_store
-from services.backups.locks import PATIENCE_SECONDS, acquire_tenant_lock
+from services.backups.locks import LOCK_STEP, PATIENCE_SECONDS, lock_step
 from services.backups.restore import differences, measure_store, restore_into
 from services.backups.storage import BackupStorage
 from services.db import Database
@@ -35,9 +35,7 @@ from services.layers.snapshot import VERSION_TABLE_PREFIX
 from services.models import (
     Backup,
     IsolationMode,
-    Job,
     JobStatus,
-    JobStep,
     SchemaSnapshot,
     Tenant,
     Verification,
@@ -46,7 +44,8 @@ from services.models.types import utcnow
 from services.settings import Settings
 from services.tenancy.stores import StoreLocation, drop_store, location_of, plan_store, store_exists
 
-LOCK = "lock"
+LOCK = LOCK_STEP
+ONE_AT_A_TIME = ": one backup or restore of a tenant runs at a time"
 
 
 class VerificationFailed(DomainError):
@@ -83,24 +82,13 @@ class BackupRun:
 
 
 async def lock(run: BackupRun, session: AsyncSession) -> str:
-    async def waiting(holder: Job) -> None:
-        async with run.landlord.session() as other:
-            await other.execute(
-                update(JobStep)
-                .where(JobStep.job_id == run.job_id, JobStep.name == LOCK)
-                .values(
-                    detail=f"waiting for {holder.kind} job #{holder.id} to finish: "
-                    "one backup or restore of a tenant runs at a time"
-                )
-            )
-
-    waited = await acquire_tenant_lock(
-        run.landlord, run.tenant_id, run.job_id, "backup", waiting=waiting, patience=run.patience
+    said = await lock_step(
+        run.landlord, run.tenant_id, run.job_id, "backup", why=ONE_AT_A_TIME, patience=run.patience
     )
     backup = await run.backup(session)
     if backup.status == JobStatus.QUEUED:  # a verification job finds the backup finished already
         backup.status = JobStatus.RUNNING
-    return f"tenant locked after waiting {waited:.1f} s" if waited >= 0.5 else "tenant locked"
+    return said
 
 
 def _manifest(

@@ -31,7 +31,7 @@ from services.backups.locks import (
     PATIENCE_SECONDS,
     POLL_SECONDS,
     TenantBusy,
-    acquire_tenant_lock,
+    lock_step,
     release_tenant_lock,
 )
 from services.backups.requests import _record_failure
@@ -79,15 +79,6 @@ class ModuleChangeFailed(DomainError):
 class ModuleChange(Provisioning, jobs.KeepsPayload):
     """What every step of one module job works with: a provisioning run's, and the job's payload."""
 
-    async def say(self, step: str, detail: str) -> None:
-        """What a step is waiting for, shown while it waits (committed at once)."""
-        async with self.landlord.session() as session:
-            await session.execute(
-                update(JobStep)
-                .where(JobStep.job_id == self.job_id, JobStep.name == step)
-                .values(detail=detail)
-            )
-
     def safety(self, backup_id: int) -> BackupRun:
         return BackupRun(
             self.settings,
@@ -132,43 +123,38 @@ async def _wait_for_earlier(run: ModuleChange, job_ids: list[int]) -> None:
                 raise TenantBusy(
                     f"Waited for job #{job_id}, asked for before this one, and it is still running."
                 )
-            await run.say(LOCK, f"waiting for job #{job_id}, asked for before this one, to finish")
+            await jobs.say_in_step(
+                run.landlord,
+                run.job_id,
+                LOCK,
+                f"waiting for job #{job_id}, asked for before this one, to finish",
+            )
             await asyncio.sleep(POLL_SECONDS)
 
 
-async def _take_tenant(run: ModuleChange, session: AsyncSession) -> tuple[Tenant, dict[str, Any], float]:
+async def _take_tenant(run: ModuleChange, session: AsyncSession) -> tuple[Tenant, dict[str, Any], str]:
     payload = await run.payload(session)
     await _wait_for_earlier(run, list(payload.get("after", [])))
-
-    async def waiting(holder: Job) -> None:
-        await run.say(
-            LOCK, f"waiting for {holder.kind.replace('_', ' ')} job #{holder.id} to finish with this tenant"
-        )
-
-    waited = await acquire_tenant_lock(run.landlord, run.tenant_id, run.job_id, "modules", waiting=waiting)
+    said = await lock_step(run.landlord, run.tenant_id, run.job_id, "modules", why=" with this tenant")
     tenant = await run.tenant(session)
     if tenant.status != TenantStatus.ACTIVE or not tenant.store_name:
         raise Conflict(f"{tenant.name} is {tenant.status}; modules change on an active tenant only.")
-    return tenant, payload, waited
-
-
-def _locked(waited: float) -> str:
-    return f"tenant locked after waiting {waited:.1f} s" if waited >= 0.5 else "tenant locked"
+    return tenant, payload, said
 
 
 async def lock_for_enable(run: ModuleChange, session: AsyncSession) -> str:
-    tenant, payload, waited = await _take_tenant(run, session)
+    tenant, payload, said = await _take_tenant(run, session)
     plan_enable(run.catalogue, ModuleState.of(tenant), payload["modules"])  # still allowed, now?
-    return _locked(waited)
+    return said
 
 
 async def lock_for_disable(run: ModuleChange, session: AsyncSession) -> str:
     """Also records the safety backup taken next."""
-    tenant, payload, waited = await _take_tenant(run, session)
+    tenant, payload, said = await _take_tenant(run, session)
     module = payload["module"]
     plan_disable(run.catalogue, ModuleState.of(tenant), module, keep_data=payload["keep_data"])
     await record_safety_backup(run, session, tenant, f"disabling {module} (job #{run.job_id})")
-    return _locked(waited)
+    return said
 
 
 # Enabling ------------------------------------------------------------------------------------------
