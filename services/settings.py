@@ -8,6 +8,7 @@ import secrets
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -49,6 +50,12 @@ class Settings:
     switch_minutes: int = 30
     #: Open connections this process holds to tenant stores, at most (idle stores are closed first).
     tenant_connections: int = 20
+    #: The reverse proxies (addresses or networks) whose word on the client's address is taken;
+    #: none by default, so no client can name its own address to the sign-in throttle or the trail.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    #: Where a trusted proxy names the client: X-Forwarded-For (its right-most address that is not
+    #: a trusted proxy's), or a header holding one address that the proxy sets itself (Fly-Client-IP).
+    client_address_header: str = "X-Forwarded-For"
 
     @property
     def tenant_server_url(self) -> str | None:
@@ -94,7 +101,23 @@ class Settings:
             job_modules=tuple(
                 name.strip() for name in env.get("TENANTRY_JOB_MODULES", "").split(",") if name.strip()
             ),
+            trusted_proxies=_networks("TENANTRY_TRUSTED_PROXIES", env.get("TENANTRY_TRUSTED_PROXIES", "")),
+            client_address_header=env.get("TENANTRY_CLIENT_ADDRESS_HEADER", "").strip() or "X-Forwarded-For",
         )
+
+
+def _networks(variable: str, listed: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Comma-separated addresses and networks (`10.0.0.0/8`, `fdaa::/16`, `192.0.2.7`). A mistyped
+    one stops the start: silently trusting nobody, or the wrong network, is worse."""
+    networks = []
+    for item in (part.strip() for part in listed.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ip_network(item))
+        except ValueError as error:
+            raise ValueError(f"{variable}: {item!r} is not an IP address or network ({error})") from None
+    return tuple(networks)
 
 
 def _install_secret(data_dir: Path) -> str:

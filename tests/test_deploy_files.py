@@ -9,6 +9,7 @@ import json
 import shlex
 import tomllib
 from argparse import Namespace
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,15 @@ def test_fly_env_gives_the_settings_production_needs() -> None:
     settings = Settings.from_env({**env, "TENANTRY_SECRET_KEY": "from-a-fly-secret"})
     assert settings.data_dir == Path("/data")
     assert settings.secure_cookies is True
+
+
+def test_fly_trusts_only_its_private_proxy_network_to_name_the_client() -> None:
+    settings = Settings.from_env({**fly()["env"], "TENANTRY_SECRET_KEY": "from-a-fly-secret"})
+
+    assert settings.trusted_proxies == (ip_network("172.16.0.0/12"),)
+    assert all(network.is_private for network in settings.trusted_proxies)
+    # X-Forwarded-For on Fly ends with the app's own anycast address, which is no client's.
+    assert settings.client_address_header == "Fly-Client-IP"
 
 
 def test_fly_secrets_are_named_in_comments_never_set_in_env() -> None:

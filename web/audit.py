@@ -22,7 +22,7 @@ async def record_request(
     actor: Actor | None = None,
 ) -> AuditEntry:
     """Append `action` by the request's user (or `actor`) in the request's landlord transaction.
-    Behind a proxy the address is the one the proxy reports (uvicorn runs with proxy headers)."""
+    Behind a proxy named in TENANTRY_TRUSTED_PROXIES the address is the one it reports (web/proxies.py)."""
     return await record(
         session,
         action=action,

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from litestar.stores.base import Store
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, Integer, LargeBinary, Text, case, cast, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.db import Database
 from services.models import StoreEntry
@@ -30,9 +31,18 @@ class LandlordStore(Store):
     def _key(self, key: str):  # type: ignore[no-untyped-def]
         return (StoreEntry.namespace == self.namespace) & (StoreEntry.key == key)
 
+    @property
+    def _on_sqlite(self) -> bool:
+        return self.database.engine.dialect.name == "sqlite"
+
+    async def _drop_expired(self, session: AsyncSession) -> None:
+        await session.execute(
+            delete(StoreEntry).where(StoreEntry.namespace == self.namespace, StoreEntry.expires_at < utcnow())
+        )
+
     async def set(self, key: str, value: str | bytes, expires_in: int | timedelta | None = None) -> None:
         data = value.encode() if isinstance(value, str) else value
-        insert = sqlite_insert if self.database.engine.dialect.name == "sqlite" else postgresql_insert
+        insert = sqlite_insert if self._on_sqlite else postgresql_insert
         values = {"namespace": self.namespace, "key": key, "value": data, "expires_at": _expiry(expires_in)}
         statement = insert(StoreEntry).values(**values)
         statement = statement.on_conflict_do_update(
@@ -40,11 +50,44 @@ class LandlordStore(Store):
         )
         async with self.database.session() as session:
             await session.execute(statement)
-            await session.execute(
-                delete(StoreEntry).where(
-                    StoreEntry.namespace == self.namespace, StoreEntry.expires_at < utcnow()
-                )
+            await self._drop_expired(session)
+
+    # A count is kept as decimal text, like every store value, so `get` reads it too.
+    def _kept_count(self) -> ColumnElement[int]:
+        if self._on_sqlite:
+            return cast(StoreEntry.value, Integer)
+        return cast(func.convert_from(StoreEntry.value, "UTF8"), Integer)
+
+    def _as_value(self, number: ColumnElement[int]) -> ColumnElement[bytes]:
+        if self._on_sqlite:
+            return cast(number, LargeBinary)
+        return func.convert_to(cast(number, Text), "UTF8", type_=LargeBinary)
+
+    async def increment(self, key: str, expires_in: int | timedelta) -> int:
+        """Add one to the count kept under `key` and return the new count. One INSERT … ON CONFLICT
+        DO UPDATE … RETURNING does it, so callers at the same moment, in any process, each get a
+        number of their own. A new count, or one whose time is up, starts at 1 and lasts
+        `expires_in` from then: a fixed window, which counting further does not extend."""
+        now, window_end = utcnow(), _expiry(expires_in)
+        running = StoreEntry.expires_at.is_(None) | (StoreEntry.expires_at > now)
+        next_count = case((running, self._kept_count() + 1), else_=1)
+        insert = sqlite_insert if self._on_sqlite else postgresql_insert
+        statement = (
+            insert(StoreEntry)
+            .values(namespace=self.namespace, key=key, value=b"1", expires_at=window_end)
+            .on_conflict_do_update(
+                index_elements=["namespace", "key"],
+                set_={
+                    "value": self._as_value(next_count),
+                    "expires_at": case((running, StoreEntry.expires_at), else_=window_end),
+                },
             )
+            .returning(StoreEntry.value)
+        )
+        async with self.database.session() as session:
+            count = (await session.execute(statement)).scalar_one()
+            await self._drop_expired(session)
+        return int(count)
 
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
         async with self.database.session() as session:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.csv_export import csv_document
 from services.models import AuditEntry, Tenant
 from services.pagination import Paging
 
@@ -110,23 +109,24 @@ async def export_csv(
     since: date | None = None,
     until: date | None = None,
 ) -> str:
-    """Every entry matching the filters (not one page), newest first, as CSV with a header row."""
+    """Every entry matching the filters (not one page), newest first, as CSV with a header row
+    (cells that would start a formula neutralised: emails and targets are typed by anyone)."""
     result = await session.execute(_rows(_conditions(actor, tenant, action, since, until)))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for entry, slug in result:
-        values: list[Any] = [
-            entry.seq,
-            entry.at.isoformat(),
-            entry.actor_email,
-            entry.actor_user_id,
-            slug or entry.tenant_id,
-            entry.action,
-            entry.target,
-            json.dumps(entry.detail, sort_keys=True),
-            entry.ip,
-            entry.hash,
-        ]
-        writer.writerow(["" if value is None else value for value in values])
-    return buffer.getvalue()
+    return csv_document(
+        CSV_COLUMNS,
+        (
+            (
+                entry.seq,
+                entry.at.isoformat(),
+                entry.actor_email,
+                entry.actor_user_id,
+                slug or entry.tenant_id,
+                entry.action,
+                entry.target,
+                json.dumps(entry.detail, sort_keys=True),
+                entry.ip,
+                entry.hash,
+            )
+            for entry, slug in result
+        ),
+    )

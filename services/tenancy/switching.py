@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import math
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +22,9 @@ from services.tenancy.tenants import get_tenant
 #: Where a session keeps the switch.
 SESSION_KEY = "switch"
 REASON_LIMIT = 500
+#: Embeddings, overrides and isolates (U+202A to U+202E, U+2066 to U+2069): the audit trail must show a
+#: reason in the order it was typed.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class SwitchNotAllowed(DomainError):
@@ -102,10 +106,35 @@ class Switch:
             return None
 
 
+def _shows(character: str) -> bool:
+    """Letters, digits, punctuation and symbols show; spaces, line and paragraph separators,
+    control and format characters (zero-width ones among them) and combining marks alone do not."""
+    return unicodedata.category(character)[0] in "LNPS"
+
+
+def _is_control(character: str) -> bool:
+    """Control characters other than the line breaks and tabs a textarea gives, lone surrogates, and
+    the bidirectional overrides and isolates that make stored text read differently on screen."""
+    if character in "\t\n\r":
+        return False
+    return unicodedata.category(character) in ("Cc", "Cs") or character in BIDI_CONTROLS
+
+
 def check_reason(reason: str) -> str:
+    """The reason, stripped; refused unless it shows something to read and hides nothing."""
     reason = reason.strip()
     if not reason:
         raise InvalidInput("Say why you are switching into this tenant.", field="reason")
+    if hidden := next((character for character in reason if _is_control(character)), None):
+        raise InvalidInput(
+            f"Type the reason as plain text: it holds a control character (U+{ord(hidden):04X}).",
+            field="reason",
+        )
+    if not any(_shows(character) for character in reason):
+        raise InvalidInput(
+            "Say in words why you are switching into this tenant: this reason shows nothing.",
+            field="reason",
+        )
     if len(reason) > REASON_LIMIT:
         raise InvalidInput(
             f"Keep the reason within {REASON_LIMIT} characters (this one has {len(reason)}).",

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,27 @@ def test_a_job_module_that_cannot_be_imported_stops_the_start(tmp_path: Path) ->
 def test_the_broker_url_is_shown_without_its_password(tmp_path: Path, url: str, shown: str) -> None:
     env = {"TENANTRY_DATA_DIR": str(tmp_path), "TENANTRY_SECRET_KEY": "k", "TENANTRY_BROKER_URL": url}
     assert Settings.from_env(env).broker_url_for_display == shown
+
+
+def test_no_proxy_is_trusted_unless_named(tmp_path: Path) -> None:
+    env = {"TENANTRY_DATA_DIR": str(tmp_path), "TENANTRY_SECRET_KEY": "k"}
+    assert Settings.from_env(env).trusted_proxies == ()
+    assert Settings.from_env(env).client_address_header == "X-Forwarded-For"
+
+    named = Settings.from_env({**env, "TENANTRY_TRUSTED_PROXIES": " 10.0.0.0/8, ,192.0.2.7, fdaa::/16 "})
+
+    assert named.trusted_proxies == (
+        ip_network("10.0.0.0/8"),
+        ip_network("192.0.2.7/32"),
+        ip_network("fdaa::/16"),
+    )
+
+
+@pytest.mark.parametrize("listed", ["10.0.0.1/8", "proxy.internal", "*", "10.0.0.0/33"])
+def test_a_trusted_proxy_that_is_not_an_address_or_network_stops_the_start(
+    tmp_path: Path, listed: str
+) -> None:
+    env = {"TENANTRY_DATA_DIR": str(tmp_path), "TENANTRY_SECRET_KEY": "k", "TENANTRY_TRUSTED_PROXIES": listed}
+
+    with pytest.raises(ValueError, match=f"TENANTRY_TRUSTED_PROXIES: {re.escape(repr(listed))}"):
+        Settings.from_env(env)

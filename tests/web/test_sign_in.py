@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -193,6 +194,30 @@ def test_a_successful_sign_in_clears_earlier_failures(
         attempt(client, superadmin.email, "wrong")
 
     assert sign_in(client, superadmin).status_code in (302, 303)
+
+
+def test_parallel_wrong_passwords_reach_the_password_check_only_as_often_as_allowed(
+    client: TestClient[Any], settings: Settings, superadmin: Credentials
+) -> None:
+    """Each attempt is counted before its password is checked, in one step: however many arrive
+    at once, no more than `login_attempts` are checked; the others are refused as throttled."""
+    form = {"email": superadmin.email, "password": "wrong", "_csrf_token": csrf_token(client)}
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        responses = list(pool.map(lambda _: client.post("/login", data=form), range(24)))
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [422] * settings.login_attempts + [429] * (24 - settings.login_attempts)
+    assert sign_in(client, superadmin).status_code == 429
+
+
+def test_an_email_longer_than_any_account_is_an_ordinary_wrong_sign_in(
+    client: TestClient[Any], superadmin: Credentials
+) -> None:
+    response = attempt(client, "x" * 400 + "@example.org", "wrong")
+
+    assert response.status_code == 422
+    assert WRONG in response.text
 
 
 def test_a_lockout_shorter_than_a_minute_still_says_one_minute(

@@ -159,6 +159,23 @@ def test_a_blank_reason_is_refused_next_to_the_field_and_nothing_is_recorded(
     assert banner(superadmin_client.get("/tenants").text) is None
 
 
+def test_a_reason_that_shows_nothing_or_hides_control_characters_is_refused_next_to_the_field(
+    superadmin_client: TestClient[Any], settings: Settings, harbour: Tenant
+) -> None:
+    for reason, error in [
+        ("\u200b", "this reason shows nothing"),
+        ("\u00a0\u2003\u0301\u200d", "this reason shows nothing"),
+        ("Ticket 4711\x1b[8m hidden", "it holds a control character (U+001B)"),
+        ("Ticket \u202e1174", "it holds a control character (U+202E)"),
+    ]:
+        response = switch_into(superadmin_client, "harbour-club", reason, htmx=True)
+
+        assert response.status_code == 422, reason
+        assert '<small class="field-error" id="reason-error">' in response.text
+        assert error in response.text
+    assert switch_entries(settings) == []
+
+
 def test_a_reason_longer_than_the_limit_is_refused_and_kept_in_the_form(
     superadmin_client: TestClient[Any], settings: Settings, harbour: Tenant
 ) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
@@ -18,6 +19,7 @@ from web.audit import record_request
 from web.auth import SESSION_USER, current_user
 from web.deps import DbSession
 from web.sessions import rotate_session
+from web.stores import LandlordStore
 
 WRONG_CREDENTIALS = "That email and password do not match an account."
 
@@ -35,22 +37,24 @@ def safe_next(target: str) -> str:
 
 
 class SignInThrottle:
-    """Counts failed sign-ins per email and client address in a shared store."""
+    """Counts sign-in attempts per email and client address in a shared store. An attempt is
+    counted before its password is checked, in one atomic step, so however many arrive at once
+    at most `login_attempts` reach the check in a lockout window; a successful sign-in clears."""
 
     def __init__(self, request: Request[Any, Any, Any], settings: Settings, email: str) -> None:
-        self.store = request.app.stores.get("sign_in_failures")
-        self.key = f"{email.strip().lower()}|{request.client.host if request.client else '-'}"
+        # create_app registers a LandlordStore here: it counts atomically (`increment`).
+        self.store = cast(LandlordStore, request.app.stores.get("sign_in_failures"))
+        address = request.client.host if request.client else "-"
+        # Hashed: a key has a bounded length whatever was typed, and the store holds no emails.
+        self.key = hashlib.sha256(f"{email.strip().lower()}|{address}".encode()).hexdigest()
         self.settings = settings
 
-    async def seconds_left(self) -> int:
-        failures = int(await self.store.get(self.key) or 0)
-        if failures < self.settings.login_attempts:
+    async def seconds_to_wait(self) -> int:
+        """Count this attempt: 0 when it may check its password, else the seconds until one may."""
+        attempts = await self.store.increment(self.key, self.settings.login_lockout_seconds)
+        if attempts <= self.settings.login_attempts:
             return 0
-        return await self.store.expires_in(self.key) or 0
-
-    async def record_failure(self) -> None:
-        failures = int(await self.store.get(self.key) or 0) + 1
-        await self.store.set(self.key, str(failures), expires_in=self.settings.login_lockout_seconds)
+        return max(1, await self.store.expires_in(self.key) or 0)
 
     async def clear(self) -> None:
         await self.store.delete(self.key)
@@ -75,7 +79,7 @@ class AccountController(Controller):
         settings: Settings = request.app.state.settings
         throttle = SignInThrottle(request, settings, data.email)
         typed = Actor(email=data.email.strip()[:254])
-        if wait := await throttle.seconds_left():
+        if wait := await throttle.seconds_to_wait():
             await record_request(
                 request, db_session, "sign_in_failed", actor=typed, detail={"throttled": True}
             )
@@ -85,7 +89,6 @@ class AccountController(Controller):
             )
         user = await authenticate(db_session, data.email, data.password)
         if user is None:
-            await throttle.record_failure()
             await record_request(request, db_session, "sign_in_failed", actor=typed)
             return self._form_with_error(request, data, WRONG_CREDENTIALS, 422)
         await throttle.clear()
