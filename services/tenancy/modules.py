@@ -536,9 +536,12 @@ async def request_modules(
 
 
 async def module_job(session: AsyncSession, tenant: Tenant, job_id: int) -> Job:
-    """One of the tenant's module jobs; another tenant's, or another kind, is not found."""
-    job = await session.get(Job, job_id)
-    if job is None or job.tenant_id != tenant.id or job.kind not in MODULE_JOB_KINDS:
+    """One of the tenant's module jobs; another tenant's, or another kind, is not found. Asked
+    within the tenant, so the two cost the same (another's would load its steps)."""
+    job = await session.scalar(
+        select(Job).where(Job.id == job_id, Job.tenant_id == tenant.id, Job.kind.in_(MODULE_JOB_KINDS))
+    )
+    if job is None:
         raise NotFound(f"{tenant.name} has no module change #{job_id}.")
     return job
 

@@ -7,7 +7,8 @@ and stamp its rows like any other. Stores with the same schema snapshot share on
 Rows are listed, read, created, changed and deleted here, always through the request's scoped
 session. A write happens in a savepoint: what the database refuses (a unique clash, a check, a
 row still referred to, a unit outside a member's scope) is rolled back whole and becomes an error
-that names the field, never a half-written row.
+that names the field, never a half-written row. A row deleted by someone else between its read
+and the write is "not found", as it would have been a moment later.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    delete,
     func,
     or_,
     select,
@@ -38,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, registry
+from sqlalchemy.orm.exc import StaleDataError
 
 from services.errors import Conflict, DomainError, InvalidFields, InvalidInput, NotFound
 from services.layers.ownership import TENANT_COLUMN, UNIT_COLUMN
@@ -47,6 +50,7 @@ from services.pagination import Paging
 from services.tenancy.sessions import OutOfScope
 
 SORT_DIRECTIONS = ("asc", "desc")
+NO_SUCH_RECORD = "There is no such record here."
 
 
 @dataclass(frozen=True)
@@ -209,7 +213,7 @@ async def get_record(data: AsyncSession, table: RecordTable, record_id: int) -> 
     """One row by id, if the session's scope can see it. Another scope's row is "not found"."""
     row = await data.scalar(select(table.model).where(table.primary_key == record_id))
     if row is None:
-        raise NotFound("There is no such record here.")
+        raise NotFound(NO_SUCH_RECORD)
     return row
 
 
@@ -237,13 +241,17 @@ async def delete_record(data: AsyncSession, schema: RecordSchema, table: RecordT
     record_id = getattr(row, table.primary_key.key)
     try:
         async with data.begin_nested():
-            await data.delete(row)
+            # A statement rather than session.delete: its count tells a row deleted meanwhile
+            # (the unit of work would only warn). The scope's criteria apply to it all the same.
+            deleted = await data.execute(delete(table.model).where(table.primary_key == record_id))
     except IntegrityError:
         holders = await _referring(data, schema, table, record_id)
         where = f"in {' and '.join(holders)}" if holders else "some of them outside what you can see"
         raise Conflict(
             f"Other records still refer to this one ({where}). Change or delete them first."
         ) from None
+    if deleted.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound(NO_SUCH_RECORD)
 
 
 async def _referring(
@@ -276,6 +284,9 @@ async def _saving(table: RecordTable) -> AsyncIterator[None]:
         ) from None
     except (IntegrityError, DataError) as error:
         raise _refusal(table, str(error.orig)) from None
+    except StaleDataError:
+        # The UPDATE matched no row: it was deleted after it was read.
+        raise NotFound(NO_SUCH_RECORD) from None
 
 
 def _refusal(table: RecordTable, message: str) -> DomainError:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from sqlalchemy import Table, func, select
+from sqlalchemy import Engine, Table, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.backups import request_backup
@@ -641,20 +642,82 @@ def test_a_tenants_people_are_refused_every_route_with_another_tenants_identifie
     assert cross_tenant_entries(settings) == Counter({world.b_id: len(actors)}), "nothing against A"
 
 
-def test_a_foreign_row_is_recorded_against_its_owner_and_never_shown_to_the_caller(
+@dataclass
+class Answered:
+    """The SQL statements one request ran, on every database, before and after its answer was sent."""
+
+    before: list[str]
+    after: list[str]
+
+
+@contextmanager
+def sql_around_answers(app: Litestar) -> Iterator[list[Answered]]:
+    """While open, each request's statements, split at the moment its answer's last byte is sent."""
+    statements: list[str] = []
+    answers: list[Answered] = []
+    inner = app.asgi_handler
+
+    async def observed(scope: Any, receive: Any, send: Any) -> None:
+        start, sent_at = len(statements), None
+
+        async def noting(message: Any) -> None:
+            nonlocal sent_at
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                sent_at = len(statements)
+            await send(message)
+
+        await inner(scope, receive, noting)
+        answers.append(Answered(statements[start:sent_at], statements[sent_at:]))
+
+    def note(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", note)
+    app.asgi_handler = observed
+    try:
+        yield answers
+    finally:
+        app.asgi_handler = inner
+        event.remove(Engine, "before_cursor_execute", note)
+
+
+def test_a_foreign_id_is_recorded_against_its_owner_after_an_answer_that_costs_what_nobodys_costs(
     settings: Settings, superadmin: Credentials
 ) -> None:
     a_id = provision(settings, A, isolation="shared")
     b_id = provision(settings, B, isolation="shared")
     foreign = add_rows(settings, B, "groups", [{"name": "Secret Holt Rota"}])[0]
+    add_admin(settings, B, "warden@otter.example")
     admin = add_admin(settings, A, "admin@kingfisher.example")
+
+    async def ids(session: AsyncSession) -> tuple[int, int]:
+        b_job = await session.scalar(select(Job.id).where(Job.tenant_id == b_id))
+        b_account = await session.scalar(select(Membership.user_id).where(Membership.tenant_id == b_id))
+        assert b_job is not None and b_account is not None
+        return b_job, b_account
+
+    b_job, b_account = run_db(settings, ids)
+    # B's row, job and person, each beside an id that names nothing anywhere.
+    pairs = [
+        (f"/t/{A}/data/groups/{foreign}", f"/t/{A}/data/groups/{foreign + 1000}"),
+        (f"/t/{A}/modules/jobs/{b_job}", f"/t/{A}/modules/jobs/{b_job + 1000}"),
+        (f"/t/{A}/people/{b_account}", f"/t/{A}/people/{b_account + 1000}"),
+    ]
     with portal(settings) as client:
         signed_in(client, admin)
-        theirs = client.get(f"/t/{A}/data/groups/{foreign}")
-        nobodys = client.get(f"/t/{A}/data/groups/{foreign + 1000}")
+        for _, unused in pairs:  # a table's mapping is read from the store once, at its first use
+            client.get(unused)
+        with sql_around_answers(client.app) as answered:
+            responses = [(client.get(theirs), client.get(nobodys)) for theirs, nobodys in pairs]
         audit = client.get(f"/t/{A}/audit").text
 
-    assert theirs.status_code == nobodys.status_code == 404
-    assert cross_tenant_entries(settings) == Counter({b_id: 1}), f"recorded against A ({a_id})"
+    for (path, _), (theirs, nobodys), their_sql, nobodys_sql in zip(
+        pairs, responses, answered[::2], answered[1::2], strict=True
+    ):
+        assert theirs.status_code == nobodys.status_code == 404, path
+        assert their_sql.before == nobodys_sql.before, f"{path}: other work before the answer"
+        assert any("INSERT INTO audit_entries" in sql for sql in their_sql.after), path
+        assert not any("audit_entries" in sql for sql in nobodys_sql.after), path
+    assert cross_tenant_entries(settings) == Counter({b_id: len(pairs)}), f"recorded against A ({a_id})"
     shown = [re.search(rf"/data/groups/{row}\b", audit) is not None for row in (foreign, foreign + 1000)]
     assert shown[0] == shown[1], "A's audit page tells B's row id from a missing one"

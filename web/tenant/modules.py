@@ -41,7 +41,7 @@ from services.tenancy.modules import (
 )
 from web.audit import record_request
 from web.deps import DbSession
-from web.tenant.pages import Form, admin_only, record_foreign_attempt, tenant_page
+from web.tenant.pages import Form, admin_only, record_if_foreign, tenant_page
 from web.tenant.scope import tenant_access, tenant_link
 
 KEEP, DROP = "keep", "drop"
@@ -149,11 +149,10 @@ async def _disable_choice(request: Request[Any, Any, Any], tenant: Tenant, modul
     )
 
 
-async def _record_foreign_job(request: Request[Any, Any, Any], db_session: AsyncSession, job_id: int) -> None:
+def _record_foreign_job(request: Request[Any, Any, Any], job_id: int) -> None:
     """Another tenant's job id: the attempt goes on the trail against that tenant."""
-    owner_id = await db_session.scalar(select(Job.tenant_id).where(Job.id == job_id))
-    if owner_id is not None and owner_id != tenant_access(request).tenant.id:
-        await record_foreign_attempt(request, owner_id, "job", {"job": job_id})
+    owner = select(Job.tenant_id).where(Job.id == job_id)
+    record_if_foreign(request, "job", {"job": job_id}, lambda landlord: landlord.scalar(owner))
 
 
 class TenantModulesController(Controller):
@@ -260,7 +259,7 @@ class TenantModulesController(Controller):
         try:
             job = await module_job(db_session, tenant, job_id)
         except NotFound:
-            await _record_foreign_job(request, db_session, job_id)
+            _record_foreign_job(request, job_id)
             raise
         template = "_module_job.html" if request.headers.get("hx-request") else "module_job.html"
         return tenant_page(request, template, job=job, what=describe_module_job(job, _catalogue(request)))

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,12 +12,13 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import Body
 from litestar.response import Template
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import NotFound
 from services.models import Tenant
 from services.tenancy.security import owner_elsewhere, record_cross_tenant_attempt
 from services.tenancy.stores import location_of
-from web.tenant.scope import tenant_access, tenant_link, tenant_scope
+from web.tenant.scope import after_response, tenant_access, tenant_link, tenant_scope
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
@@ -45,40 +46,60 @@ def admin_only(request: Request[Any, Any, Any]) -> None:
         raise PermissionDeniedException("Only the tenant's admins may do this.")
 
 
-async def record_foreign_attempt(
-    request: Request[Any, Any, Any], owner_id: int, what: str, detail: dict[str, Any]
+#: Which tenant owns an id the caller's tenant does not have, if any; given a landlord session.
+OwnerLookup = Callable[[AsyncSession], Awaitable[int | None]]
+
+
+def record_if_foreign(
+    request: Request[Any, Any, Any], what: str, detail: dict[str, Any], owner_of: OwnerLookup
 ) -> None:
-    """An attempt on `what` of the tenant `owner_id`, on the trail against that tenant, where the
-    caller cannot read it. In a landlord session of its own: the request's is rolled back with the
-    refusal, this one is kept."""
-    async with request.app.state.database.session() as landlord:
-        await record_cross_tenant_attempt(
-            landlord,
-            actor=request.scope["user"],
-            target=await landlord.get_one(Tenant, owner_id),
-            what=f"asked for another tenant's {what}",
-            ip=request.client.host if request.client else None,
-            detail={**detail, "path": request.url.path, "from_tenant": tenant_access(request).tenant.slug},
-        )
+    """After the answer: if `owner_of` names another tenant, the attempt on its `what` goes on the
+    trail against that tenant, where the caller cannot read it, in a landlord transaction of its
+    own (the request's is rolled back with the refusal). Looking the owner up and recording take
+    time a "not found" for nobody's id does not: done before the answer, they would tell the two
+    apart."""
+    tenant = tenant_access(request).tenant
+    actor = request.scope["user"]
+    ip = request.client.host if request.client else None
+    detail = {**detail, "path": request.url.path, "from_tenant": tenant.slug}
+    database = request.app.state.database
+
+    async def record_attempt() -> None:
+        async with database.session() as landlord:
+            owner_id = await owner_of(landlord)
+            if owner_id is None or owner_id == tenant.id:
+                return
+            await record_cross_tenant_attempt(
+                landlord,
+                actor=actor,
+                target=await landlord.get_one(Tenant, owner_id),
+                what=f"asked for another tenant's {what}",
+                ip=ip,
+                detail=detail,
+            )
+
+    after_response(request, record_attempt)
 
 
-async def refuse_if_foreign(request: Request[Any, Any, Any], table: str, record_id: int) -> None:
+def refuse_if_foreign(request: Request[Any, Any, Any], table: str, record_id: int) -> None:
     """A record id the scope cannot see: if it is another tenant's (a shared store can tell),
     the attempt is recorded against that tenant. Either way the answer is the same "not found"."""
-    access = tenant_access(request)
-    location = location_of(request.app.state.settings, access.tenant)
-    owner = await owner_elsewhere(location, table, record_id, access.tenant.id)
-    if owner is not None:
-        await record_foreign_attempt(request, owner, f"{table} row", {"table": table, "id": record_id})
+    tenant = tenant_access(request).tenant
+    location = location_of(request.app.state.settings, tenant)
+
+    async def owner(_landlord: AsyncSession) -> int | None:
+        return await owner_elsewhere(location, table, record_id, tenant.id)
+
+    record_if_foreign(request, f"{table} row", {"table": table, "id": record_id}, owner)
 
 
 @asynccontextmanager
 async def reporting_foreign(
     request: Request[Any, Any, Any], table: str, record_id: int
 ) -> AsyncIterator[None]:
-    """Lets "not found" through, after recording it if the id is another tenant's."""
+    """Lets "not found" through, recording it after the answer if the id is another tenant's."""
     try:
         yield
     except NotFound:
-        await refuse_if_foreign(request, table, record_id)
+        refuse_if_foreign(request, table, record_id)
         raise

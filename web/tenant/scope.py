@@ -4,7 +4,8 @@
 (/api/v1/tenant/…). It finds the tenant, checks the caller may enter it (membership, a switch,
 or a tenant token), refuses and records a cross-tenant attempt otherwise, works out the scope
 (whole tenant, or unit subtrees) and holds one connection to the tenant's store for the request.
-Handlers get a session bound to that scope (`TenantData`) and cannot get any other.
+Handlers get a session bound to that scope (`TenantData`) and cannot get any other. Work a handler
+leaves for `after_response` runs once the answer has been sent and the connection let go.
 
 `TenantHosts` runs before routing: a request to a tenant's host (a domain in the landlord's
 `domains` table, or <slug>.<base domain>) is routed as if it had the /t/<slug> prefix.
@@ -12,16 +13,19 @@ Handlers get a session bound to that scope (`TenantData`) and cannot get any oth
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Headers, State
 from litestar.di import NamedDependency
-from litestar.enums import ScopeType
+from litestar.enums import MediaType, ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import ASGIMiddleware
+from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,6 +49,9 @@ ROW_SECURITY = "tenantry.tenant_row_security"
 #: The prefix tenant pages put before their links: "/t/<slug>", or "" on the tenant's own host.
 LINK_PREFIX = "tenantry.tenant_prefix"
 _HOST_ROUTED = "tenantry.host_routed"
+AFTER_RESPONSE = "tenantry.after_response"
+
+log = logging.getLogger(__name__)
 
 
 def tenant_access(connection: ASGIConnection[Any, Any, Any, Any]) -> TenantAccess:
@@ -57,6 +64,15 @@ def tenant_scope(connection: ASGIConnection[Any, Any, Any, Any]) -> TenantScope:
 
 def tenant_link(connection: ASGIConnection[Any, Any, Any, Any], path: str = "/") -> str:
     return f"{connection.scope['state'].get(LINK_PREFIX, '')}{path}"
+
+
+def after_response(
+    connection: ASGIConnection[Any, Any, Any, Any], work: Callable[[], Awaitable[None]]
+) -> None:
+    """`work` to do once the answer has been sent, so that how long the answer takes does not
+    depend on it (recording an attempt on another tenant's data, say, which a "not found" for
+    nobody's id does not do)."""
+    connection.scope["state"].setdefault(AFTER_RESPONSE, []).append(work)
 
 
 async def provide_tenant_data(state: State, scope: Scope) -> AsyncIterator[AsyncSession]:
@@ -94,25 +110,30 @@ class TenantScopeMiddleware(ASGIMiddleware):
         async with database.session() as landlord:
             access = await self._enter(landlord, scope, user, token, is_api)
         location = location_of(app_state.settings, access.tenant)
-        async with app_state.tenant_connections.connection(location) as connection:
-            tenant_wide = TenantScope.of_tenant(access.tenant.id)
-            row_security = location.app_role is not None
-            if access.is_admin:
-                request_scope = tenant_wide
-            else:
-                async with scoped_session(connection, tenant_wide, row_security=row_security) as data:
-                    request_scope = await scope_for(data, access, user)
-            state = scope["state"]
-            state[ACCESS], state[SCOPE], state[CONNECTION], state[ROW_SECURITY] = (
-                access,
-                request_scope,
-                connection,
-                row_security,
-            )
-            if not is_api:
-                state[LINK_PREFIX] = "" if state.get(_HOST_ROUTED) else f"/t/{access.tenant.slug}"
-            with scope_context(request_scope):
-                await next_app(scope, receive, send)
+        try:
+            async with app_state.tenant_connections.connection(location) as connection:
+                tenant_wide = TenantScope.of_tenant(access.tenant.id)
+                row_security = location.app_role is not None
+                if access.is_admin:
+                    request_scope = tenant_wide
+                else:
+                    async with scoped_session(connection, tenant_wide, row_security=row_security) as data:
+                        request_scope = await scope_for(data, access, user)
+                state = scope["state"]
+                state[ACCESS], state[SCOPE], state[CONNECTION], state[ROW_SECURITY] = (
+                    access,
+                    request_scope,
+                    connection,
+                    row_security,
+                )
+                if not is_api:
+                    state[LINK_PREFIX] = "" if state.get(_HOST_ROUTED) else f"/t/{access.tenant.slug}"
+                with scope_context(request_scope):
+                    await next_app(scope, receive, send)
+        finally:
+            # Errors have become responses inside (Litestar puts an exception handler right around
+            # each handler): the answer has been sent, and the store's connection is let go.
+            await _after_response(scope)
 
     async def _enter(
         self, landlord: AsyncSession, scope: Scope, user: User, token: ApiToken | None, is_api: bool
@@ -137,6 +158,16 @@ class TenantScopeMiddleware(ASGIMiddleware):
         return access
 
 
+async def _after_response(scope: Scope) -> None:
+    """Each piece of work left for after the answer. The answer is gone: a failure can only be
+    logged, and does not keep the rest from running."""
+    for work in scope["state"].pop(AFTER_RESPONSE, []):
+        try:
+            await work()
+        except Exception:
+            log.exception("work after the response to %s failed", scope["path"])
+
+
 async def refuse_cross_tenant(
     landlord: AsyncSession, scope: Scope, user: User, tenant: Tenant, what: str
 ) -> None:
@@ -153,20 +184,65 @@ async def refuse_cross_tenant(
     raise NotFound("There is no such tenant here.")
 
 
+class HostCache:
+    """Which tenant each host name belongs to, as last looked up. It keeps the `limit` names used
+    most recently, each for a while: `found_for` seconds when it named a tenant (a domain moved or
+    removed is seen after that), `missing_for` when it named none (a domain added is found soon).
+    Unbounded, every Host header ever sent would stay in memory."""
+
+    def __init__(
+        self,
+        limit: int = 10_000,
+        *,
+        found_for: float = 30.0,
+        missing_for: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit, self.found_for, self.missing_for, self.clock = limit, found_for, missing_for, clock
+        self._answers: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    async def tenant_of(self, host: str, look_up: Callable[[str], Awaitable[str | None]]) -> str | None:
+        """The slug of the tenant `host` names, if any: remembered, or found with `look_up`."""
+        answer = self._answers.get(host)
+        if answer is not None and answer[1] >= self.clock():
+            self._answers.move_to_end(host)
+            return answer[0]
+        slug = await look_up(host)
+        self._answers[host] = (slug, self.clock() + (self.found_for if slug else self.missing_for))
+        self._answers.move_to_end(host)
+        while len(self._answers) > self.limit:
+            self._answers.popitem(last=False)
+        return slug
+
+
 class TenantHosts:
     """Routes a tenant's own host names to its portal, before Litestar routes the request."""
 
     #: Paths that stay the landlord's on every host: sign-in, assets, the API, health.
     _SHARED_PATHS = ("/static/", "/api/", "/healthz", "/login", "/logout", "/switch", "/schema")
+    #: The longest a host name can be (RFC 1035); a longer Host header names no host at all.
+    LONGEST_HOST = 253
 
-    def __init__(self, app: ASGIApp, database: Database, base_domain: str | None, ttl: float = 30.0) -> None:
-        self.app, self.database, self.base_domain, self.ttl = app, database, base_domain, ttl
-        self._known: dict[str, tuple[str | None, float]] = {}
+    def __init__(
+        self, app: ASGIApp, database: Database, base_domain: str | None, known: HostCache | None = None
+    ) -> None:
+        self.app, self.database, self.base_domain = app, database, base_domain
+        self.known = known if known is not None else HostCache()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == ScopeType.HTTP and not scope["path"].startswith(self._SHARED_PATHS):
+        if scope["type"] == ScopeType.HTTP:
             host = Headers.from_scope(scope).get("host", "").split(":")[0].lower().rstrip(".")
-            if slug := await self._tenant_of(host):
+            if len(host) > self.LONGEST_HOST:
+                # RFC 9110: a Host that is not valid is a 400; refused before anything is looked up.
+                refusal = ASGIResponse(
+                    body="The Host header is not a host name.", status_code=400, media_type=MediaType.TEXT
+                )
+                await refusal(scope, receive, send)
+                return
+            if not scope["path"].startswith(self._SHARED_PATHS) and (slug := await self._tenant_of(host)):
                 scope["path"] = f"/t/{slug}{scope['path']}"
                 scope["raw_path"] = scope["path"].encode()
                 scope.setdefault("state", {})[_HOST_ROUTED] = True
@@ -178,11 +254,10 @@ class TenantHosts:
         if self.base_domain and host.endswith(f".{self.base_domain}"):
             subdomain = host.removesuffix(f".{self.base_domain}")
             return subdomain if "." not in subdomain else None
-        known = self._known.get(host)
-        if known is None or known[1] < time.monotonic():
-            async with self.database.session() as session:
-                slug = await session.scalar(
-                    select(Tenant.slug).join(Domain, Domain.tenant_id == Tenant.id).where(Domain.host == host)
-                )
-            known = self._known[host] = (slug, time.monotonic() + self.ttl)
-        return known[0]
+        return await self.known.tenant_of(host, self._tenant_with_domain)
+
+    async def _tenant_with_domain(self, host: str) -> str | None:
+        async with self.database.session() as session:
+            return await session.scalar(
+                select(Tenant.slug).join(Domain, Domain.tenant_id == Tenant.id).where(Domain.host == host)
+            )

@@ -1,0 +1,101 @@
+"""Two people writing one row at once: a row someone else deletes while a change (or another
+delete) of it is under way is "not found" (404), through the API and the portal alike; never a
+500, and nothing on the audit trail for a write that did not happen."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, event, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.util import await_only
+
+from services.models import Tenant
+from services.settings import Settings
+from services.tenancy.stores import StoreLocation, location_of
+from tests.support import Credentials, csrf_token, run_db, signed_in
+from tests.web.portal import add_token, portal
+from tests.web.tenant_world import (
+    add_admin,
+    add_rows,
+    no_stores_left_behind,  # noqa: F401  (autouse fixture)
+    provision,
+)
+from tests.web.test_tenant_data import audit_actions, count_rows
+
+SLUG = "heron-club"
+
+
+def store_of(settings: Settings, slug: str) -> StoreLocation:
+    async def work(session: AsyncSession) -> StoreLocation:
+        return location_of(settings, (await session.scalars(select(Tenant).where(Tenant.slug == slug))).one())
+
+    return run_db(settings, work)
+
+
+@contextmanager
+def deleted_meanwhile(store: StoreLocation, table: str, row_id: int) -> Iterator[list[str]]:
+    """While open, the moment a request is about to UPDATE or DELETE row `row_id` of `table`,
+    after it has read the row, another connection deletes that row and commits, as a second
+    request would. Yields the statements that were interrupted so."""
+    interrupted: list[str] = []
+    write = re.compile(rf"^\s*(UPDATE|DELETE FROM) {table}\b", re.IGNORECASE)
+
+    async def delete_it() -> None:
+        other = store.open()
+        try:
+            async with other.engine.begin() as connection:
+                await connection.execute(text(f"DELETE FROM {table} WHERE id = :id"), {"id": row_id})
+        finally:
+            await other.dispose()
+
+    def before_write(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not interrupted and write.match(statement):
+            interrupted.append(statement)
+            # Inside the request's own greenlet: the other connection's delete runs to its commit
+            # on the request's event loop before the request's statement goes out.
+            await_only(delete_it())
+
+    event.listen(Engine, "before_cursor_execute", before_write)
+    try:
+        yield interrupted
+    finally:
+        event.remove(Engine, "before_cursor_execute", before_write)
+
+
+def test_a_row_deleted_under_a_change_or_a_delete_is_not_found(
+    settings: Settings, superadmin: Credentials
+) -> None:
+    provision(settings, SLUG)
+    admin = add_admin(settings, SLUG, "admin@heron.example")
+    headers = {"Authorization": f"Bearer {add_token(settings, admin.email, SLUG)}"}
+    store = store_of(settings, SLUG)
+    api = "/api/v1/tenant/data/groups"
+    page = f"/t/{SLUG}/data/groups"
+    writes = {
+        "PATCH": lambda client, row: client.patch(f"{api}/{row}", json={"name": "Ours"}, headers=headers),
+        "PUT": lambda client, row: client.put(f"{api}/{row}", json={"name": "Ours"}, headers=headers),
+        "DELETE": lambda client, row: client.delete(f"{api}/{row}", headers=headers),
+        "portal edit": lambda client, row: client.post(
+            f"{page}/{row}/edit", data={"name": "Ours", "_csrf_token": csrf_token(client)}
+        ),
+        "portal delete": lambda client, row: client.post(
+            f"{page}/{row}/delete", data={"_csrf_token": csrf_token(client)}
+        ),
+    }
+    rows = add_rows(settings, SLUG, "groups", [{"name": f"Heron {name}"} for name in writes])
+
+    with portal(settings) as client:
+        signed_in(client, admin)
+        for (name, write), row in zip(writes.items(), rows, strict=True):
+            with deleted_meanwhile(store, "groups", row) as interrupted:
+                answer = write(client, row)
+            assert interrupted, f"{name}: the request never wrote the row"
+            assert answer.status_code == 404, f"{name}: {answer.status_code} {answer.text}"
+            assert "no such record" in answer.text, name
+
+    assert count_rows(settings, SLUG, "groups") == 0
+    assert audit_actions(settings, "record.") == [], "a write that did not happen is not on the trail"
