@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any, TextIO
 
-from sqlalchemy import MetaData, Table, bindparam, insert, update
+from sqlalchemy import Column, MetaData, Table, bindparam, func, insert, select, update
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SAWarning
@@ -205,6 +205,16 @@ def summarise_table(
         if sink is not None:
             sink.write(_canonical(dict(zip(columns, values, strict=True))))
             sink.write("\n")
+    return _summary(columns, lines)
+
+
+def summarise_lines(columns: list[str], rows: Iterable[dict[str, Any]]) -> TableSummary:
+    """What summarise_table says of a table holding `rows`, portable values by column name (the
+    rows of an archive's file, say)."""
+    return _summary(columns, [_canonical([row.get(name) for name in columns]) for row in rows])
+
+
+def _summary(columns: list[str], lines: list[str]) -> TableSummary:
     digest = hashlib.sha256(_canonical(columns).encode())
     for line in sorted(lines):
         digest.update(b"\n")
@@ -226,10 +236,18 @@ class ArchiveMismatch(ValueError):
     """The archive's rows do not fit the store they are loaded into."""
 
 
-def load_table(connection: Connection, table: Table, lines: Iterable[str], *, tenant_id: int) -> int:
+def load_table(
+    connection: Connection,
+    table: Table,
+    lines: Iterable[str],
+    *,
+    tenant_id: int,
+    fresh_ids: FreshIds | None = None,
+) -> int:
     """Insert the rows of a JSON-lines file into an empty table; returns how many. Every row is
     given `tenant_id`. A column referring to its own table (a unit's parent) is filled in after
-    all rows are in, so a row may come before the row it refers to."""
+    all rows are in, so a row may come before the row it refers to. With `fresh_ids` (a shared
+    store), a row whose id another row holds gets a fresh one, and references follow."""
     dialect = connection.dialect.name
     decoders = {column.name: _codec(column.type, dialect)[1] for column in table.columns}
     self_refs = {
@@ -237,6 +255,22 @@ def load_table(connection: Connection, table: Table, lines: Iterable[str], *, te
     }
     keys = [column.name for column in table.primary_key.columns]
     deferred: list[dict[str, Any]] = []
+
+    def write(batch: list[dict[str, Any]]) -> None:
+        # Self references wait (their rows may come later) as they are in the archive; the rows'
+        # own ids are settled first, so the deferred update finds each row by the id it got.
+        waiting = [{name: row[name] for name in self_refs} for row in batch]
+        for row in batch:
+            row |= dict.fromkeys(self_refs)
+        if fresh_ids is not None:
+            fresh_ids.take(connection, table, batch)
+        for row, refs in zip(batch, waiting, strict=True):
+            if any(value is not None for value in refs.values()):
+                deferred.append(
+                    {f"k_{key}": row[key] for key in keys} | {f"v_{n}": v for n, v in refs.items()}
+                )
+        _write(connection, table, insert(table), batch)
+
     batch: list[dict[str, Any]] = []
     count = 0
     for line in lines:
@@ -251,17 +285,18 @@ def load_table(connection: Connection, table: Table, lines: Iterable[str], *, te
         row = {name: None if value is None else decoders[name](value) for name, value in stored.items()}
         if TENANT_COLUMN in table.columns:
             row[TENANT_COLUMN] = tenant_id
-        if self_refs and any(row.get(name) is not None for name in self_refs):
-            deferred.append({f"k_{key}": row[key] for key in keys} | {f"v_{n}": row[n] for n in self_refs})
-            row |= dict.fromkeys(self_refs)
         batch.append(row)
         count += 1
         if len(batch) >= _BATCH:
-            _write(connection, table, insert(table), batch)
+            write(batch)
             batch = []
     if batch:
-        _write(connection, table, insert(table), batch)
+        write(batch)
     if deferred:
+        if fresh_ids is not None:
+            given = fresh_ids.given.get(table.name, {})
+            for entry in deferred:
+                entry |= {f"v_{n}": given.get(entry[f"v_{n}"], entry[f"v_{n}"]) for n in self_refs}
         statement = (
             update(table)
             .where(*(table.c[key] == bindparam(f"k_{key}") for key in keys))
@@ -269,6 +304,8 @@ def load_table(connection: Connection, table: Table, lines: Iterable[str], *, te
         )
         for start in range(0, len(deferred), _BATCH):
             _write(connection, table, statement, deferred[start : start + _BATCH])
+    if fresh_ids is not None:
+        fresh_ids.follow_paths(connection, table)
     return count
 
 
@@ -280,17 +317,189 @@ def _write(connection: Connection, table: Table, statement: Any, rows: list[dict
         raise ArchiveMismatch(f"The archive's {table.name} rows do not fit the store: {reason}.") from None
 
 
-def reset_sequences(connection: Connection, tables: Iterable[Table]) -> None:
-    """PostgreSQL: after ids were inserted explicitly, each table's sequence continues after the
-    largest one (SQLite takes the next rowid by itself)."""
-    if connection.dialect.name != "postgresql":
-        return
+# Ids -----------------------------------------------------------------------------------------------
+
+#: The layers' convention for a tree: a table referring to itself keeps, in this column, the
+#: path of ids from its root ("/1/4/9/": units, folders).
+ID_PATH = "path"
+
+
+def _id_path(table: Table) -> str | None:
+    refers_to_itself = any(fk.column.table is table for fk in table.foreign_keys)
+    return ID_PATH if refers_to_itself and ID_PATH in table.c else None
+
+
+def id_column(table: Table) -> Column[Any] | None:
+    """The table's own id, handed out by the store: a single integer key that refers to no other
+    row. A natural key (a setting's name) or a key of references (an assignment) has none."""
+    keys = list(table.primary_key.columns)
+    if len(keys) == 1 and isinstance(keys[0].type, sqltypes.Integer) and not keys[0].foreign_keys:
+        return keys[0]
+    return None
+
+
+def _sequence(connection: Connection, table: Table, column: Column[Any]) -> str | None:
+    """PostgreSQL: the sequence handing out the column's values (None: the ids come from elsewhere)."""
+    return connection.execute(
+        select(func.pg_get_serial_sequence(_quote(connection, table.name), column.name))
+    ).scalar()
+
+
+def _autoincrement_tables(connection: Connection) -> set[str]:
+    """SQLite: the tables whose ids come from sqlite_sequence (AUTOINCREMENT), never handed out twice."""
+    found = connection.exec_driver_sql(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND upper(sql) LIKE '%AUTOINCREMENT%'"
+    )
+    return set(found.scalars())
+
+
+def _largest(connection: Connection, column: Column[Any]) -> int:
+    """The largest id the table holds, of any tenant (a store reached as its owner shows them all)."""
+    return int(connection.execute(select(func.coalesce(func.max(column), 0))).scalar_one())
+
+
+def last_ids(connection: Connection, tables: Iterable[Table]) -> dict[str, int]:
+    """The largest id each table's generator has handed out so far, deleted rows' included, by
+    table name (tables with ids only)."""
+    sqlite = connection.dialect.name == "sqlite"
+    counted = _autoincrement_tables(connection) if sqlite else set()
+    found: dict[str, int] = {}
     for table in tables:
-        keys = list(table.primary_key.columns)
-        if len(keys) != 1 or not isinstance(keys[0].type, sqltypes.Integer):
+        if (column := id_column(table)) is None:
             continue
-        name, column = _quote(connection, table.name), _quote(connection, keys[0].name)
-        connection.exec_driver_sql(
-            f"SELECT setval(pg_get_serial_sequence('{name}', '{keys[0].name}'), "
-            f"coalesce(max({column}), 0) + 1, false) FROM {name}"
+        largest = _largest(connection, column)
+        if sqlite:
+            handed_out = 0
+            if table.name in counted:
+                handed_out = connection.exec_driver_sql(
+                    "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = ?", (table.name,)
+                ).scalar_one()
+        elif (sequence := _sequence(connection, table, column)) is None:
+            continue
+        else:
+            handed_out = connection.exec_driver_sql(
+                f"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {sequence}"
+            ).scalar_one()
+        found[table.name] = max(largest, int(handed_out))
+    return found
+
+
+def continue_ids(
+    connection: Connection, tables: Iterable[Table], *, after: dict[str, int] | None = None
+) -> None:
+    """After ids were inserted as they are: each table's generator continues after the largest id
+    the table holds, and after `after`'s figure for it (the ids a replaced store had handed out),
+    so none of them is handed out again. A generator never goes back: another tenant of a shared
+    store may have had the ids in between."""
+    after = after or {}
+    for table in tables:
+        if (column := id_column(table)) is not None:
+            _continue_after(
+                connection, table, column, max(_largest(connection, column), after.get(table.name, 0))
+            )
+
+
+def _continue_after(connection: Connection, table: Table, column: Column[Any], handed_out: int) -> None:
+    """Make the table's generator hand out only ids above `handed_out`, if it would not already.
+    SQLite without AUTOINCREMENT (a store basic_0002 has not reached yet) has no generator to move."""
+    if handed_out < 1:
+        return
+    if connection.dialect.name == "sqlite":
+        if table.name not in _autoincrement_tables(connection):
+            return
+        raised = connection.exec_driver_sql(
+            "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (handed_out, table.name)
         )
+        if not raised.rowcount:
+            connection.exec_driver_sql(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table.name, handed_out)
+            )
+        return
+    if (sequence := _sequence(connection, table, column)) is not None:
+        connection.exec_driver_sql(
+            f"SELECT setval('{sequence}', greatest({int(handed_out)}, last_value)) FROM {sequence}"
+        )
+
+
+class FreshIds:
+    """Ids for one tenant's rows going back into a shared store. A row keeps the id it had unless
+    another row of the store holds that id now (in a store made before basic_0002, which handed
+    ids out twice; or rows that came from a store of their own), and then gets a fresh
+    one; the tenant's rows that refer to it, and the paths of trees that list it, follow. Which rows those
+    are is not said to the tenant (it would tell which ids other tenants hold), only how many."""
+
+    def __init__(self, tenant_id: int) -> None:
+        self.tenant_id = tenant_id
+        #: table name → {id in the archive: id given}
+        self.given: dict[str, dict[int, int]] = {}
+
+    @property
+    def count(self) -> int:
+        return sum(len(given) for given in self.given.values())
+
+    def take(self, connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Before `rows` go in: their references to other tables follow the ids those rows got,
+        and each row whose id the store holds already gets a fresh id."""
+        for row in rows:
+            self._follow_references(table, row)
+        column = id_column(table)
+        ids = [row[column.name] for row in rows] if column is not None else []
+        if column is None or not ids:
+            return
+        # Past these ids first: another tenant's insert, from now on, cannot take one of them.
+        _continue_after(connection, table, column, max(ids))
+        held = set(connection.execute(select(column).where(column.in_(ids))).scalars())
+        if not held:
+            return
+        given = self.given.setdefault(table.name, {})
+        fresh = iter(self._fresh(connection, table, column, len(held)))
+        for row in rows:
+            if row[column.name] in held:
+                given[row[column.name]] = row[column.name] = next(fresh)
+
+    def _fresh(self, connection: Connection, table: Table, column: Column[Any], count: int) -> list[int]:
+        """`count` ids no row of the store holds and no generator handed out before."""
+        if connection.dialect.name == "postgresql":
+            sequence = _sequence(connection, table, column)
+            if sequence is not None:
+                drawn = connection.exec_driver_sql(
+                    f"SELECT nextval('{sequence}') FROM generate_series(1, {int(count)})"
+                )
+                return [int(value) for value in drawn.scalars()]
+        # SQLite writes one transaction at a time: the ids above the largest so far are free.
+        start = max(_largest(connection, column), last_ids(connection, [table]).get(table.name, 0))
+        return list(range(start + 1, start + count + 1))
+
+    def _follow_references(self, table: Table, row: dict[str, Any]) -> None:
+        for fk in table.foreign_keys:
+            given = self.given.get(fk.column.table.name)
+            value = row.get(fk.parent.name)
+            if given and value is not None and fk.column is id_column(fk.column.table):
+                row[fk.parent.name] = given.get(value, value)
+
+    def follow_paths(self, connection: Connection, table: Table) -> None:
+        """Once all of a table's rows are in: paths listing ids that changed list the new ones."""
+        path = _id_path(table)
+        if not self.given.get(table.name) or path is None or (column := id_column(table)) is None:
+            return
+        owned = select(column, table.c[path]).where(table.c[TENANT_COLUMN] == self.tenant_id)
+        for row_id, old in connection.execute(owned).all():
+            if (new := self._follow_path(table.name, old)) != old:
+                connection.execute(update(table).where(column == row_id).values({path: new}))
+
+    def _follow_path(self, table: str, path: str) -> str:
+        given = self.given[table]
+        return "/".join(
+            str(given.get(int(part), part)) if part.isdigit() else part for part in path.split("/")
+        )
+
+    def renumbered(self, table: Table, row: dict[str, Any]) -> dict[str, Any]:
+        """An archive's row (by column name) as it went in: its id, references and path followed."""
+        row = dict(row)
+        column = id_column(table)
+        if column is not None and row.get(column.name) is not None:
+            row[column.name] = self.given.get(table.name, {}).get(row[column.name], row[column.name])
+        self._follow_references(table, row)
+        if (path := _id_path(table)) and self.given.get(table.name) and row.get(path):
+            row[path] = self._follow_path(table.name, row[path])
+        return row

@@ -4,7 +4,8 @@ compared with the archive's manifest.
 Native archives go back into the backend and isolation mode they came from (a SQLite file is
 copied in, a pg_dump script is played by psql, a schema's under the new schema's name). Portable
 archives go anywhere: the store is migrated to the manifest's layer revisions with the layer
-migrator, then the rows are inserted, parents before children."""
+migrator, then the rows are inserted, parents before children, with the ids they had; each
+table's id generator then continues after the largest, so no restored id is handed out again."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from sqlalchemy.engine import Connection
 from services.backups.content import (
     ArchiveMismatch,
     TableSummary,
+    continue_ids,
+    last_ids,
     load_table,
-    reset_sequences,
     summarise_table,
     tenant_tables,
 )
@@ -150,7 +152,7 @@ def _load_rows(connection: Connection, manifest: dict[str, Any], unpacked: Path,
             continue
         with (unpacked / table_file(table.name)).open(encoding="utf-8") as lines:
             load_table(connection, table, lines, tenant_id=tenant_id)
-    reset_sequences(connection, tables)
+    continue_ids(connection, tables)
 
 
 async def measure_store(location: StoreLocation, *, tenant_id: int | None = None) -> Measured:
@@ -191,3 +193,17 @@ def differences(manifest: dict[str, Any], measured: Measured, *, compare_schema:
     if compare_schema and measured.schema_sha256 != manifest["schema"]["sha256"]:
         found.append("the schema differs from the one backed up")
     return found
+
+
+async def continue_ids_of(previous: StoreLocation, target: StoreLocation) -> None:
+    """Ids in `target` continue after every id `previous`, the store it replaces, handed out, rows
+    deleted since included: a restored store never gives a new row an id its tenant saw before."""
+    old, new = previous.open(), target.open()
+    try:
+        async with old.engine.connect() as connection:
+            handed_out = await connection.run_sync(lambda sync: last_ids(sync, tenant_tables(sync)))
+        async with new.engine.begin() as connection:
+            await connection.run_sync(lambda sync: continue_ids(sync, tenant_tables(sync), after=handed_out))
+    finally:
+        await old.dispose()
+        await new.dispose()

@@ -3,6 +3,10 @@
 Layer authors write plain migrations; while the migrator runs them, the table is completed
 before it is created, the same way in every isolation mode:
 - a `tenant_id` integer column (not null) and an index on it;
+- on SQLite, ids that are never handed out twice (AUTOINCREMENT on an integer id): without it
+  SQLite gives the next row the largest id plus one, so deleting the newest row frees its id for
+  the next insert, of this tenant or, in a shared store, of another. PostgreSQL's sequences never
+  go back by themselves;
 - its unique constraints, and a primary key made of natural keys (no integer ids), start with
   `tenant_id`, so two tenants sharing a store may both have a role called "admin"; a foreign
   key those constraints indexed gets an index of its own;
@@ -62,6 +66,16 @@ def _add_tenant_column(table: Table, connection: Connection, **_: Any) -> None:
         if column in led_by_unique and column not in indexed:
             Index(f"ix_{table.name}_{column.name}", column)
             indexed.add(column)
+
+
+@event.listens_for(Table, "before_create")
+def _ids_never_reused(table: Table, connection: Connection, **_: Any) -> None:
+    """SQLite AUTOINCREMENT for every table a tenant layer creates, batch mode's copies included
+    (Alembic's `_alembic_tmp_` table becomes the table itself, and SQLAlchemy does not reflect the
+    option, so the copy would lose it). SQLite applies it only to a single integer key that is no
+    foreign key: an id of the table's own."""
+    if connection.info.get(TENANT_LAYER) and connection.dialect.name == "sqlite":
+        table.dialect_options["sqlite"]["autoincrement"] = True
 
 
 @event.listens_for(Table, "after_create")

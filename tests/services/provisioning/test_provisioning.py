@@ -154,7 +154,7 @@ def test_a_requested_tenant_becomes_active_with_its_layers_history_snapshot_and_
             assert (step.status, step.attempts) == (StepStatus.SUCCEEDED, 1), step.name
             assert step.detail, f"the {step.name!r} step says what it did"
         steps = details(job)
-        assert steps["basic"] == "1 revision(s) applied (basic)"
+        assert steps["basic"] == "2 revision(s) applied (basic)"
         assert steps["template"] == "1 revision(s) applied (templates/political_party)"
         assert steps["modules"] == (
             "4 revision(s) applied (modules/events, modules/membership_tiers, modules/election_campaign)"
