@@ -18,8 +18,13 @@ from services.audit import command_line_actor, record, verify
 from services.db import Database
 from services.errors import DomainError
 from services.layers.landlord import landlord_is_current, migrate_landlord
-from services.models import ApiToken
+from services.models import ApiToken, Tenant, TenantStatus, User
 from services.settings import Settings
+from services.tenancy.context import Scope
+from services.tenancy.people import add_profile
+from services.tenancy.sessions import scoped_session
+from services.tenancy.stores import location_of
+from services.tenancy.tenants import get_tenant
 
 
 async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> Any:
@@ -78,7 +83,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         f"Tenantry is serving at http://{args.host}:{args.port}  (data in {settings.data_dir}; {worker})",
         flush=True,
     )
-    uvicorn.run("web.asgi:app", host=args.host, port=args.port, log_level="warning", proxy_headers=True)
+    # The app itself takes the client's address from the proxies in TENANTRY_TRUSTED_PROXIES only
+    # (web/proxies.py); uvicorn's own handling would believe any X-Forwarded-For from 127.0.0.1.
+    uvicorn.run("web.asgi:app", host=args.host, port=args.port, log_level="warning", proxy_headers=False)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
@@ -99,9 +106,25 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     print("The landlord database is up to date.")
 
 
+async def _add_profile(settings: Settings, tenant: Tenant, account: User, role: str) -> None:
+    """A tenant role's profile in the tenant's store, committed before its membership (the door)
+    commits with the caller's session, as an invitation does."""
+    store = location_of(settings, tenant).open()
+    try:
+        async with scoped_session(store.engine, Scope.of_tenant(tenant.id)) as data:
+            await add_profile(data, account, role)
+    finally:
+        await store.dispose()
+
+
 def cmd_create_user(settings: Settings, args: argparse.Namespace) -> None:
     async def create(session: AsyncSession) -> users.NewUser:
         created = await users.create_user(session, email=args.email, role=args.role, tenant_slug=args.tenant)
+        tenant = await get_tenant(session, args.tenant) if args.tenant else None
+        # A tenant still being built has no store to write to yet: its people get their profile
+        # the first time they are changed, as anyone whose membership came without one.
+        if tenant is not None and tenant.status not in (TenantStatus.PROVISIONING, TenantStatus.FAILED):
+            await _add_profile(settings, tenant, created.user, args.role)
         await record(session, action="user.create", actor=command_line_actor(), target=created.user.email)
         return created
 

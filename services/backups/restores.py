@@ -3,7 +3,8 @@
 Into the tenant itself, a `restore` job:
 
     lock → check archive → maintenance on → safety dump → safety checksum → safety manifest →
-    safety verify → restore → verify → swap → drop old store → maintenance off
+    safety verify → restore → verify → people and settings → swap → drop old store →
+    maintenance off
 
 The archive is checked before anything changes. Maintenance starts before the safety backup, so
 nothing written between that backup and the restore is lost to both. The backup is restored into a
@@ -13,23 +14,29 @@ commit the tenant's store is the old one, untouched: a worker killed before it l
 it was, and the job resumes (or, should a step fail, the new store is dropped and maintenance ends).
 A tenant of a shared store has its rows restored into a staging store first, to prove the archive
 restores; then, in one transaction of the shared store, its rows are deleted, the archive's
-inserted, and counted and hashed against the manifest before the transaction commits.
+inserted (a row whose id another tenant's row holds gets a fresh one, references following), and
+counted and hashed against the manifest before the transaction commits.
+
+People and settings stay as they are now (services.backups.kept): the people step reads them from
+the store in use and writes them into the new one before the swap; a shared tenant's go in with its
+rows, in the swap's transaction.
 
 Into a new tenant, a `restore_copy` job: check archive → allocate store → restore → verify →
-snapshot → activate. Portable backups go into any isolation mode (but shared) and either backend;
+people and settings → snapshot → activate. Portable backups go into any isolation mode (but shared) and either backend;
 native ones only into the kind of store they came from.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import Table, delete, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,15 +44,25 @@ from services import jobs
 from services.backups.archive import check_archive, describe_size, extract_archive
 from services.backups.content import (
     ArchiveMismatch,
+    FreshIds,
+    continue_ids,
     load_table,
-    reset_sequences,
+    summarise_lines,
     summarise_table,
     tenant_tables,
 )
 from services.backups.dump import table_file
+from services.backups.kept import Kept, leave_people_behind, put_back, read_kept
 from services.backups.locks import lock_step, release_tenant_lock
 from services.backups.requests import RESTORE, store_jobs_under_way
-from services.backups.restore import Measured, differences, layer_by_key, measure_store, restore_into
+from services.backups.restore import (
+    Measured,
+    continue_ids_of,
+    differences,
+    layer_by_key,
+    measure_store,
+    restore_into,
+)
 from services.backups.safety import SAFETY_BACKUP_ID, record_safety_backup, safety_backup_steps
 from services.backups.steps import ONE_AT_A_TIME, BackupRun, VerificationFailed
 from services.backups.storage import BackupStorage, backup_storage
@@ -83,6 +100,7 @@ from services.tenancy.tenants import check_slug_free, register_tenant, validate_
 log = logging.getLogger(__name__)
 
 RESTORE_COPY = "restore_copy"
+PEOPLE = "people and settings"
 LOCK = "lock"
 
 
@@ -400,18 +418,43 @@ async def verify_new_store(run: RestoreRun, session: AsyncSession) -> str:
     return await _compare(backup, run.new_store(tenant, await run.payload(session)))
 
 
+async def keep_people(run: RestoreRun, session: AsyncSession) -> str:
+    """Who the tenant's people are now and its settings, read from the store in use, go into the
+    new store (verified already, and not yet in use). A shared tenant's are noted in the job's
+    payload and go in with its rows, in the swap's transaction."""
+    tenant = await run.tenant(session)
+    kept = await read_kept(session, location_of(run.settings, tenant), tenant)
+    if tenant.isolation == IsolationMode.SHARED:
+        await run.remember(session, kept=kept.as_payload())
+        people = len(kept.people)
+        return f"{people} {'person' if people == 1 else 'people'} and the settings noted; they go in with the rows"
+    new = run.new_store(tenant, await run.payload(session))
+    database = new.open()
+    try:
+        return await put_back(database.engine, tenant.id, kept)
+    finally:
+        await database.dispose()
+
+
 async def swap(run: RestoreRun, session: AsyncSession) -> str:
     """Point the tenant at the verified store: committed with this step, in one landlord
-    transaction. A shared tenant's rows are replaced in one transaction of the shared store."""
+    transaction; the new store's ids continue after those the old one handed out. A shared
+    tenant's rows are replaced in one transaction of the shared store."""
     backup, tenant = await run.backup(session), await run.tenant(session)
     manifest = backup.manifest
     assert manifest is not None
     tenant.modules = list(manifest["tenant"]["modules"])
     tenant.kept_modules = list(manifest["tenant"].get("kept_modules", []))
     if tenant.isolation == IsolationMode.SHARED:
-        rows = await _replace_shared_rows(run, backup, location_of(run.settings, tenant))
-        return f"{tenant.slug}'s rows in the shared store replaced in one transaction: {rows:,} rows, as the manifest says"
+        kept = Kept.of_payload((await run.payload(session))["kept"])
+        shared = location_of(run.settings, tenant)
+        rows, renumbered, people = await _replace_shared_rows(run, backup, shared, kept)
+        said = f"{tenant.slug}'s rows in the shared store replaced in one transaction: {rows:,} rows, as the manifest says"
+        if renumbered:
+            said += f"; {renumbered:,} of them got new ids, as the ids they had are now in use in the shared store"
+        return f"{said}; {people}"
     new = run.new_store(tenant, await run.payload(session))
+    await continue_ids_of(location_of(run.settings, tenant), new)
     tenant.store_backend, tenant.store_name = new.backend, new.name
     store = new.open()
     try:
@@ -448,6 +491,7 @@ RESTORE_STEPS: list[tuple[str, StepFunction[RestoreRun]]] = [
     *safety_backup_steps(),
     ("restore", restore),
     ("verify", verify_new_store),
+    (PEOPLE, keep_people),
     ("swap", swap),
     ("drop old store", drop_old_store),
     ("maintenance off", maintenance_off),
@@ -455,7 +499,12 @@ RESTORE_STEPS: list[tuple[str, StepFunction[RestoreRun]]] = [
 RESTORE_STEP_NAMES = [name for name, _ in RESTORE_STEPS]
 
 
-async def _replace_shared_rows(run: RestoreRun, backup: Backup, shared: StoreLocation) -> int:
+async def _replace_shared_rows(
+    run: RestoreRun, backup: Backup, shared: StoreLocation, kept: Kept
+) -> tuple[int, int, str]:
+    """The tenant's rows in the shared store replaced by the archive's, then its people and settings
+    by those `kept`; returns how many rows went in, how many of them got new ids, and what became of
+    the people."""
     assert backup.storage_key is not None and backup.manifest is not None
     manifest = backup.manifest
     await asyncio.to_thread(check_archive, run.storage, backup)
@@ -464,23 +513,26 @@ async def _replace_shared_rows(run: RestoreRun, backup: Backup, shared: StoreLoc
     try:
         await asyncio.to_thread(extract_archive, run.storage, backup.storage_key, run.work)
         async with store.engine.begin() as connection:
-            found = await connection.run_sync(_replace_rows, manifest, run.work, run.tenant_id)
+            found, renumbered = await connection.run_sync(_replace_rows, manifest, run.work, run.tenant_id)
             if found:  # raised inside the transaction: it rolls back, the old rows stay
                 raise VerificationFailed(
                     f"The rows restored from backup #{backup.id} do not match its manifest: "
                     + "; ".join(found[:8])
                 )
+            people = await put_back(connection, run.tenant_id, kept)
     finally:
         await store.dispose()
         shutil.rmtree(run.work, ignore_errors=True)
-    return int(manifest["totals"]["rows"])
+    return int(manifest["totals"]["rows"]), renumbered, people
 
 
 def _replace_rows(
     connection: Connection, manifest: dict[str, Any], unpacked: Path, tenant_id: int
-) -> list[str]:
+) -> tuple[list[str], int]:
     """In one transaction of a shared store: the tenant's rows out, the archive's in, and what
-    they then hold compared with the manifest (the differences)."""
+    they then hold compared with the manifest (the differences), and how many rows got new ids.
+    A row keeps its id unless another tenant's row holds it (FreshIds), so a verified backup
+    restores whatever other tenants did since; nothing about their rows reaches the tenant."""
     owned = [table for table in tenant_tables(connection) if TENANT_COLUMN in table.c]
     wanted = {name for name, table in manifest["tables"].items() if table["rows"]}
     if missing := sorted(wanted - {table.name for table in owned}):
@@ -494,13 +546,31 @@ def _replace_rows(
                 )
     for table in reversed(owned):
         connection.execute(delete(table).where(table.c[TENANT_COLUMN] == tenant_id))
+    fresh_ids = FreshIds(tenant_id)
     for table in owned:
         if table.name in manifest["tables"]:
             with (unpacked / table_file(table.name)).open(encoding="utf-8") as lines:
-                load_table(connection, table, lines, tenant_id=tenant_id)
-    reset_sequences(connection, owned)
+                load_table(connection, table, lines, tenant_id=tenant_id, fresh_ids=fresh_ids)
+    continue_ids(connection, owned)
     measured = {table.name: summarise_table(connection, table, tenant_id=tenant_id) for table in owned}
-    return differences(manifest, Measured(measured, ""), compare_schema=False)
+    if fresh_ids.count:
+        manifest = _renumbered_manifest(manifest, unpacked, owned, fresh_ids)
+    return differences(manifest, Measured(measured, ""), compare_schema=False), fresh_ids.count
+
+
+def _renumbered_manifest(
+    manifest: dict[str, Any], unpacked: Path, tables: list[Table], fresh_ids: FreshIds
+) -> dict[str, Any]:
+    """The manifest as it reads for the archive's rows with the ids they were given: what the
+    shared store must now hold."""
+    expected = {**manifest, "tables": dict(manifest["tables"])}
+    for table in tables:
+        if not (listed := manifest["tables"].get(table.name)):
+            continue
+        with (unpacked / table_file(table.name)).open(encoding="utf-8") as lines:
+            rows = (fresh_ids.renumbered(table, json.loads(line)) for line in lines if line.strip())
+            expected["tables"][table.name] = summarise_lines(listed["columns"], rows).as_json()
+    return expected
 
 
 async def _undo(run: RestoreRun) -> None:
@@ -604,6 +674,11 @@ async def copy_verify(run: CopyRun, session: AsyncSession) -> str:
     return await _compare(backup, location_of(run.settings, tenant))
 
 
+async def copy_people(run: CopyRun, session: AsyncSession) -> str:
+    tenant = await run.tenant(session)
+    return await leave_people_behind(location_of(run.settings, tenant), tenant)
+
+
 async def copy_snapshot(run: CopyRun, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     store = location_of(run.settings, tenant).open()
@@ -626,6 +701,7 @@ COPY_STEPS: list[tuple[str, StepFunction[CopyRun]]] = [
     ("allocate store", copy_allocate),
     ("restore", copy_restore),
     ("verify", copy_verify),
+    (PEOPLE, copy_people),
     ("snapshot", copy_snapshot),
     ("activate", copy_activate),
 ]

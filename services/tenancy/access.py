@@ -77,12 +77,19 @@ async def grant_access(
 
 async def scope_for(data: AsyncSession, access: TenantAccess, user: User) -> Scope:
     """Admins see the whole tenant; a member sees the subtrees of the units they are assigned to
-    (none at all until they are assigned). `data` is a tenant-level session of the tenant."""
+    (none at all until they are assigned). `data` is a tenant-level session of the tenant.
+
+    Their profile is the one with their account's id and email (services.tenancy.people). The
+    membership that let them in decides that they are active, not the profile's flag: a
+    deactivation whose landlord side failed after its store side committed leaves them in, as
+    they are listed, with their units."""
     if access.is_admin:
         return Scope.of_tenant(access.tenant.id)
     assigned = select(Unit.path).join(UnitAssignment, UnitAssignment.unit_id == Unit.id)
     assigned = assigned.join(TenantUser, TenantUser.id == UnitAssignment.user_id)
-    paths = list(await data.scalars(assigned.where(TenantUser.account_id == user.id, TenantUser.is_active)))
+    paths = list(
+        await data.scalars(assigned.where(TenantUser.account_id == user.id, TenantUser.email == user.email))
+    )
     if not paths:
         return Scope.of_units(access.tenant.id, frozenset())
     below = or_(*(Unit.path.startswith(path, autoescape=True) for path in paths))

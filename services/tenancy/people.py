@@ -15,13 +15,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, String, delete, func, literal, select, update
+from sqlalchemy import Select, String, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from services.accounts.users import NewUser, create_user, normalise_email
+from services.accounts.passwords import generate_password, hash_password
+from services.accounts.users import find_user, normalise_email
 from services.errors import Conflict, FieldErrors, InvalidInput, NotFound
 from services.layers.ownership import UNIT_COLUMN
+from services.limits import holds
 from services.models import Membership, Plan, Tenant, User
 from services.models.tenant import Role, TenantUser, Unit, UnitAssignment
 from services.tenancy.access import TENANT_ADMIN, TENANT_MEMBER
@@ -39,7 +41,7 @@ async def unit_tree(data: AsyncSession) -> list[Unit]:
 
 
 async def get_unit(data: AsyncSession, unit_id: int) -> Unit:
-    unit = await data.scalar(select(Unit).where(Unit.id == unit_id))
+    unit = await data.scalar(select(Unit).where(Unit.id == unit_id)) if holds(Unit.id, unit_id) else None
     if unit is None:
         raise NotFound("There is no such unit here.", field="unit")
     return unit
@@ -160,6 +162,14 @@ async def delete_unit(data: AsyncSession, unit_id: int, record_tables: Iterable[
 
 
 # --- People ---------------------------------------------------------------------------------------
+#
+# The membership (landlord database) is the door and says the role; the profile (tenant store) holds
+# the name and the units, and for someone deactivated the role to come back with. The two live in two
+# databases, so every change commits the tenant's store first and the landlord last: a failure
+# between leaves the door as it was. An invitation whose door never opened leaves a profile whose
+# account was never committed (on SQLite that id may later be another account's): such a profile is
+# nobody. It is never listed or let in, and the next profile written for that email or account id
+# takes it over (`put_profile`), so an account has one profile per tenant.
 
 
 @dataclass(frozen=True)
@@ -176,6 +186,19 @@ class Person:
     @property
     def is_admin(self) -> bool:
         return self.role == TENANT_ADMIN
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """Someone written into the tenant's store, waiting for their door (`let_in`)."""
+
+    user: User
+    role: str
+    #: Shown once, in the answer to the invitation. A new account's password; for an email that
+    #: already had an account (in this or any tenant) a password that is never stored, since that
+    #: account keeps its own. The answer looks the same either way: an invitation does not tell
+    #: who uses the platform.
+    password: str
 
 
 def _check_role(role: str) -> str:
@@ -198,7 +221,7 @@ async def _role_id(data: AsyncSession, role: str) -> int:
 async def _visible_units(data: AsyncSession, unit_ids: Iterable[int]) -> list[Unit]:
     units = []
     for unit_id in dict.fromkeys(unit_ids):
-        unit = await data.scalar(select(Unit).where(Unit.id == unit_id))
+        unit = await data.scalar(select(Unit).where(Unit.id == unit_id)) if holds(Unit.id, unit_id) else None
         if unit is None:
             raise NotFound("One of the chosen units is not here any more; choose again.", field="units")
         units.append(unit)
@@ -220,6 +243,20 @@ async def _units_by_profile(data: AsyncSession, profile_ids: Iterable[int]) -> d
     for profile_id, unit in await data.execute(assigned):
         units[profile_id].append(unit)
     return units
+
+
+async def _theirs(
+    landlord: AsyncSession, profiles: Iterable[TenantUser], memberships: dict[int, Membership]
+) -> list[TenantUser]:
+    """The profiles that are their account's: an account with the profile's id and email (from
+    `memberships`, by account id, or else from the landlord). Any other was left by an invitation
+    whose door never opened."""
+    profiles = list(profiles)
+    emails = {account_id: membership.user.email for account_id, membership in memberships.items()}
+    if outside := [profile.account_id for profile in profiles if profile.account_id not in emails]:
+        accounts = await landlord.execute(select(User.id, User.email).where(User.id.in_(outside)))
+        emails.update({account_id: email for account_id, email in accounts})
+    return [profile for profile in profiles if emails.get(profile.account_id) == profile.email]
 
 
 def _person(
@@ -244,10 +281,11 @@ def _person(
 
 
 async def list_people(landlord: AsyncSession, data: AsyncSession, tenant: Tenant) -> list[Person]:
-    """Everyone of the tenant, active first: those with a membership (some made outside the portal
+    """Everyone of the tenant, active first: those with a membership (one made outside the portal
     may have no profile yet) and the deactivated, who have only their profile."""
     memberships = {m.user_id: m for m in await landlord.scalars(_memberships(tenant))}
-    profiles = {profile.account_id: profile for profile in await data.scalars(select(TenantUser))}
+    stored = await data.scalars(select(TenantUser))
+    profiles = {profile.account_id: profile for profile in await _theirs(landlord, stored, memberships)}
     role_keys = await _role_keys(data)
     units = await _units_by_profile(data, [profile.id for profile in profiles.values()])
     people = [
@@ -261,7 +299,10 @@ async def _find(
     landlord: AsyncSession, data: AsyncSession, tenant: Tenant, account_id: int
 ) -> tuple[Membership | None, TenantUser | None]:
     membership = await landlord.scalar(_memberships(tenant).where(Membership.user_id == account_id))
-    profile = await data.scalar(select(TenantUser).where(TenantUser.account_id == account_id))
+    stored = await data.scalars(select(TenantUser).where(TenantUser.account_id == account_id))
+    profile = next(
+        iter(await _theirs(landlord, stored, {account_id: membership} if membership else {})), None
+    )
     if membership is None and profile is None:
         raise NotFound("There is no such person here.", field="person")
     return membership, profile
@@ -273,22 +314,63 @@ async def get_person(landlord: AsyncSession, data: AsyncSession, tenant: Tenant,
     return _person(membership, profile, await _role_keys(data), units)
 
 
+async def put_profile(
+    data: AsyncSession,
+    *,
+    account_id: int,
+    email: str,
+    display_name: str,
+    role_id: int,
+    is_active: bool,
+    unit_ids: Iterable[int],
+    profile_id: int | None = None,
+) -> TenantUser:
+    """Write a person's profile with exactly these unit assignments (units of the store). A profile
+    already there under the account id or the email (theirs, or one an unfinished invitation left)
+    is the one written, and any second one removed; a new one gets `profile_id` when given."""
+    found = list(
+        await data.scalars(
+            select(TenantUser)
+            .where(or_(TenantUser.account_id == account_id, TenantUser.email == email))
+            .order_by(TenantUser.id)
+        )
+    )
+    for extra in found[1:]:
+        await data.delete(extra)
+    profile = found[0] if found else TenantUser(id=profile_id)
+    profile.account_id, profile.email, profile.display_name = account_id, email, display_name
+    profile.role_id, profile.is_active = role_id, is_active
+    data.add(profile)
+    await data.flush()
+    await data.execute(delete(UnitAssignment).where(UnitAssignment.user_id == profile.id))
+    data.add_all(UnitAssignment(user_id=profile.id, unit_id=unit_id) for unit_id in dict.fromkeys(unit_ids))
+    await data.flush()
+    return profile
+
+
+async def add_profile(data: AsyncSession, account: User, role: str) -> TenantUser:
+    """The profile of someone given a membership outside the portal (`tenantry create-user`):
+    named by their email, in no units yet."""
+    return await put_profile(
+        data,
+        account_id=account.id,
+        email=account.email,
+        display_name=account.email,
+        role_id=await _role_id(data, role),
+        is_active=True,
+        unit_ids=[],
+    )
+
+
 async def _with_profile(
     landlord: AsyncSession, data: AsyncSession, tenant: Tenant, account_id: int
 ) -> tuple[Membership | None, TenantUser]:
-    """The person's membership (None when deactivated) and profile, which someone given a
-    membership outside the portal gets here, the first time they are changed."""
+    """The person's membership (None when deactivated) and profile, which someone whose membership
+    was made without one gets here, the first time they are changed."""
     membership, profile = await _find(landlord, data, tenant, account_id)
     if profile is None:
         assert membership is not None
-        profile = TenantUser(
-            account_id=account_id,
-            email=membership.user.email,
-            display_name=membership.user.email,
-            role_id=await _role_id(data, membership.role),
-        )
-        data.add(profile)
-        await data.flush()
+        profile = await add_profile(data, membership.user, membership.role)
     return membership, profile
 
 
@@ -337,11 +419,13 @@ async def _keep_an_admin(landlord: AsyncSession, tenant: Tenant, person: str, ch
 async def _check_new_to_tenant(
     landlord: AsyncSession, data: AsyncSession, tenant: Tenant, email: str
 ) -> None:
+    """Only this tenant's own people are refused: whether the email has an account elsewhere on the
+    platform is not this tenant's business (an account joins several tenants)."""
     member = await landlord.scalar(_memberships(tenant).join(User).where(User.email == email))
-    profile = await data.scalar(select(TenantUser).where(TenantUser.email == email))
     if member is not None:
         raise Conflict(f"{email} is already one of {tenant.name}'s people.", field="email")
-    if profile is not None:
+    profile = await data.scalar(select(TenantUser).where(TenantUser.email == email))
+    if profile is not None and await _theirs(landlord, [profile], {}):
         raise Conflict(
             f"{email} was one of {tenant.name}'s people and is deactivated: reactivate them instead.",
             field="email",
@@ -355,6 +439,49 @@ def _display_name(display_name: str, email: str) -> str:
     return display_name or email
 
 
+async def _account_for(landlord: AsyncSession, email: str) -> tuple[User, str]:
+    """The account `email` signs in with, made now if there is none, and a generated password: the
+    new account's, or one never stored. It is hashed either way, so both answers take as long."""
+    password = generate_password()
+    password_hash = hash_password(password)
+    account = await find_user(landlord, email)
+    if account is None:
+        account = User(email=email, password_hash=password_hash, memberships=[])
+        landlord.add(account)
+        await landlord.flush()
+    return account, password
+
+
+async def _write_invitation(
+    landlord: AsyncSession,
+    data: AsyncSession,
+    *,
+    email: str,
+    display_name: str,
+    role: str,
+    unit_ids: list[int],
+) -> Invitation:
+    role_id = await _role_id(data, role)
+    units = await _visible_units(data, unit_ids)
+    account, password = await _account_for(landlord, email)
+    await put_profile(
+        data,
+        account_id=account.id,
+        email=account.email,
+        display_name=display_name,
+        role_id=role_id,
+        is_active=True,
+        unit_ids=[unit.id for unit in units],
+    )
+    return Invitation(account, role, password)
+
+
+async def let_in(landlord: AsyncSession, tenant: Tenant, invitation: Invitation) -> None:
+    """Open the door of an invitation whose profile the tenant's store has committed: its membership."""
+    landlord.add(Membership(user_id=invitation.user.id, tenant_id=tenant.id, role=invitation.role))
+    await landlord.flush()
+
+
 async def add_person(
     landlord: AsyncSession,
     data: AsyncSession,
@@ -364,22 +491,15 @@ async def add_person(
     display_name: str,
     role: str,
     unit_ids: list[int],
-) -> NewUser:
-    """A sign-in account with a membership of `tenant`, its profile in the tenant's store and its
-    unit assignments. Every unit must be visible in the session's scope."""
-    units = await _visible_units(data, unit_ids)
-    account = await create_user(landlord, email=email, role=role, tenant_slug=tenant.slug)
-    person = TenantUser(
-        account_id=account.user.id,
-        email=account.user.email,
-        display_name=display_name.strip() or email,
-        role_id=await _role_id(data, role),
+) -> Invitation:
+    """Someone of `tenant`, written whole with no checks but the units' (visible in the session's
+    scope): for seeding. Commit `data` before `landlord`."""
+    email = normalise_email(email)
+    invitation = await _write_invitation(
+        landlord, data, email=email, display_name=display_name.strip() or email, role=role, unit_ids=unit_ids
     )
-    data.add(person)
-    await data.flush()
-    data.add_all(UnitAssignment(user_id=person.id, unit_id=unit.id) for unit in units)
-    await data.flush()
-    return account
+    await let_in(landlord, tenant, invitation)
+    return invitation
 
 
 async def invite_person(
@@ -391,10 +511,13 @@ async def invite_person(
     display_name: str,
     role: str,
     unit_ids: list[int],
-) -> NewUser:
-    """A new person of the tenant, with a generated password to show once. Refused, every mistake
-    at once and each on its field: a bad or taken email, a bad role, a unit the scope does not
-    see, and one person more than the plan allows ("people")."""
+) -> Invitation:
+    """Someone new to the tenant, checked and written into its store: refused, every mistake at
+    once and each on its field, for a bad email or one already of this tenant's people, a bad role,
+    a unit the scope does not see, and one person more than the plan allows ("people"). An email
+    with an account anywhere on the platform joins with that account, answered alike.
+
+    They are not let in yet: the caller commits `data`, then calls `let_in` and commits `landlord`."""
     plan = await _lock_people(landlord, tenant)
     errors = FieldErrors()
     with errors.checking("email"):
@@ -409,8 +532,8 @@ async def invite_person(
     with errors.checking("people"):
         await _check_room_for_one_more(landlord, tenant, plan)
     errors.raise_if_any()
-    return await add_person(
-        landlord, data, tenant, email=email, display_name=display_name, role=role, unit_ids=unit_ids
+    return await _write_invitation(
+        landlord, data, email=email, display_name=display_name, role=role, unit_ids=unit_ids
     )
 
 
@@ -473,8 +596,6 @@ async def reactivate_person(
     membership, profile = await _with_profile(landlord, data, tenant, account_id)
     if membership is not None:
         raise Conflict(f"{profile.email} is active already.", field="person")
-    if await landlord.get(User, account_id) is None:
-        raise NotFound(f"{profile.email} has no account any more; invite them again.", field="person")
     await _check_room_for_one_more(landlord, tenant, plan)
     role = (await _role_keys(data))[profile.role_id]
     landlord.add(Membership(user_id=account_id, tenant_id=tenant.id, role=role))

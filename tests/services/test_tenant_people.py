@@ -26,6 +26,7 @@ from services.tenancy.people import (
     deactivate_person,
     delete_unit,
     invite_person,
+    let_in,
     list_people,
     move_unit,
     reactivate_person,
@@ -134,10 +135,14 @@ def installation(settings: Settings, superadmin: Credentials) -> Installation:
 
 
 def _invite(email: str, *, role: str = TENANT_MEMBER, units: list[int] | None = None) -> Work[Any]:
+    """The whole invitation: `run` commits the store (the profile) before the landlord (the door)."""
+
     async def work(landlord: AsyncSession, data: AsyncSession, tenant: Tenant) -> Any:
-        return await invite_person(
+        invitation = await invite_person(
             landlord, data, tenant, email=email, display_name="", role=role, unit_ids=units or []
         )
+        await let_in(landlord, tenant, invitation)
+        return invitation
 
     return work
 

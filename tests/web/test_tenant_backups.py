@@ -263,7 +263,9 @@ def test_the_restore_confirmation_names_what_it_replaces_and_only_a_verified_bac
     assert page.status_code == 200, page.text
     said = text_of(page.text)
     taken = backup.created_at.strftime("%Y-%m-%d %H:%M:%S")
-    assert "What is replaced All of Heron Club's current data" in said
+    assert "What is replaced Heron Club's data: its unit tree, the rows of every table" in said
+    assert "What stays as it is now People." in said and "with the role, name and units they have now" in said
+    assert "Settings. The name, timezone and accent colour stay as they are now." in said
     assert f"every change made since {taken} UTC" in said
     assert f"Taken {taken} UTC (just now)" in said
     assert backup.manifest is not None and f"Rows {backup.manifest['totals']['rows']:,} in" in said

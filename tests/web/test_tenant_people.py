@@ -6,18 +6,24 @@ HTMX and without. Members are refused every change."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.models import AuditEntry, Plan, Tenant, User
+from services.models.tenant import TenantUser
 from services.settings import Settings
-from tests.support import Credentials, post_form, run_db, signed_in
+from tests.support import Credentials, post_form, run_db, sign_in, signed_in
 from tests.web.portal import (
     HTMX,
+    add_tenant,
     add_token,
+    add_user,
     assert_no_trace,
+    count_users,
+    find_user,
     get_with_session,
     is_partial,
     portal,
@@ -29,6 +35,7 @@ from tests.web.tenant_world import (
     add_rows,
     add_units,
     disable_module,
+    in_tenant,
     provision,
 )
 
@@ -109,6 +116,7 @@ def test_an_invited_person_gets_a_password_shown_once_and_lands_in_their_units(
         assert invited.status_code == 201, invited.text
         password = re.search(r'id="temporary-password">([^<]+)<', invited.text)
         assert password and "shown only this once" in invited.text
+        assert "Unless they already have a Tenantry account" in invited.text
         listed = client.get(PEOPLE)
         assert "rose@garden.example" in listed.text and password.group(1) not in listed.text
         rose_row = listed.text.split(f'id="person-{account_id(settings, "rose@garden.example")}"')[1].split(
@@ -363,3 +371,115 @@ def test_the_tenant_api_lists_people_and_answers_an_invitation_with_its_password
         assert {error["field"] for error in refused.json()["errors"]} == {"email", "role"}
         assert client.get(api, headers=member_token).status_code == 403
         assert client.post(api, json={"email": "x@garden.example"}, headers=member_token).status_code == 403
+
+
+def refuse_memberships(settings: Settings, *, refusing: bool) -> None:
+    """A trigger in the landlord database that refuses every new membership: the invitation's
+    second write fails for real, after its first (the tenant's store) has committed."""
+    postgres = settings.database_url.startswith("postgresql")
+    if not refusing:
+        statements = [f"DROP TRIGGER refuse_memberships{' ON memberships' if postgres else ''}"]
+    elif postgres:
+        statements = [
+            "CREATE FUNCTION refuse_membership() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'memberships refused'; END $$",
+            "CREATE TRIGGER refuse_memberships BEFORE INSERT ON memberships "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_membership()",
+        ]
+    else:
+        statements = [
+            "CREATE TRIGGER refuse_memberships BEFORE INSERT ON memberships "
+            "BEGIN SELECT RAISE(ABORT, 'memberships refused'); END"
+        ]
+
+    async def work(session: AsyncSession) -> None:
+        for statement in statements:
+            await session.execute(text(statement))
+
+    run_db(settings, work)
+
+
+def profiles_of(settings: Settings, email: str) -> int:
+    async def work(_landlord: Any, data: AsyncSession, _tenant: Any) -> int:
+        return (
+            await data.scalar(select(func.count()).select_from(TenantUser).where(TenantUser.email == email))
+            or 0
+        )
+
+    return in_tenant(settings, SLUG, work)  # type: ignore[no-any-return]
+
+
+def test_an_invitation_killed_between_its_two_writes_lets_nobody_in_and_is_made_again_whole(
+    settings: Settings, superadmin: Credentials
+) -> None:
+    provision(settings, SLUG)
+    units = add_units(settings, SLUG, [("North", None), ("South", None)])
+    add_rows(
+        settings,
+        SLUG,
+        "groups",
+        [
+            {"name": "North walkers", "unit_id": units["North"]},
+            {"name": "South singers", "unit_id": units["South"]},
+        ],
+    )
+    admin = add_admin(settings, SLUG, "admin@garden.example")
+    invitation = {"email": "rose@garden.example", "display_name": "Rose", "role": "tenant_member"}
+    with portal(settings) as client:
+        signed_in(client, admin)
+        refuse_memberships(settings, refusing=True)
+        killed = post_form(client, PEOPLE, {**invitation, "unit_ids": str(units["North"])})
+        refuse_memberships(settings, refusing=False)
+
+        assert killed.status_code == 500
+        assert_no_trace(killed.text)
+        assert profiles_of(settings, "rose@garden.example") == 1, "the store's write had committed"
+        assert find_user(settings, "rose@garden.example") is None, "the landlord's had not"
+        assert "rose@garden.example" not in client.get(PEOPLE).text, "half an invitation is nobody"
+
+        invited = post_form(client, PEOPLE, {**invitation, "unit_ids": str(units["South"])})
+        assert invited.status_code == 201, invited.text
+        password = re.search(r'id="temporary-password">([^<]+)<', invited.text)
+        assert password
+        rose_id = account_id(settings, "rose@garden.example")
+        row = client.get(PEOPLE).text.split(f'id="person-{rose_id}"')[1].split("</tr>")[0]
+        assert "Rose" in row and "South" in row and "North" not in row and "active" in row
+        assert profiles_of(settings, "rose@garden.example") == 1, (
+            "the second invitation took the first's place"
+        )
+
+        signed_in(client, Credentials("rose@garden.example", password.group(1)))
+        groups = client.get(f"/t/{SLUG}/data/groups").text
+        assert "South singers" in groups and "North walkers" not in groups
+
+
+def test_inviting_an_email_with_an_account_elsewhere_adds_a_membership_answered_as_a_new_one(
+    settings: Settings, superadmin: Credentials
+) -> None:
+    provision(settings, SLUG)
+    units = add_units(settings, SLUG, [("North", None)])
+    add_admin(settings, SLUG, "admin@garden.example")
+    add_tenant(settings, "heron-club", "Heron Club")
+    rose = add_user(settings, "rose@garden.example", "tenant_member", tenant_slug="heron-club")
+    token = {"Authorization": f"Bearer {add_token(settings, 'admin@garden.example', SLUG)}"}
+    with portal(settings) as client:
+        api = "/api/v1/tenant/people"
+        existing = client.post(api, json={"email": rose.email, "unit_ids": [units["North"]]}, headers=token)
+        new = client.post(
+            api, json={"email": "lily@garden.example", "unit_ids": [units["North"]]}, headers=token
+        )
+
+        assert (existing.status_code, new.status_code) == (201, 201), existing.text
+        answers = [existing.json(), new.json()]
+        assert [sorted(answer) for answer in answers] == [["password", "person"]] * 2
+        assert [sorted(answer["person"]) for answer in answers] == [sorted(answers[1]["person"])] * 2
+        assert len(answers[0]["password"]) == len(answers[1]["password"])
+        assert answers[0]["person"]["units"] == [{"id": units["North"], "name": "North"}]
+
+        shown = Credentials(rose.email, answers[0]["password"])
+        assert sign_in(client, shown).status_code == 422, "the account keeps its own password"
+        signed_in(client, rose)
+        chooser = client.get("/").text
+        assert "Heron Club" in chooser and "Garden Club" in chooser, "one account, both tenants"
+        assert client.get(f"/t/{SLUG}/").status_code == 200
+    assert count_users(settings) == 4, "no second account for rose"

@@ -1,6 +1,8 @@
 """/api/v1/tenant/people: a tenant token's own tenant's people, for its admins. GET lists them
-(role, units, whether active); POST invites someone and answers 201 with their generated
-password, in that answer only. Mistakes are 422 with an `errors` list naming each field."""
+(role, units, whether active); POST invites someone and answers 201 with a generated password, in
+that answer only: the new account's, or, when the email already has an account (one account joins
+several tenants), one that does not apply, since that account keeps its own. The answer is the same
+either way. Mistakes are 422 with an `errors` list naming each field."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from services.tenancy.access import TENANT_MEMBER
 from services.tenancy.people import Person, list_people
+from web.api.responses import error
 from web.deps import DbSession
 from web.tenant.pages import admin_only
 from web.tenant.people import invite, units_here
@@ -64,7 +67,9 @@ class InviteIn:
 @dataclass(frozen=True)
 class InvitedOut:
     person: PersonOut
-    #: Generated for them; this answer is the only place it is ever shown.
+    #: Generated for them and shown in this answer only. It is their password unless the email
+    #: already had a Tenantry account (in any tenant): that account keeps its own password and this
+    #: one does not apply. The answer does not say which.
     password: str
 
 
@@ -84,6 +89,7 @@ class TenantPeopleApiController(Controller):
         "/",
         summary="Invite someone (admins only); the answer holds their password, once",
         status_code=HTTP_201_CREATED,
+        responses={409: error("They are one of the tenant's people already")},
     )
     async def invite(
         self,

@@ -1,6 +1,7 @@
 """Restoring a tenant from one of its backups in the landlord portal: a confirmation page naming
-what will be replaced (the tenant, its current store, the backup's date, size and row counts), then
-the restore job; or a copy of the backup into a new tenant. Both are on the audit trail."""
+what will be replaced (the tenant, its current store, the backup's date, size and row counts) and
+what stays as it is now (its people and settings), then the restore job; or a copy of the backup
+into a new tenant. Both are on the audit trail."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from services.backups.safety import safety_format
 from services.errors import DomainError, InvalidInput
 from services.models import Backup, IsolationMode, JobStatus, Tenant, TenantStatus, Verification
 from services.settings import Settings
+from services.tenancy.people import count_active_people
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import get_tenant
 from web.audit import record_request
@@ -48,6 +50,8 @@ class RestorePage:
     #: (table, rows) of every table the backup holds rows of, largest first.
     tables: list[tuple[str, int]]
     safety_format: str
+    #: The people who may sign in now, who keep their access, role and units through a restore.
+    people: int
     isolation_modes: list[str]
     #: Why the tenant itself cannot be restored now, when it cannot.
     unavailable: str | None = None
@@ -83,7 +87,9 @@ def check_confirmation(tenant: Tenant, typed: str) -> None:
         raise InvalidInput(f"Type {tenant.slug} to confirm that its data is to be replaced.", field="confirm")
 
 
-def restore_page(tenant: Tenant, backup: Backup, settings: Settings, **extra: Any) -> RestorePage:
+async def restore_page(
+    session: AsyncSession, tenant: Tenant, backup: Backup, settings: Settings, **extra: Any
+) -> RestorePage:
     manifest = backup.manifest or {"tables": {}}
     tables = sorted(
         ((name, int(table["rows"])) for name, table in manifest["tables"].items() if table["rows"]),
@@ -99,6 +105,7 @@ def restore_page(tenant: Tenant, backup: Backup, settings: Settings, **extra: An
         describe_size(backup.size_bytes),
         tables,
         safety_format(tenant),
+        await count_active_people(session, tenant),
         modes,
         unavailable,
         **extra,
@@ -157,7 +164,7 @@ class RestoresController(Controller):
     ) -> Template:
         tenant = await get_tenant(db_session, slug)
         backup = await get_backup(db_session, tenant, backup_id)
-        page = restore_page(tenant, backup, _settings(request))
+        page = await restore_page(db_session, tenant, backup, _settings(request))
         return Template("landlord/restore.html", context={"page": page, "tenant": tenant})
 
     @post("/restore")
@@ -176,7 +183,9 @@ class RestoresController(Controller):
             async with db_session.begin_nested():
                 requested = await request_recorded_restore(request, db_session, tenant, backup)
         except DomainError as error:
-            page = restore_page(tenant, backup, _settings(request), restore_error=error.message)
+            page = await restore_page(
+                db_session, tenant, backup, _settings(request), restore_error=error.message
+            )
             return Template(
                 "landlord/restore.html",
                 context={"page": page, "tenant": tenant},
@@ -203,7 +212,9 @@ class RestoresController(Controller):
                 requested = await request_recorded_copy(request, db_session, backup, target)
         except DomainError as error:
             errors = error.errors_by_field("copy")
-            page = restore_page(tenant, backup, _settings(request), copy_form=data, copy_errors=errors)
+            page = await restore_page(
+                db_session, tenant, backup, _settings(request), copy_form=data, copy_errors=errors
+            )
             return Template(
                 "landlord/restore.html",
                 context={"page": page, "tenant": tenant},

@@ -49,7 +49,7 @@ from web.landlord.restores import (
     restore_page,
     unrestorable_reason,
 )
-from web.tenant.pages import Form, admin_only, record_foreign_attempt, tenant_page
+from web.tenant.pages import Form, admin_only, record_if_foreign, tenant_page
 from web.tenant.scope import tenant_access, tenant_link
 
 #: What each of the tenant's store jobs is, in a sentence that starts with it.
@@ -116,9 +116,8 @@ async def own_backup(request: Request[Any, Any, Any], db_session: AsyncSession, 
     try:
         return await get_backup(db_session, tenant, backup_id)
     except NotFound:
-        owner_id = await db_session.scalar(select(Backup.tenant_id).where(Backup.id == backup_id))
-        if owner_id is not None:
-            await record_foreign_attempt(request, owner_id, "backup", {"backup": backup_id})
+        owner = select(Backup.tenant_id).where(Backup.id == backup_id)
+        record_if_foreign(request, "backup", {"backup": backup_id}, lambda landlord: landlord.scalar(owner))
         raise
 
 
@@ -214,7 +213,7 @@ class TenantBackupsController(Controller):
     ) -> Response[Any]:
         admin_only(request)
         backup = await own_backup(request, db_session, backup_id)
-        return self._confirmation(request, backup)
+        return await self._confirmation(request, db_session, backup)
 
     @post("/{backup_id:int}/restore")
     async def restore(
@@ -234,17 +233,22 @@ class TenantBackupsController(Controller):
                 requested = await request_recorded_restore(request, db_session, tenant, backup)
         except DomainError as error:
             status = 422 if isinstance(error, InvalidInput) else 409
-            return self._confirmation(request, backup, status, restore_error=error.message)
+            return await self._confirmation(request, db_session, backup, status, restore_error=error.message)
         await db_session.commit()
         request.app.state.job_queue.send(requested.job.id, requested.job.tenant_id)
         # Not a redirect: the tenant is about to show a maintenance page, which this one follows
         # (it keeps polling through the 503s) until the restore has finished.
         return await self._page(request, db_session, tenant, HTTP_202_ACCEPTED)
 
-    def _confirmation(
-        self, request: HTMXRequest, backup: Backup, status_code: int = 200, **extra: Any
+    async def _confirmation(
+        self,
+        request: HTMXRequest,
+        db_session: AsyncSession,
+        backup: Backup,
+        status_code: int = 200,
+        **extra: Any,
     ) -> Response[Any]:
         tenant = tenant_access(request).tenant
-        page = restore_page(tenant, backup, _settings(request), **extra)
+        page = await restore_page(db_session, tenant, backup, _settings(request), **extra)
         age = describe_age(backup.created_at, utcnow())
         return tenant_page(request, "restore.html", status_code, page=page, age=age)

@@ -1,6 +1,7 @@
 """The tenant's people (/people, the tenant's admins only): who they are, their role, units and
-whether they may enter; inviting someone (their password is shown once, on the page that answers
-the invitation), changing a role or units, and deactivating after a confirmation.
+whether they may enter; inviting someone (a password is shown once, on the page that answers the
+invitation, the same whether the email already had an account or not), changing a role or units,
+and deactivating after a confirmation.
 
 People are named by their account id. An id that is someone of another tenant is "not found", as
 for nobody, and recorded against that tenant.
@@ -29,6 +30,7 @@ from services.tenancy.people import (
     get_person,
     get_unit,
     invite_person,
+    let_in,
     list_people,
     reactivate_person,
     set_units,
@@ -39,7 +41,7 @@ from services.tenancy.tenant_settings import read_settings
 from services.tenancy.usage import Allowance
 from web.audit import record_request
 from web.deps import DbSession
-from web.tenant.pages import Form, admin_only, record_foreign_attempt, reporting_foreign, tenant_page
+from web.tenant.pages import Form, admin_only, record_if_foreign, reporting_foreign, tenant_page
 from web.tenant.scope import TenantData, tenant_access, tenant_link
 
 #: One ticked checkbox arrives as a single value, several as a list, none as nothing.
@@ -87,8 +89,12 @@ async def _person_here(
     try:
         return await get_person(db_session, tenant_data, tenant, account_id)
     except NotFound:
-        if owner := await tenant_of_account_elsewhere(db_session, account_id, tenant):
-            await record_foreign_attempt(request, owner.id, "person", {"account": account_id})
+
+        async def owner(landlord: AsyncSession) -> int | None:
+            elsewhere = await tenant_of_account_elsewhere(landlord, account_id, tenant)
+            return elsewhere.id if elsewhere else None
+
+        record_if_foreign(request, "person", {"account": account_id}, owner)
         raise
 
 
@@ -156,12 +162,13 @@ async def invite(
     role: str,
     unit_ids: list[int],
 ) -> tuple[Person, str]:
-    """The invited person and their generated password, the invitation on the audit trail. A
-    refusal leaves nothing written (savepoints on both sides); the units must have been checked
-    with `units_here` first."""
+    """The invited person and the password to show once, the invitation on the audit trail; the
+    units must have been checked with `units_here` first. The profile is committed before the
+    membership, the door, which commits with the request's landlord session: a failure between
+    lets nobody in. A refusal leaves nothing written: see `_change_person`."""
     tenant = tenant_access(request).tenant
-    async with db_session.begin_nested(), tenant_data.begin_nested():
-        invited = await invite_person(
+    async with tenant_data.begin_nested():
+        invitation = await invite_person(
             db_session,
             tenant_data,
             tenant,
@@ -170,10 +177,12 @@ async def invite(
             role=role,
             unit_ids=unit_ids,
         )
-    person = await get_person(db_session, tenant_data, tenant, invited.user.id)
+    await tenant_data.commit()
+    await let_in(db_session, tenant, invitation)
+    person = await get_person(db_session, tenant_data, tenant, invitation.user.id)
     units = [unit.name for unit in person.units]
     await _record(request, db_session, "person.invite", person, role=person.role, units=units)
-    return person, invited.password
+    return person, invitation.password
 
 
 DEACTIVATION = "person_deactivate.html"
@@ -199,17 +208,21 @@ async def _change_person(
     *,
     refused_on: str = "person.html",
 ) -> Template | Redirect:
-    """Make `change` to `person` in savepoints on both sides: a refusal is shown on `refused_on`
-    with nothing changed; a change is recorded as `action`. Then their page, or the tenant's home
-    for an admin who has just made themselves a member."""
+    """Make `change` to `person`: a refusal is shown on `refused_on` with nothing changed; a change
+    is recorded as `action`. Then their page, or the tenant's home for an admin who has just made
+    themselves a member. The tenant's store commits first and the landlord, where the door is,
+    last (services.tenancy.people). The people services refuse before they write to the landlord,
+    so only the store's side needs a savepoint (a profile made on the way); a landlord savepoint
+    would, on SQLite, commit there and then, before the store."""
     try:
-        async with db_session.begin_nested(), tenant_data.begin_nested():
+        async with tenant_data.begin_nested():
             changed = await change(tenant_access(request).tenant)
     except DomainError as error:
         errors = error.errors_by_field("person")
         return await _person_page(
             request, tenant_data, person, errors=errors, status_code=422, template=refused_on
         )
+    await tenant_data.commit()
     if (detail := _what_changed(person, changed)) is not None:
         await _record(request, db_session, action, changed, **detail)
     if changed.account_id == request.scope["user"].id and not changed.is_admin:
