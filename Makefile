@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test isolation-long lint bench clean
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ run: $(STAMP)
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+## The isolation property suite's long run: ISOLATION_VISITS visits in all, half on SQLite and half
+## on PostgreSQL, across every isolation mode, a quarter of them concurrent; its closing line gives
+## the count and the result. Both backends or none: it refuses to run without PostgreSQL.
+ISOLATION_VISITS ?= 10000
+isolation-long: $(STAMP)
+	@test -n "$$TENANTRY_TEST_POSTGRES_URL" || { echo "make isolation-long runs on SQLite and PostgreSQL:" \
+		"set TENANTRY_TEST_POSTGRES_URL (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/postgres)" >&2; exit 2; }
+	TENANTRY_ISOLATION_VISITS=$(ISOLATION_VISITS) $(BIN)/pytest -q -p no:randomly tests/web/test_isolation_property.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -14,17 +14,23 @@ show on a page must be there too, so an empty page cannot pass.
 
 The same visits, hundreds at once in one event loop against one app, check that nothing of one
 request's scope reaches another's while they interleave.
+
+That is CI's run: a few hundred answers per backend. `make isolation-long` (or
+TENANTRY_ISOLATION_VISITS=10000) asks for a long run of that many visits in all, half on each
+backend: more worlds, each visited by hundreds more seeded visits, and more rounds of concurrent
+ones; every answer is counted and the count closes the run (tests/web/isolation_long_run.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -32,6 +38,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import pytest
 from hypothesis import Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -43,6 +50,7 @@ from services.settings import Settings
 from services.tenancy.stores import available_isolation_modes
 from tests.services.provisioning.installation import POSTGRES_DATABASE, SQLITE_DATABASE, fresh_installation
 from tests.support import Credentials, sign_in
+from tests.web.isolation_long_run import LONG_RUN_VISITS, NO_TENANT, TALLY
 from tests.web.portal import BASE_URL, SESSION_COOKIE, add_token, assert_no_trace, portal, session_id
 from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, provision
 from web.app import create_app
@@ -137,6 +145,7 @@ class Club:
     index: int
     slug: str
     name: str
+    isolation: str
     tables: tuple[str, ...]
     unit_ids: dict[int, int]
     unit_names: dict[int, str]
@@ -203,6 +212,11 @@ class World:
             return str(pick(("%", "_", "mk-%-")))
         return ""
 
+    def mode_asked(self, visit: Visit) -> str:
+        """The isolation mode of the tenant a visit asks: the one its path names, or its token's."""
+        tenant = self.people[visit.who].tenant if visit.is_api else visit.tenant
+        return NO_TENANT if tenant is None else self.clubs[tenant].isolation
+
     def record_ids(self, table: str, person: Person) -> list[int]:
         """Ids of rows the asker may see first, then those of every tenant, then one of none."""
         ids = sorted({row.id for club in self.clubs for row in club.rows if row.table == table})
@@ -243,6 +257,7 @@ def build_world(settings: Settings, plan: Sequence[TenantPlan], superadmin: Cred
             index,
             slug,
             club_name,
+            tenant.isolation,
             TEMPLATE_TABLES[tenant.template],
             unit_ids={unit: ids[name] for unit, name in names.items()},
             unit_names={**names, 0: club_name},
@@ -330,6 +345,10 @@ class Visit:
     def __repr__(self) -> str:
         how = "htmx " if self.htmx and self.kind == "list" else ""
         return f"<{self.label}: {how}GET {self.url}>"
+
+
+#: A visit and its answer: status and body.
+Answer = tuple[Visit, int, str]
 
 
 def plan_visit(world: World, pick: Pick) -> Visit:
@@ -442,6 +461,21 @@ def check_answer(world: World, visit: Visit, status: int, body: str) -> None:
         _check_portal_page(world, person, visit, body, expected, where)
 
 
+def check_answers(world: World, answers: Iterable[Answer], backend: str, *, concurrently: bool) -> None:
+    """Every answer checked, a wrong one not stopping the others, and counted in the long run's
+    tally; then the wrong ones, if any, as one failure."""
+    failures, asked = [], 0
+    for visit, status, body in answers:
+        asked += 1
+        TALLY.count(backend, world.mode_asked(visit), concurrently=concurrently)
+        try:
+            check_answer(world, visit, status, body)
+        except AssertionError as failure:
+            failures.append(str(failure).splitlines()[0])
+    TALLY.wrong += failures
+    assert not failures, f"{len(failures)} of {asked} answers were wrong:\n" + "\n".join(failures[:20])
+
+
 def _check_portal_page(
     world: World, person: Person, visit: Visit, body: str, expected: Expected, where: str
 ) -> None:
@@ -536,22 +570,67 @@ def fresh_settings(pristine: Settings) -> Iterator[Settings]:
                 yield installation.settings
 
 
-def _is_postgres(settings: Settings) -> bool:
-    return make_url(settings.database_url).get_backend_name() == "postgresql"
+def _backend(settings: Settings) -> str:
+    return make_url(settings.database_url).get_backend_name()
+
+
+#: CI's run, per backend: the worlds the property test draws, and the visits asked concurrently.
+CI_WORLDS = {"sqlite": 5, "postgresql": 4}
+CONCURRENT_ROUND = 300
+#: Of a long run's visits, the share asked concurrently; and the seeded visits a world should get.
+LONG_RUN_CONCURRENT_SHARE = 0.25
+LONG_RUN_VISITS_PER_WORLD = 250
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one backend's run asks for: CI's, or its half of a long run."""
+
+    worlds: int
+    #: Seeded visits each world gets beyond the ones Hypothesis draws.
+    more_visits: int
+    #: Rounds of concurrent visits, CONCURRENT_ROUND at once.
+    concurrent_rounds: int
+
+    @classmethod
+    def of(cls, backend: str, long_run_visits: int = LONG_RUN_VISITS) -> Budget:
+        if not long_run_visits:
+            return cls(CI_WORLDS[backend], 0, 1)
+        visits = math.ceil(long_run_visits / len(CI_WORLDS))
+        rounds = math.ceil(visits * LONG_RUN_CONCURRENT_SHARE / CONCURRENT_ROUND)
+        one_by_one = max(0, visits - rounds * CONCURRENT_ROUND)
+        worlds = max(CI_WORLDS[backend], math.ceil(one_by_one / LONG_RUN_VISITS_PER_WORLD))
+        return cls(worlds, math.ceil(one_by_one / worlds), rounds)
 
 
 # The tests ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", CI_WORLDS)
+def test_a_long_run_asks_each_backend_for_its_half_and_ci_for_its_few_hundred(backend: str) -> None:
+    ci = Budget.of(backend, long_run_visits=0)
+    assert (ci.worlds, ci.more_visits, ci.concurrent_rounds) == (CI_WORLDS[backend], 0, 1)
+    long = Budget.of(backend, long_run_visits=10_000)
+    concurrent = long.concurrent_rounds * CONCURRENT_ROUND
+    # Beyond these, every world is also toured and visited by Hypothesis's own 20 to 40.
+    assert concurrent + long.worlds * long.more_visits >= 5_000
+    assert (
+        5_000 * LONG_RUN_CONCURRENT_SHARE <= concurrent < 5_000 * LONG_RUN_CONCURRENT_SHARE + CONCURRENT_ROUND
+    )
+    assert long.worlds > ci.worlds
+
+
 def test_no_answer_shows_anything_outside_its_askers_scope(
     settings: Settings, superadmin: Credentials
 ) -> None:
-    modes = _modes(settings)
+    modes, backend = _modes(settings), _backend(settings)
+    budget = Budget.of(backend)
+    modes_asked: set[str] = set()
 
     # No shrinking: each step would build a world again, for minutes, and a failure already names
     # its asker, the address asked for and what leaked.
     @hypothesis_settings(
-        max_examples=4 if _is_postgres(settings) else 5,
+        max_examples=budget.worlds,
         deadline=None,
         phases=(Phase.explicit, Phase.reuse, Phase.generate),
     )
@@ -560,12 +639,21 @@ def test_no_answer_shows_anything_outside_its_askers_scope(
         with fresh_settings(settings) as installation:
             world = build_world(installation, plan, superadmin)
             planned = data.draw(st.lists(visits(world), min_size=20, max_size=40), label="visits")
+            if budget.more_visits:
+                # Too many for Hypothesis to draw one by one: it draws their seed, which a failure names.
+                seed = data.draw(st.integers(0, 2**32 - 1), label="seed of the long run's visits")
+                choices = random.Random(seed)
+                planned += [plan_visit(world, choices.choice) for _ in range(budget.more_visits)]
+            planned = [*tour(world), *planned]
+            modes_asked.update(world.mode_asked(visit) for visit in planned)
             with portal(installation) as client:
                 browsers = Browsers(client, world)
-                for visit in [*tour(world), *planned]:
-                    check_answer(world, visit, *browsers.get(visit))
+                answers = ((visit, *browsers.get(visit)) for visit in planned)
+                check_answers(world, answers, backend, concurrently=False)
 
     every_answer_stays_in_scope()
+    if LONG_RUN_VISITS:
+        assert modes_asked >= set(modes), f"the long run asked no tenant in {set(modes) - modes_asked}"
 
 
 def _every_mode_world(modes: Sequence[str]) -> tuple[TenantPlan, ...]:
@@ -587,10 +675,20 @@ def _every_mode_world(modes: Sequence[str]) -> tuple[TenantPlan, ...]:
     return tuple(plans)
 
 
+def _interleaved_visits(world: World, seed: int) -> list[Visit]:
+    """Everyone's full lists twice over, and random visits to make a round, all shuffled together."""
+    choices = random.Random(seed)
+    planned = [*tour(world), *tour(world)]
+    planned += [plan_visit(world, choices.choice) for _ in range(CONCURRENT_ROUND - len(planned))]
+    choices.shuffle(planned)
+    return planned
+
+
 async def _answer_concurrently(
-    settings: Settings, world: World, planned: list[Visit]
-) -> list[tuple[int, str]]:
-    """Every visit at once, through one app in this event loop; each person in a browser of their own."""
+    settings: Settings, world: World, rounds: Sequence[list[Visit]]
+) -> AsyncGenerator[list[Answer]]:
+    """The answers of round after round, every visit of a round at once, through one app in this
+    event loop; each person in a browser of their own."""
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # Litestar's ASGI types are narrower
     browsers = {
@@ -614,14 +712,16 @@ async def _answer_concurrently(
 
     async with app.lifespan():
         try:
-            for who in {visit.who for visit in planned if not visit.is_api}:
+            for who in {visit.who for planned in rounds for visit in planned if not visit.is_api}:
                 await _sign_in(browsers[who], world.people[who].credentials)
-            answers = await asyncio.gather(*(answer(visit) for visit in planned))
+            for planned in rounds:
+                peak = 0
+                answers = await asyncio.gather(*(answer(visit) for visit in planned))
+                assert peak > len(planned) // 2, f"only {peak} requests were ever under way together"
+                yield [(visit, *answered) for visit, answered in zip(planned, answers, strict=True)]
         finally:
             for browser in browsers.values():
                 await browser.aclose()
-    assert peak > len(planned) // 2, f"only {peak} requests were ever under way together"
-    return list(answers)
 
 
 async def _sign_in(browser: httpx.AsyncClient, credentials: Credentials) -> None:
@@ -636,18 +736,16 @@ async def _sign_in(browser: httpx.AsyncClient, credentials: Credentials) -> None
 def test_hundreds_of_interleaved_requests_each_see_only_their_own_scope(
     settings: Settings, superadmin: Credentials
 ) -> None:
+    backend = _backend(settings)
     with fresh_settings(settings) as installation:
         world = build_world(installation, _every_mode_world(_modes(settings)), superadmin)
-        # Everyone's full lists twice over, and random visits to make 300, all shuffled together.
-        choices = random.Random(4)
-        planned = [*tour(world), *tour(world)]
-        planned += [plan_visit(world, choices.choice) for _ in range(300 - len(planned))]
-        choices.shuffle(planned)
-        answers = asyncio.run(_answer_concurrently(installation, world, planned))
-    failures = []
-    for visit, (status, body) in zip(planned, answers, strict=True):
-        try:
-            check_answer(world, visit, status, body)
-        except AssertionError as failure:
-            failures.append(str(failure).splitlines()[0])
-    assert not failures, f"{len(failures)} of {len(planned)} answers were wrong:\n" + "\n".join(failures[:20])
+        rounds = [
+            _interleaved_visits(world, 4 + number) for number in range(Budget.of(backend).concurrent_rounds)
+        ]
+
+        async def ask() -> None:
+            async with aclosing(_answer_concurrently(installation, world, rounds)) as answered:
+                async for answers in answered:
+                    check_answers(world, answers, backend, concurrently=True)
+
+        asyncio.run(ask())
