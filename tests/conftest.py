@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,13 @@ from litestar.testing import TestClient
 
 from services.cli import prepare_landlord
 from services.settings import Settings
-from tests.support import Credentials, fresh_postgres_database, requires_postgres, sign_in
+from tests.support import (
+    Credentials,
+    fresh_postgres_database,
+    installation_settings,
+    requires_postgres,
+    sign_in,
+)
 from web.app import create_app
 
 
@@ -28,14 +33,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        broker_url="embedded",
-        secret_key=secrets.token_urlsafe(32),
-        admin_email="admin@localhost",
-        broker_namespace=f"test-{secrets.token_hex(4)}",
-    )
+    return installation_settings(tmp_path / "data", database_url)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -49,6 +50,18 @@ def run_db(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> 
             await database.dispose()
 
     return asyncio.run(go())
+
+
+def installation_settings(data_dir: Path, database_url: str) -> Settings:
+    """The settings of a test installation: embedded broker, its own secret and broker namespace."""
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        broker_url="embedded",
+        secret_key=secrets.token_urlsafe(32),
+        admin_email="admin@localhost",
+        broker_namespace=f"test-{secrets.token_hex(4)}",
+    )
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from web.account.controller import AccountController
 from web.api.backup_schedule import BackupScheduleApiController
 from web.api.backups import BackupsApiController
 from web.api.provisioning import CatalogueApiController, ProvisioningApiController
+from web.api.responses import ApiErrorsDocumented
 from web.api.restores import RestoresApiController
 from web.api.tenant import TenantApiController
 from web.api.tenant_modules import TenantModulesApiController
@@ -44,7 +45,9 @@ from web.landlord.restores import RestoresController
 from web.landlord.switch import SwitchController
 from web.landlord.tenants import TenantsController
 from web.landlord.users import UsersController
+from web.limits import MAX_BODY_BYTES, CheckedRequest, NoNulInAddress, ids_in_range
 from web.not_found import unknown_address
+from web.proxies import TrustedProxyMiddleware
 from web.sessions import RotatingSessionConfig
 from web.stores import LandlordStore
 from web.switching import SwitchMiddleware, active_switch
@@ -179,7 +182,10 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
                 path="/static", directories=[settings.static_dir], include_in_schema=False
             ),
         ],
-        middleware=[sessions.middleware, IdentityMiddleware(), SwitchMiddleware()],
+        middleware=[NoNulInAddress(), sessions.middleware, IdentityMiddleware(), SwitchMiddleware()],
+        request_class=CheckedRequest,
+        request_max_body_size=MAX_BODY_BYTES,
+        before_request=ids_in_range,
         stores={
             "sessions": LandlordStore(database, "sessions"),
             "sign_in_failures": LandlordStore(database, "sign_in_failures"),
@@ -190,7 +196,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             cookie_secure=settings.secure_cookies,
             exclude=["^/api/", "^/healthz"],
         ),
-        plugins=[HTMXPlugin()],
+        plugins=[HTMXPlugin(), ApiErrorsDocumented()],
         template_config=_template_config(),
         openapi_config=_openapi_config(),
         dependencies={"db_session": Provide(provide_db_session)},
@@ -207,4 +213,8 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
         ),
     )
     app.asgi_handler = TenantHosts(app.asgi_handler, database, settings.base_domain)
+    if settings.trusted_proxies:  # outermost: all the app sees is the client's own address
+        app.asgi_handler = TrustedProxyMiddleware(
+            app.asgi_handler, settings.trusted_proxies, settings.client_address_header
+        )
     return app

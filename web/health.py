@@ -6,6 +6,7 @@ from typing import Any
 
 import anyio
 from litestar import Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 
 from services.settings import Settings
 from workers.broker import check_broker
@@ -38,7 +39,12 @@ async def check_health(request: Request[Any, Any, Any]) -> dict[str, Any]:
     }
 
 
-@get("/healthz", tags=["operations"], summary="Liveness of the landlord database and the broker")
+@get(
+    "/healthz",
+    tags=["operations"],
+    summary="Liveness of the landlord database and the broker",
+    responses={503: ResponseSpec(dict[str, Any], description="The database or the broker does not answer")},
+)
 async def healthz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     report = await check_health(request)
     return Response(report, status_code=200 if report["status"] == "ok" else 503)

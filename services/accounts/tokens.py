@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.accounts.users import get_user
 from services.errors import InvalidInput, NotFound
+from services.limits import check_text
 from services.models import ApiToken
 from services.models.types import utcnow
 from services.tenancy.tenants import get_tenant
@@ -46,6 +47,7 @@ async def create_token(
         raise InvalidInput(
             f"{user.email} works inside a tenant; name the tenant with --tenant.", field="tenant"
         )
+    check_text(name, ApiToken.__table__.c.name, field="name")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         user=user,

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.accounts.passwords import generate_password, hash_password, verify_password
 from services.errors import Conflict, InvalidInput, NotFound
+from services.limits import text_length, text_problem
 from services.models import Membership, PlatformRole, TenantRole, User
 from services.models.types import utcnow
 from services.tenancy.tenants import get_tenant
@@ -28,7 +29,7 @@ class NewUser:
 
 def normalise_email(email: str) -> str:
     email = email.strip().lower()
-    if not _EMAIL.match(email) or len(email) > 254:
+    if not _EMAIL.match(email) or text_problem(email, text_length(User.__table__.c.email)):
         raise InvalidInput("Enter a valid email address, like name@example.org.", field="email")
     return email
 

@@ -1,5 +1,6 @@
 """Models, one module per side. Landlord and tenant tables never share a base or metadata."""
 
+import services.limits  # noqa: F401  (every session holds text to its column's length before a flush)
 from services.models.landlord import (
     ApiToken,
     AuditChain,

@@ -13,7 +13,8 @@ from datetime import datetime
 
 from sqlalchemy import ForeignKey, MetaData, String, Text, func, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import DateTime
+
+from services.models.types import UTCDateTime
 
 
 class TenantRow:
@@ -53,9 +54,7 @@ class Unit(TenantRow, TenantBase):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(63), server_default="unit")
     path: Mapped[str] = mapped_column(String(1000))
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.current_timestamp()
-    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.current_timestamp())
 
     @property
     def depth(self) -> int:
@@ -73,9 +72,7 @@ class TenantUser(TenantRow, TenantBase):
     display_name: Mapped[str] = mapped_column(String(200))
     role_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="RESTRICT"))
     is_active: Mapped[bool] = mapped_column(server_default=true())
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.current_timestamp()
-    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.current_timestamp())
 
 
 class UnitAssignment(UnitRow, TenantRow, TenantBase):
@@ -99,7 +96,7 @@ class TenantAuditEntry(TenantRow, TenantBase):
     __tablename__ = "audit_entries"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.current_timestamp())
+    at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.current_timestamp())
     actor: Mapped[str] = mapped_column(String(254))
     action: Mapped[str] = mapped_column(String(63))
     target: Mapped[str | None] = mapped_column(String(255))

@@ -12,6 +12,7 @@ from services import jobs
 from services.db import Database
 from services.errors import Conflict, FieldErrors, InvalidInput
 from services.layers.catalogue import load_catalogue
+from services.limits import check_text
 from services.models import Job, JobStatus, Tenant, TenantStatus
 from services.models.landlord import DEFAULT_PLAN
 from services.provisioning.steps import PROVISIONING_STEPS, Provisioning, remove_failed_store
@@ -52,6 +53,7 @@ async def request_tenant(
     with errors.checking("name"):
         if not request.name.strip():
             raise InvalidInput("Give the tenant a name.", field="name")
+        check_text(request.name, Tenant.__table__.c.name, field="name")
     with errors.checking("template"):
         catalogue.template(request.template)
         with errors.checking("modules"):

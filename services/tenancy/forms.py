@@ -24,7 +24,6 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -34,7 +33,7 @@ from sqlalchemy import (
     Float,
     Integer,
     Numeric,
-    SmallInteger,
+    Select,
     String,
     Table,
     Text,
@@ -45,7 +44,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import InvalidFields, InvalidInput
 from services.layers.ownership import UNIT_COLUMN
-from services.models.tenant import TenantBase
+from services.limits import integer_range, text_problem
+from services.models.tenant import TenantBase, TenantUser, UnitAssignment
 from services.tenancy.records import RecordSchema, RecordTable, column_label, in_zone
 from services.tenancy.sessions import scope_of
 
@@ -92,7 +92,7 @@ class Field:
     #: The database's default as the input shows it ("draft", "0", "on"); None when it has none.
     default: str | None = None
     max_length: int | None = None
-    #: Whole numbers: the smallest and largest value the column type holds.
+    #: Whole numbers and references by id: the smallest and largest value the column type holds.
     limits: tuple[int, int] | None = None
     #: Decimals: digits in all, and after the point.
     precision: int | None = None
@@ -187,15 +187,15 @@ def _field(
     )
 
 
-_INTEGER_LIMITS = ((BigInteger, 63), (SmallInteger, 15), (Integer, 31))
-
-
 def _kind_of(column: Column[Any], allowed: tuple[str, ...] | None) -> tuple[FieldKind, dict[str, Any]]:
     """The kind of input a column gets, and what else its type says about the values it takes."""
     kind = column.type
     if column.foreign_keys:
         target = next(iter(column.foreign_keys)).column
-        return FieldKind.REFERENCE, {"target": target.table.name, "target_column": target.name}
+        facts: dict[str, Any] = {"target": target.table.name, "target_column": target.name}
+        if isinstance(kind, Integer):  # an id beyond it names no row
+            facts["limits"] = integer_range(kind)
+        return FieldKind.REFERENCE, facts
     if isinstance(kind, Enum) and kind.enums:
         allowed = tuple(kind.enums)
     if allowed:
@@ -203,8 +203,7 @@ def _kind_of(column: Column[Any], allowed: tuple[str, ...] | None) -> tuple[Fiel
     if isinstance(kind, Boolean):
         return FieldKind.CHECKBOX, {}
     if isinstance(kind, Integer):
-        bits = next(bits for integer_type, bits in _INTEGER_LIMITS if isinstance(kind, integer_type))
-        return FieldKind.NUMBER, {"limits": (-(2**bits), 2**bits - 1)}
+        return FieldKind.NUMBER, {"limits": integer_range(kind)}
     if isinstance(kind, Float):  # its precision counts binary digits: no decimal limits to check
         return FieldKind.DECIMAL, {}
     if isinstance(kind, Numeric):
@@ -340,10 +339,8 @@ def _text(field: Field, raw: object) -> str:
     if not isinstance(raw, str):
         raise InvalidInput("Enter text.")
     value = raw.strip() if field.kind is FieldKind.TEXT else raw
-    if "\x00" in value:
-        raise InvalidInput("Text cannot contain NUL characters.")
-    if field.max_length is not None and len(value) > field.max_length:
-        raise InvalidInput(f"At most {field.max_length} characters; this has {len(value)}.")
+    if (problem := text_problem(value, field.max_length)) is not None:
+        raise InvalidInput(problem)
     return value
 
 
@@ -420,10 +417,19 @@ def _choice(field: Field, raw: object) -> str:
 
 def _reference(field: Field, raw: object) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
-    if isinstance(raw, str) and re.fullmatch(r"\s*\d+\s*", raw):
-        return int(raw)
-    raise InvalidInput(f"Choose a {field.label.lower()} from the list.")
+        value = raw
+    elif isinstance(raw, str) and re.fullmatch(r"\s*\d+\s*", raw):
+        value = int(raw)
+    else:
+        raise InvalidInput(f"Choose a {field.label.lower()} from the list.")
+    low, high = field.limits or (value, value)
+    if not low <= value <= high:  # no row has such an id: refused as one that does not exist
+        raise InvalidInput(_not_offered(field, value))
+    return value
+
+
+def _not_offered(field: Field, value: object) -> str:
+    return f"Choose a {field.label.lower()} from the list: #{value} is not one you can see."
 
 
 _PARSERS: dict[FieldKind, Callable[[Field, object], Any]] = {
@@ -517,10 +523,9 @@ async def _hidden_references(
         if model is None:
             continue  # not a tenant table this portal maps: the database's foreign key decides
         key = getattr(model, each.target_column or "id")
-        if not await data.scalar(select(func.count()).select_from(model).where(key == value)):
-            errors[each.name] = (
-                f"Choose a {each.label.lower()} from the list: #{value} is not one you can see."
-            )
+        offered = _offered(select(func.count()).select_from(model).where(key == value), model, data)
+        if not await data.scalar(offered):
+            errors[each.name] = _not_offered(each, value)
             hidden[each.name] = (str(each.target), value)
     return hidden
 
@@ -623,7 +628,7 @@ async def _choices(data: AsyncSession, schema: RecordSchema, reference: Field) -
     statement = select(key, label if label is not None else key).order_by(
         label if label is not None else key, key
     )
-    rows = (await data.execute(statement.limit(OPTION_LIMIT + 1))).all()
+    rows = (await data.execute(_offered(statement, model, data).limit(OPTION_LIMIT + 1))).all()
     if len(rows) > OPTION_LIMIT:
         return None
     return tuple(Choice(str(value), _option(value, shown)) for value, shown in rows)
@@ -644,6 +649,18 @@ async def reference_labels(
         found = await data.execute(select(key, label if label is not None else key).where(key.in_(ids)))
         labels[each.name] = {value: _option(value, shown) for value, shown in found.all()}
     return labels
+
+
+def _offered(statement: Select[Any], model: Any, data: AsyncSession) -> Select[Any]:
+    """`statement` over the rows of `model` a reference may point to: what the scope sees, and of
+    people, only those active and, for a member, assigned to a unit in their view (which
+    includes the member). The people page is the admins'; a select must not list the tenant."""
+    if model is not TenantUser:
+        return statement
+    statement = statement.where(TenantUser.is_active.is_(True))
+    if _members_only(data):  # assignments are filtered to the member's units by the session
+        statement = statement.where(TenantUser.id.in_(select(UnitAssignment.user_id)))
+    return statement
 
 
 def _option(value: Any, label: Any) -> str:

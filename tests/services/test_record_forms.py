@@ -18,7 +18,7 @@ from services.errors import Conflict, InvalidFields, InvalidInput
 from services.layers.catalogue import load_catalogue
 from services.layers.migrator import RevisionRun, upgrade_layer
 from services.models import IsolationMode
-from services.models.tenant import TenantRow, Unit
+from services.models.tenant import Role, TenantRow, TenantUser, Unit, UnitAssignment
 from services.settings import PROJECT_ROOT
 from services.tenancy.context import Scope
 from services.tenancy.forms import (
@@ -376,6 +376,68 @@ def test_a_member_is_offered_and_may_name_only_what_their_units_hold(parties: Pa
         "venue_id": f"Choose a venue from the list: #{other_tenants} is not one you can see."
     }, "another tenant's row is refused as if it did not exist"
     assert _refusals(parties, north, "events", _event()) == {"unit_id": "Choose a unit."}
+
+
+def test_a_person_select_offers_active_people_and_a_member_only_those_of_their_units(
+    parties: PartyStore,
+) -> None:
+    async def people(data: Any, _schema: RecordSchema) -> dict[str, int]:
+        role = Role(key="member", name="Member")
+        data.add(role)
+        await data.flush()
+        made = {}
+        for name, unit, active in (
+            ("Nell North", "north", True),
+            ("Sam South", "south", True),
+            ("Gone North", "north", False),
+            ("Una Unplaced", None, True),
+        ):
+            person = TenantUser(
+                account_id=1000 + len(made),
+                email=f"{len(made)}@example.org",
+                display_name=name,
+                role_id=role.id,
+                is_active=active,
+            )
+            data.add(person)
+            await data.flush()
+            if unit is not None:
+                data.add(UnitAssignment(user_id=person.id, unit_id=parties.units[1, unit]))
+            made[name] = person.id
+        return made
+
+    ids = parties.run(parties.admin(), people)
+
+    async def offered(data: Any, schema: RecordSchema) -> list[str]:
+        form = await record_form(data, schema, schema.table("event_registrations"), {}, creating=True)
+        return [choice.label for choice in next(f for f in form.fields if f.name == "user_id").choices]
+
+    def registration(person: str) -> dict[str, Any]:
+        return {
+            "event_id": "1",
+            "attendee_name": "A",
+            "attendee_email": "a@example.org",
+            "user_id": ids[person],
+        }
+
+    assert parties.run(parties.admin(), offered) == [
+        f"Nell North (#{ids['Nell North']})",
+        f"Sam South (#{ids['Sam South']})",
+        f"Una Unplaced (#{ids['Una Unplaced']})",
+    ], "never a deactivated person"
+    assert parties.run(parties.member_of("north"), offered) == [f"Nell North (#{ids['Nell North']})"]
+    assert "user_id" in _refusals(parties, parties.admin(), "event_registrations", registration("Gone North"))
+    refused = _refusals(parties, parties.member_of("north"), "event_registrations", registration("Sam South"))
+    assert refused["user_id"] == f"Choose a user from the list: #{ids['Sam South']} is not one you can see."
+
+
+def test_a_reference_no_column_can_hold_is_refused_like_a_missing_row(parties: PartyStore) -> None:
+    refused = _refusals(parties, parties.admin(), "events", _event(venue_id=10**30, unit_id=str(2**31)))
+
+    assert refused == {
+        "venue_id": f"Choose a venue from the list: #{10**30} is not one you can see.",
+        "unit_id": f"Choose a unit from the list: #{2**31} is not one you can see.",
+    }
 
 
 def test_what_the_database_refuses_is_said_of_its_field_and_nothing_is_written(parties: PartyStore) -> None:

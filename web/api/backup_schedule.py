@@ -15,6 +15,7 @@ from services.errors import NotFound
 from services.models import BackupFormat, BackupSchedule
 from services.models.types import utcnow
 from services.tenancy.tenants import get_tenant
+from web.api.responses import error
 from web.audit import record_request
 from web.auth import current_user, landlord_token, signed_in
 from web.deps import DbSession
@@ -68,7 +69,11 @@ class BackupScheduleApiController(Controller):
             raise NotFound(f"{tenant.slug} has no backup schedule: it is backed up only when asked.")
         return ScheduleOut.of(tenant.slug, schedule)
 
-    @put("/", summary="Back a tenant up daily at a time (UTC), keeping its newest N scheduled backups")
+    @put(
+        "/",
+        summary="Back a tenant up daily at a time (UTC), keeping its newest N scheduled backups",
+        responses={409: error("The tenant is not active")},
+    )
     async def put_schedule(
         self,
         request: Request[Any, Any, Any],

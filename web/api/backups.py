@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from services.backups import backups_of
 from services.models import BackupFormat
 from services.tenancy.tenants import get_tenant
+from web.api.responses import error
 from web.api.schemas import BackupOut, BackupRequestedOut, JobOut
 from web.auth import landlord_token, signed_in
 from web.deps import DbSession
@@ -33,6 +34,7 @@ class BackupsApiController(Controller):
         "/",
         status_code=HTTP_202_ACCEPTED,
         summary="Back a tenant up; the backup runs as a job (202 with the job to follow)",
+        responses={409: error("The tenant is not active, or two jobs on its store are under way already")},
     )
     async def back_up(
         self,

@@ -15,6 +15,7 @@ from services.layers.catalogue import load_catalogue
 from services.models import Job
 from services.models.landlord import DEFAULT_PLAN
 from services.provisioning.tenants import TenantRequest, request_tenant
+from web.api.responses import error
 from web.api.schemas import JobOut, ModuleOut, ProvisioningOut, TemplateOut, TenantOut
 from web.api.tenants import record_token_reaching_for
 from web.audit import record_request
@@ -94,7 +95,11 @@ class ProvisioningApiController(Controller):
             headers={"Location": f"/api/v1/jobs/{job.id}"},
         )
 
-    @get("/jobs/{job_id:int}", summary="A job: its status and each step's state, timing and error")
+    @get(
+        "/jobs/{job_id:int}",
+        summary="A job: its status and each step's state, timing and error",
+        responses={403: error("A tenant token asking for a job of the platform or of another tenant")},
+    )
     async def get_job(
         self, request: Request[Any, Any, Any], db_session: DbSession, job_id: FromPath[int]
     ) -> JobOut:

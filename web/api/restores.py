@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 
 from services.backups import CopyTarget, get_backup
 from services.tenancy.tenants import get_tenant
+from web.api.responses import error
 from web.api.schemas import BackupOut, JobOut, RestoreRequestedOut, TenantOut
 from web.auth import landlord_token, signed_in
 from web.deps import DbSession
@@ -45,6 +46,9 @@ class RestoresApiController(Controller):
         "its current store is taken first, and the tenant answers 503 until the restored store is in "
         'place. With `{"into": {"slug", "name", "isolation"}}` a new tenant is created from the backup '
         "and the tenant itself is left alone. A damaged archive is refused (409) and nothing changes.",
+        responses={
+            409: error("The backup cannot be restored (not verified, damaged) or the tenant is not active")
+        },
     )
     async def restore(
         self,

@@ -17,6 +17,7 @@ from litestar.params import Body, FromPath, QueryParameter
 
 from services.tenancy.people import unit_tree
 from services.tenancy.records import RecordTable, list_records
+from web.api.responses import error
 from web.api.schemas import Page
 from web.deps import DbSession
 from web.tenant.data import (
@@ -29,6 +30,7 @@ from web.tenant.data import (
 from web.tenant.scope import TenantData
 
 Row = dict[str, Any]
+REFUSED_BY_THE_STORE = error("The store refused the values: they would repeat a row, say")
 
 
 @dataclass
@@ -78,7 +80,11 @@ class TenantApiController(Controller):
     async def units(self, tenant_data: TenantData) -> list[UnitOut]:
         return [UnitOut(u.id, u.parent_id, u.name, u.kind, u.path) for u in await unit_tree(tenant_data)]
 
-    @get("/data/{table:str}", summary="Rows of a template or module table")
+    @get(
+        "/data/{table:str}",
+        summary="Rows of a template or module table",
+        responses={422: error("`sort` names no column of the table, or `dir` is neither asc nor desc")},
+    )
     async def records(
         self,
         request: Request[Any, Any, Any],
@@ -117,6 +123,7 @@ class TenantApiController(Controller):
         description="The body maps column names to values (dates and times as ISO 8601, times in UTC "
         "when they carry no offset). A column left out takes its default; the id and created_at are "
         "the database's. 422 names each field that is wrong; nothing is written then.",
+        responses={409: REFUSED_BY_THE_STORE},
     )
     async def create(
         self,
@@ -135,6 +142,7 @@ class TenantApiController(Controller):
         summary="Replace a row of a template or module table",
         description="Every column the row has is set from the body: one left out is emptied "
         "(or refused when it may not be empty).",
+        responses={409: REFUSED_BY_THE_STORE},
     )
     async def replace(
         self,
@@ -151,6 +159,7 @@ class TenantApiController(Controller):
         "/data/{table:str}/{record_id:int}",
         summary="Change some columns of a row of a template or module table",
         description="Only the columns in the body change.",
+        responses={409: REFUSED_BY_THE_STORE},
     )
     async def amend(
         self,
@@ -167,6 +176,7 @@ class TenantApiController(Controller):
         "/data/{table:str}/{record_id:int}",
         summary="Delete a row of a template or module table",
         description="409 while other rows still refer to it.",
+        responses={409: error("Other rows still refer to it")},
     )
     async def remove(
         self,

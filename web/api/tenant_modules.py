@@ -9,11 +9,13 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, put
 from litestar.exceptions import PermissionDeniedException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_409_CONFLICT
 
 from services.models import Tenant
 from services.tenancy.modules import ModuleChangeRefused, ModuleLine, modules_overview, request_modules
+from web.api.responses import error
 from web.api.schemas import JobOut
 from web.audit import record_request
 from web.deps import DbSession
@@ -132,6 +134,10 @@ class TenantModulesApiController(Controller):
         description="Checked in full first: 422 for an unknown module, a requirement left out or "
         "keep_data missing; 409 (naming the modules in the way) for a module still required, a "
         "conflict, the plan, or another job of the tenant under way. Nothing is recorded then.",
+        responses={
+            200: ResponseSpec(ModuleChangesOut, description="These modules are enabled already: no job"),
+            409: error("A module in the way (`in_the_way` names them), or a job of the tenant under way"),
+        },
     )
     async def change_modules(
         self, request: Request[Any, Any, Any], db_session: DbSession, data: Annotated[ModulesIn, Body()]

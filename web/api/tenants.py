@@ -12,6 +12,7 @@ from sqlalchemy import select
 from services.models import ApiToken, Tenant
 from services.tenancy.security import record_cross_tenant_attempt
 from services.tenancy.tenants import get_tenant, search_tenants
+from web.api.responses import error
 from web.api.schemas import Page, TenantOut
 from web.auth import current_user, landlord_token, may_read_tenant, signed_in
 from web.deps import DbSession
@@ -58,7 +59,11 @@ class TenantsApiController(Controller):
             items=[TenantOut.of(t) for t in result.tenants], total=result.total, page=page, per_page=per_page
         )
 
-    @get("/{slug:str}", summary="One tenant (a landlord token, or a token of that tenant)")
+    @get(
+        "/{slug:str}",
+        summary="One tenant (a landlord token, or a token of that tenant)",
+        responses={403: error("A tenant token asking for another tenant")},
+    )
     async def get_tenant(
         self, request: Request[Any, Any, Any], db_session: DbSession, slug: FromPath[str]
     ) -> TenantOut:

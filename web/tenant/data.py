@@ -20,6 +20,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 from sqlalchemy import select
 
 from services.errors import Conflict, InvalidFields, NotFound
+from services.limits import holds
 from services.models import SchemaSnapshot
 from services.tenancy.forms import (
     InvalidRecord,
@@ -92,6 +93,8 @@ async def visible_record(
     """The row `record_id` of `table` if the scope sees it; "not found" (recorded when the id is
     another tenant's) otherwise."""
     schema, chosen = await record_table_of(request, db_session, tenant_data, table)
+    if not holds(chosen.primary_key, record_id):  # no row has it (web.limits: ID_COLUMNS)
+        raise NotFound("There is no such record here.")
     async with reporting_foreign(request, table, record_id):
         row = await get_record(tenant_data, chosen, record_id)
     return schema, chosen, row
@@ -115,7 +118,7 @@ async def read_submission(
         return await read_record(tenant_data, schema, table, submitted, row=row, partial=partial, zone=zone)
     except InvalidRecord as error:
         for target, record_id in error.hidden_references.values():
-            await refuse_if_foreign(request, target, record_id)
+            refuse_if_foreign(request, target, record_id)
         raise
 
 

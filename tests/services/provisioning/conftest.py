@@ -21,11 +21,10 @@ from tests.services.provisioning.installation import (
     Installation,
     drop_databases,
     fresh_installation,
-    installation_settings,
     migrate,
     postgres_admin,
 )
-from tests.support import POSTGRES_URL
+from tests.support import POSTGRES_URL, installation_settings
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ from services.provisioning.tenants import TenantRequest, request_tenant
 from services.settings import PROJECT_ROOT, Settings
 from services.tenancy.context import tenant_context
 from services.tenancy.stores import SQLITE, StoreLocation, copy_sqlite_file, location_of, store_exists
-from tests.support import POSTGRES_URL, requires_postgres
+from tests.support import POSTGRES_URL, installation_settings, requires_postgres
 
 T = TypeVar("T")
 
@@ -296,17 +296,6 @@ SHARED_MODES = [
 SQLITE_AND_POSTGRES_LANDLORDS = [_SQLITE, _DATABASES]
 #: For migrations written by hand: a schema store is where a stray table name would escape.
 SQLITE_AND_POSTGRES_SCHEMAS = [_SQLITE, _SCHEMAS]
-
-
-def installation_settings(data_dir: Path, database_url: str) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        broker_url="embedded",
-        secret_key=secrets.token_urlsafe(32),
-        admin_email="admin@localhost",
-        broker_namespace=f"test-{secrets.token_hex(4)}",
-    )
 
 
 async def migrate(settings: Settings) -> None:
