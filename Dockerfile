@@ -15,6 +15,7 @@ RUN pip install --require-hashes -r requirements.lock
 
 # The project: its packages, the layer migrations and the static files it serves.
 COPY pyproject.toml ./
+COPY tenantry ./tenantry
 COPY services ./services
 COPY web ./web
 COPY workers ./workers

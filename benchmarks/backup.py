@@ -51,8 +51,8 @@ from services.backups.postgres import have_postgres_tools
 from services.backups.restore import differences, measure_store, restore_into
 from services.backups.steps import BackupRun, checksum, dump, record_manifest
 from services.backups.storage import BackupStorage, backup_storage
-from services.cli import prepare_landlord
 from services.db import Database
+from services.installation import prepare_landlord
 from services.layers.ownership import TENANT_COLUMN
 from services.models import Backup, BackupFormat, IsolationMode, JobStatus, Tenant, TenantStatus
 from services.provisioning.tenants import TenantRequest, request_tenant

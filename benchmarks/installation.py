@@ -19,7 +19,8 @@ async def on_server(server_url: str, sql: str) -> list[asyncpg.Record]:
     )
     connection = await asyncpg.connect(dsn)
     try:
-        return await connection.fetch(sql)
+        rows: list[asyncpg.Record] = await connection.fetch(sql)
+        return rows
     finally:
         await connection.close()
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from benchmarks.installation import scratch_database
 from services import jobs
-from services.cli import prepare_landlord
 from services.db import Database
+from services.installation import prepare_landlord
 from services.layers.catalogue import load_catalogue
 from services.models import Tenant, TenantStatus
 from services.provisioning.tenants import TenantRequest, request_tenant

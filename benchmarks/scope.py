@@ -51,8 +51,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from benchmarks.installation import scratch_database
 from services import jobs
-from services.cli import prepare_landlord
 from services.db import Database, create_engine
+from services.installation import prepare_landlord
 from services.models import JobStatus, SchemaSnapshot, Tenant, TenantRole, User
 from services.models.tenant import Unit
 from services.provisioning.tenants import TenantRequest, request_tenant

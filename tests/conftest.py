@@ -1,17 +1,27 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Before anything imports services.accounts.passwords, which reads it once: Argon2's cheapest
+# parameters for every test (tests/services/test_passwords.py proves installations hash at full cost).
+os.environ["TENANTRY_TEST_PASSWORD_HASHING"] = "cheapest"
+
 from litestar import Litestar
 from litestar.testing import TestClient
+from sqlalchemy.engine import make_url
 
-from services.cli import prepare_landlord
+from services.installation import prepare_landlord
 from services.settings import Settings
+from services.tenancy.stores import copy_sqlite_file
+from tests.services.running import migrate
 from tests.support import (
+    POSTGRES_URL,
     Credentials,
     fresh_postgres_database,
     installation_settings,
@@ -20,10 +30,46 @@ from tests.support import (
 )
 from web.app import create_app
 
+#: Where a test's landlord database lives: a SQLite file, and (when configured) PostgreSQL.
+LANDLORD_BACKENDS = ["sqlite", pytest.param("postgres", marks=requires_postgres)]
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=requires_postgres)])
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_landlord(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A landlord database migrated once per test process; each test's landlord is a copy of it."""
+    folder = tmp_path_factory.mktemp("migrated-landlord")
+    migrate(installation_settings(folder, f"sqlite+aiosqlite:///{folder / 'landlord.db'}"))
+    return folder / "landlord.db"
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_landlord(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The name of a PostgreSQL database migrated once per test process: the template each test's
+    landlord database is created from. Nothing stays connected to it, as a template requires."""
+    if not POSTGRES_URL:
+        pytest.skip("TENANTRY_TEST_POSTGRES_URL is not set")
+    with fresh_postgres_database() as url:
+        migrate(installation_settings(tmp_path_factory.mktemp("migrated-pg"), url))
+        name = make_url(url).database
+        assert name
+        yield name
+
+
+@pytest.fixture(params=LANDLORD_BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The landlord database: a SQLite file, and (when configured) a fresh PostgreSQL database."""
+    """The test's own landlord database, migrated: a copy of the one migrated once per process
+    (a file copy on SQLite, a database created from it as a template on PostgreSQL)."""
+    if request.param == "sqlite":
+        copy_sqlite_file(request.getfixturevalue("migrated_sqlite_landlord"), tmp_path / "landlord.db")
+        yield f"sqlite+aiosqlite:///{tmp_path / 'landlord.db'}"
+        return
+    with fresh_postgres_database(template=request.getfixturevalue("migrated_postgres_landlord")) as url:
+        yield url
+
+
+@pytest.fixture(params=LANDLORD_BACKENDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A landlord database as a new installation has it before `tenantry migrate`: empty."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'landlord.db'}"
         return
@@ -37,8 +83,13 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
+def unmigrated_settings(tmp_path: Path, empty_database_url: str) -> Settings:
+    return installation_settings(tmp_path / "data", empty_database_url)
+
+
+@pytest.fixture
 def superadmin(settings: Settings) -> Credentials:
-    """Migrates the landlord database and seeds the superadmin, as `tenantry serve` does."""
+    """Seeds the superadmin (and finds the landlord database migrated), as `tenantry serve` does."""
     seed = asyncio.run(prepare_landlord(settings))
     assert seed is not None
     return Credentials(seed.user.email, seed.password)

@@ -65,8 +65,9 @@ def installation_settings(data_dir: Path, database_url: str) -> Settings:
 
 
 @contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database for one test; dropped afterwards."""
+def fresh_postgres_database(template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database for one test, empty or a copy of the database named `template`;
+    dropped afterwards, with everything named after it."""
     assert POSTGRES_URL
     server = make_url(POSTGRES_URL)
     name = f"tenantry_test_{secrets.token_hex(6)}"
@@ -94,7 +95,7 @@ def fresh_postgres_database() -> Iterator[str]:
         finally:
             await connection.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:

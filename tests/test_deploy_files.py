@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from services import cli
 from services.settings import PROJECT_ROOT, Settings
+from tenantry import cli
 
 FLY_TOML = PROJECT_ROOT / "fly.toml"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"

@@ -52,7 +52,8 @@ class IdentityMiddleware(ASGIMiddleware):
 
 def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
     """The signed-in user, also on error pages raised before the identity middleware ran."""
-    return connection.scope.get("user")
+    user: User | None = connection.scope.get("user")
+    return user
 
 
 def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

@@ -20,7 +20,7 @@ from urllib.parse import unquote_to_bytes
 
 from litestar import Request
 from litestar.datastructures import FormMultiDict
-from litestar.enums import RequestEncodingType
+from litestar.enums import RequestEncodingType, ScopeType
 from litestar.exceptions import ClientException, NotFoundException, SerializationException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -59,7 +59,7 @@ class NoNulInAddress(ASGIMiddleware):
     """A NUL in the path or the query is refused before anything is looked up by them."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == ScopeType.HTTP:
             _refuse_nul(scope["path"].encode("utf-8", "surrogateescape"), "address")  # decoded already
             _refuse_nul(unquote_to_bytes(scope.get("query_string", b"")), "address")
         await next_app(scope, receive, send)

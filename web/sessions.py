@@ -22,13 +22,13 @@ def rotate_session(session: dict[str, Any]) -> None:
 class RotatingSessionBackend(ServerSideSessionBackend):
     """Also writes only sessions that changed: anonymous visitors get no cookie and no stored row."""
 
-    async def load_from_connection(self, connection: ASGIConnection) -> dict[str, Any]:
+    async def load_from_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
         data = await super().load_from_connection(connection)
         connection.scope["state"][_LOADED] = data.copy()
         return data
 
     async def store_in_message(
-        self, scope_session: ScopeSession, message: Message, connection: ASGIConnection
+        self, scope_session: ScopeSession, message: Message, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> None:
         # The portal's session data is always a dict (web.auth stores plain values in it).
         if isinstance(scope_session, dict) and scope_session.pop(_ROTATE, False):
@@ -39,16 +39,16 @@ class RotatingSessionBackend(ServerSideSessionBackend):
             return
         await super().store_in_message(scope_session, message, connection)
 
-    def _unchanged(self, scope_session: ScopeSession, connection: ASGIConnection) -> bool:
+    def _unchanged(self, scope_session: ScopeSession, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
         loaded = connection.scope["state"].get(_LOADED) or {}
         if scope_session is Empty:
             return not loaded and self.config.key not in connection.cookies
         return scope_session == loaded
 
-    def get_session_id(self, connection: ASGIConnection) -> str:
+    def get_session_id(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
         return connection.scope["state"].get(_NEW_ID) or super().get_session_id(connection)
 
 
 @dataclass
 class RotatingSessionConfig(ServerSideSessionConfig):
-    _backend_class = RotatingSessionBackend  # type: ignore[assignment]
+    _backend_class = RotatingSessionBackend

@@ -57,9 +57,14 @@ def _read(connection: Connection, work: Path | None, tenant_id: int | None) -> d
     return summaries
 
 
+def _remove_files(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
 async def dump_store(location: StoreLocation, format: str, work: Path, *, tenant_id: int) -> Dump:
     """Write the tenant's data into `work` in `format`, and describe it."""
-    work.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
     portable = format == BackupFormat.PORTABLE
     only_tenant = tenant_id if location.isolation == IsolationMode.SHARED else None
     dump = Dump()
@@ -73,11 +78,10 @@ async def dump_store(location: StoreLocation, format: str, work: Path, *, tenant
                 dump.tables = await connection.run_sync(_read, work if portable else None, only_tenant)
         finally:
             await reader.dispose()
-        for leftover in (copy.with_name(f"{copy.name}-wal"), copy.with_name(f"{copy.name}-shm")):
-            leftover.unlink(missing_ok=True)
-        if portable:
-            copy.unlink()
-        else:
+        leftovers = [copy.with_name(f"{copy.name}-wal"), copy.with_name(f"{copy.name}-shm")]
+        # A portable dump has read its rows out of the copy; a native one is the copy.
+        await asyncio.to_thread(_remove_files, *leftovers, *([copy] if portable else []))
+        if not portable:
             dump.files[SQLITE_FILE] = copy
             dump.native = {"tool": "sqlite-backup-api", "file": SQLITE_FILE}
     else:

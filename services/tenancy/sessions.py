@@ -79,7 +79,7 @@ def _stamp_and_check(session: Session, _flush: UOWTransaction, _instances: Itera
         if isinstance(row, TenantRow) and getattr(row, "tenant_id", None) is None:
             setattr(row, "tenant_id", scope.tenant_id)  # noqa: B010 (mapped at runtime)
     for row in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(row, TenantRow) and row.tenant_id != scope.tenant_id:  # type: ignore[attr-defined]
+        if isinstance(row, TenantRow) and row.tenant_id != scope.tenant_id:
             raise OutOfScope()
         if scope.unit_ids is not None and not _in_units(row, scope.unit_ids):
             raise OutOfScope()

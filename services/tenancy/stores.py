@@ -194,7 +194,7 @@ async def _on_server(location: StoreLocation, sql: str) -> list[tuple[object, ..
 
 async def store_exists(location: StoreLocation) -> bool:
     if location.backend == SQLITE:
-        return Path(location.name).exists()
+        return await asyncio.to_thread(Path(location.name).exists)
     if location.isolation == IsolationMode.SCHEMA:
         rows = await _on_server(location, f"SELECT 1 FROM pg_namespace WHERE nspname = '{location.name}'")
     else:
@@ -209,11 +209,12 @@ async def allocate_store(location: StoreLocation, *, template: StoreLocation | N
             await _create_app_role(location)
         return
     if location.backend == SQLITE:
-        Path(location.name).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(location.name)
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         if template is not None:
-            await _copy_sqlite(Path(template.name), Path(location.name))
+            await _copy_sqlite(Path(template.name), path)
         else:
-            Path(location.name).touch()
+            await asyncio.to_thread(path.touch)
         return
     if location.isolation == IsolationMode.SCHEMA:
         if template is not None:
@@ -262,8 +263,7 @@ async def drop_store(location: StoreLocation) -> None:
     if location.is_shared:
         raise InvalidInput("A shared store holds other tenants' data; remove one tenant's rows instead.")
     if location.backend == SQLITE:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(location.name + suffix).unlink(missing_ok=True)
+        await asyncio.to_thread(_remove_sqlite_files, Path(location.name))
         return
     if location.isolation == IsolationMode.SCHEMA:
         await _on_server(location, f'DROP SCHEMA IF EXISTS "{location.name}" CASCADE')
@@ -309,6 +309,12 @@ async def _copy_schema(source: StoreLocation, target: StoreLocation) -> None:
 
 async def _copy_sqlite(source: Path, target: Path) -> None:
     await asyncio.to_thread(copy_sqlite_file, source, target)
+
+
+def _remove_sqlite_files(path: Path) -> None:
+    """The database file and the journal files SQLite may have left beside it."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 def copy_sqlite_file(source: Path, target: Path) -> None:

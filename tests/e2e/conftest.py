@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from services.accounts.passwords import TEST_HASHING_VARIABLE
 from services.settings import Settings
 from tests.support import Credentials, run_db
 
@@ -78,8 +79,13 @@ def _free_port() -> int:
 
 
 def _server_env(data_dir: Path) -> dict[str, str]:
-    """This machine's environment without any TENANTRY_* setting that would point elsewhere."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TENANTRY_")}
+    """This machine's environment without any TENANTRY_* setting that would point elsewhere; the
+    suite's cheap password hashing (tests/conftest.py) is kept."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("TENANTRY_") or key == TEST_HASHING_VARIABLE
+    }
     env.update(TENANTRY_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
     return env
 

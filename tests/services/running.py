@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from services.accounts.passwords import TEST_HASHING_VARIABLE
 from services.db import Database
 from services.layers.landlord import migrate_landlord
 from services.settings import Settings
@@ -24,8 +25,8 @@ T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 _SCRIPT = Path(sys.executable).with_name("tenantry")
-#: The installed console script; `python -m services.cli` where it is not installed.
-TENANTRY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "services.cli"]
+#: The installed console script; `python -m tenantry.cli` where it is not installed.
+TENANTRY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "tenantry.cli"]
 
 
 def wait_for(predicate: Callable[[], T | None], timeout: float, *, what: str, interval: float = 0.05) -> T:
@@ -55,8 +56,13 @@ def migrate(settings: Settings) -> Settings:
 
 
 def tenantry_env(settings: Settings | None = None, **variables: str) -> dict[str, str]:
-    """The environment of a `tenantry` subprocess: none of ours leaks in; `settings` go as TENANTRY_*."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TENANTRY_")}
+    """The environment of a `tenantry` subprocess: none of ours leaks in but the suite's cheap password
+    hashing (tests/conftest.py); `settings` go as TENANTRY_*."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("TENANTRY_") or name == TEST_HASHING_VARIABLE
+    }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     if settings is not None:

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from services.cli import prepare_landlord
+from services.installation import prepare_landlord
 from tests.support import fresh_postgres_database, installation_settings, requires_postgres
 from tests.web.portal import add_token
 from tests.web.tenant_world import add_admin, add_rows, provision

@@ -30,7 +30,7 @@ from litestar.testing import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.cli import prepare_landlord
+from services.installation import prepare_landlord
 from services.models import User
 from tests.support import (
     Credentials,

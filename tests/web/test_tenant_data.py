@@ -21,7 +21,7 @@ from litestar.testing import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.cli import prepare_landlord
+from services.installation import prepare_landlord
 from services.models import AuditEntry, Tenant
 from services.settings import PROJECT_ROOT, Settings
 from services.tenancy.records import record_schema

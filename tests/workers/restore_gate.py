@@ -33,9 +33,9 @@ def reached(gate: Path) -> Path:
 
 
 async def _wait_at(gate: Path) -> None:
-    reached(gate).touch()
+    await asyncio.to_thread(reached(gate).touch)
     deadline = time.monotonic() + PATIENCE_SECONDS
-    while gate.exists():
+    while await asyncio.to_thread(gate.exists):
         if time.monotonic() > deadline:
             raise RuntimeError("the gate was never opened")
         # On the worker's event loop: the job's lease keeps being renewed while it waits.

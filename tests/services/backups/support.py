@@ -181,12 +181,12 @@ def archive_path(settings: Settings, backup: Backup) -> Path:
     return DirectoryStorage(settings.data_dir / "backups").path(backup.storage_key)
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], *, what: str, timeout: float = 30) -> T:
-    """Look again (every 50 ms) until `check` returns something truthy; fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Awaitable[T | None]], *, what: str, within: float = 30) -> T:
+    """Look again (every 50 ms) until `check` returns something truthy; fail after `within` s."""
+    deadline = time.monotonic() + within
     while True:
         if value := await check():
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout}s waiting for {what}")
+            raise AssertionError(f"gave up after {within}s waiting for {what}")
         await asyncio.sleep(0.05)

@@ -1,16 +1,13 @@
 """Installations to provision tenants in. Each has a landlord database of its own, copied from
-one migrated once per session; its tenants live in SQLite files, PostgreSQL databases or
-PostgreSQL schemas."""
+one migrated once per test process (tests/conftest.py); its tenants live in SQLite files,
+PostgreSQL databases or PostgreSQL schemas."""
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from services.tenancy.stores import can_copy_schemas
 from tests.services.provisioning.installation import (
@@ -19,35 +16,8 @@ from tests.services.provisioning.installation import (
     SHARED_MODES,
     SQLITE_DATABASE,
     Installation,
-    drop_databases,
     fresh_installation,
-    migrate,
-    postgres_admin,
 )
-from tests.support import POSTGRES_URL, installation_settings
-
-
-@pytest.fixture(scope="session")
-def migrated_sqlite_landlord(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A landlord database migrated once; every SQLite installation starts from a copy of it."""
-    folder = tmp_path_factory.mktemp("migrated-landlord")
-    asyncio.run(migrate(installation_settings(folder, f"sqlite+aiosqlite:///{folder / 'landlord.db'}")))
-    return folder / "landlord.db"
-
-
-@pytest.fixture(scope="session")
-def migrated_postgres_landlord(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A migrated PostgreSQL database every PostgreSQL installation's landlord is created from."""
-    if not POSTGRES_URL:
-        pytest.skip("TENANTRY_TEST_POSTGRES_URL is not set")
-    name = f"tenantry_migrated_{secrets.token_hex(6)}"
-    asyncio.run(postgres_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        asyncio.run(migrate(installation_settings(tmp_path_factory.mktemp("migrated-pg"), url)))
-        yield name
-    finally:
-        asyncio.run(drop_databases(name))
 
 
 def _installation(request: pytest.FixtureRequest, mode: str, folder: Path) -> Iterator[Installation]:

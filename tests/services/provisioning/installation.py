@@ -172,7 +172,8 @@ async def execute(location: StoreLocation, sql: str) -> None:
 
 async def store_is_gone(location: StoreLocation) -> bool:
     if location.backend == SQLITE:
-        return not any(Path(location.name + suffix).exists() for suffix in ("", "-wal", "-shm", "-journal"))
+        files = [Path(location.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+        return not any([await asyncio.to_thread(file.exists) for file in files])
     return not await store_exists(location)
 
 

@@ -77,19 +77,19 @@ def sqlite_settings(tmp_path: Path) -> Settings:
     )
 
 
-def test_migrate_is_needed_first_and_can_run_twice(settings: Settings) -> None:
+def test_migrate_is_needed_first_and_can_run_twice(unmigrated_settings: Settings) -> None:
     early = refused(
-        tenantry(settings, "create-user", "--email", "ops@example.org", "--role", "landlord_admin")
+        tenantry(unmigrated_settings, "create-user", "--email", "ops@example.org", "--role", "landlord_admin")
     )
     assert "run `tenantry migrate` first" in early
 
     for _ in range(2):
-        assert succeeded(tenantry(settings, "migrate")) == "The landlord database is up to date.\n"
+        assert succeeded(tenantry(unmigrated_settings, "migrate")) == "The landlord database is up to date.\n"
 
     async def current() -> bool:
-        database = Database(settings.database_url)
+        database = Database(unmigrated_settings.database_url)
         try:
-            return await landlord_is_current(settings, database)
+            return await landlord_is_current(unmigrated_settings, database)
         finally:
             await database.dispose()
 

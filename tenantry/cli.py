@@ -1,5 +1,5 @@
-"""`tenantry`: the command line. It reaches the web app only by its import string and the
-workers only to run them; everything else it does goes through services."""
+"""`tenantry`: the command line, the composition root. It runs the web app (by its import string)
+and the workers; everything else it does goes through services."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +17,7 @@ from services.accounts.users import ROLES
 from services.audit import command_line_actor, record, verify
 from services.db import Database
 from services.errors import DomainError
+from services.installation import prepare_landlord
 from services.layers.landlord import landlord_is_current, migrate_landlord
 from services.models import ApiToken, Tenant, TenantStatus, User
 from services.settings import Settings
@@ -26,8 +27,10 @@ from services.tenancy.sessions import scoped_session
 from services.tenancy.stores import location_of
 from services.tenancy.tenants import get_tenant
 
+T = TypeVar("T")
 
-async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> Any:
+
+async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     database = Database(settings.database_url)
     try:
         return await work(database)
@@ -35,19 +38,8 @@ async def _with_database(settings: Settings, work: Callable[[Database], Awaitabl
         await database.dispose()
 
 
-async def prepare_landlord(settings: Settings) -> users.NewUser | None:
-    """Migrate the landlord database and seed the superadmin; returns the seed when it is new."""
-
-    async def prepare(database: Database) -> users.NewUser | None:
-        await migrate_landlord(settings, database)
-        async with database.session() as session:
-            return await users.seed_superadmin(session, settings.admin_email)
-
-    return await _with_database(settings, prepare)
-
-
-async def _in_session(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
-    async def run(database: Database) -> Any:
+async def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def run(database: Database) -> T:
         if not await landlord_is_current(settings, database):
             raise DomainError("The landlord database is not up to date: run `tenantry migrate` first.")
         async with database.session() as session:
