@@ -4,7 +4,12 @@ delivers job ids.
 A worker claims a job with one conditional UPDATE and holds a lease on it, renewed while it
 runs. A re-sent message finds the job claimed (lease alive) or finished and does nothing; a job
 whose worker died (lease expired) is claimed again and resumes at its first unfinished step.
-A job for a tenant runs only inside that tenant's context (see services.tenancy.context)."""
+A job for a tenant runs only inside that tenant's context (see services.tenancy.context).
+
+A recorded job is sent on commit: `record_job` registers it on its session, and once the
+session's transaction has committed its id goes to the workers through the session's
+JobSender (given by the composition root, `send_jobs_on_commit`). A rolled-back transaction, or
+savepoint, sends none of the jobs recorded in it (Zulip's `queue_event_on_commit`)."""
 
 from __future__ import annotations
 
@@ -12,11 +17,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from services.db import Database
 from services.models import Job, JobStatus, JobStep, StepStatus
@@ -79,6 +86,34 @@ def job_handler(kind: str) -> Callable[[JobHandler], JobHandler]:
     return register
 
 
+class JobSender(Protocol):
+    """Hands a committed job's id, in its tenant's context, to the workers (workers.runner.JobQueue)."""
+
+    def send(self, job_id: int, tenant_id: int | None = None) -> None: ...
+
+
+# Session.info keys: the sender a database's sessions send through, and the jobs a session has
+# recorded (still uncommitted) or committed (to be sent once its transaction has ended).
+_SENDER = "tenantry.job_sender"
+_RECORDED = "tenantry.jobs_recorded"
+_COMMITTED = "tenantry.jobs_committed"
+
+
+@dataclass(frozen=True)
+class _RecordedJob:
+    job_id: int
+    tenant_id: int | None
+    #: The innermost transaction (a savepoint, or the session's own) the job was recorded in.
+    transaction: SessionTransaction
+
+
+def send_jobs_on_commit(database: Database, sender: JobSender) -> None:
+    """From now on, jobs recorded in `database`'s sessions are sent through `sender` after their
+    transaction commits. Without this (a script or test that runs jobs itself) they are only
+    recorded."""
+    database.sessionmaker.configure(info={_SENDER: sender})
+
+
 async def record_job(
     session: AsyncSession,
     kind: str,
@@ -87,7 +122,7 @@ async def record_job(
     payload: dict[str, Any] | None = None,
     steps: Sequence[str] = (),
 ) -> Job:
-    """Write the job (queued) and its steps (pending). Send its id only after this is committed."""
+    """Write the job (queued) and its steps (pending). Its id is sent once the session commits."""
     if kind not in _handlers:
         raise ValueError(f"no handler for jobs of kind {kind!r}")
     job = Job(
@@ -98,7 +133,54 @@ async def record_job(
     )
     session.add(job)
     await session.flush()
+    _remember_to_send(session.sync_session, job)
     return job
+
+
+def _remember_to_send(session: Session, job: Job) -> None:
+    if _SENDER not in session.info:
+        return
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    assert transaction is not None, "the flush has begun a transaction"
+    session.info.setdefault(_RECORDED, []).append(_RecordedJob(job.id, job.tenant_id, transaction))
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_committed_jobs(session: Session) -> None:
+    # Also called when a savepoint is released: its jobs then share the fate of the transaction
+    # around it. The outermost commit hands them on, to be sent once the transaction has ended.
+    if not session.in_nested_transaction() and _RECORDED in session.info:
+        session.info.setdefault(_COMMITTED, []).extend(session.info.pop(_RECORDED))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back_jobs(session: Session, previous_transaction: SessionTransaction) -> None:
+    if _RECORDED in session.info:
+        session.info[_RECORDED] = [
+            recorded
+            for recorded in session.info[_RECORDED]
+            if not _within(recorded.transaction, previous_transaction)
+        ]
+
+
+def _within(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _send_committed_jobs(session: Session, transaction: SessionTransaction) -> None:
+    # Sent here, once the session is done with the transaction, rather than in after_commit: a
+    # broker that refuses a message then fails the commit call cleanly (the rows stay committed
+    # and queued), instead of leaving the session half-way through its commit.
+    if transaction.parent is not None:
+        return
+    session.info.pop(_RECORDED, None)  # closed without a commit
+    for recorded in session.info.pop(_COMMITTED, ()):
+        session.info[_SENDER].send(recorded.job_id, recorded.tenant_id)
 
 
 async def requeue_orphaned_jobs(session: AsyncSession) -> list[Job]:

@@ -20,6 +20,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from services.db import Database
+from services.jobs import send_jobs_on_commit
 from services.models.types import utcnow
 from services.settings import Settings
 from services.tenancy.connections import TenantConnections
@@ -103,6 +104,7 @@ def _openapi_config() -> OpenAPIConfig:
 def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litestar:
     database = Database(settings.database_url)
     queue = job_queue or JobQueue(settings)
+    send_jobs_on_commit(database, queue)  # a job a request records goes to the workers on commit
     tenant_connections = TenantConnections(settings.tenant_connections)
     # Every tenant route resolves its tenant and scope in one middleware, and gets its data
     # through the session that middleware bound: the portal by path (or host), the API by token.

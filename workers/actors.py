@@ -23,9 +23,11 @@ RUN_JOB = "run_job"
 @dataclass
 class WorkerRuntime:
     """What actors share in one worker process. The database is made on first use, inside the
-    worker's event loop (async engines belong to the loop that created them)."""
+    worker's event loop (async engines belong to the loop that created them); jobs recorded in its
+    sessions (by a job, or the backup schedules) are sent through `job_sender` on commit."""
 
     settings: Settings
+    job_sender: jobs.JobSender
     _database: Database | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -33,6 +35,7 @@ class WorkerRuntime:
         with self._lock:
             if self._database is None:
                 self._database = Database(self.settings.database_url)
+                jobs.send_jobs_on_commit(self._database, self.job_sender)
             return self._database
 
     def close(self) -> None:

@@ -42,7 +42,7 @@ class JobQueue:
         for module in settings.job_modules:  # TENANTRY_JOB_MODULES: they register more job kinds
             importlib.import_module(module)
         self.broker = create_broker(settings)
-        self.runtime = WorkerRuntime(settings)
+        self.runtime = WorkerRuntime(settings, job_sender=self)
         declare_actors(self.broker, self.runtime)
         self.broker.add_middleware(_ClosesLandlordConnections(self.runtime))
         self.worker: dramatiq.Worker | None = None
@@ -52,7 +52,9 @@ class JobQueue:
         self._poll_ms = 100 if settings.broker_is_embedded else 1000
 
     def send(self, job_id: int, tenant_id: int | None = None) -> None:
-        """Send a recorded (committed) job to the workers, in its tenant's context."""
+        """Send a recorded (committed) job to the workers, in its tenant's context. New jobs come
+        here on commit (services.jobs.send_jobs_on_commit); the queue itself sends again the jobs
+        a worker left unfinished."""
         send_job(self.broker, job_id, tenant_id)
 
     def start_worker(self, threads: int = 2) -> None:
@@ -77,7 +79,8 @@ class JobQueue:
             self._request_scheduled_backups()
 
     def _request_scheduled_backups(self) -> None:
-        """Request the backups whose schedule slot has come. Every worker looks; one claims a slot."""
+        """Request the backups whose schedule slot has come (their jobs are sent on commit). Every
+        worker looks; one claims a slot."""
         try:
             due = run_in_worker_loop(
                 lambda: request_due_backups(self.runtime.database(), self.settings, now=utcnow())
@@ -87,7 +90,6 @@ class JobQueue:
             return
         for job in due:
             log.info("scheduled backup: job %s of tenant %s", job.id, job.tenant_id)
-            self.send(job.id, job.tenant_id)
 
     async def _abandoned_jobs(self) -> list[Job]:
         async with self.runtime.database().session() as session:

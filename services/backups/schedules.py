@@ -132,8 +132,8 @@ async def clear_schedule(session: AsyncSession, tenant: Tenant) -> bool:
 
 
 async def request_due_backups(database: Database, settings: Settings, *, now: datetime) -> list[Job]:
-    """Claim every slot due at `now` and request its backup. Returns the jobs recorded (committed),
-    for the caller to send. A slot missed while no scheduler ran gives one backup, not one per day."""
+    """Claim every slot due at `now` and request its backup. Returns the jobs recorded (committed,
+    and sent on commit). A slot missed while no scheduler ran gives one backup, not one per day."""
     async with database.session() as session:
         due = list(
             await session.execute(

@@ -5,7 +5,7 @@ the store and hidden), what else there is, and for each whether the tenant's pla
 allow enabling it, and why not. A change is checked whole before anything is written: the
 requirements a module brings along, conflicts with enabled modules, the plan's modules and its
 module limit, a module still required by another. A refusal names the module in the way. Then
-the change's job is recorded; the caller sends it after the commit. The jobs themselves run in
+the change's job is recorded, to be sent when the caller commits. The jobs themselves run in
 services/provisioning/modules.py, which checks the change again once it holds the tenant's lock.
 """
 

@@ -3,7 +3,8 @@ refused, says nothing of B, leaves B as it was, and the attempts on B are on B's
 
 `ROUTES` says how each route is filled with B's identifiers (path, query or body) and
 `NO_IDENTIFIERS` lists the routes that take none; a route in neither fails the sweep, so a new
-route is covered here before it ships.
+route is covered here before it ships. Every tenant route must also declare who in the tenant may
+use it (`tenant_member` or `tenant_admin`), and a member is refused every one for admins.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from typing import Any
 
 import pytest
 from litestar import Litestar
+from litestar.handlers.base import BaseRouteHandler
+from litestar.routes import HTTPRoute
 from litestar.testing import TestClient
+from litestar.types import Guard
 from sqlalchemy import Engine, Table, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +44,7 @@ from tests.web.tenant_world import (
     run_tenant_job,
 )
 from web.app import create_app
+from web.tenant.guards import tenant_admin, tenant_member
 
 A, B = "kingfisher-club", "otter-rescue"
 #: What only B has: its name, its units, its rows, its admin. None may reach A's people.
@@ -50,6 +55,9 @@ REFUSED = {401, 403, 404}
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 #: Litestar answers these itself for every route: nothing of a tenant's behind them.
 NOT_PROBED = {"OPTIONS", "HEAD"}
+#: Where the tenant's routes are: its portal, and the API of tenant tokens.
+TENANT_ROUTES = ("/t/{slug:str}", "/api/v1/tenant/")
+TENANT_ROLES = (tenant_admin, tenant_member)
 
 #: Why a refused attempt lands on the audit trail, always against B: the door refused B's slug, the
 #: API a B-owned tenant or job, or A's scope could not find a row id that is B's.
@@ -79,7 +87,7 @@ class Probe:
     #: tenant (in a store of A's own, B's id may well name a row of A's).
     shared_only: bool = False
     #: A member is refused by role (403) before anything is looked up: nothing to record.
-    admin_only: bool = False
+    for_admins: bool = False
     #: Answered for A's own tenant: 200, with nothing of B in it.
     own_data: bool = False
 
@@ -103,7 +111,7 @@ ROUTES: dict[str, Fill] = {
         lambda w: [
             Probe(f"/t/{B}/units", AGAINST_B),
             Probe(
-                f"/t/{A}/units", FOREIGN_ROW, methods=frozenset({"POST"}), shared_only=True, admin_only=True
+                f"/t/{A}/units", FOREIGN_ROW, methods=frozenset({"POST"}), shared_only=True, for_admins=True
             ),
         ],
         bodies={"POST": lambda w: {"name": "Annexed", "parent_id": w.b_unit, "kind": "unit"}},
@@ -111,21 +119,21 @@ ROUTES: dict[str, Fill] = {
     "/t/{slug:str}/units/{unit_id:int}/rename": Fill(
         lambda w: [
             Probe(f"/t/{B}/units/{w.b_unit}/rename", AGAINST_B),
-            Probe(f"/t/{A}/units/{w.b_unit}/rename", FOREIGN_ROW, shared_only=True, admin_only=True),
+            Probe(f"/t/{A}/units/{w.b_unit}/rename", FOREIGN_ROW, shared_only=True, for_admins=True),
         ],
         bodies={"POST": _body(name="Annexed")},
     ),
     "/t/{slug:str}/units/{unit_id:int}/move": Fill(
         lambda w: [
             Probe(f"/t/{B}/units/{w.b_unit}/move", AGAINST_B),
-            Probe(f"/t/{A}/units/{w.b_unit}/move", FOREIGN_ROW, shared_only=True, admin_only=True),
+            Probe(f"/t/{A}/units/{w.b_unit}/move", FOREIGN_ROW, shared_only=True, for_admins=True),
         ],
         bodies={"POST": lambda w: {"new_parent_id": w.b_unit}},
     ),
     "/t/{slug:str}/units/{unit_id:int}/delete": Fill(
         lambda w: [
             Probe(f"/t/{B}/units/{w.b_unit}/delete", AGAINST_B),
-            Probe(f"/t/{A}/units/{w.b_unit}/delete", FOREIGN_ROW, shared_only=True, admin_only=True),
+            Probe(f"/t/{A}/units/{w.b_unit}/delete", FOREIGN_ROW, shared_only=True, for_admins=True),
         ],
         bodies={"POST": _body()},
     ),
@@ -135,7 +143,7 @@ ROUTES: dict[str, Fill] = {
         lambda w: [
             Probe(f"/t/{B}/people", AGAINST_B),
             Probe(
-                f"/t/{A}/people", FOREIGN_ROW, methods=frozenset({"POST"}), shared_only=True, admin_only=True
+                f"/t/{A}/people", FOREIGN_ROW, methods=frozenset({"POST"}), shared_only=True, for_admins=True
             ),
         ],
         bodies={
@@ -149,34 +157,34 @@ ROUTES: dict[str, Fill] = {
     "/t/{slug:str}/people/{account_id:int}": Fill(
         lambda w: [
             Probe(f"/t/{B}/people/{w.b_admin}", AGAINST_B),
-            Probe(f"/t/{A}/people/{w.b_admin}", FOREIGN_ROW, admin_only=True),
+            Probe(f"/t/{A}/people/{w.b_admin}", FOREIGN_ROW, for_admins=True),
         ]
     ),
     "/t/{slug:str}/people/{account_id:int}/role": Fill(
         lambda w: [
             Probe(f"/t/{B}/people/{w.b_admin}/role", AGAINST_B),
-            Probe(f"/t/{A}/people/{w.b_admin}/role", FOREIGN_ROW, admin_only=True),
+            Probe(f"/t/{A}/people/{w.b_admin}/role", FOREIGN_ROW, for_admins=True),
         ],
         bodies={"POST": _body(role="tenant_member")},
     ),
     "/t/{slug:str}/people/{account_id:int}/units": Fill(
         lambda w: [
             Probe(f"/t/{B}/people/{w.b_admin}/units", AGAINST_B),
-            Probe(f"/t/{A}/people/{w.b_admin}/units", FOREIGN_ROW, admin_only=True),
+            Probe(f"/t/{A}/people/{w.b_admin}/units", FOREIGN_ROW, for_admins=True),
         ],
         bodies={"POST": lambda w: {"unit_ids": w.b_unit}},
     ),
     "/t/{slug:str}/people/{account_id:int}/deactivate": Fill(
         lambda w: [
             Probe(f"/t/{B}/people/{w.b_admin}/deactivate", AGAINST_B),
-            Probe(f"/t/{A}/people/{w.b_admin}/deactivate", FOREIGN_ROW, admin_only=True),
+            Probe(f"/t/{A}/people/{w.b_admin}/deactivate", FOREIGN_ROW, for_admins=True),
         ],
         bodies={"POST": _body()},
     ),
     "/t/{slug:str}/people/{account_id:int}/reactivate": Fill(
         lambda w: [
             Probe(f"/t/{B}/people/{w.b_admin}/reactivate", AGAINST_B),
-            Probe(f"/t/{A}/people/{w.b_admin}/reactivate", FOREIGN_ROW, admin_only=True),
+            Probe(f"/t/{A}/people/{w.b_admin}/reactivate", FOREIGN_ROW, for_admins=True),
         ],
         bodies={"POST": _body()},
     ),
@@ -227,7 +235,7 @@ ROUTES: dict[str, Fill] = {
     "/t/{slug:str}/modules/jobs/{job_id:int}": Fill(
         lambda w: [
             Probe(f"/t/{B}/modules/jobs/{w.b_jobs[0]}", AGAINST_B),
-            *(Probe(f"/t/{A}/modules/jobs/{job}", FOREIGN_ROW, admin_only=True) for job in w.b_jobs),
+            *(Probe(f"/t/{A}/modules/jobs/{job}", FOREIGN_ROW, for_admins=True) for job in w.b_jobs),
         ]
     ),
     # Backups live in the landlord database: B's backup id always names B, whatever the store.
@@ -237,13 +245,13 @@ ROUTES: dict[str, Fill] = {
     "/t/{slug:str}/backups/{backup_id:int}/download": Fill(
         lambda w: [
             Probe(f"/t/{B}/backups/{w.b_backup}/download", AGAINST_B),
-            Probe(f"/t/{A}/backups/{w.b_backup}/download", FOREIGN_ROW, admin_only=True),
+            Probe(f"/t/{A}/backups/{w.b_backup}/download", FOREIGN_ROW, for_admins=True),
         ]
     ),
     "/t/{slug:str}/backups/{backup_id:int}/restore": Fill(
         lambda w: [
             Probe(f"/t/{B}/backups/{w.b_backup}/restore", AGAINST_B),
-            Probe(f"/t/{A}/backups/{w.b_backup}/restore", FOREIGN_ROW, admin_only=True),
+            Probe(f"/t/{A}/backups/{w.b_backup}/restore", FOREIGN_ROW, for_admins=True),
         ],
         bodies={"POST": _body(confirm=A)},
     ),
@@ -344,7 +352,7 @@ ROUTES: dict[str, Fill] = {
                 FOREIGN_ROW,
                 methods=frozenset({"POST"}),
                 shared_only=True,
-                admin_only=True,
+                for_admins=True,
             )
         ],
         bodies={"POST": lambda w: {"email": "mole@kingfisher.example", "unit_ids": [w.b_unit]}},
@@ -549,7 +557,7 @@ def try_route(client: TestClient[Any], settings: Settings, world: World, caller:
 
     response = send(client, call, caller.token)
 
-    by_role = call.probe.admin_only and not caller.is_admin
+    by_role = call.probe.for_admins and not caller.is_admin
     if call.probe.own_data:
         assert response.status_code == 200, f"{what}: {response.status_code} {response.text}"
     else:
@@ -567,6 +575,82 @@ def try_route(client: TestClient[Any], settings: Settings, world: World, caller:
         twin = send(client, Call(call.method, call.route, unknown, call.body), caller.token)
         assert (twin.status_code, twin.text) == (response.status_code, response.text), what
     return response.status_code
+
+
+def declares(handler: BaseRouteHandler, guard: Guard) -> bool:
+    """Whether `guard` is declared on the handler or a layer above it (its controller, router)."""
+    # The guards as declared: resolve_guards() hands back wrapped ones.
+    return any(guard in (layer.guards or []) for layer in handler.ownership_layers)
+
+
+def test_every_tenant_route_declares_a_tenant_role(settings: Settings) -> None:
+    """Who may use a tenant route is said on it: the door lets in every member, so a route declaring
+    no role would be open to all of them."""
+    app = create_app(settings)
+    tenant_routes = [
+        (" ".join(sorted(methods)), route.path, handler)
+        for route in app.routes
+        if isinstance(route, HTTPRoute) and route.path.startswith(TENANT_ROUTES)
+        for handler in route.route_handlers
+        if (methods := handler.http_methods - NOT_PROBED)
+    ]
+    undeclared = [
+        f"{methods} {path}"
+        for methods, path, handler in tenant_routes
+        if not any(declares(handler, role) for role in TENANT_ROLES)
+    ]
+
+    assert tenant_routes, "the tenant routes are found"
+    assert not undeclared, f"declare tenant_member or tenant_admin on: {undeclared}"
+
+
+def for_admins_only(app: Litestar) -> list[tuple[str, str]]:
+    """(method, path) of every tenant route declaring `tenant_admin`, in A's tenant (its other
+    path parameters filled with anything: the guard refuses before they are looked at)."""
+    found: list[tuple[str, str]] = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        path = route.path
+        for name, parameter in route.path_parameters.items():
+            path = path.replace("{" + parameter.full + "}", A if name == "slug" else "1")
+        for handler in route.route_handlers:
+            if declares(handler, tenant_admin):
+                found += [(method, path) for method in sorted(handler.http_methods - NOT_PROBED)]
+    return found
+
+
+def test_a_member_is_refused_every_route_for_the_tenants_admins(
+    settings: Settings, superadmin: Credentials
+) -> None:
+    provision(settings, A, isolation="shared")
+    member = add_member(settings, A, "member@kingfisher.example")
+    token = add_token(settings, member.email, A)
+    with portal(settings) as client:
+        walked = for_admins_only(client.app)
+        assert {
+            ("GET", f"/t/{A}/audit"),
+            ("POST", f"/t/{A}/units"),
+            ("POST", f"/t/{A}/settings"),
+            ("GET", f"/t/{A}/people"),
+            ("POST", f"/t/{A}/backups/1/restore"),
+            ("GET", f"/t/{A}/modules"),
+            ("PUT", "/api/v1/tenant/modules"),
+            ("POST", "/api/v1/tenant/people"),
+        } <= set(walked), "the walk reaches the admins' routes of every area"
+        signed_in(client, member)
+        form = {"_csrf_token": csrf_token(client)}
+        assert client.get(f"/t/{A}/units").status_code == 200, "the member is in: refusals are by role"
+
+        for method, path in walked:
+            if path.startswith("/api/"):
+                answer = client.request(method, path, headers={"Authorization": f"Bearer {token}"})
+                assert answer.status_code == 403, f"{method} {path}: {answer.text}"
+                assert answer.json()["detail"].startswith("Only the tenant's admins"), f"{method} {path}"
+            else:
+                page = client.request(method, path, data=form if method in UNSAFE else None)
+                assert page.status_code == 403, f"{method} {path}: {page.text}"
+                assert "<h1>Not allowed</h1>" in page.text, f"{method} {path}"
 
 
 def test_the_table_covers_every_route_of_the_app(settings: Settings) -> None:
@@ -613,7 +697,7 @@ def test_a_tenants_people_are_refused_every_route_with_another_tenants_identifie
                 if call.route.startswith("/api/") != (caller.token is not None):
                     continue
                 seen[try_route(client, settings, world, caller, call)] += 1
-                if call.probe.recorded and not (call.probe.admin_only and not caller.is_admin):
+                if call.probe.recorded and not (call.probe.for_admins and not caller.is_admin):
                     expected[call.probe.recorded] += 1
 
         signed_in(client, people.admin)

@@ -46,7 +46,6 @@ class BackupsApiController(Controller):
         tenant = await get_tenant(db_session, slug)
         requested = await request_recorded_backup(request, db_session, tenant, data.format)
         await db_session.commit()
-        request.app.state.job_queue.send(requested.job.id, requested.job.tenant_id)
         await db_session.refresh(requested.job, ["steps"])
         body = BackupRequestedOut(
             backup=BackupOut.of(requested.backup),

@@ -87,7 +87,6 @@ class ProvisioningApiController(Controller):
             detail={"job": job.id, "token": request.auth.prefix},
         )
         await db_session.commit()
-        request.app.state.job_queue.send(job.id, job.tenant_id)
         await db_session.refresh(job, ["steps"])
         return Response(
             ProvisioningOut(tenant=TenantOut.of(tenant), job=JobOut.of(job)),

@@ -67,7 +67,6 @@ class RestoresApiController(Controller):
             target = CopyTarget(into.slug, into.name, into.isolation)
             requested = await request_recorded_copy(request, db_session, backup, target)
         await db_session.commit()
-        request.app.state.job_queue.send(requested.job.id, requested.job.tenant_id)
         await db_session.refresh(requested.job, ["steps"])
         body = RestoreRequestedOut(
             tenant=TenantOut.of(requested.tenant),

@@ -27,6 +27,7 @@ from web.tenant.data import (
     remove_record,
     visible_record,
 )
+from web.tenant.guards import tenant_member
 from web.tenant.scope import TenantData
 
 Row = dict[str, Any]
@@ -75,6 +76,7 @@ async def _change(
 
 class TenantApiController(Controller):
     tags = ["tenant"]
+    guards = [tenant_member]
 
     @get("/units", summary="The units in the token's scope")
     async def units(self, tenant_data: TenantData) -> list[UnitOut]:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, put
-from litestar.exceptions import PermissionDeniedException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_409_CONFLICT
@@ -20,6 +19,7 @@ from web.api.schemas import JobOut
 from web.audit import record_request
 from web.deps import DbSession
 from web.errors import error_response
+from web.tenant.guards import REFUSAL, tenant_admin
 from web.tenant.scope import tenant_access
 
 ADMINS_ONLY = "Only the tenant's admins see and change its modules."
@@ -103,20 +103,15 @@ class ModuleChangesOut:
     message: str
 
 
-def _admin_tenant(request: Request[Any, Any, Any]) -> Tenant:
-    access = tenant_access(request)
-    if not access.is_admin:
-        raise PermissionDeniedException(ADMINS_ONLY)
-    return access.tenant
-
-
 class TenantModulesApiController(Controller):
     path = "/modules"
     tags = ["tenant"]
+    guards = [tenant_admin]
+    opt = {REFUSAL: ADMINS_ONLY}
 
     @get("/", summary="The tenant's modules: enabled (with versions), kept, available, and the plan")
     async def modules(self, request: Request[Any, Any, Any], db_session: DbSession) -> ModulesOut:
-        tenant = await db_session.get_one(Tenant, _admin_tenant(request).id)
+        tenant = await db_session.get_one(Tenant, tenant_access(request).tenant.id)
         overview = await modules_overview(db_session, request.app.state.settings, tenant)
         plan = overview.plan
         return ModulesOut(
@@ -142,7 +137,7 @@ class TenantModulesApiController(Controller):
     async def change_modules(
         self, request: Request[Any, Any, Any], db_session: DbSession, data: Annotated[ModulesIn, Body()]
     ) -> Response[Any]:
-        tenant = await db_session.get_one(Tenant, _admin_tenant(request).id)
+        tenant = await db_session.get_one(Tenant, tenant_access(request).tenant.id)
         try:
             changes = await request_modules(
                 db_session,
@@ -176,7 +171,6 @@ class TenantModulesApiController(Controller):
             )
         await db_session.commit()
         for change in changes:
-            request.app.state.job_queue.send(change.job.id, change.job.tenant_id)
             await db_session.refresh(change.job, ["steps"])
         return Response(
             ModuleChangesOut(

@@ -18,7 +18,7 @@ from services.tenancy.access import TENANT_MEMBER
 from services.tenancy.people import Person, list_people
 from web.api.responses import error
 from web.deps import DbSession
-from web.tenant.pages import admin_only
+from web.tenant.guards import tenant_admin
 from web.tenant.people import invite, units_here
 from web.tenant.scope import TenantData, tenant_access
 
@@ -76,12 +76,12 @@ class InvitedOut:
 class TenantPeopleApiController(Controller):
     path = "/people"
     tags = ["tenant"]
+    guards = [tenant_admin]
 
     @get("/", summary="The tenant's people (admins only)")
     async def people(
         self, request: Request[Any, Any, Any], db_session: DbSession, tenant_data: TenantData
     ) -> list[PersonOut]:
-        admin_only(request)
         people = await list_people(db_session, tenant_data, tenant_access(request).tenant)
         return [PersonOut.of(person) for person in people]
 
@@ -98,7 +98,6 @@ class TenantPeopleApiController(Controller):
         tenant_data: TenantData,
         data: Annotated[InviteIn, Body(description="Who to invite, as what, in which units")],
     ) -> InvitedOut:
-        admin_only(request)
         await units_here(request, tenant_data, data.unit_ids)
         person, password = await invite(
             request,

@@ -107,14 +107,15 @@ async def backups_panel(session: AsyncSession, tenant: Tenant, *, error: str | N
 
 
 def _settings(request: Request[Any, Any, Any]) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 async def request_recorded_backup(
     request: Request[Any, Any, Any], db_session: AsyncSession, tenant: Tenant, backup_format: str
 ) -> RequestedBackup:
     """Request a backup of `tenant` for the request's user, on the audit trail in the same
-    transaction. The caller commits, then sends the job."""
+    transaction. Its job is sent when the caller commits."""
     user = current_user(request)
     requested = await request_backup(
         db_session, _settings(request), tenant, backup_format, requested_by=user.email if user else None
@@ -147,7 +148,7 @@ class BackupsController(Controller):
         tenant = await get_tenant(db_session, slug)
         try:
             async with db_session.begin_nested():
-                requested = await request_recorded_backup(request, db_session, tenant, data.format)
+                await request_recorded_backup(request, db_session, tenant, data.format)
         except DomainError as error:
             if not request.htmx:
                 raise
@@ -156,7 +157,6 @@ class BackupsController(Controller):
                 "landlord/_backups.html", context={"panel": panel, "tenant": tenant}, status_code=422
             )
         await db_session.commit()
-        request.app.state.job_queue.send(requested.job.id, requested.job.tenant_id)
         return _back_to_page(request, slug)
 
     @post("/{backup_id:int}/verify")
@@ -174,5 +174,4 @@ class BackupsController(Controller):
             detail={"backup": backup.id, "job": job.id},
         )
         await db_session.commit()
-        request.app.state.job_queue.send(job.id, job.tenant_id)
         return _back_to_page(request, slug)

@@ -65,7 +65,8 @@ class RestorePage:
 
 
 def _settings(request: Request[Any, Any, Any]) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def unrestorable_reason(backup: Backup) -> str | None:
@@ -116,7 +117,7 @@ async def request_recorded_restore(
     request: Request[Any, Any, Any], db_session: AsyncSession, tenant: Tenant, backup: Backup
 ) -> RequestedRestore:
     """Request the restore of `tenant` from `backup` for the request's user, on the audit trail in
-    the same transaction. The caller commits, then sends the job."""
+    the same transaction. Its job is sent when the caller commits."""
     user = current_user(request)
     requested = await request_restore(
         db_session, _settings(request), tenant, backup, requested_by=user.email if user else None
@@ -181,7 +182,7 @@ class RestoresController(Controller):
         try:
             check_confirmation(tenant, data.confirm)
             async with db_session.begin_nested():
-                requested = await request_recorded_restore(request, db_session, tenant, backup)
+                await request_recorded_restore(request, db_session, tenant, backup)
         except DomainError as error:
             page = await restore_page(
                 db_session, tenant, backup, _settings(request), restore_error=error.message
@@ -192,7 +193,6 @@ class RestoresController(Controller):
                 status_code=_status_of(error),
             )
         await db_session.commit()
-        request.app.state.job_queue.send(requested.job.id, requested.job.tenant_id)
         return Redirect(f"/tenants/{slug}", status_code=HTTP_303_SEE_OTHER)
 
     @post("/copy")
@@ -221,5 +221,4 @@ class RestoresController(Controller):
                 status_code=_status_of(error),
             )
         await db_session.commit()
-        request.app.state.job_queue.send(requested.job.id, requested.job.tenant_id)
         return Redirect(f"/tenants/{requested.tenant.slug}", status_code=HTTP_303_SEE_OTHER)

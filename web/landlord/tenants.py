@@ -15,7 +15,6 @@ from litestar_htmx import ClientRedirect, ClientRefresh, HTMXRequest
 
 from services.errors import DomainError
 from services.layers.catalogue import load_catalogue
-from services.models import Job
 from services.models.landlord import DEFAULT_PLAN
 from services.provisioning.custom import APPLY_CUSTOM, ROLLBACK_CUSTOM, request_custom_change
 from services.provisioning.overview import TenantOverview, tenant_overview
@@ -59,12 +58,8 @@ async def _tenant_page(
 
 
 def _settings(request: Request[Any, Any, Any]) -> Settings:
-    return request.app.state.settings
-
-
-def _send(request: Request[Any, Any, Any], job: Job) -> None:
-    """Hand the job to the broker; call only after the job row is committed."""
-    request.app.state.job_queue.send(job.id, job.tenant_id)
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def _redirect(request: HTMXRequest, target: str) -> Response[Any]:
@@ -150,7 +145,6 @@ class TenantsController(Controller):
             template = "landlord/_new_tenant_form.html" if request.htmx else "landlord/new_tenant.html"
             return Template(template, context=context, status_code=422)
         await db_session.commit()
-        _send(request, job)
         return _redirect(request, f"/tenants/{tenant.slug}")
 
     @get("/{slug:str}")
@@ -193,7 +187,6 @@ class TenantsController(Controller):
         job = await retry_provisioning(db_session, tenant)
         await record_request(request, db_session, "tenant.retry", tenant=tenant, detail={"job": job.id})
         await db_session.commit()
-        _send(request, job)
         return _redirect(request, f"/tenants/{slug}")
 
     @post("/{slug:str}/custom/{action:str}")
@@ -209,5 +202,4 @@ class TenantsController(Controller):
             request, db_session, f"tenant.custom_{action}", tenant=tenant, detail={"job": job.id}
         )
         await db_session.commit()
-        _send(request, job)
         return _redirect(request, f"/tenants/{slug}")

@@ -49,7 +49,8 @@ from web.landlord.restores import (
     restore_page,
     unrestorable_reason,
 )
-from web.tenant.pages import Form, admin_only, record_if_foreign, tenant_page
+from web.tenant.guards import tenant_admin
+from web.tenant.pages import Form, record_if_foreign, tenant_page
 from web.tenant.scope import tenant_access, tenant_link
 
 #: What each of the tenant's store jobs is, in a sentence that starts with it.
@@ -76,7 +77,8 @@ class BackupsPage:
 
 
 def _settings(request: Request[Any, Any, Any]) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 async def _tenant(request: Request[Any, Any, Any], db_session: AsyncSession) -> Tenant:
@@ -146,6 +148,7 @@ def _download_headers(tenant: Tenant, backup: Backup) -> dict[str, str]:
 class TenantBackupsController(Controller):
     path = "/backups"
     include_in_schema = False
+    guards = [tenant_admin]
 
     async def _page(
         self,
@@ -162,14 +165,12 @@ class TenantBackupsController(Controller):
 
     @get("/")
     async def backups(self, request: HTMXRequest, db_session: DbSession) -> Response[Any]:
-        admin_only(request)
         return await self._page(request, db_session, tenant_access(request).tenant)
 
     @post("/")
     async def back_up_now(
         self, request: HTMXRequest, db_session: DbSession, data: Annotated[BackupForm, Form]
     ) -> Response[Any]:
-        admin_only(request)
         tenant = await _tenant(request, db_session)
         try:
             async with db_session.begin_nested():
@@ -180,14 +181,12 @@ class TenantBackupsController(Controller):
             status = 422 if request.htmx or isinstance(error, InvalidInput) else 409
             return await self._page(request, db_session, tenant, status, error=error.message)
         await db_session.commit()
-        request.app.state.job_queue.send(requested.job.id, requested.job.tenant_id)
         if request.htmx:
             return await self._page(request, db_session, tenant, notice=requested.message)
         return Redirect(tenant_link(request, "/backups"), status_code=HTTP_303_SEE_OTHER)
 
     @get("/{backup_id:int}/download")
     async def download(self, request: HTMXRequest, db_session: DbSession, backup_id: FromPath[int]) -> Stream:
-        admin_only(request)
         tenant = tenant_access(request).tenant
         backup = await own_backup(request, db_session, backup_id)
         if backup.status != JobStatus.SUCCEEDED or backup.storage_key is None:
@@ -211,7 +210,6 @@ class TenantBackupsController(Controller):
     async def confirm_restore(
         self, request: HTMXRequest, db_session: DbSession, backup_id: FromPath[int]
     ) -> Response[Any]:
-        admin_only(request)
         backup = await own_backup(request, db_session, backup_id)
         return await self._confirmation(request, db_session, backup)
 
@@ -223,19 +221,17 @@ class TenantBackupsController(Controller):
         backup_id: FromPath[int],
         data: Annotated[RestoreForm, Form],
     ) -> Response[Any]:
-        admin_only(request)
         backup = await own_backup(request, db_session, backup_id)
         tenant = await _tenant(request, db_session)
         try:
             check_confirmation(tenant, data.confirm)
             async with db_session.begin_nested():
                 refuse_while_under_way(tenant, await store_jobs_under_way(db_session, tenant))
-                requested = await request_recorded_restore(request, db_session, tenant, backup)
+                await request_recorded_restore(request, db_session, tenant, backup)
         except DomainError as error:
             status = 422 if isinstance(error, InvalidInput) else 409
             return await self._confirmation(request, db_session, backup, status, restore_error=error.message)
         await db_session.commit()
-        request.app.state.job_queue.send(requested.job.id, requested.job.tenant_id)
         # Not a redirect: the tenant is about to show a maintenance page, which this one follows
         # (it keeps polling through the 503s) until the restore has finished.
         return await self._page(request, db_session, tenant, HTTP_202_ACCEPTED)

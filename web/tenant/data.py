@@ -45,6 +45,7 @@ from services.tenancy.records import (
 from services.tenancy.tenant_settings import read_settings
 from web.audit import record_request
 from web.deps import DbSession
+from web.tenant.guards import tenant_member
 from web.tenant.pages import refuse_if_foreign, reporting_foreign, tenant_page
 from web.tenant.scope import TenantData, tenant_access, tenant_link
 
@@ -253,6 +254,7 @@ async def provide_zone(request: Request[Any, Any, Any], tenant_data: TenantData)
 class TenantDataController(Controller):
     path = "/data"
     include_in_schema = False
+    guards = [tenant_member]
     dependencies = {"zone": Provide(provide_zone)}
 
     @get("/")

@@ -41,7 +41,8 @@ from services.tenancy.modules import (
 )
 from web.audit import record_request
 from web.deps import DbSession
-from web.tenant.pages import Form, admin_only, record_if_foreign, tenant_page
+from web.tenant.guards import tenant_admin
+from web.tenant.pages import Form, record_if_foreign, tenant_page
 from web.tenant.scope import tenant_access, tenant_link
 
 KEEP, DROP = "keep", "drop"
@@ -83,7 +84,8 @@ class DisableChoice:
 
 
 def _settings(request: Request[Any, Any, Any]) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def _catalogue(request: Request[Any, Any, Any]) -> Catalogue:
@@ -114,12 +116,11 @@ async def _modules_page(
 
 
 async def _started(request: Request[Any, Any, Any], db_session: AsyncSession, change: ModuleJob) -> Redirect:
-    """Record the change on the audit trail, commit, send its job, and go to its progress page."""
+    """Record the change on the audit trail, commit (which sends its job), and go to its progress page."""
     await record_request(
         request, db_session, change.action, tenant=tenant_access(request).tenant, detail=change.detail
     )
     await db_session.commit()
-    request.app.state.job_queue.send(change.job.id, change.job.tenant_id)
     return Redirect(tenant_link(request, f"/modules/jobs/{change.job.id}"), status_code=HTTP_303_SEE_OTHER)
 
 
@@ -158,10 +159,10 @@ def _record_foreign_job(request: Request[Any, Any, Any], job_id: int) -> None:
 class TenantModulesController(Controller):
     path = "/modules"
     include_in_schema = False
+    guards = [tenant_admin]
 
     @get("/")
     async def modules(self, request: Request[Any, Any, Any], db_session: DbSession) -> Template:
-        admin_only(request)
         return await _modules_page(request, db_session)
 
     @post("/{module:str}/enable")
@@ -173,7 +174,6 @@ class TenantModulesController(Controller):
         data: Annotated[EnableForm, Form],
     ) -> Template | Redirect:
         """Enable the module; when it needs others not enabled, first a page offering them."""
-        admin_only(request)
         tenant = await _tenant(request, db_session)
         try:
             async with db_session.begin_nested():
@@ -202,7 +202,6 @@ class TenantModulesController(Controller):
     async def disable_confirmation(
         self, request: Request[Any, Any, Any], db_session: DbSession, module: FromPath[str]
     ) -> Template:
-        admin_only(request)
         choice = await _disable_choice(request, await _tenant(request, db_session), module)
         return tenant_page(
             request,
@@ -221,7 +220,6 @@ class TenantModulesController(Controller):
         module: FromPath[str],
         data: Annotated[DisableForm, Form],
     ) -> Template | Redirect:
-        admin_only(request)
         tenant = await _tenant(request, db_session)
         choice = await _disable_choice(request, tenant, module)
         try:
@@ -254,7 +252,6 @@ class TenantModulesController(Controller):
         self, request: Request[Any, Any, Any], db_session: DbSession, job_id: FromPath[int]
     ) -> Template:
         """The change's progress: the page, or (HTMX, polled each second until it ends) its panel."""
-        admin_only(request)
         tenant = tenant_access(request).tenant
         try:
             job = await module_job(db_session, tenant, job_id)

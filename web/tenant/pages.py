@@ -1,5 +1,6 @@
-"""What every tenant page shares: rendering in the tenant's layout, the admin check, and the
-"not found" that records an attempt on another tenant's row, backup, job or person."""
+"""What every tenant page shares: rendering in the tenant's layout, and the "not found" that
+records an attempt on another tenant's row, backup, job or person. Who may open a page is said by
+the guards its controller declares (web/tenant/guards.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any
 
 from litestar import Request
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import PermissionDeniedException
 from litestar.params import Body
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,11 +39,6 @@ def tenant_page(
         },
         status_code=status_code,
     )
-
-
-def admin_only(request: Request[Any, Any, Any]) -> None:
-    if not tenant_access(request).is_admin:
-        raise PermissionDeniedException("Only the tenant's admins may do this.")
 
 
 #: Which tenant owns an id the caller's tenant does not have, if any; given a landlord session.

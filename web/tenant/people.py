@@ -41,7 +41,8 @@ from services.tenancy.tenant_settings import read_settings
 from services.tenancy.usage import Allowance
 from web.audit import record_request
 from web.deps import DbSession
-from web.tenant.pages import Form, admin_only, record_if_foreign, reporting_foreign, tenant_page
+from web.tenant.guards import tenant_admin
+from web.tenant.pages import Form, record_if_foreign, reporting_foreign, tenant_page
 from web.tenant.scope import TenantData, tenant_access, tenant_link
 
 #: One ticked checkbox arrives as a single value, several as a list, none as nothing.
@@ -233,12 +234,12 @@ async def _change_person(
 class TenantPeopleController(Controller):
     path = "/people"
     include_in_schema = False
+    guards = [tenant_admin]
 
     @get("/")
     async def people(
         self, request: Request[Any, Any, Any], db_session: DbSession, tenant_data: TenantData
     ) -> Template:
-        admin_only(request)
         return await _people_page(request, db_session, tenant_data)
 
     @post("/")
@@ -249,7 +250,6 @@ class TenantPeopleController(Controller):
         tenant_data: TenantData,
         data: Annotated[InviteForm, Form],
     ) -> Template:
-        admin_only(request)
         unit_ids = _unit_ids(data.unit_ids)
         await units_here(request, tenant_data, unit_ids)
         try:
@@ -277,7 +277,6 @@ class TenantPeopleController(Controller):
         tenant_data: TenantData,
         account_id: FromPath[int],
     ) -> Template:
-        admin_only(request)
         return await _person_page(
             request, tenant_data, await _person_here(request, db_session, tenant_data, account_id)
         )
@@ -291,7 +290,6 @@ class TenantPeopleController(Controller):
         account_id: FromPath[int],
         data: Annotated[RoleForm, Form],
     ) -> Template | Redirect:
-        admin_only(request)
         person = await _person_here(request, db_session, tenant_data, account_id)
 
         async def change(tenant: Tenant) -> Person:
@@ -308,7 +306,6 @@ class TenantPeopleController(Controller):
         account_id: FromPath[int],
         data: Annotated[UnitsForm, Form],
     ) -> Template | Redirect:
-        admin_only(request)
         person = await _person_here(request, db_session, tenant_data, account_id)
         unit_ids = _unit_ids(data.unit_ids)
         await units_here(request, tenant_data, unit_ids)
@@ -326,7 +323,6 @@ class TenantPeopleController(Controller):
         tenant_data: TenantData,
         account_id: FromPath[int],
     ) -> Template:
-        admin_only(request)
         person = await _person_here(request, db_session, tenant_data, account_id)
         return await _person_page(request, tenant_data, person, template=DEACTIVATION)
 
@@ -338,7 +334,6 @@ class TenantPeopleController(Controller):
         tenant_data: TenantData,
         account_id: FromPath[int],
     ) -> Template | Redirect:
-        admin_only(request)
         person = await _person_here(request, db_session, tenant_data, account_id)
         acting = request.scope["user"].id
 
@@ -357,7 +352,6 @@ class TenantPeopleController(Controller):
         tenant_data: TenantData,
         account_id: FromPath[int],
     ) -> Template | Redirect:
-        admin_only(request)
         person = await _person_here(request, db_session, tenant_data, account_id)
 
         async def change(tenant: Tenant) -> Person:

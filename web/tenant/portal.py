@@ -14,23 +14,24 @@ from services.audit import search
 from services.tenancy.people import unit_tree
 from services.tenancy.security import CROSS_TENANT
 from web.deps import DbSession
-from web.tenant.pages import admin_only, tenant_page
+from web.tenant.guards import tenant_admin, tenant_member
+from web.tenant.pages import tenant_page
 from web.tenant.scope import TenantData, tenant_access
 
 
 class TenantPortalController(Controller):
     include_in_schema = False
+    guards = [tenant_member]
 
     @get("/")
     async def home(self, request: Request[Any, Any, Any], tenant_data: TenantData) -> Template:
         return tenant_page(request, "home.html", units=await unit_tree(tenant_data))
 
-    @get("/audit")
+    @get("/audit", guards=[tenant_admin])
     async def audit(
         self, request: Request[Any, Any, Any], db_session: DbSession, page: FromQuery[int] = 1
     ) -> Template:
         """The tenant's own entries on the landlord's trail: nothing of any other tenant."""
-        admin_only(request)
         tenant = tenant_access(request).tenant
         # Attempts on this tenant by others are the landlord's to see: they name people of other
         # tenants, and would tell the asker which ids are someone else's.

@@ -23,7 +23,8 @@ from services.tenancy.usage import measure_usage
 from web.audit import record_request
 from web.deps import DbSession
 from web.tenant.data import record_schema_of
-from web.tenant.pages import Form, admin_only, tenant_page
+from web.tenant.guards import tenant_admin, tenant_member
+from web.tenant.pages import Form, tenant_page
 from web.tenant.scope import TenantData, tenant_access, tenant_link
 
 
@@ -72,15 +73,15 @@ async def _settings_page(
 class TenantSettingsController(Controller):
     path = "/settings"
     include_in_schema = False
+    guards = [tenant_member]
 
-    @get("/")
+    @get("/", guards=[tenant_admin])
     async def settings(
         self, request: Request[Any, Any, Any], db_session: DbSession, tenant_data: TenantData
     ) -> Template:
-        admin_only(request)
         return await _settings_page(request, db_session, tenant_data)
 
-    @post("/")
+    @post("/", guards=[tenant_admin])
     async def save(
         self,
         request: Request[Any, Any, Any],
@@ -88,7 +89,6 @@ class TenantSettingsController(Controller):
         tenant_data: TenantData,
         data: Annotated[SettingsForm, Form],
     ) -> Template | Redirect:
-        admin_only(request)
         tenant = tenant_access(request).tenant
         try:
             async with db_session.begin_nested(), tenant_data.begin_nested():

@@ -23,7 +23,8 @@ from services.tenancy.people import add_unit, delete_unit, get_unit, move_unit, 
 from web.audit import record_request
 from web.deps import DbSession
 from web.tenant.data import record_schema_of
-from web.tenant.pages import Form, admin_only, reporting_foreign, tenant_page
+from web.tenant.guards import tenant_admin, tenant_member
+from web.tenant.pages import Form, reporting_foreign, tenant_page
 from web.tenant.scope import TenantData, tenant_access, tenant_link
 
 
@@ -97,12 +98,13 @@ async def _unit_here(request: HTMXRequest, tenant_data: TenantData, unit_id: int
 class TenantUnitsController(Controller):
     path = "/units"
     include_in_schema = False
+    guards = [tenant_member]
 
     @get("/")
     async def units(self, request: HTMXRequest, tenant_data: TenantData) -> Template:
         return await _tree(request, tenant_data)
 
-    @post("/")
+    @post("/", guards=[tenant_admin])
     async def create_unit(
         self,
         request: HTMXRequest,
@@ -110,7 +112,6 @@ class TenantUnitsController(Controller):
         db_session: DbSession,
         data: Annotated[UnitForm, Form],
     ) -> Template | Redirect:
-        admin_only(request)
         await _unit_here(request, tenant_data, data.parent_id)
         try:
             async with tenant_data.begin_nested():
@@ -122,7 +123,7 @@ class TenantUnitsController(Controller):
             request, tenant_data, db_session, "unit.create", f"Added {unit.name}.", unit=unit.name
         )
 
-    @post("/{unit_id:int}/rename")
+    @post("/{unit_id:int}/rename", guards=[tenant_admin])
     async def rename(
         self,
         request: HTMXRequest,
@@ -131,7 +132,6 @@ class TenantUnitsController(Controller):
         unit_id: FromPath[int],
         data: Annotated[RenameForm, Form],
     ) -> Template | Redirect:
-        admin_only(request)
         before = (await _unit_here(request, tenant_data, unit_id)).name
         try:
             async with tenant_data.begin_nested():
@@ -148,7 +148,7 @@ class TenantUnitsController(Controller):
             was=before,
         )
 
-    @post("/{unit_id:int}/move")
+    @post("/{unit_id:int}/move", guards=[tenant_admin])
     async def move(
         self,
         request: HTMXRequest,
@@ -157,7 +157,6 @@ class TenantUnitsController(Controller):
         unit_id: FromPath[int],
         data: Annotated[MoveForm, Form],
     ) -> Template | Redirect:
-        admin_only(request)
         await _unit_here(request, tenant_data, unit_id)
         parent = await _unit_here(request, tenant_data, data.new_parent_id)
         try:
@@ -175,11 +174,10 @@ class TenantUnitsController(Controller):
             parent=parent.name,
         )
 
-    @post("/{unit_id:int}/delete")
+    @post("/{unit_id:int}/delete", guards=[tenant_admin])
     async def delete(
         self, request: HTMXRequest, tenant_data: TenantData, db_session: DbSession, unit_id: FromPath[int]
     ) -> Template | Redirect:
-        admin_only(request)
         await _unit_here(request, tenant_data, unit_id)
         # Kept data of a disabled module counts too: deleting the unit would orphan its rows.
         schema = await record_schema_of(request, db_session, tenant_data, with_kept=True)
