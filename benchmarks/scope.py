@@ -66,7 +66,7 @@ from services.tenancy.sessions import scoped_session
 from services.tenancy.stores import StoreLocation, location_of
 from web.app import create_app
 from web.deps import DbSession
-from web.tenant.scope import TenantScopeMiddleware
+from web.tenancy.scope import TenantScopeMiddleware
 
 TABLE = "groups"
 TENANTS_PER_MODE = 3

@@ -67,13 +67,7 @@ KNOWN_PORTAL_IMPORTS = {
     ("web/api/backups.py", "web.landlord.backups"),
     ("web/api/restores.py", "web.landlord.restores"),
     ("web/api/tenant.py", "web.tenant.data"),
-    ("web/api/tenant.py", "web.tenant.guards"),
-    ("web/api/tenant.py", "web.tenant.scope"),
-    ("web/api/tenant_modules.py", "web.tenant.guards"),
-    ("web/api/tenant_modules.py", "web.tenant.scope"),
-    ("web/api/tenant_people.py", "web.tenant.guards"),
     ("web/api/tenant_people.py", "web.tenant.people"),
-    ("web/api/tenant_people.py", "web.tenant.scope"),
     ("web/tenant/backups.py", "web.landlord.backups"),
     ("web/tenant/backups.py", "web.landlord.restores"),
 }

@@ -52,12 +52,12 @@ from web.proxies import TrustedProxyMiddleware
 from web.sessions import RotatingSessionConfig
 from web.stores import LandlordStore
 from web.switching import SwitchMiddleware, active_switch
+from web.tenancy.scope import TenantHosts, TenantScopeMiddleware, provide_tenant_data
 from web.tenant.backups import TenantBackupsController
 from web.tenant.data import TenantDataController
 from web.tenant.modules import TenantModulesController
 from web.tenant.people import TenantPeopleController
 from web.tenant.portal import TenantPortalController
-from web.tenant.scope import TenantHosts, TenantScopeMiddleware, provide_tenant_data
 from web.tenant.settings import TenantSettingsController
 from web.tenant.units import TenantUnitsController
 from workers.runner import JobQueue

@@ -44,7 +44,7 @@ from tests.web.tenant_world import (
     run_tenant_job,
 )
 from web.app import create_app
-from web.tenant.guards import tenant_admin, tenant_member
+from web.tenancy.guards import tenant_admin, tenant_member
 
 A, B = "kingfisher-club", "otter-rescue"
 #: What only B has: its name, its units, its rows, its admin. None may reach A's people.

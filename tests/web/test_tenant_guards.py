@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Litestar, get
 from litestar.testing import TestClient
 
-from web.tenant.guards import tenant_admin, tenant_member
+from web.tenancy.guards import tenant_admin, tenant_member
 
 
 @get("/member", guards=[tenant_member])

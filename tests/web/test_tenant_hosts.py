@@ -13,7 +13,7 @@ from services.models import Domain
 from services.settings import Settings
 from tests.support import Credentials
 from tests.web.portal import add_tenant
-from web.tenant.scope import HostCache, TenantHosts
+from web.tenancy.scope import HostCache, TenantHosts
 
 
 class Clock:

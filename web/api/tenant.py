@@ -20,6 +20,8 @@ from services.tenancy.records import RecordTable, list_records
 from web.api.responses import error
 from web.api.schemas import Page
 from web.deps import DbSession
+from web.tenancy.guards import tenant_member
+from web.tenancy.scope import TenantData
 from web.tenant.data import (
     add_record,
     change_record,
@@ -27,8 +29,6 @@ from web.tenant.data import (
     remove_record,
     visible_record,
 )
-from web.tenant.guards import tenant_member
-from web.tenant.scope import TenantData
 
 Row = dict[str, Any]
 REFUSED_BY_THE_STORE = error("The store refused the values: they would repeat a row, say")

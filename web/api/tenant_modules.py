@@ -19,8 +19,8 @@ from web.api.schemas import JobOut
 from web.audit import record_request
 from web.deps import DbSession
 from web.errors import error_response
-from web.tenant.guards import REFUSAL, tenant_admin
-from web.tenant.scope import tenant_access
+from web.tenancy.guards import REFUSAL, tenant_admin
+from web.tenancy.scope import tenant_access
 
 ADMINS_ONLY = "Only the tenant's admins see and change its modules."
 

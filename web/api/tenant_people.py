@@ -18,9 +18,9 @@ from services.tenancy.access import TENANT_MEMBER
 from services.tenancy.people import Person, list_people
 from web.api.responses import error
 from web.deps import DbSession
-from web.tenant.guards import tenant_admin
+from web.tenancy.guards import tenant_admin
+from web.tenancy.scope import TenantData, tenant_access
 from web.tenant.people import invite, units_here
-from web.tenant.scope import TenantData, tenant_access
 
 
 @dataclass(frozen=True)

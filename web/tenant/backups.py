@@ -49,9 +49,9 @@ from web.landlord.restores import (
     restore_page,
     unrestorable_reason,
 )
-from web.tenant.guards import tenant_admin
+from web.tenancy.guards import tenant_admin
+from web.tenancy.scope import tenant_access, tenant_link
 from web.tenant.pages import Form, record_if_foreign, tenant_page
-from web.tenant.scope import tenant_access, tenant_link
 
 #: What each of the tenant's store jobs is, in a sentence that starts with it.
 _JOB_WORDS = {BACKUP: "A backup", VERIFY_BACKUP: "A verification of a backup", RESTORE: "A restore"}

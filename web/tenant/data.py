@@ -45,9 +45,9 @@ from services.tenancy.records import (
 from services.tenancy.tenant_settings import read_settings
 from web.audit import record_request
 from web.deps import DbSession
-from web.tenant.guards import tenant_member
+from web.tenancy.guards import tenant_member
+from web.tenancy.scope import TenantData, tenant_access, tenant_link
 from web.tenant.pages import refuse_if_foreign, reporting_foreign, tenant_page
-from web.tenant.scope import TenantData, tenant_access, tenant_link
 
 
 async def record_schema_of(

@@ -41,9 +41,9 @@ from services.tenancy.modules import (
 )
 from web.audit import record_request
 from web.deps import DbSession
-from web.tenant.guards import tenant_admin
+from web.tenancy.guards import tenant_admin
+from web.tenancy.scope import tenant_access, tenant_link
 from web.tenant.pages import Form, record_if_foreign, tenant_page
-from web.tenant.scope import tenant_access, tenant_link
 
 KEEP, DROP = "keep", "drop"
 

@@ -1,6 +1,6 @@
 """What every tenant page shares: rendering in the tenant's layout, and the "not found" that
 records an attempt on another tenant's row, backup, job or person. Who may open a page is said by
-the guards its controller declares (web/tenant/guards.py)."""
+the guards its controller declares (web/tenancy/guards.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from services.errors import NotFound
 from services.models import Tenant
 from services.tenancy.security import owner_elsewhere, record_cross_tenant_attempt
 from services.tenancy.stores import location_of
-from web.tenant.scope import after_response, tenant_access, tenant_link, tenant_scope
+from web.tenancy.scope import after_response, tenant_access, tenant_link, tenant_scope
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 

@@ -41,9 +41,9 @@ from services.tenancy.tenant_settings import read_settings
 from services.tenancy.usage import Allowance
 from web.audit import record_request
 from web.deps import DbSession
-from web.tenant.guards import tenant_admin
+from web.tenancy.guards import tenant_admin
+from web.tenancy.scope import TenantData, tenant_access, tenant_link
 from web.tenant.pages import Form, record_if_foreign, reporting_foreign, tenant_page
-from web.tenant.scope import TenantData, tenant_access, tenant_link
 
 #: One ticked checkbox arrives as a single value, several as a list, none as nothing.
 UnitChoice = list[str] | str

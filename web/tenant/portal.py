@@ -14,9 +14,9 @@ from services.audit import search
 from services.tenancy.people import unit_tree
 from services.tenancy.security import CROSS_TENANT
 from web.deps import DbSession
-from web.tenant.guards import tenant_admin, tenant_member
+from web.tenancy.guards import tenant_admin, tenant_member
+from web.tenancy.scope import TenantData, tenant_access
 from web.tenant.pages import tenant_page
-from web.tenant.scope import TenantData, tenant_access
 
 
 class TenantPortalController(Controller):

@@ -22,10 +22,10 @@ from services.tenancy.tenant_settings import TenantSettings, read_settings, time
 from services.tenancy.usage import measure_usage
 from web.audit import record_request
 from web.deps import DbSession
+from web.tenancy.guards import tenant_admin, tenant_member
+from web.tenancy.scope import TenantData, tenant_access, tenant_link
 from web.tenant.data import record_schema_of
-from web.tenant.guards import tenant_admin, tenant_member
 from web.tenant.pages import Form, tenant_page
-from web.tenant.scope import TenantData, tenant_access, tenant_link
 
 
 @dataclass

@@ -16,7 +16,7 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
 from services.tenancy.access import TenantAccess
-from web.tenant.scope import ACCESS
+from web.tenancy.scope import ACCESS
 
 #: A route's `opt` key for its own words when a member is refused (the API's modules say what
 #: admins do there); without it, `ADMINS_ONLY`.
