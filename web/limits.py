@@ -35,7 +35,7 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_JSON_NESTING = 32
 #: The column each integer path parameter names. A record's id names a row of the table in the
 #: path, known only once the tenant's tables are: it is held to the widest integer here, and to its
-#: own table's id column where the row is looked up (web.tenant.data.visible_record).
+#: own table's id column where the row is looked up (web.tenancy.records.visible_record).
 ID_COLUMNS: dict[str, ColumnElement[Any] | None] = {
     "job_id": Job.__table__.c.id,
     "backup_id": Backup.__table__.c.id,

@@ -1,18 +1,30 @@
 """The landlord audit trail: who did what, when and from where, in a hash chain that shows tampering."""
 
 from services.audit.search import AuditPage, AuditRow, export_csv, search
-from services.audit.trail import ACTIONS, Actor, VerifyResult, command_line_actor, entry_hash, record, verify
+from services.audit.trail import (
+    ACTIONS,
+    Actor,
+    Caller,
+    VerifyResult,
+    command_line_actor,
+    entry_hash,
+    record,
+    record_by,
+    verify,
+)
 
 __all__ = [
     "ACTIONS",
     "Actor",
     "AuditPage",
     "AuditRow",
+    "Caller",
     "VerifyResult",
     "command_line_actor",
     "entry_hash",
     "export_csv",
     "record",
+    "record_by",
     "search",
     "verify",
 ]

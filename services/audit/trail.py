@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.models import AuditChain, AuditEntry, User
+from services.models import AuditChain, AuditEntry, Tenant, User
 from services.models.types import utcnow
 
 GENESIS = "0" * 64
@@ -78,6 +78,21 @@ class Actor:
         return cls(email=user.email, user_id=user.id)
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who asks for a use case, as the audit trail records them: the person (or token's person),
+    the address they asked from, and the prefix of the API token they used, if any. Use cases take
+    a Caller, never a web request: the portal and the API build one each and call the same use case."""
+
+    actor: Actor | User
+    ip: str | None = None
+    token_prefix: str | None = None
+
+    def with_token(self, detail: dict[str, Any]) -> dict[str, Any]:
+        """`detail`, naming the token the caller used (an API call), if any."""
+        return {**detail, "token": self.token_prefix} if self.token_prefix else detail
+
+
 def command_line_actor() -> Actor:
     """The operator at the `tenantry` command line, named by their login where the system knows it."""
     try:
@@ -131,6 +146,27 @@ def _hash_of(entry: AuditEntry, prev_hash: str) -> str:
         target=entry.target,
         detail=entry.detail,
         ip=entry.ip,
+    )
+
+
+async def record_by(
+    session: AsyncSession,
+    caller: Caller,
+    action: str,
+    *,
+    tenant: Tenant | None = None,
+    target: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append `action` by `caller`, against `tenant` (named as the target unless `target` is)."""
+    return await record(
+        session,
+        action=action,
+        actor=caller.actor,
+        tenant_id=tenant.id if tenant else None,
+        target=target or (tenant.slug if tenant else None),
+        detail=detail,
+        ip=caller.ip,
     )
 
 

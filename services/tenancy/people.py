@@ -21,6 +21,7 @@ from sqlalchemy.orm import joinedload
 
 from services.accounts.passwords import generate_password, hash_password
 from services.accounts.users import find_user, normalise_email
+from services.audit import Caller, record_by
 from services.errors import Conflict, FieldErrors, InvalidInput, NotFound
 from services.layers.ownership import UNIT_COLUMN
 from services.limits import holds
@@ -613,3 +614,37 @@ async def tenant_of_account_elsewhere(
     elsewhere = select(Tenant).join(Membership, Membership.tenant_id == Tenant.id)
     elsewhere = elsewhere.where(Membership.user_id == account_id, Tenant.id != tenant.id).order_by(Tenant.id)
     return await landlord.scalar(elsewhere.limit(1))
+
+
+async def invite(
+    landlord: AsyncSession,
+    data: AsyncSession,
+    caller: Caller,
+    tenant: Tenant,
+    *,
+    email: str,
+    display_name: str,
+    role: str,
+    unit_ids: list[int],
+) -> tuple[Person, str]:
+    """The invited person and the password to show once, the invitation on the audit trail
+    (`person.invite`); the units must be ones the caller's scope sees. The profile is committed
+    before the membership, the door, which commits with `landlord`: a failure between lets
+    nobody in. A refusal leaves nothing written."""
+    async with data.begin_nested():
+        invitation = await invite_person(
+            landlord, data, tenant, email=email, display_name=display_name, role=role, unit_ids=unit_ids
+        )
+    await data.commit()
+    await let_in(landlord, tenant, invitation)
+    person = await get_person(landlord, data, tenant, invitation.user.id)
+    units = [unit.name for unit in person.units]
+    await record_by(
+        landlord,
+        caller,
+        "person.invite",
+        tenant=tenant,
+        target=person.email,
+        detail={"role": person.role, "units": units},
+    )
+    return person, invitation.password

@@ -10,13 +10,14 @@ from litestar.params import Body, FromPath
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from services.backups import backups_of
+from services.backups.recorded import back_up
 from services.models import BackupFormat
 from services.tenancy.tenants import get_tenant
 from web.api.responses import error
 from web.api.schemas import BackupOut, BackupRequestedOut, JobOut
+from web.audit import caller_of
 from web.auth import landlord_token, signed_in
 from web.deps import DbSession
-from web.landlord.backups import request_recorded_backup
 
 
 @dataclass
@@ -44,7 +45,9 @@ class BackupsApiController(Controller):
         data: Annotated[BackupIn, Body()],
     ) -> Response[BackupRequestedOut]:
         tenant = await get_tenant(db_session, slug)
-        requested = await request_recorded_backup(request, db_session, tenant, data.format)
+        requested = await back_up(
+            db_session, request.app.state.settings, caller_of(request), tenant, data.format
+        )
         await db_session.commit()
         await db_session.refresh(requested.job, ["steps"])
         body = BackupRequestedOut(

@@ -11,12 +11,13 @@ from litestar.params import Body, FromPath
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from services.backups import CopyTarget, get_backup
+from services.backups.recorded import copy_into_new_tenant, restore
 from services.tenancy.tenants import get_tenant
 from web.api.responses import error
 from web.api.schemas import BackupOut, JobOut, RestoreRequestedOut, TenantOut
+from web.audit import caller_of
 from web.auth import landlord_token, signed_in
 from web.deps import DbSession
-from web.landlord.restores import request_recorded_copy, request_recorded_restore
 
 
 @dataclass
@@ -62,10 +63,14 @@ class RestoresApiController(Controller):
         backup = await get_backup(db_session, tenant, backup_id)
         into = data.into if data is not None else None
         if into is None:
-            requested = await request_recorded_restore(request, db_session, tenant, backup)
+            requested = await restore(
+                db_session, request.app.state.settings, caller_of(request), tenant, backup
+            )
         else:
             target = CopyTarget(into.slug, into.name, into.isolation)
-            requested = await request_recorded_copy(request, db_session, backup, target)
+            requested = await copy_into_new_tenant(
+                db_session, request.app.state.settings, caller_of(request), backup, target
+            )
         await db_session.commit()
         await db_session.refresh(requested.job, ["steps"])
         body = RestoreRequestedOut(

@@ -16,19 +16,15 @@ from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.params import Body, FromPath, QueryParameter
 
 from services.tenancy.people import unit_tree
+from services.tenancy.record_changes import add_record, change_record, remove_record
 from services.tenancy.records import RecordTable, list_records
 from web.api.responses import error
 from web.api.schemas import Page
+from web.audit import caller_of
 from web.deps import DbSession
 from web.tenancy.guards import tenant_member
-from web.tenancy.scope import TenantData
-from web.tenant.data import (
-    add_record,
-    change_record,
-    record_table_of,
-    remove_record,
-    visible_record,
-)
+from web.tenancy.records import hidden_references_reported, record_table_of, visible_record
+from web.tenancy.scope import TenantData, tenant_access
 
 Row = dict[str, Any]
 REFUSED_BY_THE_STORE = error("The store refused the values: they would repeat a row, say")
@@ -68,9 +64,19 @@ async def _change(
     partial: bool,
 ) -> Row:
     schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
-    await change_record(
-        request, db_session, tenant_data, schema, chosen, row, record_id, data, partial=partial
-    )
+    async with hidden_references_reported(request):
+        await change_record(
+            db_session,
+            tenant_data,
+            caller_of(request),
+            tenant_access(request).tenant,
+            schema,
+            chosen,
+            row,
+            record_id,
+            data,
+            partial=partial,
+        )
     return _row(chosen, row)
 
 
@@ -136,7 +142,16 @@ class TenantApiController(Controller):
         data: Annotated[Row, Body()],
     ) -> Row:
         schema, chosen = await record_table_of(request, db_session, tenant_data, table)
-        row = await add_record(request, db_session, tenant_data, schema, chosen, data)
+        async with hidden_references_reported(request):
+            row = await add_record(
+                db_session,
+                tenant_data,
+                caller_of(request),
+                tenant_access(request).tenant,
+                schema,
+                chosen,
+                data,
+            )
         return _row(chosen, row)
 
     @put(
@@ -189,4 +204,13 @@ class TenantApiController(Controller):
         record_id: FromPath[int],
     ) -> None:
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
-        await remove_record(request, db_session, tenant_data, schema, chosen, row, record_id)
+        await remove_record(
+            db_session,
+            tenant_data,
+            caller_of(request),
+            tenant_access(request).tenant,
+            schema,
+            chosen,
+            row,
+            record_id,
+        )

@@ -15,12 +15,13 @@ from litestar.params import Body
 from litestar.status_codes import HTTP_201_CREATED
 
 from services.tenancy.access import TENANT_MEMBER
-from services.tenancy.people import Person, list_people
+from services.tenancy.people import Person, invite, list_people
 from web.api.responses import error
+from web.audit import caller_of
 from web.deps import DbSession
+from web.tenancy.foreign import units_here
 from web.tenancy.guards import tenant_admin
 from web.tenancy.scope import TenantData, tenant_access
-from web.tenant.people import invite, units_here
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,10 @@ class TenantPeopleApiController(Controller):
     ) -> InvitedOut:
         await units_here(request, tenant_data, data.unit_ids)
         person, password = await invite(
-            request,
             db_session,
             tenant_data,
+            caller_of(request),
+            tenant_access(request).tenant,
             email=data.email,
             display_name=data.display_name,
             role=data.role,

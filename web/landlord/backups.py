@@ -16,16 +16,17 @@ from litestar_htmx import ClientRedirect, HTMXRequest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.backups import RequestedBackup, backups_of, get_backup, request_backup, request_verification
+from services.backups import backups_of, get_backup, request_verification
 from services.backups.archive import describe_size
+from services.backups.recorded import back_up
 from services.backups.schedules import backup_formats
 from services.errors import DomainError
 from services.models import Backup, BackupFormat, JobStatus, Tenant, TenantLock, TenantStatus
 from services.models.types import utcnow
 from services.settings import Settings
 from services.tenancy.tenants import get_tenant
-from web.audit import record_request
-from web.auth import current_user, landlord_staff
+from web.audit import caller_of, record_request
+from web.auth import landlord_staff
 from web.deps import DbSession
 from web.landlord.backup_schedule import SchedulePanel, schedule_panel
 
@@ -111,22 +112,6 @@ def _settings(request: Request[Any, Any, Any]) -> Settings:
     return settings
 
 
-async def request_recorded_backup(
-    request: Request[Any, Any, Any], db_session: AsyncSession, tenant: Tenant, backup_format: str
-) -> RequestedBackup:
-    """Request a backup of `tenant` for the request's user, on the audit trail in the same
-    transaction. Its job is sent when the caller commits."""
-    user = current_user(request)
-    requested = await request_backup(
-        db_session, _settings(request), tenant, backup_format, requested_by=user.email if user else None
-    )
-    detail: dict[str, Any] = {"backup": requested.backup.id, "job": requested.job.id, "format": backup_format}
-    if request.auth is not None:
-        detail["token"] = request.auth.prefix
-    await record_request(request, db_session, "tenant.backup", tenant=tenant, detail=detail)
-    return requested
-
-
 def _back_to_page(request: HTMXRequest, slug: str) -> Response[Any]:
     target = f"/tenants/{slug}#backups"
     return ClientRedirect(target) if request.htmx else Redirect(target, status_code=HTTP_303_SEE_OTHER)
@@ -148,7 +133,7 @@ class BackupsController(Controller):
         tenant = await get_tenant(db_session, slug)
         try:
             async with db_session.begin_nested():
-                await request_recorded_backup(request, db_session, tenant, data.format)
+                await back_up(db_session, _settings(request), caller_of(request), tenant, data.format)
         except DomainError as error:
             if not request.htmx:
                 raise

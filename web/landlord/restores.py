@@ -15,8 +15,9 @@ from litestar.response import Redirect, Response, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.backups import CopyTarget, RequestedRestore, get_backup, request_restore, request_restore_copy
+from services.backups import CopyTarget, get_backup
 from services.backups.archive import describe_size
+from services.backups.recorded import copy_into_new_tenant, restore
 from services.backups.safety import safety_format
 from services.errors import DomainError, InvalidInput
 from services.models import Backup, IsolationMode, JobStatus, Tenant, TenantStatus, Verification
@@ -24,8 +25,8 @@ from services.settings import Settings
 from services.tenancy.people import count_active_people
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import get_tenant
-from web.audit import record_request
-from web.auth import current_user, landlord_staff
+from web.audit import caller_of
+from web.auth import landlord_staff
 from web.deps import DbSession
 
 
@@ -113,39 +114,6 @@ async def restore_page(
     )
 
 
-async def request_recorded_restore(
-    request: Request[Any, Any, Any], db_session: AsyncSession, tenant: Tenant, backup: Backup
-) -> RequestedRestore:
-    """Request the restore of `tenant` from `backup` for the request's user, on the audit trail in
-    the same transaction. Its job is sent when the caller commits."""
-    user = current_user(request)
-    requested = await request_restore(
-        db_session, _settings(request), tenant, backup, requested_by=user.email if user else None
-    )
-    detail: dict[str, Any] = {"backup": backup.id, "job": requested.job.id, "format": backup.format}
-    if request.auth is not None:
-        detail["token"] = request.auth.prefix
-    await record_request(request, db_session, "tenant.restore", tenant=tenant, detail=detail)
-    return requested
-
-
-async def request_recorded_copy(
-    request: Request[Any, Any, Any], db_session: AsyncSession, backup: Backup, target: CopyTarget
-) -> RequestedRestore:
-    """Request a copy of `backup` into a new tenant, on the audit trail (against the new tenant)."""
-    requested = await request_restore_copy(db_session, _settings(request), backup, target)
-    detail: dict[str, Any] = {
-        "from": backup.tenant_slug,
-        "backup": backup.id,
-        "job": requested.job.id,
-        "isolation": requested.tenant.isolation,
-    }
-    if request.auth is not None:
-        detail["token"] = request.auth.prefix
-    await record_request(request, db_session, "tenant.restore_copy", tenant=requested.tenant, detail=detail)
-    return requested
-
-
 def _status_of(error: DomainError) -> int:
     return 422 if isinstance(error, InvalidInput) else 409
 
@@ -182,7 +150,7 @@ class RestoresController(Controller):
         try:
             check_confirmation(tenant, data.confirm)
             async with db_session.begin_nested():
-                await request_recorded_restore(request, db_session, tenant, backup)
+                await restore(db_session, _settings(request), caller_of(request), tenant, backup)
         except DomainError as error:
             page = await restore_page(
                 db_session, tenant, backup, _settings(request), restore_error=error.message
@@ -209,7 +177,9 @@ class RestoresController(Controller):
         target = CopyTarget(data.slug, data.name, data.isolation or None)
         try:
             async with db_session.begin_nested():
-                requested = await request_recorded_copy(request, db_session, backup, target)
+                requested = await copy_into_new_tenant(
+                    db_session, _settings(request), caller_of(request), backup, target
+                )
         except DomainError as error:
             errors = error.errors_by_field("copy")
             page = await restore_page(

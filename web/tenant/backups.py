@@ -26,12 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.backups import BACKUP, VERIFY_BACKUP, BackupStorage, backup_storage, get_backup
 from services.backups.archive import check_archive
+from services.backups.recorded import back_up, restore
 from services.backups.requests import RESTORE, store_jobs_under_way
 from services.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.models import Backup, Job, JobStatus, Tenant
 from services.models.types import utcnow
 from services.settings import Settings
-from web.audit import record_request
+from web.audit import caller_of, record_request
 from web.deps import DbSession
 from web.landlord.backups import (
     VERIFICATION_BADGES,
@@ -40,18 +41,17 @@ from web.landlord.backups import (
     backup_lines,
     describe_age,
     formats_for,
-    request_recorded_backup,
 )
 from web.landlord.restores import (
     RestoreForm,
     check_confirmation,
-    request_recorded_restore,
     restore_page,
     unrestorable_reason,
 )
+from web.tenancy.foreign import record_if_foreign
 from web.tenancy.guards import tenant_admin
 from web.tenancy.scope import tenant_access, tenant_link
-from web.tenant.pages import Form, record_if_foreign, tenant_page
+from web.tenant.pages import Form, tenant_page
 
 #: What each of the tenant's store jobs is, in a sentence that starts with it.
 _JOB_WORDS = {BACKUP: "A backup", VERIFY_BACKUP: "A verification of a backup", RESTORE: "A restore"}
@@ -175,7 +175,9 @@ class TenantBackupsController(Controller):
         try:
             async with db_session.begin_nested():
                 refuse_while_under_way(tenant, await store_jobs_under_way(db_session, tenant))
-                requested = await request_recorded_backup(request, db_session, tenant, data.format)
+                requested = await back_up(
+                    db_session, _settings(request), caller_of(request), tenant, data.format
+                )
         except DomainError as error:
             # HTMX swaps a 422 in place (base.html's responseHandling); a browser shows the status.
             status = 422 if request.htmx or isinstance(error, InvalidInput) else 409
@@ -227,7 +229,7 @@ class TenantBackupsController(Controller):
             check_confirmation(tenant, data.confirm)
             async with db_session.begin_nested():
                 refuse_while_under_way(tenant, await store_jobs_under_way(db_session, tenant))
-                await request_recorded_restore(request, db_session, tenant, backup)
+                await restore(db_session, _settings(request), caller_of(request), tenant, backup)
         except DomainError as error:
             status = 422 if isinstance(error, InvalidInput) else 409
             return await self._confirmation(request, db_session, backup, status, restore_error=error.message)

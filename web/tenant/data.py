@@ -8,8 +8,7 @@ a member's scope keeps them to their units' rows. Every write goes on the tenant
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, tzinfo
+from datetime import tzinfo
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -17,176 +16,33 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
-from sqlalchemy import select
 
-from services.errors import Conflict, InvalidFields, NotFound
-from services.limits import holds
-from services.models import SchemaSnapshot
+from services.errors import Conflict, InvalidFields
 from services.tenancy.forms import (
-    InvalidRecord,
     blank_values,
     from_form,
-    read_record,
     record_form,
     reference_labels,
     values_of,
 )
-from services.tenancy.modules import visible_tables
+from services.tenancy.record_changes import add_record, change_record, remove_record
 from services.tenancy.records import (
     RecordSchema,
     RecordTable,
-    create_record,
-    delete_record,
     get_record,
     list_records,
-    record_schema,
-    update_record,
 )
 from services.tenancy.tenant_settings import read_settings
-from web.audit import record_request
+from web.audit import caller_of
 from web.deps import DbSession
 from web.tenancy.guards import tenant_member
+from web.tenancy.records import hidden_references_reported, record_schema_of, record_table_of, visible_record
 from web.tenancy.scope import TenantData, tenant_access, tenant_link
-from web.tenant.pages import refuse_if_foreign, reporting_foreign, tenant_page
-
-
-async def record_schema_of(
-    request: Request[Any, Any, Any],
-    db_session: DbSession,
-    tenant_data: TenantData,
-    *,
-    with_kept: bool = False,
-) -> RecordSchema:
-    """The tenant's template and enabled modules' tables, as its latest schema snapshot names them.
-    Its kept modules' tables stay in the store, hidden, unless `with_kept` asks for them too (what
-    still refers to a unit, say)."""
-    tenant = tenant_access(request).tenant
-    snapshot = await db_session.scalar(
-        select(SchemaSnapshot)
-        .where(SchemaSnapshot.tenant_id == tenant.id)
-        .order_by(SchemaSnapshot.id.desc())
-        .limit(1)
-    )
-    if snapshot is None:
-        raise NotFound(f"{tenant.name} has no schema snapshot yet.")
-    if with_kept:
-        return await record_schema(tenant_data, snapshot.sha256, frozenset(snapshot.description["tables"]))
-    tables = await visible_tables(request.app.state.settings, tenant, snapshot.description["tables"])
-    # One mapping per schema and set of hidden tables: the same schema may hide a module here only.
-    key = "/".join([snapshot.sha256, *sorted(tenant.kept_modules)])
-    return await record_schema(tenant_data, key, tables)
-
-
-async def record_table_of(
-    request: Request[Any, Any, Any], db_session: DbSession, tenant_data: TenantData, table: str
-) -> tuple[RecordSchema, RecordTable]:
-    schema = await record_schema_of(request, db_session, tenant_data)
-    return schema, schema.table(table)
-
-
-async def visible_record(
-    request: Request[Any, Any, Any],
-    db_session: DbSession,
-    tenant_data: TenantData,
-    table: str,
-    record_id: int,
-) -> tuple[RecordSchema, RecordTable, Any]:
-    """The row `record_id` of `table` if the scope sees it; "not found" (recorded when the id is
-    another tenant's) otherwise."""
-    schema, chosen = await record_table_of(request, db_session, tenant_data, table)
-    if not holds(chosen.primary_key, record_id):  # no row has it (web.limits: ID_COLUMNS)
-        raise NotFound("There is no such record here.")
-    async with reporting_foreign(request, table, record_id):
-        row = await get_record(tenant_data, chosen, record_id)
-    return schema, chosen, row
-
-
-async def read_submission(
-    request: Request[Any, Any, Any],
-    tenant_data: TenantData,
-    schema: RecordSchema,
-    table: RecordTable,
-    submitted: Mapping[str, Any],
-    *,
-    row: Any | None = None,
-    partial: bool = False,
-    zone: tzinfo = UTC,
-) -> dict[str, Any]:
-    """The checked values of a submission (times without an offset on the clock of `zone`). A
-    reference to a row the scope cannot see is refused like a missing one; if the row is another
-    tenant's, the attempt is recorded against it."""
-    try:
-        return await read_record(tenant_data, schema, table, submitted, row=row, partial=partial, zone=zone)
-    except InvalidRecord as error:
-        for target, record_id in error.hidden_references.values():
-            refuse_if_foreign(request, target, record_id)
-        raise
-
-
-async def record_change(
-    request: Request[Any, Any, Any], db_session: DbSession, action: str, table: RecordTable, record_id: Any
-) -> None:
-    """A write on the tenant's audit trail: record.create, record.update or record.delete."""
-    tenant = tenant_access(request).tenant
-    await record_request(
-        request, db_session, action, tenant=tenant, detail={"table": table.name, "id": record_id}
-    )
+from web.tenant.pages import tenant_page
 
 
 def _record_id(table: RecordTable, row: Any) -> Any:
     return getattr(row, table.primary_key.key)
-
-
-async def add_record(
-    request: Request[Any, Any, Any],
-    db_session: DbSession,
-    tenant_data: TenantData,
-    schema: RecordSchema,
-    table: RecordTable,
-    submitted: Mapping[str, Any],
-    zone: tzinfo = UTC,
-) -> Any:
-    """The new row of a checked submission, with its entry on the audit trail (the page and the API
-    both add rows this way)."""
-    values = await read_submission(request, tenant_data, schema, table, submitted, zone=zone)
-    row = await create_record(tenant_data, table, values)
-    await record_change(request, db_session, "record.create", table, _record_id(table, row))
-    return row
-
-
-async def change_record(
-    request: Request[Any, Any, Any],
-    db_session: DbSession,
-    tenant_data: TenantData,
-    schema: RecordSchema,
-    table: RecordTable,
-    row: Any,
-    record_id: int,
-    submitted: Mapping[str, Any],
-    *,
-    partial: bool = False,
-    zone: tzinfo = UTC,
-) -> None:
-    """Writes a checked submission over `row`, with its entry on the audit trail."""
-    values = await read_submission(
-        request, tenant_data, schema, table, submitted, row=row, partial=partial, zone=zone
-    )
-    await update_record(tenant_data, table, row, values)
-    await record_change(request, db_session, "record.update", table, record_id)
-
-
-async def remove_record(
-    request: Request[Any, Any, Any],
-    db_session: DbSession,
-    tenant_data: TenantData,
-    schema: RecordSchema,
-    table: RecordTable,
-    row: Any,
-    record_id: int,
-) -> None:
-    """Deletes `row` (a Conflict while other rows refer to it), with its entry on the audit trail."""
-    await delete_record(tenant_data, schema, table, row)
-    await record_change(request, db_session, "record.delete", table, record_id)
 
 
 def _to(request: Request[Any, Any, Any], path: str) -> Redirect:
@@ -308,7 +164,17 @@ class TenantDataController(Controller):
         schema, chosen = await record_table_of(request, db_session, tenant_data, table)
         submitted = from_form(chosen, await request.form())
         try:
-            row = await add_record(request, db_session, tenant_data, schema, chosen, submitted, zone)
+            async with hidden_references_reported(request):
+                row = await add_record(
+                    db_session,
+                    tenant_data,
+                    caller_of(request),
+                    tenant_access(request).tenant,
+                    schema,
+                    chosen,
+                    submitted,
+                    zone,
+                )
         except (InvalidFields, Conflict) as refusal:
             return await _form_page(request, tenant_data, schema, chosen, submitted, zone, refusal=refusal)
         return _to(request, f"/data/{chosen.name}/{_record_id(chosen, row)}")
@@ -355,9 +221,19 @@ class TenantDataController(Controller):
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
         submitted = from_form(chosen, await request.form())
         try:
-            await change_record(
-                request, db_session, tenant_data, schema, chosen, row, record_id, submitted, zone=zone
-            )
+            async with hidden_references_reported(request):
+                await change_record(
+                    db_session,
+                    tenant_data,
+                    caller_of(request),
+                    tenant_access(request).tenant,
+                    schema,
+                    chosen,
+                    row,
+                    record_id,
+                    submitted,
+                    zone=zone,
+                )
         except (InvalidFields, Conflict) as refusal:
             return await _form_page(
                 request, tenant_data, schema, chosen, submitted, zone, record_id=record_id, refusal=refusal
@@ -391,7 +267,16 @@ class TenantDataController(Controller):
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
         labels = await reference_labels(tenant_data, schema, chosen, [row])
         try:
-            await remove_record(request, db_session, tenant_data, schema, chosen, row, record_id)
+            await remove_record(
+                db_session,
+                tenant_data,
+                caller_of(request),
+                tenant_access(request).tenant,
+                schema,
+                chosen,
+                row,
+                record_id,
+            )
         except Conflict as refusal:
             kept = await get_record(tenant_data, chosen, record_id)  # as it is again, after the rollback
             return _delete_page(request, chosen, kept, labels, zone, refusal=refusal)

@@ -41,9 +41,10 @@ from services.tenancy.modules import (
 )
 from web.audit import record_request
 from web.deps import DbSession
+from web.tenancy.foreign import record_if_foreign
 from web.tenancy.guards import tenant_admin
 from web.tenancy.scope import tenant_access, tenant_link
-from web.tenant.pages import Form, record_if_foreign, tenant_page
+from web.tenant.pages import Form, tenant_page
 
 KEEP, DROP = "keep", "drop"
 

@@ -28,9 +28,7 @@ from services.tenancy.people import (
     count_active_people,
     deactivate_person,
     get_person,
-    get_unit,
-    invite_person,
-    let_in,
+    invite,
     list_people,
     reactivate_person,
     set_units,
@@ -39,11 +37,12 @@ from services.tenancy.people import (
 )
 from services.tenancy.tenant_settings import read_settings
 from services.tenancy.usage import Allowance
-from web.audit import record_request
+from web.audit import caller_of, record_request
 from web.deps import DbSession
+from web.tenancy.foreign import record_if_foreign, units_here
 from web.tenancy.guards import tenant_admin
 from web.tenancy.scope import TenantData, tenant_access, tenant_link
-from web.tenant.pages import Form, record_if_foreign, reporting_foreign, tenant_page
+from web.tenant.pages import Form, tenant_page
 
 #: One ticked checkbox arrives as a single value, several as a list, none as nothing.
 UnitChoice = list[str] | str
@@ -73,14 +72,6 @@ def _unit_ids(choice: UnitChoice) -> list[int]:
         return [int(value) for value in values if value.strip()]
     except ValueError:
         raise InvalidInput("Choose units from the list.", field="units") from None
-
-
-async def units_here(request: Request[Any, Any, Any], tenant_data: TenantData, unit_ids: list[int]) -> None:
-    """Units a form names that the scope cannot see are no mistake in the form (it offers only
-    visible ones): "not found", recorded when they are another tenant's."""
-    for unit_id in unit_ids:
-        async with reporting_foreign(request, "units", unit_id):
-            await get_unit(tenant_data, unit_id)
 
 
 async def _person_here(
@@ -153,39 +144,6 @@ async def _record(
     await record_request(request, db_session, action, tenant=tenant, target=person.email, detail=detail)
 
 
-async def invite(
-    request: Request[Any, Any, Any],
-    db_session: AsyncSession,
-    tenant_data: TenantData,
-    *,
-    email: str,
-    display_name: str,
-    role: str,
-    unit_ids: list[int],
-) -> tuple[Person, str]:
-    """The invited person and the password to show once, the invitation on the audit trail; the
-    units must have been checked with `units_here` first. The profile is committed before the
-    membership, the door, which commits with the request's landlord session: a failure between
-    lets nobody in. A refusal leaves nothing written: see `_change_person`."""
-    tenant = tenant_access(request).tenant
-    async with tenant_data.begin_nested():
-        invitation = await invite_person(
-            db_session,
-            tenant_data,
-            tenant,
-            email=email,
-            display_name=display_name,
-            role=role,
-            unit_ids=unit_ids,
-        )
-    await tenant_data.commit()
-    await let_in(db_session, tenant, invitation)
-    person = await get_person(db_session, tenant_data, tenant, invitation.user.id)
-    units = [unit.name for unit in person.units]
-    await _record(request, db_session, "person.invite", person, role=person.role, units=units)
-    return person, invitation.password
-
-
 DEACTIVATION = "person_deactivate.html"
 
 
@@ -254,9 +212,10 @@ class TenantPeopleController(Controller):
         await units_here(request, tenant_data, unit_ids)
         try:
             person, password = await invite(
-                request,
                 db_session,
                 tenant_data,
+                caller_of(request),
+                tenant_access(request).tenant,
                 email=data.email,
                 display_name=data.display_name,
                 role=data.role,

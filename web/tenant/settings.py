@@ -23,8 +23,8 @@ from services.tenancy.usage import measure_usage
 from web.audit import record_request
 from web.deps import DbSession
 from web.tenancy.guards import tenant_admin, tenant_member
+from web.tenancy.records import record_schema_of
 from web.tenancy.scope import TenantData, tenant_access, tenant_link
-from web.tenant.data import record_schema_of
 from web.tenant.pages import Form, tenant_page
 
 

@@ -22,10 +22,11 @@ from services.models.tenant import Unit
 from services.tenancy.people import add_unit, delete_unit, get_unit, move_unit, rename_unit, unit_tree
 from web.audit import record_request
 from web.deps import DbSession
+from web.tenancy.foreign import reporting_foreign
 from web.tenancy.guards import tenant_admin, tenant_member
+from web.tenancy.records import record_schema_of
 from web.tenancy.scope import TenantData, tenant_access, tenant_link
-from web.tenant.data import record_schema_of
-from web.tenant.pages import Form, reporting_foreign, tenant_page
+from web.tenant.pages import Form, tenant_page
 
 
 @dataclass

@@ -1,0 +1,112 @@
+"""Changes to a tenant's template and module rows as a caller asks for them (the portal's data
+pages and the data API alike): the submission checked against the table, the row written through
+the request's scoped session, and the change on the audit trail (record.create, record.update,
+record.delete) in the landlord transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, tzinfo
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.audit import Caller, record_by
+from services.errors import NotFound
+from services.models import SchemaSnapshot, Tenant
+from services.settings import Settings
+from services.tenancy.forms import read_record
+from services.tenancy.modules import visible_tables
+from services.tenancy.records import (
+    RecordSchema,
+    RecordTable,
+    create_record,
+    delete_record,
+    record_schema,
+    update_record,
+)
+
+
+async def tenant_record_schema(
+    landlord: AsyncSession, settings: Settings, tenant: Tenant, data: AsyncSession, *, with_kept: bool = False
+) -> RecordSchema:
+    """The tenant's template and enabled modules' tables, as its latest schema snapshot names them.
+    Its kept modules' tables stay in the store, hidden, unless `with_kept` asks for them too (what
+    still refers to a unit, say)."""
+    snapshot = await landlord.scalar(
+        select(SchemaSnapshot)
+        .where(SchemaSnapshot.tenant_id == tenant.id)
+        .order_by(SchemaSnapshot.id.desc())
+        .limit(1)
+    )
+    if snapshot is None:
+        raise NotFound(f"{tenant.name} has no schema snapshot yet.")
+    if with_kept:
+        return await record_schema(data, snapshot.sha256, frozenset(snapshot.description["tables"]))
+    tables = await visible_tables(settings, tenant, snapshot.description["tables"])
+    # One mapping per schema and set of hidden tables: the same schema may hide a module here only.
+    key = "/".join([snapshot.sha256, *sorted(tenant.kept_modules)])
+    return await record_schema(data, key, tables)
+
+
+async def _on_the_trail(
+    landlord: AsyncSession, caller: Caller, tenant: Tenant, action: str, table: RecordTable, record_id: Any
+) -> None:
+    await record_by(landlord, caller, action, tenant=tenant, detail={"table": table.name, "id": record_id})
+
+
+def _record_id(table: RecordTable, row: Any) -> Any:
+    return getattr(row, table.primary_key.key)
+
+
+async def add_record(
+    landlord: AsyncSession,
+    data: AsyncSession,
+    caller: Caller,
+    tenant: Tenant,
+    schema: RecordSchema,
+    table: RecordTable,
+    submitted: Mapping[str, Any],
+    zone: tzinfo = UTC,
+) -> Any:
+    """The new row of a checked submission (times without an offset on the clock of `zone`)."""
+    values = await read_record(data, schema, table, submitted, zone=zone)
+    row = await create_record(data, table, values)
+    await _on_the_trail(landlord, caller, tenant, "record.create", table, _record_id(table, row))
+    return row
+
+
+async def change_record(
+    landlord: AsyncSession,
+    data: AsyncSession,
+    caller: Caller,
+    tenant: Tenant,
+    schema: RecordSchema,
+    table: RecordTable,
+    row: Any,
+    record_id: int,
+    submitted: Mapping[str, Any],
+    *,
+    partial: bool = False,
+    zone: tzinfo = UTC,
+) -> None:
+    """A checked submission written over `row` (only the fields it names, when `partial`)."""
+    values = await read_record(data, schema, table, submitted, row=row, partial=partial, zone=zone)
+    await update_record(data, table, row, values)
+    await _on_the_trail(landlord, caller, tenant, "record.update", table, record_id)
+
+
+async def remove_record(
+    landlord: AsyncSession,
+    data: AsyncSession,
+    caller: Caller,
+    tenant: Tenant,
+    schema: RecordSchema,
+    table: RecordTable,
+    row: Any,
+    record_id: int,
+) -> None:
+    """`row` deleted (a Conflict while other rows refer to it)."""
+    await delete_record(data, schema, table, row)
+    await _on_the_trail(landlord, caller, tenant, "record.delete", table, record_id)
