@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Controller, Request, post
+from litestar import Controller, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Response, Template
@@ -23,11 +23,10 @@ from services.backups.schedules import backup_formats
 from services.errors import DomainError
 from services.models import Backup, BackupFormat, JobStatus, Tenant, TenantLock, TenantStatus
 from services.models.types import utcnow
-from services.settings import Settings
 from services.tenancy.tenants import get_tenant
 from web.audit import caller_of, record_request
 from web.auth import landlord_staff
-from web.deps import DbSession
+from web.deps import DbSession, settings_of
 from web.landlord.backup_schedule import SchedulePanel, schedule_panel
 
 #: How the verification states look: the badge colours the stylesheet already has.
@@ -107,11 +106,6 @@ async def backups_panel(session: AsyncSession, tenant: Tenant, *, error: str | N
     return BackupsPanel(tenant, lines, formats_for(tenant), unavailable, error, schedule=schedule)
 
 
-def _settings(request: Request[Any, Any, Any]) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 def _back_to_page(request: HTMXRequest, slug: str) -> Response[Any]:
     target = f"/tenants/{slug}#backups"
     return ClientRedirect(target) if request.htmx else Redirect(target, status_code=HTTP_303_SEE_OTHER)
@@ -133,7 +127,7 @@ class BackupsController(Controller):
         tenant = await get_tenant(db_session, slug)
         try:
             async with db_session.begin_nested():
-                await back_up(db_session, _settings(request), caller_of(request), tenant, data.format)
+                await back_up(db_session, settings_of(request), caller_of(request), tenant, data.format)
         except DomainError as error:
             if not request.htmx:
                 raise

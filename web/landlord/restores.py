@@ -27,7 +27,7 @@ from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import get_tenant
 from web.audit import caller_of
 from web.auth import landlord_staff
-from web.deps import DbSession
+from web.deps import DbSession, settings_of
 
 
 @dataclass
@@ -63,11 +63,6 @@ class RestorePage:
     @property
     def rows(self) -> int:
         return sum(rows for _, rows in self.tables)
-
-
-def _settings(request: Request[Any, Any, Any]) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def unrestorable_reason(backup: Backup) -> str | None:
@@ -133,7 +128,7 @@ class RestoresController(Controller):
     ) -> Template:
         tenant = await get_tenant(db_session, slug)
         backup = await get_backup(db_session, tenant, backup_id)
-        page = await restore_page(db_session, tenant, backup, _settings(request))
+        page = await restore_page(db_session, tenant, backup, settings_of(request))
         return Template("landlord/restore.html", context={"page": page, "tenant": tenant})
 
     @post("/restore")
@@ -150,10 +145,10 @@ class RestoresController(Controller):
         try:
             check_confirmation(tenant, data.confirm)
             async with db_session.begin_nested():
-                await restore(db_session, _settings(request), caller_of(request), tenant, backup)
+                await restore(db_session, settings_of(request), caller_of(request), tenant, backup)
         except DomainError as error:
             page = await restore_page(
-                db_session, tenant, backup, _settings(request), restore_error=error.message
+                db_session, tenant, backup, settings_of(request), restore_error=error.message
             )
             return Template(
                 "landlord/restore.html",
@@ -178,12 +173,12 @@ class RestoresController(Controller):
         try:
             async with db_session.begin_nested():
                 requested = await copy_into_new_tenant(
-                    db_session, _settings(request), caller_of(request), backup, target
+                    db_session, settings_of(request), caller_of(request), backup, target
                 )
         except DomainError as error:
             errors = error.errors_by_field("copy")
             page = await restore_page(
-                db_session, tenant, backup, _settings(request), copy_form=data, copy_errors=errors
+                db_session, tenant, backup, settings_of(request), copy_form=data, copy_errors=errors
             )
             return Template(
                 "landlord/restore.html",

@@ -19,12 +19,11 @@ from services.models.landlord import DEFAULT_PLAN
 from services.provisioning.custom import APPLY_CUSTOM, ROLLBACK_CUSTOM, request_custom_change
 from services.provisioning.overview import TenantOverview, tenant_overview
 from services.provisioning.tenants import TenantRequest, request_tenant, retry_provisioning
-from services.settings import Settings
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import change_plan, get_tenant, plans, search_tenants
 from web.audit import record_request
 from web.auth import landlord_staff
-from web.deps import DbSession
+from web.deps import DbSession, settings_of
 from web.landlord.backups import backups_panel
 
 
@@ -57,11 +56,6 @@ async def _tenant_page(
     return Template("landlord/tenant.html", context=context, status_code=status_code)
 
 
-def _settings(request: Request[Any, Any, Any]) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 def _redirect(request: HTMXRequest, target: str) -> Response[Any]:
     # 303: the browser follows a form POST with a GET.
     return ClientRedirect(target) if request.htmx else Redirect(target, status_code=HTTP_303_SEE_OTHER)
@@ -75,7 +69,7 @@ class TenantsController(Controller):
     async def _form_context(
         self, request: Request[Any, Any, Any], db_session: DbSession, form: NewTenantForm
     ) -> dict[str, Any]:
-        catalogue = load_catalogue(_settings(request).layers_dir)
+        catalogue = load_catalogue(settings_of(request).layers_dir)
         template = catalogue.templates.get(form.template)
         return {
             "errors": {},
@@ -84,7 +78,7 @@ class TenantsController(Controller):
             "ticked": set(form.modules)
             if form.modules or template is None
             else set(template.default_modules),
-            "isolation_modes": available_isolation_modes(_settings(request)),
+            "isolation_modes": available_isolation_modes(settings_of(request)),
             "plans": await plans(db_session),
         }
 
@@ -128,7 +122,7 @@ class TenantsController(Controller):
             async with db_session.begin_nested():
                 tenant, job = await request_tenant(
                     db_session,
-                    _settings(request),
+                    settings_of(request),
                     TenantRequest(form.slug, form.name, form.template, modules, form.isolation, form.plan),
                 )
                 await record_request(
@@ -151,7 +145,7 @@ class TenantsController(Controller):
     async def tenant_page(
         self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str]
     ) -> Response[Any]:
-        overview = await tenant_overview(db_session, _settings(request), slug)
+        overview = await tenant_overview(db_session, settings_of(request), slug)
         if request.htmx and not overview.busy:
             return ClientRefresh()  # the job finished: reload once to show the tenant as it now is
         if request.htmx:
@@ -173,7 +167,7 @@ class TenantsController(Controller):
         try:
             plan = await change_plan(db_session, tenant, data.plan)
         except DomainError as error:
-            overview = await tenant_overview(db_session, _settings(request), slug)
+            overview = await tenant_overview(db_session, settings_of(request), slug)
             return await _tenant_page(db_session, overview, plan_error=error.message, status_code=422)
         await record_request(
             request, db_session, "tenant.plan", tenant=tenant, detail={"from": before, "to": plan.name}
@@ -197,7 +191,7 @@ class TenantsController(Controller):
         if action not in kinds:
             raise DomainError(f"Unknown custom-layer action {action!r}.")
         tenant = await get_tenant(db_session, slug)
-        job = await request_custom_change(db_session, _settings(request), tenant, kinds[action])
+        job = await request_custom_change(db_session, settings_of(request), tenant, kinds[action])
         await record_request(
             request, db_session, f"tenant.custom_{action}", tenant=tenant, detail={"job": job.id}
         )

@@ -31,9 +31,8 @@ from services.backups.requests import RESTORE, store_jobs_under_way
 from services.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.models import Backup, Job, JobStatus, Tenant
 from services.models.types import utcnow
-from services.settings import Settings
 from web.audit import caller_of, record_request
-from web.deps import DbSession
+from web.deps import DbSession, settings_of
 from web.landlord.backups import (
     VERIFICATION_BADGES,
     BackupForm,
@@ -74,11 +73,6 @@ class BackupsPage:
     @property
     def busy(self) -> bool:
         return bool(self.under_way)
-
-
-def _settings(request: Request[Any, Any, Any]) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 async def _tenant(request: Request[Any, Any, Any], db_session: AsyncSession) -> Tenant:
@@ -176,7 +170,7 @@ class TenantBackupsController(Controller):
             async with db_session.begin_nested():
                 refuse_while_under_way(tenant, await store_jobs_under_way(db_session, tenant))
                 requested = await back_up(
-                    db_session, _settings(request), caller_of(request), tenant, data.format
+                    db_session, settings_of(request), caller_of(request), tenant, data.format
                 )
         except DomainError as error:
             # HTMX swaps a 422 in place (base.html's responseHandling); a browser shows the status.
@@ -193,7 +187,7 @@ class TenantBackupsController(Controller):
         backup = await own_backup(request, db_session, backup_id)
         if backup.status != JobStatus.SUCCEEDED or backup.storage_key is None:
             raise Conflict(f"Backup #{backup.id} is {backup.status}: it has no archive to download.")
-        storage = backup_storage(_settings(request))
+        storage = backup_storage(settings_of(request))
         await asyncio.to_thread(check_archive, storage, backup)  # a damaged archive is refused whole
         await record_request(
             request,
@@ -229,7 +223,7 @@ class TenantBackupsController(Controller):
             check_confirmation(tenant, data.confirm)
             async with db_session.begin_nested():
                 refuse_while_under_way(tenant, await store_jobs_under_way(db_session, tenant))
-                await restore(db_session, _settings(request), caller_of(request), tenant, backup)
+                await restore(db_session, settings_of(request), caller_of(request), tenant, backup)
         except DomainError as error:
             status = 422 if isinstance(error, InvalidInput) else 409
             return await self._confirmation(request, db_session, backup, status, restore_error=error.message)
@@ -247,6 +241,6 @@ class TenantBackupsController(Controller):
         **extra: Any,
     ) -> Response[Any]:
         tenant = tenant_access(request).tenant
-        page = await restore_page(db_session, tenant, backup, _settings(request), **extra)
+        page = await restore_page(db_session, tenant, backup, settings_of(request), **extra)
         age = describe_age(backup.created_at, utcnow())
         return tenant_page(request, "restore.html", status_code, page=page, age=age)

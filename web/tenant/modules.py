@@ -24,7 +24,6 @@ from services.backups.safety import safety_format
 from services.errors import DomainError, InvalidInput, NotFound
 from services.layers.catalogue import Catalogue, load_catalogue
 from services.models import IsolationMode, Job, Tenant
-from services.settings import Settings
 from services.tenancy.modules import (
     ModuleChangeRefused,
     ModuleJob,
@@ -40,7 +39,7 @@ from services.tenancy.modules import (
     title_of,
 )
 from web.audit import record_request
-from web.deps import DbSession
+from web.deps import DbSession, settings_of
 from web.tenancy.foreign import record_if_foreign
 from web.tenancy.guards import tenant_admin
 from web.tenancy.scope import tenant_access, tenant_link
@@ -84,13 +83,8 @@ class DisableChoice:
         return self.drop_refusal if self.kept else self.keep_refusal
 
 
-def _settings(request: Request[Any, Any, Any]) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 def _catalogue(request: Request[Any, Any, Any]) -> Catalogue:
-    return load_catalogue(_settings(request).layers_dir)
+    return load_catalogue(settings_of(request).layers_dir)
 
 
 async def _tenant(request: Request[Any, Any, Any], db_session: AsyncSession) -> Tenant:
@@ -105,7 +99,7 @@ def _status_of(error: DomainError) -> int:
 async def _modules_page(
     request: Request[Any, Any, Any], db_session: AsyncSession, *, error: DomainError | None = None
 ) -> Template:
-    overview = await modules_overview(db_session, _settings(request), await _tenant(request, db_session))
+    overview = await modules_overview(db_session, settings_of(request), await _tenant(request, db_session))
     return tenant_page(
         request,
         "modules.html",
@@ -180,7 +174,7 @@ class TenantModulesController(Controller):
             async with db_session.begin_nested():
                 change = await request_enable(
                     db_session,
-                    _settings(request),
+                    settings_of(request),
                     tenant,
                     [module],
                     with_required=data.with_required == "yes",
@@ -231,7 +225,7 @@ class TenantModulesController(Controller):
             async with db_session.begin_nested():
                 change = await request_disable(
                     db_session,
-                    _settings(request),
+                    settings_of(request),
                     tenant,
                     module,
                     keep_data=data.keep_data == KEEP,
