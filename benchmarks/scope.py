@@ -55,15 +55,16 @@ from services.db import Database, create_engine
 from services.installation import prepare_landlord
 from services.models import JobStatus, SchemaSnapshot, Tenant, TenantRole, User
 from services.models.tenant import Unit
+from services.people.people import add_person
+from services.people.units import add_unit
 from services.provisioning.tenants import TenantRequest, request_tenant
 from services.settings import PROJECT_ROOT, Settings
 from services.tenancy.access import TenantAccess, find_open_tenant
 from services.tenancy.connections import TenantConnections
 from services.tenancy.context import Scope, tenant_context
-from services.tenancy.people import add_person, add_unit
-from services.tenancy.records import RecordTable, list_records, record_schema
 from services.tenancy.sessions import scoped_session
 from services.tenancy.stores import StoreLocation, location_of
+from services.tenant_data.records import RecordTable, list_records, record_schema
 from web.app import create_app
 from web.deps import DbSession
 from web.tenancy.scope import TenantScopeMiddleware
@@ -112,7 +113,7 @@ class World:
 
 
 def _search(table: RecordTable, word: str) -> ColumnElement[bool]:
-    """The portal's search condition (services.tenancy.records.list_records)."""
+    """The portal's search condition (services.tenant_data.records.list_records)."""
     return or_(*(func.lower(column).contains(word, autoescape=True) for column in table.searchable))
 
 

@@ -20,9 +20,9 @@ from services.errors import DomainError
 from services.installation import prepare_landlord
 from services.layers.landlord import landlord_is_current, migrate_landlord
 from services.models import ApiToken, Tenant, TenantStatus, User
+from services.people.people import add_profile
 from services.settings import Settings
 from services.tenancy.context import Scope
-from services.tenancy.people import add_profile
 from services.tenancy.sessions import scoped_session
 from services.tenancy.stores import location_of
 from services.tenancy.tenants import get_tenant

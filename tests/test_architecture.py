@@ -1,7 +1,8 @@
 """The boundaries between the packages, as code (in the manner of Sentry's silo tests).
 
 `tenantry/` (the command line) puts the others together and nothing imports it; `web/` may import
-`services/` and `workers/`; `workers/` imports `services/`; `services/` imports neither. Inside
+`services/` and `workers/`; `workers/` imports `services/`; `services/` imports neither. Inside `services/`, the isolation core (`services/tenancy`), the layers,
+the audit trail and the accounts import none of the features built on them. Inside
 `web/`, the JSON API and the two portals do not import one another. Every `import` and `from …
 import` is read with `ast`, those inside functions included, and so is every string that names one
 of our modules (`"web.asgi:app"`). A violation names the file, the line and the import.
@@ -53,6 +54,27 @@ LAYERS = (
     Boundary("services", ("web", "workers", "tenantry")),
     Boundary("workers", ("web", "tenantry")),
     Boundary("web", ("tenantry",)),
+)
+#: Inside services, the foundations under the features. The isolation core (services/tenancy:
+#: the registry, stores, scope, access, scoped sessions and connections) and the layers it
+#: migrates are built on by tenant data, people, modules, backups and provisioning, and import none
+#: of them; audit and accounts sit under the core or beside it.
+FEATURES = (
+    "services.tenant_data",
+    "services.people",
+    "services.modules",
+    "services.usage",
+    "services.tenant_settings",
+    "services.backups",
+    "services.provisioning",
+    "services.dashboard",
+    "services.installation",
+)
+FOUNDATIONS = (
+    Boundary("services/tenancy", (*FEATURES, "services.jobs", "services.accounts")),
+    Boundary("services/layers", (*FEATURES, "services.jobs", "services.accounts", "services.tenancy")),
+    Boundary("services/audit", (*FEATURES, "services.jobs", "services.accounts", "services.tenancy")),
+    Boundary("services/accounts", FEATURES),
 )
 PORTALS = (
     Boundary("web/api", ("web.landlord", "web.tenant")),
@@ -149,7 +171,7 @@ def test_the_collector_sees_imports_in_functions_and_import_strings() -> None:
     )
 
 
-@pytest.mark.parametrize("boundary", LAYERS, ids=lambda boundary: boundary.inside)
+@pytest.mark.parametrize("boundary", LAYERS + FOUNDATIONS, ids=lambda boundary: boundary.inside)
 def test_no_package_imports_one_above_it(boundary: Boundary) -> None:
     wrong = [f"{each} (reaches {forbidden})" for each, forbidden in crossings(boundary)]
     assert not wrong, f"{boundary.inside}/ may not import {', '.join(boundary.forbidden)}:\n" + "\n".join(

@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from services.models import Tenant
 from services.models.tenant import Role, Setting, TenantUser, Unit
+from services.people.people import list_people, put_profile
 from services.tenancy.context import Scope
-from services.tenancy.people import list_people, put_profile
 from services.tenancy.sessions import scoped_session
 from services.tenancy.stores import StoreLocation
 

@@ -4,7 +4,7 @@ Only ever read and written through a scoped tenant session (services.tenancy.ses
 filters every statement by the request's tenant (and unit subtree) and stamps new rows. The
 tables themselves are created by the layers' migrations, never from this metadata; a test checks
 the two agree. Tables of templates and modules are mapped from the store itself
-(services.tenancy.records), on the same markers.
+(services.tenant_data.records), on the same markers.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.layers.catalogue import load_catalogue
 from services.layers.migrator import current_revision, head, revisions
 from services.models import Job, MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
+from services.modules.requests import describe_module_job
 from services.provisioning.tenants import can_retry
 from services.settings import Settings
-from services.tenancy.modules import describe_module_job
 from services.tenancy.stores import location_of, store_exists
 from services.tenancy.tenants import get_tenant
 

@@ -79,7 +79,7 @@ async def scope_for(data: AsyncSession, access: TenantAccess, user: User) -> Sco
     """Admins see the whole tenant; a member sees the subtrees of the units they are assigned to
     (none at all until they are assigned). `data` is a tenant-level session of the tenant.
 
-    Their profile is the one with their account's id and email (services.tenancy.people). The
+    Their profile is the one with their account's id and email (services.people.people). The
     membership that let them in decides that they are active, not the profile's flag: a
     deactivation whose landlord side failed after its store side committed leaves them in, as
     they are listed, with their units."""

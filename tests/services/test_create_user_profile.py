@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.models import Tenant
 from services.models.tenant import Role, TenantUser
+from services.people.people import list_people
 from services.settings import Settings
-from services.tenancy.people import list_people
 from tests.services.running import run_tenantry, tenantry_env
 from tests.support import Credentials
 from tests.web.tenant_world import in_tenant, provision

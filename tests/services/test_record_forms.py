@@ -21,7 +21,9 @@ from services.models import IsolationMode
 from services.models.tenant import Role, TenantRow, TenantUser, Unit, UnitAssignment
 from services.settings import PROJECT_ROOT
 from services.tenancy.context import Scope
-from services.tenancy.forms import (
+from services.tenancy.sessions import scoped_session
+from services.tenancy.stores import SQLITE, StoreLocation
+from services.tenant_data.forms import (
     FieldKind,
     InvalidRecord,
     blank_values,
@@ -32,7 +34,7 @@ from services.tenancy.forms import (
     table_fields,
     values_of,
 )
-from services.tenancy.records import (
+from services.tenant_data.records import (
     RecordSchema,
     RecordTable,
     create_record,
@@ -42,8 +44,6 @@ from services.tenancy.records import (
     record_schema,
     update_record,
 )
-from services.tenancy.sessions import scoped_session
-from services.tenancy.stores import SQLITE, StoreLocation
 
 T = TypeVar("T")
 TENANTS = (1, 2)

@@ -17,28 +17,24 @@ from services.errors import Conflict, InvalidFields, InvalidInput, NotFound
 from services.layers.catalogue import load_catalogue
 from services.models import Plan, Tenant, User
 from services.models.tenant import Unit
-from services.settings import Settings
-from services.tenancy.access import TENANT_ADMIN, TENANT_MEMBER, grant_access, scope_for
-from services.tenancy.context import Scope
-from services.tenancy.people import (
-    add_unit,
+from services.people.people import (
     change_role,
     deactivate_person,
-    delete_unit,
     invite_person,
     let_in,
     list_people,
-    move_unit,
     reactivate_person,
-    rename_unit,
     set_units,
-    unit_tree,
 )
-from services.tenancy.records import record_schema
+from services.people.units import add_unit, delete_unit, move_unit, rename_unit, unit_tree
+from services.settings import Settings
+from services.tenancy.access import TENANT_ADMIN, TENANT_MEMBER, grant_access, scope_for
+from services.tenancy.context import Scope
 from services.tenancy.sessions import scoped_session
 from services.tenancy.stores import location_of
-from services.tenancy.tenant_settings import read_settings, update_settings
-from services.tenancy.usage import measure_usage
+from services.tenant_data.records import record_schema
+from services.tenant_settings import read_settings, update_settings
+from services.usage import measure_usage
 from tests.support import Credentials, requires_postgres
 from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, provision
 

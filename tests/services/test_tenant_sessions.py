@@ -20,9 +20,9 @@ from services.models import IsolationMode
 from services.models.tenant import Role, Unit
 from services.settings import PROJECT_ROOT
 from services.tenancy.context import PLATFORM, Scope
-from services.tenancy.records import RecordTable, record_schema
 from services.tenancy.sessions import OutOfScope, OutsideTenantScope, scoped_session
 from services.tenancy.stores import SQLITE, StoreLocation
+from services.tenant_data.records import RecordTable, record_schema
 
 TENANTS = (1, 2, 3)
 #: Per tenant: root, two children, one grandchild under the first child.

@@ -15,15 +15,16 @@ from services import jobs
 from services.db import Database
 from services.models import Job, JobStatus, Tenant
 from services.models.tenant import Unit
+from services.modules.requests import request_disable
+from services.people.people import add_person
+from services.people.units import add_unit
 from services.provisioning.tenants import TenantRequest, request_tenant
 from services.settings import Settings
 from services.tenancy.access import TENANT_ADMIN
 from services.tenancy.context import Scope, tenant_context
-from services.tenancy.modules import request_disable
-from services.tenancy.people import add_person, add_unit
-from services.tenancy.records import record_schema
 from services.tenancy.sessions import scoped_session
 from services.tenancy.stores import location_of
+from services.tenant_data.records import record_schema
 from tests.support import Credentials
 from tests.workers.support import drop_tenant_databases
 

@@ -18,9 +18,10 @@ from services.backups import request_backup, request_restore
 from services.backups.restores import PEOPLE
 from services.models import Backup, BackupFormat, Job, JobStatus, Tenant, User
 from services.models.tenant import Setting
+from services.people.people import change_role, set_units
+from services.people.units import add_unit
 from services.settings import Settings
 from services.tenancy.access import TENANT_ADMIN
-from services.tenancy.people import add_unit, change_role, set_units
 from tests.support import Credentials, signed_in
 from tests.web.portal import add_token, portal
 from tests.web.tenant_world import (

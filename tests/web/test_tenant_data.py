@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.installation import prepare_landlord
 from services.models import AuditEntry, Tenant
 from services.settings import PROJECT_ROOT, Settings
-from services.tenancy.records import record_schema
 from services.tenancy.security import CROSS_TENANT
+from services.tenant_data.records import record_schema
 from tests.support import Credentials, installation_settings, post_form, run_db, signed_in
 from tests.web.portal import add_token, assert_no_trace, portal
 from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, in_tenant, provision

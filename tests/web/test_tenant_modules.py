@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.models import AuditEntry, Backup, Job, JobStatus, Tenant, Verification
+from services.modules.requests import request_enable
 from services.settings import Settings
-from services.tenancy.modules import request_enable
 from services.tenancy.stores import location_of
 from tests.services.provisioning.installation import business_tables, copy_layers
 from tests.services.provisioning.test_module_changes import write_module

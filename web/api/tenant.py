@@ -2,7 +2,7 @@
 no path names one, so no call can reach another tenant's tenant_data.
 
 The rows of template and module tables are read and written here with the portal's own checks
-(services.tenancy.forms): a refused body is a 422 naming each field's mistake, a row outside the
+(services.tenant_data.forms): a refused body is a 422 naming each field's mistake, a row outside the
 token's scope is a 404, and every write is on the tenant's audit trail."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Annotated, Any
 from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.params import Body, FromPath, QueryParameter
 
-from services.tenancy.people import unit_tree
-from services.tenancy.record_changes import add_record, change_record, remove_record
-from services.tenancy.records import RecordTable, list_records
+from services.people.units import unit_tree
+from services.tenant_data.changes import add_record, change_record, remove_record
+from services.tenant_data.records import RecordTable, list_records
 from web.api.responses import error
 from web.api.schemas import Page
 from web.audit import caller_of

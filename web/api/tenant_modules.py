@@ -13,7 +13,7 @@ from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_409_CONFLICT
 
 from services.models import Tenant
-from services.tenancy.modules import ModuleChangeRefused, ModuleLine, modules_overview, request_modules
+from services.modules.requests import ModuleChangeRefused, ModuleLine, modules_overview, request_modules
 from web.api.responses import error
 from web.api.schemas import JobOut
 from web.audit import record_request

@@ -14,8 +14,8 @@ from litestar import Controller, Request, get, post
 from litestar.params import Body
 from litestar.status_codes import HTTP_201_CREATED
 
+from services.people.people import Person, invite, list_people
 from services.tenancy.access import TENANT_MEMBER
-from services.tenancy.people import Person, invite, list_people
 from web.api.responses import error
 from web.audit import caller_of
 from web.deps import DbSession

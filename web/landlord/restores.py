@@ -21,8 +21,8 @@ from services.backups.recorded import copy_into_new_tenant, restore
 from services.backups.safety import safety_format
 from services.errors import DomainError, InvalidInput
 from services.models import Backup, IsolationMode, JobStatus, Tenant, TenantStatus, Verification
+from services.people.people import count_active_people
 from services.settings import Settings
-from services.tenancy.people import count_active_people
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import get_tenant
 from web.audit import caller_of

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import NotFound
 from services.models import Tenant
-from services.tenancy.people import get_unit
+from services.people.units import get_unit
 from services.tenancy.security import owner_elsewhere, record_cross_tenant_attempt
 from services.tenancy.stores import location_of
 from web.tenancy.scope import after_response, tenant_access

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import NotFound
 from services.limits import holds
-from services.tenancy.forms import InvalidRecord
-from services.tenancy.record_changes import tenant_record_schema
-from services.tenancy.records import RecordSchema, RecordTable, get_record
+from services.tenant_data.changes import tenant_record_schema
+from services.tenant_data.forms import InvalidRecord
+from services.tenant_data.records import RecordSchema, RecordTable, get_record
 from web.tenancy.foreign import refuse_if_foreign, reporting_foreign
 from web.tenancy.scope import tenant_access
 

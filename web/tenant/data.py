@@ -18,21 +18,21 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from services.errors import Conflict, InvalidFields
-from services.tenancy.forms import (
+from services.tenant_data.changes import add_record, change_record, remove_record
+from services.tenant_data.forms import (
     blank_values,
     from_form,
     record_form,
     reference_labels,
     values_of,
 )
-from services.tenancy.record_changes import add_record, change_record, remove_record
-from services.tenancy.records import (
+from services.tenant_data.records import (
     RecordSchema,
     RecordTable,
     get_record,
     list_records,
 )
-from services.tenancy.tenant_settings import read_settings
+from services.tenant_settings import read_settings
 from web.audit import caller_of
 from web.deps import DbSession
 from web.tenancy.guards import tenant_member

@@ -24,7 +24,7 @@ from services.backups.safety import safety_format
 from services.errors import DomainError, InvalidInput, NotFound
 from services.layers.catalogue import Catalogue, load_catalogue
 from services.models import IsolationMode, Job, Tenant
-from services.tenancy.modules import (
+from services.modules.requests import (
     ModuleChangeRefused,
     ModuleJob,
     ModuleState,

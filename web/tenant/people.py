@@ -21,8 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import DomainError, InvalidInput, NotFound
 from services.models import Plan, Tenant
-from services.tenancy.access import TENANT_MEMBER
-from services.tenancy.people import (
+from services.people.people import (
     Person,
     change_role,
     count_active_people,
@@ -33,10 +32,11 @@ from services.tenancy.people import (
     reactivate_person,
     set_units,
     tenant_of_account_elsewhere,
-    unit_tree,
 )
-from services.tenancy.tenant_settings import read_settings
-from services.tenancy.usage import Allowance
+from services.people.units import unit_tree
+from services.tenancy.access import TENANT_MEMBER
+from services.tenant_settings import read_settings
+from services.usage import Allowance
 from web.audit import caller_of, record_request
 from web.deps import DbSession
 from web.tenancy.foreign import record_if_foreign, units_here
@@ -170,7 +170,7 @@ async def _change_person(
     """Make `change` to `person`: a refusal is shown on `refused_on` with nothing changed; a change
     is recorded as `action`. Then their page, or the tenant's home for an admin who has just made
     themselves a member. The tenant's store commits first and the landlord, where the door is,
-    last (services.tenancy.people). The people services refuse before they write to the landlord,
+    last (services.people.people). The people services refuse before they write to the landlord,
     so only the store's side needs a savepoint (a profile made on the way); a landlord savepoint
     would, on SQLite, commit there and then, before the store."""
     try:

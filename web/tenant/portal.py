@@ -11,7 +11,7 @@ from litestar.params import FromQuery
 from litestar.response import Template
 
 from services.audit import search
-from services.tenancy.people import unit_tree
+from services.people.units import unit_tree
 from services.tenancy.security import CROSS_TENANT
 from web.deps import DbSession
 from web.tenancy.guards import tenant_admin, tenant_member

@@ -18,8 +18,8 @@ from services.backups.archive import describe_size
 from services.errors import InvalidInput
 from services.layers.catalogue import load_catalogue
 from services.tenancy.stores import location_of
-from services.tenancy.tenant_settings import TenantSettings, read_settings, timezone_names, update_settings
-from services.tenancy.usage import measure_usage
+from services.tenant_settings import TenantSettings, read_settings, timezone_names, update_settings
+from services.usage import measure_usage
 from web.audit import record_request
 from web.deps import DbSession
 from web.tenancy.guards import tenant_admin, tenant_member

@@ -19,7 +19,7 @@ from litestar_htmx import HTMXRequest
 
 from services.errors import DomainError
 from services.models.tenant import Unit
-from services.tenancy.people import add_unit, delete_unit, get_unit, move_unit, rename_unit, unit_tree
+from services.people.units import add_unit, delete_unit, get_unit, move_unit, rename_unit, unit_tree
 from web.audit import record_request
 from web.deps import DbSession
 from web.tenancy.foreign import reporting_foreign

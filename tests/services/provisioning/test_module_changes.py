@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-import services.provisioning.modules  # noqa: F401  (registers the module job kinds)
+import services.modules.steps  # noqa: F401  (registers the module job kinds)
 from services.errors import Conflict, InvalidInput
 from services.layers.catalogue import load_catalogue
 from services.layers.migrator import current_revision, head
@@ -28,7 +28,7 @@ from services.models import (
     TenantLock,
     Verification,
 )
-from services.tenancy.modules import (
+from services.modules.requests import (
     DISABLE_MODULE,
     DROP_DATA,
     KEEP_DATA,

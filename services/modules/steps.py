@@ -6,7 +6,7 @@
 
 Both hold the tenant's lock (services/backups/locks.py) from their first step to their end, so
 no backup or restore of the tenant runs meanwhile, and both check the change again once they hold
-it (services/tenancy/modules.py has the rules). A module's revisions run in one transaction, so a
+it (services/modules/requests.py has the rules). A module's revisions run in one transaction, so a
 failed migration leaves that module as it was. A failed enable takes the modules it had already
 brought up back to where it found them; the tenant's records change only in its last step. A
 disable backs the tenant up first, always, and proves the backup restores before anything
@@ -52,9 +52,7 @@ from services.layers.migrator import (
 )
 from services.layers.ownership import TENANT_COLUMN
 from services.models import IsolationMode, Job, JobStatus, JobStep, StepStatus, Tenant, TenantStatus
-from services.provisioning.steps import Provisioning, snapshot
-from services.settings import Settings
-from services.tenancy.modules import (
+from services.modules.requests import (
     DISABLE_MODULE,
     DROP_DATA,
     ENABLE_MODULES,
@@ -68,6 +66,8 @@ from services.tenancy.modules import (
     plan_disable,
     plan_enable,
 )
+from services.provisioning.steps import Provisioning, snapshot
+from services.settings import Settings
 from services.tenancy.stores import StoreLocation
 
 

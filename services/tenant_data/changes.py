@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.audit import Caller, record_by
 from services.errors import NotFound
 from services.models import SchemaSnapshot, Tenant
+from services.modules.requests import visible_tables
 from services.settings import Settings
-from services.tenancy.forms import read_record
-from services.tenancy.modules import visible_tables
-from services.tenancy.records import (
+from services.tenant_data.forms import read_record
+from services.tenant_data.records import (
     RecordSchema,
     RecordTable,
     create_record,

@@ -9,7 +9,7 @@ key, the tenant tag and what the database computes (a `created_at` timestamp) ar
 A submission (a form's strings, or an API's JSON values) is read field by field into Python
 values, and every mistake is reported at once, each next to its field, before anything is
 written. What only the database can tell (a unique clash) is caught where the row is written
-(services.tenancy.records). Times are entered and shown on the clock of a zone the caller gives (the portal: the tenant's; the API: UTC).
+(services.tenant_data.records). Times are entered and shown on the clock of a zone the caller gives (the portal: the tenant's; the API: UTC).
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from services.errors import InvalidFields, InvalidInput
 from services.layers.ownership import UNIT_COLUMN
 from services.limits import integer_range, text_problem
 from services.models.tenant import TenantBase, TenantUser, UnitAssignment
-from services.tenancy.records import RecordSchema, RecordTable, column_label, in_zone
 from services.tenancy.sessions import scope_of
+from services.tenant_data.records import RecordSchema, RecordTable, column_label, in_zone
 
 #: A reference select lists at most this many rows; a table with more takes a row's id instead.
 OPTION_LIMIT = 500

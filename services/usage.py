@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.layers.catalogue import Catalogue, Layer
 from services.layers.footprint import layer_tables
 from services.models import Plan, Tenant
-from services.tenancy.modules import module_tables
-from services.tenancy.people import count_active_people
-from services.tenancy.records import RecordSchema
+from services.modules.requests import module_tables
+from services.people.people import count_active_people
 from services.tenancy.stores import SQLITE, StoreLocation
+from services.tenant_data.records import RecordSchema
 
 MEGABYTE = 1024 * 1024
 _SCHEMA_SIZE = text(

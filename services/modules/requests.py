@@ -6,7 +6,7 @@ allow enabling it, and why not. A change is checked whole before anything is wri
 requirements a module brings along, conflicts with enabled modules, the plan's modules and its
 module limit, a module still required by another. A refusal names the module in the way. Then
 the change's job is recorded, to be sent when the caller commits. The jobs themselves run in
-services/provisioning/modules.py, which checks the change again once it holds the tenant's lock.
+services/modules/steps.py, which checks the change again once it holds the tenant's lock.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ ENABLE_MODULES = "enable_modules"
 DISABLE_MODULE = "disable_module"
 MODULE_JOB_KINDS = (ENABLE_MODULES, DISABLE_MODULE)
 
-# The steps of the two jobs, named here so a request records them; services/provisioning/modules.py
+# The steps of the two jobs, named here so a request records them; services/modules/steps.py
 # runs them.
 LOCK = "lock"
 KEEP_DATA, DROP_DATA = "keep data", "drop data"
