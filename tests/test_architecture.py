@@ -7,8 +7,9 @@ the audit trail and the accounts import none of the features built on them. Insi
 import` is read with `ast`, those inside functions included, and so is every string that names one
 of our modules (`"web.asgi:app"`). A violation names the file, the line and the import.
 
-The API-and-portals rule does not hold yet: KNOWN_PORTAL_IMPORTS lists today's exceptions, and is
-to be emptied as their use cases move into services (it may only shrink).
+The API-and-portals rule holds with no exception: KNOWN_PORTAL_IMPORTS, the place for one, is empty
+and checked exactly (what the two portals both show lives in `web/backup_pages.py`; use cases live
+in services).
 
 Every model is on exactly one side, landlord or tenant, and no foreign key crosses between them.
 """
@@ -82,14 +83,11 @@ PORTALS = (
     Boundary("web/tenant", ("web.landlord", "web.api")),
 )
 
-#: The portals' imports of one another as they are today: the tenant portal's backup pages borrow
-#: the landlord's page helpers (backup lines, the restore page). The list is to be emptied, as those
-#: helpers move to a place both portals share; it is checked exactly, so a new entry fails and so
-#: does one that no longer holds (delete it then). The API imports no portal.
-KNOWN_PORTAL_IMPORTS = {
-    ("web/tenant/backups.py", "web.landlord.backups"),
-    ("web/tenant/backups.py", "web.landlord.restores"),
-}
+#: Imports between the API and the portals that are allowed all the same, as (file, module): none.
+#: The API imports no portal, and neither portal the other (what both show of a tenant's backups is
+#: in web/backup_pages.py). It is checked exactly, so an import not listed here fails, and so would
+#: an entry that no longer holds.
+KNOWN_PORTAL_IMPORTS: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -177,6 +175,21 @@ def test_no_package_imports_one_above_it(boundary: Boundary) -> None:
     assert not wrong, f"{boundary.inside}/ may not import {', '.join(boundary.forbidden)}:\n" + "\n".join(
         wrong
     )
+
+
+#: Opening a tenant session by hand: only entering a tenant (services/tenancy/entry.py) does it, so
+#: that scope, store connection and row security always come together.
+SESSION_OPENERS = ("services.tenancy.sessions.scoped_session", "services.tenancy.sessions.open_session")
+
+
+def test_tenant_sessions_are_opened_only_by_entering_a_tenant() -> None:
+    wrong = [
+        str(each)
+        for folder in PACKAGES
+        for each in imports_in(folder)
+        if each.module in SESSION_OPENERS and not each.file.startswith("services/tenancy/")
+    ]
+    assert not wrong, "enter the tenant (services.tenancy.entry.enter_tenant) instead:\n" + "\n".join(wrong)
 
 
 def test_the_api_and_the_portals_do_not_import_one_another() -> None:

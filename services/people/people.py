@@ -6,14 +6,18 @@ Deactivating removes the membership, so the door (services.tenancy.access) refus
 next request whatever sessions or tokens they hold, and marks the profile inactive, which keeps
 their role and units for a reactivation. People are named by their account id: it is the same in
 every store, so an id never names someone else's person in another tenant's store.
+
+The use cases, as a caller asks for them (the portal and the API alike), are at the end: invite,
+give_role, assign_units, deactivate, reactivate, each on the audit trail against the tenant.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -439,7 +443,7 @@ async def set_units(
 
 
 async def deactivate_person(
-    landlord: AsyncSession, data: AsyncSession, tenant: Tenant, account_id: int, *, by_account_id: int
+    landlord: AsyncSession, data: AsyncSession, tenant: Tenant, account_id: int, *, by_account_id: int | None
 ) -> Person:
     """Take someone's way in (their membership) while keeping their profile, role and units.
     Nobody deactivates themselves, nor the last active admin."""
@@ -518,3 +522,104 @@ async def invite(
         detail={"role": person.role, "units": units},
     )
     return person, invitation.password
+
+
+def _what_changed(before: Person, after: Person) -> dict[str, Any] | None:
+    """The audit entry's detail for a change of `before` into `after`; None when nothing changed."""
+    detail: dict[str, Any] = {}
+    if after.role != before.role:
+        detail.update(role=after.role, was=before.role)
+    if [unit.id for unit in after.units] != [unit.id for unit in before.units]:
+        detail["units"] = [unit.name for unit in after.units]
+    return detail if detail or after.active != before.active else None
+
+
+async def _change_on_the_trail(
+    landlord: AsyncSession,
+    data: AsyncSession,
+    caller: Caller,
+    tenant: Tenant,
+    account_id: int,
+    action: str,
+    change: Callable[[], Awaitable[Person]],
+) -> Person:
+    """Make `change` to someone and record it as `action`, unless it changed nothing. The tenant's
+    store commits first and the landlord, where the door is, last (with the caller's transaction).
+    The changes refuse before they write to the landlord, so only the store's side needs a
+    savepoint (a profile made on the way); a landlord savepoint would, on SQLite, commit there and
+    then, before the store. A refusal leaves nothing written."""
+    before = await get_person(landlord, data, tenant, account_id)
+    async with data.begin_nested():
+        after = await change()
+    await data.commit()
+    if (detail := _what_changed(before, after)) is not None:
+        await record_by(landlord, caller, action, tenant=tenant, target=after.email, detail=detail)
+    return after
+
+
+async def give_role(
+    landlord: AsyncSession, data: AsyncSession, caller: Caller, tenant: Tenant, account_id: int, role: str
+) -> Person:
+    """Someone made an admin or a member by `caller` (`person.role`; see `change_role`)."""
+    return await _change_on_the_trail(
+        landlord,
+        data,
+        caller,
+        tenant,
+        account_id,
+        "person.role",
+        lambda: change_role(landlord, data, tenant, account_id, role),
+    )
+
+
+async def assign_units(
+    landlord: AsyncSession,
+    data: AsyncSession,
+    caller: Caller,
+    tenant: Tenant,
+    account_id: int,
+    unit_ids: list[int],
+) -> Person:
+    """Someone assigned to exactly these units by `caller` (`person.units`; see `set_units`)."""
+    return await _change_on_the_trail(
+        landlord,
+        data,
+        caller,
+        tenant,
+        account_id,
+        "person.units",
+        lambda: set_units(landlord, data, tenant, account_id, unit_ids),
+    )
+
+
+async def deactivate(
+    landlord: AsyncSession, data: AsyncSession, caller: Caller, tenant: Tenant, account_id: int
+) -> Person:
+    """Someone's way in taken by `caller`, who may not be them (`person.deactivate`; see
+    `deactivate_person`)."""
+    actor = caller.actor
+    by_account_id = actor.id if isinstance(actor, User) else actor.user_id
+    return await _change_on_the_trail(
+        landlord,
+        data,
+        caller,
+        tenant,
+        account_id,
+        "person.deactivate",
+        lambda: deactivate_person(landlord, data, tenant, account_id, by_account_id=by_account_id),
+    )
+
+
+async def reactivate(
+    landlord: AsyncSession, data: AsyncSession, caller: Caller, tenant: Tenant, account_id: int
+) -> Person:
+    """Someone deactivated let in again by `caller` (`person.reactivate`; see `reactivate_person`)."""
+    return await _change_on_the_trail(
+        landlord,
+        data,
+        caller,
+        tenant,
+        account_id,
+        "person.reactivate",
+        lambda: reactivate_person(landlord, data, tenant, account_id),
+    )

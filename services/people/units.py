@@ -1,5 +1,6 @@
 """A tenant's unit tree, always through a scoped tenant session: add, rename, move, delete (only
-when nothing is left in a unit, which the refusal names)."""
+when nothing is left in a unit, which the refusal names). The use cases at the end make each
+change for a caller, on the audit trail."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from collections.abc import Iterable
 from sqlalchemy import String, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.audit import Caller, record_by
 from services.errors import Conflict, InvalidInput, NotFound
 from services.layers.ownership import UNIT_COLUMN
 from services.limits import holds
+from services.models import Tenant
 from services.models.tenant import Unit, UnitAssignment
 from services.tenant_data.records import RecordTable
 
@@ -140,4 +143,72 @@ async def delete_unit(data: AsyncSession, unit_id: int, record_tables: Iterable[
         )
     await data.delete(unit)
     await data.flush()
+    return unit
+
+
+# --- Changes as a caller asks for them ------------------------------------------------------------
+#
+# Each is made in a savepoint of the tenant's store, so a refusal leaves nothing written, and goes
+# on the audit trail against the tenant in the caller's landlord transaction.
+
+
+async def _on_the_trail(
+    landlord: AsyncSession, caller: Caller, tenant: Tenant, action: str, **detail: str
+) -> None:
+    await record_by(landlord, caller, action, tenant=tenant, detail=caller.with_token(detail))
+
+
+async def create_unit(
+    landlord: AsyncSession,
+    data: AsyncSession,
+    caller: Caller,
+    tenant: Tenant,
+    *,
+    parent_id: int,
+    name: str,
+    kind: str = "unit",
+) -> Unit:
+    """A new unit inside `parent_id`, for `caller` (`unit.create`; see `add_unit`)."""
+    async with data.begin_nested():
+        unit = await add_unit(data, parent_id=parent_id, name=name, kind=kind)
+    await _on_the_trail(landlord, caller, tenant, "unit.create", unit=unit.name)
+    return unit
+
+
+async def name_unit(
+    landlord: AsyncSession, data: AsyncSession, caller: Caller, tenant: Tenant, unit_id: int, name: str
+) -> Unit:
+    """A unit renamed by `caller` (`unit.rename`, with the name it had; see `rename_unit`)."""
+    was = (await get_unit(data, unit_id)).name
+    async with data.begin_nested():
+        unit = await rename_unit(data, unit_id, name)
+    await _on_the_trail(landlord, caller, tenant, "unit.rename", unit=unit.name, was=was)
+    return unit
+
+
+async def move_unit_into(
+    landlord: AsyncSession, data: AsyncSession, caller: Caller, tenant: Tenant, unit_id: int, parent_id: int
+) -> Unit:
+    """A unit (and everything below it) moved under `parent_id` by `caller` (`unit.move`; see
+    `move_unit`)."""
+    parent = await get_unit(data, parent_id)
+    async with data.begin_nested():
+        unit = await move_unit(data, unit_id, parent.id)
+    await _on_the_trail(landlord, caller, tenant, "unit.move", unit=unit.name, parent=parent.name)
+    return unit
+
+
+async def remove_unit(
+    landlord: AsyncSession,
+    data: AsyncSession,
+    caller: Caller,
+    tenant: Tenant,
+    unit_id: int,
+    record_tables: Iterable[RecordTable],
+) -> Unit:
+    """An empty unit deleted by `caller` (`unit.delete`; see `delete_unit`). `record_tables` are
+    every table that may hold its rows, a kept module's too."""
+    async with data.begin_nested():
+        unit = await delete_unit(data, unit_id, record_tables)
+    await _on_the_trail(landlord, caller, tenant, "unit.delete", unit=unit.name)
     return unit

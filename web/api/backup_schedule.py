@@ -10,14 +10,14 @@ from litestar import Controller, Request, delete, get, put
 from litestar.params import Body, FromPath
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from services.backups.schedules import clear_schedule, schedule_of, set_schedule
+from services.backups.recorded import schedule_backups, stop_scheduled_backups
+from services.backups.schedules import schedule_of
 from services.errors import NotFound
 from services.models import BackupFormat, BackupSchedule
-from services.models.types import utcnow
 from services.tenancy.tenants import get_tenant
 from web.api.responses import error
-from web.audit import record_request
-from web.auth import current_user, landlord_token, signed_in
+from web.audit import caller_of
+from web.auth import landlord_token, signed_in
 from web.deps import DbSession
 
 
@@ -82,19 +82,9 @@ class BackupScheduleApiController(Controller):
         data: Annotated[ScheduleIn, Body()],
     ) -> ScheduleOut:
         tenant = await get_tenant(db_session, slug)
-        user = current_user(request)
-        schedule = await set_schedule(
-            db_session,
-            tenant,
-            daily_at=data.daily_at,
-            format=data.format,
-            keep=data.keep,
-            now=utcnow(),
-            updated_by=user.email if user else None,
+        schedule = await schedule_backups(
+            db_session, caller_of(request), tenant, daily_at=data.daily_at, format=data.format, keep=data.keep
         )
-        detail: dict[str, Any] = {"daily_at": f"{schedule.daily_at:%H:%M}", "format": schedule.format}
-        detail |= {"keep": schedule.keep, "token": request.auth.prefix if request.auth else None}
-        await record_request(request, db_session, "tenant.backup_schedule", tenant=tenant, detail=detail)
         return ScheduleOut.of(tenant.slug, schedule)
 
     @delete("/", status_code=HTTP_204_NO_CONTENT, summary="Stop backing a tenant up on a schedule")
@@ -102,5 +92,4 @@ class BackupScheduleApiController(Controller):
         self, request: Request[Any, Any, Any], db_session: DbSession, slug: FromPath[str]
     ) -> None:
         tenant = await get_tenant(db_session, slug)
-        if await clear_schedule(db_session, tenant):
-            await record_request(request, db_session, "tenant.backup_schedule_clear", tenant=tenant)
+        await stop_scheduled_backups(db_session, caller_of(request), tenant)

@@ -14,11 +14,12 @@ from services.errors import NotFound
 from services.layers.catalogue import load_catalogue
 from services.models import Job
 from services.models.landlord import DEFAULT_PLAN
-from services.provisioning.tenants import TenantRequest, request_tenant
+from services.provisioning.recorded import provision_tenant
+from services.provisioning.tenants import TenantRequest
 from web.api.responses import error
 from web.api.schemas import JobOut, ModuleOut, ProvisioningOut, TemplateOut, TenantOut
 from web.api.tenants import record_token_reaching_for
-from web.audit import record_request
+from web.audit import caller_of
 from web.auth import landlord_token, may_read_tenant, signed_in
 from web.deps import DbSession
 
@@ -72,19 +73,11 @@ class ProvisioningApiController(Controller):
     async def create_tenant(
         self, request: Request[Any, Any, Any], db_session: DbSession, data: Annotated[TenantIn, Body()]
     ) -> Response[ProvisioningOut]:
-        tenant, job = await request_tenant(
-            db_session,
-            request.app.state.settings,
-            TenantRequest(
-                data.slug, data.name, data.template, _modules_of(request, data), data.isolation, data.plan
-            ),
+        wanted = TenantRequest(
+            data.slug, data.name, data.template, _modules_of(request, data), data.isolation, data.plan
         )
-        await record_request(
-            request,
-            db_session,
-            "tenant.request",
-            tenant=tenant,
-            detail={"job": job.id, "token": request.auth.prefix},
+        tenant, job = await provision_tenant(
+            db_session, request.app.state.settings, caller_of(request), wanted
         )
         await db_session.commit()
         await db_session.refresh(job, ["steps"])

@@ -13,10 +13,11 @@ from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_409_CONFLICT
 
 from services.models import Tenant
-from services.modules.requests import ModuleChangeRefused, ModuleLine, modules_overview, request_modules
+from services.modules.changes import set_modules
+from services.modules.requests import ModuleChangeRefused, ModuleLine, modules_overview
 from web.api.responses import error
 from web.api.schemas import JobOut
-from web.audit import record_request
+from web.audit import caller_of
 from web.deps import DbSession
 from web.errors import error_response
 from web.tenancy.guards import REFUSAL, tenant_admin
@@ -139,14 +140,14 @@ class TenantModulesApiController(Controller):
     ) -> Response[Any]:
         tenant = await db_session.get_one(Tenant, tenant_access(request).tenant.id)
         try:
-            changes = await request_modules(
+            changes = await set_modules(
                 db_session,
                 request.app.state.settings,
+                caller_of(request),
                 tenant,
                 data.modules,
                 keep_data=data.keep_data,
                 drop_kept=data.drop_kept,
-                requested_by=request.scope["user"].email,
             )
         except ModuleChangeRefused as refused:
             return error_response(
@@ -160,14 +161,6 @@ class TenantModulesApiController(Controller):
             return Response(
                 ModuleChangesOut([], "These modules are enabled already: nothing to change."),
                 status_code=HTTP_200_OK,
-            )
-        for change in changes:
-            await record_request(
-                request,
-                db_session,
-                change.action,
-                tenant=tenant,
-                detail={**change.detail, "token": request.auth.prefix},
             )
         await db_session.commit()
         for change in changes:

@@ -16,13 +16,14 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar_htmx import HTMXRequest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.backups.schedules import MAX_KEEP, backup_formats, clear_schedule, schedule_of, set_schedule
+from services.backups.recorded import schedule_backups, stop_scheduled_backups
+from services.backups.schedules import MAX_KEEP, backup_formats, schedule_of
 from services.errors import DomainError
 from services.models import BackupSchedule, Tenant, TenantStatus
 from services.models.types import utcnow
 from services.tenancy.tenants import get_tenant
-from web.audit import record_request
-from web.auth import current_user, landlord_staff
+from web.audit import caller_of
+from web.auth import landlord_staff
 from web.deps import DbSession
 
 DEFAULT_DAILY_AT = "02:00"
@@ -119,25 +120,15 @@ class BackupScheduleController(Controller):
         data: Annotated[ScheduleForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[Any]:
         tenant = await get_tenant(db_session, slug)
-        user = current_user(request)
         try:
             async with db_session.begin_nested():
-                schedule = await set_schedule(
+                schedule = await schedule_backups(
                     db_session,
+                    caller_of(request),
                     tenant,
                     daily_at=data.daily_at,
                     format=data.format,
                     keep=data.keep,
-                    now=utcnow(),
-                    updated_by=user.email if user else None,
-                )
-                detail = {
-                    "daily_at": f"{schedule.daily_at:%H:%M}",
-                    "format": schedule.format,
-                    "keep": schedule.keep,
-                }
-                await record_request(
-                    request, db_session, "tenant.backup_schedule", tenant=tenant, detail=detail
                 )
         except DomainError as error:
             errors = error.errors_by_field("form")
@@ -150,8 +141,7 @@ class BackupScheduleController(Controller):
     @post("/clear")
     async def clear(self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str]) -> Response[Any]:
         tenant = await get_tenant(db_session, slug)
-        if await clear_schedule(db_session, tenant):
-            await record_request(request, db_session, "tenant.backup_schedule_clear", tenant=tenant)
+        await stop_scheduled_backups(db_session, caller_of(request), tenant)
         await db_session.commit()
         message = f"Cleared: {tenant.slug} is backed up only when asked. Its backups are kept."
         return self._back_to_panel(request, await schedule_panel(db_session, tenant, message=message))

@@ -4,7 +4,6 @@ verification) and "Back up now". A backup runs as a job; the page follows it lik
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, post
@@ -13,49 +12,19 @@ from litestar.params import Body, FromPath
 from litestar.response import Redirect, Response, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar_htmx import ClientRedirect, HTMXRequest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.backups import backups_of, get_backup, request_verification
-from services.backups.archive import describe_size
-from services.backups.recorded import back_up
+from services.backups import get_backup
+from services.backups.recorded import back_up, verify_again
 from services.backups.schedules import backup_formats
 from services.errors import DomainError
-from services.models import Backup, BackupFormat, JobStatus, Tenant, TenantLock, TenantStatus
-from services.models.types import utcnow
+from services.models import Tenant, TenantStatus
 from services.tenancy.tenants import get_tenant
-from web.audit import caller_of, record_request
+from web.audit import caller_of
 from web.auth import landlord_staff
+from web.backup_pages import VERIFICATION_BADGES, BackupForm, BackupLine, backup_lines
 from web.deps import DbSession, settings_of
 from web.landlord.backup_schedule import SchedulePanel, schedule_panel
-
-#: How the verification states look: the badge colours the stylesheet already has.
-VERIFICATION_BADGES = {"verified": "ok", "not_verified": "pending", "failed": "failed"}
-
-
-@dataclass
-class BackupForm:
-    format: str = BackupFormat.NATIVE
-
-
-def describe_age(moment: datetime, now: datetime) -> str:
-    seconds = max(0, int((now - moment).total_seconds()))
-    if seconds < 60:
-        return "just now"
-    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''} ago"
-    raise AssertionError("unreachable")
-
-
-@dataclass
-class BackupLine:
-    backup: Backup
-    age: str
-    size: str
-    #: The job it waits for, while another backup or restore of the tenant holds the lock.
-    waits_for: int | None = None
 
 
 @dataclass
@@ -70,40 +39,13 @@ class BackupsPanel:
     schedule: SchedulePanel | None = None
 
 
-def formats_for(tenant: Tenant) -> list[str]:
-    """The formats a tenant can be backed up in (a shared store only portably)."""
-    return backup_formats(tenant)
-
-
-async def backup_lines(session: AsyncSession, tenant: Tenant) -> list[BackupLine]:
-    """The tenant's backups, newest first, as both portals list them."""
-    now = utcnow()
-    lock = await session.scalar(select(TenantLock).where(TenantLock.tenant_id == tenant.id))
-    lines = []
-    for backup in await backups_of(session, tenant):
-        waiting = (
-            lock is not None
-            and backup.status == JobStatus.QUEUED
-            and backup.job_id not in (None, lock.job_id)
-        )
-        lines.append(
-            BackupLine(
-                backup,
-                describe_age(backup.created_at, now),
-                describe_size(backup.size_bytes),
-                lock.job_id if waiting and lock is not None else None,
-            )
-        )
-    return lines
-
-
 async def backups_panel(session: AsyncSession, tenant: Tenant, *, error: str | None = None) -> BackupsPanel:
     lines = await backup_lines(session, tenant)
     unavailable = None
     if tenant.status != TenantStatus.ACTIVE or not tenant.store_name:
         unavailable = f"{tenant.slug} is {tenant.status}: only an active tenant's store can be backed up."
     schedule = await schedule_panel(session, tenant)
-    return BackupsPanel(tenant, lines, formats_for(tenant), unavailable, error, schedule=schedule)
+    return BackupsPanel(tenant, lines, backup_formats(tenant), unavailable, error, schedule=schedule)
 
 
 def _back_to_page(request: HTMXRequest, slug: str) -> Response[Any]:
@@ -144,13 +86,6 @@ class BackupsController(Controller):
     ) -> Response[Any]:
         tenant = await get_tenant(db_session, slug)
         backup = await get_backup(db_session, tenant, backup_id)
-        job = await request_verification(db_session, backup)
-        await record_request(
-            request,
-            db_session,
-            "tenant.backup_verify",
-            tenant=tenant,
-            detail={"backup": backup.id, "job": job.id},
-        )
+        await verify_again(db_session, caller_of(request), tenant, backup)
         await db_session.commit()
         return _back_to_page(request, slug)

@@ -16,12 +16,17 @@ from litestar_htmx import ClientRedirect, ClientRefresh, HTMXRequest
 from services.errors import DomainError
 from services.layers.catalogue import load_catalogue
 from services.models.landlord import DEFAULT_PLAN
-from services.provisioning.custom import APPLY_CUSTOM, ROLLBACK_CUSTOM, request_custom_change
 from services.provisioning.overview import TenantOverview, tenant_overview
-from services.provisioning.tenants import TenantRequest, request_tenant, retry_provisioning
+from services.provisioning.recorded import (
+    change_custom_layer,
+    move_to_plan,
+    provision_again,
+    provision_tenant,
+)
+from services.provisioning.tenants import TenantRequest
 from services.tenancy.stores import available_isolation_modes
-from services.tenancy.tenants import change_plan, get_tenant, plans, search_tenants
-from web.audit import record_request
+from services.tenancy.tenants import get_tenant, plans, search_tenants
+from web.audit import caller_of
 from web.auth import landlord_staff
 from web.deps import DbSession, settings_of
 from web.landlord.backups import backups_panel
@@ -118,15 +123,11 @@ class TenantsController(Controller):
     ) -> Response[Any]:
         modules = data.modules if isinstance(data.modules, list) else [data.modules]
         form = replace(data, slug=data.slug.strip(), name=data.name.strip(), modules=modules)
+        wanted = TenantRequest(form.slug, form.name, form.template, modules, form.isolation, form.plan)
         try:
             async with db_session.begin_nested():
-                tenant, job = await request_tenant(
-                    db_session,
-                    settings_of(request),
-                    TenantRequest(form.slug, form.name, form.template, modules, form.isolation, form.plan),
-                )
-                await record_request(
-                    request, db_session, "tenant.request", tenant=tenant, detail={"job": job.id}
+                tenant, _ = await provision_tenant(
+                    db_session, settings_of(request), caller_of(request), wanted
                 )
         except DomainError as error:
             errors = error.errors_by_field("form")
@@ -163,23 +164,18 @@ class TenantsController(Controller):
         data: Annotated[PlanForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[Any]:
         tenant = await get_tenant(db_session, slug)
-        before = tenant.plan.name
         try:
-            plan = await change_plan(db_session, tenant, data.plan)
+            await move_to_plan(db_session, caller_of(request), tenant, data.plan)
         except DomainError as error:
             overview = await tenant_overview(db_session, settings_of(request), slug)
             return await _tenant_page(db_session, overview, plan_error=error.message, status_code=422)
-        await record_request(
-            request, db_session, "tenant.plan", tenant=tenant, detail={"from": before, "to": plan.name}
-        )
         await db_session.commit()
         return _redirect(request, f"/tenants/{slug}")
 
     @post("/{slug:str}/retry")
     async def retry(self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str]) -> Response[Any]:
         tenant = await get_tenant(db_session, slug)
-        job = await retry_provisioning(db_session, tenant)
-        await record_request(request, db_session, "tenant.retry", tenant=tenant, detail={"job": job.id})
+        await provision_again(db_session, caller_of(request), tenant)
         await db_session.commit()
         return _redirect(request, f"/tenants/{slug}")
 
@@ -187,13 +183,7 @@ class TenantsController(Controller):
     async def custom_change(
         self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str], action: FromPath[str]
     ) -> Response[Any]:
-        kinds = {"apply": APPLY_CUSTOM, "rollback": ROLLBACK_CUSTOM}
-        if action not in kinds:
-            raise DomainError(f"Unknown custom-layer action {action!r}.")
         tenant = await get_tenant(db_session, slug)
-        job = await request_custom_change(db_session, settings_of(request), tenant, kinds[action])
-        await record_request(
-            request, db_session, f"tenant.custom_{action}", tenant=tenant, detail={"job": job.id}
-        )
+        await change_custom_layer(db_session, settings_of(request), caller_of(request), tenant, action)
         await db_session.commit()
         return _redirect(request, f"/tenants/{slug}")

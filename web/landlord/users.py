@@ -12,11 +12,10 @@ from litestar.response import Redirect, Response, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar_htmx import HTMXRequest
 
-from services.accounts.users import create_user, list_landlord_staff
+from services.accounts.recorded import add_landlord_admin, allow_switching
+from services.accounts.users import list_landlord_staff
 from services.errors import DomainError, InvalidInput
-from services.models import PlatformRole
-from services.tenancy.switching import grant_switching
-from web.audit import record_request
+from web.audit import caller_of
 from web.auth import superadmin
 from web.deps import DbSession
 
@@ -55,9 +54,7 @@ class UsersController(Controller):
         status = 201
         try:
             async with db_session.begin_nested():
-                created = await create_user(db_session, email=data.email, role=PlatformRole.LANDLORD_ADMIN)
-                await record_request(request, db_session, "user.create", target=created.user.email)
-                context["created"] = created
+                context["created"] = await add_landlord_admin(db_session, caller_of(request), data.email)
             context["form"] = NewStaffForm()
         except DomainError as error:
             context["error"], status = error.message, 422
@@ -78,9 +75,7 @@ class UsersController(Controller):
             raise InvalidInput(
                 "Choose whether this admin may switch into tenants: yes or no.", field="allowed"
             )
-        user = await grant_switching(db_session, user_id, granted=granted)
-        action = "user.switch_grant" if granted else "user.switch_revoke"
-        await record_request(request, db_session, action, target=user.email)
+        await allow_switching(db_session, caller_of(request), user_id, allowed=granted)
         if not request.htmx:
             return Redirect("/users", status_code=HTTP_303_SEE_OTHER)
         context = {"users": await list_landlord_staff(db_session), "form": NewStaffForm()}

@@ -10,9 +10,7 @@ against that tenant."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -24,29 +22,27 @@ from litestar_htmx import HTMXRequest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.backups import BACKUP, VERIFY_BACKUP, BackupStorage, backup_storage, get_backup
-from services.backups.archive import check_archive
-from services.backups.recorded import back_up, restore
+from services.backups import BACKUP, VERIFY_BACKUP, get_backup
+from services.backups.recorded import back_up, hand_over, restore
 from services.backups.requests import RESTORE, store_jobs_under_way
+from services.backups.schedules import backup_formats
 from services.errors import Conflict, DomainError, InvalidInput, NotFound
-from services.models import Backup, Job, JobStatus, Tenant
+from services.models import Backup, Job, Tenant
 from services.models.types import utcnow
-from web.audit import caller_of, record_request
-from web.deps import DbSession, settings_of
-from web.landlord.backups import (
+from web.audit import caller_of
+from web.backup_pages import (
     VERIFICATION_BADGES,
     BackupForm,
     BackupLine,
-    backup_lines,
-    describe_age,
-    formats_for,
-)
-from web.landlord.restores import (
     RestoreForm,
+    backup_lines,
     check_confirmation,
+    describe_age,
+    refusal_status,
     restore_page,
     unrestorable_reason,
 )
+from web.deps import DbSession, settings_of
 from web.tenancy.foreign import record_if_foreign
 from web.tenancy.guards import tenant_admin
 from web.tenancy.scope import tenant_access, tenant_link
@@ -54,7 +50,6 @@ from web.tenant.pages import Form, tenant_page
 
 #: What each of the tenant's store jobs is, in a sentence that starts with it.
 _JOB_WORDS = {BACKUP: "A backup", VERIFY_BACKUP: "A verification of a backup", RESTORE: "A restore"}
-_CHUNK = 256 * 1024
 
 
 @dataclass
@@ -87,7 +82,7 @@ async def backups_page(session: AsyncSession, tenant: Tenant, **extra: Any) -> B
     restored_from = await session.get(Backup, last_restore.payload["backup_id"]) if last_restore else None
     return BackupsPage(
         await backup_lines(session, tenant),
-        formats_for(tenant),
+        backup_formats(tenant),
         await store_jobs_under_way(session, tenant),
         last_restore,
         restored_from,
@@ -115,13 +110,6 @@ async def own_backup(request: Request[Any, Any, Any], db_session: AsyncSession, 
         owner = select(Backup.tenant_id).where(Backup.id == backup_id)
         record_if_foreign(request, "backup", {"backup": backup_id}, lambda landlord: landlord.scalar(owner))
         raise
-
-
-def _archive_chunks(storage: BackupStorage, key: str) -> Iterator[bytes]:
-    """The stored archive, piece by piece (read in a worker thread by the streaming response)."""
-    with storage.open(key) as handle:
-        while chunk := handle.read(_CHUNK):
-            yield chunk
 
 
 def _download_headers(tenant: Tenant, backup: Backup) -> dict[str, str]:
@@ -185,19 +173,9 @@ class TenantBackupsController(Controller):
     async def download(self, request: HTMXRequest, db_session: DbSession, backup_id: FromPath[int]) -> Stream:
         tenant = tenant_access(request).tenant
         backup = await own_backup(request, db_session, backup_id)
-        if backup.status != JobStatus.SUCCEEDED or backup.storage_key is None:
-            raise Conflict(f"Backup #{backup.id} is {backup.status}: it has no archive to download.")
-        storage = backup_storage(settings_of(request))
-        await asyncio.to_thread(check_archive, storage, backup)  # a damaged archive is refused whole
-        await record_request(
-            request,
-            db_session,
-            "tenant.backup_download",
-            tenant=tenant,
-            detail={"backup": backup.id, "sha256": backup.sha256},
-        )
+        archive = await hand_over(db_session, settings_of(request), caller_of(request), tenant, backup)
         return Stream(
-            _archive_chunks(storage, backup.storage_key),
+            archive,
             media_type="application/gzip",
             headers=_download_headers(tenant, backup),
         )
@@ -225,7 +203,7 @@ class TenantBackupsController(Controller):
                 refuse_while_under_way(tenant, await store_jobs_under_way(db_session, tenant))
                 await restore(db_session, settings_of(request), caller_of(request), tenant, backup)
         except DomainError as error:
-            status = 422 if isinstance(error, InvalidInput) else 409
+            status = refusal_status(error)
             return await self._confirmation(request, db_session, backup, status, restore_error=error.message)
         await db_session.commit()
         # Not a redirect: the tenant is about to show a maintenance page, which this one follows

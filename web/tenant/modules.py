@@ -24,6 +24,7 @@ from services.backups.safety import safety_format
 from services.errors import DomainError, InvalidInput, NotFound
 from services.layers.catalogue import Catalogue, load_catalogue
 from services.models import IsolationMode, Job, Tenant
+from services.modules.changes import disable_module, enable_module
 from services.modules.requests import (
     ModuleChangeRefused,
     ModuleJob,
@@ -34,11 +35,9 @@ from services.modules.requests import (
     module_tables,
     modules_overview,
     plan_disable,
-    request_disable,
-    request_enable,
     title_of,
 )
-from web.audit import record_request
+from web.audit import caller_of
 from web.deps import DbSession, settings_of
 from web.tenancy.foreign import record_if_foreign
 from web.tenancy.guards import tenant_admin
@@ -111,10 +110,7 @@ async def _modules_page(
 
 
 async def _started(request: Request[Any, Any, Any], db_session: AsyncSession, change: ModuleJob) -> Redirect:
-    """Record the change on the audit trail, commit (which sends its job), and go to its progress page."""
-    await record_request(
-        request, db_session, change.action, tenant=tenant_access(request).tenant, detail=change.detail
-    )
+    """Commit (which sends the change's job) and go to its progress page."""
     await db_session.commit()
     return Redirect(tenant_link(request, f"/modules/jobs/{change.job.id}"), status_code=HTTP_303_SEE_OTHER)
 
@@ -172,13 +168,13 @@ class TenantModulesController(Controller):
         tenant = await _tenant(request, db_session)
         try:
             async with db_session.begin_nested():
-                change = await request_enable(
+                change = await enable_module(
                     db_session,
                     settings_of(request),
+                    caller_of(request),
                     tenant,
-                    [module],
+                    module,
                     with_required=data.with_required == "yes",
-                    requested_by=request.scope["user"].email,
                 )
         except RequirementsNotOffered as offer:
             catalogue = _catalogue(request)
@@ -223,13 +219,13 @@ class TenantModulesController(Controller):
                     f"Choose whether to keep the data of {choice.title} or drop it.", field="keep_data"
                 )
             async with db_session.begin_nested():
-                change = await request_disable(
+                change = await disable_module(
                     db_session,
                     settings_of(request),
+                    caller_of(request),
                     tenant,
                     module,
                     keep_data=data.keep_data == KEEP,
-                    requested_by=request.scope["user"].email,
                 )
         except DomainError as error:
             return tenant_page(

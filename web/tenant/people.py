@@ -9,7 +9,7 @@ for nobody, and recorded against that tenant.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -20,24 +20,24 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_303_SEE_OTHER
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import DomainError, InvalidInput, NotFound
-from services.models import Plan, Tenant
+from services.models import Plan
 from services.people.people import (
     Person,
-    change_role,
+    assign_units,
     count_active_people,
-    deactivate_person,
+    deactivate,
     get_person,
+    give_role,
     invite,
     list_people,
-    reactivate_person,
-    set_units,
+    reactivate,
     tenant_of_account_elsewhere,
 )
 from services.people.units import unit_tree
 from services.tenancy.access import TENANT_MEMBER
 from services.tenant_settings import read_settings
 from services.usage import Allowance
-from web.audit import caller_of, record_request
+from web.audit import caller_of
 from web.deps import DbSession
 from web.tenancy.foreign import record_if_foreign, units_here
 from web.tenancy.guards import tenant_admin
@@ -137,53 +137,27 @@ async def _person_page(
     )
 
 
-async def _record(
-    request: Request[Any, Any, Any], db_session: AsyncSession, action: str, person: Person, **detail: Any
-) -> None:
-    tenant = tenant_access(request).tenant
-    await record_request(request, db_session, action, tenant=tenant, target=person.email, detail=detail)
-
-
 DEACTIVATION = "person_deactivate.html"
-
-
-def _what_changed(before: Person, after: Person) -> dict[str, Any] | None:
-    """The audit entry's detail for a change of `before` into `after`; None when nothing changed."""
-    detail: dict[str, Any] = {}
-    if after.role != before.role:
-        detail.update(role=after.role, was=before.role)
-    if [unit.id for unit in after.units] != [unit.id for unit in before.units]:
-        detail["units"] = [unit.name for unit in after.units]
-    return detail if detail or after.active != before.active else None
 
 
 async def _change_person(
     request: Request[Any, Any, Any],
-    db_session: AsyncSession,
     tenant_data: TenantData,
     person: Person,
-    change: Callable[[Tenant], Awaitable[Person]],
-    action: str,
+    change: Awaitable[Person],
     *,
     refused_on: str = "person.html",
 ) -> Template | Redirect:
-    """Make `change` to `person`: a refusal is shown on `refused_on` with nothing changed; a change
-    is recorded as `action`. Then their page, or the tenant's home for an admin who has just made
-    themselves a member. The tenant's store commits first and the landlord, where the door is,
-    last (services.people.people). The people services refuse before they write to the landlord,
-    so only the store's side needs a savepoint (a profile made on the way); a landlord savepoint
-    would, on SQLite, commit there and then, before the store."""
+    """Make `change` to `person` (a use case of services.people.people, on the audit trail): a
+    refusal is shown on `refused_on` with nothing changed. Then their page, or the tenant's home
+    for an admin who has just made themselves a member."""
     try:
-        async with tenant_data.begin_nested():
-            changed = await change(tenant_access(request).tenant)
+        changed = await change
     except DomainError as error:
         errors = error.errors_by_field("person")
         return await _person_page(
             request, tenant_data, person, errors=errors, status_code=422, template=refused_on
         )
-    await tenant_data.commit()
-    if (detail := _what_changed(person, changed)) is not None:
-        await _record(request, db_session, action, changed, **detail)
     if changed.account_id == request.scope["user"].id and not changed.is_admin:
         return Redirect(tenant_link(request, "/"), status_code=HTTP_303_SEE_OTHER)
     return Redirect(tenant_link(request, f"/people/{changed.account_id}"), status_code=HTTP_303_SEE_OTHER)
@@ -250,11 +224,9 @@ class TenantPeopleController(Controller):
         data: Annotated[RoleForm, Form],
     ) -> Template | Redirect:
         person = await _person_here(request, db_session, tenant_data, account_id)
-
-        async def change(tenant: Tenant) -> Person:
-            return await change_role(db_session, tenant_data, tenant, account_id, data.role)
-
-        return await _change_person(request, db_session, tenant_data, person, change, "person.role")
+        tenant = tenant_access(request).tenant
+        change = give_role(db_session, tenant_data, caller_of(request), tenant, account_id, data.role)
+        return await _change_person(request, tenant_data, person, change)
 
     @post("/{account_id:int}/units")
     async def units(
@@ -268,11 +240,9 @@ class TenantPeopleController(Controller):
         person = await _person_here(request, db_session, tenant_data, account_id)
         unit_ids = _unit_ids(data.unit_ids)
         await units_here(request, tenant_data, unit_ids)
-
-        async def change(tenant: Tenant) -> Person:
-            return await set_units(db_session, tenant_data, tenant, account_id, unit_ids)
-
-        return await _change_person(request, db_session, tenant_data, person, change, "person.units")
+        tenant = tenant_access(request).tenant
+        change = assign_units(db_session, tenant_data, caller_of(request), tenant, account_id, unit_ids)
+        return await _change_person(request, tenant_data, person, change)
 
     @get("/{account_id:int}/deactivate")
     async def confirm_deactivation(
@@ -294,14 +264,9 @@ class TenantPeopleController(Controller):
         account_id: FromPath[int],
     ) -> Template | Redirect:
         person = await _person_here(request, db_session, tenant_data, account_id)
-        acting = request.scope["user"].id
-
-        async def change(tenant: Tenant) -> Person:
-            return await deactivate_person(db_session, tenant_data, tenant, account_id, by_account_id=acting)
-
-        return await _change_person(
-            request, db_session, tenant_data, person, change, "person.deactivate", refused_on=DEACTIVATION
-        )
+        tenant = tenant_access(request).tenant
+        change = deactivate(db_session, tenant_data, caller_of(request), tenant, account_id)
+        return await _change_person(request, tenant_data, person, change, refused_on=DEACTIVATION)
 
     @post("/{account_id:int}/reactivate")
     async def reactivate(
@@ -312,8 +277,6 @@ class TenantPeopleController(Controller):
         account_id: FromPath[int],
     ) -> Template | Redirect:
         person = await _person_here(request, db_session, tenant_data, account_id)
-
-        async def change(tenant: Tenant) -> Person:
-            return await reactivate_person(db_session, tenant_data, tenant, account_id)
-
-        return await _change_person(request, db_session, tenant_data, person, change, "person.reactivate")
+        tenant = tenant_access(request).tenant
+        change = reactivate(db_session, tenant_data, caller_of(request), tenant, account_id)
+        return await _change_person(request, tenant_data, person, change)

@@ -18,9 +18,9 @@ from services.backups.archive import describe_size
 from services.errors import InvalidInput
 from services.layers.catalogue import load_catalogue
 from services.tenancy.stores import location_of
-from services.tenant_settings import TenantSettings, read_settings, timezone_names, update_settings
+from services.tenant_settings import TenantSettings, change_settings, read_settings, timezone_names
 from services.usage import measure_usage
-from web.audit import record_request
+from web.audit import caller_of
 from web.deps import DbSession
 from web.tenancy.guards import tenant_admin, tenant_member
 from web.tenancy.records import record_schema_of
@@ -89,29 +89,20 @@ class TenantSettingsController(Controller):
         tenant_data: TenantData,
         data: Annotated[SettingsForm, Form],
     ) -> Template | Redirect:
-        tenant = tenant_access(request).tenant
         try:
-            async with db_session.begin_nested(), tenant_data.begin_nested():
-                changed = await update_settings(
-                    db_session,
-                    tenant_data,
-                    tenant,
-                    name=data.name,
-                    timezone=data.timezone,
-                    accent_colour=data.accent_colour,
-                )
+            await change_settings(
+                db_session,
+                tenant_data,
+                caller_of(request),
+                tenant_access(request).tenant,
+                name=data.name,
+                timezone=data.timezone,
+                accent_colour=data.accent_colour,
+            )
         except InvalidInput as error:
             errors = error.errors_by_field("name")
             return await _settings_page(
                 request, db_session, tenant_data, form=data, errors=errors, status_code=422
-            )
-        for setting, (before, after) in changed.items():
-            await record_request(
-                request,
-                db_session,
-                "tenant.setting",
-                tenant=tenant,
-                detail={"setting": setting, "from": before, "to": after},
             )
         return Redirect(tenant_link(request, "/settings"), status_code=HTTP_303_SEE_OTHER)
 

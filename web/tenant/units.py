@@ -9,7 +9,7 @@ the mistake next to the unit it is about. Sent by HTMX, the answer is the tree f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import Controller, get, post
 from litestar.params import FromPath
@@ -19,8 +19,8 @@ from litestar_htmx import HTMXRequest
 
 from services.errors import DomainError
 from services.models.tenant import Unit
-from services.people.units import add_unit, delete_unit, get_unit, move_unit, rename_unit, unit_tree
-from web.audit import record_request
+from services.people.units import create_unit, get_unit, move_unit_into, name_unit, remove_unit, unit_tree
+from web.audit import caller_of
 from web.deps import DbSession
 from web.tenancy.foreign import reporting_foreign
 from web.tenancy.guards import tenant_admin, tenant_member
@@ -76,16 +76,7 @@ async def _refused(
     return await _tree(request, tenant_data, form=form, errors={key: error.message}, status_code=422)
 
 
-async def _changed(
-    request: HTMXRequest,
-    tenant_data: TenantData,
-    db_session: DbSession,
-    action: str,
-    notice: str,
-    **detail: Any,
-) -> Template | Redirect:
-    tenant = tenant_access(request).tenant
-    await record_request(request, db_session, action, tenant=tenant, detail=detail)
+async def _changed(request: HTMXRequest, tenant_data: TenantData, notice: str) -> Template | Redirect:
     if request.htmx:
         return await _tree(request, tenant_data, notice=notice)
     return Redirect(tenant_link(request, "/units"), status_code=HTTP_303_SEE_OTHER)
@@ -115,14 +106,19 @@ class TenantUnitsController(Controller):
     ) -> Template | Redirect:
         await _unit_here(request, tenant_data, data.parent_id)
         try:
-            async with tenant_data.begin_nested():
-                unit = await add_unit(tenant_data, parent_id=data.parent_id, name=data.name, kind=data.kind)
+            unit = await create_unit(
+                db_session,
+                tenant_data,
+                caller_of(request),
+                tenant_access(request).tenant,
+                parent_id=data.parent_id,
+                name=data.name,
+                kind=data.kind,
+            )
         except DomainError as error:
             key = f"add-{data.parent_id}" if data.inline else error.field or "name"
             return await _refused(request, tenant_data, key, error, form=UnitForm() if data.inline else data)
-        return await _changed(
-            request, tenant_data, db_session, "unit.create", f"Added {unit.name}.", unit=unit.name
-        )
+        return await _changed(request, tenant_data, f"Added {unit.name}.")
 
     @post("/{unit_id:int}/rename", guards=[tenant_admin])
     async def rename(
@@ -135,19 +131,12 @@ class TenantUnitsController(Controller):
     ) -> Template | Redirect:
         before = (await _unit_here(request, tenant_data, unit_id)).name
         try:
-            async with tenant_data.begin_nested():
-                unit = await rename_unit(tenant_data, unit_id, data.name)
+            unit = await name_unit(
+                db_session, tenant_data, caller_of(request), tenant_access(request).tenant, unit_id, data.name
+            )
         except DomainError as error:
             return await _refused(request, tenant_data, f"rename-{unit_id}", error)
-        return await _changed(
-            request,
-            tenant_data,
-            db_session,
-            "unit.rename",
-            f"Renamed {before} to {unit.name}.",
-            unit=unit.name,
-            was=before,
-        )
+        return await _changed(request, tenant_data, f"Renamed {before} to {unit.name}.")
 
     @post("/{unit_id:int}/move", guards=[tenant_admin])
     async def move(
@@ -161,19 +150,12 @@ class TenantUnitsController(Controller):
         await _unit_here(request, tenant_data, unit_id)
         parent = await _unit_here(request, tenant_data, data.new_parent_id)
         try:
-            async with tenant_data.begin_nested():
-                unit = await move_unit(tenant_data, unit_id, parent.id)
+            unit = await move_unit_into(
+                db_session, tenant_data, caller_of(request), tenant_access(request).tenant, unit_id, parent.id
+            )
         except DomainError as error:
             return await _refused(request, tenant_data, f"move-{unit_id}", error)
-        return await _changed(
-            request,
-            tenant_data,
-            db_session,
-            "unit.move",
-            f"Moved {unit.name} into {parent.name}.",
-            unit=unit.name,
-            parent=parent.name,
-        )
+        return await _changed(request, tenant_data, f"Moved {unit.name} into {parent.name}.")
 
     @post("/{unit_id:int}/delete", guards=[tenant_admin])
     async def delete(
@@ -183,10 +165,14 @@ class TenantUnitsController(Controller):
         # Kept data of a disabled module counts too: deleting the unit would orphan its rows.
         schema = await record_schema_of(request, db_session, tenant_data, with_kept=True)
         try:
-            async with tenant_data.begin_nested():
-                unit = await delete_unit(tenant_data, unit_id, schema.tables.values())
+            unit = await remove_unit(
+                db_session,
+                tenant_data,
+                caller_of(request),
+                tenant_access(request).tenant,
+                unit_id,
+                schema.tables.values(),
+            )
         except DomainError as error:
             return await _refused(request, tenant_data, f"delete-{unit_id}", error)
-        return await _changed(
-            request, tenant_data, db_session, "unit.delete", f"Deleted {unit.name}.", unit=unit.name
-        )
+        return await _changed(request, tenant_data, f"Deleted {unit.name}.")
