@@ -245,9 +245,7 @@ async def back_up(
     async with database.session() as session:
         requested = await request_backup(session, settings, tenant, format, requested_by="benchmark")
         requested.job.status = JobStatus.SUCCEEDED  # done here, never sent to a worker
-    run = BackupRun(
-        settings, database, backup_storage(settings), requested.job.id, tenant.id, requested.backup.id
-    )
+    run = BackupRun(settings, database, requested.job.id, tenant.id, requested.backup.id)
     started = time.perf_counter()
     for step in (dump, checksum, record_manifest):
         async with database.session() as session:

@@ -22,8 +22,7 @@ from services.layers.landlord import landlord_is_current, migrate_landlord
 from services.models import ApiToken, Tenant, TenantStatus, User
 from services.people.people import add_profile
 from services.settings import Settings
-from services.tenancy.context import Scope
-from services.tenancy.sessions import scoped_session
+from services.tenancy.entry import enter_tenant
 from services.tenancy.stores import location_of
 from services.tenancy.tenants import get_tenant
 
@@ -101,12 +100,8 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
 async def _add_profile(settings: Settings, tenant: Tenant, account: User, role: str) -> None:
     """A tenant role's profile in the tenant's store, committed before its membership (the door)
     commits with the caller's session, as an invitation does."""
-    store = location_of(settings, tenant).open()
-    try:
-        async with scoped_session(store.engine, Scope.of_tenant(tenant.id)) as data:
-            await add_profile(data, account, role)
-    finally:
-        await store.dispose()
+    async with enter_tenant(tenant.id, location_of(settings, tenant)) as entered, entered.session() as data:
+        await add_profile(data, account, role)
 
 
 def cmd_create_user(settings: Settings, args: argparse.Namespace) -> None:

@@ -17,7 +17,7 @@ import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.broker import MessageProxy
 
-from services.tenancy.context import Scope, current_tenant_id, enter_tenant, leave_tenant
+from services.tenancy.context import Scope, current_tenant_id, enter_scope, leave_scope, scope_of_tenant
 
 TENANT_OPTION = "tenant_id"
 R = TypeVar("R")
@@ -35,7 +35,7 @@ class TenantContextMiddleware(dramatiq.Middleware):
             message.options.setdefault(TENANT_OPTION, tenant_id)
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        self._tokens.current = enter_tenant(message.options.get(TENANT_OPTION))
+        self._tokens.current = enter_scope(scope_of_tenant(message.options.get(TENANT_OPTION)))
 
     def after_process_message(
         self,
@@ -47,7 +47,7 @@ class TenantContextMiddleware(dramatiq.Middleware):
     ) -> None:
         token: Token[Scope] | None = getattr(self._tokens, "current", None)
         if token is not None:
-            leave_tenant(token)
+            leave_scope(token)
             self._tokens.current = None
 
     def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:

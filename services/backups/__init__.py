@@ -1,9 +1,10 @@
 """Tenant backups: a job per backup (lock → dump → checksum → manifest → verify), archives in backup
 storage with their SHA-256 and manifest, and a verification that restores each into a scratch
-store; restores into the tenant itself or into a new tenant (restores.py). Importing this package
-registers their job kinds."""
+store; restores into the tenant itself (restores.py) or into a new tenant (copies.py). Importing
+this package registers their job kinds."""
 
 from services.backups.archive import CorruptArchive
+from services.backups.copies import RESTORE_COPY, CopyTarget, request_restore_copy
 from services.backups.requests import (
     BACKUP,
     VERIFY_BACKUP,
@@ -13,13 +14,8 @@ from services.backups.requests import (
     request_backup,
     request_verification,
 )
-from services.backups.restores import (
-    RESTORE_COPY,
-    CopyTarget,
-    RequestedRestore,
-    request_restore,
-    request_restore_copy,
-)
+from services.backups.restorable import RequestedRestore
+from services.backups.restores import request_restore
 from services.backups.storage import BackupStorage, DirectoryStorage, backup_storage
 
 __all__ = [

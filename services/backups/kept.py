@@ -26,13 +26,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.models import Tenant
 from services.models.tenant import Role, Setting, TenantUser, Unit
 from services.people.people import list_people, put_profile
-from services.tenancy.context import Scope
-from services.tenancy.sessions import scoped_session
+from services.tenancy.entry import EnteredTenant, enter_tenant
 from services.tenancy.stores import StoreLocation
 
 
@@ -68,15 +67,11 @@ def _counted(count: int, one: str, many: str) -> str:
 
 async def read_kept(landlord: AsyncSession, store: StoreLocation, tenant: Tenant) -> Kept:
     """The tenant's people (memberships in `landlord`, profiles in `store`) and settings, now."""
-    database = store.open()
-    try:
-        async with scoped_session(database.engine, Scope.of_tenant(tenant.id)) as data:
-            people = await list_people(landlord, data, tenant)
-            profiles = select(TenantUser.account_id, TenantUser.email, TenantUser.id)
-            profile_ids = {(account, email): id for account, email, id in await data.execute(profiles)}
-            settings = {setting.key: setting.value for setting in await data.scalars(select(Setting))}
-    finally:
-        await database.dispose()
+    async with enter_tenant(tenant.id, store) as entered, entered.session() as data:
+        people = await list_people(landlord, data, tenant)
+        profiles = select(TenantUser.account_id, TenantUser.email, TenantUser.id)
+        profile_ids = {(account, email): id for account, email, id in await data.execute(profiles)}
+        settings = {setting.key: setting.value for setting in await data.scalars(select(Setting))}
     return Kept(
         [
             KeptPerson(
@@ -94,10 +89,11 @@ async def read_kept(landlord: AsyncSession, store: StoreLocation, tenant: Tenant
     )
 
 
-async def put_back(bind: AsyncEngine | AsyncConnection, tenant_id: int, kept: Kept) -> str:
-    """Make a restored store's people and settings those `kept`, in `bind`'s transaction (or one of
-    its own on an engine). What happened, in words for the job's step."""
-    async with scoped_session(bind, Scope.of_tenant(tenant_id)) as data:
+async def put_back(entered: EnteredTenant, kept: Kept) -> str:
+    """Make a restored store's people and settings those `kept`, in a session of the `entered`
+    tenant (in the transaction of the connection it was entered on, if that has one). What
+    happened, in words for the job's step."""
+    async with entered.session() as data:
         return await _put_back(data, kept)
 
 
@@ -168,15 +164,11 @@ async def _keep_settings(data: AsyncSession, settings: dict[str, str]) -> list[s
 async def leave_people_behind(store: StoreLocation, tenant: Tenant) -> str:
     """A copy's store: the backup's people deactivated (a copy has no members; its admins may let
     them in again), and its name setting the new tenant's."""
-    database = store.open()
-    try:
-        async with scoped_session(database.engine, Scope.of_tenant(tenant.id)) as data:
-            people = await data.scalar(select(func.count()).select_from(TenantUser)) or 0
-            await data.execute(update(TenantUser).values(is_active=False))
-            settings = {setting.key: setting.value for setting in await data.scalars(select(Setting))}
-            await _keep_settings(data, {**settings, "name": tenant.name})
-    finally:
-        await database.dispose()
+    async with enter_tenant(tenant.id, store) as entered, entered.session() as data:
+        people = await data.scalar(select(func.count()).select_from(TenantUser)) or 0
+        await data.execute(update(TenantUser).values(is_active=False))
+        settings = {setting.key: setting.value for setting in await data.scalars(select(Setting))}
+        await _keep_settings(data, {**settings, "name": tenant.name})
     return (
         f"{_counted(people, 'person', 'people')} of the backup deactivated (a copy has no members); "
         f"its name is {tenant.name}"

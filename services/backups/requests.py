@@ -11,11 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import jobs
-from services.backups.locks import release_tenant_lock
 from services.backups.postgres import have_postgres_tools
 from services.backups.retention import PRUNE, prune
 from services.backups.steps import BACKUP_STEPS, LOCK, BackupRun
-from services.backups.storage import backup_storage
 from services.db import Database
 from services.errors import Conflict, InvalidInput, NotFound
 from services.jobs import StepFunction
@@ -169,34 +167,18 @@ async def _record_failure(run: BackupRun, failure: jobs.StepFailed) -> None:
             backup.storage_key = None
 
 
-def _run(database: Database, job: Job, settings: Settings) -> BackupRun:
-    assert job.tenant_id is not None
-    return BackupRun(
-        settings, database, backup_storage(settings), job.id, job.tenant_id, int(job.payload["backup_id"])
-    )
-
-
-async def _run_holding_the_lock(run: BackupRun, steps: list[tuple[str, StepFunction[BackupRun]]]) -> None:
-    """Run the steps, and let go of the tenant's lock when they end, well or badly. Not when the
-    work is interrupted (the worker stops): the job resumes later, past its lock step, and must
-    still hold the lock then."""
-    try:
-        await jobs.run_steps(run.landlord, run.job_id, steps, run)
-    except Exception as error:
-        if isinstance(error, jobs.StepFailed):
-            await _record_failure(run, error)
-        await release_tenant_lock(run.landlord, run.tenant_id, run.job_id)
-        raise
-    await release_tenant_lock(run.landlord, run.tenant_id, run.job_id)
+async def _on_failure(run: BackupRun, error: Exception) -> None:
+    if isinstance(error, jobs.StepFailed):
+        await _record_failure(run, error)
 
 
 @jobs.job_handler(BACKUP)
 async def back_up(database: Database, job: Job, settings: Settings) -> None:
     recorded = {step.name for step in job.steps}  # a scheduled backup's end with pruning
     steps = [step for step in SCHEDULED_BACKUP_STEPS if step[0] in recorded]
-    await _run_holding_the_lock(_run(database, job, settings), steps)
+    await BackupRun.of(database, job, settings).run_holding_the_lock(steps, on_failure=_on_failure)
 
 
 @jobs.job_handler(VERIFY_BACKUP)
 async def verify_backup(database: Database, job: Job, settings: Settings) -> None:
-    await _run_holding_the_lock(_run(database, job, settings), VERIFY_STEPS)
+    await BackupRun.of(database, job, settings).run_holding_the_lock(VERIFY_STEPS, on_failure=_on_failure)

@@ -1,6 +1,4 @@
-"""Restores: a verified backup put back into its own tenant, or into a new tenant (a copy).
-
-Into the tenant itself, a `restore` job:
+"""Restores: a verified backup put back into its own tenant, a `restore` job:
 
     lock → check archive → maintenance on → safety dump → safety checksum → safety manifest →
     safety verify → restore → verify → people and settings → swap → drop old store →
@@ -21,18 +19,14 @@ People and settings stay as they are now (services.backups.kept): the people ste
 the store in use and writes them into the new one before the swap; a shared tenant's go in with its
 rows, in the swap's transaction.
 
-Into a new tenant, a `restore_copy` job: check archive → allocate store → restore → verify →
-people and settings → snapshot → activate. Portable backups go into any isolation mode (but shared) and either backend;
-native ones only into the kind of store they came from.
+Copying a backup into a new tenant is copies.py; what both do with a backup, restorable.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,144 +46,32 @@ from services.backups.content import (
     tenant_tables,
 )
 from services.backups.dump import table_file
-from services.backups.kept import Kept, leave_people_behind, put_back, read_kept
-from services.backups.locks import lock_step, release_tenant_lock
+from services.backups.kept import Kept, put_back, read_kept
 from services.backups.requests import RESTORE, store_jobs_under_way
-from services.backups.restore import (
-    Measured,
-    continue_ids_of,
-    differences,
-    layer_by_key,
-    measure_store,
-    restore_into,
+from services.backups.restorable import (
+    PEOPLE,
+    RequestedRestore,
+    check_fits,
+    check_restorable,
+    compare_with_manifest,
+    restore_backup,
+    totals,
 )
+from services.backups.restore import Measured, continue_ids_of, differences
 from services.backups.safety import SAFETY_BACKUP_ID, record_safety_backup, safety_backup_steps
-from services.backups.steps import ONE_AT_A_TIME, BackupRun, VerificationFailed
-from services.backups.storage import BackupStorage, backup_storage
+from services.backups.steps import LOCK, ONE_AT_A_TIME, BackupRun, VerificationFailed
 from services.db import Database
-from services.errors import Conflict, FieldErrors, InvalidInput, NotFound
+from services.errors import Conflict, NotFound
 from services.jobs import StepFunction
-from services.layers.catalogue import load_catalogue
-from services.layers.migrator import revisions
 from services.layers.ownership import TENANT_COLUMN
-from services.layers.snapshot import take_snapshot
-from services.models import (
-    Backup,
-    BackupFormat,
-    IsolationMode,
-    Job,
-    JobStatus,
-    SchemaSnapshot,
-    Tenant,
-    TenantStatus,
-    Verification,
-)
+from services.models import Backup, IsolationMode, Job, JobStatus, Tenant, TenantStatus
 from services.models.types import utcnow
+from services.provisioning.steps import record_snapshot
 from services.settings import Settings
-from services.tenancy.stores import (
-    SQLITE,
-    StoreLocation,
-    available_isolation_modes,
-    drop_store,
-    location_of,
-    plan_store,
-    store_exists,
-)
-from services.tenancy.tenants import check_slug_free, register_tenant, validate_slug
-
-log = logging.getLogger(__name__)
-
-RESTORE_COPY = "restore_copy"
-PEOPLE = "people and settings"
-LOCK = "lock"
-
+from services.tenancy.entry import enter_tenant
+from services.tenancy.stores import SQLITE, StoreLocation, drop_store, location_of, plan_store
 
 # Asking ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CopyTarget:
-    """The new tenant a backup is copied into."""
-
-    slug: str
-    name: str
-    #: None: the backup's own isolation mode where this installation has it, else database.
-    isolation: str | None = None
-
-
-@dataclass(frozen=True)
-class RequestedRestore:
-    job: Job
-    backup: Backup
-    #: The tenant whose store is replaced, or the new tenant of a copy.
-    tenant: Tenant
-    #: The backup or restore of the same tenant this one waits for, if any.
-    waits_for: Job | None = None
-
-    @property
-    def is_copy(self) -> bool:
-        return self.job.kind == RESTORE_COPY
-
-    @property
-    def message(self) -> str:
-        source = f"backup #{self.backup.id} of {self.backup.tenant_slug}"
-        if self.is_copy:
-            return f"{self.tenant.slug} is being created from {source}."
-        said = (
-            f"{self.tenant.slug} will be restored from {source}: a safety backup of its current store "
-            "is taken first, and it shows a maintenance page until the restored store is in place."
-        )
-        if self.waits_for is not None:
-            said += (
-                f" It waits for {self.waits_for.kind} job #{self.waits_for.id} to finish: "
-                "one backup or restore of a tenant runs at a time."
-            )
-        return said
-
-
-def check_fits(backup: Backup, manifest: dict[str, Any], backend: str, isolation: str) -> None:
-    """A native backup goes back only into the kind of store it came from."""
-    source = manifest["store"]
-    if manifest["format"] == BackupFormat.NATIVE and (source["backend"], source["isolation"]) != (
-        backend,
-        isolation,
-    ):
-        raise InvalidInput(
-            f"Backup #{backup.id} is native: it goes back only into a {source['backend']} store with "
-            f"{source['isolation']} isolation, not into {backend} with {isolation} isolation. "
-            "Take a portable backup to move between them.",
-            field="isolation",
-        )
-
-
-def _check_layers(settings: Settings, backup: Backup, manifest: dict[str, Any]) -> None:
-    catalogue = load_catalogue(settings.layers_dir)
-    for entry in manifest["layers"]:
-        try:
-            layer = layer_by_key(catalogue, entry["key"])
-        except ArchiveMismatch as missing:
-            raise Conflict(f"Backup #{backup.id} cannot be restored here: {missing}") from None
-        if entry["revision"] not in revisions(layer):
-            raise Conflict(
-                f"Backup #{backup.id} was taken at {entry['key']} revision {entry['revision']}, which "
-                "this installation does not have."
-            )
-
-
-async def check_restorable(settings: Settings, backup: Backup) -> dict[str, Any]:
-    """The backup's manifest, once the backup is finished, verified, its archive intact (SHA-256
-    and size as recorded) and its layers known here. Raises Conflict or CorruptArchive."""
-    name = f"Backup #{backup.id} of {backup.tenant_slug}"
-    if backup.status != JobStatus.SUCCEEDED or backup.manifest is None:
-        raise Conflict(f"{name} has no finished archive to restore from.")
-    if backup.verification != Verification.VERIFIED:
-        state = (
-            "failed its verification" if backup.verification == Verification.FAILED else "is not verified yet"
-        )
-        raise Conflict(f"{name} {state}; only a backup shown to restore is restored.")
-    await asyncio.to_thread(check_archive, backup_storage(settings), backup)
-    _check_layers(settings, backup, backup.manifest)
-    return backup.manifest
 
 
 async def request_restore(
@@ -227,59 +109,6 @@ async def request_restore(
     return RequestedRestore(job, backup, tenant, under_way[0] if under_way else None)
 
 
-async def request_restore_copy(
-    session: AsyncSession, settings: Settings, backup: Backup, target: CopyTarget
-) -> RequestedRestore:
-    """Check the request, then record the new tenant (provisioning, with the backup's template and
-    modules) and its `restore_copy` job. Raises InvalidFields naming every wrong field, Conflict
-    or CorruptArchive, and writes nothing then."""
-    manifest = await check_restorable(settings, backup)
-    slug, name = target.slug.strip(), target.name.strip()
-    isolation = target.isolation or _default_isolation(settings, manifest)
-    errors = FieldErrors()
-    with errors.checking("slug"):
-        await check_slug_free(session, validate_slug(slug))
-    with errors.checking("name"):
-        if not name:
-            raise InvalidInput("Give the new tenant a name.", field="name")
-    with errors.checking("isolation"):
-        if isolation == IsolationMode.SHARED:
-            raise InvalidInput(
-                "A copy gets a store of its own (database or schema isolation): in a shared store its "
-                "rows' ids could clash with other tenants'."
-            )
-        planned = plan_store(settings, slug, isolation)
-        check_fits(backup, manifest, planned.backend, planned.isolation)
-    errors.raise_if_any()
-    custom = [entry["key"] for entry in manifest["layers"] if entry["key"].startswith("custom/")]
-    if custom:
-        raise Conflict(
-            f"{backup.tenant_slug} has a custom layer ({custom[0]}), written for that tenant alone; "
-            "a copy cannot carry it."
-        )
-    tenant = await register_tenant(
-        session, slug=slug, name=name, template=manifest["tenant"]["template"], isolation=isolation
-    )
-    tenant.modules = list(manifest["tenant"]["modules"])
-    tenant.kept_modules = list(manifest["tenant"].get("kept_modules", []))
-    job = await jobs.record_job(
-        session,
-        RESTORE_COPY,
-        tenant_id=tenant.id,
-        payload={"backup_id": backup.id, "source": backup.tenant_slug},
-        steps=COPY_STEP_NAMES,
-    )
-    return RequestedRestore(job, backup, tenant)
-
-
-def _default_isolation(settings: Settings, manifest: dict[str, Any]) -> str:
-    isolation = str(manifest["store"]["isolation"])
-    available = available_isolation_modes(settings)
-    if isolation in available and isolation != IsolationMode.SHARED:
-        return isolation
-    return IsolationMode.DATABASE
-
-
 # Where the restored store goes ---------------------------------------------------------------------
 
 
@@ -305,62 +134,16 @@ def _store_named(settings: Settings, tenant: Tenant, name: str) -> StoreLocation
     return location_of(settings, like)
 
 
-async def _unpack_and_restore(
-    settings: Settings,
-    storage: BackupStorage,
-    backup: Backup,
-    target: StoreLocation,
-    work: Path,
-    tenant_id: int,
-) -> None:
-    assert backup.storage_key is not None and backup.manifest is not None
-    await asyncio.to_thread(check_archive, storage, backup)
-    shutil.rmtree(work, ignore_errors=True)
-    try:
-        await asyncio.to_thread(extract_archive, storage, backup.storage_key, work)
-        await restore_into(settings, backup.manifest, work, target, tenant_id=tenant_id)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-async def _compare(backup: Backup, target: StoreLocation) -> str:
-    """Measure the restored store against the backup's manifest; VerificationFailed if it differs."""
-    manifest = backup.manifest
-    assert manifest is not None
-    measured = await measure_store(target)
-    source = manifest["store"]
-    same_kind = (target.backend, target.isolation) == (source["backend"], source["isolation"])
-    found = differences(manifest, measured, compare_schema=same_kind)
-    if found:
-        raise VerificationFailed(
-            f"The store restored from backup #{backup.id} does not match its manifest: "
-            + "; ".join(found[:8])
-            + (f" (and {len(found) - 8} more)" if len(found) > 8 else "")
-        )
-    rows = sum(summary.rows for summary in measured.tables.values())
-    return f"{len(manifest['tables'])} tables, {rows:,} rows and their checksums match the manifest"
-
-
-def _totals(manifest: dict[str, Any]) -> str:
-    return f"{manifest['totals']['tables']} tables, {manifest['totals']['rows']:,} rows"
-
-
 # Restoring into the tenant itself -----------------------------------------------------------------
 
 
-@dataclass
-class RestoreRun(BackupRun, jobs.KeepsPayload):
+class RestoreRun(BackupRun):
     """What every step of one restore job works with: a backup run's (its backup is the one
     restored from), with room for files of its own."""
 
     @property
     def work(self) -> Path:
         return self.settings.data_dir / "work" / f"restore-{self.job_id}"
-
-    def safety(self, backup_id: int) -> BackupRun:
-        return BackupRun(
-            self.settings, self.landlord, self.storage, self.job_id, self.tenant_id, backup_id, self.patience
-        )
 
     def new_store(self, tenant: Tenant, payload: dict[str, Any]) -> StoreLocation:
         """The store the backup is restored into (a shared tenant's staging store)."""
@@ -370,9 +153,7 @@ class RestoreRun(BackupRun, jobs.KeepsPayload):
 
 
 async def lock(run: RestoreRun, session: AsyncSession) -> str:
-    said = await lock_step(
-        run.landlord, run.tenant_id, run.job_id, "restore", why=ONE_AT_A_TIME, patience=run.patience
-    )
+    said = await run.take_lock("restore", why=ONE_AT_A_TIME, patience=run.patience)
     tenant = await run.tenant(session)
     if tenant.status != TenantStatus.ACTIVE or not tenant.store_name:
         raise Conflict(f"{tenant.slug} is {tenant.status}; only an active tenant is restored.")
@@ -386,13 +167,13 @@ async def check(run: RestoreRun, session: AsyncSession) -> str:
     safety backup is recorded."""
     backup, tenant = await run.backup(session), await run.tenant(session)
     manifest = await check_restorable(run.settings, backup)
-    current = location_of(run.settings, tenant)
+    current = run.store(tenant)
     check_fits(backup, manifest, current.backend, current.isolation)
     await record_safety_backup(run, session, tenant, f"restore #{run.job_id}")
     assert backup.sha256 is not None
     return (
         f"archive intact (SHA-256 {backup.sha256[:16]}…, {describe_size(backup.size_bytes)}): "
-        f"{_totals(manifest)}, taken {manifest['taken_at'][:19].replace('T', ' ')} UTC"
+        f"{totals(manifest)}, taken {manifest['taken_at'][:19].replace('T', ' ')} UTC"
     )
 
 
@@ -408,14 +189,14 @@ async def restore(run: RestoreRun, session: AsyncSession) -> str:
     if target.name == tenant.store_name:  # never: the swap that would make it so comes later
         raise RuntimeError(f"refusing to restore over {tenant.slug}'s store in use, {target.name}")
     await drop_store(target)  # what an attempt that died left half-built
-    await _unpack_and_restore(run.settings, run.storage, backup, target, run.work, tenant.id)
+    await restore_backup(run, backup, target)
     what = "a staging store" if tenant.isolation == IsolationMode.SHARED else "a new store"
     return f"restored into {what}, {target.backend} {target.name}"
 
 
 async def verify_new_store(run: RestoreRun, session: AsyncSession) -> str:
     backup, tenant = await run.backup(session), await run.tenant(session)
-    return await _compare(backup, run.new_store(tenant, await run.payload(session)))
+    return await compare_with_manifest(backup, run.new_store(tenant, await run.payload(session)))
 
 
 async def keep_people(run: RestoreRun, session: AsyncSession) -> str:
@@ -423,17 +204,14 @@ async def keep_people(run: RestoreRun, session: AsyncSession) -> str:
     new store (verified already, and not yet in use). A shared tenant's are noted in the job's
     payload and go in with its rows, in the swap's transaction."""
     tenant = await run.tenant(session)
-    kept = await read_kept(session, location_of(run.settings, tenant), tenant)
+    kept = await read_kept(session, run.store(tenant), tenant)
     if tenant.isolation == IsolationMode.SHARED:
         await run.remember(session, kept=kept.as_payload())
         people = len(kept.people)
         return f"{people} {'person' if people == 1 else 'people'} and the settings noted; they go in with the rows"
     new = run.new_store(tenant, await run.payload(session))
-    database = new.open()
-    try:
-        return await put_back(database.engine, tenant.id, kept)
-    finally:
-        await database.dispose()
+    async with enter_tenant(tenant.id, new) as entered:
+        return await put_back(entered, kept)
 
 
 async def swap(run: RestoreRun, session: AsyncSession) -> str:
@@ -447,21 +225,16 @@ async def swap(run: RestoreRun, session: AsyncSession) -> str:
     tenant.kept_modules = list(manifest["tenant"].get("kept_modules", []))
     if tenant.isolation == IsolationMode.SHARED:
         kept = Kept.of_payload((await run.payload(session))["kept"])
-        shared = location_of(run.settings, tenant)
+        shared = run.store(tenant)
         rows, renumbered, people = await _replace_shared_rows(run, backup, shared, kept)
         said = f"{tenant.slug}'s rows in the shared store replaced in one transaction: {rows:,} rows, as the manifest says"
         if renumbered:
             said += f"; {renumbered:,} of them got new ids, as the ids they had are now in use in the shared store"
         return f"{said}; {people}"
     new = run.new_store(tenant, await run.payload(session))
-    await continue_ids_of(location_of(run.settings, tenant), new)
+    await continue_ids_of(run.store(tenant), new)
     tenant.store_backend, tenant.store_name = new.backend, new.name
-    store = new.open()
-    try:
-        description, sha256 = await take_snapshot(store)
-    finally:
-        await store.dispose()
-    session.add(SchemaSnapshot(tenant_id=tenant.id, sha256=sha256, description=description))
+    await record_snapshot(session, tenant, new)
     return f"{tenant.slug} now uses {new.name}"
 
 
@@ -519,7 +292,8 @@ async def _replace_shared_rows(
                     f"The rows restored from backup #{backup.id} do not match its manifest: "
                     + "; ".join(found[:8])
                 )
-            people = await put_back(connection, run.tenant_id, kept)
+            async with enter_tenant(run.tenant_id, shared, on=connection) as entered:
+                people = await put_back(entered, kept)
     finally:
         await store.dispose()
         shutil.rmtree(run.work, ignore_errors=True)
@@ -573,9 +347,10 @@ def _renumbered_manifest(
     return expected
 
 
-async def _undo(run: RestoreRun) -> None:
-    """After a failure: a store built but never swapped in is dropped, the tenant leaves
-    maintenance on the store it had, and an unfinished safety backup is marked failed."""
+async def _undo(run: RestoreRun, _failure: Exception) -> None:
+    """After a failure, not an interruption (the job will not resume): a store built but never
+    swapped in is dropped, the tenant leaves maintenance on the store it had, and an unfinished
+    safety backup is marked failed."""
     async with run.landlord.session() as session:
         tenant, payload = await run.tenant(session), await run.payload(session)
         if payload.get("new_store") is None:
@@ -597,135 +372,4 @@ async def _undo(run: RestoreRun) -> None:
 
 @jobs.job_handler(RESTORE)
 async def restore_tenant(database: Database, job: Job, settings: Settings) -> None:
-    assert job.tenant_id is not None
-    run = RestoreRun(
-        settings, database, backup_storage(settings), job.id, job.tenant_id, int(job.payload["backup_id"])
-    )
-    try:
-        await jobs.run_steps(database, job.id, RESTORE_STEPS, run)
-    except Exception:
-        # A failure, not an interruption (a worker stopping raises no Exception): the job will not
-        # resume, so the tenant goes back to how it was, and lets go of its lock.
-        try:
-            await _undo(run)
-        finally:
-            await release_tenant_lock(database, run.tenant_id, run.job_id)
-        raise
-    await release_tenant_lock(database, run.tenant_id, run.job_id)
-
-
-# Copying into a new tenant ------------------------------------------------------------------------
-
-
-@dataclass
-class CopyRun:
-    """What every step of one copy job works with: the new tenant, and the backup it gets."""
-
-    settings: Settings
-    landlord: Database
-    storage: BackupStorage
-    job_id: int
-    tenant_id: int
-    backup_id: int
-
-    @property
-    def work(self) -> Path:
-        return self.settings.data_dir / "work" / f"copy-{self.job_id}"
-
-    async def backup(self, session: AsyncSession) -> Backup:
-        return await session.get_one(Backup, self.backup_id)
-
-    async def tenant(self, session: AsyncSession) -> Tenant:
-        return await session.get_one(Tenant, self.tenant_id)
-
-
-async def copy_check(run: CopyRun, session: AsyncSession) -> str:
-    backup, tenant = await run.backup(session), await run.tenant(session)
-    manifest = await check_restorable(run.settings, backup)
-    planned = plan_store(run.settings, tenant.slug, tenant.isolation)
-    check_fits(backup, manifest, planned.backend, planned.isolation)
-    return f"archive of {backup.tenant_slug} intact: {_totals(manifest)}"
-
-
-async def copy_allocate(run: CopyRun, session: AsyncSession) -> str:
-    """Record where the store goes; the restore step creates it. Recorded first, so a failure can
-    always remove it; a store already there that was never recorded is not ours and is left alone."""
-    tenant = await run.tenant(session)
-    if tenant.store_name is None:
-        planned = plan_store(run.settings, tenant.slug, tenant.isolation)
-        if await store_exists(planned):
-            raise Conflict(
-                f"A store named {planned.name} already exists; it was left alone. Remove it or pick another slug."
-            )
-        tenant.store_backend, tenant.store_name = planned.backend, planned.name
-    return f"{tenant.store_backend} store {tenant.store_name} ({tenant.isolation} isolation)"
-
-
-async def copy_restore(run: CopyRun, session: AsyncSession) -> str:
-    backup, tenant = await run.backup(session), await run.tenant(session)
-    target = location_of(run.settings, tenant)
-    await drop_store(target)  # ours (recorded before it was made), left half-built by an attempt that died
-    await _unpack_and_restore(run.settings, run.storage, backup, target, run.work, tenant.id)
-    return f"{backup.format} backup #{backup.id} of {backup.tenant_slug} restored into {target.name}"
-
-
-async def copy_verify(run: CopyRun, session: AsyncSession) -> str:
-    backup, tenant = await run.backup(session), await run.tenant(session)
-    return await _compare(backup, location_of(run.settings, tenant))
-
-
-async def copy_people(run: CopyRun, session: AsyncSession) -> str:
-    tenant = await run.tenant(session)
-    return await leave_people_behind(location_of(run.settings, tenant), tenant)
-
-
-async def copy_snapshot(run: CopyRun, session: AsyncSession) -> str:
-    tenant = await run.tenant(session)
-    store = location_of(run.settings, tenant).open()
-    try:
-        description, sha256 = await take_snapshot(store)
-    finally:
-        await store.dispose()
-    session.add(SchemaSnapshot(tenant_id=tenant.id, sha256=sha256, description=description))
-    return f"{len(description['tables'])} tables, sha256 {sha256[:16]}…"
-
-
-async def copy_activate(run: CopyRun, session: AsyncSession) -> str:
-    tenant = await run.tenant(session)
-    tenant.status, tenant.error = TenantStatus.ACTIVE, None
-    return f"{tenant.slug} is active"
-
-
-COPY_STEPS: list[tuple[str, StepFunction[CopyRun]]] = [
-    ("check archive", copy_check),
-    ("allocate store", copy_allocate),
-    ("restore", copy_restore),
-    ("verify", copy_verify),
-    (PEOPLE, copy_people),
-    ("snapshot", copy_snapshot),
-    ("activate", copy_activate),
-]
-COPY_STEP_NAMES = [name for name, _ in COPY_STEPS]
-
-
-async def _remove_failed_copy(run: CopyRun, error: str) -> None:
-    async with run.landlord.session() as session:
-        tenant = await run.tenant(session)
-        if tenant.store_name is not None:
-            await drop_store(location_of(run.settings, tenant))
-        tenant.store_backend = tenant.store_name = None
-        tenant.status, tenant.error = TenantStatus.FAILED, error
-        await session.execute(delete(SchemaSnapshot).where(SchemaSnapshot.tenant_id == tenant.id))
-
-
-@jobs.job_handler(RESTORE_COPY)
-async def copy_into_new_tenant(database: Database, job: Job, settings: Settings) -> None:
-    assert job.tenant_id is not None
-    run = CopyRun(
-        settings, database, backup_storage(settings), job.id, job.tenant_id, int(job.payload["backup_id"])
-    )
-    try:
-        await jobs.run_steps(database, job.id, COPY_STEPS, run)
-    except jobs.StepFailed as failure:
-        await _remove_failed_copy(run, str(failure))
-        raise
+    await RestoreRun.of(database, job, settings).run_holding_the_lock(RESTORE_STEPS, on_failure=_undo)

@@ -5,8 +5,6 @@ run on that backup, so a resumed job carries on with the same one."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.backups.postgres import have_postgres_tools
@@ -14,6 +12,7 @@ from services.backups.steps import BackupRun, checksum, dump, record_manifest, v
 from services.jobs import StepFunction
 from services.models import Backup, BackupFormat, IsolationMode, JobStatus, Tenant
 from services.models.types import utcnow
+from services.store_jobs import StoreJob
 from services.tenancy.stores import POSTGRESQL
 
 #: Where the job's payload names its safety backup.
@@ -21,16 +20,9 @@ SAFETY_BACKUP_ID = "safety_backup_id"
 SAFETY_BACKUP_STEPS = ("safety dump", "safety checksum", "safety manifest", "safety verify")
 
 
-class TakesSafetyBackup(Protocol):
-    job_id: int
-
-    async def payload(self, session: AsyncSession) -> dict[str, Any]: ...
-
-    async def remember(self, session: AsyncSession, **values: Any) -> None: ...
-
-    def safety(self, backup_id: int) -> BackupRun:
-        """The backup run of the safety backup, for the backup steps."""
-        ...
+def safety_run(run: StoreJob, backup_id: int) -> BackupRun:
+    """The backup run of the job's safety backup `backup_id`, for the backup steps."""
+    return BackupRun(run.settings, run.landlord, run.job_id, run.tenant_id, backup_id)
 
 
 def safety_format(tenant: Tenant) -> str:
@@ -42,9 +34,7 @@ def safety_format(tenant: Tenant) -> str:
     return BackupFormat.NATIVE
 
 
-async def record_safety_backup(
-    run: TakesSafetyBackup, session: AsyncSession, tenant: Tenant, before: str
-) -> None:
+async def record_safety_backup(run: StoreJob, session: AsyncSession, tenant: Tenant, before: str) -> None:
     """Record the safety backup (once: a resumed job finds it recorded), named for what it
     comes `before` ("restore #12")."""
     payload = await run.payload(session)
@@ -65,15 +55,15 @@ async def record_safety_backup(
     await run.remember(session, **{SAFETY_BACKUP_ID: backup.id})
 
 
-def _on_safety_backup(step: StepFunction[BackupRun]) -> StepFunction[Any]:
-    async def on_safety_backup(run: TakesSafetyBackup, session: AsyncSession) -> str:
+def _on_safety_backup(step: StepFunction[BackupRun]) -> StepFunction[StoreJob]:
+    async def on_safety_backup(run: StoreJob, session: AsyncSession) -> str:
         payload = await run.payload(session)
-        return await step(run.safety(int(payload[SAFETY_BACKUP_ID])), session)
+        return await step(safety_run(run, int(payload[SAFETY_BACKUP_ID])), session)
 
     return on_safety_backup
 
 
-def safety_backup_steps() -> list[tuple[str, StepFunction[Any]]]:
+def safety_backup_steps() -> list[tuple[str, StepFunction[StoreJob]]]:
     """The backup steps, each run on the job's safety backup."""
     steps = (dump, checksum, record_manifest, verify)
     return list(zip(SAFETY_BACKUP_STEPS, map(_on_safety_backup, steps), strict=True))

@@ -23,10 +23,8 @@ from services.backups.archive import (
     write_archive,
 )
 from services.backups.dump import Dump, dump_store
-from services.backups.locks import LOCK_STEP, PATIENCE_SECONDS, lock_step
 from services.backups.restore import differences, measure_store, restore_into
-from services.backups.storage import BackupStorage
-from services.db import Database
+from services.backups.storage import BackupStorage, backup_storage
 from services.errors import DomainError
 from services.jobs import StepFunction
 from services.layers.catalogue import load_catalogue
@@ -42,7 +40,9 @@ from services.models import (
 )
 from services.models.types import utcnow
 from services.settings import Settings
-from services.tenancy.stores import StoreLocation, drop_store, location_of, plan_store, store_exists
+from services.store_jobs import LOCK_STEP, StoreJob
+from services.tenancy.stores import StoreLocation, drop_store, plan_store, store_exists
+from services.tenant_locks import PATIENCE_SECONDS
 
 LOCK = LOCK_STEP
 ONE_AT_A_TIME = ": one backup or restore of a tenant runs at a time"
@@ -57,17 +57,21 @@ class StoreMissing(DomainError):
 
 
 @dataclass
-class BackupRun:
-    """What every step of one backup job works with."""
+class BackupRun(StoreJob):
+    """What every step of one job on a backup works with: taking it, verifying it, and (as
+    restores and copies build on it) restoring from it."""
 
-    settings: Settings
-    landlord: Database
-    storage: BackupStorage
-    job_id: int
-    tenant_id: int
     backup_id: int
     #: How long the lock step waits for another backup or restore of the tenant.
     patience: float = PATIENCE_SECONDS
+
+    @classmethod
+    def named_in(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"backup_id": int(payload["backup_id"])}
+
+    @property
+    def storage(self) -> BackupStorage:
+        return backup_storage(self.settings)
 
     @property
     def work(self) -> Path:
@@ -77,14 +81,9 @@ class BackupRun:
     async def backup(self, session: AsyncSession) -> Backup:
         return await session.get_one(Backup, self.backup_id)
 
-    async def tenant(self, session: AsyncSession) -> Tenant:
-        return await session.get_one(Tenant, self.tenant_id)
-
 
 async def lock(run: BackupRun, session: AsyncSession) -> str:
-    said = await lock_step(
-        run.landlord, run.tenant_id, run.job_id, "backup", why=ONE_AT_A_TIME, patience=run.patience
-    )
+    said = await run.take_lock("backup", why=ONE_AT_A_TIME, patience=run.patience)
     backup = await run.backup(session)
     if backup.status == JobStatus.QUEUED:  # a verification job finds the backup finished already
         backup.status = JobStatus.RUNNING
@@ -137,7 +136,7 @@ def _manifest(
 
 async def dump(run: BackupRun, session: AsyncSession) -> str:
     backup, tenant = await run.backup(session), await run.tenant(session)
-    location = location_of(run.settings, tenant)
+    location = run.store(tenant)
     if not await store_exists(location):  # SQLite would open a missing file as an empty store
         raise StoreMissing(f"{tenant.slug}'s store {location.name} is missing; there is nothing to back up.")
     shutil.rmtree(run.work, ignore_errors=True)  # what an attempt that died left behind

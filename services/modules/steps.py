@@ -4,7 +4,7 @@
     disable_module:  lock → safety dump → safety checksum → safety manifest → safety verify →
                      keep data | drop data → snapshot
 
-Both hold the tenant's lock (services/backups/locks.py) from their first step to their end, so
+Both hold the tenant's lock (services/tenant_locks.py) from their first step to their end, so
 no backup or restore of the tenant runs meanwhile, and both check the change again once they hold
 it (services/modules/requests.py has the rules). A module's revisions run in one transaction, so a
 failed migration leaves that module as it was. A failed enable takes the modules it had already
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import MetaData, delete, select, update
@@ -27,21 +27,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import jobs
-from services.backups.locks import (
-    PATIENCE_SECONDS,
-    POLL_SECONDS,
-    TenantBusy,
-    lock_step,
-    release_tenant_lock,
-)
 from services.backups.requests import _record_failure
-from services.backups.safety import SAFETY_BACKUP_ID, record_safety_backup, safety_backup_steps
-from services.backups.steps import BackupRun
-from services.backups.storage import backup_storage
+from services.backups.safety import SAFETY_BACKUP_ID, record_safety_backup, safety_backup_steps, safety_run
 from services.db import Database
 from services.errors import Conflict, DomainError
 from services.jobs import StepFunction
-from services.layers.catalogue import Layer, load_catalogue
+from services.layers.catalogue import Layer
 from services.layers.migrator import (
     BASE,
     MigrationFailed,
@@ -69,36 +60,24 @@ from services.modules.requests import (
 from services.provisioning.steps import Provisioning, snapshot
 from services.settings import Settings
 from services.tenancy.stores import StoreLocation
+from services.tenant_locks import PATIENCE_SECONDS, POLL_SECONDS, TenantBusy
 
 
 class ModuleChangeFailed(DomainError):
     """A module job failed; its message says why and what was undone."""
 
 
-@dataclass
-class ModuleChange(Provisioning, jobs.KeepsPayload):
-    """What every step of one module job works with: a provisioning run's, and the job's payload."""
-
-    def safety(self, backup_id: int) -> BackupRun:
-        return BackupRun(
-            self.settings,
-            self.landlord,
-            backup_storage(self.settings),
-            self.job_id,
-            self.tenant_id,
-            backup_id,
-        )
+class ModuleChange(Provisioning):
+    """What every step of one module job works with: a provisioning run's."""
 
     def title(self, module: str) -> str:
         return self.catalogue.modules[module].title
 
 
 def _run(database: Database, job: Job, settings: Settings) -> ModuleChange:
-    assert job.tenant_id is not None
     # Never a golden image: this store may hold kept modules' tables, and modules applied in
     # another order than a new tenant's would be.
-    settings = replace(settings, golden_images=False)
-    return ModuleChange(settings, database, load_catalogue(settings.layers_dir), job.id, job.tenant_id)
+    return ModuleChange.of(database, job, replace(settings, golden_images=False))
 
 
 # Taking the tenant ---------------------------------------------------------------------------------
@@ -135,7 +114,7 @@ async def _wait_for_earlier(run: ModuleChange, job_ids: list[int]) -> None:
 async def _take_tenant(run: ModuleChange, session: AsyncSession) -> tuple[Tenant, dict[str, Any], str]:
     payload = await run.payload(session)
     await _wait_for_earlier(run, list(payload.get("after", [])))
-    said = await lock_step(run.landlord, run.tenant_id, run.job_id, "modules", why=" with this tenant")
+    said = await run.take_lock("modules", why=" with this tenant")
     tenant = await run.tenant(session)
     if tenant.status != TenantStatus.ACTIVE or not tenant.store_name:
         raise Conflict(f"{tenant.name} is {tenant.status}; modules change on an active tenant only.")
@@ -332,7 +311,7 @@ async def _undo_disable(run: ModuleChange, failure: Exception) -> str:
         )
         module = payload["module"]
         if payload.get(SAFETY_BACKUP_ID) is not None and isinstance(failure, jobs.StepFailed):
-            await _record_failure(run.safety(int(payload[SAFETY_BACKUP_ID])), failure)
+            await _record_failure(safety_run(run, int(payload[SAFETY_BACKUP_ID])), failure)
         if KEEP_DATA in done:
             tenant.modules = run.catalogue.resolve_modules(tenant.template, [*tenant.modules, module])
             tenant.kept_modules = [name for name in tenant.kept_modules if name != module]
@@ -350,20 +329,14 @@ Undo = Callable[[ModuleChange, Exception], Awaitable[str]]
 async def _run_holding_the_lock(
     run: ModuleChange, steps: list[tuple[str, StepFunction[ModuleChange]]], undo: Undo
 ) -> None:
-    """Run the steps, and let go of the tenant's lock when they end. A failure (not an
-    interruption: a stopping worker raises no Exception, and the job resumes, lock held) is
-    undone first, and the job's error says what was undone."""
-    try:
-        await jobs.run_steps(run.landlord, run.job_id, steps, run)
-    except Exception as failure:
-        try:
-            undone = await undo(run, failure)
-        finally:
-            await release_tenant_lock(run.landlord, run.tenant_id, run.job_id)
-        if undone:
+    """Run the steps holding the tenant's lock. A failure is undone first, and the job's error
+    says what was undone."""
+
+    async def undo_and_say(run: ModuleChange, failure: Exception) -> None:
+        if undone := await undo(run, failure):
             raise ModuleChangeFailed(f"{failure}. Undone: {undone}.") from failure
-        raise
-    await release_tenant_lock(run.landlord, run.tenant_id, run.job_id)
+
+    await run.run_holding_the_lock(steps, on_failure=undo_and_say)
 
 
 @jobs.job_handler(ENABLE_MODULES)

@@ -55,15 +55,13 @@ async def _roll_back_last(run: Provisioning, session: AsyncSession) -> str:
 
 @jobs.job_handler(APPLY_CUSTOM)
 async def apply_custom(database: Database, job: Job, settings: Settings) -> None:
-    assert job.tenant_id is not None
-    run = Provisioning(settings, database, load_catalogue(settings.layers_dir), job.id, job.tenant_id)
+    run = Provisioning.of(database, job, settings)
     await jobs.run_steps(database, job.id, [("apply custom", _apply), ("snapshot", snapshot)], run)
 
 
 @jobs.job_handler(ROLLBACK_CUSTOM)
 async def rollback_custom(database: Database, job: Job, settings: Settings) -> None:
-    assert job.tenant_id is not None
-    run = Provisioning(settings, database, load_catalogue(settings.layers_dir), job.id, job.tenant_id)
+    run = Provisioning.of(database, job, settings)
     await jobs.run_steps(
         database, job.id, [("roll back last custom revision", _roll_back_last), ("snapshot", snapshot)], run
     )

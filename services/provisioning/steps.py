@@ -5,16 +5,14 @@ revision is recorded in the store's own version table in the transaction that ap
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.db import Database
 from services.errors import Conflict, InvalidInput
 from services.jobs import StepFunction
-from services.layers.catalogue import Catalogue, Layer
+from services.layers.catalogue import Catalogue, Layer, load_catalogue
 from services.layers.footprint import layer_tables
 from services.layers.migrator import RevisionRun, current_revision, head, upgrade_layer
 from services.layers.snapshot import VERSION_TABLE_PREFIX, take_snapshot
@@ -29,13 +27,12 @@ from services.provisioning.golden import (
     supports_cloning,
 )
 from services.settings import Settings
-from services.tenancy.context import Scope
-from services.tenancy.sessions import scoped_session
+from services.store_jobs import StoreJob
+from services.tenancy.entry import enter_tenant
 from services.tenancy.stores import (
     StoreLocation,
     allocate_store,
     drop_store,
-    location_of,
     plan_store,
     remove_tenant_rows,
     store_exists,
@@ -45,21 +42,12 @@ log = logging.getLogger(__name__)
 CLONE = "clone"
 
 
-@dataclass
-class Provisioning:
-    """What every step of one provisioning job works with."""
+class Provisioning(StoreJob):
+    """What every step of one job that builds a tenant's store from its layers works with."""
 
-    settings: Settings
-    landlord: Database
-    catalogue: Catalogue
-    job_id: int
-    tenant_id: int
-
-    async def tenant(self, session: AsyncSession) -> Tenant:
-        return await session.get_one(Tenant, self.tenant_id)
-
-    def store(self, tenant: Tenant) -> StoreLocation:
-        return location_of(self.settings, tenant)
+    @property
+    def catalogue(self) -> Catalogue:
+        return load_catalogue(self.settings.layers_dir)
 
     async def record(self, run: RevisionRun) -> None:
         """One landlord history row per revision applied, committed as soon as it is applied."""
@@ -120,6 +108,18 @@ async def validate(run: Provisioning, session: AsyncSession) -> str:
     return f"template {tenant.template}, modules: {', '.join(ordered) or 'none'}"
 
 
+async def reserve_store(settings: Settings, tenant: Tenant) -> None:
+    """Record where the tenant's own store goes, before it exists, so that a failure can always
+    remove it. A store already there under that name was never recorded: it is not ours, and is
+    left alone (Conflict), so a failure cleans nothing up and nobody's data is touched."""
+    planned = plan_store(settings, tenant.slug, tenant.isolation)
+    if await store_exists(planned):
+        raise Conflict(
+            f"A store named {planned.name} already exists; it was left alone. Remove it or pick another slug."
+        )
+    tenant.store_backend, tenant.store_name = planned.backend, planned.name
+
+
 async def allocate(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     if tenant.isolation == IsolationMode.SHARED:
@@ -128,13 +128,7 @@ async def allocate(run: Provisioning, session: AsyncSession) -> str:
         await allocate_store(location)
         return f"shared {location.backend} store {location.name}"
     if tenant.store_name is None:
-        planned = plan_store(run.settings, tenant.slug, tenant.isolation)
-        if await store_exists(planned):
-            # Not ours: never recorded, so a failure cleans nothing up and nobody's data is touched.
-            raise Conflict(
-                f"A store named {planned.name} already exists; it was left alone. Remove it or pick another slug."
-            )
-        tenant.store_backend, tenant.store_name = planned.backend, planned.name
+        await reserve_store(run.settings, tenant)
         await session.commit()  # remembered before it exists, so a failure can always remove it
     location = run.store(tenant)
     if await store_exists(location):
@@ -146,11 +140,7 @@ async def allocate(run: Provisioning, session: AsyncSession) -> str:
         image = await find_golden(session, run.settings, location, key)
         if image is not None:
             await allocate_store(location, template=golden_location(run.settings, location, key))
-            store = location.open()
-            try:
-                description, sha256 = await take_snapshot(store)
-            finally:
-                await store.dispose()
+            description, sha256 = await _snapshot_of(location)
             if sha256 == image.sha256:
                 await run.record_clone(run.catalogue.layers_for(tenant.template, tenant.modules), description)
                 return f"cloned golden image {key[:12]} into {location.backend} store {location.name}"
@@ -182,6 +172,26 @@ async def apply_custom(run: Provisioning, session: AsyncSession) -> str:
     return await run.apply(session, [custom]) if custom else "no custom layer for this tenant"
 
 
+async def _snapshot_of(
+    location: StoreLocation, only: frozenset[str] | None = None
+) -> tuple[dict[str, Any], str]:
+    store = location.open()
+    try:
+        return await take_snapshot(store, only)
+    finally:
+        await store.dispose()
+
+
+async def record_snapshot(
+    session: AsyncSession, tenant: Tenant, location: StoreLocation, only: frozenset[str] | None = None
+) -> tuple[str, str]:
+    """The schema of the store at `location` (of the tables `only`, for one tenant of a shared
+    store) recorded as the tenant's latest snapshot: its hash, and what it holds, said."""
+    description, sha256 = await _snapshot_of(location, only)
+    session.add(SchemaSnapshot(tenant_id=tenant.id, sha256=sha256, description=description))
+    return sha256, f"{len(description['tables'])} tables, sha256 {sha256[:16]}…"
+
+
 async def snapshot(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     location = run.store(tenant)
@@ -191,13 +201,7 @@ async def snapshot(run: Provisioning, session: AsyncSession) -> str:
     only = (
         await layer_tables(run.catalogue.layers_for(tenant.template, modules)) if location.is_shared else None
     )
-    store = location.open()
-    try:
-        description, sha256 = await take_snapshot(store, only)
-    finally:
-        await store.dispose()
-    session.add(SchemaSnapshot(tenant_id=tenant.id, sha256=sha256, description=description))
-    detail = f"{len(description['tables'])} tables, sha256 {sha256[:16]}…"
+    sha256, detail = await record_snapshot(session, tenant, location, only)
     if (
         run.settings.golden_images
         and supports_cloning(location)
@@ -216,25 +220,21 @@ async def snapshot(run: Provisioning, session: AsyncSession) -> str:
 async def seed(run: Provisioning, session: AsyncSession) -> str:
     """The rows every tenant starts with: its two roles, its root unit, its settings."""
     tenant = await run.tenant(session)
-    store = run.store(tenant).open()
-    try:
-        async with scoped_session(store.engine, Scope.of_tenant(tenant.id)) as data:
-            have = set(await data.scalars(select(Role.key)))
-            data.add_all(
-                Role(key=key, name=name)
-                for key, name in (("tenant_admin", "Tenant admin"), ("tenant_member", "Tenant member"))
-                if key not in have
-            )
-            if await data.scalar(select(Unit.id).where(Unit.parent_id.is_(None))) is None:
-                root = Unit(name=tenant.name, kind="organisation", path="/")
-                data.add(root)
-                await data.flush()
-                root.path = f"/{root.id}/"
-            have = set(await data.scalars(select(Setting.key)))
-            defaults = {"name": tenant.name, "timezone": "UTC", "accent_colour": "#2f5bd3"}
-            data.add_all(Setting(key=key, value=value) for key, value in defaults.items() if key not in have)
-    finally:
-        await store.dispose()
+    async with enter_tenant(tenant.id, run.store(tenant)) as entered, entered.session() as data:
+        have = set(await data.scalars(select(Role.key)))
+        data.add_all(
+            Role(key=key, name=name)
+            for key, name in (("tenant_admin", "Tenant admin"), ("tenant_member", "Tenant member"))
+            if key not in have
+        )
+        if await data.scalar(select(Unit.id).where(Unit.parent_id.is_(None))) is None:
+            root = Unit(name=tenant.name, kind="organisation", path="/")
+            data.add(root)
+            await data.flush()
+            root.path = f"/{root.id}/"
+        have = set(await data.scalars(select(Setting.key)))
+        defaults = {"name": tenant.name, "timezone": "UTC", "accent_colour": "#2f5bd3"}
+        data.add_all(Setting(key=key, value=value) for key, value in defaults.items() if key not in have)
     return "roles, root unit and settings in place"
 
 
@@ -246,16 +246,16 @@ async def health_check(run: Provisioning, session: AsyncSession) -> str:
         for layer in layers:
             if (found := await current_revision(store, layer)) != head(layer):
                 raise RuntimeError(f"{layer.key} is at {found}, expected {head(layer)}")
-        async with scoped_session(store.engine, Scope.of_tenant(tenant.id)) as data:
-            roots = await data.scalar(select(func.count()).select_from(Unit).where(Unit.parent_id.is_(None)))
-        if roots != 1:
-            raise RuntimeError(f"expected one root unit, found {roots}")
     finally:
         await store.dispose()
+    async with enter_tenant(tenant.id, run.store(tenant)) as entered, entered.session() as data:
+        roots = await data.scalar(select(func.count()).select_from(Unit).where(Unit.parent_id.is_(None)))
+    if roots != 1:
+        raise RuntimeError(f"expected one root unit, found {roots}")
     return f"{len(layers)} layers at their heads; root unit present"
 
 
-async def activate(run: Provisioning, session: AsyncSession) -> str:
+async def activate(run: StoreJob, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     tenant.status, tenant.error = TenantStatus.ACTIVE, None
     return f"{tenant.slug} is active"
@@ -275,8 +275,9 @@ PROVISIONING_STEPS: list[tuple[str, StepFunction[Provisioning]]] = [
 ]
 
 
-async def remove_failed_store(run: Provisioning, error: str) -> None:
-    """After an unrecoverable failure: remove what was allocated and say what went wrong."""
+async def remove_failed_store(run: StoreJob, error: str) -> None:
+    """After an unrecoverable failure of a job bringing a new tenant up (provisioning it, or
+    copying a backup into it): remove what was allocated and say what went wrong."""
     async with run.landlord.session() as session:
         tenant = await run.tenant(session)
         if tenant.store_name is not None and tenant.isolation == IsolationMode.SHARED:

@@ -98,8 +98,7 @@ async def can_retry(session: AsyncSession, tenant: Tenant) -> bool:
 
 @jobs.job_handler(PROVISION)
 async def provision(database: Database, job: Job, settings: Settings) -> None:
-    assert job.tenant_id is not None
-    run = Provisioning(settings, database, load_catalogue(settings.layers_dir), job.id, job.tenant_id)
+    run = Provisioning.of(database, job, settings)
     try:
         await jobs.run_steps(database, job.id, PROVISIONING_STEPS, run)
     except jobs.StepFailed as failure:

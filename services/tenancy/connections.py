@@ -14,12 +14,10 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.db import create_engine
 from services.errors import DomainError
-from services.tenancy.context import Scope
-from services.tenancy.sessions import scoped_session
 from services.tenancy.stores import StoreLocation
 
 
@@ -62,15 +60,6 @@ class TenantConnections:
             await connection.close()
             async with self._changed:
                 self._changed.notify_all()
-
-    @asynccontextmanager
-    async def session(self, location: StoreLocation, scope: Scope) -> AsyncIterator[AsyncSession]:
-        """A tenant session on the store, bound to `scope`; committed when the block ends normally."""
-        async with (
-            self.connection(location) as connection,
-            scoped_session(connection, scope, row_security=location.app_role is not None) as session,
-        ):
-            yield session
 
     async def _connect(self, location: StoreLocation) -> AsyncConnection:
         try:

@@ -1,7 +1,8 @@
 """The scope a piece of work runs in: platform, one tenant, or unit subtrees inside a tenant.
 
-Set once (by a request's scope middleware, or by a job message's middleware) and read where
-tenant data is touched: tenant sessions bind it and filter by it. Never passed by hand through
+Set once (by entering a tenant, services.tenancy.entry, or by a job message's middleware) and read
+where tenant data is touched and where jobs are sent: tenant sessions bind it and filter by it, a
+job sent carries it. Never passed by hand through
 every call, and never left behind: each request and each job runs in its own context copy.
 """
 
@@ -61,13 +62,6 @@ def leave_scope(token: Token[Scope]) -> None:
     _current_scope.reset(token)
 
 
-def enter_tenant(tenant_id: int | None) -> Token[Scope]:
-    return enter_scope(PLATFORM if tenant_id is None else Scope.of_tenant(tenant_id))
-
-
-leave_tenant = leave_scope
-
-
 @contextmanager
 def scope_context(scope: Scope) -> Iterator[None]:
     token = enter_scope(scope)
@@ -77,5 +71,12 @@ def scope_context(scope: Scope) -> Iterator[None]:
         leave_scope(token)
 
 
+def scope_of_tenant(tenant_id: int | None) -> Scope:
+    """The whole tenant's scope, or the platform's for work of no tenant."""
+    return PLATFORM if tenant_id is None else Scope.of_tenant(tenant_id)
+
+
 def tenant_context(tenant_id: int | None) -> AbstractContextManager[None]:
-    return scope_context(PLATFORM if tenant_id is None else Scope.of_tenant(tenant_id))
+    """The scope only: work that reads or writes the tenant's data enters it
+    (services.tenancy.entry), which also sets this."""
+    return scope_context(scope_of_tenant(tenant_id))

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.backups import request_backup
-from services.backups.locks import release_tenant_lock, try_tenant_lock
 from services.backups.requests import BACKUP_STEP_NAMES
 from services.db import Database
 from services.models import AuditEntry, BackupFormat, Tenant, TenantRole
 from services.settings import Settings
+from services.tenant_locks import release_tenant_lock, try_tenant_lock
 from tests.support import Credentials, run_db
 from tests.web.portal import add_token, add_user
 from tests.web.test_api import assert_json_error, bearer
@@ -107,6 +107,7 @@ def test_a_second_backup_is_told_what_it_waits_for_and_a_third_is_refused(
 
     holder = run_db(settings, running_backup)
     tenant_id = run_db(settings, lambda s: s.scalar(select(Tenant.id).where(Tenant.slug == harbour)))
+    assert tenant_id is not None
     assert on_landlord(settings, lambda db: try_tenant_lock(db, tenant_id, holder, "backup")) is None
 
     second = back_up(client, landlord_token, harbour, {"format": "portable"})

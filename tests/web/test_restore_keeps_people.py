@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.backups import request_backup, request_restore
-from services.backups.restores import PEOPLE
+from services.backups.restorable import PEOPLE
 from services.models import Backup, BackupFormat, Job, JobStatus, Tenant, User
 from services.models.tenant import Setting
 from services.people.people import change_role, set_units

@@ -17,7 +17,7 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import select
 
-from services.backups.restores import COPY_STEPS
+from services.backups.copies import COPY_STEPS
 from services.models import AuditEntry, TenantRole
 from services.settings import Settings
 from services.tenancy.stores import location_of
@@ -83,7 +83,8 @@ def backed_up(client: TestClient[Any], token: str, format: str = "portable") -> 
 def listed_backups(client: TestClient[Any], token: str, slug: str = SLUG) -> list[dict[str, Any]]:
     response = client.get(f"/api/v1/tenants/{slug}/backups", headers=bearer(token))
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    backups: list[dict[str, Any]] = response.json()
+    return backups
 
 
 def delete_regatta(settings: Settings, title: str) -> None:

@@ -2,9 +2,10 @@
 
 `TenantScopeMiddleware` sits on the tenant portal's router (/t/<slug>/…) and on the tenant API
 (/api/v1/tenant/…). It finds the tenant, checks the caller may enter it (membership, a switch,
-or a tenant token), refuses and records a cross-tenant attempt otherwise, works out the scope
-(whole tenant, or unit subtrees) and holds one connection to the tenant's store for the request.
-Handlers get a session bound to that scope (`TenantData`) and cannot get any other. Work a handler
+or a tenant token), refuses and records a cross-tenant attempt otherwise, then enters the tenant
+(services.tenancy.entry: the scope, one connection to its store, row security) and narrows the
+entry to a member's unit subtrees. Handlers get a session bound to that scope (`TenantData`) and
+cannot get any other. Work a handler
 leaves for `after_response` runs once the answer has been sent and the connection let go.
 
 `TenantHosts` runs before routing: a request to a tenant's host (a domain in the landlord's
@@ -35,17 +36,14 @@ from services.errors import NotFound
 from services.models import ApiToken, Domain, Tenant, User
 from services.tenancy.access import TenantAccess, find_open_tenant, grant_access, scope_for
 from services.tenancy.context import Scope as TenantScope
-from services.tenancy.context import scope_context
+from services.tenancy.entry import EnteredTenant, enter_tenant
 from services.tenancy.security import record_cross_tenant_attempt
-from services.tenancy.sessions import scoped_session
 from services.tenancy.stores import location_of
 from web.auth import API_PREFIX
 from web.switching import active_switch
 
 ACCESS = "tenantry.tenant_access"
-SCOPE = "tenantry.tenant_scope"
-CONNECTION = "tenantry.tenant_connection"
-ROW_SECURITY = "tenantry.tenant_row_security"
+ENTERED = "tenantry.entered_tenant"
 #: The prefix tenant pages put before their links: "/t/<slug>", or "" on the tenant's own host.
 LINK_PREFIX = "tenantry.tenant_prefix"
 _HOST_ROUTED = "tenantry.host_routed"
@@ -58,8 +56,12 @@ def tenant_access(connection: ASGIConnection[Any, Any, Any, Any]) -> TenantAcces
     return connection.scope["state"][ACCESS]  # type: ignore[no-any-return]
 
 
+def entered_tenant(connection: ASGIConnection[Any, Any, Any, Any]) -> EnteredTenant:
+    return connection.scope["state"][ENTERED]  # type: ignore[no-any-return]
+
+
 def tenant_scope(connection: ASGIConnection[Any, Any, Any, Any]) -> TenantScope:
-    return connection.scope["state"][SCOPE]  # type: ignore[no-any-return]
+    return entered_tenant(connection).scope
 
 
 def tenant_link(connection: ASGIConnection[Any, Any, Any, Any], path: str = "/") -> str:
@@ -78,9 +80,8 @@ def after_response(
 async def provide_tenant_data(state: State, scope: Scope) -> AsyncIterator[AsyncSession]:
     """The request's tenant session, bound to its scope: committed when the handler returns."""
     del state
-    async with scoped_session(
-        scope["state"][CONNECTION], scope["state"][SCOPE], row_security=scope["state"][ROW_SECURITY]
-    ) as session:
+    entered: EnteredTenant = scope["state"][ENTERED]
+    async with entered.session() as session:
         yield session
 
 
@@ -111,24 +112,19 @@ class TenantScopeMiddleware(ASGIMiddleware):
             access = await self._enter(landlord, scope, user, token, is_api)
         location = location_of(app_state.settings, access.tenant)
         try:
-            async with app_state.tenant_connections.connection(location) as connection:
-                tenant_wide = TenantScope.of_tenant(access.tenant.id)
-                row_security = location.app_role is not None
+            async with enter_tenant(
+                access.tenant.id, location, connections=app_state.tenant_connections
+            ) as tenant_wide:
                 if access.is_admin:
-                    request_scope = tenant_wide
+                    request_scope = tenant_wide.scope
                 else:
-                    async with scoped_session(connection, tenant_wide, row_security=row_security) as data:
+                    async with tenant_wide.session() as data:
                         request_scope = await scope_for(data, access, user)
-                state = scope["state"]
-                state[ACCESS], state[SCOPE], state[CONNECTION], state[ROW_SECURITY] = (
-                    access,
-                    request_scope,
-                    connection,
-                    row_security,
-                )
-                if not is_api:
-                    state[LINK_PREFIX] = "" if state.get(_HOST_ROUTED) else f"/t/{access.tenant.slug}"
-                with scope_context(request_scope):
+                with tenant_wide.narrowed(request_scope) as entered:
+                    state = scope["state"]
+                    state[ACCESS], state[ENTERED] = access, entered
+                    if not is_api:
+                        state[LINK_PREFIX] = "" if state.get(_HOST_ROUTED) else f"/t/{access.tenant.slug}"
                     await next_app(scope, receive, send)
         finally:
             # Errors have become responses inside (Litestar puts an exception handler right around

@@ -22,7 +22,6 @@ from sqlalchemy import select, update
 from services import jobs
 from services.backups import CorruptArchive, request_backup, request_verification
 from services.backups.archive import check_archive
-from services.backups.locks import TenantBusy, acquire_tenant_lock, release_tenant_lock, try_tenant_lock
 from services.backups.requests import BACKUP_STEP_NAMES
 from services.backups.steps import BACKUP_STEPS, BackupRun, scratch_location
 from services.backups.storage import backup_storage
@@ -42,6 +41,7 @@ from services.models import (
 from services.models.types import utcnow
 from services.tenancy.context import tenant_context
 from services.tenancy.stores import StoreLocation, drop_store, store_exists
+from services.tenant_locks import TenantBusy, acquire_tenant_lock, release_tenant_lock, try_tenant_lock
 from tests.services.backups.support import (
     MODULES,
     TEMPLATE,
@@ -120,14 +120,13 @@ def test_a_portable_archive_holds_a_manifest_and_one_json_lines_file_per_table(
     async def scenario(landlord: Landlord) -> None:
         tenant = await provision_with_rows(landlord)
         backup, _ = await back_up(landlord, tenant, BackupFormat.PORTABLE)
+        assert backup.manifest is not None
 
         with tarfile.open(archive_path(landlord.settings, backup), "r:gz") as archive:
             names = archive.getnames()
             assert names[0] == "manifest.json"
-            assert set(names[1:]) == {f"tables/{name}.jsonl" for name in backup.manifest["tables"]}  # type: ignore[index]
-            events = archive.extractfile("tables/events.jsonl").read().decode().splitlines()  # type: ignore[union-attr]
-            budgets = archive.extractfile("tables/budgets.jsonl").read().decode().splitlines()  # type: ignore[union-attr]
-            users = archive.extractfile("tables/users.jsonl").read().decode().splitlines()  # type: ignore[union-attr]
+            assert set(names[1:]) == {f"tables/{name}.jsonl" for name in backup.manifest["tables"]}
+            events, budgets, users = (_lines_of(archive, table) for table in ("events", "budgets", "users"))
         first = json.loads(events[0])
         # Times in UTC, booleans as booleans (not SQLite's 0/1), decimals without trailing zeros.
         assert first["starts_at"] == "2026-01-01T18:00:00.000000Z"
@@ -138,6 +137,12 @@ def test_a_portable_archive_holds_a_manifest_and_one_json_lines_file_per_table(
         assert "tenant_id" not in first
 
     sqlite_installation.run(scenario)
+
+
+def _lines_of(archive: tarfile.TarFile, table: str) -> list[str]:
+    member = archive.extractfile(f"tables/{table}.jsonl")
+    assert member is not None, f"the archive has no file for {table}"
+    return member.read().decode().splitlines()
 
 
 def test_only_an_active_tenant_is_backed_up_and_only_in_a_format_it_can_have(
@@ -259,7 +264,8 @@ def test_a_second_backup_waits_for_the_first_and_a_third_is_refused(
         job = await asyncio.wait_for(running, timeout=60)
 
         assert (job.status, job.error) == (JobStatus.SUCCEEDED, None)
-        assert (await landlord.steps(job.id))["lock"].detail.startswith("tenant locked")  # type: ignore[union-attr]
+        lock = (await landlord.steps(job.id))["lock"]
+        assert lock.detail is not None and lock.detail.startswith("tenant locked")
         async with landlord.database.session() as session:
             assert await session.get(TenantLock, tenant.id) is None, "the lock is let go at the end"
 
@@ -372,12 +378,7 @@ def test_a_backup_whose_worker_died_after_the_dump_resumes_with_its_lock_and_dum
         async with landlord.database.session() as session:
             requested = await request_backup(session, landlord.settings, tenant, BackupFormat.PORTABLE)
         run = BackupRun(
-            landlord.settings,
-            landlord.database,
-            backup_storage(landlord.settings),
-            requested.job.id,
-            tenant.id,
-            requested.backup.id,
+            landlord.settings, landlord.database, requested.job.id, tenant.id, requested.backup.id
         )
         # The first worker got as far as the dump, then died: its job is running, its lease lapsed.
         with tenant_context(tenant.id):

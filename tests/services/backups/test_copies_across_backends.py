@@ -6,7 +6,7 @@ copy is active with every table's rows and checksums as the backup's manifest sa
 from __future__ import annotations
 
 from services.backups import CopyTarget, request_restore_copy
-from services.backups.restores import COPY_STEP_NAMES
+from services.backups.copies import COPY_STEP_NAMES
 from services.models import Backup, BackupFormat, IsolationMode, Job, Tenant, TenantStatus
 from services.tenancy.stores import POSTGRESQL, SQLITE
 from tests.services.backups.support import MODULES, TEMPLATE, back_up, fill, row_counts

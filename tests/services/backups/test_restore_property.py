@@ -399,10 +399,7 @@ async def back_up_unverified(landlord: Landlord, tenant: Tenant, format: str) ->
     async with landlord.database.session() as session:
         requested = await request_backup(session, landlord.settings, tenant, format, requested_by="property")
         requested.job.status = JobStatus.SUCCEEDED  # run here, never sent to a worker
-    storage = backup_storage(landlord.settings)
-    run = BackupRun(
-        landlord.settings, landlord.database, storage, requested.job.id, tenant.id, requested.backup.id
-    )
+    run = BackupRun(landlord.settings, landlord.database, requested.job.id, tenant.id, requested.backup.id)
     for step in (dump, checksum, record_manifest):
         async with landlord.database.session() as session:
             await step(run, session)

@@ -9,12 +9,16 @@ databases and schemas; a shared-store tenant is restored with only its own rows 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select, update
 
 from services.backups import CopyTarget, CorruptArchive, request_restore, request_restore_copy
+from services.backups.copies import COPY_STEP_NAMES
 from services.backups.requests import backups_of
-from services.backups.restores import COPY_STEP_NAMES, RESTORE_STEP_NAMES, replacement_store
+from services.backups.restores import RESTORE_STEP_NAMES, replacement_store
 from services.errors import Conflict, InvalidFields, InvalidInput
 from services.models import (
     Backup,
@@ -153,7 +157,7 @@ def test_a_shared_tenants_rows_are_replaced_and_no_other_tenants_are_touched(
 
 @pytest.mark.parametrize("damage", [_truncate, _flip_a_byte], ids=["truncated", "flipped"])
 def test_a_damaged_archive_is_refused_and_nothing_changes(
-    sqlite_installation: Installation, damage: object
+    sqlite_installation: Installation, damage: Callable[[Path], None]
 ) -> None:
     async def scenario(landlord: Landlord) -> None:
         tenant = await provision_with_rows(landlord)
@@ -165,7 +169,7 @@ def test_a_damaged_archive_is_refused_and_nothing_changes(
 
         # Damaged before anyone asks: refused at once, no job recorded.
         saved = archive_path(landlord.settings, backup).read_bytes()
-        damage(archive_path(landlord.settings, backup))  # type: ignore[operator]
+        damage(archive_path(landlord.settings, backup))
         async with landlord.database.session() as session:
             with pytest.raises(CorruptArchive) as refused:
                 await request_restore(session, landlord.settings, tenant, backup)
@@ -176,7 +180,7 @@ def test_a_damaged_archive_is_refused_and_nothing_changes(
         archive_path(landlord.settings, backup).write_bytes(saved)
         async with landlord.database.session() as session:
             requested = await request_restore(session, landlord.settings, tenant, backup)
-        damage(archive_path(landlord.settings, backup))  # type: ignore[operator]
+        damage(archive_path(landlord.settings, backup))
         job = await landlord.perform(requested.job.id, tenant.id)
 
         assert job.status == JobStatus.FAILED

@@ -246,7 +246,8 @@ def _admin_dsn() -> str:
 async def postgres_admin(sql: str) -> list[asyncpg.Record]:
     connection = await asyncpg.connect(_admin_dsn())
     try:
-        return await connection.fetch(sql)
+        rows: list[asyncpg.Record] = await connection.fetch(sql)
+        return rows
     finally:
         await connection.close()
 

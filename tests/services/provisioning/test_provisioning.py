@@ -588,7 +588,7 @@ def test_a_provisioning_job_whose_worker_died_resumes_without_repeating_what_was
         # A worker claimed the job and ran its steps up to "modules" ...
         await lease(timedelta(minutes=5))
         catalogue = load_catalogue(landlord.settings.layers_dir)
-        run = Provisioning(landlord.settings, landlord.database, catalogue, job.id, tenant.id)
+        run = Provisioning(landlord.settings, landlord.database, job.id, tenant.id)
         with tenant_context(tenant.id):
             await jobs.run_steps(landlord.database, job.id, PROVISIONING_STEPS[:crashed_at], run)
         # ... and died in the middle of it: the first module's revisions were applied (and recorded

@@ -1,7 +1,8 @@
-"""One backup or restore per tenant at a time: the job working on a tenant's store holds a row in
-`tenant_locks` (the tenant is its primary key, so a second holder is refused by the database
-itself). A job that finds the lock taken waits, saying for which job; a lock left by a job that
-has finished is stale and taken over. A job whose worker died keeps its lock: it resumes."""
+"""One store job per tenant at a time (a backup, a restore, a module change): the job working on a
+tenant's store holds a row in `tenant_locks` (the tenant is its primary key, so a second holder is
+refused by the database itself). A job that finds the lock taken waits (services.store_jobs says
+for which job in its lock step); a lock left by a job that has finished is stale and taken over. A
+job whose worker died keeps its lock: it resumes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from services import jobs
 from services.db import Database
 from services.errors import Conflict
 from services.models import Job, TenantLock
@@ -22,9 +22,6 @@ POLL_SECONDS = 0.25
 #: How long a job waits for another before it gives up (and fails, saying why). Below Dramatiq's
 #: ten-minute time limit for an actor, so the wait ends in a message rather than an interruption.
 PATIENCE_SECONDS = 5 * 60.0
-
-#: The step of a store job that takes the tenant's lock.
-LOCK_STEP = "lock"
 
 
 class TenantBusy(Conflict):
@@ -56,28 +53,6 @@ async def try_tenant_lock(database: Database, tenant_id: int, job_id: int, purpo
             )
             return await session.get(Job, taken.job_id) if taken is not None else None
         return None
-
-
-async def lock_step(
-    database: Database,
-    tenant_id: int,
-    job_id: int,
-    purpose: str,
-    *,
-    why: str,
-    patience: float = PATIENCE_SECONDS,
-) -> str:
-    """The `lock` step of a job on a tenant's store: takes the tenant's lock, saying in the step
-    which job it waits for (and `why`) meanwhile; returns what the step did."""
-
-    async def waiting(holder: Job) -> None:
-        detail = f"waiting for {holder.kind.replace('_', ' ')} job #{holder.id} to finish{why}"
-        await jobs.say_in_step(database, job_id, LOCK_STEP, detail)
-
-    waited = await acquire_tenant_lock(
-        database, tenant_id, job_id, purpose, waiting=waiting, patience=patience
-    )
-    return f"tenant locked after waiting {waited:.1f} s" if waited >= 0.5 else "tenant locked"
 
 
 async def acquire_tenant_lock(

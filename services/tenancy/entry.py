@@ -1,0 +1,79 @@
+"""Entering a tenant: the one way a request, a job or the command line starts work on a tenant's
+data.
+
+Entering sets three things together and undoes them together, in reverse, when the block ends:
+the scope (the context every job sent from inside carries, and that `perform_job` checks), one
+connection to the tenant's store, and row security (on a shared PostgreSQL store, every session
+opened on the entry names the tenant to the database, whose policies are the second wall).
+Sessions come only from the entry, bound to its scope: work that has entered a tenant cannot
+reach another one's rows by forgetting a filter.
+
+A request enters through the process's bounded `TenantConnections`, as the application's role. A
+job or the command line, which own the store (provisioning, restores), enter on a connection of
+their own as the store's owner, closed when they leave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass, replace
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from services.tenancy.connections import TenantConnections
+from services.tenancy.context import Scope, scope_context
+from services.tenancy.sessions import OutsideTenantScope, scoped_session
+from services.tenancy.stores import StoreLocation
+
+
+@dataclass(frozen=True)
+class EnteredTenant:
+    """A tenant entered: its scope, its store's connection and whether row security applies."""
+
+    tenant_id: int
+    scope: Scope
+    location: StoreLocation
+    connection: AsyncConnection
+    #: Connected as the shared store's application role, whose rows the database filters too.
+    row_security: bool
+
+    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A tenant session bound to the entry's scope: committed when the block ends normally,
+        rolled back when it raises."""
+        return scoped_session(self.connection, self.scope, row_security=self.row_security)
+
+    @contextmanager
+    def narrowed(self, scope: Scope) -> Iterator[EnteredTenant]:
+        """The same entry seeing only `scope` (a member's units) until the block ends."""
+        if scope.tenant_id != self.tenant_id:
+            raise OutsideTenantScope(f"tenant {self.tenant_id} was entered, not {scope.describe()}")
+        with scope_context(scope):
+            yield replace(self, scope=scope)
+
+
+@asynccontextmanager
+async def enter_tenant(
+    tenant_id: int,
+    location: StoreLocation,
+    *,
+    connections: TenantConnections | None = None,
+    on: AsyncConnection | None = None,
+) -> AsyncIterator[EnteredTenant]:
+    """Enter the whole tenant: through `connections` (a request), on a connection of its own as the
+    store's owner (a job, the command line), or `on` a connection the caller holds as the owner,
+    inside a transaction of its own that the entry's sessions join (a restore's swap)."""
+    scope = Scope.of_tenant(tenant_id)
+    with scope_context(scope):
+        if on is not None:
+            yield EnteredTenant(tenant_id, scope, location, on, row_security=False)
+        elif connections is not None:
+            async with connections.connection(location) as connection:
+                yield EnteredTenant(tenant_id, scope, location, connection, location.app_role is not None)
+        else:
+            store = location.open()
+            try:
+                async with store.engine.connect() as connection:
+                    yield EnteredTenant(tenant_id, scope, location, connection, row_security=False)
+            finally:
+                await store.dispose()
