@@ -6,7 +6,7 @@ import asyncio
 import os
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +50,37 @@ def run_db(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> 
             await database.dispose()
 
     return asyncio.run(go())
+
+
+class LandlordReader:
+    """One landlord database kept open on one event loop, for a test that reads it hundreds of
+    times: `run_db` opens and closes the database (and an event loop) for each read."""
+
+    def __init__(self, runner: asyncio.Runner, database: Database) -> None:
+        self._runner = runner
+        self._database = database
+
+    def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run `work` in a committed session of its own, seeing everything committed before."""
+
+        async def go() -> T:
+            async with self._database.session() as session:
+                return await work(session)
+
+        return self._runner.run(go())
+
+
+@contextmanager
+def landlord_reader(settings: Settings) -> Iterator[LandlordReader]:
+    async def open_database() -> Database:  # inside the loop that will use it
+        return Database(settings.database_url)
+
+    with asyncio.Runner() as runner:
+        database = runner.run(open_database())
+        try:
+            yield LandlordReader(runner, database)
+        finally:
+            runner.run(database.dispose())
 
 
 def installation_settings(data_dir: Path, database_url: str) -> Settings:
@@ -129,6 +160,6 @@ def signed_in(client: TestClient[Any], person: Credentials) -> TestClient[Any]:
     return client
 
 
-def post_form(client: TestClient[Any], path: str, data: dict[str, str], **kwargs: Any) -> Any:
+def post_form(client: TestClient[Any], path: str, data: Mapping[str, str | list[str]], **kwargs: Any) -> Any:
     """POST a form the way the portal's pages do, with the CSRF token."""
     return client.post(path, data={**data, "_csrf_token": csrf_token(client)}, **kwargs)

@@ -51,7 +51,7 @@ def refused(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def password_in(output: str) -> str:
-    found = PASSWORD.findall(output)
+    found: list[str] = PASSWORD.findall(output)
     assert len(found) == 1, output
     return found[0]
 

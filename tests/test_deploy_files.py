@@ -172,9 +172,8 @@ def test_dockerfile_copies_what_the_app_needs_at_run_time() -> None:
         return
     pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
     packages = {name.rstrip("*") for name in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
-    fields = Settings.__dataclass_fields__
     data_dirs = {
-        fields[name].default.relative_to(PROJECT_ROOT).as_posix() for name in ("layers_dir", "static_dir")
+        default.relative_to(PROJECT_ROOT).as_posix() for default in (Settings.layers_dir, Settings.static_dir)
     }
     missing = ({"pyproject.toml"} | packages | data_dirs) - sources
     assert not missing, f"the image lacks {sorted(missing)}"

@@ -229,13 +229,13 @@ def test_a_deactivated_person_is_refused_at_the_door_and_comes_back_as_they_were
         installation.account_id("member@garden.example"),
     )
     in_view = installation.scope_of("member@garden.example")
-    assert in_view is not None and in_view.unit_ids == {units["North"], units["Harbour"]}
+    assert in_view is not None and in_view.unit_ids == frozenset({units["North"], units["Harbour"]})
     reassigned = installation.run(
         SLUG, lambda landlord, data, tenant: set_units(landlord, data, tenant, member, [units["South"]])
     )
     assert [unit.name for unit in reassigned.units] == ["South"]
     in_view = installation.scope_of("member@garden.example")
-    assert in_view is not None and in_view.unit_ids == {units["South"]}
+    assert in_view is not None and in_view.unit_ids == frozenset({units["South"]})
 
     gone = installation.run(
         SLUG,
@@ -300,7 +300,7 @@ def test_moving_a_unit_takes_its_subtree_along_and_a_members_scope_follows(
     assert tree[units["North"]] == f"{root}{units['North']}/"
     scope = installation.scope_of("south@garden.example")
     assert scope is not None
-    assert scope.unit_ids == {units["South"], pier.id, units["Harbour"], units["Quay"]}, (
+    assert scope.unit_ids == frozenset({units["South"], pier.id, units["Harbour"], units["Quay"]}), (
         "the member of South now sees Harbour and everything below it"
     )
 

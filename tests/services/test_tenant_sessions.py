@@ -58,9 +58,9 @@ class SharedStore:
                         above = (await data.get_one(Unit, parent_id)).path if parent_id else "/"
                         unit.path = f"{above}{unit.id}/"
                         self.units[tenant_id, name] = unit.id
-                    groups = await self.groups(data)
+                    model: Any = (await self.groups(data)).model
                     data.add_all(
-                        groups.model(name=f"group-{tenant_id}-{name}", unit_id=self.units[tenant_id, name])  # type: ignore[call-arg]
+                        model(name=f"group-{tenant_id}-{name}", unit_id=self.units[tenant_id, name])
                         for name in TREE
                     )
         finally:
@@ -177,8 +177,8 @@ def test_new_rows_are_stamped_and_rows_of_another_scope_are_refused(shared: Shar
             member = Scope.of_units(1, shared.subtree(1, "south"))
             with pytest.raises(OutOfScope):
                 async with scoped_session(store.engine, member) as data:
-                    model = (await shared.groups(data)).model
-                    data.add(model(name="outside", unit_id=shared.units[1, "north"]))  # type: ignore[call-arg]
+                    model: Any = (await shared.groups(data)).model
+                    data.add(model(name="outside", unit_id=shared.units[1, "north"]))
             with pytest.raises(OutsideTenantScope):
                 async with scoped_session(store.engine, Scope.of_tenant(1)) as data:
                     await data.execute(insert(Role).values(key="bulk", name="Bulk", tenant_id=3))

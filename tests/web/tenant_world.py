@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -28,6 +28,8 @@ from services.tenant_data.records import record_schema
 from tests.support import Credentials
 from tests.workers.support import drop_tenant_databases
 
+T = TypeVar("T")
+
 
 @pytest.fixture(autouse=True)
 def no_stores_left_behind(settings: Settings) -> Iterator[None]:
@@ -43,13 +45,11 @@ async def _tenant_named(session: AsyncSession, slug: str) -> Tenant:
     return tenant
 
 
-def in_tenant(
-    settings: Settings, slug: str, work: Callable[[AsyncSession, Any, Tenant], Awaitable[Any]]
-) -> Any:
+def in_tenant(settings: Settings, slug: str, work: Callable[[AsyncSession, Any, Tenant], Awaitable[T]]) -> T:
     """What `work` returns, given a landlord session, a session of the tenant's store scoped to the
     tenant, and the tenant."""
 
-    async def go() -> Any:
+    async def go() -> T:
         landlord = Database(settings.database_url)
         try:
             async with landlord.session() as session:
@@ -139,7 +139,7 @@ def add_units(settings: Settings, slug: str, names: list[tuple[str, str | None]]
             ids[name] = (await add_unit(data, parent_id=ids[parent or "root"], name=name)).id
         return ids
 
-    return in_tenant(settings, slug, work)  # type: ignore[no-any-return]
+    return in_tenant(settings, slug, work)
 
 
 def add_member(
@@ -162,7 +162,7 @@ def add_member(
         )
         return Credentials(new.user.email, new.password)
 
-    return in_tenant(settings, slug, work)  # type: ignore[no-any-return]
+    return in_tenant(settings, slug, work)
 
 
 def add_admin(settings: Settings, slug: str, email: str) -> Credentials:
@@ -175,9 +175,9 @@ def add_rows(settings: Settings, slug: str, table: str, rows: list[dict[str, Any
     async def work(landlord: Any, data: Any, tenant: Tenant) -> list[int]:
         schema = await record_schema(data, f"test-{tenant.id}-{table}")
         model = schema.table(table).model
-        made = [model(**row) for row in rows]
+        made: list[Any] = [model(**row) for row in rows]
         data.add_all(made)
         await data.flush()
         return [row.id for row in made]
 
-    return in_tenant(settings, slug, work)  # type: ignore[no-any-return]
+    return in_tenant(settings, slug, work)

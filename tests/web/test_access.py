@@ -134,7 +134,7 @@ def test_an_unexpected_error_shows_a_friendly_page_without_a_trace(
 
 def sample_paths(app: Litestar) -> list[tuple[str, str]]:
     """(method, path) for every route the app registered, path parameters filled in."""
-    requests = []
+    requests: list[tuple[str, str]] = []
     for route in app.routes:
         assert isinstance(route, HTTPRoute), route
         path = route.path

@@ -25,7 +25,7 @@ def bearer(secret: str) -> dict[str, str]:
 def assert_json_error(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["status_code"] == status
     assert body["detail"]
     return body

@@ -5,10 +5,12 @@ delete) of it is under way is "not found" (404), through the API and the portal 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from httpx import Response
+from litestar.testing import TestClient
 from sqlalchemy import Engine, event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.util import await_only
@@ -75,7 +77,7 @@ def test_a_row_deleted_under_a_change_or_a_delete_is_not_found(
     store = store_of(settings, SLUG)
     api = "/api/v1/tenant/data/groups"
     page = f"/t/{SLUG}/data/groups"
-    writes = {
+    writes: dict[str, Callable[[TestClient[Any], int], Response]] = {
         "PATCH": lambda client, row: client.patch(f"{api}/{row}", json={"name": "Ours"}, headers=headers),
         "PUT": lambda client, row: client.put(f"{api}/{row}", json={"name": "Ours"}, headers=headers),
         "DELETE": lambda client, row: client.delete(f"{api}/{row}", headers=headers),

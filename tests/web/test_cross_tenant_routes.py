@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from httpx import Response
 from litestar import Litestar
 from litestar.handlers.base import BaseRouteHandler
 from litestar.routes import HTTPRoute
@@ -32,7 +33,7 @@ from services.models.landlord import LandlordBase
 from services.settings import Settings
 from services.tenancy.security import CROSS_TENANT
 from services.tenancy.stores import location_of
-from tests.support import Credentials, csrf_token, run_db, signed_in
+from tests.support import Credentials, LandlordReader, csrf_token, landlord_reader, run_db, signed_in
 from tests.web.portal import add_token, assert_no_trace, portal
 from tests.web.tenant_world import (
     add_admin,
@@ -483,15 +484,15 @@ def state_of_b(settings: Settings, b_id: int) -> dict[str, Any]:
     return run_db(settings, work)
 
 
-def cross_tenant_entries(settings: Settings) -> Counter[int | None]:
+async def count_cross_tenant_entries(session: AsyncSession) -> Counter[int | None]:
     """The security.cross_tenant entries on the trail, by the tenant they were recorded against."""
+    statement = select(AuditEntry.tenant_id, func.count()).where(AuditEntry.action == CROSS_TENANT)
+    rows = await session.execute(statement.group_by(AuditEntry.tenant_id))
+    return Counter({tenant_id: count for tenant_id, count in rows.all()})
 
-    async def work(session: AsyncSession) -> Counter[int | None]:
-        statement = select(AuditEntry.tenant_id, func.count()).where(AuditEntry.action == CROSS_TENANT)
-        rows = await session.execute(statement.group_by(AuditEntry.tenant_id))
-        return Counter({tenant_id: count for tenant_id, count in rows.all()})
 
-    return run_db(settings, work)
+def cross_tenant_entries(settings: Settings) -> Counter[int | None]:
+    return run_db(settings, count_cross_tenant_entries)
 
 
 # --- Walking the routes ---------------------------------------------------------------------------
@@ -524,7 +525,7 @@ def calls(app: Litestar, world: World) -> list[Call]:
     return found
 
 
-def send(client: TestClient[Any], call: Call, token: str | None) -> Any:
+def send(client: TestClient[Any], call: Call, token: str | None) -> Response:
     if call.route.startswith("/api/"):
         headers = {"Authorization": f"Bearer {token}"}
         return client.request(
@@ -549,11 +550,13 @@ class Caller:
     token: str | None = None
 
 
-def try_route(client: TestClient[Any], settings: Settings, world: World, caller: Caller, call: Call) -> int:
+def try_route(
+    client: TestClient[Any], landlord: LandlordReader, world: World, caller: Caller, call: Call
+) -> int:
     """One call with B's identifiers: refused, silent about B, recorded as the table says. Where
     B's slug names the tenant, the answer is the one an unknown slug gets. Its status."""
     what = f"{call.method} {call.probe.path} as {caller.name}"
-    entries = cross_tenant_entries(settings)
+    entries = landlord.run(count_cross_tenant_entries)
 
     response = send(client, call, caller.token)
 
@@ -563,7 +566,7 @@ def try_route(client: TestClient[Any], settings: Settings, world: World, caller:
     else:
         assert response.status_code in ({403} if by_role else REFUSED), f"{what}: {response.text}"
     assert_nothing_of_b(response, what)
-    recorded = cross_tenant_entries(settings) - entries
+    recorded = landlord.run(count_cross_tenant_entries) - entries
     if by_role or call.probe.recorded is None:
         assert not recorded, f"{what} was recorded: {recorded}"
     elif call.probe.recorded == AGAINST_B:
@@ -687,7 +690,7 @@ def test_a_tenants_people_are_refused_every_route_with_another_tenants_identifie
     expected: Counter[str] = Counter()
     seen: Counter[int] = Counter()
 
-    with portal(settings) as client:
+    with portal(settings) as client, landlord_reader(settings) as landlord:
         every_call = calls(client.app, world)
         for caller in callers:
             client.cookies.clear()
@@ -696,7 +699,7 @@ def test_a_tenants_people_are_refused_every_route_with_another_tenants_identifie
             for call in every_call:
                 if call.route.startswith("/api/") != (caller.token is not None):
                     continue
-                seen[try_route(client, settings, world, caller, call)] += 1
+                seen[try_route(client, landlord, world, caller, call)] += 1
                 if call.probe.recorded and not (call.probe.for_admins and not caller.is_admin):
                     expected[call.probe.recorded] += 1
 

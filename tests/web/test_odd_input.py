@@ -88,7 +88,8 @@ class World:
 
     @property
     def app(self) -> Litestar:
-        return self.client.app  # type: ignore[return-value]
+        app: Litestar = self.client.app  # TestClient's app is Any to mypy
+        return app
 
     def sign_in(self, caller: Caller) -> None:
         assert caller.credentials is not None
@@ -369,7 +370,7 @@ def odd_requests(draw: st.DrawFn, world: World) -> OddRequest:
     """A request to any route of the app, its parameters and body filled with odd values."""
     route = draw(st.sampled_from([r for r in world.app.routes if isinstance(r, HTTPRoute)]))
     method = draw(st.sampled_from(sorted(route.methods - NOT_PROBED)))
-    handler, _ = route.route_handler_map[method]  # type: ignore[index]
+    handler, _ = route.route_handler_map[method]
     owner = _owner(world, route.path)
     others = [c for c in (world.api_callers if route.path.startswith("/api/") else world.portal_callers)]
     caller = draw(st.sampled_from([owner, owner, owner, *[c for c in others if c != owner], None]))

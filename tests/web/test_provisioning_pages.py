@@ -174,7 +174,9 @@ def wait_until_failed(settings: Settings, slug: str, timeout: float = 60) -> Ten
 def wait_until_job_finished(settings: Settings, slug: str, after: int) -> Job:
     """The tenant's newest job once there is one newer than job `after` and it has finished."""
     newer = wait_for(
-        lambda: (job := latest_job(settings, slug)).id > after and job, 30, what=f"a new job for {slug}"
+        lambda: job if (job := latest_job(settings, slug)).id > after else None,
+        30,
+        what=f"a new job for {slug}",
     )
     return wait_until_finished(settings, newer.id)
 

@@ -81,6 +81,12 @@ def exit_switch(client: TestClient[Any]) -> Any:
     return post_form(client, "/switch/exit", {}, follow_redirects=False)
 
 
+def user_id(settings: Settings, email: str) -> int:
+    user = find_user(settings, email)
+    assert user is not None, email
+    return user.id
+
+
 def banner(html: str) -> str | None:
     found = re.search(r'<div class="switch-banner" id="switch-banner".*?</div>', html, re.S)
     return found.group(0) if found else None
@@ -206,7 +212,7 @@ def test_a_landlord_admin_switches_only_after_a_superadmin_granted_it(
     superadmin_client: TestClient[Any], settings: Settings, harbour: Tenant
 ) -> None:
     lee = add_user(settings, "lee@landlord.example", PlatformRole.LANDLORD_ADMIN)
-    lee_id = find_user(settings, lee.email).id  # type: ignore[union-attr]
+    lee_id = user_id(settings, lee.email)
     with portal(settings) as lee_browser:
         signed_in_as(lee_browser, lee)
         assert "Switch into this tenant" not in lee_browser.get("/tenants/harbour-club").text
@@ -245,7 +251,7 @@ def test_the_users_page_offers_the_grant_to_landlord_admins_only(
     superadmin_client: TestClient[Any], settings: Settings
 ) -> None:
     add_user(settings, "lee@landlord.example", PlatformRole.LANDLORD_ADMIN)
-    admin_id = find_user(settings, "admin@localhost").id  # type: ignore[union-attr]
+    admin_id = user_id(settings, "admin@localhost")
 
     page = superadmin_client.get("/users")
     assert "<th>Switches into tenants</th>" in page.text

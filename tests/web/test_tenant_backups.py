@@ -133,14 +133,14 @@ def test_an_admin_backs_up_the_tenant_and_sees_the_backup_verified(
 
     backup = backed_up(admin, settings, "portable")
 
-    page = admin.get(BACKUPS).text
-    row = listed(page)[backup.id]
+    listing = admin.get(BACKUPS).text
+    row = listed(listing)[backup.id]
     taken = backup.created_at.strftime("%Y-%m-%d %H:%M:%S")
     assert row.startswith(f"#{backup.id} admin@heron.example {taken} just now portable")
     assert re.search(r"\d+(\.\d)? KB succeeded verified", row), row
     assert backup.sha256 is not None and f"{backup.sha256[:12]}…" in row
     assert "Download" in row and "Restore…" in row
-    assert POLLING not in page, "nothing under way: the page does not poll"
+    assert POLLING not in listing, "nothing under way: the page does not poll"
     [entry] = audit(settings, "tenant.backup")
     assert (entry.actor_email, entry.target, entry.detail["backup"]) == (
         "admin@heron.example",

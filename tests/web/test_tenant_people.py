@@ -406,7 +406,7 @@ def profiles_of(settings: Settings, email: str) -> int:
             or 0
         )
 
-    return in_tenant(settings, SLUG, work)  # type: ignore[no-any-return]
+    return in_tenant(settings, SLUG, work)
 
 
 def test_an_invitation_killed_between_its_two_writes_lets_nobody_in_and_is_made_again_whole(

@@ -21,7 +21,8 @@ def create_staff(client: TestClient[Any], email: str, *, htmx: bool = False) -> 
 
 
 def shown_password(html: str) -> str:
-    [password] = re.findall(r'<code class="secret">([^<]+)</code>', html)
+    passwords: list[str] = re.findall(r'<code class="secret">([^<]+)</code>', html)
+    [password] = passwords
     return password
 
 

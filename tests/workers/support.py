@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import asyncpg
 import pika
 import redis
-from sqlalchemy import inspect, select
+from sqlalchemy import ScalarResult, inspect, select
 from sqlalchemy.engine import make_url
 
 from services import jobs
@@ -87,7 +87,8 @@ def request(settings: Settings, slug: str, isolation: str = IsolationMode.DATABA
 
 
 def tenant(settings: Settings, slug: str) -> Tenant:
-    return run_db(settings, lambda session: session.scalar(select(Tenant).where(Tenant.slug == slug)))
+    statement = select(Tenant).where(Tenant.slug == slug)
+    return run_db(settings, lambda session: _one(session.scalars(statement)))
 
 
 def steps_of(settings: Settings, job_id: int) -> list[JobStep]:
@@ -102,6 +103,10 @@ def history_of(settings: Settings, tenant_id: int) -> list[MigrationHistory]:
 
 async def _all(rows: Awaitable[Any]) -> list[Any]:
     return list(await rows)
+
+
+async def _one(rows: Awaitable[ScalarResult[T]]) -> T:
+    return (await rows).one()
 
 
 def wait_until_active(
@@ -315,11 +320,12 @@ def drop_tenant_databases(database_url: str) -> None:
         return
     url = make_url(database_url)
     dsn = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    assert url.database is not None, database_url
+    pattern = url.database.replace("_", r"\_") + r"\_%"
 
     async def drop() -> None:
         connection = await asyncpg.connect(dsn)
         try:
-            pattern = url.database.replace("_", r"\_") + r"\_%"  # type: ignore[union-attr]
             names = await connection.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", pattern)
             for row in names:
                 await connection.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')

@@ -34,7 +34,7 @@ def queue(landlord: Settings) -> Iterator[JobQueue]:
 
 def drain(queue: JobQueue) -> None:
     """Wait until every message sent so far has been delivered and handled (Dramatiq's own test aid)."""
-    queue.broker.join(queue.broker.get_actor(RUN_JOB).queue_name, timeout=20_000)  # type: ignore[attr-defined]
+    queue.broker.join(queue.broker.get_actor(RUN_JOB).queue_name, timeout=20_000)
     assert queue.worker is not None
     queue.worker.join()
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import jobs
 from services.backups import request_backup, request_restore
@@ -104,9 +105,9 @@ def prepare(settings: Settings) -> Prepared:
     asyncio.run(execute(old, "DELETE FROM events WHERE title = 'Regatta 3'"))
     before = asyncio.run(row_counts(old))
 
-    async def ask(session: object) -> Job:
-        backup = await session.get_one(Backup, requested.backup.id)  # type: ignore[attr-defined]
-        return (await request_restore(session, settings, found, backup)).job  # type: ignore[arg-type]
+    async def ask(session: AsyncSession) -> Job:
+        backup = await session.get_one(Backup, requested.backup.id)
+        return (await request_restore(session, settings, found, backup)).job
 
     restore_job = run_db(settings, ask)
     new = replacement_store(settings, found, restore_job.id)
@@ -163,8 +164,8 @@ def check_resumed(settings: Settings, prepared: Prepared, where: str) -> None:
     assert asyncio.run(row_counts(prepared.new)) == prepared.backed_up
     assert not asyncio.run(store_exists(prepared.old))
 
-    async def safety(session: object) -> Backup:
-        listed = await backups_of(session, found)  # type: ignore[arg-type]
+    async def safety(session: AsyncSession) -> Backup:
+        listed = await backups_of(session, found)
         [backup] = [b for b in listed if b.job_id == prepared.restore_job]
         return backup
 

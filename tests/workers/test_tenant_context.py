@@ -47,7 +47,7 @@ class Recorder(dramatiq.Middleware):
     ) -> None:
         self.enqueued.append(message)
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         self.processed.append(dict(message.options))
 
 
@@ -73,7 +73,7 @@ def test_a_job_is_sent_with_its_tenant_in_the_message_options(tmp_path: Path) ->
         with tenant_context(9):  # sent while serving another tenant: each job names its own
             queue.send(43, 7)
             queue.send(44)
-        queued = queue.broker.queues[f"{settings.broker_namespace}-jobs"]  # type: ignore[attr-defined]
+        queued = queue.broker.queues[f"{settings.broker_namespace}-jobs"]
         messages = [dramatiq.Message.decode(data) for data in list(queued.queue)]
     finally:
         queue.stop()

@@ -163,9 +163,9 @@ def _stacks() -> list[Any]:
         defaults = found.resolve_modules(name, template.default_modules)
         stacks.append(pytest.param(name, defaults, id=f"{name}-defaults"))
     # Every module at once (finance and simple_ledger conflict: one stack each), on any template.
-    for template, left_out in (("political_party", "simple_ledger"), ("community_group", "finance")):
-        every = found.resolve_modules(template, [module for module in found.modules if module != left_out])
-        stacks.append(pytest.param(template, every, id=f"{template}-every-module-but-{left_out}"))
+    for name, left_out in (("political_party", "simple_ledger"), ("community_group", "finance")):
+        every = found.resolve_modules(name, [module for module in found.modules if module != left_out])
+        stacks.append(pytest.param(name, every, id=f"{name}-every-module-but-{left_out}"))
     return stacks
 
 
@@ -201,7 +201,8 @@ def test_taking_events_back_to_its_first_revision_keeps_the_data(store: Store) -
 
     async def count(database: Database, table: str) -> int:
         async with database.engine.connect() as connection:
-            return (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+            counted: int = (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+            return counted
 
     async def scenario(database: Database) -> None:
         try:
