@@ -18,10 +18,11 @@ run: $(STAMP)
 
 ## The whole suite. PostgreSQL, Redis and RabbitMQ tests run when their TENANTRY_TEST_*_URL is set.
 ## Test files run side by side in TEST_WORKERS processes (pytest-xdist): much of a test's time is
-## spent waiting on databases, brokers and workers, so one more process than cores pays.
+## spent waiting on databases, brokers and workers, so one more process than cores pays. The longest
+## files go first (tests/conftest.py: LONGEST_FILES), in the order collected, not xdist's own.
 TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 ## The isolation property suite's long run: ISOLATION_VISITS visits in all, half on SQLite and half
 ## on PostgreSQL, across every isolation mode, a quarter of them concurrent; its closing line gives

@@ -33,6 +33,35 @@ from web.app import create_app
 #: Where a test's landlord database lives: a SQLite file, and (when configured) PostgreSQL.
 LANDLORD_BACKENDS = ["sqlite", pytest.param("postgres", marks=requires_postgres)]
 
+#: The files that took longest with every service set (50 s or more by `--durations`), longest
+#: first. `make test` hands whole files to its processes in this order (then the others, as
+#: collected), so that no process is left running one of them alone at the end; xdist's own order,
+#: most tests first, would start these few-test files last.
+LONGEST_FILES = (
+    "tests/services/backups/test_restore_property.py",
+    "tests/web/test_isolation_property.py",
+    "tests/services/provisioning/test_module_changes.py",
+    "tests/workers/test_kill_mid_restore.py",
+    "tests/services/backups/test_restores.py",
+    "tests/web/test_restores.py",
+    "tests/web/test_cross_tenant_routes.py",
+    "tests/web/test_api_schemathesis.py",
+    "tests/web/test_tenant_portal.py",
+    "tests/web/test_tenant_data.py",
+    "tests/services/provisioning/test_provisioning.py",
+    "tests/services/test_audit.py",
+    "tests/services/backups/test_schedules.py",
+    "tests/services/provisioning/test_golden_property.py",
+    "tests/services/backups/test_ids_never_reused.py",
+    "tests/web/test_api_provisioning.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first; each file's tests stay together and in their order."""
+    rank = {path: place for place, path in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
 
 @pytest.fixture(scope="session")
 def migrated_sqlite_landlord(tmp_path_factory: pytest.TempPathFactory) -> Path:
