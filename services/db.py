@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -16,12 +16,28 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+#: An execution option of a connection to a SQLite file: its transactions will write, so each begins
+#: by taking the write lock (BEGIN IMMEDIATE). A transaction that read first and only then asked
+#: for the lock would be refused at once ("database is locked") had another connection written in
+#: between; one that takes it up front waits its turn (the busy timeout) instead.
+WRITES = "tenantry_writes"
+
+
 def create_engine(
-    url: str, *, schema: str | None = None, transactional_ddl: bool = False, **pool_options: Any
+    url: str,
+    *,
+    schema: str | None = None,
+    transactional_ddl: bool = False,
+    explicit_transactions: bool = False,
+    **pool_options: Any,
 ) -> AsyncEngine:
-    """An async engine. SQLite files get WAL, foreign keys and a busy timeout on every connection;
-    `transactional_ddl` makes SQLite run DDL inside the transaction too (so a migration applies
-    whole or not at all). On PostgreSQL, `schema` becomes the connection's search_path."""
+    """An async engine. SQLite files get WAL, foreign keys and a busy timeout on every connection.
+    With `explicit_transactions`, SQLAlchemy rather than the sqlite3 module decides where BEGIN goes
+    (so savepoints and reads are inside the transaction), and a connection with the `WRITES` option
+    begins IMMEDIATE; `transactional_ddl` implies it, makes SQLite run DDL inside the transaction
+    (so a migration applies whole or not at all) and always begins IMMEDIATE: two processes migrating
+    one shared store queue up (busy timeout) instead of one failing when its read snapshot turns
+    stale. On PostgreSQL, `schema` becomes the connection's search_path."""
     if not is_sqlite(url):
         connect_args = {"server_settings": {"search_path": schema}} if schema else {}
         return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool_options)
@@ -30,15 +46,19 @@ def create_engine(
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 30}, **pool_options)
     event.listen(engine.sync_engine, "connect", _tune_sqlite_connection)
-    if transactional_ddl:
-        # SQLAlchemy's recipe: let SQLAlchemy, not the sqlite3 module, decide where BEGIN goes.
-        # IMMEDIATE takes the write lock up front: two processes migrating one shared store queue
-        # up (busy timeout) instead of one failing when its read snapshot turns stale.
+    if transactional_ddl or explicit_transactions:
+        # SQLAlchemy's recipe for pysqlite's transactions.
         event.listen(engine.sync_engine, "connect", _disable_implicit_transactions)
-        event.listen(
-            engine.sync_engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE")
-        )
+        event.listen(engine.sync_engine, "begin", _begin(always_immediate=transactional_ddl))
     return engine
+
+
+def _begin(*, always_immediate: bool) -> Callable[[Connection], None]:
+    def begin(connection: Connection) -> None:
+        immediate = always_immediate or connection.get_execution_options().get(WRITES, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return begin
 
 
 def _disable_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:

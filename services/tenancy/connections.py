@@ -117,7 +117,9 @@ class TenantConnections:
 
     def _create_engine(self, location: StoreLocation) -> AsyncEngine:
         url = location.app_url or location.url
-        return create_engine(url, schema=location.schema, pool_size=self.limit, max_overflow=0)
+        return create_engine(
+            url, schema=location.schema, explicit_transactions=True, pool_size=self.limit, max_overflow=0
+        )
 
     async def dispose(self) -> None:
         async with self._changed:

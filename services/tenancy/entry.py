@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from services.db import WRITES
 from services.tenancy.connections import TenantConnections
 from services.tenancy.context import Scope, scope_context
 from services.tenancy.sessions import OutsideTenantScope, scoped_session
@@ -58,17 +59,22 @@ async def enter_tenant(
     location: StoreLocation,
     *,
     connections: TenantConnections | None = None,
+    writes: bool = True,
     on: AsyncConnection | None = None,
 ) -> AsyncIterator[EnteredTenant]:
-    """Enter the whole tenant: through `connections` (a request), on a connection of its own as the
-    store's owner (a job, the command line), or `on` a connection the caller holds as the owner,
-    inside a transaction of its own that the entry's sessions join (a restore's swap)."""
+    """Enter the whole tenant: through `connections` (a request, which `writes` unless it only
+    reads: on SQLite its transactions then take the write lock as they begin), on a connection of
+    its own as the store's owner (a job, the command line), or `on` a connection the caller holds
+    as the owner, inside a transaction of its own that the entry's sessions join (a restore's
+    swap)."""
     scope = Scope.of_tenant(tenant_id)
     with scope_context(scope):
         if on is not None:
             yield EnteredTenant(tenant_id, scope, location, on, row_security=False)
         elif connections is not None:
             async with connections.connection(location) as connection:
+                if writes:
+                    await connection.execution_options(**{WRITES: True})
                 yield EnteredTenant(tenant_id, scope, location, connection, location.app_role is not None)
         else:
             store = location.open()

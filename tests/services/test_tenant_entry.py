@@ -4,6 +4,7 @@ come and go together, a request's way (bounded connections) and a job's way (its
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from services.models.tenant import Unit
 from services.tenancy.connections import TenantConnections
 from services.tenancy.context import PLATFORM, Scope, current_scope
 from services.tenancy.entry import EnteredTenant, enter_tenant
@@ -101,5 +103,48 @@ def test_an_entry_cannot_be_narrowed_into_another_tenant(shared: SharedStore) ->
                 pass  # pragma: no cover (refused on entry)
             assert current_scope() == Scope.of_tenant(one)
             assert await _names(entered, shared) == _visible(shared, Scope.of_tenant(one))
+
+    asyncio.run(check())
+
+
+def _another_writer_may_write(store: SharedStore) -> bool:
+    """Whether a second connection to the SQLite store gets the write lock now (without waiting)."""
+    other = sqlite3.connect(store.location.name, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError as error:
+        assert "locked" in str(error)
+        return False
+    finally:
+        other.close()
+
+
+def test_a_request_that_writes_holds_the_sqlite_write_lock_from_its_first_read(shared: SharedStore) -> None:
+    """So its write can never be refused at once because another connection wrote after its read
+    (a 500 once: a person invited while a module was being enabled): it waits its turn instead."""
+    tenant_id = TENANTS[0]
+
+    async def check() -> None:
+        request = AsARequest()
+        try:
+            async with enter_tenant(
+                tenant_id, shared.location, connections=request.connections, writes=True
+            ) as entered:
+                async with entered.session() as data:
+                    await data.scalar(select(Unit.id).limit(1))
+                    assert not _another_writer_may_write(shared)
+                assert _another_writer_may_write(shared)
+            async with (
+                enter_tenant(
+                    tenant_id, shared.location, connections=request.connections, writes=False
+                ) as entered,
+                entered.session() as data,
+            ):
+                await data.scalar(select(Unit.id).limit(1))
+                assert _another_writer_may_write(shared), "a request that only reads locks nobody out"
+        finally:
+            await request.connections.dispose()
 
     asyncio.run(check())

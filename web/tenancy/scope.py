@@ -48,6 +48,9 @@ ENTERED = "tenantry.entered_tenant"
 LINK_PREFIX = "tenantry.tenant_prefix"
 _HOST_ROUTED = "tenantry.host_routed"
 AFTER_RESPONSE = "tenantry.after_response"
+#: Requests that only read the tenant's data; any other takes the store's write lock as its
+#: transaction begins (SQLite: services.db.WRITES).
+_READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +116,10 @@ class TenantScopeMiddleware(ASGIMiddleware):
         location = location_of(app_state.settings, access.tenant)
         try:
             async with enter_tenant(
-                access.tenant.id, location, connections=app_state.tenant_connections
+                access.tenant.id,
+                location,
+                connections=app_state.tenant_connections,
+                writes=scope.get("method") not in _READ_ONLY_METHODS,
             ) as tenant_wide:
                 if access.is_admin:
                     request_scope = tenant_wide.scope
