@@ -1,12 +1,16 @@
 """Two people writing one row at once: a row someone else deletes while a change (or another
 delete) of it is under way is "not found" (404), through the API and the portal alike; never a
-500, and nothing on the audit trail for a write that did not happen."""
+500, and nothing on the audit trail for a write that did not happen. On SQLite, where a writing
+request holds the store's write lock from its start, the delete cannot come in between: the
+change goes through whole and the other writer waits."""
 
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from httpx import Response
@@ -17,7 +21,7 @@ from sqlalchemy.util import await_only
 
 from services.models import Tenant
 from services.settings import Settings
-from services.tenancy.stores import StoreLocation, location_of
+from services.tenancy.stores import SQLITE, StoreLocation, location_of
 from tests.support import Credentials, csrf_token, run_db, signed_in
 from tests.web.portal import add_token, portal
 from tests.web.tenant_world import (
@@ -38,12 +42,22 @@ def store_of(settings: Settings, slug: str) -> StoreLocation:
     return run_db(settings, work)
 
 
+@dataclass
+class Meanwhile:
+    """What happened while a request was about to write: the statement it was about to run, and
+    whether another connection could delete the row then."""
+
+    statement: str | None = None
+    deleted: bool = False
+
+
 @contextmanager
-def deleted_meanwhile(store: StoreLocation, table: str, row_id: int) -> Iterator[list[str]]:
+def deleted_meanwhile(store: StoreLocation, table: str, row_id: int) -> Iterator[Meanwhile]:
     """While open, the moment a request is about to UPDATE or DELETE row `row_id` of `table`,
     after it has read the row, another connection deletes that row and commits, as a second
-    request would. Yields the statements that were interrupted so."""
-    interrupted: list[str] = []
+    request would. On SQLite it cannot: the request has held the store's write lock since its
+    transaction began, and the other connection, not waiting, is refused."""
+    meanwhile = Meanwhile()
     write = re.compile(rf"^\s*(UPDATE|DELETE FROM) {table}\b", re.IGNORECASE)
 
     async def delete_it() -> None:
@@ -54,16 +68,31 @@ def deleted_meanwhile(store: StoreLocation, table: str, row_id: int) -> Iterator
         finally:
             await other.dispose()
 
+    def delete_from_sqlite() -> None:
+        other = sqlite3.connect(store.name, timeout=0, isolation_level=None)
+        try:
+            other.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,))
+        except sqlite3.OperationalError as refused:
+            assert "locked" in str(refused)
+            return
+        finally:
+            other.close()
+        meanwhile.deleted = True
+
     def before_write(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if not interrupted and write.match(statement):
-            interrupted.append(statement)
+        if meanwhile.statement is None and write.match(statement):
+            meanwhile.statement = statement
+            if store.backend == SQLITE:
+                delete_from_sqlite()
+                return
             # Inside the request's own greenlet: the other connection's delete runs to its commit
             # on the request's event loop before the request's statement goes out.
             await_only(delete_it())
+            meanwhile.deleted = True
 
     event.listen(Engine, "before_cursor_execute", before_write)
     try:
-        yield interrupted
+        yield meanwhile
     finally:
         event.remove(Engine, "before_cursor_execute", before_write)
 
@@ -78,11 +107,13 @@ def test_a_row_deleted_under_a_change_or_a_delete_is_not_found(
     api = "/api/v1/tenant/data/groups"
     page = f"/t/{SLUG}/data/groups"
     writes: dict[str, Callable[[TestClient[Any], int], Response]] = {
-        "PATCH": lambda client, row: client.patch(f"{api}/{row}", json={"name": "Ours"}, headers=headers),
-        "PUT": lambda client, row: client.put(f"{api}/{row}", json={"name": "Ours"}, headers=headers),
+        "PATCH": lambda client, row: client.patch(
+            f"{api}/{row}", json={"name": f"Ours {row}"}, headers=headers
+        ),
+        "PUT": lambda client, row: client.put(f"{api}/{row}", json={"name": f"Ours {row}"}, headers=headers),
         "DELETE": lambda client, row: client.delete(f"{api}/{row}", headers=headers),
         "portal edit": lambda client, row: client.post(
-            f"{page}/{row}/edit", data={"name": "Ours", "_csrf_token": csrf_token(client)}
+            f"{page}/{row}/edit", data={"name": f"Ours {row}", "_csrf_token": csrf_token(client)}
         ),
         "portal delete": lambda client, row: client.post(
             f"{page}/{row}/delete", data={"_csrf_token": csrf_token(client)}
@@ -93,11 +124,22 @@ def test_a_row_deleted_under_a_change_or_a_delete_is_not_found(
     with portal(settings) as client:
         signed_in(client, admin)
         for (name, write), row in zip(writes.items(), rows, strict=True):
-            with deleted_meanwhile(store, "groups", row) as interrupted:
+            with deleted_meanwhile(store, "groups", row) as meanwhile:
                 answer = write(client, row)
-            assert interrupted, f"{name}: the request never wrote the row"
+            assert meanwhile.statement, f"{name}: the request never wrote the row"
+            if store.backend == SQLITE:
+                # One writer at a time: the delete could not come between the read and the write.
+                assert not meanwhile.deleted, f"{name}: another connection wrote during the request"
+                assert answer.status_code < 400, f"{name}: {answer.status_code} {answer.text}"
+                continue
+            assert meanwhile.deleted, name
             assert answer.status_code == 404, f"{name}: {answer.status_code} {answer.text}"
             assert "no such record" in answer.text, name
 
-    assert count_rows(settings, SLUG, "groups") == 0
-    assert audit_actions(settings, "record.") == [], "a write that did not happen is not on the trail"
+    changed = [action for action, _ in audit_actions(settings, "record.")]
+    if store.backend == SQLITE:
+        assert count_rows(settings, SLUG, "groups") == 3, "the three changed rows stay, the two deleted go"
+        assert sorted(changed) == ["record.delete"] * 2 + ["record.update"] * 3
+    else:
+        assert count_rows(settings, SLUG, "groups") == 0
+        assert changed == [], "a write that did not happen is not on the trail"
