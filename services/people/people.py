@@ -519,7 +519,7 @@ async def invite(
         "person.invite",
         tenant=tenant,
         target=person.email,
-        detail={"role": person.role, "units": units},
+        detail=caller.with_token({"role": person.role, "units": units}),
     )
     return person, invitation.password
 
@@ -553,6 +553,7 @@ async def _change_on_the_trail(
         after = await change()
     await data.commit()
     if (detail := _what_changed(before, after)) is not None:
+        detail = caller.with_token(detail)
         await record_by(landlord, caller, action, tenant=tenant, target=after.email, detail=detail)
     return after
 

@@ -343,7 +343,8 @@ def test_the_tenant_api_lists_people_and_answers_an_invitation_with_its_password
     units = add_units(settings, SLUG, [("North", None)])
     add_admin(settings, SLUG, "admin@garden.example")
     add_member(settings, SLUG, "member@garden.example")
-    admin_token = {"Authorization": f"Bearer {add_token(settings, 'admin@garden.example', SLUG)}"}
+    token = add_token(settings, "admin@garden.example", SLUG)
+    admin_token = {"Authorization": f"Bearer {token}"}
     member_token = {"Authorization": f"Bearer {add_token(settings, 'member@garden.example', SLUG)}"}
     with portal(settings) as client:
         api = "/api/v1/tenant/people"
@@ -363,6 +364,10 @@ def test_the_tenant_api_lists_people_and_answers_an_invitation_with_its_password
             and len(answer["password"]) >= 12
         )
         assert answer["password"] not in client.get(api, headers=admin_token).text
+        (invitation,) = invitation_details(settings)
+        assert invitation["role"] == "tenant_member" and token.startswith(invitation["token"]), (
+            "the trail names the API token that invited, as for every other API action"
+        )
 
         refused = client.post(
             api, json={"email": "rose@garden.example", "role": "owner"}, headers=admin_token
@@ -371,6 +376,14 @@ def test_the_tenant_api_lists_people_and_answers_an_invitation_with_its_password
         assert {error["field"] for error in refused.json()["errors"]} == {"email", "role"}
         assert client.get(api, headers=member_token).status_code == 403
         assert client.post(api, json={"email": "x@garden.example"}, headers=member_token).status_code == 403
+
+
+def invitation_details(settings: Settings) -> list[dict[str, Any]]:
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        entries = await session.scalars(select(AuditEntry).where(AuditEntry.action == "person.invite"))
+        return [entry.detail for entry in entries]
+
+    return run_db(settings, work)
 
 
 def refuse_memberships(settings: Settings, *, refusing: bool) -> None:
