@@ -34,7 +34,7 @@ from services.db import Database
 from services.errors import Conflict, FieldErrors, InvalidInput
 from services.jobs import StepFunction
 from services.models import Backup, IsolationMode, Job
-from services.provisioning.steps import activate, record_snapshot, remove_failed_store, reserve_store
+from services.provisioning.steps import activate, bring_up_new_tenant, record_snapshot, reserve_store
 from services.settings import Settings
 from services.tenancy.stores import available_isolation_modes, drop_store, plan_store
 from services.tenancy.tenants import check_slug_free, register_tenant, validate_slug
@@ -173,9 +173,4 @@ COPY_STEP_NAMES = [name for name, _ in COPY_STEPS]
 
 @jobs.job_handler(RESTORE_COPY)
 async def copy_into_new_tenant(database: Database, job: Job, settings: Settings) -> None:
-    run = CopyRun.of(database, job, settings)
-    try:
-        await jobs.run_steps(database, job.id, COPY_STEPS, run)
-    except jobs.StepFailed as failure:
-        await remove_failed_store(run, str(failure))
-        raise
+    await bring_up_new_tenant(CopyRun.of(database, job, settings), COPY_STEPS)

@@ -5,13 +5,14 @@ revision is recorded in the store's own version table in the transaction that ap
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import Conflict, InvalidInput
-from services.jobs import StepFunction
+from services.jobs import StepFailed, StepFunction, run_steps
 from services.layers.catalogue import Catalogue, Layer, load_catalogue
 from services.layers.footprint import layer_tables
 from services.layers.migrator import RevisionRun, current_revision, head, upgrade_layer
@@ -39,6 +40,7 @@ from services.tenancy.stores import (
 )
 
 log = logging.getLogger(__name__)
+NewTenantJob = TypeVar("NewTenantJob", bound=StoreJob)
 CLONE = "clone"
 
 
@@ -273,6 +275,18 @@ PROVISIONING_STEPS: list[tuple[str, StepFunction[Provisioning]]] = [
     ("health check", health_check),
     ("activate", activate),
 ]
+
+
+async def bring_up_new_tenant(
+    run: NewTenantJob, steps: Sequence[tuple[str, StepFunction[NewTenantJob]]]
+) -> None:
+    """Run the steps of a job bringing a new tenant up (provisioning it, or copying a backup into
+    it); after an unrecoverable failure, remove what it allocated."""
+    try:
+        await run_steps(run.landlord, run.job_id, steps, run)
+    except StepFailed as failure:
+        await remove_failed_store(run, str(failure))
+        raise
 
 
 async def remove_failed_store(run: StoreJob, error: str) -> None:

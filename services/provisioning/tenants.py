@@ -15,7 +15,7 @@ from services.layers.catalogue import load_catalogue
 from services.limits import check_text
 from services.models import Job, JobStatus, Tenant, TenantStatus
 from services.models.landlord import DEFAULT_PLAN
-from services.provisioning.steps import PROVISIONING_STEPS, Provisioning, remove_failed_store
+from services.provisioning.steps import PROVISIONING_STEPS, Provisioning, bring_up_new_tenant
 from services.settings import Settings
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import (
@@ -98,9 +98,4 @@ async def can_retry(session: AsyncSession, tenant: Tenant) -> bool:
 
 @jobs.job_handler(PROVISION)
 async def provision(database: Database, job: Job, settings: Settings) -> None:
-    run = Provisioning.of(database, job, settings)
-    try:
-        await jobs.run_steps(database, job.id, PROVISIONING_STEPS, run)
-    except jobs.StepFailed as failure:
-        await remove_failed_store(run, str(failure))
-        raise
+    await bring_up_new_tenant(Provisioning.of(database, job, settings), PROVISIONING_STEPS)

@@ -6,6 +6,7 @@ record.delete) in the landlord transaction."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from typing import Any
 
@@ -50,63 +51,46 @@ async def tenant_record_schema(
     return await record_schema(data, key, tables)
 
 
-async def _on_the_trail(
-    landlord: AsyncSession, caller: Caller, tenant: Tenant, action: str, table: RecordTable, record_id: Any
-) -> None:
-    await record_by(landlord, caller, action, tenant=tenant, detail={"table": table.name, "id": record_id})
+@dataclass(frozen=True)
+class RowChanges:
+    """Changes to the rows of one tenant's tables on behalf of one caller: each row written through
+    the scoped session `data`, each change on the trail in `landlord`."""
 
+    landlord: AsyncSession
+    data: AsyncSession
+    caller: Caller
+    tenant: Tenant
+    schema: RecordSchema
 
-def _record_id(table: RecordTable, row: Any) -> Any:
-    return getattr(row, table.primary_key.key)
+    async def add(self, table: RecordTable, submitted: Mapping[str, Any], zone: tzinfo = UTC) -> Any:
+        """The new row of a checked submission (times without an offset on the clock of `zone`)."""
+        values = await read_record(self.data, self.schema, table, submitted, zone=zone)
+        row = await create_record(self.data, table, values)
+        await self._on_the_trail("record.create", table, getattr(row, table.primary_key.key))
+        return row
 
+    async def change(
+        self,
+        table: RecordTable,
+        row: Any,
+        record_id: int,
+        submitted: Mapping[str, Any],
+        *,
+        partial: bool = False,
+        zone: tzinfo = UTC,
+    ) -> None:
+        """A checked submission written over `row` (only the fields it names, when `partial`)."""
+        values = await read_record(
+            self.data, self.schema, table, submitted, row=row, partial=partial, zone=zone
+        )
+        await update_record(self.data, table, row, values)
+        await self._on_the_trail("record.update", table, record_id)
 
-async def add_record(
-    landlord: AsyncSession,
-    data: AsyncSession,
-    caller: Caller,
-    tenant: Tenant,
-    schema: RecordSchema,
-    table: RecordTable,
-    submitted: Mapping[str, Any],
-    zone: tzinfo = UTC,
-) -> Any:
-    """The new row of a checked submission (times without an offset on the clock of `zone`)."""
-    values = await read_record(data, schema, table, submitted, zone=zone)
-    row = await create_record(data, table, values)
-    await _on_the_trail(landlord, caller, tenant, "record.create", table, _record_id(table, row))
-    return row
+    async def remove(self, table: RecordTable, row: Any, record_id: int) -> None:
+        """`row` deleted (a Conflict while other rows refer to it)."""
+        await delete_record(self.data, self.schema, table, row)
+        await self._on_the_trail("record.delete", table, record_id)
 
-
-async def change_record(
-    landlord: AsyncSession,
-    data: AsyncSession,
-    caller: Caller,
-    tenant: Tenant,
-    schema: RecordSchema,
-    table: RecordTable,
-    row: Any,
-    record_id: int,
-    submitted: Mapping[str, Any],
-    *,
-    partial: bool = False,
-    zone: tzinfo = UTC,
-) -> None:
-    """A checked submission written over `row` (only the fields it names, when `partial`)."""
-    values = await read_record(data, schema, table, submitted, row=row, partial=partial, zone=zone)
-    await update_record(data, table, row, values)
-    await _on_the_trail(landlord, caller, tenant, "record.update", table, record_id)
-
-
-async def remove_record(
-    landlord: AsyncSession,
-    data: AsyncSession,
-    caller: Caller,
-    tenant: Tenant,
-    schema: RecordSchema,
-    table: RecordTable,
-    row: Any,
-    record_id: int,
-) -> None:
-    """`row` deleted (a Conflict while other rows refer to it)."""
-    await delete_record(data, schema, table, row)
-    await _on_the_trail(landlord, caller, tenant, "record.delete", table, record_id)
+    async def _on_the_trail(self, action: str, table: RecordTable, record_id: Any) -> None:
+        detail = {"table": table.name, "id": record_id}
+        await record_by(self.landlord, self.caller, action, tenant=self.tenant, detail=detail)

@@ -16,15 +16,13 @@ from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.params import Body, FromPath, QueryParameter
 
 from services.people.units import unit_tree
-from services.tenant_data.changes import add_record, change_record, remove_record
 from services.tenant_data.records import RecordTable, list_records
 from web.api.responses import error
 from web.api.schemas import Page
-from web.audit import caller_of
 from web.deps import DbSession
 from web.tenancy.guards import tenant_member
-from web.tenancy.records import hidden_references_reported, record_table_of, visible_record
-from web.tenancy.scope import TenantData, tenant_access
+from web.tenancy.records import hidden_references_reported, record_table_of, row_changes, visible_record
+from web.tenancy.scope import TenantData
 
 Row = dict[str, Any]
 REFUSED_BY_THE_STORE = error("The store refused the values: they would repeat a row, say")
@@ -65,18 +63,8 @@ async def _change(
 ) -> Row:
     schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
     async with hidden_references_reported(request):
-        await change_record(
-            db_session,
-            tenant_data,
-            caller_of(request),
-            tenant_access(request).tenant,
-            schema,
-            chosen,
-            row,
-            record_id,
-            data,
-            partial=partial,
-        )
+        changes = row_changes(request, db_session, tenant_data, schema)
+        await changes.change(chosen, row, record_id, data, partial=partial)
     return _row(chosen, row)
 
 
@@ -143,15 +131,7 @@ class TenantApiController(Controller):
     ) -> Row:
         schema, chosen = await record_table_of(request, db_session, tenant_data, table)
         async with hidden_references_reported(request):
-            row = await add_record(
-                db_session,
-                tenant_data,
-                caller_of(request),
-                tenant_access(request).tenant,
-                schema,
-                chosen,
-                data,
-            )
+            row = await row_changes(request, db_session, tenant_data, schema).add(chosen, data)
         return _row(chosen, row)
 
     @put(
@@ -204,13 +184,4 @@ class TenantApiController(Controller):
         record_id: FromPath[int],
     ) -> None:
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
-        await remove_record(
-            db_session,
-            tenant_data,
-            caller_of(request),
-            tenant_access(request).tenant,
-            schema,
-            chosen,
-            row,
-            record_id,
-        )
+        await row_changes(request, db_session, tenant_data, schema).remove(chosen, row, record_id)

@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import NotFound
 from services.limits import holds
-from services.tenant_data.changes import tenant_record_schema
+from services.tenant_data.changes import RowChanges, tenant_record_schema
 from services.tenant_data.forms import InvalidRecord
 from services.tenant_data.records import RecordSchema, RecordTable, get_record
+from web.audit import caller_of
 from web.tenancy.foreign import refuse_if_foreign, reporting_foreign
 from web.tenancy.scope import tenant_access
 
@@ -33,6 +34,13 @@ async def record_schema_of(
     return await tenant_record_schema(
         db_session, request.app.state.settings, tenant, tenant_data, with_kept=with_kept
     )
+
+
+def row_changes(
+    request: Request[Any, Any, Any], db_session: AsyncSession, tenant_data: AsyncSession, schema: RecordSchema
+) -> RowChanges:
+    """Changes to the request's tenant's rows, made and recorded for whoever is asking."""
+    return RowChanges(db_session, tenant_data, caller_of(request), tenant_access(request).tenant, schema)
 
 
 async def record_table_of(

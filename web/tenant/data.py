@@ -18,7 +18,6 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from services.errors import Conflict, InvalidFields
-from services.tenant_data.changes import add_record, change_record, remove_record
 from services.tenant_data.forms import (
     blank_values,
     from_form,
@@ -33,10 +32,15 @@ from services.tenant_data.records import (
     list_records,
 )
 from services.tenant_settings import read_settings
-from web.audit import caller_of
 from web.deps import DbSession
 from web.tenancy.guards import tenant_member
-from web.tenancy.records import hidden_references_reported, record_schema_of, record_table_of, visible_record
+from web.tenancy.records import (
+    hidden_references_reported,
+    record_schema_of,
+    record_table_of,
+    row_changes,
+    visible_record,
+)
 from web.tenancy.scope import TenantData, tenant_access, tenant_link
 from web.tenant.pages import tenant_page
 
@@ -165,16 +169,8 @@ class TenantDataController(Controller):
         submitted = from_form(chosen, await request.form())
         try:
             async with hidden_references_reported(request):
-                row = await add_record(
-                    db_session,
-                    tenant_data,
-                    caller_of(request),
-                    tenant_access(request).tenant,
-                    schema,
-                    chosen,
-                    submitted,
-                    zone,
-                )
+                changes = row_changes(request, db_session, tenant_data, schema)
+                row = await changes.add(chosen, submitted, zone)
         except (InvalidFields, Conflict) as refusal:
             return await _form_page(request, tenant_data, schema, chosen, submitted, zone, refusal=refusal)
         return _to(request, f"/data/{chosen.name}/{_record_id(chosen, row)}")
@@ -222,18 +218,8 @@ class TenantDataController(Controller):
         submitted = from_form(chosen, await request.form())
         try:
             async with hidden_references_reported(request):
-                await change_record(
-                    db_session,
-                    tenant_data,
-                    caller_of(request),
-                    tenant_access(request).tenant,
-                    schema,
-                    chosen,
-                    row,
-                    record_id,
-                    submitted,
-                    zone=zone,
-                )
+                changes = row_changes(request, db_session, tenant_data, schema)
+                await changes.change(chosen, row, record_id, submitted, zone=zone)
         except (InvalidFields, Conflict) as refusal:
             return await _form_page(
                 request, tenant_data, schema, chosen, submitted, zone, record_id=record_id, refusal=refusal
@@ -267,16 +253,7 @@ class TenantDataController(Controller):
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
         labels = await reference_labels(tenant_data, schema, chosen, [row])
         try:
-            await remove_record(
-                db_session,
-                tenant_data,
-                caller_of(request),
-                tenant_access(request).tenant,
-                schema,
-                chosen,
-                row,
-                record_id,
-            )
+            await row_changes(request, db_session, tenant_data, schema).remove(chosen, row, record_id)
         except Conflict as refusal:
             kept = await get_record(tenant_data, chosen, record_id)  # as it is again, after the rollback
             return _delete_page(request, chosen, kept, labels, zone, refusal=refusal)
