@@ -31,7 +31,7 @@ ISOLATION_VISITS ?= 10000
 isolation-long: $(STAMP)
 	@test -n "$$TENANTRY_TEST_POSTGRES_URL" || { echo "make isolation-long runs on SQLite and PostgreSQL:" \
 		"set TENANTRY_TEST_POSTGRES_URL (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/postgres)" >&2; exit 2; }
-	TENANTRY_ISOLATION_VISITS=$(ISOLATION_VISITS) $(BIN)/pytest -q -p no:randomly tests/web/test_isolation_property.py $(PYTEST_ARGS)
+	TENANTRY_ISOLATION_VISITS=$(ISOLATION_VISITS) $(BIN)/pytest -q -p no:randomly --timeout=0 tests/web/test_isolation_property.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO, CurrentMessage
@@ -23,6 +25,7 @@ def create_broker(settings: Settings) -> dramatiq.Broker:
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
         broker = RabbitmqBroker(url=url)
+        _refuse_when_blocked(broker.parameters)
     else:
         raise ValueError(f"TENANTRY_BROKER_URL must be 'embedded', redis://… or amqp://…, not {url!r}")
     broker.add_middleware(AsyncIO())
@@ -30,6 +33,17 @@ def create_broker(settings: Settings) -> dramatiq.Broker:
     broker.add_middleware(TenantContextMiddleware())
     dramatiq.set_broker(broker)
     return broker
+
+
+#: How long a message waits to be published while RabbitMQ blocks publishers (its disk or memory
+#: alarm) before sending fails with an error, rather than holding the request or job forever.
+BLOCKED_PUBLISH_SECONDS = 30.0
+
+
+def _refuse_when_blocked(parameters: Any) -> None:
+    for each in parameters if isinstance(parameters, list) else [parameters]:
+        if each.blocked_connection_timeout is None:  # a URL may set its own
+            each.blocked_connection_timeout = BLOCKED_PUBLISH_SECONDS
 
 
 def check_broker(broker: dramatiq.Broker) -> None:
