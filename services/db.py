@@ -21,6 +21,8 @@ def is_sqlite(url: str) -> bool:
 #: for the lock would be refused at once ("database is locked") had another connection written in
 #: between; one that takes it up front waits its turn (the busy timeout) instead.
 WRITES = "tenantry_writes"
+#: How long a SQLite connection waits for another's write lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def create_engine(
@@ -44,7 +46,7 @@ def create_engine(
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30}, **pool_options)
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool_options)
     event.listen(engine.sync_engine, "connect", _tune_sqlite_connection)
     if transactional_ddl or explicit_transactions:
         # SQLAlchemy's recipe for pysqlite's transactions.

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -18,13 +19,16 @@ from services.audit import command_line_actor, record, verify
 from services.db import Database
 from services.errors import DomainError
 from services.installation import prepare_landlord
+from services.layers.catalogue import load_catalogue
 from services.layers.landlord import landlord_is_current, migrate_landlord
 from services.models import ApiToken, Tenant, TenantStatus, User
 from services.people.people import add_profile
+from services.rollouts.fleet import Fleet, read_fleet
 from services.settings import Settings
 from services.tenancy.entry import enter_tenant
 from services.tenancy.stores import location_of
 from services.tenancy.tenants import get_tenant
+from tenantry.rollouts import add_rollout_commands
 
 T = TypeVar("T")
 
@@ -93,8 +97,24 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
-    asyncio.run(_with_database(settings, lambda database: migrate_landlord(settings, database)))
+    """Migrate the landlord, then say which tenant layers are behind their heads (a deploy's
+    release command: the tenants themselves move in a rollout)."""
+
+    async def migrate(database: Database) -> tuple[Fleet, float]:
+        await migrate_landlord(settings, database)
+        started = time.perf_counter()
+        async with database.session() as session:
+            fleet = await read_fleet(session, load_catalogue(settings.layers_dir))
+        return fleet, time.perf_counter() - started
+
+    fleet, seconds = asyncio.run(_with_database(settings, migrate))
     print("The landlord database is up to date.")
+    if not fleet.layers_behind:
+        print(f"Every tenant's layers are at their heads ({fleet.tenants} tenants in service).")
+        return
+    print(f"Tenants behind their layers' heads ({fleet.tenants} in service; read in {seconds:.3f} s):")
+    for layer in fleet.layers_behind:
+        print(f"  {layer.key}: {layer.behind} behind {layer.head}")
 
 
 async def _add_profile(settings: Settings, tenant: Tenant, account: User, role: str) -> None:
@@ -209,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke = token_commands.add_parser("revoke", help="revoke a token by its id")
     token_revoke.add_argument("id", type=int)
     token_revoke.set_defaults(run=cmd_tokens_revoke)
+
+    add_rollout_commands(commands)
 
     audit_commands = commands.add_parser("audit", help="the landlord audit trail").add_subparsers(
         dest="audit_command", required=True, metavar="ACTION"

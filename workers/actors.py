@@ -7,10 +7,6 @@ from dataclasses import dataclass, field
 
 import dramatiq
 
-import services.backups  # registers the backup job kinds
-import services.modules.steps
-import services.provisioning.custom
-import services.provisioning.tenants  # noqa: F401  (registers the provisioning job kinds)
 from services import jobs
 from services.db import Database
 from services.settings import Settings

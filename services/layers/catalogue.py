@@ -70,6 +70,15 @@ class Layer:
         return self.path / "versions"
 
 
+def layer_key_of(version_table: str, slug: str) -> str | None:
+    """The key of the layer whose version table this is (named without its `layer_version_`
+    prefix, as snapshots name them) in the store of tenant `slug`; None for no layer's."""
+    if version_table in (LayerKind.BASIC.value, LayerKind.CUSTOM.value):
+        return "basic" if version_table == LayerKind.BASIC.value else f"custom/{slug}"
+    kind, _, name = version_table.partition("_")
+    return f"{kind}s/{name}" if kind in (LayerKind.TEMPLATE.value, LayerKind.MODULE.value) and name else None
+
+
 @dataclass(frozen=True)
 class Catalogue:
     basic: Layer

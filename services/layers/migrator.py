@@ -24,7 +24,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.db import Database
+from services.db import SQLITE_BUSY_TIMEOUT_MS, Database
 from services.errors import DomainError
 from services.layers.catalogue import Layer
 from services.layers.ownership import TENANT_LAYER
@@ -42,6 +42,9 @@ class RevisionRun:
     direction: str
     duration_ms: float
     error: str | None = None
+    #: Where the layer is once the run has committed: the revision applied, or the one below the
+    #: revision reverted (None: no revision left).
+    reached: str | None = None
 
     @property
     def outcome(self) -> str:
@@ -49,6 +52,16 @@ class RevisionRun:
 
 
 Recorder = Callable[[RevisionRun], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long one tenant's revision may wait for a lock, and run, before it fails (a rollout
+    sets them, so that one busy tenant fails fast and the others go on). On SQLite only the wait
+    for the store's write lock is bounded (its busy timeout)."""
+
+    lock_ms: int
+    statement_ms: int
 
 
 class MigrationFailed(DomainError):
@@ -142,8 +155,17 @@ async def _sqlite_foreign_keys(connection: AsyncConnection, enabled: bool) -> No
     await raw.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")  # type: ignore[union-attr]
 
 
+async def _sqlite_busy_timeout(connection: AsyncConnection, milliseconds: int) -> None:
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.execute(f"PRAGMA busy_timeout={int(milliseconds)}")  # type: ignore[union-attr]
+
+
 async def _run_revisions(
-    store: Database, layer: Layer, moves: list[tuple[str, str]], direction: str
+    store: Database,
+    layer: Layer,
+    moves: list[tuple[str, str]],
+    direction: str,
+    timeouts: Timeouts | None = None,
 ) -> list[RevisionRun]:
     """Run revisions, each given as (revision, destination), in one transaction: all of them or
     none. On SQLite, foreign keys are off while they run (so a table rebuilt by batch mode does not
@@ -156,8 +178,15 @@ async def _run_revisions(
             sqlite = connection.dialect.name == "sqlite"
             if sqlite:
                 await _sqlite_foreign_keys(connection, False)
+                if timeouts:
+                    await _sqlite_busy_timeout(connection, timeouts.lock_ms)
             try:
                 async with connection.begin():
+                    if not sqlite and timeouts:
+                        await connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeouts.lock_ms)}")
+                        await connection.exec_driver_sql(
+                            f"SET LOCAL statement_timeout = {int(timeouts.statement_ms)}"
+                        )
                     if not sqlite:  # one migrator per database schema, across processes
                         await connection.exec_driver_sql(
                             "SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate.' || current_schema()))"
@@ -169,11 +198,14 @@ async def _run_revisions(
                         ):
                             raise RuntimeError(f"the revision leaves a broken foreign key in {broken[0]}")
                         elapsed = (time.perf_counter() - started) * 1000
-                        runs.append(RevisionRun(layer.key, revision, direction, elapsed))
+                        reached = destination if destination != BASE else None
+                        runs.append(RevisionRun(layer.key, revision, direction, elapsed, reached=reached))
                         started = time.perf_counter()
             finally:
                 if sqlite:
                     await _sqlite_foreign_keys(connection, True)
+                    if timeouts:
+                        await _sqlite_busy_timeout(connection, SQLITE_BUSY_TIMEOUT_MS)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         failed = min(len(runs), len(moves) - 1)  # the revision running, or the last one at commit
@@ -193,6 +225,7 @@ async def _run_and_record(
     direction: str,
     record: Recorder,
     atomic: bool,
+    timeouts: Timeouts | None,
 ) -> None:
     """Run the revisions (in one transaction when `atomic`, else one each), record every run, and
     raise MigrationFailed at the first failure."""
@@ -200,7 +233,7 @@ async def _run_and_record(
     for batch in batches:
         if not batch:
             continue
-        runs = await _run_revisions(store, layer, batch, direction)
+        runs = await _run_revisions(store, layer, batch, direction, timeouts)
         for run in runs:
             await record(run)
         if runs[-1].error:
@@ -208,7 +241,13 @@ async def _run_and_record(
 
 
 async def upgrade_layer(
-    store: Database, layer: Layer, record: Recorder, target: str | None = None, *, atomic: bool = False
+    store: Database,
+    layer: Layer,
+    record: Recorder,
+    target: str | None = None,
+    *,
+    atomic: bool = False,
+    timeouts: Timeouts | None = None,
 ) -> int:
     """Apply the layer's missing revisions up to `target` (the head by default); returns how many.
     `atomic`: all of them in one transaction, so a failure applies none."""
@@ -217,12 +256,19 @@ async def upgrade_layer(
     start = ordered.index(current) + 1 if current else 0
     stop = ordered.index(target) + 1 if target else len(ordered)
     pending = ordered[start:stop]
-    await _run_and_record(store, layer, [(revision, revision) for revision in pending], UP, record, atomic)
+    moves = [(revision, revision) for revision in pending]
+    await _run_and_record(store, layer, moves, UP, record, atomic, timeouts)
     return len(pending)
 
 
 async def downgrade_layer(
-    store: Database, layer: Layer, record: Recorder, target: str = BASE, *, atomic: bool = False
+    store: Database,
+    layer: Layer,
+    record: Recorder,
+    target: str = BASE,
+    *,
+    atomic: bool = False,
+    timeouts: Timeouts | None = None,
 ) -> int:
     """Revert the layer's revisions down to `target` (all of them by default); returns how many.
     `atomic`: all of them in one transaction, so a failure reverts none."""
@@ -235,5 +281,5 @@ async def downgrade_layer(
         (ordered[index], ordered[index - 1] if index > 0 else BASE)
         for index in range(ordered.index(current), stop - 1, -1)
     ]
-    await _run_and_record(store, layer, moves, DOWN, record, atomic)
+    await _run_and_record(store, layer, moves, DOWN, record, atomic, timeouts)
     return len(moves)

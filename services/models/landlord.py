@@ -283,6 +283,127 @@ class MigrationHistory(LandlordBase):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class TenantLayer(LandlordBase):
+    """Where one layer of one tenant's store is now. Written in the transaction of the history row
+    of every revision run (services.layers.history), so the fleet is read without opening a store."""
+
+    __tablename__ = "tenant_layers"
+    __table_args__ = (Index("ix_tenant_layers_layer_revision", "layer", "revision"),)
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    layer: Mapped[str] = mapped_column(String(127), primary_key=True)
+    revision: Mapped[str] = mapped_column(String(63))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RolloutStatus(enum.StrEnum):
+    RUNNING = "running"
+    #: Asked to pause: no tenant starts; those migrating finish. Resumed, it goes on where it was.
+    PAUSED = "paused"
+    #: Its halt rule was crossed: no tenant starts. It can be resumed, or rolled back.
+    HALTED = "halted"
+    CANCELLED = "cancelled"
+    #: Every tenant ran: each is at its target, or back where it started (failed).
+    FINISHED = "finished"
+
+    @classmethod
+    def stopped(cls) -> tuple[RolloutStatus, ...]:
+        """Where no tenant starts until someone says so."""
+        return (cls.PAUSED, cls.HALTED, cls.CANCELLED, cls.FINISHED)
+
+
+class RolloutTenantStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    #: A revision failed; the tenant was taken back to the revisions it started at.
+    FAILED = "failed"
+    #: Not run: its tenant was not in service, or busy with another job, when its turn came.
+    REFUSED = "refused"
+    #: Not run: the rollout was cancelled before its turn.
+    SKIPPED = "skipped"
+
+    @classmethod
+    def finished(cls) -> tuple[RolloutTenantStatus, ...]:
+        return (cls.SUCCEEDED, cls.FAILED, cls.REFUSED, cls.SKIPPED)
+
+
+class Rollout(LandlordBase):
+    """Layer revisions taken to many tenants in waves: what it aims at, how, and how far it got.
+    Its tenants, and each one's progress, are its RolloutTenant rows."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), default=RolloutStatus.RUNNING)
+    #: One layer's key, or None: every layer of each tenant.
+    layer: Mapped[str | None] = mapped_column(String(127))
+    #: The revision `layer` goes to (up or down), or None: its head.
+    revision: Mapped[str | None] = mapped_column(String(63))
+    #: Which tenants, as asked: {"templates": [...], "modules": [...], "plans": [...], ...}.
+    selection: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    canary: Mapped[int] = mapped_column(default=1)
+    wave_size: Mapped[int] = mapped_column(default=10)
+    concurrency: Mapped[int] = mapped_column(default=4)
+    per_server: Mapped[int] = mapped_column(default=2)
+    halt_after_failures: Mapped[int | None]
+    halt_failure_percent: Mapped[int | None]
+    lock_timeout_ms: Mapped[int] = mapped_column(default=5000)
+    statement_timeout_ms: Mapped[int] = mapped_column(default=600_000)
+    #: Each tenant is backed up, and the backup proved to restore, before its layers move.
+    backup_first: Mapped[bool] = mapped_column(default=False)
+    #: The rollout this one takes back (its tenants return to where that one found them).
+    rollback_of: Mapped[int | None] = mapped_column(ForeignKey("rollouts.id", ondelete="SET NULL"))
+    requested_by: Mapped[str | None] = mapped_column(String(254))
+    #: Why it stopped, when it did by itself (its halt rule).
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    tenants: Mapped[list[RolloutTenant]] = relationship(
+        back_populates="rollout", order_by="RolloutTenant.position", lazy="raise"
+    )
+
+
+class RolloutTenant(LandlordBase):
+    """One tenant of a rollout: its wave, where its layers started and are going, and how it went.
+    Tenants of one shared store are one unit: the store is migrated once, for all of them."""
+
+    __tablename__ = "rollout_tenants"
+    __table_args__ = (Index("ix_rollout_tenants_rollout_id_status", "rollout_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    #: 0: the canary; then 1, 2, …
+    wave: Mapped[int]
+    position: Mapped[int]
+    #: The database server the store is on (the per-server concurrency counts these).
+    server: Mapped[str] = mapped_column(String(255))
+    #: The store, for tenants of a shared store (they move together); None for a store of its own.
+    shared_store: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32), default=RolloutTenantStatus.QUEUED)
+    #: {layer: revision or None} where the tenant's layers were when its turn came (None: not yet).
+    started_at_revisions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: {layer: revision or None} where its layers go.
+    target_revisions: Mapped[dict[str, Any]] = mapped_column(JSON)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(Text)
+    #: What happened, said for people: the revisions applied, or what was taken back.
+    detail: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    rollout: Mapped[Rollout] = relationship(back_populates="tenants", lazy="raise")
+    tenant: Mapped[Tenant] = relationship(lazy="joined")
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
 class SchemaSnapshot(LandlordBase):
     """A normalised description of a tenant store's actual schema, and its SHA-256."""
 

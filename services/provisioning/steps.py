@@ -15,9 +15,10 @@ from services.errors import Conflict, InvalidInput
 from services.jobs import StepFailed, StepFunction, run_steps
 from services.layers.catalogue import Catalogue, Layer, load_catalogue
 from services.layers.footprint import layer_tables
+from services.layers.history import record_found, record_run
 from services.layers.migrator import RevisionRun, current_revision, head, upgrade_layer
 from services.layers.snapshot import VERSION_TABLE_PREFIX, take_snapshot
-from services.models import IsolationMode, MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
+from services.models import IsolationMode, SchemaSnapshot, Tenant, TenantStatus
 from services.models.tenant import Role, Setting, Unit
 from services.provisioning.golden import (
     capture_golden,
@@ -52,37 +53,20 @@ class Provisioning(StoreJob):
         return load_catalogue(self.settings.layers_dir)
 
     async def record(self, run: RevisionRun) -> None:
-        """One landlord history row per revision applied, committed as soon as it is applied."""
+        """The run in the landlord's history, and where it left the layer, committed as soon as the
+        revision is applied."""
         async with self.landlord.session() as session:
-            session.add(
-                MigrationHistory(
-                    tenant_id=self.tenant_id,
-                    job_id=self.job_id,
-                    layer=run.layer,
-                    revision=run.revision,
-                    direction=run.direction,
-                    duration_ms=run.duration_ms,
-                    outcome=run.outcome,
-                    error=run.error,
-                )
-            )
+            await record_run(session, await self.tenant(session), run, job_id=self.job_id)
 
     async def record_clone(self, layers: list[Layer], description: dict[str, Any]) -> None:
         """A cloned store got its layers without running them: history says where they came from."""
         versions = description["layer_versions"]
         async with self.landlord.session() as session:
+            tenant = await self.tenant(session)
             for layer in layers:
-                session.add(
-                    MigrationHistory(
-                        tenant_id=self.tenant_id,
-                        job_id=self.job_id,
-                        layer=layer.key,
-                        revision=versions.get(layer.version_table.removeprefix(VERSION_TABLE_PREFIX)) or "",
-                        direction=CLONE,
-                        duration_ms=0.0,
-                        outcome="succeeded",
-                    )
-                )
+                revision = versions.get(layer.version_table.removeprefix(VERSION_TABLE_PREFIX)) or ""
+                cloned = RevisionRun(layer.key, revision, CLONE, 0.0, reached=revision or None)
+                await record_run(session, tenant, cloned, job_id=self.job_id)
 
     async def apply(self, session: AsyncSession, layers: list[Layer]) -> str:
         tenant = await self.tenant(session)
@@ -188,9 +172,11 @@ async def record_snapshot(
     session: AsyncSession, tenant: Tenant, location: StoreLocation, only: frozenset[str] | None = None
 ) -> tuple[str, str]:
     """The schema of the store at `location` (of the tables `only`, for one tenant of a shared
-    store) recorded as the tenant's latest snapshot: its hash, and what it holds, said."""
+    store) recorded as the tenant's latest snapshot, with the layer revisions it found: its hash,
+    and what it holds, said."""
     description, sha256 = await _snapshot_of(location, only)
     session.add(SchemaSnapshot(tenant_id=tenant.id, sha256=sha256, description=description))
+    await record_found(session, tenant, description["layer_versions"])
     return sha256, f"{len(description['tables'])} tables, sha256 {sha256[:16]}…"
 
 

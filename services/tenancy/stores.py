@@ -65,6 +65,15 @@ class StoreLocation:
         return Database(self.url, schema=self.schema, transactional_ddl=True, connection_info=info)
 
     @property
+    def server(self) -> str:
+        """The database server the store is on, as fleet work counts servers: SQLite files are all
+        on this machine ("local"); PostgreSQL stores by host and port."""
+        if self.backend == SQLITE:
+            return "local"
+        url = make_url(self.url)
+        return f"{url.host or 'localhost'}:{url.port or 5432}"
+
+    @property
     def key(self) -> str:
         """Identifies the store among all stores (a schema shares its server's URL)."""
         return f"{self.url}#{self.schema or ''}"

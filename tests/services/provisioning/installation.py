@@ -197,23 +197,33 @@ def write_custom_revision(
     """Write layers/custom/<slug>/versions/<slug>_<number>_<title>.py as a developer would: its
     revision follows revision number-1. `upgrade` and `downgrade` are the functions' bodies."""
     revision = revision_id(slug, number)
-    previous = repr(revision_id(slug, number - 1)) if number > 1 else "None"
+    previous = revision_id(slug, number - 1) if number > 1 else None
+    write_revision(layers / "custom" / slug, revision, previous, title, upgrade, downgrade)
+    return revision
+
+
+def write_revision(
+    layer: Path, revision: str, previous: str | None, title: str, upgrade: str, downgrade: str
+) -> None:
+    """Write a revision into the layer at `layer` (a folder of a copy of layers/, for example
+    layers/modules/events) as a developer would: `revision` follows `previous`. `upgrade` and
+    `downgrade` are the functions' bodies."""
 
     def body(code: str) -> str:
         return textwrap.indent(textwrap.dedent(code).strip(), "    ")
 
     source = f"""\
-\"\"\"{title} (a custom change for {slug}).
+\"\"\"{title}.
 
 Revision ID: {revision}
-Revises: {previous}
+Revises: {previous or ""}
 \"\"\"
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "{revision}"
-down_revision = {previous}
+down_revision = {previous!r}
 branch_labels = None
 depends_on = None
 
@@ -225,10 +235,9 @@ def upgrade() -> None:
 def downgrade() -> None:
 {body(downgrade)}
 """
-    versions = layers / "custom" / slug / "versions"
+    versions = layer / "versions"
     versions.mkdir(parents=True, exist_ok=True)
-    (versions / f"{slug}_{number:04d}_{title.lower().replace(' ', '_')}.py").write_text(source)
-    return revision
+    (versions / f"{revision}_{title.lower().replace(' ', '_')}.py").write_text(source)
 
 
 # PostgreSQL ---------------------------------------------------------------------------------------

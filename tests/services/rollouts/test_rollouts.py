@@ -1,0 +1,320 @@
+"""Rollouts, run as workers run them: a new revision reaches every selected tenant wave after wave;
+a tenant whose data breaks the revision is taken back to where it started while the others reach
+the target; the halt rule stops the rollout; a rollback takes back exactly the tenants it moved; a
+store locked by a long transaction fails its tenant within the lock timeout and the others go on."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import select
+
+from services.errors import Conflict, InvalidFields
+from services.layers.catalogue import load_catalogue
+from services.layers.migrator import current_revision
+from services.models import (
+    MigrationHistory,
+    Rollout,
+    RolloutStatus,
+    RolloutTenant,
+    RolloutTenantStatus,
+    Tenant,
+)
+from services.rollouts import runs
+from services.rollouts.plans import RolloutSpec, Selection, plan_rollout
+from tests.services.provisioning.installation import (
+    POSTGRES_DATABASE,
+    SHARED_MODES,
+    Installation,
+    Landlord,
+    copy_layers,
+    execute,
+    write_revision,
+)
+from tests.services.rollouts.test_fleet import fleet_of, recorded_layers
+from tests.services.running import run_tenantry, tenantry_env
+from tests.support import requires_postgres
+
+EVENTS = "modules/events"
+
+
+def add_events_revision(layers: Path, *, strict: bool = False) -> None:
+    """events_0003: a column (additive), and, when `strict`, a rule existing rows may break."""
+    rule = (
+        '\nwith op.batch_alter_table("events") as batch:\n'
+        '    batch.create_check_constraint("ck_events_capacity", "capacity IS NULL OR capacity >= 0")'
+        if strict
+        else ""
+    )
+    undo = (
+        'with op.batch_alter_table("events") as batch:\n    batch.drop_constraint("ck_events_capacity", type_="check")\n'
+        if strict
+        else ""
+    )
+    write_revision(
+        layers / "modules" / "events",
+        "events_0003",
+        "events_0002",
+        "Dress code",
+        f'op.add_column("events", sa.Column("dress_code", sa.String(100))){rule}',
+        f'{undo}with op.batch_alter_table("events", recreate="never") as batch:\n    batch.drop_column("dress_code")',
+    )
+
+
+async def run_to_the_end(landlord: Landlord, rollout_id: int) -> Rollout:
+    """What the workers do: perform each tenant job the rollout starts, until it starts no more."""
+    return await runs.run_here(landlord.database, landlord.settings, rollout_id)
+
+
+async def start(landlord: Landlord, spec: RolloutSpec) -> Rollout:
+    async with landlord.database.session() as session:
+        plan = await plan_rollout(session, landlord.settings, spec)
+        return await runs.start_rollout(session, plan, requested_by="ops@example.org")
+
+
+async def statuses(landlord: Landlord, rollout_id: int) -> dict[str, str]:
+    async with landlord.database.session() as session:
+        rows = await session.scalars(select(RolloutTenant).where(RolloutTenant.rollout_id == rollout_id))
+        return {row.tenant.slug: row.status for row in rows}
+
+
+async def events_at(landlord: Landlord, slug: str) -> str | None:
+    async with landlord.database.session() as session:
+        tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+    assert tenant is not None
+    store = landlord.store(tenant).open()
+    try:
+        return await current_revision(store, load_catalogue(landlord.settings.layers_dir).modules["events"])
+    finally:
+        await store.dispose()
+
+
+async def history_of(landlord: Landlord, slug: str, revision: str) -> list[tuple[str, str]]:
+    async with landlord.database.session() as session:
+        rows = await session.execute(
+            select(MigrationHistory.direction, MigrationHistory.outcome)
+            .join(Tenant, Tenant.id == MigrationHistory.tenant_id)
+            .where(Tenant.slug == slug, MigrationHistory.revision == revision)
+            .order_by(MigrationHistory.id)
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def test_a_new_revision_reaches_every_selected_tenant_in_waves(
+    installation: Installation, tmp_path: Path
+) -> None:
+    layers = copy_layers(tmp_path)
+    slugs = ["harbour-party", "reed-party", "quay-party"]
+
+    async def scenario(landlord: Landlord) -> None:
+        for slug in slugs:
+            await landlord.provision(slug, modules=["events"])
+        await landlord.provision("reed-club", "community_group", [])
+        add_events_revision(layers)
+        landlord = landlord.with_settings(layers_dir=layers)
+        spec = RolloutSpec(canary=1, wave_size=1, concurrency=2)
+
+        async with landlord.database.session() as session:
+            plan = await plan_rollout(session, landlord.settings, spec)
+        assert [(tenant.slug, tenant.wave) for tenant in plan.tenants] == list(
+            zip(slugs, [0, 1, 2], strict=True)
+        )
+        assert [(step.layer, step.revision) for step in plan.tenants[0].steps] == [(EVENTS, "events_0003")]
+        assert plan.at_target == 1 and plan.refused == []
+
+        rollout = await run_to_the_end(landlord, (await start(landlord, spec)).id)
+
+        assert rollout.status == RolloutStatus.FINISHED
+        assert set((await statuses(landlord, rollout.id)).values()) == {RolloutTenantStatus.SUCCEEDED}
+        for slug in slugs:
+            assert await events_at(landlord, slug) == "events_0003"
+            assert await history_of(landlord, slug, "events_0003") == [("up", "succeeded")]
+        assert (await fleet_of(landlord)).behind == []
+
+    installation.run(scenario)
+
+
+@pytest.mark.parametrize("shared_installation", SHARED_MODES, indirect=True)
+def test_tenants_of_a_shared_store_move_as_one(shared_installation: Installation, tmp_path: Path) -> None:
+    layers = copy_layers(tmp_path)
+
+    async def scenario(landlord: Landlord) -> None:
+        for slug in ("harbour-party", "reed-party"):
+            await landlord.provision(slug, modules=["events"])
+        add_events_revision(layers)
+        landlord = landlord.with_settings(layers_dir=layers)
+
+        rollout = await run_to_the_end(landlord, (await start(landlord, RolloutSpec(layer=EVENTS))).id)
+
+        async with landlord.database.session() as session:
+            jobs = set(
+                await session.scalars(
+                    select(RolloutTenant.job_id).where(RolloutTenant.rollout_id == rollout.id)
+                )
+            )
+        assert len(jobs) == 1  # one migration of the store, for both
+        assert rollout.status == RolloutStatus.FINISHED
+        for slug in ("harbour-party", "reed-party"):
+            assert await events_at(landlord, slug) == "events_0003"
+        assert (await fleet_of(landlord)).behind == []
+
+    shared_installation.run(scenario)
+
+
+def test_a_tenant_that_breaks_the_revision_goes_back_the_rule_halts_and_a_rollback_undoes_the_rest(
+    installation: Installation, tmp_path: Path
+) -> None:
+    layers = copy_layers(tmp_path)
+    slugs = ["harbour-party", "reed-party", "quay-party", "dock-party"]
+
+    async def scenario(landlord: Landlord) -> None:
+        for slug in slugs:
+            await landlord.provision(slug, modules=["events"])
+        bad = await landlord_tenant(landlord, "reed-party")
+        await execute(
+            landlord.store(bad),
+            f"INSERT INTO events (tenant_id, title, starts_at, capacity) VALUES ({bad.id}, 'Gala', '2026-01-01', -5)",
+        )
+        add_events_revision(layers, strict=True)
+        landlord = landlord.with_settings(layers_dir=layers)
+        spec = RolloutSpec(canary=1, wave_size=2, concurrency=2, halt_after_failures=1)
+
+        rollout = await run_to_the_end(landlord, (await start(landlord, spec)).id)
+
+        assert rollout.status == RolloutStatus.HALTED
+        assert rollout.note is not None and "1 tenant(s) failed" in rollout.note
+        assert await statuses(landlord, rollout.id) == {
+            "harbour-party": RolloutTenantStatus.SUCCEEDED,  # the canary
+            "reed-party": RolloutTenantStatus.FAILED,  # wave 1
+            "quay-party": RolloutTenantStatus.SUCCEEDED,  # wave 1, beside it
+            "dock-party": RolloutTenantStatus.QUEUED,  # wave 2: never started
+        }
+        assert await events_at(landlord, "reed-party") == "events_0002"  # where it started
+        assert [outcome for _, outcome in await history_of(landlord, "reed-party", "events_0003")] == [
+            "failed"
+        ]
+        async with landlord.database.session() as session:
+            failed = await session.scalar(select(RolloutTenant).where(RolloutTenant.tenant_id == bad.id))
+        assert failed is not None and failed.error and "ck_events_capacity" in failed.error.lower()
+
+        async with landlord.database.session() as session:
+            with pytest.raises(Conflict):
+                await runs.start_rollout(
+                    session,
+                    await plan_rollout(
+                        session, landlord.settings, RolloutSpec(selection=Selection(tenants=("nobody",)))
+                    ),
+                    requested_by=None,
+                )
+            halted = await session.get_one(Rollout, rollout.id)
+            back = await runs.roll_back(session, landlord.settings, halted, "ops@example.org")
+        back = await run_to_the_end(landlord, back.id)
+
+        assert back.status == RolloutStatus.FINISHED and back.rollback_of == rollout.id
+        assert await statuses(landlord, back.id) == {
+            "quay-party": RolloutTenantStatus.SUCCEEDED,  # newest first
+            "harbour-party": RolloutTenantStatus.SUCCEEDED,
+        }
+        for slug in slugs:
+            assert await events_at(landlord, slug) == "events_0002"
+            assert (await recorded_layers(landlord, (await landlord_tenant(landlord, slug)).id))[
+                EVENTS
+            ] == "events_0002"
+
+    installation.run(scenario)
+
+
+async def landlord_tenant(landlord: Landlord, slug: str) -> Tenant:
+    async with landlord.database.session() as session:
+        tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+    assert tenant is not None
+    return tenant
+
+
+def test_a_spec_that_cannot_run_names_each_wrong_field(sqlite_installation: Installation) -> None:
+    async def scenario(landlord: Landlord) -> None:
+        spec = RolloutSpec(layer="modules/nope", canary=-1, concurrency=0, halt_failure_percent=120)
+        async with landlord.database.session() as session:
+            with pytest.raises(InvalidFields) as refused:
+                await plan_rollout(session, landlord.settings, spec)
+        assert set(refused.value.errors) == {"layer", "canary", "concurrency", "halt_failure_percent"}
+
+    sqlite_installation.run(scenario)
+
+
+@requires_postgres
+@pytest.mark.parametrize("installation", [POSTGRES_DATABASE], indirect=True)
+def test_a_store_locked_by_a_long_transaction_fails_within_its_lock_timeout_and_the_others_go_on(
+    installation: Installation, tmp_path: Path
+) -> None:
+    layers = copy_layers(tmp_path)
+
+    async def scenario(landlord: Landlord) -> None:
+        for slug in ("harbour-party", "reed-party"):
+            await landlord.provision(slug, modules=["events"])
+        locked = await landlord_tenant(landlord, "harbour-party")
+        add_events_revision(layers)
+        landlord = landlord.with_settings(layers_dir=layers)
+        holder = await asyncpg.connect(landlord.store(locked).url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            transaction = holder.transaction()
+            await transaction.start()
+            await holder.execute("SELECT count(*) FROM events")  # holds a lock an ALTER must wait for
+            spec = RolloutSpec(
+                layer=EVENTS, canary=0, wave_size=5, lock_timeout_ms=300, halt_after_failures=None
+            )
+            started = asyncio.get_running_loop().time()
+            rollout = await run_to_the_end(landlord, (await start(landlord, spec)).id)
+            took = asyncio.get_running_loop().time() - started
+            await transaction.rollback()
+        finally:
+            await holder.close()
+
+        assert await statuses(landlord, rollout.id) == {
+            "harbour-party": RolloutTenantStatus.FAILED,
+            "reed-party": RolloutTenantStatus.SUCCEEDED,
+        }
+        assert took < 30  # the statement timeout is ten minutes: the lock timeout ended the wait
+        assert await events_at(landlord, "harbour-party") == "events_0002"
+        assert rollout.status == RolloutStatus.FINISHED
+
+    installation.run(scenario)
+
+
+def test_the_command_line_says_who_is_behind_plans_starts_follows_and_rolls_back(
+    sqlite_installation: Installation, tmp_path: Path
+) -> None:
+    layers = copy_layers(tmp_path)
+
+    async def provision(landlord: Landlord) -> None:
+        for slug in ("harbour-party", "reed-party"):
+            await landlord.provision(slug, modules=["events"])
+
+    sqlite_installation.run(provision)
+    add_events_revision(layers)
+    env = tenantry_env(sqlite_installation.settings, TENANTRY_LAYERS_DIR=str(layers))
+
+    def tenantry(*args: str) -> str:
+        result = run_tenantry(args, env)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        return result.stdout
+
+    assert "modules/events: 2 behind events_0003" in tenantry("migrate")
+    plan = tenantry("rollout", "plan", "--layer", EVENTS)
+    assert "2 tenant(s) in 2 wave(s)" in plan
+    assert "wave 0: harbour-party: modules/events events_0003 (up)" in plan
+
+    started = tenantry("rollout", "start", "--layer", EVENTS)
+    assert "Rollout #1: finished" in started and "2 succeeded" in started
+    assert "Every tenant's layers are at their heads (2 tenants in service)." in tenantry("migrate")
+    assert "harbour-party: succeeded" in tenantry("rollout", "status", "1")
+
+    back = tenantry("rollout", "rollback", "1")
+    assert "Rollout #2: finished — its tenants back to where rollout #1 found them" in back
+    assert "modules/events: 2 behind events_0003" in tenantry("migrate")
+    refused = run_tenantry(("rollout", "pause", "2"), env)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == "tenantry: Rollout #2 is finished; only a running rollout pauses."
