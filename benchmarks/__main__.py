@@ -1,8 +1,9 @@
 """`python -m benchmarks`: run every benchmark with its defaults."""
 
-from benchmarks import backup, provisioning, scope
+from benchmarks import backup, provisioning, rollout, scope
 
 if __name__ == "__main__":
     provisioning.main([])
     scope.main([])
     backup.main([])
+    rollout.main([])
