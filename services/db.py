@@ -31,6 +31,7 @@ def create_engine(
     schema: str | None = None,
     transactional_ddl: bool = False,
     explicit_transactions: bool = False,
+    busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
     **pool_options: Any,
 ) -> AsyncEngine:
     """An async engine. SQLite files get WAL, foreign keys and a busy timeout on every connection.
@@ -39,15 +40,16 @@ def create_engine(
     begins IMMEDIATE; `transactional_ddl` implies it, makes SQLite run DDL inside the transaction
     (so a migration applies whole or not at all) and always begins IMMEDIATE: two processes migrating
     one shared store queue up (busy timeout) instead of one failing when its read snapshot turns
-    stale. On PostgreSQL, `schema` becomes the connection's search_path."""
+    stale. `busy_timeout_ms`: how long a SQLite connection waits for another's write lock. On
+    PostgreSQL, `schema` becomes the connection's search_path."""
     if not is_sqlite(url):
         connect_args = {"server_settings": {"search_path": schema}} if schema else {}
         return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool_options)
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool_options)
-    event.listen(engine.sync_engine, "connect", _tune_sqlite_connection)
+    engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000}, **pool_options)
+    event.listen(engine.sync_engine, "connect", _tune_sqlite(busy_timeout_ms))
     if transactional_ddl or explicit_transactions:
         # SQLAlchemy's recipe for pysqlite's transactions.
         event.listen(engine.sync_engine, "connect", _disable_implicit_transactions)
@@ -67,12 +69,15 @@ def _disable_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
-def _tune_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+def _tune_sqlite(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def tune(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    return tune
 
 
 @asynccontextmanager
@@ -97,10 +102,13 @@ class Database:
         schema: str | None = None,
         transactional_ddl: bool = False,
         connection_info: dict[str, Any] | None = None,
+        busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
     ) -> None:
         self.url = url
         self.schema = schema
-        self.engine = create_engine(url, schema=schema, transactional_ddl=transactional_ddl)
+        self.engine = create_engine(
+            url, schema=schema, transactional_ddl=transactional_ddl, busy_timeout_ms=busy_timeout_ms
+        )
         if connection_info:
             # Read by DDL hooks (services.layers.ownership) through Connection.info.
             event.listen(

@@ -56,6 +56,11 @@ class Settings:
     #: Where a trusted proxy names the client: X-Forwarded-For (its right-most address that is not
     #: a trusted proxy's), or a header holding one address that the proxy sets itself (Fly-Client-IP).
     client_address_header: str = "X-Forwarded-For"
+    #: The workers check every tenant for drift this often (0: never by themselves). The installation
+    #: default (TENANTRY_DRIFT_CHECK_HOURS) is daily; settings built in code check only on demand.
+    drift_check_hours: float = 0.0
+    #: `tenantry migrate` also starts a rollout of every layer to its head, with the default plan.
+    auto_rollout: bool = False
 
     @property
     def tenant_server_url(self) -> str | None:
@@ -103,6 +108,8 @@ class Settings:
             ),
             trusted_proxies=_networks("TENANTRY_TRUSTED_PROXIES", env.get("TENANTRY_TRUSTED_PROXIES", "")),
             client_address_header=env.get("TENANTRY_CLIENT_ADDRESS_HEADER", "").strip() or "X-Forwarded-For",
+            drift_check_hours=float(env.get("TENANTRY_DRIFT_CHECK_HOURS", "24")),
+            auto_rollout=env.get("TENANTRY_AUTO_ROLLOUT", "").lower() in {"1", "on", "true", "yes"},
         )
 
 

@@ -28,7 +28,7 @@ from services.settings import Settings
 from services.tenancy.entry import enter_tenant
 from services.tenancy.stores import location_of
 from services.tenancy.tenants import get_tenant
-from tenantry.rollouts import add_rollout_commands
+from tenantry.rollouts import add_rollout_commands, start_default_rollout
 
 T = TypeVar("T")
 
@@ -115,6 +115,11 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     print(f"Tenants behind their layers' heads ({fleet.tenants} in service; read in {seconds:.3f} s):")
     for layer in fleet.layers_behind:
         print(f"  {layer.key}: {layer.behind} behind {layer.head}")
+    if settings.auto_rollout:
+        print("TENANTRY_AUTO_ROLLOUT is on: starting a rollout of every layer to its head.")
+        start_default_rollout(settings)
+    else:
+        print("Plan a rollout: tenantry rollout plan (or set TENANTRY_AUTO_ROLLOUT=on).")
 
 
 async def _add_profile(settings: Settings, tenant: Tenant, account: User, role: str) -> None:

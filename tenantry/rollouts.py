@@ -15,13 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services import jobs
 from services.audit import Caller, command_line_actor
 from services.db import Database
-from services.errors import DomainError
+from services.errors import Conflict, DomainError
 from services.layers.landlord import landlord_is_current
 from services.models import Rollout, RolloutTenant
 from services.rollouts import recorded
+from services.rollouts.drift_checks import DriftSummary, check_drift
 from services.rollouts.plans import RolloutPlan, RolloutSpec, Selection, describe_target, plan_rollout
 from services.rollouts.runs import run_here
 from services.settings import Settings
+from services.tenancy.tenants import get_tenant
 from workers.runner import JobQueue
 
 Work = Callable[[AsyncSession], Awaitable[Rollout]]
@@ -133,6 +135,18 @@ def cmd_plan(settings: Settings, args: argparse.Namespace) -> None:
     asyncio.run(go())
 
 
+def start_default_rollout(settings: Settings) -> None:
+    """Every layer of every tenant to its head, with the default plan (TENANTRY_AUTO_ROLLOUT)."""
+    try:
+        _run(
+            settings,
+            lambda session: recorded.start(session, settings, _caller(), RolloutSpec()),
+            runs_jobs=True,
+        )
+    except Conflict as nothing:
+        print(f"No rollout started: {nothing.message}")
+
+
 def cmd_start(settings: Settings, args: argparse.Namespace) -> None:
     _run(settings, lambda session: recorded.start(session, settings, _caller(), _spec(args)), runs_jobs=True)
 
@@ -169,7 +183,35 @@ def _change(name: str) -> Callable[[Settings, argparse.Namespace], None]:
     return command
 
 
+def cmd_drift(settings: Settings, args: argparse.Namespace) -> int:
+    """Check tenants for drift here; exit 1 when any has drifted (a deploy script can stop on it)."""
+
+    async def go() -> DriftSummary:
+        database = await _landlord(settings)
+        try:
+            ids = None
+            if args.tenant:
+                async with database.session() as session:
+                    ids = [(await get_tenant(session, slug)).id for slug in args.tenant]
+            return await check_drift(
+                database, settings, tenant_ids=ids, requested_by=command_line_actor().email
+            )
+        finally:
+            await database.dispose()
+
+    summary = asyncio.run(go())
+    print(f"Drift check: {summary.checked} tenant(s) checked, {len(summary.drifted)} drifted.")
+    for check in summary.drifted:
+        print(f"  {summary.slugs[check.tenant_id]} (check #{check.id}):")
+        for difference in check.differences:
+            print(f"    {difference}")
+    return 1 if summary.drifted else 0
+
+
 def add_rollout_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    drift = commands.add_parser("drift", help="compare tenant stores with what their layers should give")
+    drift.add_argument("--tenant", action="append", default=[], help="only this tenant's slug (repeatable)")
+    drift.set_defaults(run=cmd_drift)
     actions = commands.add_parser("rollout", help="take layer revisions to tenants in waves").add_subparsers(
         dest="rollout_command", required=True, metavar="ACTION"
     )

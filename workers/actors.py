@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from dataclasses import dataclass, field
 
@@ -14,6 +15,18 @@ from services.tenancy.context import tenant_context
 from workers.context import run_in_worker_loop
 
 RUN_JOB = "run_job"
+#: The services that register kinds of job (services.jobs.job_handler): a worker runs only the
+#: kinds it knows, so each is imported wherever actors are declared.
+JOB_MODULES = (
+    "services.backups",
+    "services.modules.steps",
+    "services.provisioning.custom",
+    "services.provisioning.tenants",
+    "services.rollouts.drift_checks",
+    "services.rollouts.runs",
+)
+for module in JOB_MODULES:
+    importlib.import_module(module)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from services.backups.schedules import request_due_backups
 from services.db import Database
 from services.models import Job
 from services.models.types import utcnow
+from services.rollouts.drift_checks import request_due_drift_check
 from services.settings import Settings
 from workers.actors import WorkerRuntime, declare_actors, send_job
 from workers.broker import create_broker
@@ -77,6 +78,17 @@ class JobQueue:
             except Exception:
                 log.exception("could not look for abandoned jobs; trying again in %.0f s", interval)
             self._request_scheduled_backups()
+            self._request_drift_check()
+
+    def _request_drift_check(self) -> None:
+        """The periodic drift check, when its slot has come (its job is sent on commit)."""
+        try:
+            job = run_in_worker_loop(lambda: request_due_drift_check(self.runtime.database(), self.settings))
+        except Exception:
+            log.exception("could not request the periodic drift check; trying again at the next sweep")
+            return
+        if job is not None:
+            log.info("periodic drift check: job %s", job.id)
 
     def _request_scheduled_backups(self) -> None:
         """Request the backups whose schedule slot has come (their jobs are sent on commit). Every

@@ -47,6 +47,7 @@ ACTIONS = (
     "rollout.resume",
     "rollout.cancel",
     "rollout.rollback",
+    "drift.check",
     "module.enable",
     "module.disable",
     "unit.create",

@@ -29,7 +29,7 @@ from services.errors import DomainError
 from services.jobs import StepFunction
 from services.layers.catalogue import load_catalogue
 from services.layers.ownership import TENANT_COLUMN
-from services.layers.snapshot import VERSION_TABLE_PREFIX
+from services.layers.snapshot import SNAPSHOT_FORMAT, VERSION_TABLE_PREFIX
 from services.models import (
     Backup,
     IsolationMode,
@@ -121,7 +121,11 @@ def _manifest(
         },
         "store": {"backend": location.backend, "isolation": location.isolation, "name": location.name},
         "layers": layers,
-        "schema": {"sha256": dump.schema_sha256, "layer_versions": dump.layer_versions},
+        "schema": {
+            "sha256": dump.schema_sha256,
+            "snapshot_format": SNAPSHOT_FORMAT,
+            "layer_versions": dump.layer_versions,
+        },
         # What the landlord recorded at the tenant's last schema change, beside what the store says.
         "landlord": {
             "schema_sha256": recorded.sha256 if recorded else None,

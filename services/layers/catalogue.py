@@ -92,6 +92,17 @@ class Catalogue:
             raise InvalidInput(f"Unknown template {name!r}; choose one of {known}.", field="template")
         return self.templates[name]
 
+    def named(self, key: str) -> Layer | None:
+        """The layer a key names (basic, templates/x, modules/x, custom/slug), if there is one."""
+        kind, _, name = key.partition("/")
+        if key == "basic":
+            return self.basic
+        if kind == "templates":
+            return self.templates.get(name)
+        if kind == "modules":
+            return self.modules.get(name)
+        return self.custom(name) if kind == "custom" else None
+
     def custom(self, slug: str) -> Layer | None:
         """The tenant's own layer, when developers wrote one for it."""
         path = self.root / "custom" / slug

@@ -24,7 +24,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.db import SQLITE_BUSY_TIMEOUT_MS, Database
+from services.db import Database
 from services.errors import DomainError
 from services.layers.catalogue import Layer
 from services.layers.ownership import TENANT_LAYER
@@ -57,8 +57,8 @@ Recorder = Callable[[RevisionRun], Awaitable[None]]
 @dataclass(frozen=True)
 class Timeouts:
     """How long one tenant's revision may wait for a lock, and run, before it fails (a rollout
-    sets them, so that one busy tenant fails fast and the others go on). On SQLite only the wait
-    for the store's write lock is bounded (its busy timeout)."""
+    sets them, so that one busy tenant fails fast and the others go on), on PostgreSQL. On SQLite
+    the wait for the store's write lock is its engine's busy timeout (StoreLocation.open)."""
 
     lock_ms: int
     statement_ms: int
@@ -102,6 +102,13 @@ def revisions(layer: Layer) -> list[str]:
     """The layer's revisions from the first to the head (a layer's history is a straight line)."""
     _, script = _script(layer.path)
     return [revision.revision for revision in reversed(list(script.walk_revisions()))]
+
+
+def needs_quiet(layer: Layer, revision: str) -> bool:
+    """Whether the revision says it needs its tenant quiet while it runs (`needs_quiet = True` in
+    its file: a table rewrite, say); the tenant's portal then shows maintenance meanwhile."""
+    module = _script(layer.path)[1].get_revision(revision).module
+    return bool(getattr(module, "needs_quiet", False))
 
 
 def head(layer: Layer) -> str | None:
@@ -155,11 +162,6 @@ async def _sqlite_foreign_keys(connection: AsyncConnection, enabled: bool) -> No
     await raw.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")  # type: ignore[union-attr]
 
 
-async def _sqlite_busy_timeout(connection: AsyncConnection, milliseconds: int) -> None:
-    raw = await connection.get_raw_connection()
-    await raw.driver_connection.execute(f"PRAGMA busy_timeout={int(milliseconds)}")  # type: ignore[union-attr]
-
-
 async def _run_revisions(
     store: Database,
     layer: Layer,
@@ -178,8 +180,6 @@ async def _run_revisions(
             sqlite = connection.dialect.name == "sqlite"
             if sqlite:
                 await _sqlite_foreign_keys(connection, False)
-                if timeouts:
-                    await _sqlite_busy_timeout(connection, timeouts.lock_ms)
             try:
                 async with connection.begin():
                     if not sqlite and timeouts:
@@ -204,8 +204,6 @@ async def _run_revisions(
             finally:
                 if sqlite:
                     await _sqlite_foreign_keys(connection, True)
-                    if timeouts:
-                        await _sqlite_busy_timeout(connection, SQLITE_BUSY_TIMEOUT_MS)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         failed = min(len(runs), len(moves) - 1)  # the revision running, or the last one at commit

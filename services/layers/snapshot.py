@@ -17,13 +17,36 @@ from sqlalchemy.engine import Connection
 from services.db import Database
 
 VERSION_TABLE_PREFIX = "layer_version_"
+#: What a description holds changes now and then (2: CHECK constraints too). A hash is compared
+#: only with one of the same format: a backup's manifest says which its schema hash is.
+SNAPSHOT_FORMAT = 2
 _SEQUENCE_DEFAULT = re.compile(r"nextval\(.*\)")
+_CAST = re.compile(r"::[a-z_]+(?: [a-z_]+)*(?:\(\d+(?:,\s*\d+)?\))?(?:\[\])*")
 
 
 def _normal_default(default: str | None) -> str | None:
     if default is None:
         return None
     return "autoincrement" if _SEQUENCE_DEFAULT.match(default) else default
+
+
+def _normal_check(sql: str) -> str:
+    """A CHECK's text without the spacing, outer brackets and type casts its dialect writes it
+    with: PostgreSQL writes the same rule with other casts once pg_dump has carried it across
+    (`ARRAY['a'::character varying, …]::text[]` comes back as `ARRAY['a'::character varying::text, …]`)."""
+    sql = " ".join(_CAST.sub("", str(sql)).split())
+    while sql.startswith("(") and sql.endswith(")") and _balanced(sql[1:-1]):
+        sql = sql[1:-1].strip()
+    return sql
+
+
+def _balanced(sql: str) -> bool:
+    depth = 0
+    for character in sql:
+        depth += {"(": 1, ")": -1}.get(character, 0)
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def _describe(connection: Connection, only: frozenset[str] | None = None) -> dict[str, Any]:
@@ -34,6 +57,7 @@ def _describe(connection: Connection, only: frozenset[str] | None = None) -> dic
     foreign_keys = {name: value for (_, name), value in inspector.get_multi_foreign_keys().items()}
     uniques = {name: value for (_, name), value in inspector.get_multi_unique_constraints().items()}
     indexes = {name: value for (_, name), value in inspector.get_multi_indexes().items()}
+    checks = {name: value for (_, name), value in inspector.get_multi_check_constraints().items()}
     tables: dict[str, Any] = {}
     layer_versions: dict[str, str | None] = {}
     for table in sorted(columns):
@@ -66,6 +90,10 @@ def _describe(connection: Connection, only: frozenset[str] | None = None) -> dic
                 key=lambda fk: json.dumps(fk, sort_keys=True),
             ),
             "unique": sorted([u["name"] or "", u["column_names"]] for u in uniques.get(table, [])),
+            # The rules the data forms rely on (a status among its values, an end after its start).
+            "checks": sorted(
+                [check["name"] or "", _normal_check(check["sqltext"])] for check in checks.get(table, [])
+            ),
             "indexes": sorted(
                 (
                     {"name": index["name"], "columns": index["column_names"], "unique": bool(index["unique"])}

@@ -352,6 +352,8 @@ class Rollout(LandlordBase):
     statement_timeout_ms: Mapped[int] = mapped_column(default=600_000)
     #: Each tenant is backed up, and the backup proved to restore, before its layers move.
     backup_first: Mapped[bool] = mapped_column(default=False)
+    #: Tenants whose schema has drifted are taken too (refused otherwise).
+    force: Mapped[bool] = mapped_column(default=False, server_default=false())
     #: The rollout this one takes back (its tenants return to where that one found them).
     rollback_of: Mapped[int | None] = mapped_column(ForeignKey("rollouts.id", ondelete="SET NULL"))
     requested_by: Mapped[str | None] = mapped_column(String(254))
@@ -402,6 +404,21 @@ class RolloutTenant(LandlordBase):
         if self.started_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class DriftCheck(LandlordBase):
+    """One tenant's store compared with what its recorded layer revisions should give."""
+
+    __tablename__ = "drift_checks"
+    __table_args__ = (Index("ix_drift_checks_tenant_id_id", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    drifted: Mapped[bool]
+    #: Each difference, said for people; empty when the store is as its layers should make it.
+    differences: Mapped[list[str]] = mapped_column(JSON, default=list)
+    requested_by: Mapped[str | None] = mapped_column(String(254))
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class SchemaSnapshot(LandlordBase):

@@ -8,13 +8,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import InvalidInput
 from services.layers.catalogue import Catalogue, Layer
 from services.layers.migrator import head
-from services.models import Tenant, TenantLayer, TenantStatus
+from services.models import DriftCheck, Tenant, TenantLayer, TenantStatus
 
 #: Tenants whose store is in service: the fleet a rollout moves. Provisioning and failed tenants
 #: are brought to head by their own jobs; archived ones are left as they are.
@@ -57,10 +57,19 @@ class LayerState:
 
 
 @dataclass(frozen=True)
+class DriftedTenant:
+    tenant_id: int
+    slug: str
+    check: DriftCheck
+
+
+@dataclass(frozen=True)
 class Fleet:
     tenants: int
     layers: list[LayerState]
     behind: list[TenantLag]
+    #: Tenants whose latest drift check found differences.
+    drifted: list[DriftedTenant] = field(default_factory=list)
 
     @property
     def layers_behind(self) -> list[LayerState]:
@@ -84,6 +93,15 @@ def _layers_of(catalogue: Catalogue, tenant: Tenant) -> list[Layer]:
         )
     except InvalidInput:
         return []
+
+
+async def latest_checks(session: AsyncSession, tenant_id: int | None = None) -> dict[int, DriftCheck]:
+    """Each tenant's latest drift check (or only `tenant_id`'s)."""
+    latest = select(func.max(DriftCheck.id)).group_by(DriftCheck.tenant_id)
+    if tenant_id is not None:
+        latest = latest.where(DriftCheck.tenant_id == tenant_id)
+    checks = await session.scalars(select(DriftCheck).where(DriftCheck.id.in_(latest)))
+    return {check.tenant_id: check for check in checks}
 
 
 async def read_fleet(session: AsyncSession, catalogue: Catalogue) -> Fleet:
@@ -112,7 +130,13 @@ async def read_fleet(session: AsyncSession, catalogue: Catalogue) -> Fleet:
                 lags.append(Lag(layer.key, at, top))
         if lags:
             behind.append(TenantLag(tenant.id, tenant.slug, tenant.name, tuple(lags)))
-    return Fleet(len(tenants), sorted(states.values(), key=_layer_order), behind)
+    checks = await latest_checks(session)
+    drifted = [
+        DriftedTenant(tenant.id, tenant.slug, check)
+        for tenant in tenants
+        if (check := checks.get(tenant.id)) is not None and check.drifted
+    ]
+    return Fleet(len(tenants), sorted(states.values(), key=_layer_order), behind, drifted)
 
 
 def _layer_order(state: LayerState) -> tuple[int, str]:

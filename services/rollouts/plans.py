@@ -14,8 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.errors import InvalidFields
 from services.layers.catalogue import Catalogue, Layer, load_catalogue
 from services.layers.migrator import DOWN, UP, head, revisions
-from services.models import Job, MigrationHistory, Rollout, Tenant, TenantLayer, TenantLock, TenantStatus
-from services.rollouts.fleet import IN_SERVICE
+from services.models import (
+    DriftCheck,
+    Job,
+    MigrationHistory,
+    Rollout,
+    Tenant,
+    TenantLayer,
+    TenantLock,
+    TenantStatus,
+)
+from services.rollouts.fleet import IN_SERVICE, latest_checks
 from services.settings import Settings
 from services.tenancy.stores import location_of
 
@@ -74,6 +83,8 @@ class RolloutSpec:
     lock_timeout_ms: int = 5_000
     statement_timeout_ms: int = 600_000
     backup_first: bool = False
+    #: Take tenants whose schema has drifted too (refused otherwise).
+    force: bool = False
 
     def check(self, catalogue: Catalogue) -> None:
         """Raise InvalidFields naming every field that is wrong."""
@@ -81,7 +92,7 @@ class RolloutSpec:
         if self.revision and not self.layer:
             errors["revision"] = "A revision belongs to one layer: name the layer too."
         elif self.layer:
-            layer = layer_named(catalogue, self.layer)
+            layer = catalogue.named(self.layer)
             if layer is None:
                 errors["layer"] = (
                     f"There is no layer {self.layer!r}; layers are named like basic, templates/x or modules/x."
@@ -180,18 +191,6 @@ class RolloutPlan:
         return total / 1000
 
 
-def layer_named(catalogue: Catalogue, key: str) -> Layer | None:
-    """The layer a key names (basic, templates/x, modules/x, custom/slug), if there is one."""
-    kind, _, name = key.partition("/")
-    if key == "basic":
-        return catalogue.basic
-    if kind == "templates":
-        return catalogue.templates.get(name)
-    if kind == "modules":
-        return catalogue.modules.get(name)
-    return catalogue.custom(name) if kind == "custom" else None
-
-
 def moves(layer: Layer, start: str | None, target: str | None) -> list[tuple[str, str]]:
     """The revisions from `start` to `target` in the order they run: (revision, direction)."""
     ordered = revisions(layer)
@@ -222,11 +221,15 @@ async def _busy(session: AsyncSession) -> dict[int, Job]:
     return {tenant_id: job for tenant_id, job in rows if not job.finished}
 
 
-def _why_not(tenant: Tenant, busy: dict[int, Job]) -> str | None:
+def _why_not(
+    tenant: Tenant, busy: dict[int, Job], drift: dict[int, DriftCheck], spec: RolloutSpec
+) -> str | None:
     if tenant.status != TenantStatus.ACTIVE:
         return f"the tenant is {tenant.status}"
     if (job := busy.get(tenant.id)) is not None:
         return f"busy with {job.kind.replace('_', ' ')} job #{job.id}"
+    if (check := drift.get(tenant.id)) is not None and check.drifted and not spec.force:
+        return f"its schema has drifted (drift check #{check.id}: {check.differences[0]}); force it, or put it right"
     return None
 
 
@@ -252,7 +255,7 @@ async def plan_rollout(session: AsyncSession, settings: Settings, spec: RolloutS
     recorded: dict[int, dict[str, str]] = defaultdict(dict)
     for row in await session.scalars(select(TenantLayer)):
         recorded[row.tenant_id][row.layer] = row.revision
-    durations, busy = await _durations(session), await _busy(session)
+    durations, busy, drift = await _durations(session), await _busy(session), await latest_checks(session)
     planned: list[PlannedTenant] = []
     refused: list[Refusal] = []
     at_target = 0
@@ -274,7 +277,7 @@ async def plan_rollout(session: AsyncSession, settings: Settings, spec: RolloutS
         if not steps:
             at_target += 1
             continue
-        if why := _why_not(tenant, busy):
+        if why := _why_not(tenant, busy, drift, spec):
             refused.append(Refusal(tenant.id, tenant.slug, why))
             continue
         planned.append(

@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit import Caller, record_by
 from services.errors import NotFound
-from services.models import Rollout
+from services.models import Job, Rollout, Tenant
 from services.rollouts import runs
+from services.rollouts.drift_checks import request_drift_check
 from services.rollouts.plans import RolloutSpec, plan_rollout
 from services.settings import Settings
 
@@ -62,6 +63,12 @@ async def resume(session: AsyncSession, caller: Caller, rollout_id: int) -> Roll
 
 async def cancel(session: AsyncSession, caller: Caller, rollout_id: int) -> Rollout:
     return await _change(session, caller, rollout_id, "rollout.cancel", runs.cancel)
+
+
+async def check_drift_later(session: AsyncSession, caller: Caller, tenant: Tenant | None = None) -> Job:
+    """A drift check of the fleet (or of one tenant), as a job for the workers; its result goes
+    on the trail (`drift.check`, in the caller's name) when it has run."""
+    return await request_drift_check(session, _name(caller), [tenant.id] if tenant else None)
 
 
 async def roll_back(session: AsyncSession, settings: Settings, caller: Caller, rollout_id: int) -> Rollout:

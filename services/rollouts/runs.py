@@ -47,6 +47,7 @@ from services.layers.migrator import (
     Timeouts,
     current_revision,
     downgrade_layer,
+    needs_quiet,
     revisions,
     upgrade_layer,
 )
@@ -70,7 +71,6 @@ from services.rollouts.plans import (
     RolloutSpec,
     Step,
     in_waves,
-    layer_named,
     moves,
 )
 from services.settings import Settings
@@ -111,6 +111,7 @@ async def start_rollout(
         lock_timeout_ms=spec.lock_timeout_ms,
         statement_timeout_ms=spec.statement_timeout_ms,
         backup_first=spec.backup_first,
+        force=spec.force,
         rollback_of=rollback_of,
         requested_by=requested_by,
     )
@@ -292,7 +293,7 @@ async def rollback_plan(session: AsyncSession, settings: Settings, rollout: Roll
         steps = tuple(
             (key, revision, direction)
             for key, revision_back in back.items()
-            if (layer := layer_named(catalogue, key)) is not None
+            if (layer := catalogue.named(key)) is not None
             for revision, direction in moves(layer, row.target_revisions[key], revision_back)
         )
         planned.append(
@@ -396,14 +397,14 @@ async def migrate(run: RolloutRun, session: AsyncSession) -> str:
     to where they started. Says what it did; a failure is said on the tenant's row, not raised."""
     rollout, tenant, rows = await run.rollout(session), await run.tenant(session), await run.rows(session)
     targets = dict(rows[0].target_revisions)
-    layers = [
-        (layer, target) for key, target in targets.items() if (layer := layer_named(run.catalogue, key))
-    ]
+    layers = [(layer, target) for key, target in targets.items() if (layer := run.catalogue.named(key))]
     timeouts = Timeouts(rollout.lock_timeout_ms, rollout.statement_timeout_ms)
-    store = run.store(tenant).open()
+    store = run.store(tenant).open(busy_timeout_ms=rollout.lock_timeout_ms)
     record = run.record
     try:
         started = await _started_at(run, session, rows, tenant, store, layers)
+        if _needs_quiet(layers, started):
+            await _quiet(run, session, rows)
         moved: list[str] = []
         try:
             for layer, target in layers:
@@ -421,6 +422,23 @@ async def migrate(run: RolloutRun, session: AsyncSession) -> str:
     for row in rows:
         row.status, row.detail, row.finished_at = RolloutTenantStatus.SUCCEEDED, said, utcnow()
     return said
+
+
+def _needs_quiet(layers: list[tuple[Layer, str | None]], started: dict[str, str | None]) -> bool:
+    return any(
+        needs_quiet(layer, revision)
+        for layer, target in layers
+        for revision, _ in moves(layer, started.get(layer.key), target)
+    )
+
+
+async def _quiet(run: RolloutRun, session: AsyncSession, rows: list[RolloutTenant]) -> None:
+    """The tenants in maintenance (the portal says so, the API answers 503) until the job ends:
+    one of their revisions needs them quiet. Remembered, so that the end puts them back."""
+    for row in rows:
+        (await session.get_one(Tenant, row.tenant_id)).status = TenantStatus.MAINTENANCE
+    await run.remember(session, quieted=[row.tenant_id for row in rows])
+    await session.commit()
 
 
 async def _move(
@@ -507,6 +525,10 @@ async def _finish(run: RolloutRun, failure: Exception | None) -> None:
     rollout go on."""
     await release_tenant_lock(run.landlord, run.tenant_id, run.job_id)
     async with run.landlord.session() as session:
+        for tenant_id in (await run.payload(session)).get("quieted", []):
+            tenant = await session.get_one(Tenant, tenant_id)
+            if tenant.status == TenantStatus.MAINTENANCE:
+                tenant.status = TenantStatus.ACTIVE
         if failure is not None:
             refused = isinstance(failure, jobs.StepFailed) and isinstance(
                 failure.__cause__, (TenantRefused, TenantBusy)

@@ -24,7 +24,7 @@ from sqlalchemy import MetaData, Table, delete, text, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 
-from services.db import Database, create_engine
+from services.db import SQLITE_BUSY_TIMEOUT_MS, Database, create_engine
 from services.errors import InvalidInput
 from services.layers.ownership import SHARED_STORE_ROLE, TENANT_COLUMN, TENANT_LAYER
 from services.models import IsolationMode, Tenant
@@ -58,11 +58,18 @@ class StoreLocation:
     def is_shared(self) -> bool:
         return self.isolation == IsolationMode.SHARED
 
-    def open(self) -> Database:
+    def open(self, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Database:
         """An engine on the store as its owner (migrations, provisioning). Dispose it when done;
-        stores are many, connections are not."""
+        stores are many, connections are not. `busy_timeout_ms`: how long it waits for another
+        connection's write lock on a SQLite file (every transaction of an owner's engine writes)."""
         info = {TENANT_LAYER: True, SHARED_STORE_ROLE: self.app_role}
-        return Database(self.url, schema=self.schema, transactional_ddl=True, connection_info=info)
+        return Database(
+            self.url,
+            schema=self.schema,
+            transactional_ddl=True,
+            connection_info=info,
+            busy_timeout_ms=busy_timeout_ms,
+        )
 
     @property
     def server(self) -> str:

@@ -65,6 +65,7 @@ def tenantry_env(settings: Settings | None = None, **variables: str) -> dict[str
     }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
+    env["TENANTRY_DRIFT_CHECK_HOURS"] = "0"  # no check of its own in the middle of a test
     if settings is not None:
         env.update(
             TENANTRY_DATA_DIR=str(settings.data_dir),

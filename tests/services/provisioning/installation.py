@@ -203,11 +203,18 @@ def write_custom_revision(
 
 
 def write_revision(
-    layer: Path, revision: str, previous: str | None, title: str, upgrade: str, downgrade: str
+    layer: Path,
+    revision: str,
+    previous: str | None,
+    title: str,
+    upgrade: str,
+    downgrade: str,
+    *,
+    declare: str = "",
 ) -> None:
     """Write a revision into the layer at `layer` (a folder of a copy of layers/, for example
     layers/modules/events) as a developer would: `revision` follows `previous`. `upgrade` and
-    `downgrade` are the functions' bodies."""
+    `downgrade` are the functions' bodies; `declare`, lines after Alembic's own (`needs_quiet = True`)."""
 
     def body(code: str) -> str:
         return textwrap.indent(textwrap.dedent(code).strip(), "    ")
@@ -226,6 +233,7 @@ revision = "{revision}"
 down_revision = {previous!r}
 branch_labels = None
 depends_on = None
+{declare}
 
 
 def upgrade() -> None:

@@ -1,0 +1,148 @@
+"""Drift checks of tenants: on demand (one tenant, some, or the fleet) and periodically on the
+workers. Each tenant's live store is compared with what its recorded layer revisions should give
+(services.rollouts.drift); the result is a DriftCheck row, and the check as a whole is one entry on
+the audit trail. Drifted tenants show on the fleet view, and a rollout refuses them unless told
+to force them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services import jobs
+from services.audit import Actor, record
+from services.db import Database
+from services.layers.catalogue import load_catalogue
+from services.layers.footprint import layer_tables
+from services.layers.snapshot import take_snapshot
+from services.models import DriftCheck, Job, StoreEntry, Tenant, TenantLayer
+from services.models.types import utcnow
+from services.rollouts.drift import ExpectedSchemas, differences
+from services.rollouts.fleet import IN_SERVICE
+from services.settings import Settings
+from services.tenancy.stores import location_of
+
+CHECK_DRIFT = "drift_check"
+#: Who asks for the periodic check, on the trail.
+SCHEDULE = "schedule"
+
+
+@dataclass(frozen=True)
+class DriftSummary:
+    checked: int
+    drifted: list[DriftCheck]
+    #: The checked tenants' slugs, by id.
+    slugs: dict[int, str]
+
+
+async def _tenants(session: AsyncSession, tenant_ids: Sequence[int] | None) -> list[Tenant]:
+    statement = select(Tenant).where(Tenant.status.in_(IN_SERVICE)).order_by(Tenant.slug)
+    if tenant_ids is not None:
+        statement = statement.where(Tenant.id.in_(tenant_ids))
+    return list(await session.scalars(statement))
+
+
+async def _check_one(
+    session: AsyncSession, settings: Settings, expected: ExpectedSchemas, tenant: Tenant
+) -> list[str]:
+    catalogue = load_catalogue(settings.layers_dir)
+    recorded = {
+        row.layer: row.revision
+        for row in await session.scalars(select(TenantLayer).where(TenantLayer.tenant_id == tenant.id))
+    }
+    layers = [(layer, revision) for key, revision in recorded.items() if (layer := catalogue.named(key))]
+    order = {
+        layer.key: index
+        for index, layer in enumerate(
+            catalogue.layers_for(
+                tenant.template,
+                catalogue.in_apply_order([*tenant.modules, *tenant.kept_modules]),
+                tenant.slug,
+            )
+        )
+    }
+    layers.sort(key=lambda pair: order.get(pair[0].key, len(order)))
+    location = location_of(settings, tenant)
+    want = await expected.of(location, layers)
+    only = await layer_tables([layer for layer, _ in layers]) if location.is_shared else None
+    store = location.open()
+    try:
+        have, _ = await take_snapshot(store, only)
+    finally:
+        await store.dispose()
+    return differences(want, have, only)
+
+
+async def check_drift(
+    database: Database, settings: Settings, *, tenant_ids: Sequence[int] | None = None, requested_by: str
+) -> DriftSummary:
+    """Check the tenants (all those in service by default), one DriftCheck each, committed as each
+    is checked, and the whole check on the trail (`drift.check`)."""
+    expected = ExpectedSchemas(settings)
+    async with database.session() as session:
+        tenants = await _tenants(session, tenant_ids)
+    drifted: list[DriftCheck] = []
+    for tenant in tenants:
+        async with database.session() as session:
+            try:
+                found = await _check_one(session, settings, expected, tenant)
+            except Exception as error:  # one unreachable store does not end the fleet's check
+                found = [f"the store could not be checked: {type(error).__name__}: {error}".splitlines()[0]]
+            check = DriftCheck(
+                tenant_id=tenant.id, drifted=bool(found), differences=found, requested_by=requested_by
+            )
+            session.add(check)
+        if found:
+            drifted.append(check)
+    async with database.session() as session:
+        await record(
+            session,
+            action="drift.check",
+            actor=Actor(email=requested_by),
+            detail={"tenants": len(tenants), "drifted": [check.tenant_id for check in drifted]},
+        )
+    return DriftSummary(len(tenants), drifted, {tenant.id: tenant.slug for tenant in tenants})
+
+
+async def request_drift_check(
+    session: AsyncSession, requested_by: str, tenant_ids: Sequence[int] | None = None
+) -> Job:
+    """The check as a job for the workers (sent when the session commits)."""
+    payload = {"requested_by": requested_by, "tenants": list(tenant_ids) if tenant_ids is not None else None}
+    return await jobs.record_job(session, CHECK_DRIFT, payload=payload)
+
+
+async def request_due_drift_check(database: Database, settings: Settings) -> Job | None:
+    """The periodic check, when its slot has come (every `drift_check_hours`): every worker looks,
+    one claims the slot."""
+    hours = settings.drift_check_hours
+    if not hours:
+        return None
+    now = utcnow()
+    slot = int(now.timestamp() // (hours * 3600))
+    try:
+        async with database.session() as session:
+            session.add(
+                StoreEntry(
+                    namespace="drift-check",
+                    key=str(slot),
+                    value=b"",
+                    expires_at=now + timedelta(hours=2 * hours),
+                )
+            )
+            await session.flush()
+            return await request_drift_check(session, SCHEDULE)
+    except IntegrityError:
+        return None
+
+
+@jobs.job_handler(CHECK_DRIFT)
+async def run_drift_check(database: Database, job: Job, settings: Settings) -> None:
+    await check_drift(
+        database, settings, tenant_ids=job.payload.get("tenants"), requested_by=job.payload["requested_by"]
+    )
