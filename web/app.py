@@ -30,6 +30,7 @@ from web.api.backups import BackupsApiController
 from web.api.provisioning import CatalogueApiController, ProvisioningApiController
 from web.api.responses import ApiErrorsDocumented
 from web.api.restores import RestoresApiController
+from web.api.rollouts import RolloutsApiController
 from web.api.tenant import TenantApiController
 from web.api.tenant_modules import TenantModulesApiController
 from web.api.tenant_people import TenantPeopleApiController
@@ -43,6 +44,7 @@ from web.landlord.backup_schedule import BackupScheduleController
 from web.landlord.backups import BackupsController
 from web.landlord.dashboard import DashboardController
 from web.landlord.restores import RestoresController
+from web.landlord.rollouts import RolloutsController
 from web.landlord.switch import SwitchController
 from web.landlord.tenants import TenantsController
 from web.landlord.users import UsersController
@@ -162,6 +164,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             BackupsApiController,
             BackupScheduleApiController,
             RestoresApiController,
+            RolloutsApiController,
         ],
     )
     app = Litestar(
@@ -169,6 +172,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             AccountController,
             DashboardController,
             TenantsController,
+            RolloutsController,
             BackupsController,
             RestoresController,
             BackupScheduleController,

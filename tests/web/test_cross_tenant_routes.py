@@ -266,6 +266,7 @@ ROUTES: dict[str, Fill] = {
     ),
     "/tenants/{slug:str}": Fill(lambda w: [Probe(f"/tenants/{B}")]),
     "/tenants/{slug:str}/retry": Fill(lambda w: [Probe(f"/tenants/{B}/retry")], bodies={"POST": _body()}),
+    "/tenants/{slug:str}/drift": Fill(lambda w: [Probe(f"/tenants/{B}/drift")], bodies={"POST": _body()}),
     "/tenants/{slug:str}/plan": Fill(
         lambda w: [Probe(f"/tenants/{B}/plan")], bodies={"POST": _body(plan="unlimited")}
     ),
@@ -302,6 +303,23 @@ ROUTES: dict[str, Fill] = {
     ),
     "/audit": Fill(lambda w: [Probe(f"/audit?tenant={B}")]),
     "/audit.csv": Fill(lambda w: [Probe(f"/audit.csv?tenant={B}")]),
+    # Rollouts are the platform's: B's slug can only be in the tenants a rollout selects.
+    "/rollouts": Fill(lambda w: [Probe("/rollouts")], bodies={"POST": _body(tenants=B)}),
+    "/rollouts/plan": Fill(lambda w: [Probe("/rollouts/plan")], bodies={"POST": _body(tenants=B)}),
+    "/rollouts/{rollout_id:int}": Fill(lambda w: [Probe("/rollouts/1")]),
+    "/rollouts/{rollout_id:int}/progress": Fill(lambda w: [Probe("/rollouts/1/progress")]),
+    "/rollouts/{rollout_id:int}/pause": Fill(
+        lambda w: [Probe("/rollouts/1/pause")], bodies={"POST": _body()}
+    ),
+    "/rollouts/{rollout_id:int}/resume": Fill(
+        lambda w: [Probe("/rollouts/1/resume")], bodies={"POST": _body()}
+    ),
+    "/rollouts/{rollout_id:int}/cancel": Fill(
+        lambda w: [Probe("/rollouts/1/cancel")], bodies={"POST": _body()}
+    ),
+    "/rollouts/{rollout_id:int}/rollback": Fill(
+        lambda w: [Probe("/rollouts/1/rollback")], bodies={"POST": _body()}
+    ),
     # Unknown addresses under B's portal are nobody's: 404 before any tenant is looked up.
     "/{address:path}": Fill(lambda w: [Probe(f"/t/{B}/no-such-page/{w.b_unit}")]),
     # The landlord API: a tenant token reads its own tenant and jobs only; the refusal is the same
@@ -328,6 +346,25 @@ ROUTES: dict[str, Fill] = {
     "/api/v1/tenants/{slug:str}/backups/schedule": Fill(
         lambda w: [Probe(f"/api/v1/tenants/{B}/backups/schedule")],
         bodies={"PUT": _body(daily_at="02:00", format=BackupFormat.PORTABLE, keep=7), "DELETE": _body()},
+    ),
+    "/api/v1/rollouts": Fill(
+        lambda w: [Probe("/api/v1/rollouts")], bodies={"POST": _body(selection={"tenants": [B]})}
+    ),
+    "/api/v1/rollouts/plan": Fill(
+        lambda w: [Probe("/api/v1/rollouts/plan")], bodies={"POST": _body(selection={"tenants": [B]})}
+    ),
+    "/api/v1/rollouts/{rollout_id:int}": Fill(lambda w: [Probe("/api/v1/rollouts/1")]),
+    "/api/v1/rollouts/{rollout_id:int}/pause": Fill(
+        lambda w: [Probe("/api/v1/rollouts/1/pause")], bodies={"POST": _body()}
+    ),
+    "/api/v1/rollouts/{rollout_id:int}/resume": Fill(
+        lambda w: [Probe("/api/v1/rollouts/1/resume")], bodies={"POST": _body()}
+    ),
+    "/api/v1/rollouts/{rollout_id:int}/cancel": Fill(
+        lambda w: [Probe("/api/v1/rollouts/1/cancel")], bodies={"POST": _body()}
+    ),
+    "/api/v1/rollouts/{rollout_id:int}/rollback": Fill(
+        lambda w: [Probe("/api/v1/rollouts/1/rollback")], bodies={"POST": _body()}
     ),
     # The tenant API: the tenant is the token's, so only row ids can name B's data.
     "/api/v1/tenant/data/{table:str}/{record_id:int}": Fill(
@@ -368,6 +405,11 @@ NO_IDENTIFIERS = {
     "/",
     "/tenants/new",
     "/tenants/new/modules",
+    "/fleet",
+    "/fleet/drift",
+    "/rollouts/new",
+    "/api/v1/fleet",
+    "/api/v1/fleet/drift",
     "/switch/exit",
     "/api/v1/templates",
     "/api/v1/modules",

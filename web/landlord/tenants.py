@@ -24,6 +24,8 @@ from services.provisioning.recorded import (
     provision_tenant,
 )
 from services.provisioning.tenants import TenantRequest
+from services.rollouts.fleet import latest_checks
+from services.rollouts.recorded import check_drift_later
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import get_tenant, plans, search_tenants
 from web.audit import caller_of
@@ -57,6 +59,7 @@ async def _tenant_page(
         "backups": await backups_panel(db_session, overview.tenant),
         "plans": await plans(db_session),
         "plan_error": plan_error,
+        "drift": (await latest_checks(db_session, overview.tenant.id)).get(overview.tenant.id),
     }
     return Template("landlord/tenant.html", context=context, status_code=status_code)
 
@@ -176,6 +179,16 @@ class TenantsController(Controller):
     async def retry(self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str]) -> Response[Any]:
         tenant = await get_tenant(db_session, slug)
         await provision_again(db_session, caller_of(request), tenant)
+        await db_session.commit()
+        return _redirect(request, f"/tenants/{slug}")
+
+    @post("/{slug:str}/drift")
+    async def check_drift(
+        self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str]
+    ) -> Response[Any]:
+        """Compare the tenant's store with what its layers should give, as a job."""
+        tenant = await get_tenant(db_session, slug)
+        await check_drift_later(db_session, caller_of(request), tenant)
         await db_session.commit()
         return _redirect(request, f"/tenants/{slug}")
 
