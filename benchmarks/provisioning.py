@@ -51,7 +51,9 @@ class Result:
         return 60 * len(self.seconds) / sum(self.seconds)
 
 
-async def provision_many(settings: Settings, count: int, isolation: str) -> list[float]:
+async def provision_many(
+    settings: Settings, count: int, isolation: str, *, prefix: str = "bench"
+) -> list[float]:
     catalogue = load_catalogue(settings.layers_dir)
     templates = sorted(catalogue.templates.values(), key=lambda layer: layer.name)
     database = Database(settings.database_url)
@@ -65,11 +67,11 @@ async def provision_many(settings: Settings, count: int, isolation: str) -> list
                     session,
                     settings,
                     TenantRequest(
-                        f"bench-{number}",
-                        f"Bench {number}",
+                        f"{prefix}-{number}",
+                        f"{prefix.title()} {number}",
                         template.name,
                         list(template.default_modules),
-                        "database",
+                        isolation,
                     ),
                 )
             with tenant_context(tenant.id):
@@ -78,7 +80,7 @@ async def provision_many(settings: Settings, count: int, isolation: str) -> list
             async with database.session() as session:
                 status = (await session.get_one(Tenant, tenant.id)).status
             if status != TenantStatus.ACTIVE:
-                raise SystemExit(f"bench-{number} ended {status}; the benchmark stops")
+                raise SystemExit(f"{prefix}-{number} ended {status}; the benchmark stops")
     finally:
         await database.dispose()
     return timings

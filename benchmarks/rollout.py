@@ -1,8 +1,9 @@
-"""How fast the fleet says what is behind: the question every deploy asks (`tenantry migrate` ends
-with it) and every rollout plan starts from.
+"""How fast the fleet says what is behind, and how fast a rollout takes one additive revision to
+PostgreSQL tenants.
 
-    python -m benchmarks.rollout [--tenants 1000] [--runs 20] [--postgres-url postgresql+asyncpg://…]
+    python -m benchmarks.rollout [--tenants 1000] [--runs 20] [--fleet 100] [--postgres-url postgresql+asyncpg://…]
 
+**What is behind** (the question every deploy asks; `tenantry migrate` ends with it):
 A temporary landlord database (SQLite; PostgreSQL too when a server is given) holds N active
 tenants (political_party with events and membership_tiers) and their recorded layer revisions,
 one tenant in ten behind on events. Nothing else exists: no tenant store is ever opened, which is
@@ -13,7 +14,14 @@ the point. Timed, medians over the runs:
   revisions in order, refusals and the estimate;
 - baseline: the same rows read with two plain SQL statements and nothing computed.
 
-The last column is the time against the baseline's in the same run."""
+The last column is the time against the baseline's in the same run.
+
+**A rollout** (with a PostgreSQL server): `--fleet` tenants in schemas and as many in databases of
+their own are provisioned (golden images), then one additive basic-layer revision (a column) is
+rolled out to them all in this process, as `tenantry rollout start` does with the embedded
+broker: total time and tenants per second. The baseline is the same kind of change (a second
+column) applied by a plain loop over the stores with the layer migrator and no record at all,
+the way a per-schema `migrate` loop works. Then, with nothing left to do, the dry run's time."""
 
 from __future__ import annotations
 
@@ -21,23 +29,29 @@ import argparse
 import asyncio
 import os
 import secrets
+import shutil
 import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from benchmarks.installation import scratch_database
+from benchmarks.provisioning import provision_many
 from services.db import Database
+from services.installation import prepare_landlord
 from services.layers.catalogue import load_catalogue
 from services.layers.landlord import migrate_landlord
-from services.layers.migrator import head
+from services.layers.migrator import RevisionRun, head, revisions, upgrade_layer
 from services.models import Tenant, TenantLayer, TenantStatus
 from services.rollouts.fleet import read_fleet
 from services.rollouts.plans import RolloutSpec, plan_rollout
+from services.rollouts.runs import run_here, start_rollout
 from services.settings import PROJECT_ROOT, Settings
+from services.tenancy.stores import location_of
 
 MODULES = ["events", "membership_tiers"]
 
@@ -123,10 +137,118 @@ async def _measure(name: str, url: str, data_dir: Path, tenants: int, runs: int)
         await database.dispose()
 
 
+BASIC_COLUMNS = ("rollout_note", "plain_loop_note")
+
+
+def _add_basic_revision(layers: Path, number: int, column: str) -> None:
+    versions = layers / "basic" / "versions"
+    previous = f"basic_{number - 1:04d}"
+    (versions / f"basic_{number:04d}_{column}.py").write_text(
+        f'''"""A note on each setting (the rollout benchmark's additive change).
+
+Revision ID: basic_{number:04d}
+Revises: {previous}
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "basic_{number:04d}"
+down_revision = "{previous}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("settings", sa.Column("{column}", sa.Text))
+
+
+def downgrade() -> None:
+    op.drop_column("settings", "{column}")
+'''
+    )
+
+
+async def _fleet_rollout(server_url: str, fleet: int, data_dir: Path) -> None:
+    name = f"tenantry_bench_fleet_{secrets.token_hex(4)}"
+    async with scratch_database(server_url, name) as url:
+        layers = data_dir / "layers"
+        shutil.copytree(PROJECT_ROOT / "layers", layers, ignore=shutil.ignore_patterns("__pycache__"))
+        settings = Settings(
+            data_dir=data_dir / name,
+            database_url=url,
+            broker_url="embedded",
+            secret_key="benchmark",
+            admin_email="admin@localhost",
+            layers_dir=layers,
+        )
+        await prepare_landlord(settings)
+        started = time.perf_counter()
+        for isolation in ("schema", "database"):
+            await provision_many(
+                replace(settings, data_dir=settings.data_dir / isolation), fleet, isolation, prefix=isolation
+            )
+        print(
+            f"\nA rollout: {2 * fleet} PostgreSQL tenants ({fleet} schemas, {fleet} databases), provisioned in {time.perf_counter() - started:.0f} s"
+        )
+        first = len(revisions(load_catalogue(layers).basic)) + 1
+        _add_basic_revision(layers, first, BASIC_COLUMNS[0])
+        database = Database(url)
+        try:
+            started = time.perf_counter()
+            async with database.session() as session:
+                rollout = await start_rollout(
+                    session,
+                    await plan_rollout(session, settings, RolloutSpec(wave_size=50, concurrency=8)),
+                    requested_by="benchmark",
+                )
+            rollout = await run_here(database, settings, rollout.id)
+            took = time.perf_counter() - started
+            assert rollout.status == "finished", rollout.note
+            _add_basic_revision(layers, first + 1, BASIC_COLUMNS[1])
+            plain = await _plain_loop(database, settings)
+            print(
+                f"  rollout (plan, waves, locks, history)  {took:7.2f} s  {2 * fleet / took:6.1f} tenants/s  ({took / plain:.1f}x the plain loop)"
+            )
+            print(
+                f"  plain loop (migrator, no record)       {plain:7.2f} s  {2 * fleet / plain:6.1f} tenants/s"
+            )
+            started = time.perf_counter()
+            async with database.session() as session:
+                nothing = await plan_rollout(
+                    session, settings, RolloutSpec(layer="basic", revision=f"basic_{first:04d}")
+                )
+            print(
+                f"  (a dry run after: {len(nothing.tenants)} tenants would move; {time.perf_counter() - started:.3f} s)"
+            )
+        finally:
+            await database.dispose()
+
+
+async def _plain_loop(database: Database, settings: Settings) -> float:
+    """The second column applied store by store, nothing recorded: the baseline."""
+    basic = load_catalogue(settings.layers_dir).basic
+    async with database.session() as session:
+        tenants = list(await session.scalars(select(Tenant).order_by(Tenant.id)))
+
+    async def forget(_run: RevisionRun) -> None:
+        return None
+
+    started = time.perf_counter()
+    for tenant in tenants:
+        store = location_of(settings, tenant).open()
+        try:
+            await upgrade_layer(store, basic, forget)
+        finally:
+            await store.dispose()
+    return time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.rollout", description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--fleet", type=int, default=100, help="tenants per PostgreSQL isolation mode")
     parser.add_argument("--postgres-url", default=os.environ.get("TENANTRY_TEST_POSTGRES_URL"))
     args = parser.parse_args(argv)
     print(
@@ -143,6 +265,8 @@ def main(argv: list[str] | None = None) -> None:
                 name = f"tenantry_bench_rollout_{secrets.token_hex(4)}"
                 async with scratch_database(args.postgres_url, name) as url:
                     await _measure("PostgreSQL", url, data, args.tenants, args.runs)
+                if args.fleet:
+                    await _fleet_rollout(args.postgres_url, args.fleet, data)
 
     asyncio.run(run())
 
