@@ -31,27 +31,31 @@ import os
 import secrets
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
+import redis
 from sqlalchemy import select, text
 
 from benchmarks.installation import scratch_database
 from benchmarks.provisioning import provision_many
 from services.db import Database
 from services.installation import prepare_landlord
+from services.jobs import send_jobs_on_commit
 from services.layers.catalogue import load_catalogue
 from services.layers.landlord import migrate_landlord
 from services.layers.migrator import RevisionRun, head, revisions, upgrade_layer
-from services.models import Tenant, TenantLayer, TenantStatus
+from services.models import Rollout, Tenant, TenantLayer, TenantStatus
 from services.rollouts.fleet import read_fleet
 from services.rollouts.plans import RolloutSpec, plan_rollout
 from services.rollouts.runs import run_here, start_rollout
 from services.settings import PROJECT_ROOT, Settings
 from services.tenancy.stores import location_of
+from workers.runner import JobQueue
 
 MODULES = ["events", "membership_tiers"]
 
@@ -169,7 +173,9 @@ def downgrade() -> None:
     )
 
 
-async def _fleet_rollout(server_url: str, fleet: int, data_dir: Path) -> None:
+async def _fleet_rollout(
+    server_url: str, fleet: int, data_dir: Path, redis_url: str | None, workers: int
+) -> None:
     name = f"tenantry_bench_fleet_{secrets.token_hex(4)}"
     async with scratch_database(server_url, name) as url:
         layers = data_dir / "layers"
@@ -188,41 +194,111 @@ async def _fleet_rollout(server_url: str, fleet: int, data_dir: Path) -> None:
             await provision_many(
                 replace(settings, data_dir=settings.data_dir / isolation), fleet, isolation, prefix=isolation
             )
+        tenants = 2 * fleet
         print(
-            f"\nA rollout: {2 * fleet} PostgreSQL tenants ({fleet} schemas, {fleet} databases), provisioned in {time.perf_counter() - started:.0f} s"
+            f"\nA rollout: {tenants} PostgreSQL tenants ({fleet} schemas, {fleet} databases), "
+            f"provisioned in {time.perf_counter() - started:.0f} s; one additive revision each time"
         )
-        first = len(revisions(load_catalogue(layers).basic)) + 1
-        _add_basic_revision(layers, first, BASIC_COLUMNS[0])
+        spec = RolloutSpec(wave_size=50, concurrency=8, per_server=8)
+        revision = len(revisions(load_catalogue(layers).basic))
+        figures: list[tuple[str, float]] = []
+
+        revision += 1
+        _add_basic_revision(layers, revision, f"note_{revision}")
         database = Database(url)
         try:
             started = time.perf_counter()
             async with database.session() as session:
-                rollout = await start_rollout(
-                    session,
-                    await plan_rollout(session, settings, RolloutSpec(wave_size=50, concurrency=8)),
-                    requested_by="benchmark",
-                )
+                planned = await plan_rollout(session, settings, spec)
+                rollout = await start_rollout(session, planned, requested_by="benchmark")
             rollout = await run_here(database, settings, rollout.id)
-            took = time.perf_counter() - started
             assert rollout.status == "finished", rollout.note
-            _add_basic_revision(layers, first + 1, BASIC_COLUMNS[1])
+            figures.append(("rollout, one process (embedded)", time.perf_counter() - started))
+
+            if redis_url:
+                revision += 1
+                _add_basic_revision(layers, revision, f"note_{revision}")
+                took = await _through_workers(
+                    replace(settings, broker_url=redis_url, broker_namespace=name), spec, workers
+                )
+                figures.append((f"rollout, {workers} worker processes (Redis)", took))
+
+            revision += 1
+            _add_basic_revision(layers, revision, f"note_{revision}")
             plain = await _plain_loop(database, settings)
+            for label, took in figures:
+                print(
+                    f"  {label:<38} {took:7.2f} s  {tenants / took:6.1f} tenants/s  ({took / plain:.1f}x the plain loop)"
+                )
             print(
-                f"  rollout (plan, waves, locks, history)  {took:7.2f} s  {2 * fleet / took:6.1f} tenants/s  ({took / plain:.1f}x the plain loop)"
-            )
-            print(
-                f"  plain loop (migrator, no record)       {plain:7.2f} s  {2 * fleet / plain:6.1f} tenants/s"
+                f"  {'plain loop (migrator, no record)':<38} {plain:7.2f} s  {tenants / plain:6.1f} tenants/s"
             )
             started = time.perf_counter()
             async with database.session() as session:
                 nothing = await plan_rollout(
-                    session, settings, RolloutSpec(layer="basic", revision=f"basic_{first:04d}")
+                    session, settings, RolloutSpec(layer="basic", revision=f"basic_{revision - 1:04d}")
                 )
             print(
                 f"  (a dry run after: {len(nothing.tenants)} tenants would move; {time.perf_counter() - started:.3f} s)"
             )
         finally:
             await database.dispose()
+
+
+async def _through_workers(settings: Settings, spec: RolloutSpec, workers: int) -> float:
+    """The rollout started here and run by `tenantry worker` processes on the broker; timed from
+    its start to its end (the workers are up before)."""
+    env = {
+        **os.environ,
+        "TENANTRY_DATABASE_URL": settings.database_url,
+        "TENANTRY_BROKER_URL": settings.broker_url,
+        "TENANTRY_BROKER_NAMESPACE": settings.broker_namespace,
+        "TENANTRY_LAYERS_DIR": str(settings.layers_dir),
+        "TENANTRY_DATA_DIR": str(settings.data_dir),
+        "TENANTRY_SECRET_KEY": settings.secret_key,
+        "TENANTRY_DRIFT_CHECK_HOURS": "0",
+    }
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "tenantry.cli", "worker", "--threads", "8"),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(workers)
+    ]
+    queue = JobQueue(settings)
+    database = Database(settings.database_url)
+    send_jobs_on_commit(database, queue)
+    try:
+        for process in processes:  # each says so once it consumes
+            assert process.stdout is not None
+            await process.stdout.readline()
+        started = time.perf_counter()
+        async with database.session() as session:
+            rollout = await start_rollout(
+                session, await plan_rollout(session, settings, spec), requested_by="benchmark"
+            )
+        while True:
+            async with database.session() as session:
+                status = (await session.get_one(Rollout, rollout.id, populate_existing=True)).status
+            if status != "running":
+                break
+            await asyncio.sleep(0.02)
+        assert status == "finished", status
+        return time.perf_counter() - started
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            await process.wait()
+        queue.stop()
+        await database.dispose()
+        client = redis.Redis.from_url(settings.broker_url)
+        for key in client.scan_iter(f"{settings.broker_namespace}*"):
+            client.delete(key)
+        client.close()
 
 
 async def _plain_loop(database: Database, settings: Settings) -> float:
@@ -250,6 +326,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--fleet", type=int, default=100, help="tenants per PostgreSQL isolation mode")
     parser.add_argument("--postgres-url", default=os.environ.get("TENANTRY_TEST_POSTGRES_URL"))
+    parser.add_argument("--redis-url", default=os.environ.get("TENANTRY_TEST_REDIS_URL"))
+    parser.add_argument("--workers", type=int, default=2, help="worker processes for the rollout on Redis")
     args = parser.parse_args(argv)
     print(
         f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; layers {PROJECT_ROOT / 'layers'}"
@@ -266,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
                 async with scratch_database(args.postgres_url, name) as url:
                     await _measure("PostgreSQL", url, data, args.tenants, args.runs)
                 if args.fleet:
-                    await _fleet_rollout(args.postgres_url, args.fleet, data)
+                    await _fleet_rollout(args.postgres_url, args.fleet, data, args.redis_url, args.workers)
 
     asyncio.run(run())
 

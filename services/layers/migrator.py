@@ -176,7 +176,8 @@ async def _run_revisions(
     runs: list[RevisionRun] = []
     started = time.perf_counter()
     try:
-        async with _migration_lock(), store.engine.connect() as connection:
+        # Connected first (slow on a new server connection), then one migration at a time.
+        async with store.engine.connect() as connection, _migration_lock():
             sqlite = connection.dialect.name == "sqlite"
             if sqlite:
                 await _sqlite_foreign_keys(connection, False)

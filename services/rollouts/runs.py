@@ -17,12 +17,14 @@ rollback, know where that was."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import lazyload
 
 from services import jobs
 from services.backups.requests import _record_failure
@@ -151,75 +153,100 @@ def _row(rollout: Rollout, position: int, tenant: PlannedTenant) -> RolloutTenan
 
 
 def _unit(row: RolloutTenant) -> str:
+    return _unit_of(row.tenant_id, row.server, row.shared_store)
+
+
+def _unit_of(tenant_id: int, server: str, shared_store: str | None) -> str:
     """Tenants of one shared store move as one unit."""
-    return f"shared:{row.server}:{row.shared_store}" if row.shared_store else f"own:{row.tenant_id}"
+    return f"shared:{server}:{shared_store}" if shared_store else f"own:{tenant_id}"
 
 
 # Deciding what runs next --------------------------------------------------------------------------
 
 
 async def advance(session: AsyncSession, rollout_id: int) -> Rollout:
-    """Apply the halt rule, finish the rollout, or start the next tenants of its current wave."""
+    """Apply the halt rule, finish the rollout, or start the next tenants of its current wave.
+    It reads counts and the current wave's queued tenants, not every tenant, so its cost does not
+    grow with the fleet."""
     # A write first: the rollout row's lock (the database's write lock on SQLite), so that two
     # tenants finishing at once decide one after the other, each seeing what the other started.
     await session.execute(update(Rollout).where(Rollout.id == rollout_id).values(status=Rollout.status))
     rollout = await session.get_one(Rollout, rollout_id, populate_existing=True)
-    rows = list(
-        await session.scalars(
-            select(RolloutTenant)
-            .where(RolloutTenant.rollout_id == rollout_id)
-            .order_by(RolloutTenant.position)
-            .execution_options(populate_existing=True)
-        )
-    )
-    running = [row for row in rows if row.status == RolloutTenantStatus.RUNNING]
+    mine = RolloutTenant.rollout_id == rollout_id
     if rollout.status == RolloutStatus.CANCELLED:
-        for row in rows:
-            if row.status == RolloutTenantStatus.QUEUED:
-                row.status, row.error = (
-                    RolloutTenantStatus.SKIPPED,
-                    "The rollout was cancelled before its turn.",
-                )
+        await session.execute(
+            update(RolloutTenant)
+            .where(mine, RolloutTenant.status == RolloutTenantStatus.QUEUED)
+            .values(status=RolloutTenantStatus.SKIPPED, error="The rollout was cancelled before its turn.")
+        )
+    counted = await session.execute(
+        select(RolloutTenant.wave, RolloutTenant.status, func.count())
+        .where(mine)
+        .group_by(RolloutTenant.wave, RolloutTenant.status)
+    )
+    counts: dict[int, Counter[str]] = {}
+    for wave, status, how_many in counted:
+        counts.setdefault(wave, Counter())[status] = how_many
+    running = {
+        _unit_of(tenant_id, server, shared_store): server
+        for tenant_id, server, shared_store in await session.execute(
+            select(RolloutTenant.tenant_id, RolloutTenant.server, RolloutTenant.shared_store).where(
+                mine, RolloutTenant.status == RolloutTenantStatus.RUNNING
+            )
+        )
+    }
     if rollout.status != RolloutStatus.RUNNING:
         if not running and rollout.finished_at is None and rollout.status != RolloutStatus.PAUSED:
             rollout.finished_at = utcnow()
         return rollout
-    if halted := _halt_reason(rollout, rows):
+    if halted := _halt_reason(rollout, counts):
         rollout.status, rollout.note = RolloutStatus.HALTED, halted
         return rollout
-    unfinished = [row for row in rows if row.status not in RolloutTenantStatus.finished()]
+    unfinished = [
+        wave
+        for wave, count in counts.items()
+        if count[RolloutTenantStatus.QUEUED] or count[RolloutTenantStatus.RUNNING]
+    ]
     if not unfinished:
         rollout.status, rollout.finished_at = RolloutStatus.FINISHED, utcnow()
         return rollout
-    wave = min(row.wave for row in unfinished)
-    units_running = {_unit(row) for row in running}
-    per_server = Counter(row.server for row in running if _unit(row) in units_running)
+    if len(running) >= rollout.concurrency:
+        return rollout
+    queued = await session.scalars(
+        select(RolloutTenant)
+        .where(
+            mine, RolloutTenant.wave == min(unfinished), RolloutTenant.status == RolloutTenantStatus.QUEUED
+        )
+        .order_by(RolloutTenant.position)
+        .options(lazyload(RolloutTenant.tenant))
+    )
     waiting: dict[str, list[RolloutTenant]] = {}
-    for row in rows:
-        if row.wave == wave and row.status == RolloutTenantStatus.QUEUED:
-            waiting.setdefault(_unit(row), []).append(row)
-    for unit, members in waiting.items():
-        if len(units_running) >= rollout.concurrency:
+    for row in queued:
+        waiting.setdefault(_unit(row), []).append(row)
+    per_server = Counter(running.values())
+    for members in waiting.values():
+        if len(running) >= rollout.concurrency:
             break
         server = members[0].server
         if per_server[server] >= rollout.per_server:
             continue
         await _start_unit(session, rollout, members)
-        units_running.add(unit)
+        running[_unit(members[0])] = server
         per_server[server] += 1
     return rollout
 
 
-def _halt_reason(rollout: Rollout, rows: list[RolloutTenant]) -> str | None:
-    failed = sum(row.status == RolloutTenantStatus.FAILED for row in rows)
+def _halt_reason(rollout: Rollout, counts: dict[int, Counter[str]]) -> str | None:
+    """Whether the halt rule is crossed, given each wave's tenants by status; why, said."""
+    failed = sum(count[RolloutTenantStatus.FAILED] for count in counts.values())
     if rollout.halt_after_failures and failed >= rollout.halt_after_failures:
         return f"Halted: {failed} tenant(s) failed (the rule: halt after {rollout.halt_after_failures})."
     if rollout.halt_failure_percent:
-        for wave in sorted({row.wave for row in rows}):
-            members = [row for row in rows if row.wave == wave and row.status != RolloutTenantStatus.REFUSED]
-            if not members or any(row.status not in RolloutTenantStatus.finished() for row in members):
+        for wave, count in sorted(counts.items()):
+            members = count.total() - count[RolloutTenantStatus.REFUSED]
+            if not members or count[RolloutTenantStatus.QUEUED] or count[RolloutTenantStatus.RUNNING]:
                 continue
-            share = 100 * sum(row.status == RolloutTenantStatus.FAILED for row in members) / len(members)
+            share = 100 * count[RolloutTenantStatus.FAILED] / members
             if share >= rollout.halt_failure_percent:
                 return (
                     f"Halted: {share:.0f} % of wave {wave} failed "
@@ -334,25 +361,34 @@ async def roll_back(
 
 
 async def run_here(database: Database, settings: Settings, rollout_id: int) -> Rollout:
-    """Perform the rollout's tenant jobs in this process, as a worker would, until it starts no
-    more: the command line's way with the embedded broker, whose workers live in the portal's
-    process and never hear of jobs recorded elsewhere."""
+    """Perform the rollout's tenant jobs in this process, as a worker would, side by side as the
+    rollout starts them (its concurrency), until it starts no more: the command line's way with
+    the embedded broker, whose workers live in the portal's process and never hear of jobs
+    recorded elsewhere."""
+
+    async def perform(job_id: int, tenant_id: int | None) -> None:
+        with tenant_context(tenant_id):
+            await jobs.perform_job(database, job_id, settings)
+
+    running: dict[int, asyncio.Task[None]] = {}
     while True:
         async with database.session() as session:
-            queued = list(
-                await session.execute(
-                    select(Job.id, Job.tenant_id)
-                    .join(RolloutTenant, RolloutTenant.job_id == Job.id)
-                    .where(RolloutTenant.rollout_id == rollout_id, Job.status == JobStatus.QUEUED)
-                    .distinct()
-                )
+            queued = await session.execute(
+                select(Job.id, Job.tenant_id)
+                .join(RolloutTenant, RolloutTenant.job_id == Job.id)
+                .where(RolloutTenant.rollout_id == rollout_id, Job.status == JobStatus.QUEUED)
+                .distinct()
             )
-        if not queued:
+            for job_id, tenant_id in queued:
+                if job_id not in running:
+                    running[job_id] = asyncio.create_task(perform(job_id, tenant_id))
+        if not running:
             async with database.session() as session:
                 return await session.get_one(Rollout, rollout_id)
-        for job_id, tenant_id in queued:
-            with tenant_context(tenant_id):
-                await jobs.perform_job(database, job_id, settings)
+        done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()  # a job's own failure is on its record; anything else is raised here
+        running = {job_id: task for job_id, task in running.items() if task not in done}
 
 
 # One tenant's job ---------------------------------------------------------------------------------
