@@ -353,6 +353,7 @@ def test_a_tenant_changed_by_hand_shows_as_drifted_on_its_page_and_on_the_fleet(
     assert "Drift check asked for" in client.get(fleet.headers["location"]).text
     wait_for(lambda: count(settings, DriftCheck) == 3, 60, what="the fleet's drift check", interval=0.1)
     shown = client.get("/fleet").text
+    assert re.search(r"<title>Fleet[^<]*</title>", shown), "the page's title is its name alone"
     assert 'id="tenants-drifted"' in shown and 'data-tenant="harbour-club"' in shown
     assert 'data-tenant="reed-club"' not in shown.split('id="tenants-drifted"')[1]
     assert "as its layers make it" in client.get("/tenants/reed-club").text
