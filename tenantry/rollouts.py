@@ -201,6 +201,8 @@ def cmd_drift(settings: Settings, args: argparse.Namespace) -> int:
 
     summary = asyncio.run(go())
     print(f"Drift check: {summary.checked} tenant(s) checked, {len(summary.drifted)} drifted.")
+    for slug, why in summary.unchecked.items():
+        print(f"  {slug}: not checked, {why}")
     for check in summary.drifted:
         print(f"  {summary.slugs[check.tenant_id]} (check #{check.id}):")
         for difference in check.differences:

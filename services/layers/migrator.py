@@ -10,6 +10,7 @@ any of them leaves the layer exactly as it was (enabling or dropping a module)."
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.db import Database
@@ -30,6 +32,8 @@ from services.layers.catalogue import Layer
 from services.layers.ownership import TENANT_LAYER
 
 UP, DOWN = "up", "down"
+#: How asyncpg's errors begin, as SQLAlchemy's adapter passes them on.
+_DRIVER_CLASS = re.compile(r"^<class '[\w.]+'>: ")
 BASE = "base"
 
 
@@ -206,7 +210,7 @@ async def _run_revisions(
                 if sqlite:
                     await _sqlite_foreign_keys(connection, True)
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        error = _in_words(exc)
         failed = min(len(runs), len(moves) - 1)  # the revision running, or the last one at commit
         revision = moves[failed][0]
         undone = f"undone: revision {revision} failed in the same transaction"
@@ -215,6 +219,16 @@ async def _run_revisions(
             RevisionRun(layer.key, revision, direction, (time.perf_counter() - started) * 1000, error),
         ]
     return runs
+
+
+def _in_words(error: Exception) -> str:
+    """A failure as the database said it, without the driver's wrapping (shown to landlord staff):
+    "CHECK constraint failed: ck_events_capacity", not the exception's class path."""
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        said = _DRIVER_CLASS.sub("", str(error.orig))
+    else:
+        said = f"{type(error).__name__}: {error}"
+    return said.strip().splitlines()[0]
 
 
 async def _run_and_record(

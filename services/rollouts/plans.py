@@ -215,7 +215,7 @@ async def _durations(session: AsyncSession) -> dict[tuple[str, str, str], float]
     return {(layer, revision, direction): float(ms) for layer, revision, direction, ms in rows}
 
 
-async def _busy(session: AsyncSession) -> dict[int, Job]:
+async def busy_tenants(session: AsyncSession) -> dict[int, Job]:
     """Tenants another job is working on (it holds their lock)."""
     rows = await session.execute(select(TenantLock.tenant_id, Job).join(Job, Job.id == TenantLock.job_id))
     return {tenant_id: job for tenant_id, job in rows if not job.finished}
@@ -255,7 +255,11 @@ async def plan_rollout(session: AsyncSession, settings: Settings, spec: RolloutS
     recorded: dict[int, dict[str, str]] = defaultdict(dict)
     for row in await session.scalars(select(TenantLayer)):
         recorded[row.tenant_id][row.layer] = row.revision
-    durations, busy, drift = await _durations(session), await _busy(session), await latest_checks(session)
+    durations, busy, drift = (
+        await _durations(session),
+        await busy_tenants(session),
+        await latest_checks(session),
+    )
     planned: list[PlannedTenant] = []
     refused: list[Refusal] = []
     at_target = 0

@@ -30,7 +30,8 @@ from tests.web.test_api import assert_json_error, bearer
 from tests.web.test_api_provisioning import follow
 from tests.web.test_backups_page import backup_rows
 from tests.web.test_provisioning_pages import text_of
-from tests.workers.restore_gate import hold_restore_at, reached
+from tests.workers.gate import reached
+from tests.workers.restore_gate import hold_restore_at
 from tests.workers.support import drop_tenant_databases, tenant
 
 SLUG = "harbour-club"

@@ -41,7 +41,8 @@ from tests.web.tenant_world import (
 )
 from tests.web.test_cross_tenant_routes import cross_tenant_entries
 from tests.web.test_provisioning_pages import latest_job, step_states, text_of
-from tests.workers.restore_gate import hold_restore_at, reached
+from tests.workers.gate import reached
+from tests.workers.restore_gate import hold_restore_at
 from tests.workers.support import tenant, wait_until_finished
 
 SLUG, OTHER = "heron-club", "otter-rescue"

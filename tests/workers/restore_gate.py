@@ -9,9 +9,7 @@ Keep it light: services only, no test tools."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,35 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.backups import restores
 from services.jobs import StepFunction
+from tests.workers.gate import wait_at
 
 GATE_VARIABLE = "TENANTRY_TEST_RESTORE_GATE"
 STEP_VARIABLE = "TENANTRY_TEST_RESTORE_GATE_AT"
-#: How long a shut gate holds before the step fails (a test that forgot to open it).
-PATIENCE_SECONDS = 120.0
-
-
-def reached(gate: Path) -> Path:
-    """Touched when a worker arrives at the gate."""
-    return Path(f"{gate}.reached")
-
-
-async def _wait_at(gate: Path) -> None:
-    await asyncio.to_thread(reached(gate).touch)
-    deadline = time.monotonic() + PATIENCE_SECONDS
-    while await asyncio.to_thread(gate.exists):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the gate was never opened")
-        # On the worker's event loop: the job's lease keeps being renewed while it waits.
-        await asyncio.sleep(0.05)
 
 
 def _gated(step: StepFunction[Any], gate: Path, after: bool) -> StepFunction[Any]:
     async def gated(run: Any, session: AsyncSession) -> str:
         if not after:
-            await _wait_at(gate)
+            await wait_at(gate)
         detail = await step(run, session)
         if after:
-            await _wait_at(gate)
+            await wait_at(gate)
         return detail
 
     return gated

@@ -43,6 +43,7 @@ from tests.services.backups.support import MODULES, TEMPLATE, execute, fill, row
 from tests.services.running import Background, background, free_port, wait_for
 from tests.support import REDIS_URL, requires_postgres, requires_redis, run_db
 from tests.workers import restore_gate
+from tests.workers.gate import reached
 from tests.workers.support import (
     drop_tenant_databases,
     forget_namespace,
@@ -121,7 +122,7 @@ def kill_at_the_gate(
 
     def arrived() -> bool:
         process.check_running()
-        return restore_gate.reached(gate).exists()
+        return reached(gate).exists()
 
     wait_for(arrived, 90, what=f"the restore to reach its gate at {where}", interval=0.05)
     process.process.kill()

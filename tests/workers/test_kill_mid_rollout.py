@@ -40,6 +40,7 @@ from tests.services.rollouts.test_rollouts import add_events_revision
 from tests.services.running import Background, background, free_port, wait_for
 from tests.support import REDIS_URL, requires_postgres, requires_redis, run_db
 from tests.workers import rollout_gate
+from tests.workers.gate import reached
 from tests.workers.support import drop_tenant_databases, forget_namespace, process_env
 from workers.runner import JobQueue
 
@@ -98,7 +99,7 @@ def prepare(
 def kill_at_the_gate(gate: Path, process: Background) -> None:
     def arrived() -> bool:
         process.check_running()
-        return rollout_gate.reached(gate).exists()
+        return reached(gate).exists()
 
     wait_for(arrived, 90, what="the tenant job to reach its gate", interval=0.05)
     process.process.kill()

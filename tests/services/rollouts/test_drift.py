@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from services.jobs import record_job
 from services.models import AuditEntry, DriftCheck
-from services.rollouts.drift_checks import check_drift
+from services.rollouts.drift_checks import CHECK_DRIFT, check_drift
 from services.rollouts.plans import RolloutSpec, plan_rollout
+from services.tenant_locks import try_tenant_lock
 from tests.services.provisioning.installation import (
     POSTGRES_DATABASE,
     SHARED_MODES,
@@ -44,7 +46,7 @@ def test_freshly_provisioned_tenants_have_no_drift(installation: Installation) -
         ] * 2
         async with landlord.database.session() as session:
             entry = await session.scalar(select(AuditEntry).where(AuditEntry.action == "drift.check"))
-        assert entry is not None and entry.detail == {"tenants": 2, "drifted": []}
+        assert entry is not None and entry.detail == {"tenants": 2, "drifted": [], "unchecked": []}
 
     installation.run(scenario)
 
@@ -98,5 +100,27 @@ def test_changes_by_hand_are_found_shown_and_refused_by_a_rollout_unless_forced(
         [refusal] = plan.refused
         assert refusal.slug == "harbour-party" and "its schema has drifted" in refusal.why
         assert [tenant.slug for tenant in forced.tenants] == ["harbour-party", "reed-party"]
+
+    installation.run(scenario)
+
+
+@pytest.mark.parametrize("installation", [SQLITE_DATABASE], indirect=True)
+def test_a_tenant_another_job_is_changing_is_left_unchecked_not_called_drifted(
+    installation: Installation,
+) -> None:
+    async def scenario(landlord: Landlord) -> None:
+        busy, _ = await landlord.provision("harbour-party")
+        await landlord.provision("reed-party")
+        async with landlord.database.session() as session:
+            job = await record_job(session, CHECK_DRIFT, payload={"requested_by": "ops@example.org"})
+        assert (
+            await try_tenant_lock(landlord.database, busy.id, job.id, "modules") is None
+        )  # it holds the lock
+
+        summary = await check_drift(landlord.database, landlord.settings, requested_by="ops@example.org")
+
+        assert summary.unchecked == {"harbour-party": f"busy with drift check job #{job.id}"}
+        assert (summary.checked, summary.drifted) == (1, [])
+        assert busy.id not in {check.tenant_id for check in await checks_of(landlord)}
 
     installation.run(scenario)
