@@ -120,6 +120,24 @@ class RolloutSpec:
         if errors:
             raise InvalidFields(errors)
 
+    @classmethod
+    def of(cls, rollout: Rollout) -> RolloutSpec:
+        """The spec a recorded rollout ran with (its selection aside)."""
+        return cls(
+            layer=rollout.layer,
+            revision=rollout.revision,
+            canary=rollout.canary,
+            wave_size=rollout.wave_size,
+            concurrency=rollout.concurrency,
+            per_server=rollout.per_server,
+            halt_after_failures=rollout.halt_after_failures,
+            halt_failure_percent=rollout.halt_failure_percent,
+            lock_timeout_ms=rollout.lock_timeout_ms,
+            statement_timeout_ms=rollout.statement_timeout_ms,
+            backup_first=rollout.backup_first,
+            force=rollout.force,
+        )
+
     @property
     def target(self) -> str:
         if self.layer is None:

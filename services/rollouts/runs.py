@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -335,17 +335,8 @@ async def rollback_plan(session: AsyncSession, settings: Settings, rollout: Roll
                 steps=tuple(Step(*step, UNSEEN_REVISION_MS) for step in steps),
             )
         )
-    spec = RolloutSpec(
-        layer=rollout.layer,
-        canary=rollout.canary,
-        wave_size=rollout.wave_size,
-        concurrency=rollout.concurrency,
-        per_server=rollout.per_server,
-        halt_after_failures=rollout.halt_after_failures,
-        halt_failure_percent=rollout.halt_failure_percent,
-        lock_timeout_ms=rollout.lock_timeout_ms,
-        statement_timeout_ms=rollout.statement_timeout_ms,
-    )
+    # Back to where each tenant was: no revision of its own, no backup first (nothing is dropped).
+    spec = replace(RolloutSpec.of(rollout), revision=None, backup_first=False)
     return RolloutPlan(spec, in_waves(planned, spec.canary, spec.wave_size), [], 0)
 
 

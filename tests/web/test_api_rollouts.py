@@ -125,6 +125,7 @@ def test_a_landlord_token_plans_starts_follows_and_rolls_back_a_rollout(
 
     assert back.status_code == 201, back.text
     assert back.json()["rollback_of"] == rollout["id"]
+    assert back.json()["target"] == f"its tenants back to where rollout #{rollout['id']} found them"
     assert wait_until_stopped(settings, back.json()["id"]) == RolloutStatus.FINISHED
     assert fleet_behind(client, landlord_token) == {"harbour-club": lag, "reed-club": lag}
     listed = client.get("/api/v1/rollouts", headers=auth).json()

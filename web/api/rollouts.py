@@ -22,7 +22,7 @@ from services.limits import integer_range
 from services.models import Rollout, RolloutTenant
 from services.rollouts import recorded
 from services.rollouts.fleet import Fleet, LayerState, read_fleet
-from services.rollouts.plans import RolloutPlan, RolloutSpec, Selection, plan_rollout
+from services.rollouts.plans import RolloutPlan, RolloutSpec, Selection, describe_target, plan_rollout
 from web.api.responses import error
 from web.api.schemas import JobOut
 from web.audit import caller_of
@@ -322,7 +322,7 @@ class RolloutOut:
             note=rollout.note,
             layer=rollout.layer,
             revision=rollout.revision,
-            target=RolloutSpec(layer=rollout.layer, revision=rollout.revision).target,
+            target=describe_target(rollout),
             selection=rollout.selection,
             canary=rollout.canary,
             wave_size=rollout.wave_size,

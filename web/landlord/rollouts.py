@@ -26,7 +26,7 @@ from services.limits import integer_range
 from services.models import Rollout, RolloutStatus, RolloutTenant, RolloutTenantStatus
 from services.rollouts import recorded
 from services.rollouts.fleet import read_fleet
-from services.rollouts.plans import RolloutPlan, RolloutSpec, Selection, plan_rollout
+from services.rollouts.plans import RolloutPlan, RolloutSpec, Selection, describe_target, plan_rollout
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import plans
 from web.audit import caller_of
@@ -150,11 +150,6 @@ def spec_of(form: RolloutForm, catalogue: Catalogue) -> RolloutSpec:
     return spec
 
 
-def target_of(rollout: Rollout) -> str:
-    """What the rollout moves, said as its request said it."""
-    return RolloutSpec(layer=rollout.layer, revision=rollout.revision).target
-
-
 @dataclass(frozen=True)
 class RolloutView:
     """A rollout and its tenants as its page shows them."""
@@ -164,7 +159,7 @@ class RolloutView:
 
     @property
     def target(self) -> str:
-        return target_of(self.rollout)
+        return describe_target(self.rollout)
 
     @property
     def selection(self) -> str:
@@ -301,7 +296,7 @@ class RolloutsController(Controller):
     async def list_rollouts(self, db_session: DbSession) -> Template:
         rollouts = list(await db_session.scalars(select(Rollout).order_by(Rollout.id.desc())))
         counts = await _status_counts(db_session)
-        context = {"rollouts": rollouts, "counts": counts, "target_of": target_of, "badges": BADGES}
+        context = {"rollouts": rollouts, "counts": counts, "target_of": describe_target, "badges": BADGES}
         return Template("landlord/rollouts.html", context=context)
 
     @get("/rollouts/new")
