@@ -17,11 +17,11 @@ from services.audit import Caller, command_line_actor
 from services.db import Database
 from services.errors import Conflict, DomainError
 from services.layers.landlord import landlord_is_current
-from services.models import Rollout, RolloutTenant
+from services.models import Rollout
 from services.rollouts import recorded
 from services.rollouts.drift_checks import DriftSummary, check_drift
 from services.rollouts.plans import RolloutPlan, RolloutSpec, Selection, describe_target, plan_rollout
-from services.rollouts.runs import run_here
+from services.rollouts.runs import run_here, tenants_of
 from services.settings import Settings
 from services.tenancy.tenants import get_tenant
 from workers.runner import JobQueue
@@ -68,16 +68,11 @@ def _print_plan(plan: RolloutPlan) -> None:
         print(f"  refused: {refusal.slug} — {refusal.why}")
 
 
-async def _rows(session: AsyncSession, rollout_id: int) -> list[RolloutTenant]:
-    statement = select(RolloutTenant).where(RolloutTenant.rollout_id == rollout_id)
-    return list(await session.scalars(statement.order_by(RolloutTenant.position)))
-
-
 async def _print_rollout(session: AsyncSession, rollout: Rollout) -> None:
     print(f"Rollout #{rollout.id}: {rollout.status} — {describe_target(rollout)}")
     if rollout.note:
         print(f"  {rollout.note}")
-    rows = await _rows(session, rollout.id)
+    rows = await tenants_of(session, rollout.id)
     counts = Counter(row.status for row in rows)
     print("  " + ", ".join(f"{count} {status}" for status, count in sorted(counts.items())))
     for row in rows:

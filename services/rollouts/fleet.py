@@ -85,7 +85,7 @@ class _Heads(dict[str, str | None]):
         return self[layer.key]
 
 
-def _layers_of(catalogue: Catalogue, tenant: Tenant) -> list[Layer]:
+def layers_of(catalogue: Catalogue, tenant: Tenant) -> list[Layer]:
     """The tenant's layers; a template or module no longer on disk is left out (it cannot move)."""
     try:
         return catalogue.layers_for(
@@ -121,7 +121,7 @@ async def read_fleet(session: AsyncSession, catalogue: Catalogue) -> Fleet:
     behind: list[TenantLag] = []
     for tenant in tenants:
         lags = []
-        for layer in _layers_of(catalogue, tenant):
+        for layer in layers_of(catalogue, tenant):
             top = heads.of(layer)
             state = states.setdefault(layer.key, LayerState(layer.key, layer.title or layer.key, top))
             at = revisions[tenant.id].get(layer.key)

@@ -24,7 +24,7 @@ from services.models import (
     TenantLock,
     TenantStatus,
 )
-from services.rollouts.fleet import IN_SERVICE, latest_checks
+from services.rollouts.fleet import IN_SERVICE, latest_checks, layers_of
 from services.settings import Settings
 from services.tenancy.stores import location_of
 
@@ -256,10 +256,9 @@ def tenant_targets(
 ) -> list[tuple[Layer, str | None, str | None]]:
     """The tenant's layers the rollout moves: (layer, where it is, where it goes), in the order
     they apply. Only a rollout of one layer goes down, so the order of layers never has to turn."""
-    layers = catalogue.layers_for(
-        tenant.template, [name for name in tenant.modules if name in catalogue.modules], tenant.slug
-    )
-    chosen = [layer for layer in layers if spec.layer is None or layer.key == spec.layer]
+    chosen = [
+        layer for layer in layers_of(catalogue, tenant) if spec.layer is None or layer.key == spec.layer
+    ]
     return [(layer, recorded.get(layer.key), spec.revision or head(layer)) for layer in chosen]
 
 

@@ -293,16 +293,29 @@ async def cancel(session: AsyncSession, rollout: Rollout) -> None:
     await advance(session, rollout.id)
 
 
+async def tenants_of(session: AsyncSession, rollout_id: int) -> list[RolloutTenant]:
+    """The rollout's tenants, in their order."""
+    statement = select(RolloutTenant).where(RolloutTenant.rollout_id == rollout_id)
+    return list(await session.scalars(statement.order_by(RolloutTenant.position)))
+
+
+async def status_counts(session: AsyncSession) -> dict[int, Counter[str]]:
+    """For every rollout, how many of its tenants are in each status."""
+    counts: dict[int, Counter[str]] = {}
+    rows = await session.execute(
+        select(RolloutTenant.rollout_id, RolloutTenant.status, func.count()).group_by(
+            RolloutTenant.rollout_id, RolloutTenant.status
+        )
+    )
+    for rollout_id, status, count in rows:
+        counts.setdefault(rollout_id, Counter())[status] = count
+    return counts
+
+
 async def rollback_plan(session: AsyncSession, settings: Settings, rollout: Rollout) -> RolloutPlan:
     """Exactly the tenants `rollout` moved go back to where it found them, newest first, in waves
     of the same sizes; those it did not move are left alone."""
-    rows = list(
-        await session.scalars(
-            select(RolloutTenant)
-            .where(RolloutTenant.rollout_id == rollout.id)
-            .order_by(RolloutTenant.position)
-        )
-    )
+    rows = await tenants_of(session, rollout.id)
     if any(row.status == RolloutTenantStatus.RUNNING for row in rows):
         raise Conflict(
             f"Rollout #{rollout.id} still has tenants migrating: pause or cancel it, then roll it back."

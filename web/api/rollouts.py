@@ -14,7 +14,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import Body, FromPath
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 from msgspec import Meta
-from sqlalchemy import Integer, func, select
+from sqlalchemy import Integer, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.layers.catalogue import load_catalogue
@@ -23,6 +23,7 @@ from services.models import Rollout, RolloutTenant
 from services.rollouts import recorded
 from services.rollouts.fleet import Fleet, LayerState, read_fleet
 from services.rollouts.plans import RolloutPlan, RolloutSpec, Selection, describe_target, plan_rollout
+from services.rollouts.runs import status_counts, tenants_of
 from web.api.responses import error
 from web.api.schemas import JobOut
 from web.audit import caller_of
@@ -344,13 +345,7 @@ class RolloutOut:
 
 async def _rollout_out(session: AsyncSession, rollout: Rollout) -> RolloutOut:
     """The rollout with each of its tenants."""
-    rows = list(
-        await session.scalars(
-            select(RolloutTenant)
-            .where(RolloutTenant.rollout_id == rollout.id)
-            .order_by(RolloutTenant.position)
-        )
-    )
+    rows = await tenants_of(session, rollout.id)
     return RolloutOut.of(rollout, Counter(row.status for row in rows), rows)
 
 
@@ -358,19 +353,6 @@ async def _changed(session: AsyncSession, rollout: Rollout) -> RolloutOut:
     """The rollout as a change left it, committed (the jobs it starts are sent)."""
     await session.commit()
     return await _rollout_out(session, rollout)
-
-
-async def _status_counts(session: AsyncSession) -> dict[int, Counter[str]]:
-    """For every rollout, how many of its tenants are in each status."""
-    counts: dict[int, Counter[str]] = {}
-    rows = await session.execute(
-        select(RolloutTenant.rollout_id, RolloutTenant.status, func.count()).group_by(
-            RolloutTenant.rollout_id, RolloutTenant.status
-        )
-    )
-    for rollout_id, status, count in rows:
-        counts.setdefault(rollout_id, Counter())[status] = count
-    return counts
 
 
 class RolloutsApiController(Controller):
@@ -424,7 +406,7 @@ class RolloutsApiController(Controller):
     @get("/rollouts", summary="Every rollout, newest first, with how many of its tenants are in each status")
     async def list_rollouts(self, db_session: DbSession) -> list[RolloutOut]:
         rollouts = await db_session.scalars(select(Rollout).order_by(Rollout.id.desc()))
-        counts = await _status_counts(db_session)
+        counts = await status_counts(db_session)
         return [RolloutOut.of(rollout, counts.get(rollout.id, Counter())) for rollout in rollouts]
 
     @get(

@@ -16,7 +16,7 @@ from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Response, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar_htmx import ClientRefresh, HTMXRequest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit import Caller
@@ -27,6 +27,7 @@ from services.models import Rollout, RolloutStatus, RolloutTenant, RolloutTenant
 from services.rollouts import recorded
 from services.rollouts.fleet import read_fleet
 from services.rollouts.plans import RolloutPlan, RolloutSpec, Selection, describe_target, plan_rollout
+from services.rollouts.runs import status_counts, tenants_of
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import plans
 from web.audit import caller_of
@@ -200,23 +201,7 @@ class RolloutView:
 
 async def _rollout_view(session: AsyncSession, rollout_id: int) -> RolloutView:
     rollout = await recorded.find_rollout(session, rollout_id)
-    rows = await session.scalars(
-        select(RolloutTenant).where(RolloutTenant.rollout_id == rollout.id).order_by(RolloutTenant.position)
-    )
-    return RolloutView(rollout, list(rows))
-
-
-async def _status_counts(session: AsyncSession) -> dict[int, Counter[str]]:
-    """For every rollout, how many of its tenants are in each status."""
-    counts: dict[int, Counter[str]] = {}
-    rows = await session.execute(
-        select(RolloutTenant.rollout_id, RolloutTenant.status, func.count()).group_by(
-            RolloutTenant.rollout_id, RolloutTenant.status
-        )
-    )
-    for rollout_id, status, count in rows:
-        counts.setdefault(rollout_id, Counter())[status] = count
-    return counts
+    return RolloutView(rollout, await tenants_of(session, rollout.id))
 
 
 #: A change to a rollout, as the services make it: it answers the rollout to show next.
@@ -295,7 +280,7 @@ class RolloutsController(Controller):
     @get("/rollouts")
     async def list_rollouts(self, db_session: DbSession) -> Template:
         rollouts = list(await db_session.scalars(select(Rollout).order_by(Rollout.id.desc())))
-        counts = await _status_counts(db_session)
+        counts = await status_counts(db_session)
         context = {"rollouts": rollouts, "counts": counts, "target_of": describe_target, "badges": BADGES}
         return Template("landlord/rollouts.html", context=context)
 
