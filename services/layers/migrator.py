@@ -10,18 +10,32 @@ any of them leaves the layer exactly as it was (enabling or dropping a module)."
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
+from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    Column,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    bindparam,
+    column,
+    literal,
+    select,
+    table,
+    text,
+    union_all,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -78,18 +92,20 @@ class MigrationFailed(DomainError):
 def _script(path: Path) -> tuple[Config, ScriptDirectory]:
     """The layer's Alembic scripts, read again when its revision files change: a developer adds
     (or fixes) a tenant's custom revision and it is applied on request, without a restart."""
-    return _read_script(path, _revision_files(path))
+    return _read_script(path, _revision_files(path / "versions"))
 
 
-def _revision_files(path: Path) -> tuple[tuple[str, int, int], ...]:
-    versions = path / "versions"
-    if not versions.is_dir():
+def _revision_files(versions: Path) -> tuple[tuple[str, int, int], ...]:
+    """Each revision file's name, time and size."""
+    try:
+        entries = list(os.scandir(versions))
+    except FileNotFoundError:
         return ()
     return tuple(
         sorted(
             (entry.name, stat.st_mtime_ns, stat.st_size)
-            for entry in versions.iterdir()
-            if entry.suffix == ".py"
+            for entry in entries
+            if entry.name.endswith(".py")
             for stat in (entry.stat(),)
         )
     )
@@ -104,8 +120,12 @@ def _read_script(path: Path, _files: tuple[tuple[str, int, int], ...]) -> tuple[
 
 def revisions(layer: Layer) -> list[str]:
     """The layer's revisions from the first to the head (a layer's history is a straight line)."""
-    _, script = _script(layer.path)
-    return [revision.revision for revision in reversed(list(script.walk_revisions()))]
+    return list(_in_order(_script(layer.path)[1]))
+
+
+@lru_cache(maxsize=256)
+def _in_order(script: ScriptDirectory) -> tuple[str, ...]:
+    return tuple(revision.revision for revision in reversed(list(script.walk_revisions())))
 
 
 def needs_quiet(layer: Layer, revision: str) -> bool:
@@ -119,32 +139,51 @@ def head(layer: Layer) -> str | None:
     return _script(layer.path)[1].get_current_head()
 
 
-def _current(connection: Connection, layer: Layer) -> str | None:
-    return MigrationContext.configure(
-        connection, opts={"version_table": layer.version_table}
-    ).get_current_revision()
+class _Skipped(Exception):
+    """The revision had already run (another migrator of the same store got there first)."""
 
 
-def _migrate(connection: Connection, layer: Layer, destination: str, direction: str) -> None:
-    config, script = _script(layer.path)
-
-    def steps(current: Any, _context: MigrationContext) -> Any:
-        if direction == UP:
-            return script._upgrade_revs(destination, current)  # what `alembic upgrade` itself runs
-        return script._downgrade_revs(destination, current)
-
+def _migrate(connection: Connection, layer: Layer, revision: str, direction: str) -> None:
+    """Run one revision's upgrade() or downgrade() with Alembic's operations and move the layer's
+    version row, in the caller's transaction (the store's migration lock held). The version is
+    read here, under that lock: a revision another migrator of the same store (a shared store)
+    ran meanwhile is skipped (_Skipped), and a layer found somewhere unexpected is an error."""
+    ordered = revisions(layer)
+    index = ordered.index(revision)
+    before, after = (ordered[index - 1] if index else None, revision)
+    if direction == DOWN:
+        before, after = revision, before
+    version = _version_table(layer.version_table)
+    if before is None:
+        version.create(connection, checkfirst=True)
+    now = connection.execute(select(version.c.version_num)).scalar()
+    if now != before:
+        position = ordered.index(now) if now in ordered else -1
+        if (direction == UP and position >= index) or (direction == DOWN and position < index):
+            raise _Skipped(revision)
+        raise RuntimeError(f"{layer.key} is at {now or 'no revision'} in the store, not at {before}")
     connection.info[TENANT_LAYER] = True  # every table it creates gets its tenant_id (ownership.py)
-    with EnvironmentContext(config, script, fn=steps, destination_rev=destination) as environment:
-        environment.configure(
-            connection=connection,
-            version_table=layer.version_table,
-            render_as_batch=connection.dialect.name == "sqlite",
-        )
-        with environment.begin_transaction():
-            environment.run_migrations()
-    if direction == DOWN and destination == BASE:
-        # A layer taken off entirely leaves no trace, not even its version table.
-        connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{layer.version_table}"')
+    context = MigrationContext.configure(connection, opts={"version_table": layer.version_table})
+    module = _script(layer.path)[1].get_revision(revision).module
+    with Operations.context(context):
+        module.upgrade() if direction == UP else module.downgrade()
+    if before is None:
+        connection.execute(version.insert().values(version_num=after))
+    elif after is None:  # a layer taken off entirely leaves no trace, not even its version table
+        version.drop(connection)
+    else:
+        connection.execute(version.update().values(version_num=after))
+
+
+@lru_cache(maxsize=256)
+def _version_table(name: str) -> Table:
+    """A layer's version table, as Alembic makes it."""
+    return Table(
+        name,
+        MetaData(),
+        Column("version_num", String(32), nullable=False),
+        PrimaryKeyConstraint("version_num", name=f"{name}_pkc"),
+    )
 
 
 # Alembic's `op` and `context` are module-wide proxies: one migration at a time per process.
@@ -156,8 +195,58 @@ def _migration_lock() -> asyncio.Lock:
 
 
 async def current_revision(store: Database, layer: Layer) -> str | None:
+    return (await current_revisions(store, [layer]))[layer.key]
+
+
+_VERSION_TABLES = {
+    "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN :names",
+    "postgresql": "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename IN :names",
+}
+
+
+async def current_revisions(store: Database, layers: Sequence[Layer]) -> dict[str, str | None]:
+    """Where each layer is in the store (None: not there), read in two statements on one
+    connection whatever the number of layers: which version tables exist, then their rows.
+    Alembic's own reading reflects the table first, at several times the cost, once per layer;
+    a rollout reads every layer of every tenant."""
+    found: dict[str, str | None] = {layer.key: None for layer in layers}
+    by_table = {layer.version_table: layer.key for layer in layers}
     async with store.engine.connect() as connection:
-        return await connection.run_sync(_current, layer)
+        await store.in_schema(connection)
+        which = text(_VERSION_TABLES[connection.dialect.name]).bindparams(bindparam("names", expanding=True))
+        tables = list(await connection.scalars(which, {"names": list(by_table)}))
+        if tables:
+            rows = await connection.execute(
+                union_all(
+                    *(
+                        select(literal(name).label("layer_table"), column("version_num")).select_from(
+                            table(name)
+                        )
+                        for name in tables
+                    )
+                )
+            )
+            for name, revision in rows:
+                found[by_table[name]] = revision
+    return found
+
+
+async def _settle(connection: AsyncConnection, store: Database, timeouts: Timeouts | None) -> None:
+    """A PostgreSQL migration's transaction: in its schema, with its timeouts, and then holding
+    the schema's migration lock (one migrator per schema, across processes). Two statements."""
+    settings = {
+        "search_path": connection.dialect.identifier_preparer.quote(store.schema)
+        if store.shared and store.schema
+        else None,
+        "lock_timeout": str(timeouts.lock_ms) if timeouts else None,
+        "statement_timeout": str(timeouts.statement_ms) if timeouts else None,
+    }
+    if chosen := {name: value for name, value in settings.items() if value is not None}:
+        calls = ", ".join(f"set_config('{name}', :{name}, true)" for name in chosen)
+        await connection.execute(text(f"SELECT {calls}"), chosen)
+    await connection.exec_driver_sql(
+        "SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate.' || current_schema()))"
+    )
 
 
 async def _sqlite_foreign_keys(connection: AsyncConnection, enabled: bool) -> None:
@@ -176,9 +265,11 @@ async def _run_revisions(
     """Run revisions, each given as (revision, destination), in one transaction: all of them or
     none. On SQLite, foreign keys are off while they run (so a table rebuilt by batch mode does not
     cascade-delete its children) and checked after each revision. Returns a run per revision
-    reached; on failure the last carries the error and those before it say they were undone."""
+    reached (none for one that another migrator ran meanwhile); on failure the last carries the
+    error and those before it say they were undone."""
     runs: list[RevisionRun] = []
     started = time.perf_counter()
+    revision = moves[0][0]
     try:
         # Connected first (slow on a new server connection), then one migration at a time.
         async with store.engine.connect() as connection, _migration_lock():
@@ -187,17 +278,13 @@ async def _run_revisions(
                 await _sqlite_foreign_keys(connection, False)
             try:
                 async with connection.begin():
-                    if not sqlite and timeouts:
-                        await connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeouts.lock_ms)}")
-                        await connection.exec_driver_sql(
-                            f"SET LOCAL statement_timeout = {int(timeouts.statement_ms)}"
-                        )
-                    if not sqlite:  # one migrator per database schema, across processes
-                        await connection.exec_driver_sql(
-                            "SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate.' || current_schema()))"
-                        )
+                    if not sqlite:
+                        await _settle(connection, store, timeouts)
                     for revision, destination in moves:
-                        await connection.run_sync(_migrate, layer, destination, direction)
+                        try:
+                            await connection.run_sync(_migrate, layer, revision, direction)
+                        except _Skipped:
+                            continue
                         if sqlite and (
                             broken := (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first()
                         ):
@@ -211,11 +298,10 @@ async def _run_revisions(
                     await _sqlite_foreign_keys(connection, True)
     except Exception as exc:
         error = _in_words(exc)
-        failed = min(len(runs), len(moves) - 1)  # the revision running, or the last one at commit
-        revision = moves[failed][0]
+        # `revision`: the one running, or the last one when the commit failed
         undone = f"undone: revision {revision} failed in the same transaction"
         return [
-            *(replace(run, error=undone) for run in runs[:failed]),
+            *(replace(run, error=undone) for run in runs if run.revision != revision),
             RevisionRun(layer.key, revision, direction, (time.perf_counter() - started) * 1000, error),
         ]
     return runs
@@ -249,8 +335,26 @@ async def _run_and_record(
         runs = await _run_revisions(store, layer, batch, direction, timeouts)
         for run in runs:
             await record(run)
-        if runs[-1].error:
+        if runs and runs[-1].error:
             raise MigrationFailed(runs[-1])
+
+
+def _upward(ordered: list[str], current: str | None, target: str | None) -> list[tuple[str, str]]:
+    """(revision, destination) for each revision above `current` up to `target` (None: the head)."""
+    start = ordered.index(current) + 1 if current else 0
+    stop = ordered.index(target) + 1 if target else len(ordered)
+    return [(revision, revision) for revision in ordered[start:stop]]
+
+
+def _downward(ordered: list[str], current: str | None, target: str) -> list[tuple[str, str]]:
+    """(revision, destination) for each revision from `current` down to above `target` (BASE: all)."""
+    if current is None:
+        return []
+    stop = ordered.index(target) + 1 if target != BASE else 0
+    return [
+        (ordered[index], ordered[index - 1] if index > 0 else BASE)
+        for index in range(ordered.index(current), stop - 1, -1)
+    ]
 
 
 async def upgrade_layer(
@@ -264,14 +368,9 @@ async def upgrade_layer(
 ) -> int:
     """Apply the layer's missing revisions up to `target` (the head by default); returns how many.
     `atomic`: all of them in one transaction, so a failure applies none."""
-    ordered = revisions(layer)
-    current = await current_revision(store, layer)
-    start = ordered.index(current) + 1 if current else 0
-    stop = ordered.index(target) + 1 if target else len(ordered)
-    pending = ordered[start:stop]
-    moves = [(revision, revision) for revision in pending]
+    moves = _upward(revisions(layer), await current_revision(store, layer), target)
     await _run_and_record(store, layer, moves, UP, record, atomic, timeouts)
-    return len(pending)
+    return len(moves)
 
 
 async def downgrade_layer(
@@ -285,14 +384,27 @@ async def downgrade_layer(
 ) -> int:
     """Revert the layer's revisions down to `target` (all of them by default); returns how many.
     `atomic`: all of them in one transaction, so a failure reverts none."""
-    ordered = revisions(layer)
-    current = await current_revision(store, layer)
-    if current is None:
-        return 0
-    stop = ordered.index(target) + 1 if target != BASE else 0
-    moves = [
-        (ordered[index], ordered[index - 1] if index > 0 else BASE)
-        for index in range(ordered.index(current), stop - 1, -1)
-    ]
+    moves = _downward(revisions(layer), await current_revision(store, layer), target)
     await _run_and_record(store, layer, moves, DOWN, record, atomic, timeouts)
+    return len(moves)
+
+
+async def move_layer(
+    store: Database,
+    layer: Layer,
+    current: str | None,
+    target: str | None,
+    record: Recorder,
+    *,
+    timeouts: Timeouts | None = None,
+) -> int:
+    """Take the layer from `current` (just read, with current_revisions) to `target` (None: no
+    revision), up or down, one revision per transaction; returns how many revisions ran."""
+    ordered = revisions(layer)
+    position = {revision: index for index, revision in enumerate(ordered)}
+    if position.get(target or "", -1) >= position.get(current or "", -1):
+        moves, direction = _upward(ordered, current, target) if target else [], UP
+    else:
+        moves, direction = _downward(ordered, current, target or BASE), DOWN
+    await _run_and_record(store, layer, moves, direction, record, False, timeouts)
     return len(moves)

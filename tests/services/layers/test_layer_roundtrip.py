@@ -14,7 +14,16 @@ from sqlalchemy import inspect, text
 
 from services.db import Database
 from services.layers.catalogue import Layer
-from services.layers.migrator import DOWN, UP, current_revision, downgrade_layer, revisions, upgrade_layer
+from services.layers.migrator import (
+    DOWN,
+    UP,
+    MigrationFailed,
+    current_revision,
+    downgrade_layer,
+    move_layer,
+    revisions,
+    upgrade_layer,
+)
 from services.layers.snapshot import fingerprint, take_snapshot
 from tests.services.layers.stores import (
     Runs,
@@ -239,5 +248,33 @@ def test_taking_events_back_to_its_first_revision_keeps_the_data(store: Store) -
             assert (await take_snapshot(database))[0]["tables"] == {}
         finally:
             await _leave_empty(database, stack)
+
+    store.run(scenario)
+
+
+def test_a_revision_another_migrator_ran_meanwhile_is_skipped_not_run_or_recorded_twice(store: Store) -> None:
+    """Two migrators of one store (two tenants of a shared store) both read events at its first
+    revision; the second to get the store's lock finds the revision applied, and neither runs it
+    again nor records it again. A layer found somewhere it cannot have come from is refused."""
+    found = catalogue()
+    basic, events = found.basic, found.modules["events"]
+    first, second = revisions(events)[:2]
+
+    async def scenario(database: Database) -> None:
+        try:
+            await up(database, [basic])
+            await upgrade_layer(database, events, Runs(), target=first)
+            read_by_both = await current_revision(database, events)
+            earlier, later = Runs(), Runs()
+            await move_layer(database, events, read_by_both, second, earlier)
+            await move_layer(database, events, read_by_both, second, later)
+            assert [run.revision for run in earlier.runs] == [second] and later.runs == []
+            assert await current_revision(database, events) == second
+
+            with pytest.raises(MigrationFailed, match=f"is at {second} in the store, not at {first}"):
+                await move_layer(database, events, first, None, Runs())  # believed at its first
+            assert await current_revision(database, events) == second
+        finally:
+            await _leave_empty(database, [basic, events])
 
     store.run(scenario)
