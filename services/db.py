@@ -9,7 +9,13 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 
 def is_sqlite(url: str) -> bool:
@@ -103,9 +109,18 @@ class Database:
         transactional_ddl: bool = False,
         connection_info: dict[str, Any] | None = None,
         busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+        sharing: Database | None = None,
     ) -> None:
         self.url = url
         self.schema = schema
+        #: Sharing another Database's engine (and its connections): the schemas of one PostgreSQL
+        #: database, worked on one after the other. Each transaction then sets its search_path.
+        self.shared = sharing is not None
+        self.engine: AsyncEngine
+        self.sessionmaker: async_sessionmaker[AsyncSession]
+        if sharing is not None:
+            self.engine, self.sessionmaker = sharing.engine, sharing.sessionmaker
+            return
         self.engine = create_engine(
             url, schema=schema, transactional_ddl=transactional_ddl, busy_timeout_ms=busy_timeout_ms
         )
@@ -126,5 +141,12 @@ class Database:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
+    async def in_schema(self, connection: AsyncConnection) -> None:
+        """Point the connection's transaction at the schema, when the engine is shared."""
+        if self.shared and self.schema:
+            quoted = connection.dialect.identifier_preparer.quote(self.schema)
+            await connection.exec_driver_sql(f"SET LOCAL search_path TO {quoted}")
+
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if not self.shared:
+            await self.engine.dispose()

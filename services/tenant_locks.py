@@ -11,11 +11,15 @@ import time
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.db import Database
 from services.errors import Conflict
 from services.models import Job, TenantLock
+from services.models.types import utcnow
 
 #: How often a waiting job looks at the lock again.
 POLL_SECONDS = 0.25
@@ -32,6 +36,8 @@ async def try_tenant_lock(database: Database, tenant_id: int, job_id: int, purpo
     """Take the tenant's lock for the job (or find it already ours): None. Otherwise the job
     holding it."""
     async with database.session() as session:
+        if await _took(session, tenant_id, job_id, purpose):
+            return None
         lock = await session.get(TenantLock, tenant_id)
         if lock is not None and lock.job_id == job_id:
             return None
@@ -53,6 +59,14 @@ async def try_tenant_lock(database: Database, tenant_id: int, job_id: int, purpo
             )
             return await session.get(Job, taken.job_id) if taken is not None else None
         return None
+
+
+async def _took(session: AsyncSession, tenant_id: int, job_id: int, purpose: str) -> bool:
+    """The lock taken in one statement when nobody holds it (the usual case)."""
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    row = {"tenant_id": tenant_id, "job_id": job_id, "purpose": purpose, "acquired_at": utcnow()}
+    taken = await session.execute(insert(TenantLock).values(row).on_conflict_do_nothing())
+    return bool(taken.rowcount)  # type: ignore[attr-defined]
 
 
 async def acquire_tenant_lock(
@@ -81,6 +95,11 @@ async def acquire_tenant_lock(
 
 async def release_tenant_lock(database: Database, tenant_id: int, job_id: int) -> None:
     async with database.session() as session:
-        await session.execute(
-            delete(TenantLock).where(TenantLock.tenant_id == tenant_id, TenantLock.job_id == job_id)
-        )
+        await let_go(session, tenant_id, job_id)
+
+
+async def let_go(session: AsyncSession, tenant_id: int, job_id: int) -> None:
+    """The job's lock on the tenant let go with the rest of `session`'s transaction."""
+    await session.execute(
+        delete(TenantLock).where(TenantLock.tenant_id == tenant_id, TenantLock.job_id == job_id)
+    )

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services import jobs
 from services.backups.postgres import have_postgres_tools
 from services.backups.retention import PRUNE, prune
-from services.backups.steps import BACKUP_STEPS, LOCK, BackupRun
+from services.backups.steps import BACKUP_STEPS, LOCK, BackupRun, record_backup_failure
 from services.db import Database
 from services.errors import Conflict, InvalidInput, NotFound
 from services.jobs import StepFunction
@@ -154,22 +154,9 @@ async def backups_of(session: AsyncSession, tenant: Tenant, limit: int = 50) -> 
     return list(await session.scalars(statement))
 
 
-async def _record_failure(run: BackupRun, failure: jobs.StepFailed) -> None:
-    """A backup that stopped before its archive was complete is failed, and what it stored goes.
-    One whose archive is complete but did not verify keeps it, marked as failing verification."""
-    async with run.landlord.session() as session:
-        backup = await run.backup(session)
-        if backup.status == JobStatus.SUCCEEDED:
-            return
-        backup.status, backup.error, backup.finished_at = JobStatus.FAILED, failure.error, utcnow()
-        if backup.storage_key is not None:
-            run.storage.delete(backup.storage_key)
-            backup.storage_key = None
-
-
 async def _on_failure(run: BackupRun, error: Exception) -> None:
     if isinstance(error, jobs.StepFailed):
-        await _record_failure(run, error)
+        await record_backup_failure(run, error.error)
 
 
 @jobs.job_handler(BACKUP)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.backups.postgres import have_postgres_tools
-from services.backups.steps import BackupRun, checksum, dump, record_manifest, verify
+from services.backups.steps import BackupRun, checksum, dump, record_backup_failure, record_manifest, verify
+from services.errors import DomainError
 from services.jobs import StepFunction
 from services.models import Backup, BackupFormat, IsolationMode, JobStatus, Tenant
 from services.models.types import utcnow
@@ -18,6 +19,7 @@ from services.tenancy.stores import POSTGRESQL
 #: Where the job's payload names its safety backup.
 SAFETY_BACKUP_ID = "safety_backup_id"
 SAFETY_BACKUP_STEPS = ("safety dump", "safety checksum", "safety manifest", "safety verify")
+_BACKUP_STEPS = (dump, checksum, record_manifest, verify)
 
 
 def safety_run(run: StoreJob, backup_id: int) -> BackupRun:
@@ -34,25 +36,47 @@ def safety_format(tenant: Tenant) -> str:
     return BackupFormat.NATIVE
 
 
-async def record_safety_backup(run: StoreJob, session: AsyncSession, tenant: Tenant, before: str) -> None:
-    """Record the safety backup (once: a resumed job finds it recorded), named for what it
-    comes `before` ("restore #12")."""
-    payload = await run.payload(session)
-    if payload.get(SAFETY_BACKUP_ID) is not None:
-        return
-    requester = payload.get("requested_by")
-    backup = Backup(
+def new_safety_backup(tenant: Tenant, job_id: int, before: str, requester: str | None) -> Backup:
+    """The safety backup's row, running, named for what it comes `before` ("restore #12")."""
+    return Backup(
         tenant_id=tenant.id,
         tenant_slug=tenant.slug,
-        job_id=run.job_id,
+        job_id=job_id,
         format=safety_format(tenant),
         status=JobStatus.RUNNING,
         requested_by=f"safety backup before {before}" + (f", {requester}" if requester else ""),
         created_at=utcnow(),
     )
+
+
+async def record_safety_backup(run: StoreJob, session: AsyncSession, tenant: Tenant, before: str) -> None:
+    """Record the safety backup (once: a resumed job finds it recorded)."""
+    payload = await run.payload(session)
+    if payload.get(SAFETY_BACKUP_ID) is not None:
+        return
+    backup = new_safety_backup(tenant, run.job_id, before, payload.get("requested_by"))
     session.add(backup)
     await session.flush()
     await run.remember(session, **{SAFETY_BACKUP_ID: backup.id})
+
+
+async def take_safety_backup(run: BackupRun) -> None:
+    """The backup steps one after the other, outside a job's steps (a rollout takes one per tenant,
+    in its lane). A failure is recorded on the backup and raised as SafetyBackupFailed."""
+    for name, step in zip(SAFETY_BACKUP_STEPS, _BACKUP_STEPS, strict=True):
+        try:
+            async with run.landlord.session() as session:
+                await step(run, session)
+        except Exception as failure:
+            error = getattr(failure, "message", None) or str(failure) or type(failure).__name__
+            await record_backup_failure(run, error)
+            raise SafetyBackupFailed(
+                f"The safety backup #{run.backup_id} failed at its {name}: {error}"
+            ) from failure
+
+
+class SafetyBackupFailed(DomainError):
+    """The backup a change needs first could not be taken: the change does not start."""
 
 
 def _on_safety_backup(step: StepFunction[BackupRun]) -> StepFunction[StoreJob]:
@@ -65,5 +89,4 @@ def _on_safety_backup(step: StepFunction[BackupRun]) -> StepFunction[StoreJob]:
 
 def safety_backup_steps() -> list[tuple[str, StepFunction[StoreJob]]]:
     """The backup steps, each run on the job's safety backup."""
-    steps = (dump, checksum, record_manifest, verify)
-    return list(zip(SAFETY_BACKUP_STEPS, map(_on_safety_backup, steps), strict=True))
+    return list(zip(SAFETY_BACKUP_STEPS, map(_on_safety_backup, _BACKUP_STEPS), strict=True))

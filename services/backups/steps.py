@@ -250,3 +250,16 @@ BACKUP_STEPS: list[tuple[str, StepFunction[BackupRun]]] = [
     ("manifest", record_manifest),
     ("verify", verify),
 ]
+
+
+async def record_backup_failure(run: BackupRun, error: str) -> None:
+    """A backup that stopped before its archive was complete is failed, and what it stored goes.
+    One whose archive is complete but did not verify keeps it, marked as failing verification."""
+    async with run.landlord.session() as session:
+        backup = await run.backup(session)
+        if backup.status == JobStatus.SUCCEEDED:
+            return
+        backup.status, backup.error, backup.finished_at = JobStatus.FAILED, error, utcnow()
+        if backup.storage_key is not None:
+            run.storage.delete(backup.storage_key)
+            backup.storage_key = None

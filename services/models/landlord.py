@@ -389,7 +389,10 @@ class RolloutTenant(LandlordBase):
     started_at_revisions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: {layer: revision or None} where its layers go.
     target_revisions: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The lane (job) that runs, or ran, the tenant.
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    #: The backup taken before its first change (a rollout with `backup_first`).
+    safety_backup_id: Mapped[int | None] = mapped_column(ForeignKey("backups.id", ondelete="SET NULL"))
     error: Mapped[str | None] = mapped_column(Text)
     #: What happened, said for people: the revisions applied, or what was taken back.
     detail: Mapped[str | None] = mapped_column(Text)

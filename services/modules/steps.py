@@ -27,8 +27,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import jobs
-from services.backups.requests import _record_failure
 from services.backups.safety import SAFETY_BACKUP_ID, record_safety_backup, safety_backup_steps, safety_run
+from services.backups.steps import record_backup_failure
 from services.db import Database
 from services.errors import Conflict, DomainError
 from services.jobs import StepFunction
@@ -311,7 +311,7 @@ async def _undo_disable(run: ModuleChange, failure: Exception) -> str:
         )
         module = payload["module"]
         if payload.get(SAFETY_BACKUP_ID) is not None and isinstance(failure, jobs.StepFailed):
-            await _record_failure(safety_run(run, int(payload[SAFETY_BACKUP_ID])), failure)
+            await record_backup_failure(safety_run(run, int(payload[SAFETY_BACKUP_ID])), failure.error)
         if KEEP_DATA in done:
             tenant.modules = run.catalogue.resolve_modules(tenant.template, [*tenant.modules, module])
             tenant.kept_modules = [name for name in tenant.kept_modules if name != module]

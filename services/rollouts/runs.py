@@ -18,42 +18,35 @@ rollback, know where that was."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Select, Update, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
 from services import jobs
-from services.backups.requests import _record_failure
-from services.backups.safety import (
-    SAFETY_BACKUP_ID,
-    SAFETY_BACKUP_STEPS,
-    record_safety_backup,
-    safety_backup_steps,
-    safety_run,
-)
+from services.backups.safety import SafetyBackupFailed, new_safety_backup, take_safety_backup
+from services.backups.steps import BackupRun
 from services.db import Database
 from services.errors import Conflict, DomainError
-from services.jobs import StepFunction
 from services.layers.catalogue import Layer, load_catalogue
 from services.layers.history import record_run
 from services.layers.migrator import (
-    BASE,
     UP,
     MigrationFailed,
     Recorder,
     RevisionRun,
     Timeouts,
-    current_revision,
-    downgrade_layer,
+    current_revisions,
+    move_layer,
     needs_quiet,
     revisions,
-    upgrade_layer,
 )
 from services.models import (
+    Backup,
     Job,
     JobStatus,
     Rollout,
@@ -76,12 +69,12 @@ from services.rollouts.plans import (
     moves,
 )
 from services.settings import Settings
-from services.store_jobs import LOCK_STEP
 from services.tenancy.context import tenant_context
-from services.tenant_locks import TenantBusy, release_tenant_lock
+from services.tenant_locks import TenantBusy, acquire_tenant_lock, let_go
 
-ROLLOUT_TENANT = "rollout_tenant"
-MIGRATE_STEP = "migrate"
+ROLLOUT_LANE = "rollout_lane"
+
+log = logging.getLogger(__name__)
 
 
 class TenantRefused(DomainError):
@@ -164,12 +157,14 @@ def _unit_of(tenant_id: int, server: str, shared_store: str | None) -> str:
 # Deciding what runs next --------------------------------------------------------------------------
 
 
-async def advance(session: AsyncSession, rollout_id: int) -> Rollout:
-    """Apply the halt rule, finish the rollout, or start the next tenants of its current wave.
-    It reads counts and the current wave's queued tenants, not every tenant, so its cost does not
-    grow with the fleet."""
+async def advance(session: AsyncSession, rollout_id: int, *, lane: int | None = None) -> list[RolloutTenant]:
+    """Apply the halt rule, finish the rollout, or hand out the next units of its current wave
+    within its concurrency: the first to `lane` (the job asking, having finished its unit), the
+    others to new lanes. Returns the unit handed to `lane` (its tenants' rows; none: the lane
+    ends). It reads counts and the current wave's queued tenants, not every tenant, so its cost
+    does not grow with the fleet."""
     # A write first: the rollout row's lock (the database's write lock on SQLite), so that two
-    # tenants finishing at once decide one after the other, each seeing what the other started.
+    # lanes finishing at once decide one after the other, each seeing what the other took.
     await session.execute(update(Rollout).where(Rollout.id == rollout_id).values(status=Rollout.status))
     rollout = await session.get_one(Rollout, rollout_id, populate_existing=True)
     mine = RolloutTenant.rollout_id == rollout_id
@@ -198,10 +193,10 @@ async def advance(session: AsyncSession, rollout_id: int) -> Rollout:
     if rollout.status != RolloutStatus.RUNNING:
         if not running and rollout.finished_at is None and rollout.status != RolloutStatus.PAUSED:
             rollout.finished_at = utcnow()
-        return rollout
+        return []
     if halted := _halt_reason(rollout, counts):
         rollout.status, rollout.note = RolloutStatus.HALTED, halted
-        return rollout
+        return []
     unfinished = [
         wave
         for wave, count in counts.items()
@@ -209,9 +204,9 @@ async def advance(session: AsyncSession, rollout_id: int) -> Rollout:
     ]
     if not unfinished:
         rollout.status, rollout.finished_at = RolloutStatus.FINISHED, utcnow()
-        return rollout
+        return []
     if len(running) >= rollout.concurrency:
-        return rollout
+        return []
     queued = await session.scalars(
         select(RolloutTenant)
         .where(
@@ -224,16 +219,33 @@ async def advance(session: AsyncSession, rollout_id: int) -> Rollout:
     for row in queued:
         waiting.setdefault(_unit(row), []).append(row)
     per_server = Counter(running.values())
+    handed: list[RolloutTenant] = []
     for members in waiting.values():
         if len(running) >= rollout.concurrency:
             break
         server = members[0].server
         if per_server[server] >= rollout.per_server:
             continue
-        await _start_unit(session, rollout, members)
+        if lane is not None and not handed:
+            handed = members
+            _hand(members, lane)
+        else:
+            _hand(members, (await _new_lane(session, rollout.id)).id)
         running[_unit(members[0])] = server
         per_server[server] += 1
-    return rollout
+    return handed
+
+
+def _hand(members: list[RolloutTenant], lane: int) -> None:
+    for row in members:
+        row.status, row.job_id, row.started_at = RolloutTenantStatus.RUNNING, lane, utcnow()
+
+
+async def _new_lane(session: AsyncSession, rollout_id: int) -> Job:
+    """A job that runs the unit it is handed now, then asks `advance` for the next, and so on: a
+    rollout's jobs are as many as its concurrency, not as its tenants. It is a fleet job (no
+    tenant of its own) and enters each tenant's context in turn."""
+    return await jobs.record_job(session, ROLLOUT_LANE, payload={"rollout_id": rollout_id})
 
 
 def _halt_reason(rollout: Rollout, counts: dict[int, Counter[str]]) -> str | None:
@@ -253,19 +265,6 @@ def _halt_reason(rollout: Rollout, counts: dict[int, Counter[str]]) -> str | Non
                     f"(the rule: halt at {rollout.halt_failure_percent} %)."
                 )
     return None
-
-
-async def _start_unit(session: AsyncSession, rollout: Rollout, members: list[RolloutTenant]) -> None:
-    steps = [LOCK_STEP, *(SAFETY_BACKUP_STEPS if rollout.backup_first else ()), MIGRATE_STEP]
-    job = await jobs.record_job(
-        session,
-        ROLLOUT_TENANT,
-        tenant_id=members[0].tenant_id,
-        payload={"rollout_id": rollout.id, "rows": [row.id for row in members]},
-        steps=steps,
-    )
-    for row in members:
-        row.status, row.job_id, row.started_at = RolloutTenantStatus.RUNNING, job.id, utcnow()
 
 
 # Pausing, resuming, cancelling, rolling back -------------------------------------------------------
@@ -395,73 +394,184 @@ async def run_here(database: Database, settings: Settings, rollout_id: int) -> R
         running = {job_id: task for job_id, task in running.items() if task not in done}
 
 
-# One tenant's job ---------------------------------------------------------------------------------
+# One lane: a rollout's job, unit after unit ----------------------------------------------------------
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RolloutRun(Provisioning):
-    """What every step of one tenant's rollout job works with: a provisioning run's (its layers,
-    and the record of every revision it runs), and the rollout's."""
+    """One unit's run in its lane: a provisioning run's (its layers, and the record of every
+    revision it runs, under the lane's job) over the unit's first tenant, with the rollout, the
+    tenant and the unit's rows as read when its turn came."""
 
-    rollout_id: int = 0
-    row_ids: tuple[int, ...] = ()
+    rollout: Rollout
+    unit_tenant: Tenant
+    rows: list[RolloutTenant]
+    #: Owner's engines on the databases holding schemas, shared by the lane's schema tenants.
+    servers: dict[str, Database]
+    #: Whether its tenants were put in maintenance for a revision (None: not migrated yet).
+    quieted: bool | None = None
 
-    @classmethod
-    def named_in(cls, payload: dict[str, Any]) -> dict[str, Any]:
-        return {"rollout_id": int(payload["rollout_id"]), "row_ids": tuple(payload["rows"])}
+    @property
+    def row_ids(self) -> list[int]:
+        return [row.id for row in self.rows]
 
-    async def rows(self, session: AsyncSession) -> list[RolloutTenant]:
-        statement = (
-            select(RolloutTenant).where(RolloutTenant.id.in_(self.row_ids)).order_by(RolloutTenant.position)
-        )
-        return list(await session.scalars(statement))
+    @property
+    def layers(self) -> list[tuple[Layer, str | None]]:
+        """The unit's layers and where each goes."""
+        targets = self.rows[0].target_revisions.items()
+        return [(layer, target) for key, target in targets if (layer := self.catalogue.named(key))]
 
-    async def rollout(self, session: AsyncSession) -> Rollout:
-        return await session.get_one(Rollout, self.rollout_id)
+    def open_store(self) -> Database:
+        """The tenant's store as its owner; a schema on the connections of the lane's engine on
+        its database, a new engine otherwise."""
+        location, busy_timeout_ms = self.store(self.unit_tenant), self.rollout.lock_timeout_ms
+        if location.schema is None:
+            return location.open(busy_timeout_ms=busy_timeout_ms)
+        if location.url not in self.servers:
+            self.servers[location.url] = location.server_database(busy_timeout_ms=busy_timeout_ms)
+        return location.open(busy_timeout_ms=busy_timeout_ms, sharing=self.servers[location.url])
+
+    async def record(self, run: RevisionRun) -> None:
+        """As provisioning records a revision run, with the tenant already read."""
+        async with self.landlord.session() as session:
+            await record_run(session, self.unit_tenant, run, job_id=self.job_id)
 
 
-async def lock(run: RolloutRun, session: AsyncSession) -> str:
-    rollout, tenant = await run.rollout(session), await run.tenant(session)
-    if tenant.status != TenantStatus.ACTIVE:
-        raise TenantRefused(f"the tenant is {tenant.status}")
-    said = await run.take_lock(
-        "rollout", why=f" (rollout #{rollout.id})", patience=rollout.lock_timeout_ms / 1000
+def _unit_rows(which: ColumnElement[bool]) -> Select[RolloutTenant]:
+    return (
+        select(RolloutTenant)
+        .where(which)
+        .order_by(RolloutTenant.position)
+        .options(lazyload(RolloutTenant.tenant))
     )
-    if rollout.backup_first:
-        await record_safety_backup(run, session, tenant, f"rollout #{rollout.id}")
-    return said
 
 
-async def migrate(run: RolloutRun, session: AsyncSession) -> str:
-    """Take the tenant's layers to their targets, one revision per transaction; on a failure, back
-    to where they started. Says what it did; a failure is said on the tenant's row, not raised."""
-    rollout, tenant, rows = await run.rollout(session), await run.tenant(session), await run.rows(session)
-    targets = dict(rows[0].target_revisions)
-    layers = [(layer, target) for key, target in targets.items() if (layer := run.catalogue.named(key))]
-    timeouts = Timeouts(rollout.lock_timeout_ms, rollout.statement_timeout_ms)
-    store = run.store(tenant).open(busy_timeout_ms=rollout.lock_timeout_ms)
-    record = run.record
+@dataclass(frozen=True)
+class Ended:
+    """How a unit ended, written on its rows when its lane lets go of it."""
+
+    status: str
+    detail: str | None = None
+    error: str | None = None
+
+
+@jobs.job_handler(ROLLOUT_LANE)
+async def rollout_lane(database: Database, job: Job, settings: Settings) -> None:
+    """Run the unit the lane holds, then the next `advance` hands it, until it hands none. A lane
+    whose worker died resumes with the unit it held."""
+    rollout_id = int(job.payload["rollout_id"])
+    async with database.session() as session:
+        rollout = await session.get_one(Rollout, rollout_id)
+        held = RolloutTenant.job_id == job.id, RolloutTenant.status == RolloutTenantStatus.RUNNING
+        rows = list(await session.scalars(_unit_rows(and_(*held))))
+    servers: dict[str, Database] = {}
     try:
-        started = await _started_at(run, session, rows, tenant, store, layers)
-        if _needs_quiet(layers, started):
-            await _quiet(run, session, rows)
+        while rows:
+            async with database.session() as session:
+                tenant = await session.get_one(Tenant, rows[0].tenant_id)
+            run = RolloutRun(
+                settings,
+                database,
+                job.id,
+                tenant.id,
+                rollout=rollout,
+                unit_tenant=tenant,
+                rows=rows,
+                servers=servers,
+            )
+            with tenant_context(run.tenant_id):
+                ended = await run_unit(run)
+            rows = await _end_unit(run, ended)
+    finally:
+        for server in servers.values():
+            await server.dispose()
+
+
+async def run_unit(run: RolloutRun) -> Ended:
+    """Lock the tenant, take its safety backup when asked, migrate. A refusal, a failed backup or a
+    failed revision ends the unit, not the lane."""
+    try:
+        begun = run.rows[0].started_at_revisions is not None  # resumed: it may be quiet, by our doing
+        if not begun and run.unit_tenant.status != TenantStatus.ACTIVE:
+            raise TenantRefused(f"the tenant is {run.unit_tenant.status}")
+        await acquire_tenant_lock(
+            run.landlord,
+            run.tenant_id,
+            run.job_id,
+            "rollout",
+            waiting=_say_waiting(run),
+            patience=run.rollout.lock_timeout_ms / 1000,
+        )
+        if run.rollout.backup_first:
+            await _safety_backup(run)
+        return await migrate(run)
+    except (TenantRefused, TenantBusy) as refusal:
+        return Ended(RolloutTenantStatus.REFUSED, error=f"Refused when its turn came: {refusal}.")
+    except SafetyBackupFailed as failure:
+        return Ended(RolloutTenantStatus.FAILED, error=failure.message)
+    except Exception as failure:  # this tenant failed; the lane, and the rollout, go on
+        log.exception("rollout #%s: tenant %s failed", run.rollout.id, run.tenant_id)
+        return Ended(RolloutTenantStatus.FAILED, error=str(failure) or type(failure).__name__)
+
+
+def _say_waiting(run: RolloutRun) -> Callable[[Job], Awaitable[None]]:
+    """Says on the unit's rows which job it waits for, while it waits for the tenant's lock."""
+
+    async def waiting(holder: Job) -> None:
+        said = f"waiting for {holder.kind.replace('_', ' ')} job #{holder.id} to finish"
+        async with run.landlord.session() as session:
+            await session.execute(_update_rows(run).values(detail=said))
+
+    return waiting
+
+
+def _update_rows(run: RolloutRun) -> Update:
+    return update(RolloutTenant).where(RolloutTenant.id.in_(run.row_ids))
+
+
+async def _safety_backup(run: RolloutRun) -> None:
+    """A verified backup of the tenant before its first change. A resumed lane takes it again
+    unless it was verified."""
+    async with run.landlord.session() as session:
+        row = await session.get_one(RolloutTenant, run.rows[0].id)
+        if row.safety_backup_id is not None:
+            if (await session.get_one(Backup, row.safety_backup_id)).status == JobStatus.SUCCEEDED:
+                return
+        else:
+            before, requester = f"rollout #{run.rollout.id}", run.rollout.requested_by
+            backup = new_safety_backup(run.unit_tenant, run.job_id, before, requester)
+            session.add(backup)
+            await session.flush()
+            row.safety_backup_id = backup.id
+        backup_id = row.safety_backup_id
+    await take_safety_backup(BackupRun(run.settings, run.landlord, run.job_id, run.tenant_id, backup_id))
+
+
+async def migrate(run: RolloutRun) -> Ended:
+    """Take the tenant's layers to their targets, one revision per transaction; on a failure, back
+    to where they started."""
+    layers = run.layers
+    timeouts = Timeouts(run.rollout.lock_timeout_ms, run.rollout.statement_timeout_ms)
+    store = run.open_store()
+    try:
+        found = await current_revisions(store, [layer for layer, _ in layers])
+        started = await _started_at(run, found)
+        run.quieted = _needs_quiet(layers, started)
+        if run.quieted:
+            await _quiet(run)
         moved: list[str] = []
         try:
             for layer, target in layers:
-                if applied := await _move(store, layer, target, record, timeouts):
+                if applied := await move_layer(
+                    store, layer, found[layer.key], target, run.record, timeouts=timeouts
+                ):
                     moved.append(f"{layer.key} to {target} ({applied} revision(s))")
         except MigrationFailed as failure:
-            back = await _take_back(store, layers, started, record, timeouts)
-            for row in rows:
-                row.status, row.error, row.detail = RolloutTenantStatus.FAILED, failure.message, back
-                row.finished_at = utcnow()
-            return f"failed: {failure.message}; {back}"
+            back = await _take_back(store, layers, started, run.record, timeouts)
+            return Ended(RolloutTenantStatus.FAILED, detail=back, error=failure.message)
     finally:
         await store.dispose()
-    said = "; ".join(moved) or "already at the target"
-    for row in rows:
-        row.status, row.detail, row.finished_at = RolloutTenantStatus.SUCCEEDED, said, utcnow()
-    return said
+    return Ended(RolloutTenantStatus.SUCCEEDED, detail="; ".join(moved) or "already at the target")
 
 
 def _needs_quiet(layers: list[tuple[Layer, str | None]], started: dict[str, str | None]) -> bool:
@@ -472,67 +582,46 @@ def _needs_quiet(layers: list[tuple[Layer, str | None]], started: dict[str, str 
     )
 
 
-async def _quiet(run: RolloutRun, session: AsyncSession, rows: list[RolloutTenant]) -> None:
-    """The tenants in maintenance (the portal says so, the API answers 503) until the job ends:
-    one of their revisions needs them quiet. Remembered, so that the end puts them back."""
-    for row in rows:
-        (await session.get_one(Tenant, row.tenant_id)).status = TenantStatus.MAINTENANCE
-    await run.remember(session, quieted=[row.tenant_id for row in rows])
-    await session.commit()
+def _unit_tenants(run: RolloutRun) -> Update:
+    return update(Tenant).where(Tenant.id.in_([row.tenant_id for row in run.rows]))
 
 
-async def _move(
-    store: Database, layer: Layer, target: str | None, record: Recorder, timeouts: Timeouts
-) -> int:
-    current = await current_revision(store, layer)
-    steps = moves(layer, current, target)
-    if not steps:
-        return 0
-    if steps[0][1] == UP:
-        return await upgrade_layer(store, layer, record, target, timeouts=timeouts)
-    return await downgrade_layer(store, layer, record, target or BASE, timeouts=timeouts)
+async def _quiet(run: RolloutRun) -> None:
+    """The tenants in maintenance (the portal says so, the API answers 503) until the unit ends:
+    one of their revisions needs them quiet."""
+    async with run.landlord.session() as session:
+        await session.execute(_unit_tenants(run).values(status=TenantStatus.MAINTENANCE))
 
 
-async def _started_at(
-    run: RolloutRun,
-    session: AsyncSession,
-    rows: list[RolloutTenant],
-    tenant: Tenant,
-    store: Database,
-    layers: list[tuple[Layer, str | None]],
-) -> dict[str, str | None]:
-    """Where the layers were before this rollout touched them: read from the store and committed
-    before any change, so a resumed job (and a rollback) still knows. A resumed job first puts on
-    record what the store holds but the history missed (a revision committed in the store just
+async def _started_at(run: RolloutRun, found: dict[str, str | None]) -> dict[str, str | None]:
+    """Where the layers were before this rollout touched them: `found` in the store, committed
+    before any change, so a resumed lane (and a rollback) still knows. A resumed lane first puts
+    on record what the store holds but the history missed (a revision committed in the store just
     before the worker died), so every revision appears in the history once."""
-    if rows[0].started_at_revisions is not None:
-        await _record_missed(run, session, tenant, store, layers)
-        return dict(rows[0].started_at_revisions)
-    found = {layer.key: await current_revision(store, layer) for layer, _ in layers}
-    for row in rows:
+    started = run.rows[0].started_at_revisions
+    if started is not None:
+        await _record_missed(run, found)
+        return dict(started)
+    async with run.landlord.session() as session:
+        await session.execute(_update_rows(run).values(started_at_revisions=found))
+    for row in run.rows:
         row.started_at_revisions = found
-    await session.commit()
-    return found
+    return dict(found)
 
 
-async def _record_missed(
-    run: RolloutRun,
-    session: AsyncSession,
-    tenant: Tenant,
-    store: Database,
-    layers: list[tuple[Layer, str | None]],
-) -> None:
-    recorded = {
-        row.layer: row.revision
-        for row in await session.scalars(select(TenantLayer).where(TenantLayer.tenant_id == tenant.id))
-    }
-    for layer, _ in layers:
-        actual = await current_revision(store, layer)
-        for revision, direction in moves(layer, recorded.get(layer.key), actual):
-            reached = revision if direction == UP else _below(layer, revision)
-            missed = RevisionRun(layer.key, revision, direction, 0.0, reached=reached)
-            await record_run(session, tenant, missed, job_id=run.job_id)
-    await session.commit()
+async def _record_missed(run: RolloutRun, found: dict[str, str | None]) -> None:
+    async with run.landlord.session() as session:
+        recorded = {
+            row.layer: row.revision
+            for row in await session.scalars(
+                select(TenantLayer).where(TenantLayer.tenant_id == run.tenant_id)
+            )
+        }
+        for layer, _ in run.layers:
+            for revision, direction in moves(layer, recorded.get(layer.key), found[layer.key]):
+                reached = revision if direction == UP else _below(layer, revision)
+                missed = RevisionRun(layer.key, revision, direction, 0.0, reached=reached)
+                await record_run(session, run.unit_tenant, missed, job_id=run.job_id)
 
 
 def _below(layer: Layer, revision: str) -> str | None:
@@ -550,54 +639,34 @@ async def _take_back(
 ) -> str:
     """Every layer back to where it started, the last moved first. Says where each one is."""
     said = []
+    now = await current_revisions(store, [layer for layer, _ in layers])
     for layer, _ in reversed(layers):
         start = started.get(layer.key)
         try:
-            if await _move(store, layer, start, record, timeouts):
+            if await move_layer(store, layer, now[layer.key], start, record, timeouts=timeouts):
                 said.append(f"{layer.key} taken back to {start or 'none'}")
         except MigrationFailed as failure:
             said.append(f"{layer.key} could not be taken back ({failure.message})")
     return "; ".join(said) or "nothing had changed"
 
 
-async def _finish(run: RolloutRun, failure: Exception | None) -> None:
-    """Let go of the tenant, say how a refused or failed job ended on its rows, and let the
-    rollout go on."""
-    await release_tenant_lock(run.landlord, run.tenant_id, run.job_id)
+async def _end_unit(run: RolloutRun, ended: Ended) -> list[RolloutTenant]:
+    """In one transaction: the unit's rows say how it ended, its tenants quieted for it are back
+    in service, its lock is let go, and the lane is handed its next unit (none: it ends)."""
     async with run.landlord.session() as session:
-        for tenant_id in (await run.payload(session)).get("quieted", []):
-            tenant = await session.get_one(Tenant, tenant_id)
-            if tenant.status == TenantStatus.MAINTENANCE:
-                tenant.status = TenantStatus.ACTIVE
-        if failure is not None:
-            refused = isinstance(failure, jobs.StepFailed) and isinstance(
-                failure.__cause__, (TenantRefused, TenantBusy)
+        started = run.rows[0].started_at_revisions
+        if run.quieted is None:  # it ended before its migration: quiet only if a resumed one was
+            run.quieted = started is not None and _needs_quiet(run.layers, started)
+        if run.quieted:
+            await session.execute(
+                _unit_tenants(run)
+                .where(Tenant.status == TenantStatus.MAINTENANCE)
+                .values(status=TenantStatus.ACTIVE)
             )
-            for row in await run.rows(session):
-                if row.status == RolloutTenantStatus.RUNNING:
-                    row.status = RolloutTenantStatus.REFUSED if refused else RolloutTenantStatus.FAILED
-                    row.error = (
-                        f"Refused when its turn came: {failure.__cause__}." if refused else str(failure)
-                    )
-                    row.finished_at = utcnow()
-            payload = (await session.get_one(Job, run.job_id)).payload
-            if payload.get(SAFETY_BACKUP_ID) is not None and isinstance(failure, jobs.StepFailed):
-                await _record_failure(safety_run(run, int(payload[SAFETY_BACKUP_ID])), failure)
-        await advance(session, run.rollout_id)
-
-
-@jobs.job_handler(ROLLOUT_TENANT)
-async def rollout_tenant(database: Database, job: Job, settings: Settings) -> None:
-    run = RolloutRun.of(database, job, settings)
-    backup_first = SAFETY_BACKUP_STEPS[0] in {step.name for step in job.steps}
-    steps: list[tuple[str, StepFunction[RolloutRun]]] = [
-        (LOCK_STEP, lock),
-        *(safety_backup_steps() if backup_first else ()),
-        (MIGRATE_STEP, migrate),
-    ]
-    try:
-        await jobs.run_steps(database, job.id, steps, run)
-    except Exception as failure:
-        await _finish(run, failure)
-        raise
-    await _finish(run, None)
+        await session.execute(
+            _update_rows(run).values(
+                status=ended.status, detail=ended.detail, error=ended.error, finished_at=utcnow()
+            )
+        )
+        await let_go(session, run.tenant_id, run.job_id)
+        return await advance(session, run.rollout.id, lane=run.job_id)

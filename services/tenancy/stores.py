@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import MetaData, Table, delete, text, update
@@ -58,10 +58,14 @@ class StoreLocation:
     def is_shared(self) -> bool:
         return self.isolation == IsolationMode.SHARED
 
-    def open(self, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Database:
+    def open(
+        self, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, sharing: Database | None = None
+    ) -> Database:
         """An engine on the store as its owner (migrations, provisioning). Dispose it when done;
         stores are many, connections are not. `busy_timeout_ms`: how long it waits for another
-        connection's write lock on a SQLite file (every transaction of an owner's engine writes)."""
+        connection's write lock on a SQLite file (every transaction of an owner's engine writes).
+        `sharing`: the engine of `server_database()`, for a schema (fleet work goes from schema to
+        schema of one database on the same connections)."""
         info = {TENANT_LAYER: True, SHARED_STORE_ROLE: self.app_role}
         return Database(
             self.url,
@@ -69,7 +73,12 @@ class StoreLocation:
             transactional_ddl=True,
             connection_info=info,
             busy_timeout_ms=busy_timeout_ms,
+            sharing=sharing if self.schema else None,
         )
+
+    def server_database(self, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Database:
+        """An owner's engine on the database that holds the schema, to be shared by its schemas."""
+        return replace(self, isolation=IsolationMode.DATABASE).open(busy_timeout_ms=busy_timeout_ms)
 
     @property
     def server(self) -> str:

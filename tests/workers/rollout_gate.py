@@ -1,4 +1,4 @@
-"""A gate in a rollout's tenant job, for tests: the job of one tenant waits while a file exists,
+"""A gate in a rollout's lane, for tests: the lane working on one tenant waits while a file exists,
 either before its migrate step starts (`migrate`) or once a revision has committed in the store and
 before the landlord records it (`record`), so a test can SIGKILL the worker exactly there.
 
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.layers.migrator import RevisionRun
 from services.rollouts import runs
@@ -35,10 +33,10 @@ def _install() -> None:
     if at == "migrate":
         migrate = runs.migrate
 
-        async def gated_migrate(run: runs.RolloutRun, session: AsyncSession) -> str:
+        async def gated_migrate(run: runs.RolloutRun) -> runs.Ended:
             if run.tenant_id == tenant_id:
                 await wait_at(path)
-            return await migrate(run, session)
+            return await migrate(run)
 
         runs.migrate = gated_migrate
     elif at == "record":
@@ -49,7 +47,7 @@ def _install() -> None:
                 await wait_at(path)  # the revision has committed in the store; the landlord waits
             await record(self, run)
 
-        runs.RolloutRun.record = gated_record  # type: ignore[method-assign, assignment]
+        runs.RolloutRun.record = gated_record  # type: ignore[method-assign]
 
 
 _install()

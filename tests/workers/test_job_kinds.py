@@ -12,7 +12,7 @@ from services.modules.requests import DISABLE_MODULE, ENABLE_MODULES
 from services.provisioning.custom import APPLY_CUSTOM, ROLLBACK_CUSTOM
 from services.provisioning.tenants import PROVISION
 from services.rollouts.drift_checks import CHECK_DRIFT
-from services.rollouts.runs import ROLLOUT_TENANT
+from services.rollouts.runs import ROLLOUT_LANE
 from tests.services.running import ROOT
 
 RECORDED_KINDS = {
@@ -26,7 +26,7 @@ RECORDED_KINDS = {
     ROLLBACK_CUSTOM,
     PROVISION,
     CHECK_DRIFT,
-    ROLLOUT_TENANT,
+    ROLLOUT_LANE,
 }
 
 

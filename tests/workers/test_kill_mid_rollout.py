@@ -142,7 +142,7 @@ def check_resumed(settings: Settings, rollout: Rollout, gated: int, where: str) 
         ),
     )
     assert job is not None and job.status == JobStatus.SUCCEEDED
-    assert {step.name: step.attempts for step in job.steps}["migrate"] == 2, where
+    assert job.attempts == 2, where  # the lane the worker held, resumed by the next one
 
 
 async def _tenant_ids(session: AsyncSession) -> list[int]:

@@ -21,6 +21,7 @@ from services.layers.migrator import current_revision
 from services.models import (
     Backup,
     Job,
+    JobStatus,
     MigrationHistory,
     Rollout,
     RolloutStatus,
@@ -47,6 +48,7 @@ from tests.services.rollouts.test_fleet import fleet_of, recorded_layers
 from tests.services.running import run_tenantry, tenantry_env
 
 EVENTS = "modules/events"
+PARTY = "templates/political_party"
 
 
 def add_events_revision(layers: Path, *, strict: bool = False) -> None:
@@ -72,6 +74,18 @@ def add_events_revision(layers: Path, *, strict: bool = False) -> None:
     )
 
 
+def add_party_revision(layers: Path) -> None:
+    """political_party_0002: the template's provinces get a motto (additive)."""
+    write_revision(
+        layers / "templates" / "political_party",
+        "political_party_0002",
+        "political_party_0001",
+        "Province motto",
+        'op.add_column("provinces", sa.Column("motto", sa.String(200)))',
+        'with op.batch_alter_table("provinces", recreate="never") as batch:\n    batch.drop_column("motto")',
+    )
+
+
 async def run_to_the_end(landlord: Landlord, rollout_id: int) -> Rollout:
     """What the workers do: perform each tenant job the rollout starts, until it starts no more."""
     return await runs.run_here(landlord.database, landlord.settings, rollout_id)
@@ -90,12 +104,19 @@ async def statuses(landlord: Landlord, rollout_id: int) -> dict[str, str]:
 
 
 async def events_at(landlord: Landlord, slug: str) -> str | None:
+    return await layer_at(landlord, slug, EVENTS)
+
+
+async def layer_at(landlord: Landlord, slug: str, key: str) -> str | None:
+    """Where the layer is in the tenant's store, as its own version table says."""
     async with landlord.database.session() as session:
         tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
     assert tenant is not None
     store = landlord.store(tenant).open()
     try:
-        return await current_revision(store, load_catalogue(landlord.settings.layers_dir).modules["events"])
+        layer = load_catalogue(landlord.settings.layers_dir).named(key)
+        assert layer is not None
+        return await current_revision(store, layer)
     finally:
         await store.dispose()
 
@@ -121,6 +142,7 @@ def test_a_new_revision_reaches_every_selected_tenant_in_waves(
         for slug in slugs:
             await landlord.provision(slug, modules=["events"])
         await landlord.provision("reed-club", "community_group", [])
+        add_party_revision(layers)
         add_events_revision(layers)
         landlord = landlord.with_settings(layers_dir=layers)
         spec = RolloutSpec(canary=1, wave_size=1, concurrency=2)
@@ -130,8 +152,11 @@ def test_a_new_revision_reaches_every_selected_tenant_in_waves(
         assert [(tenant.slug, tenant.wave) for tenant in plan.tenants] == list(
             zip(slugs, [0, 1, 2], strict=True)
         )
-        assert [(step.layer, step.revision) for step in plan.tenants[0].steps] == [(EVENTS, "events_0003")]
-        assert plan.at_target == 1 and plan.refused == []
+        assert [(step.layer, step.revision) for step in plan.tenants[0].steps] == [
+            (PARTY, "political_party_0002"),
+            (EVENTS, "events_0003"),
+        ]
+        assert plan.at_target == 1 and plan.refused == []  # the club has neither layer
 
         rollout = await run_to_the_end(landlord, (await start(landlord, spec)).id)
 
@@ -139,8 +164,14 @@ def test_a_new_revision_reaches_every_selected_tenant_in_waves(
         assert set((await statuses(landlord, rollout.id)).values()) == {RolloutTenantStatus.SUCCEEDED}
         for slug in slugs:
             assert await events_at(landlord, slug) == "events_0003"
-            assert await history_of(landlord, slug, "events_0003") == [("up", "succeeded")]
+            assert await layer_at(landlord, slug, PARTY) == "political_party_0002"
+            for revision in ("political_party_0002", "events_0003"):
+                assert await history_of(landlord, slug, revision) == [("up", "succeeded")]
         assert (await fleet_of(landlord)).behind == []
+        # Waves of one tenant: one lane (a fleet job) carried them all, not a job per tenant.
+        async with landlord.database.session() as session:
+            lanes = await session.scalars(select(Job).where(Job.kind == runs.ROLLOUT_LANE))
+            assert [(job.status, job.tenant_id) for job in lanes] == [(JobStatus.SUCCEEDED, None)]
 
     installation.run(scenario)
 
@@ -402,10 +433,9 @@ def test_a_rollout_told_to_back_up_first_leaves_each_tenant_a_verified_backup_fr
         assert rollout.status == RolloutStatus.FINISHED
         async with landlord.database.session() as session:
             backups = list(await session.scalars(select(Backup).order_by(Backup.id)))
-            steps = [
-                [step.name for step in job.steps]
-                for job in await session.scalars(select(Job).where(Job.kind == runs.ROLLOUT_TENANT))
-            ]
+            named = {
+                row.tenant.slug: row.safety_backup_id for row in await runs.tenants_of(session, rollout.id)
+            }
         assert [(backup.tenant_slug, backup.verification) for backup in backups] == [
             ("harbour-party", Verification.VERIFIED),
             ("reed-party", Verification.VERIFIED),
@@ -417,9 +447,6 @@ def test_a_rollout_told_to_back_up_first_leaves_each_tenant_a_verified_backup_fr
             backup.manifest and backup.manifest["schema"]["layer_versions"]["module_events"] == "events_0002"
             for backup in backups
         )
-        assert (
-            steps
-            == [["lock", "safety dump", "safety checksum", "safety manifest", "safety verify", "migrate"]] * 2
-        )
+        assert named == {backup.tenant_slug: backup.id for backup in backups}  # each row names its backup
 
     sqlite_installation.run(scenario)
