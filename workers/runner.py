@@ -49,8 +49,10 @@ class JobQueue:
         self.worker: dramatiq.Worker | None = None
         self._stopping = threading.Event()
         self._sweeper: threading.Thread | None = None
-        # In-memory queues are cheap to poll; a short poll also makes stopping quick.
-        self._poll_ms = 100 if settings.broker_is_embedded else 1000
+        # How long a consumer that found its queue empty waits before it looks again (Redis is
+        # polled, backing off up to this). Fleet work sends its next job as one ends, so a long
+        # wait would leave workers idle between jobs; a short one also makes stopping quick.
+        self._poll_ms = 100
 
     def send(self, job_id: int, tenant_id: int | None = None) -> None:
         """Send a recorded (committed) job to the workers, in its tenant's context. New jobs come
@@ -60,6 +62,9 @@ class JobQueue:
 
     def start_worker(self, threads: int = 2) -> None:
         self.worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=self._poll_ms)
+        # A worker takes no more jobs than it has threads to start them at once (Dramatiq's default
+        # is twice as many): a job it held back would wait here while another worker sat idle.
+        self.worker.queue_prefetch = threads
         self.worker.start()
         self._stopping.clear()
         self._sweeper = threading.Thread(
