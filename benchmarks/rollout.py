@@ -17,16 +17,18 @@ the point. Timed, medians over the runs:
 The last column is the time against the baseline's in the same run.
 
 **A rollout** (with a PostgreSQL server): `--fleet` tenants in schemas and as many in databases of
-their own are provisioned (golden images), then one additive basic-layer revision (a column) is
-rolled out to them all in this process, as `tenantry rollout start` does with the embedded
-broker: total time and tenants per second. The baseline is the same kind of change (a second
-column) applied by a plain loop over the stores with the layer migrator and no record at all,
+their own are provisioned (golden images). Then, for each way of running it, one more additive
+basic-layer revision (a column) is rolled out to the schema tenants, then to the database tenants
+(a rollout each, timed from its start to its end): in this process, as `tenantry rollout start`
+does with the embedded broker; by `--workers` `tenantry worker` processes on Redis (when given);
+and, the baseline, by a plain loop over the stores with the layer migrator and nothing recorded,
 the way a per-schema `migrate` loop works. Then, with nothing left to do, the dry run's time."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -34,12 +36,15 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import asyncpg
 import redis
 from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from benchmarks.installation import scratch_database
 from benchmarks.provisioning import provision_many
@@ -51,7 +56,7 @@ from services.layers.landlord import migrate_landlord
 from services.layers.migrator import RevisionRun, head, revisions, upgrade_layer
 from services.models import Rollout, Tenant, TenantLayer, TenantStatus
 from services.rollouts.fleet import read_fleet
-from services.rollouts.plans import RolloutSpec, plan_rollout
+from services.rollouts.plans import RolloutSpec, Selection, plan_rollout
 from services.rollouts.runs import run_here, start_rollout
 from services.settings import PROJECT_ROOT, Settings
 from services.tenancy.stores import location_of
@@ -141,10 +146,8 @@ async def _measure(name: str, url: str, data_dir: Path, tenants: int, runs: int)
         await database.dispose()
 
 
-BASIC_COLUMNS = ("rollout_note", "plain_loop_note")
-
-
-def _add_basic_revision(layers: Path, number: int, column: str) -> None:
+def _add_basic_revision(layers: Path, number: int) -> None:
+    column = f"note_{number}"
     versions = layers / "basic" / "versions"
     previous = f"basic_{number - 1:04d}"
     (versions / f"basic_{number:04d}_{column}.py").write_text(
@@ -173,6 +176,9 @@ def downgrade() -> None:
     )
 
 
+ISOLATIONS = ("schema", "database")
+
+
 async def _fleet_rollout(
     server_url: str, fleet: int, data_dir: Path, redis_url: str | None, workers: int
 ) -> None:
@@ -190,54 +196,71 @@ async def _fleet_rollout(
         )
         await prepare_landlord(settings)
         started = time.perf_counter()
-        for isolation in ("schema", "database"):
+        for isolation in ISOLATIONS:
             await provision_many(
                 replace(settings, data_dir=settings.data_dir / isolation), fleet, isolation, prefix=isolation
             )
-        tenants = 2 * fleet
         print(
-            f"\nA rollout: {tenants} PostgreSQL tenants ({fleet} schemas, {fleet} databases), "
-            f"provisioned in {time.perf_counter() - started:.0f} s; one additive revision each time"
+            f"\nA rollout: {fleet} PostgreSQL tenants in schemas and {fleet} in databases of their own, "
+            f"provisioned in {time.perf_counter() - started:.0f} s; one additive revision each time; "
+            f"seconds (tenants a second, x the plain loop)"
         )
         spec = RolloutSpec(wave_size=50, concurrency=8, per_server=8)
-        revision = len(revisions(load_catalogue(layers).basic))
-        figures: list[tuple[str, float]] = []
-
-        revision += 1
-        _add_basic_revision(layers, revision, f"note_{revision}")
         database = Database(url)
         try:
-            started = time.perf_counter()
-            async with database.session() as session:
-                planned = await plan_rollout(session, settings, spec)
-                rollout = await start_rollout(session, planned, requested_by="benchmark")
-            rollout = await run_here(database, settings, rollout.id)
-            assert rollout.status == "finished", rollout.note
-            figures.append(("rollout, one process (embedded)", time.perf_counter() - started))
 
+            async def here(spec: RolloutSpec) -> float:
+                started = time.perf_counter()
+                async with database.session() as session:
+                    rollout = await start_rollout(
+                        session, await plan_rollout(session, settings, spec), requested_by="benchmark"
+                    )
+                rollout = await run_here(database, settings, rollout.id)
+                assert rollout.status == "finished", rollout.note
+                return time.perf_counter() - started
+
+            async def plain(spec: RolloutSpec) -> float:
+                return await _plain_loop(database, settings, spec.selection.isolation[0])
+
+            ways: list[tuple[str, Callable[[RolloutSpec], Awaitable[float]]]] = [
+                ("rollout, one process (embedded)", here)
+            ]
             if redis_url:
-                revision += 1
-                _add_basic_revision(layers, revision, f"note_{revision}")
-                took = await _through_workers(
-                    replace(settings, broker_url=redis_url, broker_namespace=name), spec, workers
-                )
-                figures.append((f"rollout, {workers} worker processes (Redis)", took))
+                through = replace(settings, broker_url=redis_url, broker_namespace=name)
 
-            revision += 1
-            _add_basic_revision(layers, revision, f"note_{revision}")
-            plain = await _plain_loop(database, settings)
-            for label, took in figures:
-                print(
-                    f"  {label:<38} {took:7.2f} s  {tenants / took:6.1f} tenants/s  ({took / plain:.1f}x the plain loop)"
+                async def on_workers(spec: RolloutSpec) -> float:
+                    return await _through_workers(through, spec, workers)
+
+                ways.append((f"rollout, {workers} worker processes (Redis)", on_workers))
+            ways.append(("plain loop (migrator, no record)", plain))
+            figures: dict[str, dict[str, float]] = {}
+            peaks: dict[str, int] = {}
+            for label, way in ways:
+                _add_basic_revision(layers, len(revisions(load_catalogue(layers).basic)) + 1)
+                async with _peak_connections(server_url, name) as peak:
+                    figures[label] = {
+                        isolation: await way(replace(spec, selection=Selection(isolation=(isolation,))))
+                        for isolation in ISOLATIONS
+                    }
+                peaks[label] = peak[0]
+            baseline = figures["plain loop (migrator, no record)"]
+            print(f"  {'':<38} {'schemas':>24} {'databases':>24}   peak connections")
+            for label, took in figures.items():
+                cells = "".join(
+                    f"{took[isolation]:7.2f} s ({fleet / took[isolation]:5.1f}/s, "
+                    f"{took[isolation] / baseline[isolation]:.1f}x)"
+                    for isolation in ISOLATIONS
                 )
+                print(f"  {label:<38} {cells}   {peaks[label]:>4}")
             print(
-                f"  {'plain loop (migrator, no record)':<38} {plain:7.2f} s  {tenants / plain:6.1f} tenants/s"
+                f"  (the rollout's concurrency: {spec.concurrency} tenants at once, {spec.per_server} per server; "
+                "peak connections: the landlord's and the stores', seen every 10 ms)"
             )
+            # The plain loop's revision is in the stores but on no record: up to the one before it.
+            recorded = revisions(load_catalogue(layers).basic)[-2]
             started = time.perf_counter()
             async with database.session() as session:
-                nothing = await plan_rollout(
-                    session, settings, RolloutSpec(layer="basic", revision=f"basic_{revision - 1:04d}")
-                )
+                nothing = await plan_rollout(session, settings, RolloutSpec(layer="basic", revision=recorded))
             print(
                 f"  (a dry run after: {len(nothing.tenants)} tenants would move; {time.perf_counter() - started:.3f} s)"
             )
@@ -245,9 +268,34 @@ async def _fleet_rollout(
             await database.dispose()
 
 
+@asynccontextmanager
+async def _peak_connections(server_url: str, name: str) -> AsyncIterator[list[int]]:
+    """The most connections open at once to the run's databases (the landlord, the server
+    database holding the schemas, each tenant's database) while the block runs."""
+    peak = [0]
+    watcher = await asyncpg.connect(make_url(server_url).set(drivername="postgresql").render_as_string(False))
+
+    async def watch() -> None:
+        while True:
+            count = f"SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '{name}%'"
+            peak[0] = max(peak[0], await watcher.fetchval(count))
+            await asyncio.sleep(0.01)
+
+    watching = asyncio.create_task(watch())
+    try:
+        yield peak
+    finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+        await watcher.close()
+
+
 async def _through_workers(settings: Settings, spec: RolloutSpec, workers: int) -> float:
-    """The rollout started here and run by `tenantry worker` processes on the broker; timed from
-    its start to its end (the workers are up before)."""
+    """The rollout started here and run by `tenantry worker` processes on the broker, with threads
+    enough between them for the rollout's concurrency; timed from its start to its end (the
+    workers are up before)."""
+    threads = -(-spec.concurrency // workers)
     env = {
         **os.environ,
         "TENANTRY_DATABASE_URL": settings.database_url,
@@ -261,7 +309,7 @@ async def _through_workers(settings: Settings, spec: RolloutSpec, workers: int) 
     processes = [
         await asyncio.create_subprocess_exec(
             sys.executable,
-            *("-m", "tenantry.cli", "worker", "--threads", "8"),
+            *("-m", "tenantry.cli", "worker", "--threads", str(threads)),
             env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
@@ -301,11 +349,14 @@ async def _through_workers(settings: Settings, spec: RolloutSpec, workers: int) 
         client.close()
 
 
-async def _plain_loop(database: Database, settings: Settings) -> float:
-    """The second column applied store by store, nothing recorded: the baseline."""
+async def _plain_loop(database: Database, settings: Settings, isolation: str) -> float:
+    """The new revision applied store by store to the tenants of one isolation mode, nothing
+    recorded: the baseline."""
     basic = load_catalogue(settings.layers_dir).basic
     async with database.session() as session:
-        tenants = list(await session.scalars(select(Tenant).order_by(Tenant.id)))
+        tenants = list(
+            await session.scalars(select(Tenant).where(Tenant.isolation == isolation).order_by(Tenant.id))
+        )
 
     async def forget(_run: RevisionRun) -> None:
         return None
