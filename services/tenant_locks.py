@@ -36,7 +36,7 @@ async def try_tenant_lock(database: Database, tenant_id: int, job_id: int, purpo
     """Take the tenant's lock for the job (or find it already ours): None. Otherwise the job
     holding it."""
     async with database.session() as session:
-        if await _took(session, tenant_id, job_id, purpose):
+        if await take_tenant_lock_if_free(session, tenant_id, job_id, purpose):
             return None
         lock = await session.get(TenantLock, tenant_id)
         if lock is not None and lock.job_id == job_id:
@@ -61,8 +61,9 @@ async def try_tenant_lock(database: Database, tenant_id: int, job_id: int, purpo
         return None
 
 
-async def _took(session: AsyncSession, tenant_id: int, job_id: int, purpose: str) -> bool:
-    """The lock taken in one statement when nobody holds it (the usual case)."""
+async def take_tenant_lock_if_free(session: AsyncSession, tenant_id: int, job_id: int, purpose: str) -> bool:
+    """The lock taken for the job in one statement, with the rest of `session`'s transaction,
+    when nobody holds it (the usual case). False when anybody does, the job itself included."""
     insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
     row = {"tenant_id": tenant_id, "job_id": job_id, "purpose": purpose, "acquired_at": utcnow()}
     taken = await session.execute(insert(TenantLock).values(row).on_conflict_do_nothing())

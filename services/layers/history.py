@@ -41,11 +41,13 @@ async def _move_layer(session: AsyncSession, tenant: Tenant, layer: str, revisio
             delete(TenantLayer).where(TenantLayer.layer == layer, TenantLayer.tenant_id.in_(sharing))
         )
         return
-    await session.execute(
+    moved = await session.execute(
         update(TenantLayer)
         .where(TenantLayer.layer == layer, TenantLayer.tenant_id.in_(sharing))
         .values(revision=revision, updated_at=utcnow())
     )
+    if sharing == [tenant.id] and moved.rowcount:  # type: ignore[attr-defined]
+        return  # its own row, moved (the usual case: no need to look for it)
     if await session.get(TenantLayer, (tenant.id, layer)) is None:
         session.add(TenantLayer(tenant_id=tenant.id, layer=layer, revision=revision))
 

@@ -22,6 +22,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Update, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,7 +71,7 @@ from services.rollouts.plans import (
 )
 from services.settings import Settings
 from services.tenancy.context import tenant_context
-from services.tenant_locks import TenantBusy, acquire_tenant_lock, let_go
+from services.tenant_locks import TenantBusy, acquire_tenant_lock, let_go, take_tenant_lock_if_free
 
 ROLLOUT_LANE = "rollout_lane"
 
@@ -406,8 +407,17 @@ class RolloutRun(Provisioning):
     rollout: Rollout
     unit_tenant: Tenant
     rows: list[RolloutTenant]
+    #: {layer: revision} where the landlord had the tenant's layers when the unit was taken up.
+    recorded: dict[str, str]
+    #: Whether the lane took the tenant's lock when it took the unit up (else it waits for it now).
+    locked: bool
+    #: The unit the lane was on when its worker died: it may have changed the store already.
+    resumed: bool
     #: Owner's engines on the databases holding schemas, shared by the lane's schema tenants.
     servers: dict[str, Database]
+    #: Where its layers started (found in the store, or, resumed, on the landlord's record):
+    #: written on its rows with its first revision's record.
+    started: dict[str, str | None] | None = None
     #: Whether its tenants were put in maintenance for a revision (None: not migrated yet).
     quieted: bool | None = None
 
@@ -432,8 +442,14 @@ class RolloutRun(Provisioning):
         return location.open(busy_timeout_ms=busy_timeout_ms, sharing=self.servers[location.url])
 
     async def record(self, run: RevisionRun) -> None:
-        """As provisioning records a revision run, with the tenant already read."""
+        """As provisioning records a revision run, with the tenant already read; the first also
+        puts on the unit's rows where its layers started, in the same transaction (so a rollback,
+        or a resumed lane, knows it whenever the store has changed)."""
         async with self.landlord.session() as session:
+            if self.rows[0].started_at_revisions is None:
+                await session.execute(_update_rows(self).values(started_at_revisions=self.started))
+                for row in self.rows:
+                    row.started_at_revisions = self.started
             await record_run(session, self.unit_tenant, run, job_id=self.job_id)
 
 
@@ -464,11 +480,12 @@ async def rollout_lane(database: Database, job: Job, settings: Settings) -> None
         rollout = await session.get_one(Rollout, rollout_id)
         held = RolloutTenant.job_id == job.id, RolloutTenant.status == RolloutTenantStatus.RUNNING
         rows = list(await session.scalars(_unit_rows(and_(*held))))
+        unit = await _take_up(session, job.id, rows) if rows else None
+    resumed = job.attempts > 1
     servers: dict[str, Database] = {}
     try:
-        while rows:
-            async with database.session() as session:
-                tenant = await session.get_one(Tenant, rows[0].tenant_id)
+        while unit is not None:
+            tenant, recorded, locked = unit
             run = RolloutRun(
                 settings,
                 database,
@@ -477,31 +494,51 @@ async def rollout_lane(database: Database, job: Job, settings: Settings) -> None
                 rollout=rollout,
                 unit_tenant=tenant,
                 rows=rows,
+                recorded=recorded,
+                locked=locked,
+                resumed=resumed,
                 servers=servers,
             )
             with tenant_context(run.tenant_id):
                 ended = await run_unit(run)
-            rows = await _end_unit(run, ended)
+            rows, unit = await _end_unit(run, ended)
+            resumed = False
     finally:
         for server in servers.values():
             await server.dispose()
+
+
+Unit = tuple[Tenant, dict[str, str], bool]
+
+
+async def _take_up(session: AsyncSession, lane: int, rows: list[RolloutTenant]) -> Unit:
+    """In the transaction that hands the unit to its lane: its tenant, where the landlord has its
+    layers, and its lock, taken when free."""
+    tenant = await session.get_one(Tenant, rows[0].tenant_id)
+    recorded = {
+        row.layer: row.revision
+        for row in await session.scalars(select(TenantLayer).where(TenantLayer.tenant_id == tenant.id))
+    }
+    return tenant, recorded, await take_tenant_lock_if_free(session, tenant.id, lane, "rollout")
 
 
 async def run_unit(run: RolloutRun) -> Ended:
     """Lock the tenant, take its safety backup when asked, migrate. A refusal, a failed backup or a
     failed revision ends the unit, not the lane."""
     try:
-        begun = run.rows[0].started_at_revisions is not None  # resumed: it may be quiet, by our doing
+        begun = run.resumed or run.rows[0].started_at_revisions is not None  # it may be quiet, by us
         if not begun and run.unit_tenant.status != TenantStatus.ACTIVE:
             raise TenantRefused(f"the tenant is {run.unit_tenant.status}")
-        await acquire_tenant_lock(
-            run.landlord,
-            run.tenant_id,
-            run.job_id,
-            "rollout",
-            waiting=_say_waiting(run),
-            patience=run.rollout.lock_timeout_ms / 1000,
-        )
+        if not run.locked:
+            await acquire_tenant_lock(
+                run.landlord,
+                run.tenant_id,
+                run.job_id,
+                "rollout",
+                waiting=_say_waiting(run),
+                patience=run.rollout.lock_timeout_ms / 1000,
+            )
+            run.locked = True
         if run.rollout.backup_first:
             await _safety_backup(run)
         return await migrate(run)
@@ -594,31 +631,24 @@ async def _quiet(run: RolloutRun) -> None:
 
 
 async def _started_at(run: RolloutRun, found: dict[str, str | None]) -> dict[str, str | None]:
-    """Where the layers were before this rollout touched them: `found` in the store, committed
-    before any change, so a resumed lane (and a rollback) still knows. A resumed lane first puts
-    on record what the store holds but the history missed (a revision committed in the store just
-    before the worker died), so every revision appears in the history once."""
+    """Where the layers were before this rollout touched them: `found` in the store, unless the
+    unit is resumed. A resumed one started where its rows say, or, when its first revision's
+    record never committed, where the landlord's record still has them; it first puts on record
+    what the store holds but the history missed (a revision committed in the store just before
+    the worker died), so every revision appears in the history once."""
     started = run.rows[0].started_at_revisions
+    if started is None and run.resumed:
+        started = {layer.key: run.recorded.get(layer.key) for layer, _ in run.layers}
     if started is not None:
         await _record_missed(run, found)
-        return dict(started)
-    async with run.landlord.session() as session:
-        await session.execute(_update_rows(run).values(started_at_revisions=found))
-    for row in run.rows:
-        row.started_at_revisions = found
-    return dict(found)
+    run.started = dict(started if started is not None else found)
+    return run.started
 
 
 async def _record_missed(run: RolloutRun, found: dict[str, str | None]) -> None:
     async with run.landlord.session() as session:
-        recorded = {
-            row.layer: row.revision
-            for row in await session.scalars(
-                select(TenantLayer).where(TenantLayer.tenant_id == run.tenant_id)
-            )
-        }
         for layer, _ in run.layers:
-            for revision, direction in moves(layer, recorded.get(layer.key), found[layer.key]):
+            for revision, direction in moves(layer, run.recorded.get(layer.key), found[layer.key]):
                 reached = revision if direction == UP else _below(layer, revision)
                 missed = RevisionRun(layer.key, revision, direction, 0.0, reached=reached)
                 await record_run(session, run.unit_tenant, missed, job_id=run.job_id)
@@ -650,14 +680,17 @@ async def _take_back(
     return "; ".join(said) or "nothing had changed"
 
 
-async def _end_unit(run: RolloutRun, ended: Ended) -> list[RolloutTenant]:
+async def _end_unit(run: RolloutRun, ended: Ended) -> tuple[list[RolloutTenant], Unit | None]:
     """In one transaction: the unit's rows say how it ended, its tenants quieted for it are back
-    in service, its lock is let go, and the lane is handed its next unit (none: it ends)."""
+    in service, its lock is let go, and the lane is handed its next unit, taken up (none: the
+    lane ends)."""
     async with run.landlord.session() as session:
-        started = run.rows[0].started_at_revisions
         if run.quieted is None:  # it ended before its migration: quiet only if a resumed one was
-            run.quieted = started is not None and _needs_quiet(run.layers, started)
-        if run.quieted:
+            start: dict[str, Any] | None = run.rows[0].started_at_revisions
+            if start is None and run.resumed:
+                start = dict(run.recorded)
+            run.quieted = start is not None and _needs_quiet(run.layers, start)
+        if run.quieted and run.locked:
             await session.execute(
                 _unit_tenants(run)
                 .where(Tenant.status == TenantStatus.MAINTENANCE)
@@ -669,4 +702,5 @@ async def _end_unit(run: RolloutRun, ended: Ended) -> list[RolloutTenant]:
             )
         )
         await let_go(session, run.tenant_id, run.job_id)
-        return await advance(session, run.rollout.id, lane=run.job_id)
+        rows = await advance(session, run.rollout.id, lane=run.job_id)
+        return rows, (await _take_up(session, run.job_id, rows) if rows else None)
