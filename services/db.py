@@ -141,11 +141,16 @@ class Database:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
+    def search_path(self, connection: AsyncConnection) -> str | None:
+        """The search_path each transaction sets, when the engine is shared; None otherwise."""
+        if self.shared and self.schema:
+            return connection.dialect.identifier_preparer.quote(self.schema)
+        return None
+
     async def in_schema(self, connection: AsyncConnection) -> None:
         """Point the connection's transaction at the schema, when the engine is shared."""
-        if self.shared and self.schema:
-            quoted = connection.dialect.identifier_preparer.quote(self.schema)
-            await connection.exec_driver_sql(f"SET LOCAL search_path TO {quoted}")
+        if path := self.search_path(connection):
+            await connection.exec_driver_sql(f"SET LOCAL search_path TO {path}")
 
     async def dispose(self) -> None:
         if not self.shared:

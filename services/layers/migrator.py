@@ -235,9 +235,7 @@ async def _settle(connection: AsyncConnection, store: Database, timeouts: Timeou
     """A PostgreSQL migration's transaction: in its schema, with its timeouts, and then holding
     the schema's migration lock (one migrator per schema, across processes). Two statements."""
     settings = {
-        "search_path": connection.dialect.identifier_preparer.quote(store.schema)
-        if store.shared and store.schema
-        else None,
+        "search_path": store.search_path(connection),
         "lock_timeout": str(timeouts.lock_ms) if timeouts else None,
         "statement_timeout": str(timeouts.statement_ms) if timeouts else None,
     }
