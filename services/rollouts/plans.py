@@ -4,7 +4,9 @@ already holds), and which tenants it refuses and why. Read from the landlord alo
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -252,14 +254,18 @@ def _why_not(
 
 
 def tenant_targets(
-    catalogue: Catalogue, spec: RolloutSpec, tenant: Tenant, recorded: dict[str, str]
+    catalogue: Catalogue,
+    spec: RolloutSpec,
+    tenant: Tenant,
+    recorded: dict[str, str],
+    head_of: Callable[[Layer], str | None] = head,
 ) -> list[tuple[Layer, str | None, str | None]]:
     """The tenant's layers the rollout moves: (layer, where it is, where it goes), in the order
     they apply. Only a rollout of one layer goes down, so the order of layers never has to turn."""
     chosen = [
         layer for layer in layers_of(catalogue, tenant) if spec.layer is None or layer.key == spec.layer
     ]
-    return [(layer, recorded.get(layer.key), spec.revision or head(layer)) for layer in chosen]
+    return [(layer, recorded.get(layer.key), spec.revision or head_of(layer)) for layer in chosen]
 
 
 async def plan_rollout(session: AsyncSession, settings: Settings, spec: RolloutSpec) -> RolloutPlan:
@@ -280,11 +286,13 @@ async def plan_rollout(session: AsyncSession, settings: Settings, spec: RolloutS
     planned: list[PlannedTenant] = []
     refused: list[Refusal] = []
     at_target = 0
+    # Most tenants share each layer's head, start and target: each is worked out once per plan.
+    head_of, between = functools.cache(head), functools.cache(moves)
     for tenant in tenants:
         location = location_of(settings, tenant)
         if not spec.selection.takes(tenant, location.server):
             continue
-        targets = tenant_targets(catalogue, spec, tenant, recorded[tenant.id])
+        targets = tenant_targets(catalogue, spec, tenant, recorded[tenant.id], head_of)
         steps = tuple(
             Step(
                 layer.key,
@@ -293,7 +301,7 @@ async def plan_rollout(session: AsyncSession, settings: Settings, spec: RolloutS
                 durations.get((layer.key, revision, direction), UNSEEN_REVISION_MS),
             )
             for layer, start, target in targets
-            for revision, direction in moves(layer, start, target)
+            for revision, direction in between(layer, start, target)
         )
         if not steps:
             at_target += 1
