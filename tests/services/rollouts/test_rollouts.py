@@ -176,6 +176,54 @@ def test_a_new_revision_reaches_every_selected_tenant_in_waves(
     installation.run(scenario)
 
 
+def test_a_pause_lets_the_running_tenant_finish_and_a_resume_carries_on_in_a_new_lane(
+    sqlite_installation: Installation, tmp_path: Path
+) -> None:
+    layers = copy_layers(tmp_path)
+    slugs = ["harbour-party", "reed-party", "quay-party"]
+
+    async def scenario(landlord: Landlord) -> None:
+        for slug in slugs:
+            await landlord.provision(slug, modules=["events"])
+        add_events_revision(layers)
+        landlord = landlord.with_settings(layers_dir=layers)
+        rollout = await start(landlord, RolloutSpec(canary=1, wave_size=2, concurrency=1))
+        async with landlord.database.session() as session:
+            await runs.pause(session, await session.get_one(Rollout, rollout.id))
+
+        paused = await run_to_the_end(landlord, rollout.id)  # the canary's lane had its tenant
+
+        assert paused.status == RolloutStatus.PAUSED
+        assert await statuses(landlord, rollout.id) == {
+            "harbour-party": RolloutTenantStatus.SUCCEEDED,
+            "reed-party": RolloutTenantStatus.QUEUED,
+            "quay-party": RolloutTenantStatus.QUEUED,
+        }
+        assert [await events_at(landlord, slug) for slug in slugs] == [
+            "events_0003",
+            "events_0002",
+            "events_0002",
+        ]
+
+        async with landlord.database.session() as session:
+            await runs.resume(session, await session.get_one(Rollout, rollout.id))
+        finished = await run_to_the_end(landlord, rollout.id)
+
+        assert finished.status == RolloutStatus.FINISHED
+        assert set((await statuses(landlord, rollout.id)).values()) == {RolloutTenantStatus.SUCCEEDED}
+        async with landlord.database.session() as session:
+            lanes = list(
+                await session.scalars(
+                    select(RolloutTenant.job_id)
+                    .where(RolloutTenant.rollout_id == rollout.id)
+                    .order_by(RolloutTenant.position)
+                )
+            )
+        assert lanes[0] != lanes[1] == lanes[2]  # the resumed wave's one lane took both its tenants
+
+    sqlite_installation.run(scenario)
+
+
 @pytest.mark.parametrize("shared_installation", SHARED_MODES, indirect=True)
 def test_tenants_of_a_shared_store_move_as_one(shared_installation: Installation, tmp_path: Path) -> None:
     layers = copy_layers(tmp_path)
