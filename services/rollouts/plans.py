@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -125,26 +125,21 @@ class RolloutSpec:
     @classmethod
     def of(cls, rollout: Rollout) -> RolloutSpec:
         """The spec a recorded rollout ran with (its selection aside)."""
-        return cls(
-            layer=rollout.layer,
-            revision=rollout.revision,
-            canary=rollout.canary,
-            wave_size=rollout.wave_size,
-            concurrency=rollout.concurrency,
-            per_server=rollout.per_server,
-            halt_after_failures=rollout.halt_after_failures,
-            halt_failure_percent=rollout.halt_failure_percent,
-            lock_timeout_ms=rollout.lock_timeout_ms,
-            statement_timeout_ms=rollout.statement_timeout_ms,
-            backup_first=rollout.backup_first,
-            force=rollout.force,
-        )
+        return cls(**{name: getattr(rollout, name) for name in _kept_as_columns()})
+
+    def settings(self) -> dict[str, Any]:
+        """Everything but the selection, as a rollout's row keeps it: a column each."""
+        return {name: getattr(self, name) for name in _kept_as_columns()}
 
     @property
     def target(self) -> str:
         if self.layer is None:
             return "every layer to its head"
         return f"{self.layer} to {self.revision or 'its head'}"
+
+
+def _kept_as_columns() -> list[str]:
+    return [spec_field.name for spec_field in fields(RolloutSpec) if spec_field.name != "selection"]
 
 
 def describe_target(rollout: Rollout) -> str:

@@ -1,19 +1,20 @@
-"""Running a rollout: its tenants go wave after wave, each in a job of its own on the one job
-machinery (services.jobs), so rollouts spread over every worker, survive a worker's death (a job
-resumes where it stopped) and never run beside a backup, restore or module change of the same
-tenant (they take its lock).
+"""Running a rollout: its tenants go wave after wave in lanes, jobs on the one job machinery
+(services.jobs) that each take one unit (a tenant, or a shared store's tenants) after another, so
+rollouts spread over every worker, survive a worker's death (a lane resumes with the unit it held)
+and never run beside a backup, restore or module change of the same tenant (they take its lock).
 
-    start → advance → rollout_tenant jobs (lock → [safety backup] → migrate) → advance → …
+    start → advance hands units to lanes → rollout_lane: unit (lock → [safety backup] → migrate)
+    → end it and advance, in one transaction → the next unit … → none: the lane ends
 
-`advance` is the rollout's one decision point, called when it starts, when one of its tenants
-finishes and when it is resumed: under the rollout row's lock it applies the halt rule, finishes
-the rollout, or starts the next tenants of the current wave within its concurrency (overall and per
-database server). A wave starts when the one before it has ended.
+`advance` is the rollout's one decision point, called when it starts, when a lane ends a unit and
+when it is resumed: under the rollout row's lock it applies the halt rule, finishes the rollout,
+or hands out the next units of the current wave within its concurrency (overall and per database
+server). A wave starts when the one before it has ended.
 
 Never half-way: a tenant runs one revision per transaction; when one fails, the tenant is taken
 back to the revisions it had before this rollout, so it ends at the target or where it started.
-The revisions a tenant started at are committed before its first change, so a resumed job, and a
-rollback, know where that was."""
+Where a unit started is written on its rows with its first revision's record, so a resumed lane,
+and a rollback, know where that was."""
 
 from __future__ import annotations
 
@@ -95,19 +96,8 @@ async def start_rollout(
     spec = plan.spec
     rollout = Rollout(
         status=RolloutStatus.RUNNING,
-        layer=spec.layer,
-        revision=spec.revision,
         selection=spec.selection.as_json(),
-        canary=spec.canary,
-        wave_size=spec.wave_size,
-        concurrency=spec.concurrency,
-        per_server=spec.per_server,
-        halt_after_failures=spec.halt_after_failures,
-        halt_failure_percent=spec.halt_failure_percent,
-        lock_timeout_ms=spec.lock_timeout_ms,
-        statement_timeout_ms=spec.statement_timeout_ms,
-        backup_first=spec.backup_first,
-        force=spec.force,
+        **spec.settings(),
         rollback_of=rollback_of,
         requested_by=requested_by,
     )
@@ -365,7 +355,7 @@ async def roll_back(
 
 
 async def run_here(database: Database, settings: Settings, rollout_id: int) -> Rollout:
-    """Perform the rollout's tenant jobs in this process, as a worker would, side by side as the
+    """Run the rollout's lanes in this process, as a worker would, side by side as the
     rollout starts them (its concurrency), until it starts no more: the command line's way with
     the embedded broker, whose workers live in the portal's process and never hear of jobs
     recorded elsewhere."""

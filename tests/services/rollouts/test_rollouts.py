@@ -86,8 +86,17 @@ def add_party_revision(layers: Path) -> None:
     )
 
 
+#: Political parties with events, made by provision_parties.
+PARTIES = ["harbour-party", "reed-party", "quay-party"]
+
+
+async def provision_parties(landlord: Landlord) -> None:
+    for slug in PARTIES:
+        await landlord.provision(slug, modules=["events"])
+
+
 async def run_to_the_end(landlord: Landlord, rollout_id: int) -> Rollout:
-    """What the workers do: perform each tenant job the rollout starts, until it starts no more."""
+    """What the workers do: run each lane the rollout starts, until it starts no more."""
     return await runs.run_here(landlord.database, landlord.settings, rollout_id)
 
 
@@ -136,11 +145,9 @@ def test_a_new_revision_reaches_every_selected_tenant_in_waves(
     installation: Installation, tmp_path: Path
 ) -> None:
     layers = copy_layers(tmp_path)
-    slugs = ["harbour-party", "reed-party", "quay-party"]
 
     async def scenario(landlord: Landlord) -> None:
-        for slug in slugs:
-            await landlord.provision(slug, modules=["events"])
+        await provision_parties(landlord)
         await landlord.provision("reed-club", "community_group", [])
         add_party_revision(layers)
         add_events_revision(layers)
@@ -150,7 +157,7 @@ def test_a_new_revision_reaches_every_selected_tenant_in_waves(
         async with landlord.database.session() as session:
             plan = await plan_rollout(session, landlord.settings, spec)
         assert [(tenant.slug, tenant.wave) for tenant in plan.tenants] == list(
-            zip(slugs, [0, 1, 2], strict=True)
+            zip(PARTIES, [0, 1, 2], strict=True)
         )
         assert [(step.layer, step.revision) for step in plan.tenants[0].steps] == [
             (PARTY, "political_party_0002"),
@@ -162,7 +169,7 @@ def test_a_new_revision_reaches_every_selected_tenant_in_waves(
 
         assert rollout.status == RolloutStatus.FINISHED
         assert set((await statuses(landlord, rollout.id)).values()) == {RolloutTenantStatus.SUCCEEDED}
-        for slug in slugs:
+        for slug in PARTIES:
             assert await events_at(landlord, slug) == "events_0003"
             assert await layer_at(landlord, slug, PARTY) == "political_party_0002"
             for revision in ("political_party_0002", "events_0003"):
@@ -180,11 +187,9 @@ def test_a_pause_lets_the_running_tenant_finish_and_a_resume_carries_on_in_a_new
     sqlite_installation: Installation, tmp_path: Path
 ) -> None:
     layers = copy_layers(tmp_path)
-    slugs = ["harbour-party", "reed-party", "quay-party"]
 
     async def scenario(landlord: Landlord) -> None:
-        for slug in slugs:
-            await landlord.provision(slug, modules=["events"])
+        await provision_parties(landlord)
         add_events_revision(layers)
         landlord = landlord.with_settings(layers_dir=layers)
         rollout = await start(landlord, RolloutSpec(canary=1, wave_size=2, concurrency=1))
@@ -199,7 +204,7 @@ def test_a_pause_lets_the_running_tenant_finish_and_a_resume_carries_on_in_a_new
             "reed-party": RolloutTenantStatus.QUEUED,
             "quay-party": RolloutTenantStatus.QUEUED,
         }
-        assert [await events_at(landlord, slug) for slug in slugs] == [
+        assert [await events_at(landlord, slug) for slug in PARTIES] == [
             "events_0003",
             "events_0002",
             "events_0002",
