@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,10 @@ from services.models.types import utcnow
 from services.tenancy.tenants import get_tenant
 
 TOKEN_PREFIX = "tnt_"
+#: How precisely a token's last use is kept. Writing it on every request would make every API call
+#: a write transaction (on SQLite, each would wait for the one write lock); once a minute says as
+#: much to whoever asks when a token was last used.
+LAST_USE_PRECISION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -84,5 +89,7 @@ async def authenticate_token(session: AsyncSession, secret: str) -> ApiToken | N
     token = await session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(secret)))
     if token is None or token.revoked_at is not None or not token.user.is_active:
         return None
-    token.last_used_at = utcnow()
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USE_PRECISION:
+        token.last_used_at = now
     return token

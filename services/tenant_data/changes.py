@@ -5,6 +5,7 @@ record.delete) in the landlord transaction."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
@@ -35,20 +36,51 @@ async def tenant_record_schema(
     """The tenant's template and enabled modules' tables, as its latest schema snapshot names them.
     Its kept modules' tables stay in the store, hidden, unless `with_kept` asks for them too (what
     still refers to a unit, say)."""
-    snapshot = await landlord.scalar(
-        select(SchemaSnapshot)
-        .where(SchemaSnapshot.tenant_id == tenant.id)
-        .order_by(SchemaSnapshot.id.desc())
-        .limit(1)
-    )
-    if snapshot is None:
+    latest = (
+        await landlord.execute(
+            select(SchemaSnapshot.id, SchemaSnapshot.sha256)
+            .where(SchemaSnapshot.tenant_id == tenant.id)
+            .order_by(SchemaSnapshot.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if latest is None:
         raise NotFound(f"{tenant.name} has no schema snapshot yet.")
+    snapshot_id, sha256 = latest
+    tables = await _SNAPSHOT_TABLES.tables_of(landlord, snapshot_id, sha256)
     if with_kept:
-        return await record_schema(data, snapshot.sha256, frozenset(snapshot.description["tables"]))
-    tables = await visible_tables(settings, tenant, snapshot.description["tables"])
+        return await record_schema(data, sha256, tables)
+    shown = await visible_tables(settings, tenant, tables)
     # One mapping per schema and set of hidden tables: the same schema may hide a module here only.
-    key = "/".join([snapshot.sha256, *sorted(tenant.kept_modules)])
-    return await record_schema(data, key, tables)
+    key = "/".join([sha256, *sorted(tenant.kept_modules)])
+    return await record_schema(data, key, shown)
+
+
+class SnapshotTables:
+    """The tables each schema snapshot names, by its hash. A snapshot's description is what its
+    hash is taken of, so the tables of a hash never change and need no invalidation: a tenant whose
+    schema changes has a new latest snapshot with another hash. Only the `limit` hashes used most
+    recently are kept (tenants of one template and module set share theirs)."""
+
+    def __init__(self, limit: int = 1_000) -> None:
+        self.limit = limit
+        self._tables: OrderedDict[str, frozenset[str]] = OrderedDict()
+
+    async def tables_of(self, landlord: AsyncSession, snapshot_id: int, sha256: str) -> frozenset[str]:
+        tables = self._tables.get(sha256)
+        if tables is None:
+            description = await landlord.scalar(
+                select(SchemaSnapshot.description).where(SchemaSnapshot.id == snapshot_id)
+            )
+            tables = frozenset((description or {}).get("tables", ()))
+            self._tables[sha256] = tables
+            while len(self._tables) > self.limit:
+                self._tables.popitem(last=False)
+        self._tables.move_to_end(sha256)
+        return tables
+
+
+_SNAPSHOT_TABLES = SnapshotTables()
 
 
 @dataclass(frozen=True)

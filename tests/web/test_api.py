@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.accounts.tokens import list_tokens, revoke_token
+from services.accounts.tokens import LAST_USE_PRECISION, list_tokens, revoke_token
 from services.models import PlatformRole, TenantRole
 from services.settings import Settings
 from tests.support import Credentials, run_db
@@ -76,6 +77,31 @@ def test_a_revoked_token_stops_working(
     run_db(settings, revoke_all)
 
     assert_json_error(client.get("/api/v1/tenants", headers=bearer(landlord_token)), 401)
+
+
+def test_a_tokens_last_use_is_kept_to_the_minute_without_a_write_on_every_request(
+    client: TestClient[Any], settings: Settings, superadmin: Credentials, landlord_token: str
+) -> None:
+    async def last_used(session: AsyncSession) -> datetime | None:
+        (token,) = await list_tokens(session, superadmin.email)
+        return token.last_used_at
+
+    assert run_db(settings, last_used) is None, "a new token has not been used"
+    assert client.get("/api/v1/tenants", headers=bearer(landlord_token)).status_code == 200
+    first_use = run_db(settings, last_used)
+    assert first_use is not None
+
+    assert client.get("/api/v1/tenants", headers=bearer(landlord_token)).status_code == 200
+    assert run_db(settings, last_used) == first_use, "a use within the minute is not written again"
+
+    async def a_minute_ago(session: AsyncSession) -> None:
+        (token,) = await list_tokens(session, superadmin.email)
+        token.last_used_at = first_use - LAST_USE_PRECISION
+
+    run_db(settings, a_minute_ago)
+    assert client.get("/api/v1/tenants", headers=bearer(landlord_token)).status_code == 200
+    later_use = run_db(settings, last_used)
+    assert later_use is not None and later_use >= first_use, "a use a minute later is written"
 
 
 def test_a_deactivated_users_token_stops_working(
