@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -65,9 +66,25 @@ def _configure_logging() -> None:
     logging.getLogger("dramatiq").setLevel(logging.WARNING)
 
 
+def web_processes(settings: Settings, asked: int | None) -> int:
+    """How many web processes `tenantry serve` runs: as asked, else one per core the process may
+    use. The embedded broker keeps its jobs in one process's memory, where its in-process worker
+    runs them: a second web process would send jobs that no worker ever sees, so it serves alone."""
+    if settings.broker_is_embedded:
+        if asked not in (None, 1):
+            raise DomainError(
+                "With the embedded broker Tenantry serves from one process: jobs are kept in that "
+                "process's memory, and its in-process worker runs them. To serve from several, set "
+                "TENANTRY_BROKER_URL to a redis:// or amqp:// URL and run `tenantry worker` beside them."
+            )
+        return 1
+    return asked or len(os.sched_getaffinity(0))
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
+    processes = web_processes(settings, args.workers)
     _configure_logging()
 
     _print_seed(asyncio.run(prepare_landlord(settings)), settings.admin_email)
@@ -75,12 +92,22 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         "in-process worker" if settings.broker_is_embedded else f"broker {settings.broker_url_for_display}"
     )
     print(
-        f"Tenantry is serving at http://{args.host}:{args.port}  (data in {settings.data_dir}; {worker})",
+        f"Tenantry is serving at http://{args.host}:{args.port}  "
+        f"({processes} web process{'es' if processes > 1 else ''}; data in {settings.data_dir}; {worker})",
         flush=True,
     )
     # The app itself takes the client's address from the proxies in TENANTRY_TRUSTED_PROXIES only
     # (web/proxies.py); uvicorn's own handling would believe any X-Forwarded-For from 127.0.0.1.
-    uvicorn.run("web.asgi:app", host=args.host, port=args.port, log_level="warning", proxy_headers=False)
+    # Each web process builds the app from the same environment (web.asgi), after the landlord was
+    # migrated and seeded here, once.
+    uvicorn.run(
+        "web.asgi:app",
+        host=args.host,
+        port=args.port,
+        workers=processes,
+        log_level="warning",
+        proxy_headers=False,
+    )
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
@@ -195,6 +222,16 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tenantry", description="Tenantry, the multi-tenant control portal."
@@ -204,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="migrate, seed the superadmin and serve the portal")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=_at_least_one,
+        metavar="N",
+        help="web processes (default: one per core; one with the embedded broker)",
+    )
     serve.set_defaults(run=cmd_serve)
 
     worker = commands.add_parser("worker", help="run background workers (Redis or RabbitMQ broker)")

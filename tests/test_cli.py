@@ -24,7 +24,8 @@ from services.models import PlatformRole
 from services.settings import Settings
 from services.tenancy.tenants import register_tenant
 from tests.services.running import background, free_port, migrate, run_tenantry, tenantry_env, wait_for
-from tests.support import run_db
+from tests.support import REDIS_URL, requires_redis, run_db
+from tests.workers.support import forget_namespace
 
 PASSWORD = re.compile(r"^Password \(shown once[^)]*\): (\S+)$", re.MULTILINE)
 
@@ -230,6 +231,60 @@ def _serve_once(env: dict[str, str], logs: Path) -> tuple[str, dict[str, Any]]:
         assert server.stop() in (0, -signal.SIGTERM), server.stderr
         assert "Traceback" not in server.stderr, server.stderr
         return server.stdout, report
+
+
+def test_serve_stays_one_process_with_the_embedded_broker_and_says_why(tmp_path: Path) -> None:
+    env = tenantry_env(TENANTRY_DATA_DIR=str(tmp_path / "data"))
+
+    several = run_tenantry(["serve", "--workers", "2", "--port", str(free_port())], env)
+    none = run_tenantry(["serve", "--workers", "0"], env)
+
+    assert several.returncode == 2, several.stdout
+    assert "Traceback" not in several.stderr
+    assert "embedded broker Tenantry serves from one process" in several.stderr
+    assert "TENANTRY_BROKER_URL" in several.stderr, "the message names the way to serve from several"
+    assert "serving at" not in several.stdout
+    assert none.returncode == 2
+    assert "--workers: expected a whole number of at least 1, not '0'" in none.stderr
+
+
+def _web_processes(pid: int) -> list[int]:
+    """The processes uvicorn started under `pid` to serve (not multiprocessing's resource tracker)."""
+    children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return [child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+@requires_redis
+def test_serve_runs_as_many_web_processes_as_asked_on_a_real_broker(tmp_path: Path) -> None:
+    assert REDIS_URL
+    namespace = f"test-{secrets.token_hex(4)}"
+    env = tenantry_env(
+        TENANTRY_DATA_DIR=str(tmp_path / "data"),
+        TENANTRY_BROKER_URL=REDIS_URL,
+        TENANTRY_BROKER_NAMESPACE=namespace,
+    )
+    port = free_port()
+    try:
+        with background(["serve", "--workers", "2", "--port", str(port)], env, tmp_path / "logs") as server:
+
+            def serving() -> list[int] | None:
+                server.check_running()
+                try:
+                    answers = [httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2) for _ in range(4)]
+                except httpx.TransportError:
+                    return None
+                children = _web_processes(server.process.pid)
+                return children if len(children) == 2 and all(a.status_code == 200 for a in answers) else None
+
+            web = wait_for(serving, 60, what="two web processes answering /healthz", interval=0.2)
+            report = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+            assert report["broker"] == {"ok": True, "kind": "redis"}
+            assert "(2 web processes;" in server.stdout
+            assert server.stop() in (0, -signal.SIGTERM), server.stderr
+            assert "Traceback" not in server.stderr, server.stderr
+            assert not [pid for pid in web if Path(f"/proc/{pid}").exists()], "no web process outlives serve"
+    finally:
+        forget_namespace(REDIS_URL, namespace)
 
 
 def test_serve_seeds_the_superadmin_once_and_keeps_its_secret_key(tmp_path: Path) -> None:
