@@ -11,11 +11,12 @@ from sqlalchemy.engine import make_url
 
 
 async def on_server(server_url: str, sql: str) -> list[asyncpg.Record]:
-    """Run `sql` on the server's maintenance database (where databases are made and dropped)."""
-    dsn = (
-        make_url(server_url)
-        .set(drivername="postgresql", database="postgres")
-        .render_as_string(hide_password=False)
+    """Run `sql` connected to the database the URL names (the server's `postgres` database when it
+    names none): databases are made and dropped from there, so a role that may connect only to its
+    own database can run the benchmarks."""
+    url = make_url(server_url)
+    dsn = url.set(drivername="postgresql", database=url.database or "postgres").render_as_string(
+        hide_password=False
     )
     connection = await asyncpg.connect(dsn)
     try:
