@@ -82,7 +82,7 @@ def web_processes(settings: Settings, asked: int | None) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
-    import uvicorn
+    from tenantry.serving import serve_web
 
     processes = web_processes(settings, args.workers)
     _configure_logging()
@@ -96,18 +96,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         f"({processes} web process{'es' if processes > 1 else ''}; data in {settings.data_dir}; {worker})",
         flush=True,
     )
-    # The app itself takes the client's address from the proxies in TENANTRY_TRUSTED_PROXIES only
-    # (web/proxies.py); uvicorn's own handling would believe any X-Forwarded-For from 127.0.0.1.
     # Each web process builds the app from the same environment (web.asgi), after the landlord was
     # migrated and seeded here, once.
-    uvicorn.run(
-        "web.asgi:app",
-        host=args.host,
-        port=args.port,
-        workers=processes,
-        log_level="warning",
-        proxy_headers=False,
-    )
+    serve_web("web.asgi:app", host=args.host, port=args.port, processes=processes)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
