@@ -1,9 +1,10 @@
 """`python -m benchmarks`: run every benchmark with its defaults."""
 
-from benchmarks import backup, provisioning, rollout, scope
+from benchmarks import backup, http, provisioning, rollout, scope
 
 if __name__ == "__main__":
     provisioning.main([])
     scope.main([])
     backup.main([])
     rollout.main([])
+    http.main([])
