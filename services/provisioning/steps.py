@@ -16,7 +16,7 @@ from services.jobs import StepFailed, StepFunction, run_steps
 from services.layers.catalogue import Catalogue, Layer, load_catalogue
 from services.layers.footprint import layer_tables
 from services.layers.history import record_found, record_run
-from services.layers.migrator import RevisionRun, current_revision, head, upgrade_layer
+from services.layers.migrator import RevisionRun, current_revisions, head, upgrade_layer
 from services.layers.snapshot import VERSION_TABLE_PREFIX, take_snapshot
 from services.models import IsolationMode, SchemaSnapshot, Tenant, TenantStatus
 from services.models.tenant import Role, Setting, Unit
@@ -231,11 +231,12 @@ async def health_check(run: Provisioning, session: AsyncSession) -> str:
     store = run.store(tenant).open()
     layers = run.catalogue.layers_for(tenant.template, tenant.modules, tenant.slug)
     try:
-        for layer in layers:
-            if (found := await current_revision(store, layer)) != head(layer):
-                raise RuntimeError(f"{layer.key} is at {found}, expected {head(layer)}")
+        found = await current_revisions(store, layers)
     finally:
         await store.dispose()
+    for layer in layers:
+        if found[layer.key] != head(layer):
+            raise RuntimeError(f"{layer.key} is at {found[layer.key]}, expected {head(layer)}")
     async with enter_tenant(tenant.id, run.store(tenant)) as entered, entered.session() as data:
         roots = await data.scalar(select(func.count()).select_from(Unit).where(Unit.parent_id.is_(None)))
     if roots != 1:
