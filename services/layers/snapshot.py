@@ -6,18 +6,15 @@ a replay, and drift is any difference between a snapshot and the one the layers 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
 from typing import Any
 
-from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.pool import NullPool
 
-from services.db import Database
+from services.db import Database, read_sqlite_file, sqlite_file
 
 VERSION_TABLE_PREFIX = "layer_version_"
 #: What a description holds changes now and then (2: CHECK constraints too). A hash is compared
@@ -115,30 +112,10 @@ def fingerprint(description: dict[str, Any]) -> str:
 async def take_snapshot(store: Database, only: frozenset[str] | None = None) -> tuple[dict[str, Any], str]:
     """Describe the store as it actually is (only the tables named in `only`, for one tenant of a
     shared store), and hash the description."""
-    sqlite_file = _sqlite_file(store)
-    if sqlite_file is not None:
-        description = await asyncio.to_thread(_describe_sqlite_file, sqlite_file, only)
+    path = sqlite_file(str(store.engine.url))
+    if path is not None:
+        description = await read_sqlite_file(path, _describe, only)
     else:
         async with store.engine.connect() as connection:
             description = await connection.run_sync(_describe, only)
     return description, fingerprint(description)
-
-
-def _sqlite_file(store: Database) -> str | None:
-    url = store.engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return url.database
-
-
-def _describe_sqlite_file(path: str, only: frozenset[str] | None) -> dict[str, Any]:
-    """A SQLite store described through a plain sqlite3 connection, in a thread of its own.
-    Reflection asks a few questions per table; through aiosqlite each would be a hop to its thread
-    and back, which made a snapshot take more than twice as long. The description is the same
-    (one dialect, the same committed file)."""
-    engine = create_sync_engine(f"sqlite:///{path}", poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            return _describe(connection, only)
-    finally:
-        engine.dispose()
