@@ -217,22 +217,11 @@ async def build(settings: Settings, backend: str, extra_tenants: int) -> Install
 
 def server_env(settings: Settings) -> dict[str, str]:
     """The servers' environment: none of this process's TENANTRY_* leaks in; the installation's
-    settings go as TENANTRY_* (the names Settings.from_env reads)."""
+    settings go as the variables they read back as, with no drift check of every tenant in the
+    middle of a measure."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("TENANTRY_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
-    env.update(
-        TENANTRY_DATA_DIR=str(settings.data_dir),
-        TENANTRY_DATABASE_URL=settings.database_url,
-        TENANTRY_BROKER_URL=settings.broker_url,
-        TENANTRY_SECRET_KEY=settings.secret_key,
-        TENANTRY_ADMIN_EMAIL=settings.admin_email,
-        TENANTRY_LAYERS_DIR=str(settings.layers_dir),
-        TENANTRY_TENANT_CONNECTIONS=str(settings.tenant_connections),
-        # No drift check of every tenant in the middle of a measure.
-        TENANTRY_DRIFT_CHECK_HOURS="0",
-    )
-    if settings.tenant_postgres_url:
-        env["TENANTRY_TENANT_POSTGRES_URL"] = settings.tenant_postgres_url
+    env.update(replace(settings, drift_check_hours=0).as_env())
     return env
 
 

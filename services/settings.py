@@ -112,6 +112,33 @@ class Settings:
             auto_rollout=env.get("TENANTRY_AUTO_ROLLOUT", "").lower() in {"1", "on", "true", "yes"},
         )
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as the TENANTRY_* variables `from_env` reads back into them: for a process
+        started with them (`tenantry` commands in tests, the benchmarks' servers)."""
+        env = {
+            "TENANTRY_DATA_DIR": str(self.data_dir),
+            "TENANTRY_DATABASE_URL": self.database_url,
+            "TENANTRY_BROKER_URL": self.broker_url,
+            "TENANTRY_SECRET_KEY": self.secret_key,
+            "TENANTRY_ADMIN_EMAIL": self.admin_email,
+            "TENANTRY_BROKER_NAMESPACE": self.broker_namespace,
+            "TENANTRY_SECURE_COOKIES": "true" if self.secure_cookies else "false",
+            "TENANTRY_LAYERS_DIR": str(self.layers_dir),
+            "TENANTRY_GOLDEN_IMAGES": "on" if self.golden_images else "off",
+            "TENANTRY_JOB_LEASE_SECONDS": repr(self.job_lease_seconds),
+            "TENANTRY_BASE_DOMAIN": self.base_domain or "",
+            "TENANTRY_SWITCH_MINUTES": str(self.switch_minutes),
+            "TENANTRY_TENANT_CONNECTIONS": str(self.tenant_connections),
+            "TENANTRY_JOB_MODULES": ",".join(self.job_modules),
+            "TENANTRY_TRUSTED_PROXIES": ",".join(str(network) for network in self.trusted_proxies),
+            "TENANTRY_CLIENT_ADDRESS_HEADER": self.client_address_header,
+            "TENANTRY_DRIFT_CHECK_HOURS": repr(self.drift_check_hours),
+            "TENANTRY_AUTO_ROLLOUT": "on" if self.auto_rollout else "off",
+        }
+        if self.tenant_postgres_url:
+            env["TENANTRY_TENANT_POSTGRES_URL"] = self.tenant_postgres_url
+        return env
+
 
 def _networks(variable: str, listed: str) -> tuple[IPv4Network | IPv6Network, ...]:
     """Comma-separated addresses and networks (`10.0.0.0/8`, `fdaa::/16`, `192.0.2.7`). A mistyped

@@ -57,7 +57,7 @@ def migrate(settings: Settings) -> Settings:
 
 def tenantry_env(settings: Settings | None = None, **variables: str) -> dict[str, str]:
     """The environment of a `tenantry` subprocess: none of ours leaks in but the suite's cheap password
-    hashing (tests/conftest.py); `settings` go as TENANTRY_*."""
+    hashing (tests/conftest.py); `settings` go as the TENANTRY_* variables they read back as."""
     env = {
         name: value
         for name, value in os.environ.items()
@@ -67,15 +67,7 @@ def tenantry_env(settings: Settings | None = None, **variables: str) -> dict[str
     env["PYTHONUNBUFFERED"] = "1"
     env["TENANTRY_DRIFT_CHECK_HOURS"] = "0"  # no check of its own in the middle of a test
     if settings is not None:
-        env.update(
-            TENANTRY_DATA_DIR=str(settings.data_dir),
-            TENANTRY_DATABASE_URL=settings.database_url,
-            TENANTRY_BROKER_URL=settings.broker_url,
-            TENANTRY_BROKER_NAMESPACE=settings.broker_namespace,
-            TENANTRY_SECRET_KEY=settings.secret_key,
-            TENANTRY_ADMIN_EMAIL=settings.admin_email,
-            TENANTRY_JOB_MODULES=",".join(settings.job_modules),
-        )
+        env.update(settings.as_env())
     env.update(variables)
     return env
 

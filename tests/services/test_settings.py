@@ -5,8 +5,11 @@ import re
 import stat
 from ipaddress import ip_network
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.settings import Settings
 from workers.runner import JobQueue
@@ -82,3 +85,42 @@ def test_a_trusted_proxy_that_is_not_an_address_or_network_stops_the_start(
 
     with pytest.raises(ValueError, match=f"TENANTRY_TRUSTED_PROXIES: {re.escape(repr(listed))}"):
         Settings.from_env(env)
+
+
+_WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=12)
+
+
+@given(
+    secure_cookies=st.booleans(),
+    golden_images=st.booleans(),
+    auto_rollout=st.booleans(),
+    job_lease_seconds=st.floats(min_value=0.1, max_value=3600, allow_nan=False),
+    drift_check_hours=st.floats(min_value=0, max_value=1000, allow_nan=False),
+    switch_minutes=st.integers(min_value=1, max_value=10_000),
+    tenant_connections=st.integers(min_value=1, max_value=1_000),
+    job_modules=st.lists(_WORDS.map(lambda word: f"plugins.{word}"), max_size=3).map(tuple),
+    base_domain=st.none() | _WORDS.map(lambda word: f"{word}.example"),
+    tenant_postgres_url=st.none() | _WORDS.map(lambda word: f"postgresql+asyncpg://{word}@db/tenants"),
+    trusted_proxies=st.lists(
+        st.sampled_from(["10.0.0.0/8", "172.16.0.0/12", "192.0.2.7/32", "fdaa::/16"]), max_size=3, unique=True
+    ),
+)
+def test_settings_given_to_a_process_as_variables_come_back_the_same(
+    tmp_path_factory: pytest.TempPathFactory, **chosen: Any
+) -> None:
+    """What `tenantry` subprocesses and the benchmarks' servers are started with is exactly the
+    installation's settings."""
+    data_dir = tmp_path_factory.mktemp("data").resolve()
+    chosen["trusted_proxies"] = tuple(ip_network(network) for network in chosen["trusted_proxies"])
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=f"sqlite+aiosqlite:///{data_dir / 'landlord.db'}",
+        broker_url="redis://127.0.0.1:6379/0",
+        secret_key="a-secret-of-this-installation",
+        admin_email="owner@example.org",
+        broker_namespace="tenantry-test",
+        client_address_header="Fly-Client-IP",
+        **chosen,
+    )
+
+    assert Settings.from_env(settings.as_env()) == settings

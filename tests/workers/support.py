@@ -33,7 +33,7 @@ from services.models import (
 from services.provisioning.tenants import PROVISIONING_STEP_NAMES, TenantRequest, request_tenant
 from services.settings import Settings
 from services.tenancy.stores import location_of
-from tests.services.running import ROOT, Background, tenantry_env, wait_for
+from tests.services.running import ROOT, Background, wait_for
 from tests.support import run_db
 from tests.workers import jobkinds
 
@@ -279,18 +279,6 @@ def layers_with_gate(tmp_path: Path, slug: str) -> tuple[Path, Gate]:
 
 
 # --- Processes and shared servers --------------------------------------------------------------
-
-
-def process_env(settings: Settings, **variables: str) -> dict[str, str]:
-    """tenantry_env, with the settings it leaves out (layers, lease, golden images, tenant server)."""
-    extra = {
-        "TENANTRY_LAYERS_DIR": str(settings.layers_dir),
-        "TENANTRY_JOB_LEASE_SECONDS": str(settings.job_lease_seconds),
-        "TENANTRY_GOLDEN_IMAGES": "on" if settings.golden_images else "off",
-    }
-    if settings.tenant_postgres_url:
-        extra["TENANTRY_TENANT_POSTGRES_URL"] = settings.tenant_postgres_url
-    return tenantry_env(settings, **extra, **variables)
 
 
 def forget_namespace(broker_url: str, namespace: str) -> None:

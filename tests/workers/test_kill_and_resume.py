@@ -16,7 +16,7 @@ import pytest
 
 from services.models import JobStatus, StepStatus, TenantStatus
 from services.settings import Settings
-from tests.services.running import Background, background, free_port, wait_for
+from tests.services.running import Background, background, free_port, tenantry_env, wait_for
 from tests.support import RABBITMQ_URL, REDIS_URL, requires_postgres, requires_rabbitmq, requires_redis
 from tests.workers.support import (
     GATE_VARIABLE,
@@ -27,7 +27,6 @@ from tests.workers.support import (
     history_of,
     job,
     layers_with_gate,
-    process_env,
     request,
     steps_of,
     table_names,
@@ -103,7 +102,7 @@ def test_a_worker_killed_mid_provisioning_is_replaced_and_the_tenant_resumes(
             sender.send(provisioning.id, provisioning.tenant_id)
         finally:
             sender.stop()
-        env = process_env(settings, **{GATE_VARIABLE: str(gate.path)})
+        env = tenantry_env(settings, **{GATE_VARIABLE: str(gate.path)})
 
         with background(["worker", "--threads", "2"], env, tmp_path / "first") as first:
             kill_at_the_gate(settings, gate, provisioning.id, first)
@@ -127,7 +126,7 @@ def test_tenantry_serve_killed_mid_provisioning_resumes_it_when_started_again(
     again, it sends every unfinished job again, and the tenant's provisioning resumes."""
     settings, gate = gated
     _, provisioning = request(settings, SLUG)  # recorded while the portal was down
-    env = process_env(settings, **{GATE_VARIABLE: str(gate.path)})
+    env = tenantry_env(settings, **{GATE_VARIABLE: str(gate.path)})
 
     with background(["serve", "--port", str(free_port())], env, tmp_path / "first") as first:
         kill_at_the_gate(settings, gate, provisioning.id, first)

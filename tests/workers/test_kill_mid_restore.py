@@ -40,7 +40,7 @@ from services.settings import Settings
 from services.tenancy.context import tenant_context
 from services.tenancy.stores import StoreLocation, location_of, store_exists
 from tests.services.backups.support import MODULES, TEMPLATE, execute, fill, row_counts
-from tests.services.running import Background, background, free_port, wait_for
+from tests.services.running import Background, background, free_port, tenantry_env, wait_for
 from tests.support import REDIS_URL, requires_postgres, requires_redis, run_db
 from tests.workers import restore_gate
 from tests.workers.gate import reached
@@ -48,7 +48,6 @@ from tests.workers.support import (
     drop_tenant_databases,
     forget_namespace,
     job,
-    process_env,
     steps_of,
     tenant,
     wait_until_finished,
@@ -203,7 +202,7 @@ def test_tenantry_serve_killed_mid_restore_resumes_it_and_the_tenant_is_never_ha
     unfinished job again and the restore resumes."""
     settings = _settings(landlord)
     prepared = prepare(settings)
-    env = process_env(settings, **{restore_gate.GATE_VARIABLE: str(gate), restore_gate.STEP_VARIABLE: where})
+    env = tenantry_env(settings, **{restore_gate.GATE_VARIABLE: str(gate), restore_gate.STEP_VARIABLE: where})
 
     with background(["serve", "--port", str(free_port())], env, tmp_path / "first") as first:
         kill_at_the_gate(settings, prepared, where, gate, first)
@@ -233,7 +232,7 @@ def test_a_worker_killed_mid_restore_is_replaced_and_the_tenant_is_never_half_re
             sender.send(prepared.restore_job, prepared.tenant.id)
         finally:
             sender.stop()
-        env = process_env(
+        env = tenantry_env(
             settings, **{restore_gate.GATE_VARIABLE: str(gate), restore_gate.STEP_VARIABLE: where}
         )
 

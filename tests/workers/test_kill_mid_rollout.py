@@ -37,11 +37,11 @@ from services.settings import Settings
 from services.tenancy.context import tenant_context
 from tests.services.provisioning.installation import copy_layers
 from tests.services.rollouts.test_rollouts import add_events_revision
-from tests.services.running import Background, background, free_port, wait_for
+from tests.services.running import Background, background, free_port, tenantry_env, wait_for
 from tests.support import REDIS_URL, requires_postgres, requires_redis, run_db
 from tests.workers import rollout_gate
 from tests.workers.gate import reached
-from tests.workers.support import drop_tenant_databases, forget_namespace, process_env
+from tests.workers.support import drop_tenant_databases, forget_namespace
 from workers.runner import JobQueue
 
 SLUGS = ["harbour-party", "reed-party", "quay-party"]
@@ -167,7 +167,7 @@ def _settings(landlord: Settings, broker_url: str | None = None) -> Settings:
 
 
 def _gate_env(settings: Settings, gate: Path, where: str, tenant_id: int) -> dict[str, str]:
-    return process_env(
+    return tenantry_env(
         settings,
         **{
             rollout_gate.GATE_VARIABLE: str(gate),

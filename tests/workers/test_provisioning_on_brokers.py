@@ -15,13 +15,12 @@ import pytest
 from services.models import IsolationMode
 from services.settings import Settings
 from services.tenancy.stores import POSTGRESQL, SQLITE
-from tests.services.running import background
+from tests.services.running import background, tenantry_env
 from tests.support import RABBITMQ_URL, REDIS_URL, requires_postgres, requires_rabbitmq, requires_redis
 from tests.workers.support import (
     assert_provisioned,
     drop_tenant_databases,
     forget_namespace,
-    process_env,
     request,
     tenant,
     wait_until_active,
@@ -103,7 +102,7 @@ def test_a_tenantry_worker_provisions_a_tenant_through_the_broker(
         sender.stop()
     assert {tenant(settings, slug).status for slug in wanted} == {"provisioning"}
 
-    with background(["worker", "--threads", "2"], process_env(settings), tmp_path / "logs") as worker:
+    with background(["worker", "--threads", "2"], tenantry_env(settings), tmp_path / "logs") as worker:
         for slug in wanted:
             wait_until_active(settings, slug, worker=worker)
         assert worker.stop() == 0, worker.stderr
