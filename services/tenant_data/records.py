@@ -79,10 +79,16 @@ class RecordTable:
     def label(self, column: Column[Any]) -> str:
         return column_label(column)
 
+    def value(self, row: Any, column: Column[Any]) -> Any:
+        """`row`'s value in `column`, for the pages. Jinja's `attr` filter would do, at about fifty
+        times the cost: it checks every attribute it reads with `inspect.getattr_static`, which was
+        a tenth of a records page's time."""
+        return getattr(row, column.key)
+
     def shown(self, row: Any, column: Column[Any], zone: tzinfo | None = None) -> str:
         """`row`'s value in `column` as a page shows it: times in `zone` (the tenant's; UTC when
         none is given), yes or no, nothing for empty."""
-        value = getattr(row, column.key)
+        value = self.value(row, column)
         if value is None:
             return ""
         if isinstance(value, bool):
