@@ -28,33 +28,12 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def sqlite_file(url: str) -> str | None:
+def _sqlite_file(url: str) -> str | None:
     """The file a SQLite URL names; None for another backend or a database in memory."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return parsed.database
-
-
-async def read_sqlite_file(
-    path: str | Path, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
-) -> T:
-    """`work(connection, …)` on a plain sqlite3 connection to the file, in a thread of its own,
-    for reading a whole store at once (a snapshot's reflection, a backup's rows). Through aiosqlite
-    each statement and each batch of rows fetched hops to its thread and back, which made such
-    reads take two to three times as long. It sees what is committed, as a new connection would."""
-
-    def run() -> T:
-        engine = create_sync_engine(
-            f"sqlite:///{path}", poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        )
-        try:
-            with engine.connect() as connection:
-                return work(connection, *args, **kwargs)
-        finally:
-            engine.dispose()
-
-    return await asyncio.to_thread(run)
 
 
 #: An execution option of a connection to a SQLite file: its transactions will write, so each begins
@@ -186,6 +165,33 @@ class Database:
         """Point the connection's transaction at the schema, when the engine is shared."""
         if path := self.search_path(connection):
             await connection.exec_driver_sql(f"SET LOCAL search_path TO {path}")
+
+    async def read_whole(
+        self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`work(connection, …)`, reading much of the store on one connection that sees what is
+        committed (a snapshot's reflection, a backup's rows). A SQLite file is read through a plain
+        sqlite3 connection in a thread of its own: through aiosqlite each statement and each batch
+        of rows fetched hops to its thread and back, which made such reads two to three times as
+        long."""
+        path = _sqlite_file(self.url)
+        if path is None:
+            async with self.engine.connect() as connection:
+                return await connection.run_sync(work, *args, **kwargs)
+
+        def read_the_file() -> T:
+            engine = create_sync_engine(
+                f"sqlite:///{path}",
+                poolclass=NullPool,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            )
+            try:
+                with engine.connect() as connection:
+                    return work(connection, *args, **kwargs)
+            finally:
+                engine.dispose()
+
+        return await asyncio.to_thread(read_the_file)
 
     async def dispose(self) -> None:
         if not self.shared:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from services.backups.content import TableSummary, summarise_table, tenant_tables
 from services.backups.postgres import pg_dump
-from services.db import Database, read_sqlite_file
+from services.db import Database
 from services.layers.snapshot import take_snapshot
 from services.models import BackupFormat, IsolationMode
 from services.tenancy.stores import SQLITE, StoreLocation, copy_sqlite_file
@@ -74,9 +74,9 @@ async def dump_store(location: StoreLocation, format: str, work: Path, *, tenant
         reader = Database(f"sqlite+aiosqlite:///{copy}")
         try:
             description, dump.schema_sha256 = await take_snapshot(reader)
+            dump.tables = await reader.read_whole(_read, work if portable else None, only_tenant)
         finally:
             await reader.dispose()
-        dump.tables = await read_sqlite_file(copy, _read, work if portable else None, only_tenant)
         leftovers = [copy.with_name(f"{copy.name}-wal"), copy.with_name(f"{copy.name}-shm")]
         # A portable dump has read its rows out of the copy; a native one is the copy.
         await asyncio.to_thread(_remove_files, *leftovers, *([copy] if portable else []))

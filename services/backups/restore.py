@@ -28,7 +28,7 @@ from services.backups.content import (
 )
 from services.backups.dump import PG_DUMP_FILE, SQLITE_FILE, table_file
 from services.backups.postgres import psql_script, rename_schema
-from services.db import Database, read_sqlite_file
+from services.db import Database
 from services.errors import InvalidInput
 from services.layers.catalogue import Catalogue, Layer, load_catalogue
 from services.layers.migrator import RevisionRun, revisions, upgrade_layer
@@ -160,11 +160,7 @@ async def measure_store(location: StoreLocation, *, tenant_id: int | None = None
     reader = Database(location.url, schema=location.schema)
     try:
         _, schema_sha256 = await take_snapshot(reader)
-        if location.backend == SQLITE:
-            tables = await read_sqlite_file(location.name, _summarise, tenant_id)
-        else:
-            async with reader.engine.connect() as connection:
-                tables = await connection.run_sync(_summarise, tenant_id)
+        tables = await reader.read_whole(_summarise, tenant_id)
     finally:
         await reader.dispose()
     return Measured(tables, schema_sha256)

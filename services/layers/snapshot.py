@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from services.db import Database, read_sqlite_file, sqlite_file
+from services.db import Database
 
 VERSION_TABLE_PREFIX = "layer_version_"
 #: What a description holds changes now and then (2: CHECK constraints too). A hash is compared
@@ -112,10 +112,5 @@ def fingerprint(description: dict[str, Any]) -> str:
 async def take_snapshot(store: Database, only: frozenset[str] | None = None) -> tuple[dict[str, Any], str]:
     """Describe the store as it actually is (only the tables named in `only`, for one tenant of a
     shared store), and hash the description."""
-    path = sqlite_file(str(store.engine.url))
-    if path is not None:
-        description = await read_sqlite_file(path, _describe, only)
-    else:
-        async with store.engine.connect() as connection:
-            description = await connection.run_sync(_describe, only)
+    description = await store.read_whole(_describe, only)
     return description, fingerprint(description)
