@@ -100,7 +100,9 @@ def test_superadmin_creates_a_landlord_admin_who_then_signs_in(
     assert_not_reloaded(page)
     expect(page).to_have_url(f"{server.base_url}/login")
     expect(page.locator("#login-form").get_by_label("Email")).to_have_value(new_admin.email)
+    # The cursor waits in the emptied password field (htmx focuses it once the swap settles).
     expect(page.locator("#login-form").get_by_label("Password")).to_have_value("")
+    expect(page.locator("#login-form").get_by_label("Password")).to_be_focused()
 
     # The right password, in the swapped-in form: the landlord admin's dashboard, without Users.
     page.locator("#login-form").get_by_label("Password").fill(password)
