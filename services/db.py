@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from services.sqlite_inline import inline_reads_connector
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -65,10 +67,12 @@ def create_engine(
     if not is_sqlite(url):
         connect_args = {"server_settings": {"search_path": schema}} if schema else {}
         return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool_options)
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000}, **pool_options)
+    timeout = busy_timeout_ms / 1000
+    if path := _sqlite_file(url):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Reads run on the loop, what may wait in the connection's thread (services.sqlite_inline).
+        pool_options.setdefault("async_creator", inline_reads_connector(path, timeout=timeout))
+    engine = create_async_engine(url, connect_args={"timeout": timeout}, **pool_options)
     event.listen(engine.sync_engine, "connect", _tune_sqlite(busy_timeout_ms))
     if transactional_ddl or explicit_transactions:
         # SQLAlchemy's recipe for pysqlite's transactions.
