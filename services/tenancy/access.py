@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import DomainError, NotFound
-from services.models import Membership, Tenant, TenantRole, TenantStatus, User
+from services.models import Tenant, TenantRole, TenantStatus, User
 from services.models.tenant import TenantUser, Unit, UnitAssignment
 from services.tenancy.context import Scope
 
@@ -49,24 +49,32 @@ class TenantAccess:
         return self.role == TENANT_ADMIN
 
 
-async def find_open_tenant(session: AsyncSession, slug: str) -> Tenant:
-    """The tenant a request names. Unknown, or not provisioned yet: not found."""
-    tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+def open_tenant(tenant: Tenant | None) -> Tenant:
+    """The tenant a request names, if it can be entered at all. Unknown, or not provisioned yet:
+    not found."""
     if tenant is None or tenant.status in (TenantStatus.PROVISIONING, TenantStatus.FAILED):
         raise NotFound("There is no such tenant here.")
     return tenant
 
 
-async def grant_access(
-    session: AsyncSession, tenant: Tenant, user: User, *, switched_into: int | None, via_token: bool
-) -> TenantAccess | None:
-    """The caller's access to `tenant`, or None when they have none (a cross-tenant attempt)."""
+async def find_open_tenant(session: AsyncSession, slug: str) -> Tenant:
+    """The tenant a request names, looked up (see `open_tenant`)."""
+    return open_tenant(await session.scalar(select(Tenant).where(Tenant.slug == slug)))
+
+
+def member_tenant(user: User, slug: str) -> Tenant | None:
+    """The tenant `slug` names if the user is one of its members, as loaded with the user: a
+    member's request needs no lookup of its own."""
+    return next((m.tenant for m in user.memberships if m.tenant.slug == slug), None)
+
+
+def grant_access(tenant: Tenant, user: User, *, switched_into: int | None, via_token: bool) -> TenantAccess | None:
+    """The caller's access to `tenant`, or None when they have none (a cross-tenant attempt). Their
+    role is the one of their memberships, as loaded with the user for this request."""
     if switched_into == tenant.id and user.can_switch_tenants:
         _refuse_during_maintenance(tenant)
         return TenantAccess(tenant, TENANT_ADMIN, "switch")
-    role = await session.scalar(
-        select(Membership.role).where(Membership.user_id == user.id, Membership.tenant_id == tenant.id)
-    )
+    role = next((m.role for m in user.memberships if m.tenant_id == tenant.id), None)
     if role is None:
         return None
     _refuse_during_maintenance(tenant)

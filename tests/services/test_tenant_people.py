@@ -105,7 +105,7 @@ class Installation:
         async def work(landlord: AsyncSession, data: AsyncSession, tenant: Tenant) -> Scope | None:
             user = await landlord.scalar(select(User).where(User.email == email))
             assert user is not None
-            access = await grant_access(landlord, tenant, user, switched_into=None, via_token=False)
+            access = grant_access(tenant, user, switched_into=None, via_token=False)
             return None if access is None else await scope_for(data, access, user)
 
         return self.run(SLUG, work)

@@ -34,7 +34,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.db import Database
 from services.errors import NotFound
 from services.models import ApiToken, Domain, Tenant, User
-from services.tenancy.access import TenantAccess, find_open_tenant, grant_access, scope_for
+from services.tenancy.access import (
+    TenantAccess,
+    find_open_tenant,
+    grant_access,
+    member_tenant,
+    open_tenant,
+    scope_for,
+)
 from services.tenancy.context import Scope as TenantScope
 from services.tenancy.entry import EnteredTenant, enter_tenant
 from services.tenancy.security import record_cross_tenant_attempt
@@ -110,9 +117,7 @@ class TenantScopeMiddleware(ASGIMiddleware):
                 if is_api
                 else "Sign in to continue."
             )
-        database: Database = app_state.database
-        async with database.session() as landlord:
-            access = await self._enter(landlord, scope, user, token, is_api)
+        access = await self._enter(app_state.database, scope, user, token, is_api)
         location = location_of(app_state.settings, access.tenant)
         try:
             async with enter_tenant(
@@ -138,24 +143,26 @@ class TenantScopeMiddleware(ASGIMiddleware):
             await _after_response(scope)
 
     async def _enter(
-        self, landlord: AsyncSession, scope: Scope, user: User, token: ApiToken | None, is_api: bool
+        self, database: Database, scope: Scope, user: User, token: ApiToken | None, is_api: bool
     ) -> TenantAccess:
+        """The caller's access to the tenant the request names. A member's (or a tenant token's)
+        tenant came with who they are; only another caller's needs the landlord."""
         if is_api:
             if token is None or token.tenant is None:
                 raise PermissionDeniedException("This endpoint needs a token scoped to a tenant.")
-            tenant = await find_open_tenant(landlord, token.tenant.slug)
+            tenant = open_tenant(token.tenant)
+        elif (member_of := member_tenant(user, scope["path_params"]["slug"])) is not None:
+            tenant = open_tenant(member_of)
         else:
-            tenant = await find_open_tenant(landlord, scope["path_params"]["slug"])
+            async with database.session() as landlord:
+                tenant = await find_open_tenant(landlord, scope["path_params"]["slug"])
         switch = active_switch(ASGIConnection(scope))
-        access = await grant_access(
-            landlord,
-            tenant,
-            user,
-            switched_into=switch.tenant_id if switch else None,
-            via_token=token is not None,
+        access = grant_access(
+            tenant, user, switched_into=switch.tenant_id if switch else None, via_token=token is not None
         )
         if access is None:
-            await refuse_cross_tenant(landlord, scope, user, tenant, "entered another tenant's portal")
+            async with database.session() as landlord:
+                await refuse_cross_tenant(landlord, scope, user, tenant, "entered another tenant's portal")
         assert access is not None
         return access
 
