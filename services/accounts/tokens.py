@@ -9,11 +9,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased, contains_eager
 
 from services.accounts.users import get_user
 from services.errors import InvalidInput, NotFound
 from services.limits import check_text
-from services.models import ApiToken
+from services.models import ApiToken, Membership, User
 from services.models.types import utcnow
 from services.tenancy.tenants import get_tenant
 
@@ -29,6 +30,18 @@ class NewToken:
     token: ApiToken
     #: The bearer secret; it is not stored and cannot be shown again.
     secret: str
+
+
+_TOKENS_MEMBERSHIP = aliased(Membership)
+_LIVE_TOKEN = (
+    select(ApiToken)
+    .join(ApiToken.user)
+    .outerjoin(
+        _TOKENS_MEMBERSHIP,
+        (_TOKENS_MEMBERSHIP.user_id == User.id) & (_TOKENS_MEMBERSHIP.tenant_id == ApiToken.tenant_id),
+    )
+    .options(contains_eager(ApiToken.user).contains_eager(User.memberships.of_type(_TOKENS_MEMBERSHIP)))
+)
 
 
 def _digest(secret: str) -> str:
@@ -83,10 +96,14 @@ async def revoke_token(session: AsyncSession, token_id: int) -> ApiToken:
 
 
 async def authenticate_token(session: AsyncSession, secret: str) -> ApiToken | None:
-    """The live token for this secret (not revoked, its user active), or None."""
+    """The live token for this secret (not revoked, its user active), or None.
+
+    One query loads the token, its user and, as the user's memberships, those the token can act
+    in: the membership in the token's tenant, none for a landlord token (a token acts in its
+    tenant only)."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
-    token = await session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(secret)))
+    token = await session.scalar(_LIVE_TOKEN.where(ApiToken.token_hash == _digest(secret)))
     if token is None or token.revoked_at is not None or not token.user.is_active:
         return None
     now = utcnow()
