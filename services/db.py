@@ -105,6 +105,34 @@ def _tune_sqlite(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
 
 
 @asynccontextmanager
+async def sqlite_foreign_keys_off(connection: AsyncConnection) -> AsyncIterator[bool]:
+    """On SQLite, foreign keys off for the block, which must begin outside a transaction (the
+    PRAGMA is ignored inside one): a migration's batch mode rebuilds a table by dropping it, and
+    with foreign keys on that drop would cascade-delete the rows of every table referring to it.
+    Yields whether the connection is SQLite's; elsewhere nothing changes. Check the result with
+    `broken_foreign_key` before committing."""
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        await _sqlite_foreign_keys(connection, False)
+    try:
+        yield sqlite
+    finally:
+        if sqlite:
+            await _sqlite_foreign_keys(connection, True)
+
+
+async def _sqlite_foreign_keys(connection: AsyncConnection, enabled: bool) -> None:
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")  # type: ignore[union-attr]
+
+
+async def broken_foreign_key(connection: AsyncConnection) -> str | None:
+    """The first SQLite table whose rows name a missing row of another (None when none does)."""
+    broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first()
+    return None if broken is None else str(broken[0])
+
+
+@asynccontextmanager
 async def committing(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     """Use `session` for a block: committed when it ends normally, rolled back when it raises."""
     async with session:

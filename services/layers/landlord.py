@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from services.db import Database
+from services.db import Database, broken_foreign_key, sqlite_foreign_keys_off
 from services.settings import Settings
 
 
@@ -25,16 +27,28 @@ async def migrate_landlord(settings: Settings, database: Database, revision: str
     def upgrade(connection: Connection) -> None:
         command.upgrade(alembic_config(settings, connection), revision)
 
-    async with database.engine.begin() as connection:
-        await connection.run_sync(upgrade)
+    await _in_one_transaction(database, upgrade)
 
 
 async def downgrade_landlord(settings: Settings, database: Database, revision: str) -> None:
     def downgrade(connection: Connection) -> None:
         command.downgrade(alembic_config(settings, connection), revision)
 
-    async with database.engine.begin() as connection:
-        await connection.run_sync(downgrade)
+    await _in_one_transaction(database, downgrade)
+
+
+async def _in_one_transaction(database: Database, migrate: Callable[[Connection], None]) -> None:
+    """`migrate` in one transaction; on SQLite with foreign keys off while it runs (a table that
+    batch mode rebuilds, such as `tenants`, would otherwise take every row referring to it along)
+    and checked before it commits."""
+    async with (
+        database.engine.connect() as connection,
+        sqlite_foreign_keys_off(connection) as sqlite,
+        connection.begin(),
+    ):
+        await connection.run_sync(migrate)
+        if sqlite and (broken := await broken_foreign_key(connection)):
+            raise RuntimeError(f"the landlord migration leaves a broken foreign key in {broken}")
 
 
 async def landlord_is_current(settings: Settings, database: Database) -> bool:

@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.db import Database
+from services.db import Database, broken_foreign_key, sqlite_foreign_keys_off
 from services.errors import DomainError
 from services.layers.catalogue import Layer
 from services.layers.ownership import TENANT_LAYER
@@ -247,12 +247,6 @@ async def _settle(connection: AsyncConnection, store: Database, timeouts: Timeou
     )
 
 
-async def _sqlite_foreign_keys(connection: AsyncConnection, enabled: bool) -> None:
-    """PRAGMA foreign_keys is ignored inside a transaction, so it goes to the driver directly."""
-    raw = await connection.get_raw_connection()
-    await raw.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")  # type: ignore[union-attr]
-
-
 async def _run_revisions(
     store: Database,
     layer: Layer,
@@ -270,30 +264,25 @@ async def _run_revisions(
     revision = moves[0][0]
     try:
         # Connected first (slow on a new server connection), then one migration at a time.
-        async with store.engine.connect() as connection, _migration_lock():
-            sqlite = connection.dialect.name == "sqlite"
-            if sqlite:
-                await _sqlite_foreign_keys(connection, False)
-            try:
-                async with connection.begin():
-                    if not sqlite:
-                        await _settle(connection, store, timeouts)
-                    for revision, destination in moves:
-                        try:
-                            await connection.run_sync(_migrate, layer, revision, direction)
-                        except _Skipped:
-                            continue
-                        if sqlite and (
-                            broken := (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first()
-                        ):
-                            raise RuntimeError(f"the revision leaves a broken foreign key in {broken[0]}")
-                        elapsed = (time.perf_counter() - started) * 1000
-                        reached = destination if destination != BASE else None
-                        runs.append(RevisionRun(layer.key, revision, direction, elapsed, reached=reached))
-                        started = time.perf_counter()
-            finally:
-                if sqlite:
-                    await _sqlite_foreign_keys(connection, True)
+        async with (
+            store.engine.connect() as connection,
+            _migration_lock(),
+            sqlite_foreign_keys_off(connection) as sqlite,
+            connection.begin(),
+        ):
+            if not sqlite:
+                await _settle(connection, store, timeouts)
+            for revision, destination in moves:
+                try:
+                    await connection.run_sync(_migrate, layer, revision, direction)
+                except _Skipped:
+                    continue
+                if sqlite and (broken := await broken_foreign_key(connection)):
+                    raise RuntimeError(f"the revision leaves a broken foreign key in {broken}")
+                elapsed = (time.perf_counter() - started) * 1000
+                reached = destination if destination != BASE else None
+                runs.append(RevisionRun(layer.key, revision, direction, elapsed, reached=reached))
+                started = time.perf_counter()
     except Exception as exc:
         error = _in_words(exc)
         # `revision`: the one running, or the last one when the commit failed

@@ -121,6 +121,10 @@ class Tenant(LandlordBase):
     store_name: Mapped[str | None] = mapped_column(String(255))
     #: The error that stopped provisioning, shown on the tenant page until a retry succeeds.
     error: Mapped[str | None] = mapped_column(Text)
+    #: The latest schema snapshot (SchemaSnapshot), named where requests read it: with the tenant.
+    #: Written with each snapshot (services.provisioning.steps.record_snapshot).
+    schema_snapshot_id: Mapped[int | None]
+    schema_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

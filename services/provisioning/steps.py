@@ -8,7 +8,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import Conflict, InvalidInput
@@ -175,7 +175,13 @@ async def record_snapshot(
     store) recorded as the tenant's latest snapshot, with the layer revisions it found: its hash,
     and what it holds, said."""
     description, sha256 = await _snapshot_of(location, only)
-    session.add(SchemaSnapshot(tenant_id=tenant.id, sha256=sha256, description=description))
+    snapshot = SchemaSnapshot(tenant_id=tenant.id, sha256=sha256, description=description)
+    session.add(snapshot)
+    await session.flush()
+    named = {"schema_snapshot_id": snapshot.id, "schema_sha256": sha256}
+    await session.execute(update(Tenant).where(Tenant.id == tenant.id).values(**named))
+    if tenant not in session:  # the update has set them on the session's own copy
+        tenant.schema_snapshot_id, tenant.schema_sha256 = snapshot.id, sha256
     await record_found(session, tenant, description["layer_versions"])
     return sha256, f"{len(description['tables'])} tables, sha256 {sha256[:16]}…"
 

@@ -33,20 +33,12 @@ from services.tenant_data.records import (
 async def tenant_record_schema(
     landlord: AsyncSession, settings: Settings, tenant: Tenant, data: AsyncSession, *, with_kept: bool = False
 ) -> RecordSchema:
-    """The tenant's template and enabled modules' tables, as its latest schema snapshot names them.
-    Its kept modules' tables stay in the store, hidden, unless `with_kept` asks for them too (what
-    still refers to a unit, say)."""
-    latest = (
-        await landlord.execute(
-            select(SchemaSnapshot.id, SchemaSnapshot.sha256)
-            .where(SchemaSnapshot.tenant_id == tenant.id)
-            .order_by(SchemaSnapshot.id.desc())
-            .limit(1)
-        )
-    ).first()
-    if latest is None:
+    """The tenant's template and enabled modules' tables, as its latest schema snapshot (the one
+    the tenant row names) names them. Its kept modules' tables stay in the store, hidden, unless
+    `with_kept` asks for them too (what still refers to a unit, say)."""
+    snapshot_id, sha256 = tenant.schema_snapshot_id, tenant.schema_sha256
+    if snapshot_id is None or sha256 is None:
         raise NotFound(f"{tenant.name} has no schema snapshot yet.")
-    snapshot_id, sha256 = latest
     tables = await _SNAPSHOT_TABLES.tables_of(landlord, snapshot_id, sha256)
     if with_kept:
         return await record_schema(data, sha256, tables)
