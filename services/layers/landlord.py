@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from services.db import Database, broken_foreign_key, sqlite_foreign_keys_off
+from services.layers.migrator import alembic_turn
 from services.settings import Settings
 
 
@@ -43,6 +44,7 @@ async def _in_one_transaction(database: Database, migrate: Callable[[Connection]
     and checked before it commits."""
     async with (
         database.engine.connect() as connection,
+        alembic_turn(),
         sqlite_foreign_keys_off(connection) as sqlite,
         connection.begin(),
     ):

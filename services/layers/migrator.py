@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -186,12 +188,26 @@ def _version_table(name: str) -> Table:
     )
 
 
-# Alembic's `op` and `context` are module-wide proxies: one migration at a time per process.
-_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+#: Alembic's `op` and `context` are module-wide proxies, installed for each migration: two threads
+#: migrating at once (a web loop replaying a footprint beside a worker's loop, or two worker threads)
+#: would each run the other's operations, on the other's store. So one migration at a time in a
+#: process, whatever its thread.
+_ALEMBIC_IN_USE = threading.Lock()
+#: How often a migration waiting for its turn looks again.
+_TURN_POLL_SECONDS = 0.005
 
 
-def _migration_lock() -> asyncio.Lock:
-    return _locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+@asynccontextmanager
+async def alembic_turn() -> AsyncIterator[None]:
+    """The process's one turn at Alembic, for a block. The lock is asked for without blocking, so
+    a loop whose migration waits keeps serving, and a waiter that is cancelled holds nothing."""
+    # Polled: the holder may be another thread's loop, which no asyncio.Event reaches.
+    while not _ALEMBIC_IN_USE.acquire(blocking=False):  # noqa: ASYNC110
+        await asyncio.sleep(_TURN_POLL_SECONDS)
+    try:
+        yield
+    finally:
+        _ALEMBIC_IN_USE.release()
 
 
 async def current_revision(store: Database, layer: Layer) -> str | None:
@@ -266,7 +282,7 @@ async def _run_revisions(
         # Connected first (slow on a new server connection), then one migration at a time.
         async with (
             store.engine.connect() as connection,
-            _migration_lock(),
+            alembic_turn(),
             sqlite_foreign_keys_off(connection) as sqlite,
             connection.begin(),
         ):
