@@ -1,10 +1,11 @@
 """`python -m benchmarks`: run every benchmark with its defaults."""
 
-from benchmarks import backup, http, provisioning, rollout, scope
+from benchmarks import backup, http, provisioning, request_cost, rollout, scope
 
 if __name__ == "__main__":
     provisioning.main([])
     scope.main([])
     backup.main([])
     rollout.main([])
+    request_cost.main([])
     http.main([])

@@ -738,10 +738,9 @@ def scratch_landlord(runner: asyncio.Runner, server_url: str, name: str) -> Iter
         runner.run(database.__aexit__(None, None, None))
 
 
-def run_backend(backend: str, folder: Path, args: argparse.Namespace, generator: str) -> BackendResult:
-    name = f"tenantry_http_{secrets.token_hex(4)}"
-    data_dir = folder / name
-    settings = Settings(
+def fresh_settings(data_dir: Path) -> Settings:
+    """A new installation in `data_dir`: a SQLite landlord and the embedded broker."""
+    return Settings(
         data_dir=data_dir,
         database_url=f"sqlite+aiosqlite:///{data_dir / 'landlord.db'}",
         broker_url="embedded",
@@ -749,6 +748,11 @@ def run_backend(backend: str, folder: Path, args: argparse.Namespace, generator:
         admin_email=ADMIN_EMAIL,
         layers_dir=PROJECT_ROOT / "layers",
     )
+
+
+def run_backend(backend: str, folder: Path, args: argparse.Namespace, generator: str) -> BackendResult:
+    name = f"tenantry_http_{secrets.token_hex(4)}"
+    settings = fresh_settings(folder / name)
     with asyncio.Runner() as runner, ExitStack() as cleanup:
         if backend == "postgresql":
             url = cleanup.enter_context(scratch_landlord(runner, args.postgres_url, name))

@@ -1,0 +1,135 @@
+"""CPU per request of the portal's endpoints, in process, against a bare Litestar app.
+
+    python -m benchmarks.request_cost [--requests 300] [--rounds 5] [--postgres-url postgresql+asyncpg://…]
+
+The installation and the endpoints are benchmarks.http's (one tenant with 100 `groups` rows, its
+admin, a tenant token and a landlord token), but nothing is served: each request goes straight
+into the ASGI app through httpx's ASGI transport, one after another, on this process's event loop,
+and the CPU time this process spends on it is counted (its worker threads, SQLite's included).
+The bare app (`benchmarks.http:bare_app`) is measured the same way in the same run; its cost is the
+ceiling's, and each endpoint's share of it is what the HTTP benchmark's ratios would be if the
+server, not the load generator or the network, were the limit.
+
+It answers in seconds and hardly moves with the machine's load (a median of --rounds rounds of
+--requests requests each), so it is the one to run before and after a change to the request path.
+Figures are printed, never asserted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.http import (
+    Endpoint,
+    Installation,
+    bare_app,
+    build,
+    endpoints_of,
+    fresh_settings,
+    scratch_landlord,
+)
+from web.app import create_app
+
+DEFAULT_REQUESTS = 300
+DEFAULT_ROUNDS = 5
+WARM_UP_REQUESTS = 30
+
+
+async def sign_in(client: httpx.AsyncClient, email: str, password: str) -> str:
+    """The Cookie header of a browser that signed in with the form."""
+    form = await client.get("/login")
+    token = re.search(r'name="_csrf_token" value="([^"]+)"', form.text)
+    if token is None:
+        raise SystemExit(f"GET /login answered {form.status_code} without a CSRF token; the benchmark stops")
+    answer = await client.post(
+        "/login", data={"email": email, "password": password, "_csrf_token": token.group(1)}
+    )
+    if answer.status_code not in (302, 303):
+        raise SystemExit(f"{email} could not sign in ({answer.status_code}); the benchmark stops")
+    return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+
+
+def in_process(app: Any) -> httpx.AsyncClient:
+    """A client whose requests go straight into the ASGI `app`."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://benchmark")
+
+
+async def cost_of(app: Any, endpoint: Endpoint, requests: int, rounds: int) -> float:
+    """The median over `rounds` of the CPU milliseconds one request of `endpoint` takes."""
+    async with in_process(app) as client:
+        headers = dict(endpoint.headers)
+        for _ in range(WARM_UP_REQUESTS):
+            answer = await client.get(endpoint.path, headers=headers)
+            if answer.status_code != 200:
+                raise SystemExit(f"{endpoint.label} answered {answer.status_code}; the benchmark stops")
+        costs = []
+        for _ in range(rounds):
+            started = time.process_time()
+            for _ in range(requests):
+                await client.get(endpoint.path, headers=headers)
+            costs.append((time.process_time() - started) / requests * 1000)
+    return statistics.median(costs)
+
+
+async def measure(installation: Installation, requests: int, rounds: int) -> list[tuple[str, float]]:
+    app = create_app(installation.settings)
+    async with app.lifespan():
+        async with in_process(app) as client:
+            cookie = await sign_in(client, *installation.admin)
+        return [
+            (endpoint.label, await cost_of(bare_app if endpoint.on_bare else app, endpoint, requests, rounds))
+            for endpoint in endpoints_of(installation, cookie)
+        ]
+
+
+def report(backend: str, costs: list[tuple[str, float]]) -> None:
+    ceiling = costs[0][1]
+    print(f"\n{backend}: CPU per request in process (median round)\n")
+    print(f"{'endpoint':48} {'ms CPU':>8} {'of bare':>8}")
+    for name, cost in costs:
+        print(f"{name:48} {cost:8.2f} {ceiling / cost:8.1%}")
+
+
+def run_backend(backend: str, folder: Path, args: argparse.Namespace) -> None:
+    settings = fresh_settings(folder / backend)
+    with asyncio.Runner() as runner, ExitStack() as cleanup:
+        if backend == "postgresql":
+            url = cleanup.enter_context(
+                scratch_landlord(runner, args.postgres_url, f"tenantry_cost_{os.getpid()}")
+            )
+            settings = replace(settings, database_url=url, tenant_postgres_url=url)
+        installation = runner.run(build(settings, backend, 0))
+        report(backend, runner.run(measure(installation, args.requests, args.rounds)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=DEFAULT_REQUESTS, help="requests per round")
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="rounds; the median is shown")
+    parser.add_argument("--postgres-url", default=os.environ.get("TENANTRY_TEST_POSTGRES_URL"))
+    args = parser.parse_args(argv)
+    print(f"Load average at the start: {', '.join(f'{value:.2f}' for value in os.getloadavg())}")
+    with tempfile.TemporaryDirectory(prefix="tenantry-cost-") as folder:
+        run_backend("sqlite", Path(folder), args)
+        if args.postgres_url:
+            run_backend("postgresql", Path(folder), args)
+        else:
+            print("\nPostgreSQL skipped: pass --postgres-url or set TENANTRY_TEST_POSTGRES_URL")
+    print(f"\nLoad average at the end: {', '.join(f'{value:.2f}' for value in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
