@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +45,8 @@ BROWSER_ARGS = [
 STARTUP_SECONDS = 60
 #: Playwright's default for expect() is 5 s; a cold server and a slow CI machine get more.
 EXPECT_TIMEOUT_MS = 15_000
+#: How much of the server's output a failed browser test shows.
+SERVER_LINES_SHOWN = 80
 
 
 def browser_executable() -> str | None:
@@ -64,7 +66,7 @@ class Server:
     data_dir: Path
     superadmin: Credentials
     process: subprocess.Popen[str]
-    output: list[str]
+    output: list[str] = field(repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -232,4 +234,13 @@ def artifacts() -> Path:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     setattr(item, f"rep_{report.when}", report)
+    server = getattr(item, "funcargs", {}).get("server")
+    if report.when == "call" and report.failed and isinstance(server, Server):
+        # What the server said is where a 500's cause is: shown with the failure.
+        report.sections.append(
+            (
+                f"tenantry serve, its last {SERVER_LINES_SHOWN} lines",
+                "".join(server.output[-SERVER_LINES_SHOWN:]),
+            )
+        )
     return report
