@@ -68,7 +68,9 @@ def member_tenant(user: User, slug: str) -> Tenant | None:
     return next((m.tenant for m in user.memberships if m.tenant.slug == slug), None)
 
 
-def grant_access(tenant: Tenant, user: User, *, switched_into: int | None, via_token: bool) -> TenantAccess | None:
+def grant_access(
+    tenant: Tenant, user: User, *, switched_into: int | None, via_token: bool
+) -> TenantAccess | None:
     """The caller's access to `tenant`, or None when they have none (a cross-tenant attempt). Their
     role is the one of their memberships, as loaded with the user for this request."""
     if switched_into == tenant.id and user.can_switch_tenants:
