@@ -278,22 +278,32 @@ def cookie_header(jar: dict[str, str]) -> str:
     return "; ".join(f"{name}={value}" for name, value in jar.items())
 
 
+def sign_in_form(status: int, page: str, email: str, password: str) -> dict[str, str]:
+    """The sign-in form a browser would send, with the CSRF token of the page GET /login answered."""
+    token = re.search(r'name="_csrf_token" value="([^"]+)"', page)
+    if status != 200 or token is None:
+        raise SystemExit(f"GET /login answered {status} without a CSRF token; the benchmark stops")
+    return {"email": email, "password": password, "_csrf_token": token.group(1)}
+
+
+def signed_in(status: int, email: str) -> None:
+    """Stop the benchmark unless the sign-in was answered with the redirect into the portal."""
+    if status not in (302, 303):
+        raise SystemExit(f"{email} could not sign in ({status}); the benchmark stops")
+
+
 def sign_in(port: int, email: str, password: str) -> str:
     """Sign in with the form, as a browser does; the Cookie header the signed-in browser sends."""
     form = fetch(port, "/login")
-    token = re.search(r'name="_csrf_token" value="([^"]+)"', form.text)
-    if form.status != 200 or token is None:
-        raise SystemExit(f"GET /login answered {form.status} without a CSRF token; the benchmark stops")
     jar = cookies_of(form, {})
     answer = fetch(
         port,
         "/login",
         method="POST",
         headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie_header(jar)},
-        body=urlencode({"email": email, "password": password, "_csrf_token": token.group(1)}).encode(),
+        body=urlencode(sign_in_form(form.status, form.text, email, password)).encode(),
     )
-    if answer.status not in (302, 303):
-        raise SystemExit(f"{email} could not sign in ({answer.status}); the benchmark stops")
+    signed_in(answer.status, email)
     return cookie_header(cookies_of(answer, jar))
 
 

@@ -203,9 +203,8 @@ class Database:
     ) -> T:
         """`work(connection, …)`, reading much of the store on one connection that sees what is
         committed (a snapshot's reflection, a backup's rows). A SQLite file is read through a plain
-        sqlite3 connection in a thread of its own: through aiosqlite each statement and each batch
-        of rows fetched hops to its thread and back, which made such reads two to three times as
-        long."""
+        sqlite3 connection in a thread of its own: the engine's own connections read on the event
+        loop (services.sqlite_inline), which a read of the whole store would hold for its length."""
         path = _sqlite_file(self.url)
         if path is None:
             async with self.engine.connect() as connection:

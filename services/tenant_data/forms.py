@@ -634,11 +634,15 @@ async def _choices(data: AsyncSession, schema: RecordSchema, reference: Field) -
     return tuple(Choice(str(value), _option(value, shown)) for value, shown in rows)
 
 
+#: For each reference column, the label of each row it points to, by that row's key.
+Labels = dict[str, dict[Any, str]]
+
+
 async def reference_labels(
     data: AsyncSession, schema: RecordSchema, table: RecordTable, rows: list[Any]
-) -> dict[str, dict[Any, str]]:
+) -> Labels:
     """For each reference of `table`, the labels of the rows `rows` point to (those the scope sees)."""
-    labels: dict[str, dict[Any, str]] = {}
+    labels: Labels = {}
     for each in table_fields(table):
         model = _model_of(schema, each.target) if each.kind is FieldKind.REFERENCE else None
         ids = {getattr(row, each.name) for row in rows} - {None}

@@ -20,6 +20,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from services.errors import Conflict, InvalidFields
 from services.tenant_data.forms import (
+    Labels,
     blank_values,
     from_form,
     record_form,
@@ -44,8 +45,6 @@ from web.tenancy.records import (
 )
 from web.tenancy.scope import TenantData, tenant_access, tenant_link
 from web.tenant.pages import tenant_page
-
-Labels = dict[str, dict[Any, str]]
 
 
 def _record_id(table: RecordTable, row: Any) -> Any:

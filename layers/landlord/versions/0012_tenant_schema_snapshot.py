@@ -20,14 +20,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("schema_snapshot_id", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("schema_sha256", sa.String(64), nullable=True))
     op.execute(
-        """
-        UPDATE tenants SET
-            schema_snapshot_id = (SELECT max(id) FROM schema_snapshots WHERE tenant_id = tenants.id),
-            schema_sha256 = (
-                SELECT sha256 FROM schema_snapshots
-                WHERE id = (SELECT max(id) FROM schema_snapshots WHERE tenant_id = tenants.id)
-            )
-        """
+        "UPDATE tenants SET schema_snapshot_id = (SELECT max(id) FROM schema_snapshots WHERE tenant_id = tenants.id)"
+    )
+    op.execute(
+        "UPDATE tenants SET schema_sha256 = (SELECT sha256 FROM schema_snapshots WHERE id = tenants.schema_snapshot_id)"
     )
 
 
