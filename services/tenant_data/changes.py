@@ -5,7 +5,6 @@ record.delete) in the landlord transaction."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
@@ -18,6 +17,7 @@ from services.audit import Caller, record_by
 from services.errors import NotFound
 from services.models import SchemaSnapshot, Tenant
 from services.modules.requests import visible_tables
+from services.recently_used import LeastRecentlyUsed
 from services.settings import Settings
 from services.tenant_data.forms import read_record
 from services.tenant_data.records import (
@@ -55,8 +55,7 @@ class SnapshotTables:
     recently are kept (tenants of one template and module set share theirs)."""
 
     def __init__(self, limit: int = 1_000) -> None:
-        self.limit = limit
-        self._tables: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._tables: LeastRecentlyUsed[str, frozenset[str]] = LeastRecentlyUsed(limit)
 
     async def tables_of(self, landlord: AsyncSession, snapshot_id: int, sha256: str) -> frozenset[str]:
         tables = self._tables.get(sha256)
@@ -65,10 +64,7 @@ class SnapshotTables:
                 select(SchemaSnapshot.description).where(SchemaSnapshot.id == snapshot_id)
             )
             tables = frozenset((description or {}).get("tables", ()))
-            self._tables[sha256] = tables
-            while len(self._tables) > self.limit:
-                self._tables.popitem(last=False)
-        self._tables.move_to_end(sha256)
+            self._tables.put(sha256, tables)
         return tables
 
 

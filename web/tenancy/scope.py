@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -34,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.db import Database
 from services.errors import NotFound
 from services.models import ApiToken, Domain, Tenant, User
+from services.recently_used import LeastRecentlyUsed
 from services.tenancy.access import (
     TenantAccess,
     find_open_tenant,
@@ -207,8 +207,8 @@ class HostCache:
         missing_for: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.limit, self.found_for, self.missing_for, self.clock = limit, found_for, missing_for, clock
-        self._answers: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
+        self.found_for, self.missing_for, self.clock = found_for, missing_for, clock
+        self._answers: LeastRecentlyUsed[str, tuple[str | None, float]] = LeastRecentlyUsed(limit)
 
     def __len__(self) -> int:
         return len(self._answers)
@@ -217,13 +217,9 @@ class HostCache:
         """The slug of the tenant `host` names, if any: remembered, or found with `look_up`."""
         answer = self._answers.get(host)
         if answer is not None and answer[1] >= self.clock():
-            self._answers.move_to_end(host)
             return answer[0]
         slug = await look_up(host)
-        self._answers[host] = (slug, self.clock() + (self.found_for if slug else self.missing_for))
-        self._answers.move_to_end(host)
-        while len(self._answers) > self.limit:
-            self._answers.popitem(last=False)
+        self._answers.put(host, (slug, self.clock() + (self.found_for if slug else self.missing_for)))
         return slug
 
 
