@@ -19,6 +19,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
+from services.accounts.identities import Identities
 from services.db import Database
 from services.jobs import send_jobs_on_commit
 from services.models.types import utcnow
@@ -105,6 +106,7 @@ def _openapi_config() -> OpenAPIConfig:
 
 def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litestar:
     database = Database(settings.database_url)
+    identities = Identities(database)
     queue = job_queue or JobQueue(settings)
     send_jobs_on_commit(database, queue)  # a job a request records goes to the workers on commit
     tenant_connections = TenantConnections(settings.tenant_connections)
@@ -145,6 +147,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
     async def shut_down(app: Litestar) -> None:
         queue.stop()
         await tenant_connections.dispose()
+        await identities.close()
         await database.dispose()
 
     sessions = RotatingSessionConfig(
@@ -193,8 +196,8 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
         request_max_body_size=MAX_BODY_BYTES,
         before_request=ids_in_range,
         stores={
-            "sessions": LandlordStore(database, "sessions"),
-            "sign_in_failures": LandlordStore(database, "sign_in_failures"),
+            "sessions": LandlordStore(database, "sessions", identities.marks),
+            "sign_in_failures": LandlordStore(database, "sign_in_failures", identities.marks),
         },
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
@@ -213,6 +216,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             {
                 "settings": settings,
                 "database": database,
+                "identities": identities,
                 "job_queue": queue,
                 "tenant_connections": tenant_connections,
             }

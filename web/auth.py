@@ -13,8 +13,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from services.accounts.tokens import authenticate_token
-from services.accounts.users import get_active_user
+from services.accounts.identities import Identities
 from services.models import ApiToken, User
 
 API_PREFIX = "/api/"
@@ -32,20 +31,18 @@ class IdentityMiddleware(ASGIMiddleware):
         return scope["path"].startswith("/static/")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        database = scope["app"].state.database
+        identities: Identities = scope["app"].state.identities
         user: User | None = None
         token: ApiToken | None = None
         if scope["path"].startswith(API_PREFIX):
             scheme, _, secret = Headers.from_scope(scope).get("authorization", "").partition(" ")
             if scheme.lower() == "bearer" and secret.strip():
-                async with database.session() as session:
-                    token = await authenticate_token(session, secret.strip())
+                token = await identities.of_token(secret.strip())
                 user = token.user if token else None
         else:
             session_data = scope.get("session")
             if isinstance(session_data, dict) and (user_id := session_data.get(SESSION_USER)):
-                async with database.session() as session:
-                    user = await get_active_user(session, user_id)
+                user = await identities.of_user(user_id)
         scope["user"], scope["auth"] = user, token
         await next_app(scope, receive, send)
 

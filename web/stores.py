@@ -12,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.db import Database
+from services.landlord_cache import LandlordMarks, UnchangedSince
 from services.models import StoreEntry
 from services.models.types import utcnow
 
@@ -23,10 +24,18 @@ def _expiry(expires_in: int | timedelta | None):  # type: ignore[no-untyped-def]
     return utcnow() + timedelta(seconds=seconds)
 
 
+def _expired(entry: StoreEntry) -> bool:
+    return entry.expires_at is not None and entry.expires_at <= utcnow()
+
+
 class LandlordStore(Store):
-    def __init__(self, database: Database, namespace: str) -> None:
+    """`marks`: a value read is given again while nothing in the landlord database has changed
+    (services.landlord_cache); every request reads its session, and few change it."""
+
+    def __init__(self, database: Database, namespace: str, marks: LandlordMarks) -> None:
         self.database = database
         self.namespace = namespace
+        self._kept: UnchangedSince[str, StoreEntry] = UnchangedSince(marks)
 
     def _key(self, key: str):  # type: ignore[no-untyped-def]
         return (StoreEntry.namespace == self.namespace) & (StoreEntry.key == key)
@@ -90,16 +99,24 @@ class LandlordStore(Store):
         return int(count)
 
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
+        if renew_for is None:
+            entry = await self._kept.get(key, lambda: self._live_entry(key, None))
+            return None if entry is None or _expired(entry) else entry.value
+        entry = await self._live_entry(key, renew_for)
+        return None if entry is None else entry.value
+
+    async def _live_entry(self, key: str, renew_for: int | timedelta | None) -> StoreEntry | None:
+        """The entry under `key` unless its time is up (then it is deleted), renewed if asked."""
         async with self.database.session() as session:
             entry = await session.scalar(select(StoreEntry).where(self._key(key)))
             if entry is None:
                 return None
-            if entry.expires_at is not None and entry.expires_at <= utcnow():
+            if _expired(entry):
                 await session.delete(entry)
                 return None
             if renew_for is not None and entry.expires_at is not None:
                 entry.expires_at = _expiry(renew_for)
-            return entry.value
+            return entry
 
     async def delete(self, key: str) -> None:
         async with self.database.session() as session:

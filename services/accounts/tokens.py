@@ -44,7 +44,8 @@ _LIVE_TOKEN = (
 )
 
 
-def _digest(secret: str) -> str:
+def token_digest(secret: str) -> str:
+    """What is stored of a token's secret, and what it is found by."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -72,7 +73,7 @@ async def create_token(
         tenant=tenant,
         name=name,
         prefix=secret[: len(TOKEN_PREFIX) + 6],
-        token_hash=_digest(secret),
+        token_hash=token_digest(secret),
     )
     session.add(token)
     await session.flush()
@@ -103,10 +104,14 @@ async def authenticate_token(session: AsyncSession, secret: str) -> ApiToken | N
     tenant only)."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
-    token = await session.scalar(_LIVE_TOKEN.where(ApiToken.token_hash == _digest(secret)))
+    token = await session.scalar(_LIVE_TOKEN.where(ApiToken.token_hash == token_digest(secret)))
     if token is None or token.revoked_at is not None or not token.user.is_active:
         return None
-    now = utcnow()
-    if token.last_used_at is None or now - token.last_used_at >= LAST_USE_PRECISION:
-        token.last_used_at = now
+    if not last_use_is_recorded(token):
+        token.last_used_at = utcnow()
     return token
+
+
+def last_use_is_recorded(token: ApiToken) -> bool:
+    """Whether `last_used_at` says, to `LAST_USE_PRECISION`, that the token is being used now."""
+    return token.last_used_at is not None and utcnow() - token.last_used_at < LAST_USE_PRECISION

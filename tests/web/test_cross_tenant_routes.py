@@ -836,8 +836,21 @@ def test_a_foreign_id_is_recorded_against_its_owner_after_an_answer_that_costs_w
         signed_in(client, admin)
         for _, unused in pairs:  # a table's mapping is read from the store once, at its first use
             client.get(unused)
-        with sql_around_answers(client.app) as answered:
-            responses = [(client.get(theirs), client.get(nobodys)) for theirs, nobodys in pairs]
+
+        def answered_after_a_warm_up(path: str) -> Response:
+            # Who the caller is was remembered (services.landlord_cache) until the attempt before
+            # was recorded: a page first, so that each of the two starts from the same memory.
+            client.get(f"/t/{A}/")
+            with sql_around_answers(client.app) as answered:
+                response = client.get(path)
+            answers.extend(answered)
+            return response
+
+        answers: list[Answered] = []
+        responses = [
+            (answered_after_a_warm_up(theirs), answered_after_a_warm_up(nobodys)) for theirs, nobodys in pairs
+        ]
+        answered = answers
         audit = client.get(f"/t/{A}/audit").text
 
     for (path, _), (theirs, nobodys), their_sql, nobodys_sql in zip(
