@@ -135,6 +135,8 @@ class RecordPage(Paging):
 
 
 _schemas: dict[str, RecordSchema] = {}
+#: The window count's label in a page's rows.
+_TOTAL = "tenantry_page_total"
 
 
 async def record_schema(
@@ -177,18 +179,27 @@ async def list_records(
     direction: str = "asc",
 ) -> RecordPage:
     """One page of a table's rows visible in the session's scope, searchable, sorted by `sort`
-    (one of the table's columns) or newest first."""
+    (one of the table's columns) or newest first.
+
+    The rows are read-only: plain rows with an attribute per column, not mapped objects, which
+    cost several times as much to build (change a row through `get_record`). The total comes with
+    them (a window count), so a page is one statement; only a page past the end counts alone."""
     page, per_page = max(page, 1), min(max(per_page, 1), 100)
     condition: ColumnElement[bool] | None = None
     if (query := query.strip()) and table.searchable:
         condition = or_(*(func.lower(c).contains(query.lower(), autoescape=True) for c in table.searchable))
-    count = select(func.count()).select_from(table.model)
-    rows = select(table.model).order_by(*_order(table, sort, direction))
+    columns = [getattr(table.model, column.key) for column in table.columns]
+    rows = select(*columns, func.count().over().label(_TOTAL)).order_by(*_order(table, sort, direction))
     if condition is not None:
-        count, rows = count.where(condition), rows.where(condition)
-    total = await data.scalar(count) or 0
-    offset = (page - 1) * per_page
-    found = list(await data.scalars(rows.offset(offset).limit(per_page))) if offset < total else []
+        rows = rows.where(condition)
+    found = list(await data.execute(rows.offset((page - 1) * per_page).limit(per_page)))
+    if found:
+        total = found[0][-1]
+    elif page == 1:
+        total = 0
+    else:
+        count = select(func.count()).select_from(table.model)
+        total = await data.scalar(count if condition is None else count.where(condition)) or 0
     return RecordPage(
         table=table,
         rows=found,
