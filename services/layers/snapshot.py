@@ -6,15 +6,18 @@ a replay, and drift is any difference between a snapshot and the one the layers 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
+import threading
 from typing import Any
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from services.db import Database
+from services.recently_used import LeastRecentlyUsed
 
 VERSION_TABLE_PREFIX = "layer_version_"
 #: What a description holds changes now and then (2: CHECK constraints too). A hash is compared
@@ -49,7 +52,44 @@ def _balanced(sql: str) -> bool:
     return depth == 0
 
 
+#: SQLite stores' tables, described, by what their catalog says (see `_described_tables`).
+_SQLITE_TABLES: LeastRecentlyUsed[str, dict[str, Any]] = LeastRecentlyUsed(64)
+_SQLITE_TABLES_LOCK = threading.Lock()  # stores are described in threads (Database.read_whole)
+
+
 def _describe(connection: Connection, only: frozenset[str] | None = None) -> dict[str, Any]:
+    tables = _described_tables(connection, only)
+    layer_versions: dict[str, str | None] = {}
+    for table in tables:
+        if table.startswith(VERSION_TABLE_PREFIX):
+            row = connection.execute(text(f'SELECT version_num FROM "{table}"')).first()
+            layer_versions[table.removeprefix(VERSION_TABLE_PREFIX)] = row[0] if row else None
+    return {"dialect": connection.dialect.name, "tables": tables, "layer_versions": layer_versions}
+
+
+def _described_tables(connection: Connection, only: frozenset[str] | None) -> dict[str, Any]:
+    """The tables' description. A SQLite file's schema is wholly the DDL its catalog keeps
+    (sqlite_master), which SQLAlchemy reflects with a few hundred statements and parses: the same
+    catalog gives the same description, so it is reflected once per process, and each of the
+    tenants cloned from one image, or built from one recipe, costs one catalog query."""
+    if connection.dialect.name != "sqlite":
+        return _reflected_tables(connection, only)
+    catalog = connection.exec_driver_sql(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+    )
+    key = hashlib.sha256(
+        json.dumps([[*map(str, row)] for row in catalog] + [sorted(only or ()), only is None]).encode()
+    ).hexdigest()
+    with _SQLITE_TABLES_LOCK:
+        tables = _SQLITE_TABLES.get(key)
+    if tables is None:
+        tables = _reflected_tables(connection, only)
+        with _SQLITE_TABLES_LOCK:
+            _SQLITE_TABLES.put(key, tables)
+    return copy.deepcopy(tables)
+
+
+def _reflected_tables(connection: Connection, only: frozenset[str] | None) -> dict[str, Any]:
     inspector = inspect(connection)
     # One reflection query per kind for all tables (not one per table): cheap on PostgreSQL.
     columns = {name: value for (_, name), value in inspector.get_multi_columns().items()}
@@ -59,13 +99,9 @@ def _describe(connection: Connection, only: frozenset[str] | None = None) -> dic
     indexes = {name: value for (_, name), value in inspector.get_multi_indexes().items()}
     checks = {name: value for (_, name), value in inspector.get_multi_check_constraints().items()}
     tables: dict[str, Any] = {}
-    layer_versions: dict[str, str | None] = {}
     for table in sorted(columns):
         if only is not None and table not in only:
             continue
-        if table.startswith(VERSION_TABLE_PREFIX):
-            row = connection.execute(text(f'SELECT version_num FROM "{table}"')).first()
-            layer_versions[table.removeprefix(VERSION_TABLE_PREFIX)] = row[0] if row else None
         tables[table] = {
             "columns": [
                 {
@@ -102,7 +138,7 @@ def _describe(connection: Connection, only: frozenset[str] | None = None) -> dic
                 key=lambda index: str(index["name"]),
             ),
         }
-    return {"dialect": connection.dialect.name, "tables": tables, "layer_versions": layer_versions}
+    return tables
 
 
 def fingerprint(description: dict[str, Any]) -> str:
