@@ -18,7 +18,7 @@ from services.layers.footprint import layer_tables
 from services.layers.history import record_found, record_run
 from services.layers.migrator import RevisionRun, current_revisions, head, upgrade_layer
 from services.layers.snapshot import VERSION_TABLE_PREFIX, take_snapshot
-from services.models import IsolationMode, SchemaSnapshot, Tenant, TenantStatus
+from services.models import IsolationMode, MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
 from services.models.tenant import Role, Setting, Unit
 from services.provisioning.golden import (
     capture_golden,
@@ -70,6 +70,8 @@ class Provisioning(StoreJob):
 
     async def apply(self, session: AsyncSession, layers: list[Layer]) -> str:
         tenant = await self.tenant(session)
+        if layers and await self.cloned_at_heads(session, tenant, layers):
+            return f"cloned at their heads ({', '.join(layer.key for layer in layers)})"
         store = self.store(tenant).open()
         try:
             applied = [await upgrade_layer(store, layer, self.record) for layer in layers]
@@ -80,6 +82,20 @@ class Provisioning(StoreJob):
             return "nothing to apply"
         names = ", ".join(layer.key for layer in layers)
         return f"{total} revision(s) applied ({names})" if total else f"already up to date ({names})"
+
+    async def cloned_at_heads(self, session: AsyncSession, tenant: Tenant, layers: list[Layer]) -> bool:
+        """Whether this job cloned the store (proved equal to its image) with `layers` at their
+        heads, and has applied nothing to it since: then there is nothing to ask the store."""
+        runs = (
+            await session.execute(
+                select(MigrationHistory.layer, MigrationHistory.revision, MigrationHistory.direction).where(
+                    MigrationHistory.tenant_id == tenant.id, MigrationHistory.job_id == self.job_id
+                )
+            )
+        ).all()
+        cloned = {layer: revision for layer, revision, direction in runs if direction == CLONE}
+        applied = any(direction != CLONE for _, _, direction in runs)
+        return not applied and all(cloned.get(layer.key) == head(layer) for layer in layers)
 
 
 async def validate(run: Provisioning, session: AsyncSession) -> str:
@@ -129,6 +145,7 @@ async def allocate(run: Provisioning, session: AsyncSession) -> str:
             description, sha256 = await _snapshot_of(location)
             if sha256 == image.sha256:
                 await run.record_clone(run.catalogue.layers_for(tenant.template, tenant.modules), description)
+                await _keep_snapshot(session, tenant, description, sha256)
                 return f"cloned golden image {key[:12]} into {location.backend} store {location.name}"
             await drop_store(location)
             await discard_golden(session, run.settings, location, key)
@@ -175,6 +192,12 @@ async def record_snapshot(
     store) recorded as the tenant's latest snapshot, with the layer revisions it found: its hash,
     and what it holds, said."""
     description, sha256 = await _snapshot_of(location, only)
+    return sha256, await _keep_snapshot(session, tenant, description, sha256)
+
+
+async def _keep_snapshot(
+    session: AsyncSession, tenant: Tenant, description: dict[str, Any], sha256: str
+) -> str:
     snapshot = SchemaSnapshot(tenant_id=tenant.id, sha256=sha256, description=description)
     session.add(snapshot)
     await session.flush()
@@ -183,11 +206,15 @@ async def record_snapshot(
     if tenant not in session:  # the update has set them on the session's own copy
         tenant.schema_snapshot_id, tenant.schema_sha256 = snapshot.id, sha256
     await record_found(session, tenant, description["layer_versions"])
-    return sha256, f"{len(description['tables'])} tables, sha256 {sha256[:16]}…"
+    return f"{len(description['tables'])} tables, sha256 {sha256[:16]}…"
 
 
 async def snapshot(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
+    layers = run.catalogue.layers_for(tenant.template, tenant.modules)
+    if tenant.schema_snapshot_id is not None and await run.cloned_at_heads(session, tenant, layers):
+        # The clone's own snapshot, which proved it equal to its image, is the store's.
+        return f"taken when the golden image was cloned, nothing applied since: sha256 {tenant.schema_sha256}"
     location = run.store(tenant)
     # One tenant of a shared store owns only its layers' tables (kept modules' included): its
     # snapshot is of those.
@@ -234,15 +261,17 @@ async def seed(run: Provisioning, session: AsyncSession) -> str:
 
 async def health_check(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
-    store = run.store(tenant).open()
     layers = run.catalogue.layers_for(tenant.template, tenant.modules, tenant.slug)
-    try:
-        found = await current_revisions(store, layers)
-    finally:
-        await store.dispose()
-    for layer in layers:
-        if found[layer.key] != head(layer):
-            raise RuntimeError(f"{layer.key} is at {found[layer.key]}, expected {head(layer)}")
+    # A clone's versions were read from the store when its snapshot proved it equal to its image.
+    if not await run.cloned_at_heads(session, tenant, layers):
+        store = run.store(tenant).open()
+        try:
+            found = await current_revisions(store, layers)
+        finally:
+            await store.dispose()
+        for layer in layers:
+            if found[layer.key] != head(layer):
+                raise RuntimeError(f"{layer.key} is at {found[layer.key]}, expected {head(layer)}")
     async with enter_tenant(tenant.id, run.store(tenant)) as entered, entered.session() as data:
         roots = await data.scalar(select(func.count()).select_from(Unit).where(Unit.parent_id.is_(None)))
     if roots != 1:
