@@ -1,6 +1,6 @@
 """`python -m benchmarks`: run every benchmark with its defaults."""
 
-from benchmarks import backup, http, provisioning, request_cost, rollout, scope
+from benchmarks import backup, fleet, http, provisioning, request_cost, rollout, scope
 
 if __name__ == "__main__":
     provisioning.main([])
@@ -9,3 +9,4 @@ if __name__ == "__main__":
     rollout.main([])
     request_cost.main([])
     http.main([])
+    fleet.main([])
