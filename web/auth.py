@@ -53,38 +53,51 @@ def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
     return user
 
 
-def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    if current_user(connection) is None:
+# Guards are coroutines: Litestar runs a plain function given as a guard in a worker thread, a
+# hand-off (and back) on every request for a check of a few attribute reads.
+
+
+def signed_in_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
+    """The signed-in user; 401 without one."""
+    user = current_user(connection)
+    if user is None:
         if connection.scope["path"].startswith(API_PREFIX):
             raise NotAuthorizedException(
                 "A valid API token is required: send 'Authorization: Bearer <token>'."
             )
         raise NotAuthorizedException("Sign in to continue.")
+    return user
 
 
-def landlord_staff(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    signed_in(connection, handler)
-    user = current_user(connection)
-    if user is None or not user.is_landlord_staff:
+def _staff_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
+    user = signed_in_user(connection)
+    if not user.is_landlord_staff:
         raise PermissionDeniedException("This part of Tenantry is for the platform's administrators.")
+    return user
 
 
-def superadmin(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    signed_in(connection, handler)
-    user = current_user(connection)
-    if user is None or not user.is_superadmin:
+async def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    signed_in_user(connection)
+
+
+async def landlord_staff(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    _staff_user(connection)
+
+
+async def superadmin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    if not signed_in_user(connection).is_superadmin:
         raise PermissionDeniedException("Only a superadmin may do this.")
 
 
-def landlord_token(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def landlord_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """An API route over the whole platform: the token must be landlord-scoped and its user staff."""
-    signed_in(connection, handler)
+    signed_in_user(connection)
     token: ApiToken | None = connection.scope.get("auth")
     if token is not None and token.tenant is not None:
         raise PermissionDeniedException(
             f"This token is scoped to the tenant {token.tenant.slug!r}; this endpoint needs a landlord token."
         )
-    landlord_staff(connection, handler)
+    _staff_user(connection)
 
 
 def may_read_tenant(connection: ASGIConnection[Any, Any, Any, Any], slug: str) -> bool:

@@ -26,7 +26,7 @@ from services.tenancy.switching import (
     record_switched_write,
     start_switch,
 )
-from web.auth import SESSION_USER, current_user, signed_in
+from web.auth import SESSION_USER, current_user, signed_in_user
 from web.sessions import rotate_session
 
 #: A write is a request with one of these methods whose response is a success (status < 400).
@@ -40,11 +40,9 @@ def active_switch(connection: ASGIConnection[Any, Any, Any, Any]) -> Switch | No
     return connection.scope.get("state", {}).get(_ACTIVE)
 
 
-def may_switch_tenants(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def may_switch_tenants(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: superadmins, and landlord admins a superadmin granted it."""
-    signed_in(connection, handler)
-    user = current_user(connection)
-    if user is None or not user.can_switch_tenants:
+    if not signed_in_user(connection).can_switch_tenants:
         raise PermissionDeniedException(
             "Only superadmins, and landlord admins granted it, may switch into a tenant."
         )

@@ -9,6 +9,7 @@ use it (`tenant_member` or `tenant_admin`), and a member is refused every one fo
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -647,6 +648,22 @@ def test_every_tenant_route_declares_a_tenant_role(settings: Settings) -> None:
 
     assert tenant_routes, "the tenant routes are found"
     assert not undeclared, f"declare tenant_member or tenant_admin on: {undeclared}"
+
+
+def test_no_route_sends_its_guards_to_a_thread(settings: Settings) -> None:
+    """Litestar runs a guard that is a plain function in a worker thread: a hand-off and back on
+    every request for a few attribute reads. Every guard is a coroutine."""
+    app = create_app(settings)
+    in_threads = {
+        f"{guard.__module__}.{guard.__qualname__}"
+        for route in app.routes
+        for handler in route.route_handlers
+        for layer in handler.ownership_layers
+        for guard in layer.guards or []
+        if not inspect.iscoroutinefunction(guard)
+    }
+
+    assert not in_threads, f"make these guards `async def`: {sorted(in_threads)}"
 
 
 def for_admins_only(app: Litestar) -> list[tuple[str, str]]:

@@ -33,13 +33,13 @@ def _entered(connection: ASGIConnection[Any, Any, Any, Any]) -> TenantAccess:
     return access
 
 
-def tenant_member(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def tenant_member(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Anyone who entered the tenant: its admins and members, a switched superadmin, a tenant token.
     What a member sees is narrowed by the scope, not here."""
     _entered(connection)
 
 
-def tenant_admin(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def tenant_admin(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """The tenant's admins (and a superadmin switched into it): the whole tenant, and its changes."""
     if not _entered(connection).is_admin:
         raise PermissionDeniedException(handler.opt.get(REFUSAL, ADMINS_ONLY))
