@@ -52,9 +52,32 @@ def _balanced(sql: str) -> bool:
     return depth == 0
 
 
-#: SQLite stores' tables, described, by what their catalog says (see `_described_tables`).
-_SQLITE_TABLES: LeastRecentlyUsed[str, dict[str, Any]] = LeastRecentlyUsed(64)
-_SQLITE_TABLES_LOCK = threading.Lock()  # stores are described in threads (Database.read_whole)
+#: Stores' tables, described, by what their catalog says (see `_described_tables`).
+_DESCRIBED: LeastRecentlyUsed[str, dict[str, Any]] = LeastRecentlyUsed(64)
+_DESCRIBED_LOCK = threading.Lock()  # stores are described in threads (Database.read_whole)
+
+#: A SQLite file's schema is wholly the DDL its catalog keeps.
+_SQLITE_CATALOG = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+#: What a PostgreSQL schema's description is made of, table by table: columns (type, null,
+#: default, identity), constraints and indexes as the server writes them. Names of other schemas
+#: appear only where the search path does not reach, so equal schemas read the same.
+_POSTGRES_CATALOG = """
+SELECT c.relname, c.relkind,
+  (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text
+          || ' ' || a.attidentity::text || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), ''), ', '
+          ORDER BY a.attnum)
+     FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+  (SELECT string_agg(k.conname || ' ' || k.contype::text || ' ' || pg_get_constraintdef(k.oid), ', '
+          ORDER BY k.conname)
+     FROM pg_constraint k WHERE k.conrelid = c.oid),
+  (SELECT string_agg(pg_get_indexdef(i.indexrelid), ', ' ORDER BY pg_get_indexdef(i.indexrelid))
+     FROM pg_index i WHERE i.indrelid = c.oid)
+FROM pg_class c
+WHERE c.relnamespace = to_regnamespace(current_schema())::oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+ORDER BY c.relname
+"""
+_CATALOGS = {"sqlite": _SQLITE_CATALOG, "postgresql": _POSTGRES_CATALOG}
 
 
 def _describe(connection: Connection, only: frozenset[str] | None = None) -> dict[str, Any]:
@@ -68,24 +91,23 @@ def _describe(connection: Connection, only: frozenset[str] | None = None) -> dic
 
 
 def _described_tables(connection: Connection, only: frozenset[str] | None) -> dict[str, Any]:
-    """The tables' description. A SQLite file's schema is wholly the DDL its catalog keeps
-    (sqlite_master), which SQLAlchemy reflects with a few hundred statements and parses: the same
-    catalog gives the same description, so it is reflected once per process, and each of the
-    tenants cloned from one image, or built from one recipe, costs one catalog query."""
-    if connection.dialect.name != "sqlite":
+    """The tables' description. Reflecting a store costs SQLAlchemy a few hundred statements and
+    their parsing on SQLite, and on PostgreSQL a few catalog queries whose rows it works through
+    in Python; yet the same catalog always gives the same description. So the catalog is read in
+    one query, and a store whose catalog has been described before in this process (tenants
+    cloned from one image, or built from one recipe) is not reflected again."""
+    catalog = _CATALOGS.get(connection.dialect.name)
+    if catalog is None:
         return _reflected_tables(connection, only)
-    catalog = connection.exec_driver_sql(
-        "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
-    )
-    key = hashlib.sha256(
-        json.dumps([[*map(str, row)] for row in catalog] + [sorted(only or ()), only is None]).encode()
-    ).hexdigest()
-    with _SQLITE_TABLES_LOCK:
-        tables = _SQLITE_TABLES.get(key)
+    rows = [[*map(str, row)] for row in connection.exec_driver_sql(catalog)]
+    server = connection.dialect.server_version_info
+    key = hashlib.sha256(json.dumps([rows, sorted(only or ()), only is None, server]).encode()).hexdigest()
+    with _DESCRIBED_LOCK:
+        tables = _DESCRIBED.get(key)
     if tables is None:
         tables = _reflected_tables(connection, only)
-        with _SQLITE_TABLES_LOCK:
-            _SQLITE_TABLES.put(key, tables)
+        with _DESCRIBED_LOCK:
+            _DESCRIBED.put(key, tables)
     return copy.deepcopy(tables)
 
 

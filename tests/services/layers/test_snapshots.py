@@ -1,16 +1,21 @@
-"""A SQLite store's snapshot, taken through a plain sqlite3 connection beside the store's own
+"""Snapshots. A SQLite store's, taken through a plain sqlite3 connection beside the store's own
 (aiosqlite) engine, describes and hashes the store exactly as that engine would: hashes taken
-before and after stay comparable (drift, golden images, backup manifests)."""
+before and after stay comparable (drift, golden images, backup manifests). A store described once
+is not reflected again while its catalog stays the same, and every change of it is seen."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from services.db import Database
 from services.layers.snapshot import _describe, _reflected_tables, fingerprint, take_snapshot
 from tests.services.layers.stores import catalogue, up
+from tests.support import fresh_postgres_database, requires_postgres
 
 
 def test_a_sqlite_stores_snapshot_is_the_one_its_own_engine_would_take(tmp_path: Path) -> None:
@@ -43,16 +48,25 @@ def test_a_sqlite_stores_snapshot_is_the_one_its_own_engine_would_take(tmp_path:
     assert len(whole[0]["tables"]) > 20 and whole[0]["layer_versions"]
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=requires_postgres)])
+def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'tenant.db'}"
+        return
+    with fresh_postgres_database() as url:
+        yield url
+
+
 def test_a_remembered_description_is_the_reflections_and_follows_every_change_of_the_store(
-    tmp_path: Path,
+    empty_store_url: str,
 ) -> None:
-    """A SQLite store's tables are reflected once per catalog (services.layers.snapshot): the same
-    catalog gives what reflecting gives, and a new column, a new index or a layer's new revision
-    is in the very next description."""
+    """A store's tables are reflected once per catalog (services.layers.snapshot): the same catalog
+    gives what reflecting gives, and a new column, a new index or a layer's new revision is in the
+    very next description."""
     layers = catalogue()
 
     async def described_around_changes() -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        store = Database(f"sqlite+aiosqlite:///{tmp_path / 'tenant.db'}", transactional_ddl=True)
+        store = Database(empty_store_url, transactional_ddl=True)
         pairs = []
 
         async def describe_both_ways() -> None:
