@@ -6,16 +6,12 @@ is not reflected again while its catalog stays the same, and every change of it 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from services.db import Database
 from services.layers.snapshot import _describe, _reflected_tables, fingerprint, take_snapshot
 from tests.services.layers.stores import catalogue, up
-from tests.support import fresh_postgres_database, requires_postgres
 
 
 def test_a_sqlite_stores_snapshot_is_the_one_its_own_engine_would_take(tmp_path: Path) -> None:
@@ -48,17 +44,8 @@ def test_a_sqlite_stores_snapshot_is_the_one_its_own_engine_would_take(tmp_path:
     assert len(whole[0]["tables"]) > 20 and whole[0]["layer_versions"]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=requires_postgres)])
-def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'tenant.db'}"
-        return
-    with fresh_postgres_database() as url:
-        yield url
-
-
 def test_a_remembered_description_is_the_reflections_and_follows_every_change_of_the_store(
-    empty_store_url: str,
+    empty_database_url: str,
 ) -> None:
     """A store's tables are reflected once per catalog (services.layers.snapshot): the same catalog
     gives what reflecting gives, and a new column, a new index or a layer's new revision is in the
@@ -66,7 +53,7 @@ def test_a_remembered_description_is_the_reflections_and_follows_every_change_of
     layers = catalogue()
 
     async def described_around_changes() -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        store = Database(empty_store_url, transactional_ddl=True)
+        store = Database(empty_database_url, transactional_ddl=True)  # an empty store
         pairs = []
 
         async def describe_both_ways() -> None:
