@@ -36,6 +36,9 @@ V = TypeVar("V")
 Mark = Hashable
 
 log = logging.getLogger(__name__)
+#: How long the server may take to give a mark; then the caches read through (a timeout is an
+#: OSError, as a refused connection is).
+ANSWER_WITHIN_SECONDS = 5.0
 
 
 class LandlordMarks:
@@ -116,8 +119,10 @@ class _ServerSnapshot:
 
     async def _snapshot(self) -> Mark:
         if self._connection is None or self._connection.is_closed():
-            self._connection = await asyncpg.connect(self.dsn)
-        snapshot: str = await self._connection.fetchval("SELECT pg_current_snapshot()::text")
+            self._connection = await asyncpg.connect(self.dsn, timeout=ANSWER_WITHIN_SECONDS)
+        snapshot: str = await self._connection.fetchval(
+            "SELECT pg_current_snapshot()::text", timeout=ANSWER_WITHIN_SECONDS
+        )
         return snapshot
 
     async def _drop_connection(self) -> None:
