@@ -657,7 +657,7 @@ def test_no_route_sends_its_guards_to_a_thread(settings: Settings) -> None:
     in_threads = {
         f"{guard.__module__}.{guard.__qualname__}"
         for route in app.routes
-        for handler in route.route_handlers
+        for handler in (route.route_handlers if isinstance(route, HTTPRoute) else [route.route_handler])
         for layer in handler.ownership_layers
         for guard in layer.guards or []
         if not inspect.iscoroutinefunction(guard)
