@@ -145,9 +145,6 @@ class UnchangedSince(Generic[K, V]):
         self.marks = marks
         self._answers: LeastRecentlyUsed[K, tuple[Mark, V]] = LeastRecentlyUsed(limit)
 
-    def __len__(self) -> int:
-        return len(self._answers)
-
     async def get(
         self,
         key: K,

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import asyncpg
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -163,3 +164,17 @@ def signed_in(client: TestClient[Any], person: Credentials) -> TestClient[Any]:
 def post_form(client: TestClient[Any], path: str, data: Mapping[str, str | list[str]], **kwargs: Any) -> Any:
     """POST a form the way the portal's pages do, with the CSRF token."""
     return client.post(path, data={**data, "_csrf_token": csrf_token(client)}, **kwargs)
+
+
+@contextmanager
+def before_each_statement(look: Callable[[str], None]) -> Iterator[None]:
+    """While open, `look(sql)` is called before each statement goes out, on every database."""
+
+    def before_cursor_execute(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        look(statement)
+
+    event.listen(Engine, "before_cursor_execute", before_cursor_execute)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "before_cursor_execute", before_cursor_execute)

@@ -22,6 +22,7 @@ from litestar.template import TemplateConfig
 from services.accounts.identities import Identities
 from services.db import Database
 from services.jobs import send_jobs_on_commit
+from services.landlord_cache import LandlordMarks
 from services.models.types import utcnow
 from services.settings import Settings
 from services.tenancy.connections import TenantConnections
@@ -106,7 +107,9 @@ def _openapi_config() -> OpenAPIConfig:
 
 def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litestar:
     database = Database(settings.database_url)
-    identities = Identities(database)
+    # One mark of the landlord for every answer kept from it (who is calling, sessions).
+    marks = LandlordMarks(database.engine)
+    identities = Identities(database, marks)
     queue = job_queue or JobQueue(settings)
     send_jobs_on_commit(database, queue)  # a job a request records goes to the workers on commit
     tenant_connections = TenantConnections(settings.tenant_connections)
@@ -147,7 +150,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
     async def shut_down(app: Litestar) -> None:
         queue.stop()
         await tenant_connections.dispose()
-        await identities.close()
+        await marks.close()
         await database.dispose()
 
     sessions = RotatingSessionConfig(
@@ -196,8 +199,8 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
         request_max_body_size=MAX_BODY_BYTES,
         before_request=ids_in_range,
         stores={
-            "sessions": LandlordStore(database, "sessions", identities.marks),
-            "sign_in_failures": LandlordStore(database, "sign_in_failures", identities.marks),
+            "sessions": LandlordStore(database, "sessions", marks),
+            "sign_in_failures": LandlordStore(database, "sign_in_failures", marks),
         },
         csrf_config=CSRFConfig(
             secret=settings.secret_key,

@@ -19,11 +19,10 @@ REMEMBERED = 10_000
 
 
 class Identities:
-    def __init__(self, database: Database, *, remembered: int = REMEMBERED) -> None:
+    def __init__(self, database: Database, marks: LandlordMarks, *, remembered: int = REMEMBERED) -> None:
         self.database = database
-        self.marks = LandlordMarks(database.engine)
-        self._tokens: UnchangedSince[str, ApiToken] = UnchangedSince(self.marks, remembered)
-        self._users: UnchangedSince[int, User] = UnchangedSince(self.marks, remembered)
+        self._tokens: UnchangedSince[str, ApiToken] = UnchangedSince(marks, remembered)
+        self._users: UnchangedSince[int, User] = UnchangedSince(marks, remembered)
 
     async def of_token(self, secret: str) -> ApiToken | None:
         """The live token for this secret (services.accounts.tokens.authenticate_token), or None.
@@ -45,6 +44,3 @@ class Identities:
                 return await get_active_user(session, user_id)
 
         return await self._users.get(user_id, read)
-
-    async def close(self) -> None:
-        await self.marks.close()

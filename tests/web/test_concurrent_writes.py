@@ -15,14 +15,14 @@ from typing import Any
 
 from httpx import Response
 from litestar.testing import TestClient
-from sqlalchemy import Engine, event, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.util import await_only
 
 from services.models import Tenant
 from services.settings import Settings
 from services.tenancy.stores import SQLITE, StoreLocation, location_of
-from tests.support import Credentials, csrf_token, run_db, signed_in
+from tests.support import Credentials, before_each_statement, csrf_token, run_db, signed_in
 from tests.web.portal import add_token, portal
 from tests.web.tenant_world import (
     add_admin,
@@ -79,7 +79,7 @@ def deleted_meanwhile(store: StoreLocation, table: str, row_id: int) -> Iterator
             other.close()
         meanwhile.deleted = True
 
-    def before_write(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+    def before_write(statement: str) -> None:
         if meanwhile.statement is None and write.match(statement):
             meanwhile.statement = statement
             if store.backend == SQLITE:
@@ -90,11 +90,8 @@ def deleted_meanwhile(store: StoreLocation, table: str, row_id: int) -> Iterator
             await_only(delete_it())
             meanwhile.deleted = True
 
-    event.listen(Engine, "before_cursor_execute", before_write)
-    try:
+    with before_each_statement(before_write):
         yield meanwhile
-    finally:
-        event.remove(Engine, "before_cursor_execute", before_write)
 
 
 def test_a_row_deleted_under_a_change_or_a_delete_is_not_found(

@@ -24,7 +24,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.routes import HTTPRoute
 from litestar.testing import TestClient
 from litestar.types import Guard
-from sqlalchemy import Engine, Table, event, func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.backups import request_backup
@@ -34,7 +34,15 @@ from services.models.landlord import LandlordBase
 from services.settings import Settings
 from services.tenancy.security import CROSS_TENANT
 from services.tenancy.stores import location_of
-from tests.support import Credentials, LandlordReader, csrf_token, landlord_reader, run_db, signed_in
+from tests.support import (
+    Credentials,
+    LandlordReader,
+    before_each_statement,
+    csrf_token,
+    landlord_reader,
+    run_db,
+    signed_in,
+)
 from tests.web.portal import add_token, assert_no_trace, portal
 from tests.web.tenant_world import (
     add_admin,
@@ -815,16 +823,12 @@ def sql_around_answers(app: Litestar) -> Iterator[list[Answered]]:
         await inner(scope, receive, noting)
         answers.append(Answered(statements[start:sent_at], statements[sent_at:]))
 
-    def note(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", note)
     app.asgi_handler = observed
     try:
-        yield answers
+        with before_each_statement(statements.append):
+            yield answers
     finally:
         app.asgi_handler = inner
-        event.remove(Engine, "before_cursor_execute", note)
 
 
 #: Who is calling (their session, account and memberships, or token) comes from memory or from the

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, delete, event, update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.accounts.tokens import list_tokens
@@ -20,7 +20,7 @@ from services.models.types import utcnow
 from services.recently_used import LeastRecentlyUsed
 from services.settings import Settings
 from tests.services.running import run_tenantry, tenantry_env
-from tests.support import Credentials, run_db, signed_in
+from tests.support import Credentials, before_each_statement, run_db, signed_in
 from tests.web.portal import add_token, portal
 from tests.web.tenant_world import add_admin, provision
 
@@ -34,15 +34,12 @@ def identity_reads() -> Iterator[list[str]]:
     """The statements, on any database, that read who a token or a session's user is."""
     seen: list[str] = []
 
-    def note(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+    def note(statement: str) -> None:
         if "FROM api_tokens" in statement or "FROM users" in statement:
             seen.append(statement)
 
-    event.listen(Engine, "before_cursor_execute", note)
-    try:
+    with before_each_statement(note):
         yield seen
-    finally:
-        event.remove(Engine, "before_cursor_execute", note)
 
 
 def test_a_token_revoked_by_another_process_is_refused_on_the_very_next_request(
