@@ -13,7 +13,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.accounts.tokens import list_tokens
-from services.db import Database
+from services.db import Database, is_sqlite
 from services.landlord_cache import LandlordMarks, UnchangedSince
 from services.models import Membership, Tenant, TenantStatus, User
 from services.models.types import utcnow
@@ -23,6 +23,13 @@ from tests.services.running import run_tenantry, tenantry_env
 from tests.support import Credentials, before_each_statement, run_db, signed_in
 from tests.web.portal import add_token, portal
 from tests.web.tenant_world import add_admin, provision
+
+
+def alone_on_the_database(settings: Settings) -> bool:
+    """Whether nothing but this test commits where the marks look. A SQLite landlord is this test's
+    file; a PostgreSQL mark is the whole server's, where the suite's other processes commit too:
+    there, only that a change moves the mark can be asserted, not that nothing else does."""
+    return is_sqlite(settings.database_url)
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -52,7 +59,8 @@ def test_a_token_revoked_by_another_process_is_refused_on_the_very_next_request(
             assert client.get("/api/v1/tenants", headers=bearer(secret)).status_code == 200
         with identity_reads() as reads:
             assert client.get("/api/v1/tenants", headers=bearer(secret)).status_code == 200
-        assert reads == [], "the token was looked up again although nothing had changed"
+        if alone_on_the_database(settings):
+            assert reads == [], "the token was looked up again although nothing had changed"
 
         revoked = run_tenantry(["tokens", "revoke", str(token.id)], tenantry_env(settings))
         assert revoked.returncode == 0, revoked.stderr
@@ -69,7 +77,8 @@ def test_a_member_whose_membership_ends_is_shut_out_of_an_open_session_at_once(s
         assert client.get("/t/otter-club/").status_code == 200
         with identity_reads() as reads:
             assert client.get("/t/otter-club/").status_code == 200
-        assert reads == [], "the session's user was looked up again although nothing had changed"
+        if alone_on_the_database(settings):
+            assert reads == [], "the session's user was looked up again although nothing had changed"
 
         async def end_membership(session: AsyncSession) -> None:
             await session.execute(delete(Membership))
@@ -122,10 +131,12 @@ def test_a_mark_moves_with_every_commit_of_any_connection_and_only_then(
 
     first, unchanged, after_other, after_own, still = asyncio.run(marks_around_commits())
 
-    assert first == unchanged
+    if alone_on_the_database(settings):
+        assert first == unchanged
     assert after_other != unchanged
     assert after_own != after_other
-    assert still == after_own
+    if alone_on_the_database(settings):
+        assert still == after_own
 
 
 def test_marks_asked_at_once_share_one_question_asked_after_each_caller_came(
