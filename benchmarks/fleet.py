@@ -2,7 +2,7 @@
 the web process's resident memory once a request has entered every one of them.
 
     python -m benchmarks.fleet [--tenants 1000] [--isolation database] [--clients 8]
-                               [--postgres-url postgresql+asyncpg://…]
+                               [--warm-pool 2] [--postgres-url postgresql+asyncpg://…]
 
 A new installation (SQLite landlord, embedded broker: the web process runs the workers too) is
 served as `tenantry serve` serves it (benchmarks.http.serving). A landlord token then asks for
@@ -10,6 +10,7 @@ served as `tenantry serve` serves it (benchmarks.http.serving). A landlord token
 turn with their default modules, and the run waits until every one is active (a failed one stops
 it). Reported: the whole (first request to last active), tenants per minute, and each tenant's
 wait from its request to active (its provisioning job's created and finished times: p50, p95).
+--warm-pool sets TENANTRY_WARM_POOL (the installation's default, 2; 0: no pool).
 
 Then every tenant is entered once: one person is made an admin of each, with a tenant token per
 tenant, and `GET /api/v1/tenant/units` is asked with each token (the landlord's lookups, the
@@ -182,7 +183,7 @@ async def enter_every_tenant(base_url: str, tokens: list[str], clients: int) -> 
 
 def run_backend(backend: str, folder: Path, args: argparse.Namespace) -> FleetResult:
     name = f"tenantry_fleet_{os.getpid()}"
-    settings = fresh_settings(folder / backend)
+    settings = replace(fresh_settings(folder / backend), warm_pool_size=args.warm_pool)
     slugs = [f"fleet-{number + 1}" for number in range(args.tenants)]
     with asyncio.Runner() as runner, ExitStack() as cleanup:
         if backend == "postgresql":
@@ -208,8 +209,9 @@ def run_backend(backend: str, folder: Path, args: argparse.Namespace) -> FleetRe
     return FleetResult(backend, args.tenants, seconds, waits, rss_created, rss_entered, enter_seconds)
 
 
-def report(result: FleetResult, isolation: str) -> None:
-    print(f"\n{result.backend} ({isolation} isolation): {result.tenants:,} tenants through the API")
+def report(result: FleetResult, isolation: str, warm_pool: int) -> None:
+    pool = f"a warm pool of {warm_pool} per recipe" if warm_pool else "no warm pool"
+    print(f"\n{result.backend} ({isolation} isolation, {pool}): {result.tenants:,} tenants through the API")
     print(
         f"  all active in {result.seconds:.1f} s: {result.per_minute:,.0f} tenants a minute; "
         f"each from its request to active p50 {statistics.median(result.waits):.2f} s, "
@@ -236,10 +238,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tenants", type=int, default=DEFAULT_TENANTS)
     parser.add_argument("--isolation", default="database", choices=["database", "schema", "shared"])
     parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS, help="requests in flight at once")
+    parser.add_argument("--warm-pool", type=int, default=2, help="stores kept built ahead per recipe")
     parser.add_argument("--postgres-url", default=os.environ.get("TENANTRY_TEST_POSTGRES_URL"))
     args = parser.parse_args(argv)
-    if args.tenants < 1 or args.clients < 1:
-        parser.error("--tenants and --clients must be above 0")
+    if args.tenants < 1 or args.clients < 1 or args.warm_pool < 0:
+        parser.error("--tenants and --clients must be above 0, --warm-pool 0 or more")
     print(f"Load average at the start: {load_average()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="tenantry-fleet-") as folder:
         backends = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
@@ -247,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
             if backend == "sqlite" and args.isolation == "schema":
                 print("\nsqlite skipped: schema isolation is PostgreSQL's")
                 continue
-            report(run_backend(backend, Path(folder), args), args.isolation)
+            report(run_backend(backend, Path(folder), args), args.isolation, args.warm_pool)
         if not args.postgres_url:
             print("\nPostgreSQL skipped: pass --postgres-url or set TENANTRY_TEST_POSTGRES_URL")
     print(f"\nLoad average at the end: {load_average()}")

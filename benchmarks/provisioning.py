@@ -1,11 +1,13 @@
-"""Provisioning throughput: replaying every migration vs cloning a golden image, on SQLite and
-PostgreSQL, in one run.
+"""Provisioning throughput: replaying every migration vs cloning a golden image vs taking a store
+from the warm pool, on SQLite and PostgreSQL, in one run.
 
     python -m benchmarks.provisioning [--tenants 100] [--postgres-url postgresql+asyncpg://…]
 
 Tenants cycle through the three templates with their default modules. Each tenant is timed from
 the request to `active`, running the provisioning job in-process (no broker in the measure).
 The golden mode's first tenant of each template builds the image; it is timed with the rest.
+In the warm-pool mode the fill jobs a tenant leaves behind run between tenants, untimed, as the
+workers run them in the background; the first tenant of each template finds its pool empty.
 PostgreSQL runs when --postgres-url or TENANTRY_TEST_POSTGRES_URL is set."""
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from sqlalchemy import select
+
 from benchmarks.installation import scratch_database
 from services import jobs
 from services.db import Database
 from services.installation import prepare_landlord
 from services.layers.catalogue import load_catalogue
-from services.models import Tenant, TenantStatus
+from services.models import Job, JobStatus, Tenant, TenantStatus
 from services.provisioning.tenants import TenantRequest, request_tenant
+from services.provisioning.warm_pool import FILL_WARM_POOL
 from services.settings import PROJECT_ROOT, Settings
 from services.tenancy.context import tenant_context
 
@@ -54,6 +59,7 @@ class Result:
 async def provision_many(
     settings: Settings, count: int, isolation: str, *, prefix: str = "bench"
 ) -> list[float]:
+    """Each tenant timed from its request to `active`; the warm pool topped up between them."""
     catalogue = load_catalogue(settings.layers_dir)
     templates = sorted(catalogue.templates.values(), key=lambda layer: layer.name)
     database = Database(settings.database_url)
@@ -81,16 +87,31 @@ async def provision_many(
                 status = (await session.get_one(Tenant, tenant.id)).status
             if status != TenantStatus.ACTIVE:
                 raise SystemExit(f"{prefix}-{number} ended {status}; the benchmark stops")
+            await run_waiting_fill_jobs(database, settings)
     finally:
         await database.dispose()
     return timings
+
+
+async def run_waiting_fill_jobs(database: Database, settings: Settings) -> None:
+    async with database.session() as session:
+        waiting = await session.scalars(
+            select(Job.id).where(Job.kind == FILL_WARM_POOL, Job.status == JobStatus.QUEUED)
+        )
+        job_ids = list(waiting)
+    for job_id in job_ids:
+        await jobs.perform_job(database, job_id, settings)
+
+
+#: (mode, golden images, warm pool size)
+MODES = (("replay", False, 0), ("golden clone", True, 0), ("warm pool", True, 2))
 
 
 async def run_backend(
     backend: str, base: Settings, count: int, server_url: str | None, isolation: str = "database"
 ) -> list[Result]:
     results = []
-    for mode, golden in (("replay", False), ("golden clone", True)):
+    for mode, golden, pool in MODES:
         name = f"tenantry_bench_{secrets.token_hex(4)}"
         async with AsyncExitStack() as cleanup:
             if backend == "postgresql":
@@ -98,7 +119,13 @@ async def run_backend(
                 url = await cleanup.enter_async_context(scratch_database(server_url, name))
             else:
                 url = f"sqlite+aiosqlite:///{base.data_dir / name}.db"
-            settings = replace(base, database_url=url, golden_images=golden, data_dir=base.data_dir / name)
+            settings = replace(
+                base,
+                database_url=url,
+                golden_images=golden,
+                warm_pool_size=pool,
+                data_dir=base.data_dir / name,
+            )
             await prepare_landlord(settings)
             label = backend if isolation == "database" else f"{backend} {isolation}"
             results.append(Result(label, mode, await provision_many(settings, count, isolation)))

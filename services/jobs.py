@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import case, event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -30,6 +30,7 @@ from services.models import Job, JobStatus, JobStep, StepStatus
 from services.models.types import utcnow
 from services.settings import Settings
 from services.tenancy.context import current_tenant_id
+from services.tenancy.stores import servers_kept_open
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,23 @@ async def say_in_step(database: Database, job_id: int, step: str, detail: str) -
         await session.execute(
             update(JobStep).where(JobStep.job_id == job_id, JobStep.name == step).values(detail=detail)
         )
+
+
+async def settle_steps(session: AsyncSession, job_id: int, settled: dict[str, str]) -> None:
+    """Mark steps still ahead of the job succeeded, each with what made it unnecessary, in the
+    commit of the step that made them so (a store cloned at its layers' heads has none to apply):
+    the job then passes them by, as a resumed job passes the steps it finished."""
+    now = utcnow()
+    await session.execute(
+        update(JobStep)
+        .where(JobStep.job_id == job_id, JobStep.name.in_(settled), JobStep.status != StepStatus.SUCCEEDED)
+        .values(
+            status=StepStatus.SUCCEEDED,
+            started_at=now,
+            finished_at=now,
+            detail=case(settled, value=JobStep.name),
+        )
+    )
 
 
 class StepFailed(Exception):
@@ -252,7 +270,8 @@ async def perform_job(database: Database, job_id: int, settings: Settings) -> No
         handler = _handlers.get(job.kind)
         if handler is None:
             raise LookupError(f"this version of Tenantry cannot run jobs of kind {job.kind!r}")
-        await handler(database, job, settings)
+        async with servers_kept_open():
+            await handler(database, job, settings)
     except Exception as exc:
         log.exception("job %s (%s) failed", job.id, job.kind)
         outcome, error = JobStatus.FAILED, str(exc) or type(exc).__name__
@@ -282,20 +301,31 @@ async def run_steps(
     for name, function in steps:
         step_id = rows[name]
         async with database.session() as session:
-            step = await session.get_one(JobStep, step_id)
-            if step.status == StepStatus.SUCCEEDED:
-                continue
-            step.status, step.started_at, step.error = StepStatus.RUNNING, utcnow(), None
-            step.attempts += 1
+            started = await session.execute(
+                update(JobStep)
+                .where(JobStep.id == step_id, JobStep.status != StepStatus.SUCCEEDED)
+                .values(
+                    status=StepStatus.RUNNING,
+                    started_at=utcnow(),
+                    error=None,
+                    attempts=JobStep.attempts + 1,
+                )
+            )
+        if started.rowcount != 1:  # type: ignore[attr-defined]
+            continue  # succeeded already: in an earlier attempt, or settled by an earlier step
         try:
             async with database.session() as session:
                 detail = await function(context, session)
-                step = await session.get_one(JobStep, step_id)
-                step.status, step.finished_at, step.detail = StepStatus.SUCCEEDED, utcnow(), detail
+                await _finish_step(session, step_id, StepStatus.SUCCEEDED, detail=detail)
         except Exception as exc:
             log.exception("step %r of job %s failed", name, job_id)
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             async with database.session() as session:
-                step = await session.get_one(JobStep, step_id)
-                step.status, step.finished_at, step.error = StepStatus.FAILED, utcnow(), message
+                await _finish_step(session, step_id, StepStatus.FAILED, error=message)
             raise StepFailed(name, message) from exc
+
+
+async def _finish_step(session: AsyncSession, step_id: int, status: StepStatus, **said: str) -> None:
+    await session.execute(
+        update(JobStep).where(JobStep.id == step_id).values(status=status, finished_at=utcnow(), **said)
+    )

@@ -44,6 +44,10 @@ class Settings:
     job_lease_seconds: float = 30.0
     #: Clone pre-built stores (golden images) instead of replaying migrations when one exists.
     golden_images: bool = True
+    #: Stores kept built ahead per recipe (template, modules, isolation, layer heads) once a tenant
+    #: has asked for it, so the next such tenant takes one instead of waiting for its migrations.
+    #: The installation default (TENANTRY_WARM_POOL) is 2; settings built in code keep none.
+    warm_pool_size: int = 0
     #: Tenants are also reached at <slug>.<base domain> when set (e.g. tenantry.example).
     base_domain: str | None = None
     #: A superadmin's switch into a tenant ends by itself after this long.
@@ -99,6 +103,7 @@ class Settings:
             if env.get("TENANTRY_LAYERS_DIR")
             else PROJECT_ROOT / "layers",
             golden_images=env.get("TENANTRY_GOLDEN_IMAGES", "on").lower() not in {"0", "off", "false", "no"},
+            warm_pool_size=int(env.get("TENANTRY_WARM_POOL", "2")),
             job_lease_seconds=float(env.get("TENANTRY_JOB_LEASE_SECONDS", "30")),
             base_domain=env.get("TENANTRY_BASE_DOMAIN", "").strip().lower().strip(".") or None,
             switch_minutes=int(env.get("TENANTRY_SWITCH_MINUTES", "30")),
@@ -125,6 +130,7 @@ class Settings:
             "TENANTRY_SECURE_COOKIES": "true" if self.secure_cookies else "false",
             "TENANTRY_LAYERS_DIR": str(self.layers_dir),
             "TENANTRY_GOLDEN_IMAGES": "on" if self.golden_images else "off",
+            "TENANTRY_WARM_POOL": str(self.warm_pool_size),
             "TENANTRY_JOB_LEASE_SECONDS": repr(self.job_lease_seconds),
             "TENANTRY_BASE_DOMAIN": self.base_domain or "",
             "TENANTRY_SWITCH_MINUTES": str(self.switch_minutes),

@@ -22,6 +22,7 @@ JOB_MODULES = (
     "services.modules.steps",
     "services.provisioning.custom",
     "services.provisioning.tenants",
+    "services.provisioning.warm_pool",
     "services.rollouts.drift_checks",
     "services.rollouts.runs",
 )

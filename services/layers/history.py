@@ -34,6 +34,30 @@ async def record_run(session: AsyncSession, tenant: Tenant, run: RevisionRun, *,
         await _move_layer(session, tenant, run.layer, run.reached)
 
 
+#: The direction of a history row for a layer that came with a cloned store, run nowhere.
+CLONED = "clone"
+
+
+def record_clone(
+    session: AsyncSession, tenant: Tenant, revisions: dict[str, str], *, job_id: int | None
+) -> None:
+    """History rows for the layers (key: revision) that came at those revisions with a cloned store
+    (a golden image's copy, or a store from the warm pool). Where the layers are is then read from
+    the store's snapshot (`record_found`)."""
+    session.add_all(
+        MigrationHistory(
+            tenant_id=tenant.id,
+            job_id=job_id,
+            layer=layer,
+            revision=revision,
+            direction=CLONED,
+            duration_ms=0.0,
+            outcome="succeeded",
+        )
+        for layer, revision in revisions.items()
+    )
+
+
 async def _move_layer(session: AsyncSession, tenant: Tenant, layer: str, revision: str | None) -> None:
     sharing = await _tenants_of_the_store(session, tenant)
     if revision is None:

@@ -34,6 +34,8 @@ from services.models.landlord import (
     TenantStatus,
     User,
     Verification,
+    WarmStore,
+    WarmStoreStatus,
 )
 
 __all__ = [
@@ -69,4 +71,6 @@ __all__ = [
     "TenantStatus",
     "User",
     "Verification",
+    "WarmStore",
+    "WarmStoreStatus",
 ]

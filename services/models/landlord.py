@@ -452,6 +452,36 @@ class GoldenImage(LandlordBase):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class WarmStoreStatus(enum.StrEnum):
+    #: A worker is building it; a job that dies mid-build finds and removes it when it resumes.
+    BUILDING = "building"
+    #: Built, at its layers' heads and its schema hashed: a new tenant may take it.
+    READY = "ready"
+
+
+class WarmStore(LandlordBase):
+    """A tenant store built ahead for one recipe (the golden image key: backend, isolation,
+    template, modules and layer heads), waiting in the warm pool for a new tenant to take it.
+    Taking it renames the store after the tenant and deletes this row in one transaction."""
+
+    __tablename__ = "warm_stores"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipe: Mapped[str] = mapped_column(String(64), index=True)
+    backend: Mapped[str] = mapped_column(String(32))
+    isolation: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(64))
+    modules: Mapped[list[str]] = mapped_column(JSON, default=list)
+    store_name: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=WarmStoreStatus.BUILDING)
+    #: The fill job building it, which removes it should the job resume after dying mid-build.
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    #: Its schema snapshot (services.layers.snapshot), which the tenant taking it keeps as its own.
+    description: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class StoreEntry(LandlordBase):
     """Short-lived key/value data shared by every web process: sessions, sign-in throttling."""
 

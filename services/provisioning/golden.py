@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.layers.catalogue import Catalogue
 from services.layers.migrator import head
+from services.layers.snapshot import take_snapshot
 from services.models import GoldenImage, IsolationMode
 from services.settings import Settings
 from services.tenancy.stores import (
@@ -83,3 +85,14 @@ async def discard_golden(
     if image is not None:
         await session.delete(image)
     await drop_store(golden_location(settings, location, key))
+
+
+async def store_snapshot(
+    location: StoreLocation, only: frozenset[str] | None = None
+) -> tuple[dict[str, Any], str]:
+    """The schema snapshot of the store at `location` (of the tables `only`) and its hash."""
+    store = location.open()
+    try:
+        return await take_snapshot(store, only)
+    finally:
+        await store.dispose()

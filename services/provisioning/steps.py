@@ -12,12 +12,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import Conflict, InvalidInput
-from services.jobs import StepFailed, StepFunction, run_steps
+from services.jobs import StepFailed, StepFunction, run_steps, settle_steps
 from services.layers.catalogue import Catalogue, Layer, load_catalogue
 from services.layers.footprint import layer_tables
-from services.layers.history import record_found, record_run
+from services.layers.history import CLONED, record_clone, record_found, record_run
 from services.layers.migrator import RevisionRun, current_revisions, head, upgrade_layer
-from services.layers.snapshot import VERSION_TABLE_PREFIX, take_snapshot
+from services.layers.snapshot import VERSION_TABLE_PREFIX
 from services.models import IsolationMode, MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
 from services.models.tenant import Role, Setting, Unit
 from services.provisioning.golden import (
@@ -26,8 +26,10 @@ from services.provisioning.golden import (
     find_golden,
     golden_key,
     golden_location,
+    store_snapshot,
     supports_cloning,
 )
+from services.provisioning.warm_pool import Recipe, has_pool, request_refill, take_warm_store
 from services.settings import Settings
 from services.store_jobs import StoreJob
 from services.tenancy.entry import enter_tenant
@@ -42,7 +44,6 @@ from services.tenancy.stores import (
 
 log = logging.getLogger(__name__)
 NewTenantJob = TypeVar("NewTenantJob", bound=StoreJob)
-CLONE = "clone"
 
 
 class Provisioning(StoreJob):
@@ -58,20 +59,34 @@ class Provisioning(StoreJob):
         async with self.landlord.session() as session:
             await record_run(session, await self.tenant(session), run, job_id=self.job_id)
 
-    async def record_clone(self, layers: list[Layer], description: dict[str, Any]) -> None:
-        """A cloned store got its layers without running them: history says where they came from."""
+    async def cloned(
+        self, session: AsyncSession, tenant: Tenant, description: dict[str, Any], sha256: str
+    ) -> None:
+        """The store came cloned at its layers' heads (from a golden image or the warm pool),
+        proved equal to its image: history says where the layers came from, its snapshot is the
+        tenant's, and the steps that would have built it pass, all in the allocating step's commit."""
         versions = description["layer_versions"]
-        async with self.landlord.session() as session:
-            tenant = await self.tenant(session)
-            for layer in layers:
-                revision = versions.get(layer.version_table.removeprefix(VERSION_TABLE_PREFIX)) or ""
-                cloned = RevisionRun(layer.key, revision, CLONE, 0.0, reached=revision or None)
-                await record_run(session, tenant, cloned, job_id=self.job_id)
+        revisions = {
+            layer.key: versions.get(layer.version_table.removeprefix(VERSION_TABLE_PREFIX)) or ""
+            for layer in self.catalogue.layers_for(tenant.template, tenant.modules)
+        }
+        record_clone(session, tenant, revisions, job_id=self.job_id)
+        await _keep_snapshot(session, tenant, description, sha256)
+        modules = ", ".join(f"modules/{name}" for name in tenant.modules)
+        settled = {
+            "basic": "cloned at its head (basic)",
+            "template": f"cloned at its head (templates/{tenant.template})",
+            "modules": f"cloned at their heads ({modules})" if modules else "nothing to apply",
+        }
+        if self.catalogue.custom(tenant.slug) is None:
+            settled["custom"] = "no custom layer for this tenant"
+            settled["snapshot"] = (
+                f"taken when the store was cloned: {len(description['tables'])} tables, sha256 {sha256[:16]}…"
+            )
+        await settle_steps(session, self.job_id, settled)
 
     async def apply(self, session: AsyncSession, layers: list[Layer]) -> str:
         tenant = await self.tenant(session)
-        if layers and await self.cloned_at_heads(session, tenant, layers):
-            return f"cloned at their heads ({', '.join(layer.key for layer in layers)})"
         store = self.store(tenant).open()
         try:
             applied = [await upgrade_layer(store, layer, self.record) for layer in layers]
@@ -93,8 +108,8 @@ class Provisioning(StoreJob):
                 )
             )
         ).all()
-        cloned = {layer: revision for layer, revision, direction in runs if direction == CLONE}
-        applied = any(direction != CLONE for _, _, direction in runs)
+        cloned = {layer: revision for layer, revision, direction in runs if direction == CLONED}
+        applied = any(direction != CLONED for _, _, direction in runs)
         return not applied and all(cloned.get(layer.key) == head(layer) for layer in layers)
 
 
@@ -132,20 +147,24 @@ async def allocate(run: Provisioning, session: AsyncSession) -> str:
     if tenant.store_name is None:
         await reserve_store(run.settings, tenant)
         await session.commit()  # remembered before it exists, so a failure can always remove it
-    location = run.store(tenant)
-    if await store_exists(location):
+    elif await store_exists(run.store(tenant)):
         # Ours, from an attempt that died before this step succeeded (maybe mid-clone, before the
         # clone was checked): nothing after this step has touched it, so start it again.
-        await drop_store(location)
+        await drop_store(run.store(tenant))
+    location = run.store(tenant)
+    key = golden_key(run.catalogue, location, tenant.template, tenant.modules)
+    if has_pool(run.settings, tenant.isolation):
+        warm = await take_warm_store(session, run.settings, key, location)
+        if warm is not None and warm.description is not None and warm.sha256 is not None:
+            await run.cloned(session, tenant, warm.description, warm.sha256)
+            return f"took store {key[:12]}, built ahead, from the warm pool: {location.backend} store {location.name}"
     if run.settings.golden_images and supports_cloning(location):
-        key = golden_key(run.catalogue, location, tenant.template, tenant.modules)
         image = await find_golden(session, run.settings, location, key)
         if image is not None:
             await allocate_store(location, template=golden_location(run.settings, location, key))
-            description, sha256 = await _snapshot_of(location)
+            description, sha256 = await store_snapshot(location)
             if sha256 == image.sha256:
-                await run.record_clone(run.catalogue.layers_for(tenant.template, tenant.modules), description)
-                await _keep_snapshot(session, tenant, description, sha256)
+                await run.cloned(session, tenant, description, sha256)
                 return f"cloned golden image {key[:12]} into {location.backend} store {location.name}"
             await drop_store(location)
             await discard_golden(session, run.settings, location, key)
@@ -175,23 +194,13 @@ async def apply_custom(run: Provisioning, session: AsyncSession) -> str:
     return await run.apply(session, [custom]) if custom else "no custom layer for this tenant"
 
 
-async def _snapshot_of(
-    location: StoreLocation, only: frozenset[str] | None = None
-) -> tuple[dict[str, Any], str]:
-    store = location.open()
-    try:
-        return await take_snapshot(store, only)
-    finally:
-        await store.dispose()
-
-
 async def record_snapshot(
     session: AsyncSession, tenant: Tenant, location: StoreLocation, only: frozenset[str] | None = None
 ) -> tuple[str, str]:
     """The schema of the store at `location` (of the tables `only`, for one tenant of a shared
     store) recorded as the tenant's latest snapshot, with the layer revisions it found: its hash,
     and what it holds, said."""
-    description, sha256 = await _snapshot_of(location, only)
+    description, sha256 = await store_snapshot(location, only)
     return sha256, await _keep_snapshot(session, tenant, description, sha256)
 
 
@@ -211,10 +220,6 @@ async def _keep_snapshot(
 
 async def snapshot(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
-    layers = run.catalogue.layers_for(tenant.template, tenant.modules)
-    if tenant.schema_snapshot_id is not None and await run.cloned_at_heads(session, tenant, layers):
-        # The clone's own snapshot, which proved it equal to its image, is the store's.
-        return f"taken when the golden image was cloned, nothing applied since: sha256 {tenant.schema_sha256}"
     location = run.store(tenant)
     # One tenant of a shared store owns only its layers' tables (kept modules' included): its
     # snapshot is of those.
@@ -239,8 +244,12 @@ async def snapshot(run: Provisioning, session: AsyncSession) -> str:
 
 
 async def seed(run: Provisioning, session: AsyncSession) -> str:
-    """The rows every tenant starts with: its two roles, its root unit, its settings."""
+    """The rows every tenant starts with: its two roles, its root unit, its settings. A store
+    cloned at its layers' heads is health-checked here too, in the same visit to the store: its
+    layers were proved by its schema's hash, so its root unit is all there is left to check."""
     tenant = await run.tenant(session)
+    layers = run.catalogue.layers_for(tenant.template, tenant.modules, tenant.slug)
+    cloned = await run.cloned_at_heads(session, tenant, layers)
     async with enter_tenant(tenant.id, run.store(tenant)) as entered, entered.session() as data:
         have = set(await data.scalars(select(Role.key)))
         data.add_all(
@@ -256,24 +265,31 @@ async def seed(run: Provisioning, session: AsyncSession) -> str:
         have = set(await data.scalars(select(Setting.key)))
         defaults = {"name": tenant.name, "timezone": "UTC", "accent_colour": "#2f5bd3"}
         data.add_all(Setting(key=key, value=value) for key, value in defaults.items() if key not in have)
+        if cloned:
+            await data.flush()
+            checked = await _one_root_unit(data, layers)
+    if cloned:
+        await settle_steps(session, run.job_id, {"health check": f"{checked} (checked while seeding)"})
     return "roles, root unit and settings in place"
 
 
 async def health_check(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     layers = run.catalogue.layers_for(tenant.template, tenant.modules, tenant.slug)
-    # A clone's versions were read from the store when its snapshot proved it equal to its image.
-    if not await run.cloned_at_heads(session, tenant, layers):
-        store = run.store(tenant).open()
-        try:
-            found = await current_revisions(store, layers)
-        finally:
-            await store.dispose()
-        for layer in layers:
-            if found[layer.key] != head(layer):
-                raise RuntimeError(f"{layer.key} is at {found[layer.key]}, expected {head(layer)}")
+    store = run.store(tenant).open()
+    try:
+        found = await current_revisions(store, layers)
+    finally:
+        await store.dispose()
+    for layer in layers:
+        if found[layer.key] != head(layer):
+            raise RuntimeError(f"{layer.key} is at {found[layer.key]}, expected {head(layer)}")
     async with enter_tenant(tenant.id, run.store(tenant)) as entered, entered.session() as data:
-        roots = await data.scalar(select(func.count()).select_from(Unit).where(Unit.parent_id.is_(None)))
+        return await _one_root_unit(data, layers)
+
+
+async def _one_root_unit(data: AsyncSession, layers: list[Layer]) -> str:
+    roots = await data.scalar(select(func.count()).select_from(Unit).where(Unit.parent_id.is_(None)))
     if roots != 1:
         raise RuntimeError(f"expected one root unit, found {roots}")
     return f"{len(layers)} layers at their heads; root unit present"
@@ -283,6 +299,16 @@ async def activate(run: StoreJob, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     tenant.status, tenant.error = TenantStatus.ACTIVE, None
     return f"{tenant.slug} is active"
+
+
+async def activate_new_tenant(run: Provisioning, session: AsyncSession) -> str:
+    """Active, and the next tenant like it thought of: its recipe's warm pool is topped up."""
+    done = await activate(run, session)
+    tenant = await run.tenant(session)
+    recipe = Recipe(tenant.template, tuple(tenant.modules), tenant.isolation)
+    if await request_refill(session, run.settings, recipe):
+        done += "; its warm pool is being topped up"
+    return done
 
 
 PROVISIONING_STEPS: list[tuple[str, StepFunction[Provisioning]]] = [
@@ -295,7 +321,7 @@ PROVISIONING_STEPS: list[tuple[str, StepFunction[Provisioning]]] = [
     ("snapshot", snapshot),
     ("seed", seed),
     ("health check", health_check),
-    ("activate", activate),
+    ("activate", activate_new_tenant),
 ]
 
 

@@ -17,15 +17,19 @@ import os
 import re
 import shutil
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import MetaData, Table, delete, text, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.db import SQLITE_BUSY_TIMEOUT_MS, Database, create_engine
-from services.errors import InvalidInput
+from services.errors import Conflict, InvalidInput
 from services.layers.ownership import SHARED_STORE_ROLE, TENANT_COLUMN, TENANT_LAYER
 from services.models import IsolationMode, Tenant
 from services.settings import Settings
@@ -142,19 +146,24 @@ def location_of(settings: Settings, tenant: Tenant) -> StoreLocation:
     """The store a tenant was given when it was allocated."""
     if not tenant.store_backend or not tenant.store_name:
         raise InvalidInput(f"{tenant.slug} has no store yet.")
-    if tenant.store_backend == SQLITE:
-        return StoreLocation(
-            SQLITE, tenant.isolation, tenant.store_name, f"sqlite+aiosqlite:///{tenant.store_name}"
-        )
+    if tenant.store_backend != SQLITE and settings.tenant_server_url is None:
+        raise InvalidInput(f"{tenant.slug} lives on PostgreSQL, but no tenant server is configured.")
+    return stored_location(settings, tenant.store_backend, tenant.isolation, tenant.store_name)
+
+
+def stored_location(settings: Settings, backend: str, isolation: str, name: str) -> StoreLocation:
+    """Where the store recorded by its backend, isolation and name is."""
+    if backend == SQLITE:
+        return StoreLocation(SQLITE, isolation, name, f"sqlite+aiosqlite:///{name}")
     server = settings.tenant_server_url
     if server is None:
-        raise InvalidInput(f"{tenant.slug} lives on PostgreSQL, but no tenant server is configured.")
-    if tenant.isolation == IsolationMode.SHARED:
-        return _shared_postgres_store(settings, tenant.store_name)
-    if tenant.isolation == IsolationMode.SCHEMA:
-        return StoreLocation(POSTGRESQL, tenant.isolation, tenant.store_name, server)
-    url = make_url(server).set(database=tenant.store_name).render_as_string(hide_password=False)
-    return StoreLocation(POSTGRESQL, tenant.isolation, tenant.store_name, url)
+        raise InvalidInput(f"The store {name} lives on PostgreSQL, but no tenant server is configured.")
+    if isolation == IsolationMode.SHARED:
+        return _shared_postgres_store(settings, name)
+    if isolation == IsolationMode.SCHEMA:
+        return StoreLocation(POSTGRESQL, isolation, name, server)
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    return StoreLocation(POSTGRESQL, isolation, name, url)
 
 
 def _shared_postgres_store(settings: Settings, database: str) -> StoreLocation:
@@ -202,19 +211,41 @@ def _tenant_tables(connection: Connection) -> list[Table]:
     return [table for table in metadata.sorted_tables if TENANT_COLUMN in table.c]
 
 
+#: The engines on database servers' maintenance connections kept open by `servers_kept_open`.
+_kept_servers: ContextVar[dict[str, AsyncEngine] | None] = ContextVar("tenantry_kept_servers", default=None)
+
+
+@asynccontextmanager
+async def servers_kept_open() -> AsyncIterator[None]:
+    """Within the block, statements on a server's maintenance connection (does a store exist,
+    create, rename or drop one) reuse one connection per server, closed when the block ends,
+    instead of connecting each time: a job bringing a tenant up makes several."""
+    engines: dict[str, AsyncEngine] = {}
+    token = _kept_servers.set(engines)
+    try:
+        yield
+    finally:
+        _kept_servers.reset(token)
+        for engine in engines.values():
+            await engine.dispose()
+
+
 async def _on_server(location: StoreLocation, sql: str) -> list[tuple[object, ...]]:
     """Run one statement on the server's maintenance connection, outside any transaction."""
     server = make_url(location.url)
     if location.isolation != IsolationMode.SCHEMA:
         server = server.set(database="postgres")
-    engine = create_engine(server.render_as_string(hide_password=False))
+    url = server.render_as_string(hide_password=False)
+    kept = _kept_servers.get()
+    engine = create_engine(url) if kept is None else kept.get(url) or kept.setdefault(url, create_engine(url))
     try:
         async with engine.connect() as connection:
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
             result = await connection.execute(text(sql))
             return [tuple(row) for row in result] if result.returns_rows else []
     finally:
-        await engine.dispose()
+        if kept is None:
+            await engine.dispose()
 
 
 async def store_exists(location: StoreLocation) -> bool:
@@ -294,6 +325,47 @@ async def drop_store(location: StoreLocation) -> None:
         await _on_server(location, f'DROP SCHEMA IF EXISTS "{location.name}" CASCADE')
     else:
         await _on_server(location, f'DROP DATABASE IF EXISTS "{location.name}" WITH (FORCE)')
+
+
+class StoreMissing(LookupError):
+    """There is no store where one was expected (a rename whose landlord record never committed)."""
+
+
+#: PostgreSQL's codes for "no such database / schema" and "that name is taken".
+_MISSING_STORE = {"3D000", "3F000"}
+_NAME_TAKEN = {"42P04", "42P06"}
+
+
+async def rename_store(source: StoreLocation, target: StoreLocation) -> None:
+    """Give the store at `source` the name `target` plans (same backend and isolation): a file
+    rename, or one ALTER on the server. Raises StoreMissing when nothing is at `source`, Conflict
+    when `target`'s name is taken, and leaves both as they were then."""
+    if source.backend == SQLITE:
+        await asyncio.to_thread(_rename_sqlite, Path(source.name), Path(target.name))
+        return
+    kind = "SCHEMA" if source.isolation == IsolationMode.SCHEMA else "DATABASE"
+    try:
+        await _on_server(source, f'ALTER {kind} "{source.name}" RENAME TO "{target.name}"')
+    except DBAPIError as error:
+        code = getattr(error.orig, "sqlstate", None)
+        if code in _MISSING_STORE:
+            raise StoreMissing(f"no {kind.lower()} named {source.name}") from error
+        if code in _NAME_TAKEN:
+            raise Conflict(f"A store named {target.name} already exists; it was left alone.") from error
+        raise
+
+
+def _rename_sqlite(source: Path, target: Path) -> None:
+    if target.exists():
+        raise Conflict(f"A store named {target} already exists; it was left alone.")
+    if not source.exists():
+        raise StoreMissing(f"no file {source}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("-wal", "-shm", "-journal"):  # a closed store has none; moved first if it has
+        sidecar = source.with_name(source.name + suffix)
+        if sidecar.exists():
+            sidecar.replace(target.with_name(target.name + suffix))
+    source.rename(target)
 
 
 def can_copy_schemas() -> bool:

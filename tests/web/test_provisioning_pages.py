@@ -21,6 +21,7 @@ from services.layers.catalogue import load_catalogue
 from services.layers.migrator import head, revisions
 from services.models import Job, JobStatus, PlatformRole, SchemaSnapshot, Tenant, TenantRole, TenantStatus
 from services.provisioning.tenants import PROVISIONING_STEP_NAMES
+from services.provisioning.warm_pool import FILL_WARM_POOL
 from services.settings import Settings
 from tests.services.running import ROOT, wait_for
 from tests.support import Credentials, csrf_token, run_db, sign_in
@@ -531,6 +532,48 @@ def test_while_a_job_runs_the_page_polls_and_shows_each_step(
         wait_until_active(settings, "slow-club")
         wait_until_finished(settings, latest_job(settings, "slow-club").id)
         assert client.get("/tenants/slow-club", headers=HTMX).headers.get("hx-refresh") == "true"
+
+
+# --- The warm pool ----------------------------------------------------------------------------
+
+
+def warm_pool_card(page: str) -> str:
+    match = re.search(r'<article class="card" id="warm-pool">(.*?)</article>', page, re.DOTALL)
+    assert match, "the dashboard has no warm pool card"
+    return text_of(match.group(1))
+
+
+def test_the_dashboard_shows_the_warm_pool_and_the_next_tenant_takes_a_store_from_it(
+    settings: Settings, superadmin: Credentials
+) -> None:
+    pooled = dataclasses.replace(settings, warm_pool_size=2)
+    with portal(pooled) as client:
+        signed_in(client, superadmin)
+        assert "Empty until the first tenant is created." in warm_pool_card(client.get("/").text)
+        owls = {**VALID, "template": "community_group", "modules": ["events"]}
+        assert submit(client, owls).status_code == 303
+        wait_until_active(settings, "save-the-owls")
+        fill = wait_for(lambda: fill_job(settings), 30, what="the pool's fill job to be recorded")
+        assert wait_until_finished(settings, fill.id, timeout=60).status == JobStatus.SUCCEEDED
+
+        card = warm_pool_card(client.get("/").text)
+        assert "2 ready community group with events, database on" in card, card
+
+        assert submit(client, {**owls, "slug": "save-the-bats", "name": "Save the Bats"}).status_code == 303
+        wait_until_active(settings, "save-the-bats")
+        page = client.get("/tenants/save-the-bats").text
+        assert "from the warm pool" in text_of(page)
+        assert set(step_states(page).values()) == {"succeeded"}
+
+
+def fill_job(settings: Settings) -> Job | None:
+    """The pool's latest fill job, once there is one."""
+
+    async def work(session: AsyncSession) -> Job | None:
+        statement = select(Job).where(Job.kind == FILL_WARM_POOL).order_by(Job.id.desc()).limit(1)
+        return (await session.scalars(statement)).first()
+
+    return run_db(settings, work)
 
 
 # --- A failure, and a retry -------------------------------------------------------------------

@@ -8,9 +8,10 @@ from litestar import Controller, Request, get
 from litestar.response import Template
 
 from services.dashboard import summarise_platform
+from services.provisioning.warm_pool import warm_pools
 from services.tenancy.security import cross_tenant_counts
 from web.auth import current_user, signed_in
-from web.deps import DbSession
+from web.deps import DbSession, settings_of
 from web.health import check_health
 
 
@@ -28,6 +29,15 @@ class DashboardController(Controller):
         summary = await summarise_platform(db_session)
         health = await check_health(request)
         blocked = await cross_tenant_counts(db_session)
+        settings = settings_of(request)
+        pools = await warm_pools(db_session, settings)
         return Template(
-            "landlord/dashboard.html", context={"summary": summary, "health": health, "blocked": blocked}
+            "landlord/dashboard.html",
+            context={
+                "summary": summary,
+                "health": health,
+                "blocked": blocked,
+                "pools": pools,
+                "pool_size": settings.warm_pool_size,
+            },
         )

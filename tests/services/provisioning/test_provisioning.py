@@ -200,9 +200,9 @@ def test_a_second_tenant_with_the_same_template_and_modules_is_cloned_from_the_g
         assert built["allocate store"].startswith("empty ")
         assert "kept as golden image" in built["snapshot"]
         assert cloned["allocate store"].startswith("cloned golden image ")
-        assert cloned["basic"] == "cloned at their heads (basic)", "a clone replays nothing"
+        assert cloned["basic"] == "cloned at its head (basic)", "a clone replays nothing"
         assert cloned["modules"].startswith("cloned at their heads")
-        assert cloned["snapshot"].startswith("taken when the golden image was cloned"), "one snapshot"
+        assert cloned["snapshot"].startswith("taken when the store was cloned"), "one snapshot"
         assert second.status == TenantStatus.ACTIVE
         assert [step.status for step in second_job.steps] == [StepStatus.SUCCEEDED] * len(
             PROVISIONING_STEP_NAMES
