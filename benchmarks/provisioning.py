@@ -8,6 +8,10 @@ the request to `active`, running the provisioning job in-process (no broker in t
 The golden mode's first tenant of each template builds the image; it is timed with the rest.
 In the warm-pool mode the fill jobs a tenant leaves behind run between tenants, untimed, as the
 workers run them in the background; the first tenant of each template finds its pool empty.
+Each backend's floor is measured in the same run: what the database itself takes to make one
+store with nothing of Tenantry in the way (a file copy, `CREATE DATABASE … TEMPLATE` on an open
+connection, psql replaying one tenant schema's schema-only dump); every mode's p50 is printed as a
+multiple of it.
 PostgreSQL runs when --postgres-url or TENANTRY_TEST_POSTGRES_URL is set."""
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import secrets
+import shutil
 import statistics
 import tempfile
 import time
@@ -23,14 +29,16 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy import select
+from sqlalchemy.engine import URL, make_url
 
 from benchmarks.installation import scratch_database
 from services import jobs
 from services.db import Database
 from services.installation import prepare_landlord
 from services.layers.catalogue import load_catalogue
-from services.models import Job, JobStatus, Tenant, TenantStatus
+from services.models import GoldenImage, Job, JobStatus, Tenant, TenantStatus
 from services.provisioning.tenants import TenantRequest, request_tenant
 from services.provisioning.warm_pool import FILL_WARM_POOL
 from services.settings import PROJECT_ROOT, Settings
@@ -129,18 +137,109 @@ async def run_backend(
             await prepare_landlord(settings)
             label = backend if isolation == "database" else f"{backend} {isolation}"
             results.append(Result(label, mode, await provision_many(settings, count, isolation)))
+            if mode == "golden clone":
+                floor_mode, seconds = await floor(settings, isolation, count)
+                results.append(Result(label, floor_mode, seconds))
     return results
+
+
+async def floor(settings: Settings, isolation: str, count: int) -> tuple[str, list[float]]:
+    """What the database itself takes to make one tenant's store, with nothing of Tenantry in the
+    way, `count` times: a copy of a golden image's file (SQLite), `CREATE DATABASE … TEMPLATE` of it
+    on one open connection (PostgreSQL databases), or psql replaying a tenant schema's schema-only
+    dump under a new name (PostgreSQL schemas). The copies are removed afterwards."""
+    database = Database(settings.database_url)
+    try:
+        async with database.session() as session:
+            image = (await session.scalars(select(GoldenImage).limit(1))).one()
+            tenant = (await session.scalars(select(Tenant).order_by(Tenant.id).limit(1))).one()
+    finally:
+        await database.dispose()
+    if settings.tenant_server_url is None:
+        return "floor: file copy", await _copies(Path(image.store_name), count)
+    server = make_url(settings.tenant_server_url).set(drivername="postgresql")
+    if isolation == "schema":
+        return "floor: psql dump", await _psql_replays(server, tenant.store_name or "", count)
+    # Named after the run's landlord database, so the run's clean-up drops them should this stop.
+    prefix = f"{make_url(settings.database_url).database}_floor"
+    return "floor: TEMPLATE", await _template_copies(server, image.store_name, prefix, count)
+
+
+async def _copies(image: Path, count: int) -> list[float]:
+    timings = []
+    for number in range(count):
+        target = image.with_name(f"floor_{number}.db")
+        started = time.perf_counter()
+        await asyncio.to_thread(shutil.copyfile, image, target)
+        timings.append(time.perf_counter() - started)
+        target.unlink()
+    return timings
+
+
+async def _template_copies(server: URL, image: str, prefix: str, count: int) -> list[float]:
+    connection = await asyncpg.connect(server.set(database="postgres").render_as_string(hide_password=False))
+    timings = []
+    try:
+        for number in range(count):
+            started = time.perf_counter()
+            await connection.execute(f'CREATE DATABASE "{prefix}_{number}" TEMPLATE "{image}"')
+            timings.append(time.perf_counter() - started)
+        for number in range(count):
+            await connection.execute(f'DROP DATABASE "{prefix}_{number}"')
+    finally:
+        await connection.close()
+    return timings
+
+
+async def _psql_replays(server: URL, schema: str, count: int) -> list[float]:
+    dsn = server.set(password=None).render_as_string(hide_password=False)
+    environment = {**os.environ, "PGPASSWORD": server.password or ""}
+    dump = await asyncio.create_subprocess_exec(
+        "pg_dump", "--schema-only", f"--schema={schema}", dsn, stdout=asyncio.subprocess.PIPE, env=environment
+    )
+    script, _ = await dump.communicate()
+    timings = []
+    for number in range(count):
+        renamed = re.sub(rf"\b{re.escape(schema)}\b", f"floor_{number}", script.decode())
+        started = time.perf_counter()
+        replay = await asyncio.create_subprocess_exec(
+            "psql",
+            "--quiet",
+            "--no-psqlrc",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "--single-transaction",
+            dsn,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            env=environment,
+        )
+        await replay.communicate(renamed.encode())
+        timings.append(time.perf_counter() - started)
+        if replay.returncode != 0:
+            raise SystemExit(f"psql could not replay the dump of {schema}")
+    drop = ", ".join(f'"floor_{number}"' for number in range(count))
+    cleanup = await asyncio.create_subprocess_exec(
+        "psql", "--quiet", "--no-psqlrc", dsn, "-c", f"DROP SCHEMA {drop} CASCADE", env=environment
+    )
+    await cleanup.wait()
+    return timings
 
 
 def report(results: list[Result], count: int) -> None:
     print(f"\nProvisioning {count} tenants per run (three templates with their default modules)\n")
-    print(f"{'backend':<18} {'mode':<13} {'p50 s':>8} {'p95 s':>8} {'tenants/min':>12} {'p50 vs replay':>14}")
+    print(
+        f"{'backend':<18} {'mode':<17} {'p50 ms':>8} {'p95 ms':>8} {'tenants/min':>12} "
+        f"{'p50 vs replay':>14} {'p50 / floor':>12}"
+    )
     baselines = {r.backend: r for r in results if r.mode == "replay"}
+    floors = {r.backend: r for r in results if r.mode.startswith("floor")}
     for result in results:
-        ratio = baselines[result.backend].p50 / result.p50
+        speedup = baselines[result.backend].p50 / result.p50
+        above_floor = result.p50 / floors[result.backend].p50
         print(
-            f"{result.backend:<18} {result.mode:<13} {result.p50:>8.3f} {result.p95:>8.3f} "
-            f"{result.per_minute:>12.1f} {ratio:>13.2f}x"
+            f"{result.backend:<18} {result.mode:<17} {1000 * result.p50:>8.1f} {1000 * result.p95:>8.1f} "
+            f"{result.per_minute:>12.1f} {speedup:>13.2f}x {above_floor:>11.1f}x"
         )
 
 

@@ -14,7 +14,7 @@ from services.backups.schedules import request_due_backups
 from services.db import Database
 from services.models import Job
 from services.models.types import utcnow
-from services.provisioning.warm_pool import rebuild_pools_behind
+from services.provisioning.warm_pool import tend_warm_pools
 from services.rollouts.drift_checks import request_due_drift_check
 from services.settings import Settings
 from workers.actors import WorkerRuntime, declare_actors, send_job
@@ -85,7 +85,7 @@ class JobQueue:
                 log.exception("could not look for abandoned jobs; trying again in %.0f s", interval)
             self._request_scheduled_backups()
             self._request_drift_check()
-            self._rebuild_warm_pools_behind()
+            self._tend_warm_pools()
 
     def _request_drift_check(self) -> None:
         """The periodic drift check, when its slot has come (its job is sent on commit)."""
@@ -97,17 +97,16 @@ class JobQueue:
         if job is not None:
             log.info("periodic drift check: job %s", job.id)
 
-    def _rebuild_warm_pools_behind(self) -> None:
-        """Pools a release left at older layer heads are rebuilt (their fill jobs sent on commit)."""
+    def _tend_warm_pools(self) -> None:
+        """Pools a release left at older layer heads are rebuilt, and pools above their size
+        trimmed (their fill jobs sent on commit)."""
         try:
-            requested = run_in_worker_loop(
-                lambda: rebuild_pools_behind(self.runtime.database(), self.settings)
-            )
+            requested = run_in_worker_loop(lambda: tend_warm_pools(self.runtime.database(), self.settings))
         except Exception:
-            log.exception("could not look for warm pools behind their layers; trying again at the next sweep")
+            log.exception("could not tend the warm pools; trying again at the next sweep")
             return
         if requested:
-            log.info("%d warm pool(s) at older layer heads are being rebuilt", requested)
+            log.info("%d warm pool(s) being rebuilt or trimmed", requested)
 
     def _request_scheduled_backups(self) -> None:
         """Request the backups whose schedule slot has come (their jobs are sent on commit). Every

@@ -119,6 +119,10 @@ async def request_refill(session: AsyncSession, settings: Settings, recipe: Reci
     kept = await session.scalar(select(func.count()).select_from(WarmStore).where(WarmStore.recipe == key))
     if (kept or 0) >= settings.warm_pool_size:
         return False
+    return await _request_fill(session, recipe)
+
+
+async def _request_fill(session: AsyncSession, recipe: Recipe) -> bool:
     unfinished = await session.scalars(
         select(Job.payload).where(Job.kind == FILL_WARM_POOL, Job.status.in_(JobStatus.unfinished()))
     )
@@ -171,14 +175,17 @@ def _current_key(settings: Settings, catalogue: Catalogue, recipe: Recipe) -> st
         return None
 
 
-async def rebuild_pools_behind(database: Database, settings: Settings) -> int:
-    """For every pool whose stores a release left at older layer heads, a fill job (sent on commit)
-    that rebuilds it, so the next tenant of the recipe finds it ready. Returns how many."""
-    if settings.warm_pool_size <= 0:
-        return 0
+async def tend_warm_pools(database: Database, settings: Settings) -> int:
+    """The workers' sweep: a fill job (sent on commit) for every pool a release left at older
+    layer heads, so the next tenant of its recipe finds it rebuilt, and for every pool holding more
+    stores than the pool size (lowered since, or 0), so it is trimmed. Returns how many."""
     async with database.session() as session:
-        behind = [pool.recipe for pool in await warm_pools(session, settings) if pool.behind]
-        return sum([await request_refill(session, settings, recipe) for recipe in dict.fromkeys(behind)])
+        untended = [
+            pool.recipe
+            for pool in await warm_pools(session, settings)
+            if pool.behind or pool.ready + pool.building > settings.warm_pool_size
+        ]
+        return sum([await _request_fill(session, recipe) for recipe in dict.fromkeys(untended)])
 
 
 @dataclass
@@ -196,40 +203,47 @@ class PoolFill:
 
 
 async def fill(run: PoolFill, session: AsyncSession) -> str:
-    """Remove what an earlier attempt of this job left half-built and what the recipe left at
-    older layer heads, then build stores until the pool holds `warm_pool_size`."""
-    key = run.recipe.key(run.settings, run.catalogue)
-    async with run.landlord.session() as session:
-        half_built = list(
-            await session.scalars(
-                select(WarmStore).where(
-                    WarmStore.job_id == run.job_id, WarmStore.status == WarmStoreStatus.BUILDING
-                )
+    """Remove what an earlier attempt of this job left half-built, what the recipe left at older
+    layer heads and what the pool holds beyond its size, then build stores until it holds
+    `warm_pool_size`."""
+    key, size = run.recipe.key(run.settings, run.catalogue), run.settings.warm_pool_size
+    half_built = list(
+        await session.scalars(
+            select(WarmStore).where(
+                WarmStore.job_id == run.job_id, WarmStore.status == WarmStoreStatus.BUILDING
             )
         )
-        stale = [
-            warm
-            for warm in await session.scalars(
-                select(WarmStore).where(
-                    WarmStore.recipe != key,
-                    WarmStore.template == run.recipe.template,
-                    WarmStore.isolation == run.recipe.isolation,
-                    WarmStore.status == WarmStoreStatus.READY,
-                )
+    )
+    ready = [
+        warm
+        for warm in await session.scalars(
+            select(WarmStore)
+            .where(
+                WarmStore.template == run.recipe.template,
+                WarmStore.isolation == run.recipe.isolation,
+                WarmStore.status == WarmStoreStatus.READY,
             )
-            if tuple(warm.modules) == run.recipe.modules
-        ]
-    await _remove(run, [*half_built, *stale])
+            .order_by(WarmStore.id)
+        )
+        if tuple(warm.modules) == run.recipe.modules
+    ]
+    stale = [warm for warm in ready if warm.recipe != key]
+    surplus = [warm for warm in ready if warm.recipe == key][size:]
+    await session.commit()
+    await _remove(run, [*half_built, *stale, *surplus])
     built = 0
-    while await _kept(run.landlord, key) < run.settings.warm_pool_size:
+    while await _kept(run.landlord, key) < size:
         await _build(run, key)
         built += 1
         await jobs.say_in_step(run.landlord, run.job_id, FILL_STEP, f"{built} store(s) built so far")
     said = [f"{built} store(s) built; {await _kept(run.landlord, key)} ready for {run.recipe.template}"]
-    if stale:
-        said.append(f"{len(stale)} left at older layer heads removed")
-    if half_built:
-        said.append(f"{len(half_built)} half-built by an earlier attempt removed")
+    for removed, why in (
+        (stale, "left at older layer heads"),
+        (surplus, "beyond the pool's size"),
+        (half_built, "half-built by an earlier attempt"),
+    ):
+        if removed:
+            said.append(f"{len(removed)} {why} removed")
     return "; ".join(said)
 
 

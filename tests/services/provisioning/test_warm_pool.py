@@ -20,7 +20,7 @@ from services.provisioning.warm_pool import (
     FILL_STEP,
     FILL_WARM_POOL,
     Pool,
-    rebuild_pools_behind,
+    tend_warm_pools,
     warm_pools,
 )
 from services.tenancy.context import tenant_context
@@ -155,7 +155,7 @@ def test_stores_left_at_older_layer_heads_are_never_given_out_and_are_rebuilt(
         assert not details(job)["allocate store"].startswith("took store "), (
             "a store behind head is not taken"
         )
-        assert await rebuild_pools_behind(landlord.database, landlord.settings) == 0, (
+        assert await tend_warm_pools(landlord.database, landlord.settings) == 0, (
             "the workers' sweep finds the rebuild asked for already"
         )
         assert (
@@ -196,7 +196,7 @@ def test_the_workers_sweep_rebuilds_a_pool_a_release_left_behind(
     async def scenario(landlord: Landlord) -> None:
         landlord = landlord.with_settings(warm_pool_size=POOL)
         await filled_pool(landlord)
-        assert await rebuild_pools_behind(landlord.database, landlord.settings) == 0, "nothing behind yet"
+        assert await tend_warm_pools(landlord.database, landlord.settings) == 0, "nothing behind yet"
         write_revision(
             layers / "basic",
             "basic_0003",
@@ -205,7 +205,7 @@ def test_the_workers_sweep_rebuilds_a_pool_a_release_left_behind(
             'op.add_column("units", sa.Column("colour", sa.String(7)))',
             'with op.batch_alter_table("units", recreate="never") as batch:\n    batch.drop_column("colour")',
         )
-        assert await rebuild_pools_behind(landlord.database, landlord.settings) == 1
+        assert await tend_warm_pools(landlord.database, landlord.settings) == 1
         (refill,) = await top_up(landlord)
         assert "2 left at older layer heads removed" in details(refill)[FILL_STEP]
         assert [pool.behind for pool in await pools(landlord)] == [False]
@@ -301,5 +301,27 @@ def test_without_a_pool_no_store_is_built_ahead(installation: Installation) -> N
         _, job = await landlord.provision("harbour-party")
         assert details(job)["activate"] == "harbour-party is active"
         assert await fill_jobs(landlord) == [] and await warm_stores(landlord) == []
+
+    installation.run(scenario)
+
+
+@pytest.mark.parametrize("installation", [SQLITE_DATABASE], indirect=True)
+def test_a_pool_above_its_size_is_trimmed_and_a_size_of_nought_empties_it(installation: Installation) -> None:
+    async def scenario(landlord: Landlord) -> None:
+        await filled_pool(landlord.with_settings(warm_pool_size=POOL))
+        built = await warm_stores(landlord)
+        landlord = landlord.with_settings(warm_pool_size=0)
+        assert await tend_warm_pools(landlord.database, landlord.settings) == 1
+
+        (trim,) = await top_up(landlord)
+        assert "2 beyond the pool's size removed" in details(trim)[FILL_STEP]
+        assert await pools(landlord) == []
+        for warm in built:
+            location = stored_location(landlord.settings, warm.backend, warm.isolation, warm.store_name)
+            assert await store_is_gone(location)
+        fills = len(await fill_jobs(landlord))
+        _, job = await landlord.provision("river-party")
+        assert not details(job)["allocate store"].startswith("took store ")
+        assert len(await fill_jobs(landlord)) == fills, "no pool, no fill"
 
     installation.run(scenario)
