@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import (
@@ -63,12 +64,12 @@ class RecordTable:
     def title(self) -> str:
         return self.name.replace("_", " ").capitalize()
 
-    @property
+    @cached_property
     def columns(self) -> list[Column[Any]]:
         """What a person reads: every column but the tenant tag."""
         return [column for column in self.table.columns if column.name != TENANT_COLUMN]
 
-    @property
+    @cached_property
     def searchable(self) -> list[Column[Any]]:
         return [column for column in self.columns if isinstance(column.type, String | Text)]
 

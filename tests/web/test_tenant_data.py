@@ -571,6 +571,34 @@ def test_the_api_refuses_the_same_wrong_values_with_each_field_named(world: Worl
     assert count_rows(world.settings, PARTY, "events") == before
 
 
+def test_the_api_writes_money_as_text_dates_as_iso_and_times_with_their_offset(world: World) -> None:
+    headers = {"Authorization": f"Bearer {add_token(world.settings, world.admins[PARTY].email, PARTY)}"}
+    rows = "/api/v1/tenant/data"
+    with portal(world.settings) as client:
+        account = client.post(
+            f"{rows}/finance_accounts",
+            json={"code": "MONEY-1", "name": "Campaign fund", "kind": "asset", "currency": "EUR"},
+            headers=headers,
+        )
+        assert account.status_code == 201, account.text
+        budget = {
+            "account_id": account.json()["id"],
+            "name": "Spring",
+            "period_start": "2026-03-01",
+            "period_end": "2026-05-31",
+            "amount": "1250.50",
+            "currency": "EUR",
+        }
+        added = client.post(f"{rows}/budgets", json=budget, headers=headers)
+        assert added.status_code == 201, added.text
+        listed = client.get(f"{rows}/budgets", params={"q": "Spring"}, headers=headers).json()["items"]
+        one = client.get(f"{rows}/budgets/{added.json()['id']}", headers=headers).json()
+    for read in (added.json(), listed[0], one):
+        assert {name: read[name] for name in budget} == budget, "money as text, dates as YYYY-MM-DD"
+        assert datetime.fromisoformat(read["created_at"]).utcoffset() == timedelta(0), "a time says it is UTC"
+    assert listed == [one]
+
+
 # --- The API, on every backend and isolation mode --------------------------------------------------
 
 

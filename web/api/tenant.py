@@ -7,13 +7,16 @@ token's scope is a 404, and every write is on the tenant's audit trail."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.params import Body, FromPath, QueryParameter
+from sqlalchemy import Column
 
 from services.people.units import unit_tree
 from services.tenant_data.records import RecordTable, list_records
@@ -37,18 +40,60 @@ class UnitOut:
     path: str
 
 
+def _datetime(value: datetime) -> str:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def _date(value: date) -> str:
+    return value.isoformat()
+
+
 def _plain(value: Any) -> Any:
+    """A value of a column whose type says nothing of its Python type, as JSON carries it."""
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+        return _datetime(value)
     if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
+        return _date(value)
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def _as_json(column: Column[Any]) -> Callable[[Any], Any] | None:
+    """How the column's values are written in JSON (None: as they are)."""
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return _plain
+    if issubclass(python_type, datetime):
+        return _datetime
+    if issubclass(python_type, date):
+        return _date
+    return str if issubclass(python_type, Decimal) else None
+
+
+@lru_cache(maxsize=512)
+def _fields(table: RecordTable) -> list[tuple[str, str, Callable[[Any], Any] | None]]:
+    """Each column's name, attribute and conversion, worked out once per table, not per value."""
+    return [(column.name, column.key, _as_json(column)) for column in table.columns]
 
 
 def _row(table: RecordTable, row: Any) -> Row:
-    return {column.name: _plain(getattr(row, column.key)) for column in table.columns}
+    return {name: _json_value(getattr(row, key), as_json) for name, key, as_json in _fields(table)}
+
+
+def _json_value(value: Any, as_json: Callable[[Any], Any] | None) -> Any:
+    return value if as_json is None or value is None else as_json(value)
+
+
+def _page_rows(table: RecordTable, rows: Sequence[Any]) -> list[Row]:
+    """A page's rows (tuples in the table's column order, as `list_records` reads them)."""
+    fields = _fields(table)
+    return [
+        {
+            name: value if as_json is None or value is None else as_json(value)
+            for (name, _, as_json), value in zip(fields, row, strict=False)
+        }
+        for row in rows
+    ]
 
 
 async def _change(
@@ -97,9 +142,7 @@ class TenantApiController(Controller):
         found = await list_records(
             tenant_data, chosen, query=q, page=page, per_page=per_page, sort=sort, direction=direction
         )
-        return Page(
-            items=[_row(chosen, r) for r in found.rows], total=found.total, page=page, per_page=per_page
-        )
+        return Page(items=_page_rows(chosen, found.rows), total=found.total, page=page, per_page=per_page)
 
     @get("/data/{table:str}/{record_id:int}", summary="One row of a template or module table")
     async def record(
