@@ -33,13 +33,13 @@ from tests.services.provisioning.installation import (
     Landlord,
     copy_layers,
     store_is_gone,
-    write_revision,
 )
 from tests.services.provisioning.test_provisioning import (
     assert_seeded,
     assert_snapshot_is_the_store,
     details,
 )
+from tests.services.rollouts.test_rollouts import add_party_revision
 from tests.support import requires_postgres
 
 #: Tenants with a store of their own: the shared store has no pool.
@@ -80,6 +80,14 @@ async def filled_pool(landlord: Landlord) -> Tenant:
     assert fill.status == JobStatus.SUCCEEDED, fill.error
     assert details(fill)[FILL_STEP].startswith(f"{POOL} store(s) built")
     return first
+
+
+async def pool_left_behind(landlord: Landlord, layers: Path) -> list[WarmStore]:
+    """A full pool, then a release that moves its template's head: the stores it leaves behind."""
+    await filled_pool(landlord)
+    assert await tend_warm_pools(landlord.database, landlord.settings) == 0, "nothing behind before it"
+    add_party_revision(layers)
+    return await warm_stores(landlord)
 
 
 @pytest.mark.parametrize("installation", OWN_STORES, indirect=True)
@@ -139,17 +147,7 @@ def test_stores_left_at_older_layer_heads_are_never_given_out_and_are_rebuilt(
 
     async def scenario(landlord: Landlord) -> None:
         landlord = landlord.with_settings(warm_pool_size=POOL)
-        await filled_pool(landlord)
-        behind = await warm_stores(landlord)
-        write_revision(
-            layers / "templates" / "political_party",
-            "political_party_0002",
-            "political_party_0001",
-            "Province motto",
-            'op.add_column("provinces", sa.Column("motto", sa.String(200)))',
-            'with op.batch_alter_table("provinces", recreate="never") as batch:\n    batch.drop_column("motto")',
-        )
-
+        behind = await pool_left_behind(landlord, layers)
         assert [pool.behind for pool in await pools(landlord)] == [True], "the dashboard says so"
         tenant, job = await landlord.provision("river-party")
         assert not details(job)["allocate store"].startswith("took store "), (
@@ -195,16 +193,7 @@ def test_the_workers_sweep_rebuilds_a_pool_a_release_left_behind(
 
     async def scenario(landlord: Landlord) -> None:
         landlord = landlord.with_settings(warm_pool_size=POOL)
-        await filled_pool(landlord)
-        assert await tend_warm_pools(landlord.database, landlord.settings) == 0, "nothing behind yet"
-        write_revision(
-            layers / "basic",
-            "basic_0003",
-            "basic_0002",
-            "Unit colour",
-            'op.add_column("units", sa.Column("colour", sa.String(7)))',
-            'with op.batch_alter_table("units", recreate="never") as batch:\n    batch.drop_column("colour")',
-        )
+        await pool_left_behind(landlord, layers)
         assert await tend_warm_pools(landlord.database, landlord.settings) == 1
         (refill,) = await top_up(landlord)
         assert "2 left at older layer heads removed" in details(refill)[FILL_STEP]
