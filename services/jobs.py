@@ -30,7 +30,7 @@ from services.models import Job, JobStatus, JobStep, StepStatus
 from services.models.types import utcnow
 from services.settings import Settings
 from services.tenancy.context import current_tenant_id
-from services.tenancy.stores import servers_kept_open
+from services.tenancy.stores import connections_kept_open
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ async def perform_job(database: Database, job_id: int, settings: Settings) -> No
         handler = _handlers.get(job.kind)
         if handler is None:
             raise LookupError(f"this version of Tenantry cannot run jobs of kind {job.kind!r}")
-        async with servers_kept_open():
+        async with connections_kept_open():
             await handler(database, job, settings)
     except Exception as exc:
         log.exception("job %s (%s) failed", job.id, job.kind)

@@ -18,7 +18,7 @@ from services.db import Database
 from services.jobs import KeepsPayload, StepFunction, run_steps, say_in_step
 from services.models import Job, Tenant
 from services.settings import Settings
-from services.tenancy.stores import StoreLocation, location_of
+from services.tenancy.stores import StoreLocation, location_of, release_kept_stores
 from services.tenant_locks import PATIENCE_SECONDS, acquire_tenant_lock, release_tenant_lock
 
 #: The step of a store job that takes the tenant's lock.
@@ -82,6 +82,7 @@ class StoreJob(KeepsPayload):
         except Exception as failure:
             try:
                 if on_failure is not None:
+                    await release_kept_stores()  # what puts the store back may swap or drop it
                     await on_failure(self, failure)
             finally:
                 await release_tenant_lock(self.landlord, self.tenant_id, self.job_id)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.db import Database
 from services.layers.catalogue import Catalogue
 from services.layers.migrator import head
 from services.layers.snapshot import take_snapshot
@@ -88,11 +89,13 @@ async def discard_golden(
 
 
 async def store_snapshot(
-    location: StoreLocation, only: frozenset[str] | None = None
+    location: StoreLocation, only: frozenset[str] | None = None, *, opened: Database | None = None
 ) -> tuple[dict[str, Any], str]:
-    """The schema snapshot of the store at `location` (of the tables `only`) and its hash."""
-    store = location.open()
+    """The schema snapshot of the store at `location` (of the tables `only`) and its hash, read
+    through the engine `opened` on it when the caller keeps one."""
+    store = opened or location.open()
     try:
         return await take_snapshot(store, only)
     finally:
-        await store.dispose()
+        if opened is None:
+            await store.dispose()

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.db import Database
 from services.errors import Conflict, InvalidInput
 from services.jobs import StepFailed, StepFunction, run_steps, settle_steps
 from services.layers.catalogue import Catalogue, Layer, load_catalogue
@@ -37,7 +38,9 @@ from services.tenancy.stores import (
     StoreLocation,
     allocate_store,
     drop_store,
+    kept_store,
     plan_store,
+    release_kept_stores,
     remove_tenant_rows,
     store_exists,
 )
@@ -87,11 +90,8 @@ class Provisioning(StoreJob):
 
     async def apply(self, session: AsyncSession, layers: list[Layer]) -> str:
         tenant = await self.tenant(session)
-        store = self.store(tenant).open()
-        try:
-            applied = [await upgrade_layer(store, layer, self.record) for layer in layers]
-        finally:
-            await store.dispose()
+        store = kept_store(self.store(tenant))
+        applied = [await upgrade_layer(store, layer, self.record) for layer in layers]
         total = sum(applied)
         if not layers:
             return "nothing to apply"
@@ -162,10 +162,11 @@ async def allocate(run: Provisioning, session: AsyncSession) -> str:
         image = await find_golden(session, run.settings, location, key)
         if image is not None:
             await allocate_store(location, template=golden_location(run.settings, location, key))
-            description, sha256 = await store_snapshot(location)
+            description, sha256 = await store_snapshot(location, opened=kept_store(location))
             if sha256 == image.sha256:
                 await run.cloned(session, tenant, description, sha256)
                 return f"cloned golden image {key[:12]} into {location.backend} store {location.name}"
+            await release_kept_stores()
             await drop_store(location)
             await discard_golden(session, run.settings, location, key)
             await allocate_store(location)
@@ -195,12 +196,17 @@ async def apply_custom(run: Provisioning, session: AsyncSession) -> str:
 
 
 async def record_snapshot(
-    session: AsyncSession, tenant: Tenant, location: StoreLocation, only: frozenset[str] | None = None
+    session: AsyncSession,
+    tenant: Tenant,
+    location: StoreLocation,
+    only: frozenset[str] | None = None,
+    *,
+    opened: Database | None = None,
 ) -> tuple[str, str]:
     """The schema of the store at `location` (of the tables `only`, for one tenant of a shared
     store) recorded as the tenant's latest snapshot, with the layer revisions it found: its hash,
-    and what it holds, said."""
-    description, sha256 = await store_snapshot(location, only)
+    and what it holds, said. Read through the engine `opened` on it when the caller keeps one."""
+    description, sha256 = await store_snapshot(location, only, opened=opened)
     return sha256, await _keep_snapshot(session, tenant, description, sha256)
 
 
@@ -227,12 +233,13 @@ async def snapshot(run: Provisioning, session: AsyncSession) -> str:
     only = (
         await layer_tables(run.catalogue.layers_for(tenant.template, modules)) if location.is_shared else None
     )
-    sha256, detail = await record_snapshot(session, tenant, location, only)
+    sha256, detail = await record_snapshot(session, tenant, location, only, opened=kept_store(location))
     if (
         run.settings.golden_images
         and supports_cloning(location)
         and run.catalogue.custom(tenant.slug) is None
     ):
+        await release_kept_stores()  # PostgreSQL copies only a database nobody is connected to
         key = golden_key(run.catalogue, location, tenant.template, tenant.modules)
         try:
             if await capture_golden(session, run.settings, location, key, sha256):
@@ -250,7 +257,11 @@ async def seed(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     layers = run.catalogue.layers_for(tenant.template, tenant.modules, tenant.slug)
     cloned = await run.cloned_at_heads(session, tenant, layers)
-    async with enter_tenant(tenant.id, run.store(tenant)) as entered, entered.session() as data:
+    location = run.store(tenant)
+    async with (
+        enter_tenant(tenant.id, location, owner=kept_store(location)) as entered,
+        entered.session() as data,
+    ):
         have = set(await data.scalars(select(Role.key)))
         data.add_all(
             Role(key=key, name=name)
@@ -276,15 +287,15 @@ async def seed(run: Provisioning, session: AsyncSession) -> str:
 async def health_check(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     layers = run.catalogue.layers_for(tenant.template, tenant.modules, tenant.slug)
-    store = run.store(tenant).open()
-    try:
-        found = await current_revisions(store, layers)
-    finally:
-        await store.dispose()
+    location = run.store(tenant)
+    found = await current_revisions(kept_store(location), layers)
     for layer in layers:
         if found[layer.key] != head(layer):
             raise RuntimeError(f"{layer.key} is at {found[layer.key]}, expected {head(layer)}")
-    async with enter_tenant(tenant.id, run.store(tenant)) as entered, entered.session() as data:
+    async with (
+        enter_tenant(tenant.id, location, owner=kept_store(location)) as entered,
+        entered.session() as data,
+    ):
         return await _one_root_unit(data, layers)
 
 
@@ -333,6 +344,7 @@ async def bring_up_new_tenant(
     try:
         await run_steps(run.landlord, run.job_id, steps, run)
     except StepFailed as failure:
+        await release_kept_stores()
         await remove_failed_store(run, str(failure))
         raise
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from services.db import WRITES
+from services.db import WRITES, Database
 from services.tenancy.connections import TenantConnections
 from services.tenancy.context import Scope, scope_context
 from services.tenancy.sessions import OutsideTenantScope, scoped_session
@@ -61,12 +61,13 @@ async def enter_tenant(
     connections: TenantConnections | None = None,
     writes: bool = True,
     on: AsyncConnection | None = None,
+    owner: Database | None = None,
 ) -> AsyncIterator[EnteredTenant]:
     """Enter the whole tenant: through `connections` (a request, which `writes` unless it only
     reads: on SQLite its transactions then take the write lock as they begin), on a connection of
-    its own as the store's owner (a job, the command line), or `on` a connection the caller holds
-    as the owner, inside a transaction of its own that the entry's sessions join (a restore's
-    swap)."""
+    its own as the store's owner (a job, the command line), on a connection of the `owner` engine
+    a job keeps on the store, or `on` a connection the caller holds as the owner, inside a
+    transaction of its own that the entry's sessions join (a restore's swap)."""
     scope = Scope.of_tenant(tenant_id)
     with scope_context(scope):
         if on is not None:
@@ -77,9 +78,10 @@ async def enter_tenant(
                     await connection.execution_options(**{WRITES: True})
                 yield EnteredTenant(tenant_id, scope, location, connection, location.app_role is not None)
         else:
-            store = location.open()
+            store = owner or location.open()
             try:
                 async with store.engine.connect() as connection:
                     yield EnteredTenant(tenant_id, scope, location, connection, row_security=False)
             finally:
-                await store.dispose()
+                if owner is None:
+                    await store.dispose()

@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy import MetaData, Table, delete, text, update
@@ -211,23 +211,54 @@ def _tenant_tables(connection: Connection) -> list[Table]:
     return [table for table in metadata.sorted_tables if TENANT_COLUMN in table.c]
 
 
-#: The engines on database servers' maintenance connections kept open by `servers_kept_open`.
-_kept_servers: ContextVar[dict[str, AsyncEngine] | None] = ContextVar("tenantry_kept_servers", default=None)
+@dataclass
+class _KeptOpen:
+    #: Engines on servers' maintenance connections, by URL.
+    servers: dict[str, AsyncEngine] = field(default_factory=dict)
+    #: Owner's engines on stores, by StoreLocation.key.
+    stores: dict[str, Database] = field(default_factory=dict)
+
+
+_kept_open: ContextVar[_KeptOpen | None] = ContextVar("tenantry_kept_open", default=None)
 
 
 @asynccontextmanager
-async def servers_kept_open() -> AsyncIterator[None]:
-    """Within the block, statements on a server's maintenance connection (does a store exist,
-    create, rename or drop one) reuse one connection per server, closed when the block ends,
-    instead of connecting each time: a job bringing a tenant up makes several."""
-    engines: dict[str, AsyncEngine] = {}
-    token = _kept_servers.set(engines)
+async def connections_kept_open() -> AsyncIterator[None]:
+    """Within the block (a job), statements on a server's maintenance connection (does a store
+    exist, create, rename or drop one) reuse one connection per server, and `kept_store` gives one
+    engine per store, instead of connecting each time; all are closed when the block ends."""
+    kept = _KeptOpen()
+    token = _kept_open.set(kept)
     try:
         yield
     finally:
-        _kept_servers.reset(token)
-        for engine in engines.values():
+        _kept_open.reset(token)
+        await release_kept_stores(kept)
+        for engine in kept.servers.values():
             await engine.dispose()
+
+
+def kept_store(location: StoreLocation) -> Database:
+    """The block's one engine, as the store's owner, on the store at `location`: opened by the first
+    step of a job that needs it and kept for the steps after it (one connection, and one warm
+    statement cache, per job rather than per step). Only inside `connections_kept_open`."""
+    kept = _kept_open.get()
+    if kept is None:
+        raise RuntimeError("a store is kept open only inside connections_kept_open()")
+    if location.key not in kept.stores:
+        kept.stores[location.key] = location.open()
+    return kept.stores[location.key]
+
+
+async def release_kept_stores(kept: _KeptOpen | None = None) -> None:
+    """Close the block's engines on stores: before work that needs a store idle (a PostgreSQL
+    database copied as a template, or dropped) or gone (a SQLite file removed)."""
+    kept = kept or _kept_open.get()
+    if kept is None:
+        return
+    stores, kept.stores = list(kept.stores.values()), {}
+    for store in stores:
+        await store.dispose()
 
 
 async def _on_server(location: StoreLocation, sql: str) -> list[tuple[object, ...]]:
@@ -236,8 +267,12 @@ async def _on_server(location: StoreLocation, sql: str) -> list[tuple[object, ..
     if location.isolation != IsolationMode.SCHEMA:
         server = server.set(database="postgres")
     url = server.render_as_string(hide_password=False)
-    kept = _kept_servers.get()
-    engine = create_engine(url) if kept is None else kept.get(url) or kept.setdefault(url, create_engine(url))
+    kept = _kept_open.get()
+    engine = (
+        create_engine(url)
+        if kept is None
+        else kept.servers.get(url) or kept.servers.setdefault(url, create_engine(url))
+    )
     try:
         async with engine.connect() as connection:
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")

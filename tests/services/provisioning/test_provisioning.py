@@ -42,7 +42,7 @@ from services.provisioning.tenants import (
     retry_provisioning,
 )
 from services.tenancy.context import tenant_context
-from services.tenancy.stores import plan_store
+from services.tenancy.stores import connections_kept_open, plan_store
 from tests.services.provisioning.installation import (
     SQLITE_AND_POSTGRES_LANDLORDS,
     SQLITE_AND_POSTGRES_SCHEMAS,
@@ -591,7 +591,8 @@ def test_a_provisioning_job_whose_worker_died_resumes_without_repeating_what_was
         catalogue = load_catalogue(landlord.settings.layers_dir)
         run = Provisioning(landlord.settings, landlord.database, job.id, tenant.id)
         with tenant_context(tenant.id):
-            await jobs.run_steps(landlord.database, job.id, PROVISIONING_STEPS[:crashed_at], run)
+            async with connections_kept_open():  # closed as a dying worker's connections are
+                await jobs.run_steps(landlord.database, job.id, PROVISIONING_STEPS[:crashed_at], run)
         # ... and died in the middle of it: the first module's revisions were applied (and recorded
         # in the history), the step was never marked done.
         async with landlord.database.session() as session:
