@@ -19,6 +19,10 @@ class DomainError(Exception):
         return {self.field or default_field: self.message}
 
 
+class InvalidSetting(DomainError, ValueError):
+    """A TENANTRY_* variable the installation cannot start with; the message names it."""
+
+
 class InvalidInput(DomainError):
     """The input breaks a rule; `field` names the offending input when there is one."""
 

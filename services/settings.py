@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 import tempfile
@@ -10,9 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from services.errors import InvalidSetting
+
 EMBEDDED_BROKER = "embedded"
+T = TypeVar("T", int, float)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -103,17 +108,17 @@ class Settings:
             if env.get("TENANTRY_LAYERS_DIR")
             else PROJECT_ROOT / "layers",
             golden_images=env.get("TENANTRY_GOLDEN_IMAGES", "on").lower() not in {"0", "off", "false", "no"},
-            warm_pool_size=int(env.get("TENANTRY_WARM_POOL", "2")),
-            job_lease_seconds=float(env.get("TENANTRY_JOB_LEASE_SECONDS", "30")),
+            warm_pool_size=_number(env, "TENANTRY_WARM_POOL", "2", int),
+            job_lease_seconds=_number(env, "TENANTRY_JOB_LEASE_SECONDS", "30", float),
             base_domain=env.get("TENANTRY_BASE_DOMAIN", "").strip().lower().strip(".") or None,
-            switch_minutes=int(env.get("TENANTRY_SWITCH_MINUTES", "30")),
-            tenant_connections=int(env.get("TENANTRY_TENANT_CONNECTIONS", "20")),
+            switch_minutes=_number(env, "TENANTRY_SWITCH_MINUTES", "30", int),
+            tenant_connections=_number(env, "TENANTRY_TENANT_CONNECTIONS", "20", int),
             job_modules=tuple(
                 name.strip() for name in env.get("TENANTRY_JOB_MODULES", "").split(",") if name.strip()
             ),
             trusted_proxies=_networks("TENANTRY_TRUSTED_PROXIES", env.get("TENANTRY_TRUSTED_PROXIES", "")),
             client_address_header=env.get("TENANTRY_CLIENT_ADDRESS_HEADER", "").strip() or "X-Forwarded-For",
-            drift_check_hours=float(env.get("TENANTRY_DRIFT_CHECK_HOURS", "24")),
+            drift_check_hours=_number(env, "TENANTRY_DRIFT_CHECK_HOURS", "24", float),
             auto_rollout=env.get("TENANTRY_AUTO_ROLLOUT", "").lower() in {"1", "on", "true", "yes"},
         )
 
@@ -146,6 +151,19 @@ class Settings:
         return env
 
 
+def _number(env: Mapping[str, str], variable: str, default: str, kind: type[T]) -> T:
+    """The variable's number; a mistyped or negative one stops the start with a sentence."""
+    text = env.get(variable, default)
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < 0:
+        what = "a whole number" if kind is int else "a number"
+        raise InvalidSetting(f"{variable} must be {what}, 0 or more, not {text!r}.")
+    return value
+
+
 def _networks(variable: str, listed: str) -> tuple[IPv4Network | IPv6Network, ...]:
     """Comma-separated addresses and networks (`10.0.0.0/8`, `fdaa::/16`, `192.0.2.7`). A mistyped
     one stops the start: silently trusting nobody, or the wrong network, is worse."""
@@ -156,7 +174,7 @@ def _networks(variable: str, listed: str) -> tuple[IPv4Network | IPv6Network, ..
         try:
             networks.append(ip_network(item))
         except ValueError as error:
-            raise ValueError(f"{variable}: {item!r} is not an IP address or network ({error})") from None
+            raise InvalidSetting(f"{variable}: {item!r} is not an IP address or network ({error}).") from None
     return tuple(networks)
 
 

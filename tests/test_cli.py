@@ -200,6 +200,26 @@ def test_mistakes_exit_2_with_one_line_and_no_traceback(sqlite_settings: Setting
     assert [user.email for user in only_one_user] == ["ops@example.org"]
 
 
+def test_a_mistyped_setting_stops_the_command_with_one_line_naming_it(sqlite_settings: Settings) -> None:
+    cases = {
+        "TENANTRY_WARM_POOL": (
+            "lots",
+            "tenantry: TENANTRY_WARM_POOL must be a whole number, 0 or more, not 'lots'.",
+        ),
+        "TENANTRY_DRIFT_CHECK_HOURS": (
+            "-1",
+            "tenantry: TENANTRY_DRIFT_CHECK_HOURS must be a number, 0 or more, not '-1'.",
+        ),
+        "TENANTRY_TRUSTED_PROXIES": (
+            "10.0.0.300",
+            "tenantry: TENANTRY_TRUSTED_PROXIES: '10.0.0.300' is not an IP",
+        ),
+    }
+    for variable, (value, message) in cases.items():
+        result = run_tenantry(["tokens", "list"], {**tenantry_env(sqlite_settings), variable: value})
+        assert refused(result).startswith(message), variable
+
+
 def test_a_bad_role_is_refused_by_the_argument_parser(sqlite_settings: Settings) -> None:
     """argparse knows the roles: exit 2, its usage, then the one line naming the mistake and the choices."""
     result = tenantry(sqlite_settings, "create-user", "--email", "x@example.org", "--role", "owner")
