@@ -419,6 +419,7 @@ NO_IDENTIFIERS = {
     "/rollouts/new",
     "/api/v1/fleet",
     "/api/v1/fleet/drift",
+    "/api/v1/warm-pool",
     "/switch/exit",
     "/api/v1/templates",
     "/api/v1/modules",

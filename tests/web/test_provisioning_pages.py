@@ -25,7 +25,7 @@ from services.provisioning.warm_pool import FILL_WARM_POOL
 from services.settings import Settings
 from tests.services.running import ROOT, wait_for
 from tests.support import Credentials, csrf_token, run_db, sign_in
-from tests.web.portal import HTMX, add_tenant, add_user, assert_no_trace, is_partial, portal
+from tests.web.portal import HTMX, add_tenant, add_token, add_user, assert_no_trace, is_partial, portal
 from tests.workers.support import (
     GATE_VARIABLE,
     drop_tenant_databases,
@@ -558,6 +558,12 @@ def test_the_dashboard_shows_the_warm_pool_and_the_next_tenant_takes_a_store_fro
 
         card = warm_pool_card(client.get("/").text)
         assert "2 ready community group with events, database on" in card, card
+        token = add_token(settings, superadmin.email)
+        answer = client.get("/api/v1/warm-pool", headers={"Authorization": f"Bearer {token}"}).json()
+        assert answer["size"] == 2
+        assert [
+            (pool["template"], pool["modules"], pool["ready"], pool["behind"]) for pool in answer["pools"]
+        ] == [("community_group", ["events"], 2, False)], "the API says what the dashboard says"
 
         assert submit(client, {**owls, "slug": "save-the-bats", "name": "Save the Bats"}).status_code == 303
         wait_until_active(settings, "save-the-bats")

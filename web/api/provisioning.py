@@ -16,12 +16,13 @@ from services.models import Job
 from services.models.landlord import DEFAULT_PLAN
 from services.provisioning.recorded import provision_tenant
 from services.provisioning.tenants import TenantRequest
+from services.provisioning.warm_pool import Pool, warm_pools
 from web.api.responses import error
 from web.api.schemas import JobOut, ModuleOut, ProvisioningOut, TemplateOut, TenantOut
 from web.api.tenants import record_token_reaching_for
 from web.audit import caller_of
 from web.auth import landlord_token, may_read_tenant, signed_in
-from web.deps import DbSession
+from web.deps import DbSession, settings_of
 
 NOT_YOUR_JOB = "This token may not read that job."
 
@@ -43,6 +44,41 @@ def _modules_of(request: Request[Any, Any, Any], data: TenantIn) -> list[str]:
         return data.modules
     template = load_catalogue(request.app.state.settings.layers_dir).templates.get(data.template)
     return list(template.default_modules) if template else []
+
+
+@dataclass(frozen=True)
+class PoolOut:
+    template: str
+    modules: list[str]
+    isolation: str
+    backend: str
+    ready: int
+    building: int
+    behind: bool
+
+
+@dataclass(frozen=True)
+class WarmPoolOut:
+    size: int
+    pools: list[PoolOut]
+
+    @classmethod
+    def of(cls, size: int, pools: list[Pool]) -> WarmPoolOut:
+        return cls(
+            size,
+            [
+                PoolOut(
+                    pool.recipe.template,
+                    list(pool.recipe.modules),
+                    pool.recipe.isolation,
+                    pool.backend,
+                    pool.ready,
+                    pool.building,
+                    pool.behind,
+                )
+                for pool in pools
+            ],
+        )
 
 
 class CatalogueApiController(Controller):
@@ -86,6 +122,17 @@ class ProvisioningApiController(Controller):
             status_code=HTTP_202_ACCEPTED,
             headers={"Location": f"/api/v1/jobs/{job.id}"},
         )
+
+    @get(
+        "/warm-pool",
+        guards=[landlord_token],
+        summary="The warm pool: stores built ahead for each template, module set and isolation",
+        description="`size` is how many each recipe keeps (TENANTRY_WARM_POOL; 0: none). A pool `behind` "
+        "holds stores at older layer heads: none is given out, and the workers rebuild it.",
+    )
+    async def warm_pool(self, request: Request[Any, Any, Any], db_session: DbSession) -> WarmPoolOut:
+        settings = settings_of(request)
+        return WarmPoolOut.of(settings.warm_pool_size, await warm_pools(db_session, settings))
 
     @get(
         "/jobs/{job_id:int}",
