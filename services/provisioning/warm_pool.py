@@ -116,8 +116,7 @@ async def request_refill(session: AsyncSession, settings: Settings, recipe: Reci
     if not has_pool(settings, recipe.isolation):
         return False
     key = recipe.key(settings, load_catalogue(settings.layers_dir))
-    kept = await session.scalar(select(func.count()).select_from(WarmStore).where(WarmStore.recipe == key))
-    if (kept or 0) >= settings.warm_pool_size:
+    if await _kept_in(session, key) >= settings.warm_pool_size:
         return False
     return await _request_fill(session, recipe)
 
@@ -249,9 +248,12 @@ async def fill(run: PoolFill, session: AsyncSession) -> str:
 
 async def _kept(landlord: Database, key: str) -> int:
     async with landlord.session() as session:
-        count = await session.scalar(
-            select(func.count()).select_from(WarmStore).where(WarmStore.recipe == key)
-        )
+        return await _kept_in(session, key)
+
+
+async def _kept_in(session: AsyncSession, key: str) -> int:
+    """How many stores the pool of recipe `key` holds, ready or being built."""
+    count = await session.scalar(select(func.count()).select_from(WarmStore).where(WarmStore.recipe == key))
     return count or 0
 
 

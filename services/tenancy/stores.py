@@ -39,6 +39,8 @@ POSTGRESQL = "postgresql"
 _IDENTIFIER_LIMIT = 63
 #: The shared store's name: a slug starts with a letter, so no tenant's own store can take it.
 SHARED_STORE = "_shared"
+#: The files SQLite may keep beside a store's own.
+_SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 
 
 @dataclass(frozen=True)
@@ -268,11 +270,12 @@ async def _on_server(location: StoreLocation, sql: str) -> list[tuple[object, ..
         server = server.set(database="postgres")
     url = server.render_as_string(hide_password=False)
     kept = _kept_open.get()
-    engine = (
-        create_engine(url)
-        if kept is None
-        else kept.servers.get(url) or kept.servers.setdefault(url, create_engine(url))
-    )
+    if kept is None:
+        engine = create_engine(url)
+    else:
+        if url not in kept.servers:
+            kept.servers[url] = create_engine(url)
+        engine = kept.servers[url]
     try:
         async with engine.connect() as connection:
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -396,7 +399,7 @@ def _rename_sqlite(source: Path, target: Path) -> None:
     if not source.exists():
         raise StoreMissing(f"no file {source}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("-wal", "-shm", "-journal"):  # a closed store has none; moved first if it has
+    for suffix in _SQLITE_SIDECARS:  # a closed store has none; moved first if it has
         sidecar = source.with_name(source.name + suffix)
         if sidecar.exists():
             sidecar.replace(target.with_name(target.name + suffix))
@@ -445,7 +448,7 @@ async def _copy_sqlite(source: Path, target: Path) -> None:
 
 def _remove_sqlite_files(path: Path) -> None:
     """The database file and the journal files SQLite may have left beside it."""
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in ("", *_SQLITE_SIDECARS):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 

@@ -88,10 +88,7 @@ def _page_rows(table: RecordTable, rows: Sequence[Any]) -> list[Row]:
     """A page's rows (tuples in the table's column order, as `list_records` reads them)."""
     fields = _fields(table)
     return [
-        {
-            name: value if as_json is None or value is None else as_json(value)
-            for (name, _, as_json), value in zip(fields, row, strict=False)
-        }
+        {name: _json_value(value, as_json) for (name, _, as_json), value in zip(fields, row, strict=False)}
         for row in rows
     ]
 
