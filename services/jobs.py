@@ -290,39 +290,45 @@ async def perform_job(database: Database, job_id: int, settings: Settings) -> No
 async def run_steps(
     database: Database, job_id: int, steps: Sequence[tuple[str, StepFunction[C]]], context: C
 ) -> None:
-    """Run the job's steps in order, skipping those that already succeeded (a resumed job). A step
-    is marked running before it starts and succeeded in the same commit as its own landlord
-    writes; a failing step is marked failed with its error, and StepFailed is raised."""
+    """Run the job's steps in order, skipping those that already succeeded (a resumed job, or steps
+    an earlier step settled). A step is marked running before it starts; it is marked succeeded,
+    and the next step running, in the same commit as its own landlord writes, so a step costs the
+    landlord one transaction and a settled step none. A failing step is marked failed with its
+    error, and StepFailed is raised."""
+    functions, order = dict(steps), [name for name, _ in steps]
     async with database.session() as session:
-        rows = {
-            step.name: step.id
-            for step in await session.scalars(select(JobStep).where(JobStep.job_id == job_id))
-        }
-    for name, function in steps:
-        step_id = rows[name]
-        async with database.session() as session:
-            started = await session.execute(
-                update(JobStep)
-                .where(JobStep.id == step_id, JobStep.status != StepStatus.SUCCEEDED)
-                .values(
-                    status=StepStatus.RUNNING,
-                    started_at=utcnow(),
-                    error=None,
-                    attempts=JobStep.attempts + 1,
-                )
-            )
-        if started.rowcount != 1:  # type: ignore[attr-defined]
-            continue  # succeeded already: in an earlier attempt, or settled by an earlier step
+        step = await _start_next_step(session, job_id, order)
+    while step is not None:
+        name, step_id = step
         try:
             async with database.session() as session:
-                detail = await function(context, session)
+                detail = await functions[name](context, session)
                 await _finish_step(session, step_id, StepStatus.SUCCEEDED, detail=detail)
+                step = await _start_next_step(session, job_id, order)
         except Exception as exc:
             log.exception("step %r of job %s failed", name, job_id)
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             async with database.session() as session:
                 await _finish_step(session, step_id, StepStatus.FAILED, error=message)
             raise StepFailed(name, message) from exc
+
+
+async def _start_next_step(session: AsyncSession, job_id: int, order: list[str]) -> tuple[str, int] | None:
+    """Mark the job's first step in `order` that has not succeeded running, and return its name
+    and id; None when every step has succeeded."""
+    rows = await session.execute(
+        select(JobStep.name, JobStep.id, JobStep.status).where(JobStep.job_id == job_id)
+    )
+    unfinished = {name: step_id for name, step_id, status in rows if status != StepStatus.SUCCEEDED}
+    name = next((name for name in order if name in unfinished), None)
+    if name is None:
+        return None
+    await session.execute(
+        update(JobStep)
+        .where(JobStep.id == unfinished[name])
+        .values(status=StepStatus.RUNNING, started_at=utcnow(), error=None, attempts=JobStep.attempts + 1)
+    )
+    return name, unfinished[name]
 
 
 async def _finish_step(session: AsyncSession, step_id: int, status: StepStatus, **said: str) -> None:
