@@ -20,7 +20,7 @@ from services.layers.history import CLONED, record_clone, record_found, record_r
 from services.layers.migrator import RevisionRun, current_revisions, head, upgrade_layer
 from services.layers.snapshot import VERSION_TABLE_PREFIX
 from services.models import IsolationMode, MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
-from services.models.tenant import Role, Setting, Unit
+from services.models.tenant import Unit
 from services.provisioning.golden import (
     capture_golden,
     discard_golden,
@@ -30,6 +30,7 @@ from services.provisioning.golden import (
     store_snapshot,
     supports_cloning,
 )
+from services.provisioning.seeding import adopt_seeded_rows, seed_rows
 from services.provisioning.warm_pool import Recipe, has_pool, request_refill, take_warm_store
 from services.settings import Settings
 from services.store_jobs import StoreJob
@@ -86,6 +87,16 @@ class Provisioning(StoreJob):
             settled["snapshot"] = (
                 f"taken when the store was cloned: {len(description['tables'])} tables, sha256 {sha256[:16]}…"
             )
+        await settle_steps(session, self.job_id, settled)
+
+    async def adopted(self, session: AsyncSession, tenant: Tenant) -> None:
+        """The rows seeded into its warm pool store are the tenant's now: seeding is done and, with
+        no custom layer left to apply, so is the health check (the adoption named its one root
+        unit), in the allocating step's commit."""
+        settled = {"seed": "roles, root unit and settings in place (seeded in the warm pool, adopted)"}
+        if self.catalogue.custom(tenant.slug) is None:
+            layers = self.catalogue.layers_for(tenant.template, tenant.modules)
+            settled["health check"] = f"{healthy(layers)} (checked while adopting)"
         await settle_steps(session, self.job_id, settled)
 
     async def apply(self, session: AsyncSession, layers: list[Layer]) -> str:
@@ -157,6 +168,8 @@ async def allocate(run: Provisioning, session: AsyncSession) -> str:
         warm = await take_warm_store(session, run.settings, key, location)
         if warm is not None and warm.description is not None and warm.sha256 is not None:
             await run.cloned(session, tenant, warm.description, warm.sha256)
+            if await adopt_seeded_rows(kept_store(location), tenant.id, tenant.name):
+                await run.adopted(session, tenant)
             return f"took store {key[:12]}, built ahead, from the warm pool: {location.backend} store {location.name}"
     if run.settings.golden_images and supports_cloning(location):
         image = await find_golden(session, run.settings, location, key)
@@ -262,20 +275,7 @@ async def seed(run: Provisioning, session: AsyncSession) -> str:
         enter_tenant(tenant.id, location, owner=kept_store(location)) as entered,
         entered.session() as data,
     ):
-        have = set(await data.scalars(select(Role.key)))
-        data.add_all(
-            Role(key=key, name=name)
-            for key, name in (("tenant_admin", "Tenant admin"), ("tenant_member", "Tenant member"))
-            if key not in have
-        )
-        if await data.scalar(select(Unit.id).where(Unit.parent_id.is_(None))) is None:
-            root = Unit(name=tenant.name, kind="organisation", path="/")
-            data.add(root)
-            await data.flush()
-            root.path = f"/{root.id}/"
-        have = set(await data.scalars(select(Setting.key)))
-        defaults = {"name": tenant.name, "timezone": "UTC", "accent_colour": "#2f5bd3"}
-        data.add_all(Setting(key=key, value=value) for key, value in defaults.items() if key not in have)
+        await seed_rows(data, tenant.name)
         if cloned:
             await data.flush()
             checked = await _one_root_unit(data, layers)
@@ -303,6 +303,10 @@ async def _one_root_unit(data: AsyncSession, layers: list[Layer]) -> str:
     roots = await data.scalar(select(func.count()).select_from(Unit).where(Unit.parent_id.is_(None)))
     if roots != 1:
         raise RuntimeError(f"expected one root unit, found {roots}")
+    return healthy(layers)
+
+
+def healthy(layers: list[Layer]) -> str:
     return f"{len(layers)} layers at their heads; root unit present"
 
 

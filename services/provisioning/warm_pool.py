@@ -8,7 +8,8 @@ once a tenant has asked for it: after each new tenant, a fill job tops the recip
 `Settings.warm_pool_size` stores and removes those its recipe left behind at older layer heads.
 A pool store is built as a tenant's own would be (its golden image cloned, or its layers
 replayed), and joins the pool only once its schema is hashed (and, for a clone, equals its
-image's)."""
+image's) and its starting rows are seeded (`services.provisioning.seeding`): the tenant taking it
+adopts them."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ from services.provisioning.golden import (
     store_snapshot,
     supports_cloning,
 )
+from services.provisioning.seeding import UNCLAIMED, UNCLAIMED_NAME, seed_rows
 from services.settings import Settings
+from services.tenancy.entry import enter_tenant
 from services.tenancy.stores import (
     StoreLocation,
     StoreMissing,
@@ -268,7 +271,8 @@ async def _remove(run: PoolFill, stores: list[WarmStore]) -> None:
 
 async def _build(run: PoolFill, key: str) -> None:
     """One store for the pool: recorded as building before it exists (so that a crash leaves
-    nothing unrecorded behind), then built, hashed, and made ready."""
+    nothing unrecorded behind), then built, hashed, seeded for whichever tenant takes it, and made
+    ready."""
     recipe, settings = run.recipe, run.settings
     location = recipe.location(settings, f"{key[:12]}_{secrets.token_hex(4)}")
     async with run.landlord.session() as session:
@@ -285,6 +289,8 @@ async def _build(run: PoolFill, key: str) -> None:
         session.add(warm)
     try:
         description, sha256 = await _built_store(run, key, location)
+        async with enter_tenant(UNCLAIMED, location) as entered, entered.session() as data:
+            await seed_rows(data, UNCLAIMED_NAME)
     except BaseException:
         await drop_store(location)
         async with run.landlord.session() as session:

@@ -109,8 +109,11 @@ async def assert_snapshot_is_the_store(landlord: Landlord, tenant: Tenant) -> st
 
 
 async def assert_seeded(landlord: Landlord, tenant: Tenant) -> None:
-    """Two roles, one root unit named after the tenant, and its settings."""
+    """Two roles, one root unit named after the tenant, and its settings, all the tenant's."""
     store = landlord.store(tenant)
+    for table in ("roles", "units", "settings"):
+        owners = await query(store, f"SELECT DISTINCT tenant_id FROM {table}")
+        assert owners == [(tenant.id,)], f"{table} belong to the tenant"
     assert await query(store, "SELECT key, name FROM roles ORDER BY key") == [
         ("tenant_admin", "Tenant admin"),
         ("tenant_member", "Tenant member"),

@@ -32,6 +32,7 @@ from tests.services.provisioning.installation import (
     Installation,
     Landlord,
     copy_layers,
+    execute,
     store_is_gone,
 )
 from tests.services.provisioning.test_provisioning import (
@@ -105,6 +106,8 @@ def test_a_new_tenant_takes_a_store_built_ahead_and_the_pool_is_topped_up_after_
         assert steps["allocate store"].startswith("took store "), steps["allocate store"]
         assert steps["basic"] == "cloned at its head (basic)", "nothing replayed"
         assert steps["snapshot"].startswith("taken when the store was cloned"), "no second snapshot"
+        assert steps["seed"].endswith("(seeded in the warm pool, adopted)"), steps["seed"]
+        assert steps["health check"].endswith("root unit present (checked while adopting)")
         assert [step.status for step in job.steps] == [StepStatus.SUCCEEDED] * len(PROVISIONING_STEP_NAMES)
         assert second.status == TenantStatus.ACTIVE
 
@@ -312,5 +315,31 @@ def test_a_pool_above_its_size_is_trimmed_and_a_size_of_nought_empties_it(instal
         _, job = await landlord.provision("river-party")
         assert not details(job)["allocate store"].startswith("took store ")
         assert len(await fill_jobs(landlord)) == fills, "no pool, no fill"
+
+    installation.run(scenario)
+
+
+@pytest.mark.parametrize("installation", [SQLITE_DATABASE], indirect=True)
+def test_a_store_built_ahead_without_its_starting_rows_is_seeded_by_the_tenant_taking_it(
+    installation: Installation,
+) -> None:
+    """A pool store from before pool stores were seeded holds only its schema: the tenant taking it
+    seeds its own rows, and is health-checked as a cloned store is."""
+
+    async def scenario(landlord: Landlord) -> None:
+        landlord = landlord.with_settings(warm_pool_size=POOL)
+        await filled_pool(landlord)
+        for warm in await warm_stores(landlord):
+            location = stored_location(landlord.settings, warm.backend, warm.isolation, warm.store_name)
+            for table in ("settings", "units", "roles"):
+                await execute(location, f"DELETE FROM {table}")
+
+        tenant, job = await landlord.provision("river-party", name="River Party")
+        steps = details(job)
+        assert steps["allocate store"].startswith("took store "), steps["allocate store"]
+        assert steps["seed"] == "roles, root unit and settings in place"
+        assert steps["health check"].endswith("(checked while seeding)")
+        assert tenant.status == TenantStatus.ACTIVE
+        await assert_seeded(landlord, tenant)
 
     installation.run(scenario)
