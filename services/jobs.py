@@ -235,10 +235,9 @@ async def _claim(database: Database, job_id: int, lease: timedelta) -> Job | Non
                 lease_expires_at=now + lease,
                 attempts=Job.attempts + 1,
             )
+            .returning(Job)
         )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            return None
-        return await session.get_one(Job, job_id)
+        return claimed.scalar_one_or_none()
 
 
 async def _renew_lease(database: Database, job_id: int, lease: timedelta) -> None:
@@ -270,7 +269,7 @@ async def perform_job(database: Database, job_id: int, settings: Settings) -> No
         handler = _handlers.get(job.kind)
         if handler is None:
             raise LookupError(f"this version of Tenantry cannot run jobs of kind {job.kind!r}")
-        async with connections_kept_open():
+        async with connections_kept_open(database.servers):
             await handler(database, job, settings)
     except Exception as exc:
         log.exception("job %s (%s) failed", job.id, job.kind)

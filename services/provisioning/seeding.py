@@ -9,8 +9,8 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.db import Database
 from services.models.tenant import Role, Setting, TenantBase, Unit
+from services.tenancy.stores import StoreLocation, owner_connection
 
 #: The tenant id of the rows seeded into a warm pool store that no tenant has taken yet.
 UNCLAIMED = 0
@@ -38,14 +38,13 @@ async def seed_rows(data: AsyncSession, name: str) -> None:
     )
 
 
-async def adopt_seeded_rows(store: Database, tenant_id: int, name: str) -> bool:
-    """Make the rows seeded into a warm pool store the tenant's, named after it, in one
-    transaction on the store (as its owner: the rows are nobody's until then). False, with nothing
-    changed, when the store holds no unclaimed seeded rows (built before pool stores were seeded):
-    the tenant then seeds its own."""
+async def adopt_seeded_rows(location: StoreLocation, tenant_id: int, name: str) -> bool:
+    """Make the rows seeded into the warm pool store now at `location` the tenant's, named after
+    it, in one transaction on the store (as its owner: the rows are nobody's until then). False,
+    with nothing changed, when the store holds no unclaimed seeded rows (built before pool stores
+    were seeded): the tenant then seeds its own."""
     units, roles, settings = (TenantBase.metadata.tables[name] for name in ("units", "roles", "settings"))
-    async with store.engine.connect() as connection:
-        await store.in_schema(connection)
+    async with owner_connection(location) as connection:
         named = await connection.execute(
             update(units)
             .where(units.c.parent_id.is_(None), units.c.tenant_id == UNCLAIMED)

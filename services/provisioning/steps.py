@@ -76,18 +76,28 @@ class Provisioning(StoreJob):
         }
         record_clone(session, tenant, revisions, job_id=self.job_id)
         await _keep_snapshot(session, tenant, description, sha256)
-        modules = ", ".join(f"modules/{name}" for name in tenant.modules)
-        settled = {
-            "basic": "cloned at its head (basic)",
-            "template": f"cloned at its head (templates/{tenant.template})",
-            "modules": f"cloned at their heads ({modules})" if modules else "nothing to apply",
-        }
+        settled = self.at_heads(tenant, "cloned at its head", "cloned at their heads")
         if self.catalogue.custom(tenant.slug) is None:
-            settled["custom"] = "no custom layer for this tenant"
             settled["snapshot"] = (
                 f"taken when the store was cloned: {len(description['tables'])} tables, sha256 {sha256[:16]}…"
             )
         await settle_steps(session, self.job_id, settled)
+
+    def at_heads(self, tenant: Tenant, how: str, how_of_many: str) -> dict[str, str]:
+        """What the steps applying the tenant's template and modules say when its store has them
+        at their heads already (`how`, of one layer, and `how_of_many`: "cloned at its head",
+        "cloned at their heads"), as the job passes them by; and the custom step's, when it has no
+        custom layer."""
+        said = {
+            "basic": f"{how} (basic)",
+            "template": f"{how} (templates/{tenant.template})",
+            "modules": f"{how_of_many} ({', '.join(f'modules/{name}' for name in tenant.modules)})"
+            if tenant.modules
+            else "nothing to apply",
+        }
+        if self.catalogue.custom(tenant.slug) is None:
+            said["custom"] = "no custom layer for this tenant"
+        return said
 
     async def adopted(self, session: AsyncSession, tenant: Tenant) -> None:
         """The rows seeded into its warm pool store are the tenant's now: seeding is done and, with
@@ -109,9 +119,12 @@ class Provisioning(StoreJob):
         names = ", ".join(layer.key for layer in layers)
         return f"{total} revision(s) applied ({names})" if total else f"already up to date ({names})"
 
-    async def cloned_at_heads(self, session: AsyncSession, tenant: Tenant, layers: list[Layer]) -> bool:
-        """Whether this job cloned the store (proved equal to its image) with `layers` at their
-        heads, and has applied nothing to it since: then there is nothing to ask the store."""
+    async def proved_at_heads(self, session: AsyncSession, tenant: Tenant, layers: list[Layer]) -> bool:
+        """Whether this job found `layers` at their heads in the store (a shared store the tenants
+        before it brought there), or cloned the store (proved equal to its image) with them at
+        their heads, and has applied nothing to it since: then there is nothing to ask the store."""
+        if (await self.payload(session)).get("layers_at_heads"):
+            return True
         runs = (
             await session.execute(
                 select(MigrationHistory.layer, MigrationHistory.revision, MigrationHistory.direction).where(
@@ -154,7 +167,17 @@ async def allocate(run: Provisioning, session: AsyncSession) -> str:
         location = plan_store(run.settings, tenant.slug, tenant.isolation)
         tenant.store_backend, tenant.store_name = location.backend, location.name
         await allocate_store(location)
-        return f"shared {location.backend} store {location.name}"
+        said = f"shared {location.backend} store {location.name}"
+        layers = run.catalogue.layers_for(tenant.template, tenant.modules)
+        found = await current_revisions(kept_store(location), layers)
+        if all(found[layer.key] == head(layer) for layer in layers):
+            # Tenants before it brought the store's tables for its recipe to their heads.
+            await settle_steps(
+                session, run.job_id, run.at_heads(tenant, "already up to date", "already up to date")
+            )
+            await run.remember(session, layers_at_heads=True)
+            said += f", its {len(layers)} layers already at their heads"
+        return said
     if tenant.store_name is None:
         await reserve_store(run.settings, tenant)
         await session.commit()  # remembered before it exists, so a failure can always remove it
@@ -168,7 +191,7 @@ async def allocate(run: Provisioning, session: AsyncSession) -> str:
         warm = await take_warm_store(session, run.settings, key, location)
         if warm is not None and warm.description is not None and warm.sha256 is not None:
             await run.cloned(session, tenant, warm.description, warm.sha256)
-            if await adopt_seeded_rows(kept_store(location), tenant.id, tenant.name):
+            if await adopt_seeded_rows(location, tenant.id, tenant.name):
                 await run.adopted(session, tenant)
             return f"took store {key[:12]}, built ahead, from the warm pool: {location.backend} store {location.name}"
     if run.settings.golden_images and supports_cloning(location):
@@ -264,22 +287,23 @@ async def snapshot(run: Provisioning, session: AsyncSession) -> str:
 
 
 async def seed(run: Provisioning, session: AsyncSession) -> str:
-    """The rows every tenant starts with: its two roles, its root unit, its settings. A store
-    cloned at its layers' heads is health-checked here too, in the same visit to the store: its
-    layers were proved by its schema's hash, so its root unit is all there is left to check."""
+    """The rows every tenant starts with: its two roles, its root unit, its settings. A store whose
+    layers this job proved at their heads (by a clone's schema hash, or finding them there in a
+    shared store) is health-checked here too, in the same visit to the store: its root unit is all
+    there is left to check."""
     tenant = await run.tenant(session)
     layers = run.catalogue.layers_for(tenant.template, tenant.modules, tenant.slug)
-    cloned = await run.cloned_at_heads(session, tenant, layers)
+    proved = await run.proved_at_heads(session, tenant, layers)
     location = run.store(tenant)
     async with (
         enter_tenant(tenant.id, location, owner=kept_store(location)) as entered,
         entered.session() as data,
     ):
         await seed_rows(data, tenant.name)
-        if cloned:
+        if proved:
             await data.flush()
             checked = await _one_root_unit(data, layers)
-    if cloned:
+    if proved:
         await settle_steps(session, run.job_id, {"health check": f"{checked} (checked while seeding)"})
     return "roles, root unit and settings in place"
 

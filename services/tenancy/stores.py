@@ -26,9 +26,9 @@ from pathlib import Path
 from sqlalchemy import MetaData, Table, delete, text, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.db import SQLITE_BUSY_TIMEOUT_MS, Database, create_engine
+from services.db import SQLITE_BUSY_TIMEOUT_MS, Database, ServerEngines, create_engine
 from services.errors import Conflict, InvalidInput
 from services.layers.ownership import SHARED_STORE_ROLE, TENANT_COLUMN, TENANT_LAYER
 from services.models import IsolationMode, Tenant
@@ -215,8 +215,8 @@ def _tenant_tables(connection: Connection) -> list[Table]:
 
 @dataclass
 class _KeptOpen:
-    #: Engines on servers' maintenance connections, by URL.
-    servers: dict[str, AsyncEngine] = field(default_factory=dict)
+    #: Engines on servers' maintenance connections.
+    servers: ServerEngines
     #: Owner's engines on stores, by StoreLocation.key.
     stores: dict[str, Database] = field(default_factory=dict)
 
@@ -225,19 +225,21 @@ _kept_open: ContextVar[_KeptOpen | None] = ContextVar("tenantry_kept_open", defa
 
 
 @asynccontextmanager
-async def connections_kept_open() -> AsyncIterator[None]:
+async def connections_kept_open(servers: ServerEngines | None = None) -> AsyncIterator[None]:
     """Within the block (a job), statements on a server's maintenance connection (does a store
     exist, create, rename or drop one) reuse one connection per server, and `kept_store` gives one
-    engine per store, instead of connecting each time; all are closed when the block ends."""
-    kept = _KeptOpen()
+    engine per store, instead of connecting each time. The stores' engines are closed when the
+    block ends; the servers' too, unless they are `servers` kept beyond it (a landlord Database's,
+    for every job run with it)."""
+    kept = _KeptOpen(servers or ServerEngines())
     token = _kept_open.set(kept)
     try:
         yield
     finally:
         _kept_open.reset(token)
         await release_kept_stores(kept)
-        for engine in kept.servers.values():
-            await engine.dispose()
+        if servers is None:
+            await kept.servers.dispose()
 
 
 def kept_store(location: StoreLocation) -> Database:
@@ -263,19 +265,37 @@ async def release_kept_stores(kept: _KeptOpen | None = None) -> None:
         await store.dispose()
 
 
-async def _on_server(location: StoreLocation, sql: str) -> list[tuple[object, ...]]:
-    """Run one statement on the server's maintenance connection, outside any transaction."""
+@asynccontextmanager
+async def owner_connection(location: StoreLocation) -> AsyncIterator[AsyncConnection]:
+    """A connection to the store as its owner, inside `connections_kept_open`, for a few statements
+    on its tables written with SQLAlchemy (not text): a schema's go through its server's kept
+    maintenance connection, each table named with the schema, so that none is opened for them; a
+    database's or a file's through the block's engine on the store (`kept_store`)."""
+    kept = _kept_open.get()
+    if kept is None:
+        raise RuntimeError("an owner's connection is kept only inside connections_kept_open()")
+    if location.schema is None:
+        async with kept_store(location).engine.connect() as connection:
+            yield connection
+        return
+    async with kept.servers.engine(_maintenance_url(location)).connect() as connection:
+        yield await connection.execution_options(schema_translate_map={None: location.schema})
+
+
+def _maintenance_url(location: StoreLocation) -> str:
+    """Where a server's maintenance statements run: the database holding a schema, else the
+    server's `postgres` database."""
     server = make_url(location.url)
     if location.isolation != IsolationMode.SCHEMA:
         server = server.set(database="postgres")
-    url = server.render_as_string(hide_password=False)
+    return server.render_as_string(hide_password=False)
+
+
+async def _on_server(location: StoreLocation, sql: str) -> list[tuple[object, ...]]:
+    """Run one statement on the server's maintenance connection, outside any transaction."""
+    url = _maintenance_url(location)
     kept = _kept_open.get()
-    if kept is None:
-        engine = create_engine(url)
-    else:
-        if url not in kept.servers:
-            kept.servers[url] = create_engine(url)
-        engine = kept.servers[url]
+    engine = create_engine(url) if kept is None else kept.servers.engine(url)
     try:
         async with engine.connect() as connection:
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -299,8 +319,8 @@ async def store_exists(location: StoreLocation) -> bool:
 async def allocate_store(location: StoreLocation, *, template: StoreLocation | None = None) -> None:
     """Create the empty store (or a copy of `template`, a golden image). Does nothing if it exists."""
     if await store_exists(location):
-        if location.app_role:  # a shared store: its role too, should a crash have come between
-            await _create_app_role(location)
+        if location.app_role and not await _app_role_complete(location):
+            await _create_app_role(location)  # a shared store whose creation a crash cut short
         return
     if location.backend == SQLITE:
         path = Path(location.name)
@@ -328,7 +348,9 @@ async def allocate_store(location: StoreLocation, *, template: StoreLocation | N
 
 async def _create_app_role(location: StoreLocation) -> None:
     """The role the application uses on a shared store: it neither owns the tables nor is a
-    superuser, so row-level security applies to it. Tables grant it access as they are created."""
+    superuser, so row-level security applies to it. Tables grant it access as they are created.
+    Its right to connect is granted last: once the database's catalog lists it, the role is whole
+    (`_app_role_complete`)."""
     role, password = location.app_role, make_url(location.app_url or "").password
     await _on_server(
         location,
@@ -339,7 +361,6 @@ async def _create_app_role(location: StoreLocation) -> None:
             END $$""",
     )
     await _on_server(location, f"ALTER ROLE \"{role}\" PASSWORD '{password}'")
-    await _on_server(location, f'GRANT CONNECT ON DATABASE "{location.name}" TO "{role}"')
     store = create_engine(location.url)
     try:
         async with store.begin() as connection:
@@ -349,6 +370,19 @@ async def _create_app_role(location: StoreLocation) -> None:
             )
     finally:
         await store.dispose()
+    await _on_server(location, f'GRANT CONNECT ON DATABASE "{location.name}" TO "{role}"')
+
+
+async def _app_role_complete(location: StoreLocation) -> bool:
+    """Whether the shared store's application role was made whole: it holds the right to connect
+    that `_create_app_role` grants last (one catalog query, instead of making it again)."""
+    granted = await _on_server(
+        location,
+        f"""SELECT 1 FROM pg_database d, aclexplode(d.datacl) a, pg_roles r
+            WHERE d.datname = '{location.name}' AND r.rolname = '{location.app_role}'
+              AND a.grantee = r.oid AND a.privilege_type = 'CONNECT'""",
+    )
+    return bool(granted)
 
 
 async def drop_store(location: StoreLocation) -> None:

@@ -12,13 +12,14 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from services.errors import InvalidInput
-from services.models import JobStatus, TenantStatus
+from services.models import JobStatus, StepStatus, TenantLayer, TenantStatus
 from services.models.tenant import Role, Setting, Unit
 from services.settings import PROJECT_ROOT
 from services.tenancy.context import Scope
 from services.tenancy.sessions import scoped_session
 from services.tenancy.stores import drop_store, remove_tenant_rows
 from tests.services.provisioning.installation import POSTGRES_SHARED, SHARED_MODES, Installation, Landlord
+from tests.services.provisioning.test_provisioning import details
 
 
 async def _visible(landlord: Landlord, tenant_id: int) -> dict[str, list[str]]:
@@ -33,6 +34,13 @@ async def _visible(landlord: Landlord, tenant_id: int) -> dict[str, list[str]]:
             }
     finally:
         await store.dispose()
+
+
+async def _layers(landlord: Landlord, tenant_id: int) -> dict[str, str]:
+    """Where the landlord records the tenant's layers to be."""
+    async with landlord.database.session() as session:
+        rows = await session.scalars(select(TenantLayer).where(TenantLayer.tenant_id == tenant_id))
+        return {row.layer: row.revision for row in rows}
 
 
 def test_two_tenants_share_one_store_and_each_sees_only_its_own_rows(
@@ -67,6 +75,38 @@ def test_two_tenants_share_one_store_and_each_sees_only_its_own_rows(
         garden_tables = set((await landlord.snapshots(garden.id))[-1].description["tables"])
         assert {"roles", "units", "groups"} <= garden_tables and "groups" not in harbour_tables
         assert "layer_version_template_community_group" not in harbour_tables
+
+    shared_installation.run(scenario)
+
+
+def test_a_shared_tenant_whose_recipe_is_at_its_heads_in_the_store_applies_nothing_and_is_checked_while_seeded(
+    shared_installation: Installation,
+) -> None:
+    """The tenants before it brought the store's tables for its template and modules to their
+    heads: the second tenant of a recipe passes the steps that would apply them, and its health
+    check is done as it is seeded, yet its snapshot, layers and rows are a first tenant's."""
+
+    async def scenario(landlord: Landlord) -> None:
+        first, job = await landlord.provision("harbour-party")
+        assert "already at their heads" not in details(job)["allocate store"], "the first brings them"
+        second, job = await landlord.provision("river-party", name="River Party")
+        steps = details(job)
+        assert job.status == JobStatus.SUCCEEDED and second.status == TenantStatus.ACTIVE, job.error
+        assert steps["allocate store"].endswith("its 5 layers already at their heads"), steps[
+            "allocate store"
+        ]
+        assert steps["basic"] == "already up to date (basic)"
+        assert steps["modules"].startswith("already up to date (modules/")
+        assert steps["health check"] == "5 layers at their heads; root unit present (checked while seeding)"
+        assert [step.status for step in job.steps] == [StepStatus.SUCCEEDED] * len(job.steps)
+        assert await _visible(landlord, second.id) == {
+            "roles": ["tenant_admin", "tenant_member"],
+            "units": ["River Party"],
+            "name": ["River Party"],
+        }
+        snapshots = [(await landlord.snapshots(tenant.id))[-1].sha256 for tenant in (first, second)]
+        assert snapshots[0] == snapshots[1], "the same tables, the same snapshot"
+        assert await _layers(landlord, second.id) == await _layers(landlord, first.id), "its layers recorded"
 
     shared_installation.run(scenario)
 
