@@ -25,7 +25,8 @@ import shutil
 import statistics
 import tempfile
 import time
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -115,27 +116,34 @@ async def run_waiting_fill_jobs(database: Database, settings: Settings) -> None:
 MODES = (("replay", False, 0), ("golden clone", True, 0), ("warm pool", True, 2))
 
 
+@asynccontextmanager
+async def installation(
+    backend: str, base: Settings, server_url: str | None, *, golden: bool, pool: int
+) -> AsyncIterator[Settings]:
+    """A new, migrated landlord for one mode's run (a scratch PostgreSQL database, dropped after it
+    with every store named after it, or a SQLite file), with golden images and a warm pool of
+    `pool` stores, or not."""
+    name = f"tenantry_bench_{secrets.token_hex(4)}"
+    async with AsyncExitStack() as cleanup:
+        if backend == "postgresql":
+            assert server_url
+            url = await cleanup.enter_async_context(scratch_database(server_url, name))
+        else:
+            url = f"sqlite+aiosqlite:///{base.data_dir / name}.db"
+        settings = replace(
+            base, database_url=url, golden_images=golden, warm_pool_size=pool, data_dir=base.data_dir / name
+        )
+        await prepare_landlord(settings)
+        yield settings
+
+
 async def run_backend(
     backend: str, base: Settings, count: int, server_url: str | None, isolation: str = "database"
 ) -> list[Result]:
     results = []
+    label = backend if isolation == "database" else f"{backend} {isolation}"
     for mode, golden, pool in MODES:
-        name = f"tenantry_bench_{secrets.token_hex(4)}"
-        async with AsyncExitStack() as cleanup:
-            if backend == "postgresql":
-                assert server_url
-                url = await cleanup.enter_async_context(scratch_database(server_url, name))
-            else:
-                url = f"sqlite+aiosqlite:///{base.data_dir / name}.db"
-            settings = replace(
-                base,
-                database_url=url,
-                golden_images=golden,
-                warm_pool_size=pool,
-                data_dir=base.data_dir / name,
-            )
-            await prepare_landlord(settings)
-            label = backend if isolation == "database" else f"{backend} {isolation}"
+        async with installation(backend, base, server_url, golden=golden, pool=pool) as settings:
             results.append(Result(label, mode, await provision_many(settings, count, isolation)))
             if mode == "golden clone":
                 floor_mode, seconds = await floor(settings, isolation, count)
@@ -243,6 +251,18 @@ def report(results: list[Result], count: int) -> None:
         )
 
 
+def base_settings(folder: Path) -> Settings:
+    """Settings for a run under `folder`; each mode's `installation` names its own landlord."""
+    return Settings(
+        data_dir=folder,
+        database_url="",
+        broker_url="embedded",
+        secret_key="benchmark",
+        admin_email="admin@localhost",
+        layers_dir=PROJECT_ROOT / "layers",
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -252,14 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as folder:
-        base = Settings(
-            data_dir=Path(folder),
-            database_url="",
-            broker_url="embedded",
-            secret_key="benchmark",
-            admin_email="admin@localhost",
-            layers_dir=PROJECT_ROOT / "layers",
-        )
+        base = base_settings(Path(folder))
         results += asyncio.run(run_backend("sqlite", base, args.tenants, None))
         if args.postgres_url:
             # Tenant databases go on the landlord's server, named after the landlord database.
