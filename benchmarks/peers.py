@@ -7,9 +7,10 @@ django-tenants makes a tenant by creating its schema and running its Django migr
 to `active` with its provisioning job run in-process (no broker in the measure), as
 benchmarks/provisioning.py times it: replaying its layers into a schema, and taking a store from
 the warm pool (schema and database isolation; the fill jobs a tenant leaves behind run between
-tenants, untimed, as workers run them in the background). The peer's tenant app is given as many
-tables as Tenantry's tenants have on average (each with an index and a foreign key), so the ratio
-per tenant is also a ratio per table.
+tenants, untimed, as workers run them in the background). The peer's tenant app mirrors the
+tables of one Tenantry tenant (the one with the median number of tables), from its schema
+snapshot: the same columns, keys, foreign keys, unique constraints and indexes (not its CHECK
+constraints), so both make the same schema per tenant.
 
 django-tenants runs in a virtual environment of its own, built once under var/bench from
 benchmarks/peers/django_tenants/requirements.lock (pinned, with hashes); Tenantry's environment
@@ -23,11 +24,11 @@ import hashlib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -79,35 +80,39 @@ def peer_python() -> Path:
     return python
 
 
-async def tenantry_runs(base: Settings, count: int, server_url: str) -> tuple[list[Result], int]:
-    """Each Tenantry mode's timings, and how many tables its tenants have (the median)."""
-    results, tables = [], []
+async def tenantry_runs(base: Settings, count: int, server_url: str) -> tuple[list[Result], dict[str, Any]]:
+    """Each Tenantry mode's timings, and the schema snapshot of the tenant with the median number
+    of tables (what the peer's tenants will hold)."""
+    results, described = [], []
     for isolation, mode, golden, pool in TENANTRY_MODES:
         async with installation("postgresql", base, server_url, golden=golden, pool=pool) as settings:
             results.append(
                 Result(f"Tenantry {isolation}", mode, await provision_many(settings, count, isolation))
             )
-            tables += await _tables_per_tenant(settings)
-    return results, round(statistics.median(tables))
+            described += await _snapshots(settings)
+    described.sort(key=lambda description: len(description["tables"]))
+    return results, described[len(described) // 2]
 
 
-async def _tables_per_tenant(settings: Settings) -> list[int]:
+async def _snapshots(settings: Settings) -> list[dict[str, Any]]:
     database = Database(settings.database_url)
     try:
         async with database.session() as session:
-            descriptions = await session.scalars(select(SchemaSnapshot.description))
-            return [len(description["tables"]) for description in descriptions]
+            return list(await session.scalars(select(SchemaSnapshot.description)))
     finally:
         await database.dispose()
 
 
-async def django_tenants_run(python: Path, count: int, server_url: str, tables: int) -> tuple[Result, int]:
-    """django-tenants making `count` tenants, its tenant app holding `tables` tables with its own
-    migrations table; its timings, and how many tables each tenant's schema has."""
+async def django_tenants_run(
+    python: Path, count: int, server_url: str, schema: dict[str, Any]
+) -> tuple[Result, int]:
+    """django-tenants making `count` tenants whose app mirrors `schema` (a Tenantry snapshot); its
+    timings, and how many tables each tenant's schema has (its migrations table too)."""
     async with scratch_database(server_url, "tenantry_bench_peer") as url:
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         with tempfile.TemporaryDirectory(prefix="tenantry-peer-") as scratch:
-            result = Path(scratch) / "result.json"
+            result, mirrored = Path(scratch) / "result.json", Path(scratch) / "schema.json"
+            mirrored.write_text(json.dumps(schema))
             process = await asyncio.create_subprocess_exec(
                 str(python),
                 str(PEER / "run.py"),
@@ -117,7 +122,7 @@ async def django_tenants_run(python: Path, count: int, server_url: str, tables: 
                 scratch,
                 "--result",
                 str(result),
-                env={**os.environ, "PEER_DATABASE_URL": dsn, "PEER_TABLES": str(tables - 1)},
+                env={**os.environ, "PEER_DATABASE_URL": dsn, "PEER_SCHEMA": str(mirrored)},
                 stderr=asyncio.subprocess.PIPE,
             )
             _, error = await process.communicate()
@@ -154,9 +159,9 @@ def main(argv: list[str] | None = None) -> None:
     python = peer_python()
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as folder:
         base = base_settings(Path(folder))
-        ours, our_tables = asyncio.run(tenantry_runs(base, args.tenants, args.postgres_url))
-    peer, peer_tables = asyncio.run(django_tenants_run(python, args.tenants, args.postgres_url, our_tables))
-    report(peer, peer_tables, ours, our_tables, args.tenants)
+        ours, schema = asyncio.run(tenantry_runs(base, args.tenants, args.postgres_url))
+    peer, peer_tables = asyncio.run(django_tenants_run(python, args.tenants, args.postgres_url, schema))
+    report(peer, peer_tables, ours, len(schema["tables"]), args.tenants)
 
 
 if __name__ == "__main__":
