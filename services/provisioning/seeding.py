@@ -43,7 +43,7 @@ async def adopt_seeded_rows(location: StoreLocation, tenant_id: int, name: str) 
     it, in one transaction on the store (as its owner: the rows are nobody's until then). False,
     with nothing changed, when the store holds no unclaimed seeded rows (built before pool stores
     were seeded): the tenant then seeds its own."""
-    units, roles, settings = (TenantBase.metadata.tables[name] for name in ("units", "roles", "settings"))
+    units, roles, settings = (TenantBase.metadata.tables[table] for table in ("units", "roles", "settings"))
     async with owner_connection(location) as connection:
         named = await connection.execute(
             update(units)
