@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import tempfile
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS, help="requests in flight at once")
     parser.add_argument("--warm-pool", type=int, default=2, help="stores kept built ahead per recipe")
     parser.add_argument("--postgres-url", default=os.environ.get("TENANTRY_TEST_POSTGRES_URL"))
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request the run makes
     args = parser.parse_args(argv)
     if args.tenants < 1 or args.clients < 1 or args.warm_pool < 0:
         parser.error("--tenants and --clients must be above 0, --warm-pool 0 or more")
