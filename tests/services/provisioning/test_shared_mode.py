@@ -207,3 +207,37 @@ def test_row_level_security_holds_for_the_application_role(shared_installation: 
             await store.dispose()
 
     shared_installation.run(scenario)
+
+
+@pytest.mark.parametrize(
+    "shared_installation", [p for p in SHARED_MODES if p.id == POSTGRES_SHARED], indirect=True
+)
+def test_an_application_role_a_crash_left_unfinished_is_made_whole_by_the_next_shared_tenant(
+    shared_installation: Installation,
+) -> None:
+    """Its right to connect is granted last: a role without it was cut short, and the next shared
+    tenant makes it again (its password and grants too)."""
+
+    async def scenario(landlord: Landlord) -> None:
+        harbour, _ = await landlord.provision("harbour-party")
+        location = landlord.store(harbour)
+        owner = make_url(location.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        granted = """SELECT count(*) FROM pg_database d, aclexplode(d.datacl) a, pg_roles r
+                     WHERE d.datname = $1 AND r.rolname = $2 AND a.grantee = r.oid
+                       AND a.privilege_type = 'CONNECT'"""
+        connection = await asyncpg.connect(owner)
+        try:
+            assert await connection.fetchval(granted, location.name, location.app_role) == 1
+            await connection.execute(
+                f'REVOKE CONNECT ON DATABASE "{location.name}" FROM "{location.app_role}"'
+            )
+            assert await connection.fetchval(granted, location.name, location.app_role) == 0
+
+            garden, job = await landlord.provision("garden-club", "community_group")
+            assert job.status == JobStatus.SUCCEEDED, job.error
+            assert await connection.fetchval(granted, location.name, location.app_role) == 1, "made whole"
+        finally:
+            await connection.close()
+        assert (await _visible(landlord, garden.id))["units"] == ["Garden Club"]
+
+    shared_installation.run(scenario)
