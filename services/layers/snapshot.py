@@ -13,7 +13,7 @@ import re
 import threading
 from typing import Any
 
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from services.db import Database
@@ -82,11 +82,14 @@ _CATALOGS = {"sqlite": _SQLITE_CATALOG, "postgresql": _POSTGRES_CATALOG}
 
 def _describe(connection: Connection, only: frozenset[str] | None = None) -> dict[str, Any]:
     tables = _described_tables(connection, only)
-    layer_versions: dict[str, str | None] = {}
-    for table in tables:
-        if table.startswith(VERSION_TABLE_PREFIX):
-            row = connection.execute(text(f'SELECT version_num FROM "{table}"')).first()
-            layer_versions[table.removeprefix(VERSION_TABLE_PREFIX)] = row[0] if row else None
+    versions = [table for table in tables if table.startswith(VERSION_TABLE_PREFIX)]
+    layer_versions: dict[str, str | None] = {
+        table.removeprefix(VERSION_TABLE_PREFIX): None for table in versions
+    }
+    if versions:  # every version table read in one statement, not one each
+        union = " UNION ALL ".join(f"SELECT '{table}', version_num FROM \"{table}\"" for table in versions)
+        for table, revision in connection.exec_driver_sql(union):
+            layer_versions[table.removeprefix(VERSION_TABLE_PREFIX)] = revision
     return {"dialect": connection.dialect.name, "tables": tables, "layer_versions": layer_versions}
 
 
