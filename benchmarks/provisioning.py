@@ -3,11 +3,13 @@ from the warm pool, on SQLite and PostgreSQL, in one run.
 
     python -m benchmarks.provisioning [--tenants 100] [--postgres-url postgresql+asyncpg://…]
 
-Tenants cycle through the three templates with their default modules. Each tenant is timed from
-the request to `active`, running the provisioning job in-process (no broker in the measure).
-The golden mode's first tenant of each template builds the image; it is timed with the rest.
-In the warm-pool mode the fill jobs a tenant leaves behind run between tenants, untimed, as the
-workers run them in the background; the first tenant of each template finds its pool empty.
+Tenants cycle through the three templates with their default modules, with a store of their own
+(a SQLite file, a PostgreSQL database or schema) or in the shared store, where there is nothing
+to clone or take from a pool. Each tenant is timed from the request to `active`, running the
+provisioning job in-process (no broker in the measure). The golden mode's first tenant of each
+template builds the image; it is timed with the rest. In the warm-pool mode the fill jobs a tenant
+leaves behind run between tenants, untimed, as the workers run them in the background; the first
+tenant of each template finds its pool empty.
 Each backend's floor is measured in the same run: what the database itself takes to make one
 store with nothing of Tenantry in the way (a file copy, `CREATE DATABASE … TEMPLATE` on an open
 connection, psql replaying one tenant schema's schema-only dump); every mode's p50 is printed as a
@@ -142,7 +144,8 @@ async def run_backend(
 ) -> list[Result]:
     results = []
     label = backend if isolation == "database" else f"{backend} {isolation}"
-    for mode, golden, pool in MODES:
+    # Shared tenants neither clone nor take from a pool: the shared store exists already.
+    for mode, golden, pool in MODES if isolation != "shared" else MODES[:1]:
         async with installation(backend, base, server_url, golden=golden, pool=pool) as settings:
             results.append(Result(label, mode, await provision_many(settings, count, isolation)))
             if mode == "golden clone":
@@ -244,10 +247,11 @@ def report(results: list[Result], count: int) -> None:
     floors = {r.backend: r for r in results if r.mode.startswith("floor")}
     for result in results:
         speedup = baselines[result.backend].p50 / result.p50
-        above_floor = result.p50 / floors[result.backend].p50
+        floor = floors.get(result.backend)  # a shared tenant makes no store: it has none
+        above_floor = f"{result.p50 / floor.p50:>11.1f}x" if floor else f"{'-':>12}"
         print(
             f"{result.backend:<18} {result.mode:<17} {1000 * result.p50:>8.1f} {1000 * result.p95:>8.1f} "
-            f"{result.per_minute:>12.1f} {speedup:>13.2f}x {above_floor:>11.1f}x"
+            f"{result.per_minute:>12.1f} {speedup:>13.2f}x {above_floor}"
         )
 
 
@@ -273,10 +277,11 @@ def main(argv: list[str] | None = None) -> None:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as folder:
         base = base_settings(Path(folder))
-        results += asyncio.run(run_backend("sqlite", base, args.tenants, None))
+        for isolation in ("database", "shared"):
+            results += asyncio.run(run_backend("sqlite", base, args.tenants, None, isolation))
         if args.postgres_url:
             # Tenant databases go on the landlord's server, named after the landlord database.
-            for isolation in ("database", "schema"):
+            for isolation in ("database", "schema", "shared"):
                 results += asyncio.run(
                     run_backend("postgresql", base, args.tenants, args.postgres_url, isolation)
                 )
