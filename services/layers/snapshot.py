@@ -58,7 +58,7 @@ _DESCRIBED: LeastRecentlyUsed[str, str] = LeastRecentlyUsed(64)
 _DESCRIBED_LOCK = threading.Lock()  # stores are described in threads (Database.read_whole)
 
 #: A SQLite file's schema is wholly the DDL its catalog keeps.
-_SQLITE_CATALOG = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+_SQLITE_CATALOG = "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE {tables} ORDER BY type, name"
 #: What a PostgreSQL schema's description is made of, table by table: columns (type, null,
 #: default, identity), constraints and indexes as the server writes them. Names of other schemas
 #: appear only where the search path does not reach, so equal schemas read the same.
@@ -76,9 +76,23 @@ SELECT c.relname, c.relkind,
      FROM pg_index i WHERE i.indrelid = c.oid)
 FROM pg_class c
 WHERE c.relnamespace = to_regnamespace(current_schema())::oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND {tables}
 ORDER BY c.relname
 """
-_CATALOGS = {"sqlite": _SQLITE_CATALOG, "postgresql": _POSTGRES_CATALOG}
+#: Each catalog, and the column naming the table each of its rows is about.
+_CATALOGS = {"sqlite": (_SQLITE_CATALOG, "tbl_name"), "postgresql": (_POSTGRES_CATALOG, "c.relname")}
+
+
+def _catalog_of(dialect: str, only: frozenset[str] | None) -> str | None:
+    """The catalog query of the dialect (None: it has none), about the tables `only` when given:
+    a tenant of a shared store reads its own tables' catalog, not every tenant's."""
+    if dialect not in _CATALOGS:
+        return None
+    catalog, table = _CATALOGS[dialect]
+    if only is None:
+        return catalog.format(tables="TRUE")
+    names = ", ".join("'" + name.replace("'", "''") + "'" for name in sorted(only))
+    return catalog.format(tables=f"{table} IN ({names})" if names else "FALSE")
 
 
 def _describe(connection: Connection, only: frozenset[str] | None = None) -> dict[str, Any]:
@@ -100,7 +114,7 @@ def _described_tables(connection: Connection, only: frozenset[str] | None) -> di
     in Python; yet the same catalog always gives the same description. So the catalog is read in
     one query, and a store whose catalog has been described before in this process (tenants
     cloned from one image, or built from one recipe) is not reflected again."""
-    catalog = _CATALOGS.get(connection.dialect.name)
+    catalog = _catalog_of(connection.dialect.name, only)
     if catalog is None:
         return _reflected_tables(connection, only)
     rows = [[*map(str, row)] for row in connection.exec_driver_sql(catalog)]
