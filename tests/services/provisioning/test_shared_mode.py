@@ -216,7 +216,7 @@ def test_an_application_role_a_crash_left_unfinished_is_made_whole_by_the_next_s
     shared_installation: Installation,
 ) -> None:
     """Its right to connect is granted last: a role without it was cut short, and the next shared
-    tenant makes it again (its password and grants too)."""
+    tenant makes it again, that right last of all."""
 
     async def scenario(landlord: Landlord) -> None:
         harbour, _ = await landlord.provision("harbour-party")
