@@ -53,7 +53,7 @@ async def adopt_seeded_rows(location: StoreLocation, tenant_id: int, name: str) 
         if named.rowcount != 1:
             await connection.rollback()
             return False
-        for table in (units, roles, settings):
+        for table in (roles, settings):  # its one unit, the root, is the tenant's already
             await connection.execute(
                 update(table).where(table.c.tenant_id == UNCLAIMED).values(tenant_id=tenant_id)
             )

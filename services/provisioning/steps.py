@@ -64,11 +64,18 @@ class Provisioning(StoreJob):
             await record_run(session, await self.tenant(session), run, job_id=self.job_id)
 
     async def cloned(
-        self, session: AsyncSession, tenant: Tenant, description: dict[str, Any], sha256: str
+        self,
+        session: AsyncSession,
+        tenant: Tenant,
+        description: dict[str, Any],
+        sha256: str,
+        *,
+        also_settled: dict[str, str] | None = None,
     ) -> None:
         """The store came cloned at its layers' heads (from a golden image or the warm pool),
         proved equal to its image: history says where the layers came from, its snapshot is the
-        tenant's, and the steps that would have built it pass, all in the allocating step's commit."""
+        tenant's, and the steps that would have built it pass (with `also_settled`, what else the
+        cloning made unnecessary), all in the allocating step's commit."""
         versions = description["layer_versions"]
         revisions = {
             layer.key: versions.get(layer.version_table.removeprefix(VERSION_TABLE_PREFIX)) or ""
@@ -81,7 +88,7 @@ class Provisioning(StoreJob):
             settled["snapshot"] = (
                 f"taken when the store was cloned: {len(description['tables'])} tables, sha256 {sha256[:16]}…"
             )
-        await settle_steps(session, self.job_id, settled)
+        await settle_steps(session, self.job_id, settled | (also_settled or {}))
 
     def at_heads(self, tenant: Tenant, how: str, how_of_many: str) -> dict[str, str]:
         """What the steps applying the tenant's template and modules say when its store has them
@@ -99,15 +106,15 @@ class Provisioning(StoreJob):
             said["custom"] = "no custom layer for this tenant"
         return said
 
-    async def adopted(self, session: AsyncSession, tenant: Tenant) -> None:
-        """The rows seeded into its warm pool store are the tenant's now: seeding is done and, with
-        no custom layer left to apply, so is the health check (the adoption named its one root
-        unit), in the allocating step's commit."""
+    def adopted(self, tenant: Tenant) -> dict[str, str]:
+        """What the steps say once the rows seeded into its warm pool store are the tenant's:
+        seeding is done and, with no custom layer left to apply, so is the health check (the
+        adoption named its one root unit)."""
         settled = {"seed": "roles, root unit and settings in place (seeded in the warm pool, adopted)"}
         if self.catalogue.custom(tenant.slug) is None:
             layers = self.catalogue.layers_for(tenant.template, tenant.modules)
             settled["health check"] = f"{healthy(layers)} (checked while adopting)"
-        await settle_steps(session, self.job_id, settled)
+        return settled
 
     async def apply(self, session: AsyncSession, layers: list[Layer]) -> str:
         tenant = await self.tenant(session)
@@ -190,9 +197,14 @@ async def allocate(run: Provisioning, session: AsyncSession) -> str:
     if has_pool(run.settings, tenant.isolation):
         warm = await take_warm_store(session, run.settings, key, location)
         if warm is not None and warm.description is not None and warm.sha256 is not None:
-            await run.cloned(session, tenant, warm.description, warm.sha256)
-            if await adopt_seeded_rows(location, tenant.id, tenant.name):
-                await run.adopted(session, tenant)
+            adopted = await adopt_seeded_rows(location, tenant.id, tenant.name)
+            await run.cloned(
+                session,
+                tenant,
+                warm.description,
+                warm.sha256,
+                also_settled=run.adopted(tenant) if adopted else None,
+            )
             return f"took store {key[:12]}, built ahead, from the warm pool: {location.backend} store {location.name}"
     if run.settings.golden_images and supports_cloning(location):
         image = await find_golden(session, run.settings, location, key)

@@ -271,13 +271,13 @@ async def owner_connection(location: StoreLocation) -> AsyncIterator[AsyncConnec
     on its tables written with SQLAlchemy (not text): a schema's go through its server's kept
     maintenance connection, each table named with the schema, so that none is opened for them; a
     database's or a file's through the block's engine on the store (`kept_store`)."""
-    kept = _kept_open.get()
-    if kept is None:
-        raise RuntimeError("an owner's connection is kept only inside connections_kept_open()")
     if location.schema is None:
         async with kept_store(location).engine.connect() as connection:
             yield connection
         return
+    kept = _kept_open.get()
+    if kept is None:
+        raise RuntimeError("an owner's connection is kept only inside connections_kept_open()")
     async with kept.servers.engine(_maintenance_url(location)).connect() as connection:
         yield await connection.execution_options(schema_translate_map={None: location.schema})
 
