@@ -136,6 +136,9 @@ class RecordPage(Paging):
 
 
 _schemas: dict[str, RecordSchema] = {}
+#: The furthest page asked for: one beyond it is past the end of any table, and its offset would
+#: overflow the databases' integers (SQLite's 64 bits).
+LAST_PAGE = 2**31
 #: The window count's label in a page's rows.
 _TOTAL = "tenantry_page_total"
 
@@ -185,7 +188,7 @@ async def list_records(
     The rows are read-only: plain rows with an attribute per column, not mapped objects, which
     cost several times as much to build (change a row through `get_record`). The total comes with
     them (a window count), so a page is one statement; only a page past the end counts alone."""
-    page, per_page = max(page, 1), min(max(per_page, 1), 100)
+    page, per_page = min(max(page, 1), LAST_PAGE), min(max(per_page, 1), 100)
     condition: ColumnElement[bool] | None = None
     if (query := query.strip()) and table.searchable:
         condition = or_(*(func.lower(c).contains(query.lower(), autoescape=True) for c in table.searchable))
