@@ -10,6 +10,9 @@ The bare app (`benchmarks.http:bare_app`) is measured the same way in the same r
 ceiling's, and each endpoint's share of it is what the HTTP benchmark's ratios would be if the
 server, not the load generator or the network, were the limit.
 
+Rate limits are on (counted in memory, out of reach, as benchmarks.http sets them); the tenant
+data API is measured once more with them off, so what counting costs is read in the same run.
+
 It answers in seconds and hardly moves with the machine's load (a median of --rounds rounds of
 --requests requests each), so it is the one to run before and after a change to the request path.
 Figures are printed, never asserted."""
@@ -81,14 +84,23 @@ async def cost_of(app: Any, endpoint: Endpoint, requests: int, rounds: int) -> f
 
 
 async def measure(installation: Installation, requests: int, rounds: int) -> list[tuple[str, float]]:
+    """Each endpoint's cost, then the tenant data API's again with rate limits off: the same work
+    without counting, so that what counting costs is read in the same run."""
     app = create_app(installation.settings)
-    async with app.lifespan():
+    unlimited = create_app(replace(installation.settings, rate_limits=False))
+    async with app.lifespan(), unlimited.lifespan():
         async with in_process(app) as client:
             cookie = await sign_in(client, *installation.admin)
-        return [
+        endpoints = endpoints_of(installation, cookie)
+        costs = [
             (endpoint.label, await cost_of(bare_app if endpoint.on_bare else app, endpoint, requests, rounds))
-            for endpoint in endpoints_of(installation, cookie)
+            for endpoint in endpoints
         ]
+        data_api = next(endpoint for endpoint in endpoints if endpoint.path.startswith("/api/v1/tenant/"))
+        costs.append(
+            (f"{data_api.label}, rate limits off", await cost_of(unlimited, data_api, requests, rounds))
+        )
+        return costs
 
 
 def report(backend: str, costs: list[tuple[str, float]]) -> None:

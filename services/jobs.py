@@ -6,6 +6,12 @@ runs. A re-sent message finds the job claimed (lease alive) or finished and does
 whose worker died (lease expired) is claimed again and resumes at its first unfinished step.
 A job for a tenant runs only inside that tenant's context (see services.tenancy.context).
 
+Workers are shared fairly between tenants: a tenant's job waits (`TenantBusy`; the worker sends
+it again a moment later) while the tenant already runs `jobs_per_tenant` jobs, or already runs
+one while another tenant's job waits with none running. So a tenant with 200 jobs queued holds one
+worker while others wait, and every worker when no one else does; and a tenant with none running
+always starts, so the rule never stops the whole queue.
+
 A recorded job is sent on commit: `record_job` registers it on its session, and once the
 session's transaction has committed its id goes to the workers through the session's
 JobSender (given by the composition root, `send_jobs_on_commit`). A rolled-back transaction, or
@@ -18,15 +24,15 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import case, event, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, event, exists, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, aliased
 
 from services.db import Database
-from services.models import Job, JobStatus, JobStep, StepStatus
+from services.models import Job, JobStatus, JobStep, StepStatus, Tenant
 from services.models.types import utcnow
 from services.settings import Settings
 from services.tenancy.context import current_tenant_id
@@ -217,18 +223,54 @@ async def abandoned_jobs(session: AsyncSession) -> list[Job]:
     return list(await session.scalars(statement.order_by(Job.id)))
 
 
-async def _claim(database: Database, job_id: int, lease: timedelta) -> Job | None:
+class TenantBusy(Exception):
+    """The job's tenant has its share of the workers already: send the job again a moment later."""
+
+
+def _within_share(jobs_per_tenant: int, now: datetime) -> ColumnElement[bool]:
+    """The claimed job's tenant may start one more: it runs fewer than `jobs_per_tenant`, and
+    none at all if another tenant's job waits with nothing running."""
+    running, waiting, busy = aliased(Job), aliased(Job), aliased(Job)
+    runs = (
+        select(func.count())
+        .where(running.tenant_id == Job.tenant_id, running.status == JobStatus.RUNNING)
+        .where(running.lease_expires_at >= now, running.id != Job.id)
+        .scalar_subquery()
+    )
+    another_waits = exists().where(
+        waiting.status == JobStatus.QUEUED,
+        or_(waiting.tenant_id.is_(None), waiting.tenant_id != Job.tenant_id),
+        ~exists().where(
+            busy.tenant_id == waiting.tenant_id,
+            busy.status == JobStatus.RUNNING,
+            busy.lease_expires_at >= now,
+        ),
+    )
+    return or_(Job.tenant_id.is_(None), and_(runs < jobs_per_tenant, or_(runs == 0, ~another_waits)))
+
+
+async def _claim(
+    database: Database, job_id: int, lease: timedelta, jobs_per_tenant: int | None
+) -> Job | None:
+    """The job, claimed for this worker; None when it is finished or a live worker holds it.
+    With `jobs_per_tenant`, TenantBusy when its tenant has its share of the workers already."""
     now = utcnow()
+    claimable = or_(
+        Job.status == JobStatus.QUEUED, (Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < now)
+    )
     async with database.session() as session:
+        if jobs_per_tenant is not None and database.engine.dialect.name == "postgresql":
+            # One claim at a time per tenant, so that two workers never both see a free share.
+            await session.execute(
+                select(Tenant.id)
+                .join(Job, Job.tenant_id == Tenant.id)
+                .where(Job.id == job_id)
+                .with_for_update(of=Tenant)
+            )
+        fair = _within_share(jobs_per_tenant, now) if jobs_per_tenant is not None else true()
         claimed = await session.execute(
             update(Job)
-            .where(
-                Job.id == job_id,
-                or_(
-                    Job.status == JobStatus.QUEUED,
-                    (Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < now),
-                ),
-            )
+            .where(Job.id == job_id, claimable, fair)
             .values(
                 status=JobStatus.RUNNING,
                 started_at=now,
@@ -237,7 +279,14 @@ async def _claim(database: Database, job_id: int, lease: timedelta) -> Job | Non
             )
             .returning(Job)
         )
-        return claimed.scalar_one_or_none()
+        job = claimed.scalar_one_or_none()
+        if (
+            job is None
+            and jobs_per_tenant is not None
+            and await session.scalar(select(Job.id).where(Job.id == job_id, claimable))
+        ):
+            raise TenantBusy(f"job {job_id} waits for its tenant's share of the workers")
+        return job
 
 
 async def _renew_lease(database: Database, job_id: int, lease: timedelta) -> None:
@@ -252,10 +301,13 @@ async def _renew_lease(database: Database, job_id: int, lease: timedelta) -> Non
             log.warning("could not renew the lease of job %s; trying again", job_id, exc_info=True)
 
 
-async def perform_job(database: Database, job_id: int, settings: Settings) -> None:
-    """Claim the job and run its handler; a job claimed elsewhere or finished is left alone."""
+async def perform_job(
+    database: Database, job_id: int, settings: Settings, *, share_workers: bool = False
+) -> None:
+    """Claim the job and run its handler; a job claimed elsewhere or finished is left alone. With
+    `share_workers` (the workers' way), TenantBusy when its tenant has its share of them already."""
     lease = timedelta(seconds=settings.job_lease_seconds)
-    job = await _claim(database, job_id, lease)
+    job = await _claim(database, job_id, lease, settings.jobs_per_tenant if share_workers else None)
     if job is None:
         log.info("job %s is finished or claimed by a live worker; nothing to do", job_id)
         return

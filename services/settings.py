@@ -15,10 +15,14 @@ from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from services.errors import InvalidSetting
+from services.rate_limits.counters import MEMORY
+from services.rate_limits.policy import Rates
 
 EMBEDDED_BROKER = "embedded"
 T = TypeVar("T", int, float)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ANONYMOUS_RATES = Rates(read=300, write=60, export=10, sign_in=20)
+STAFF_RATES = Rates(read=1200, write=300, export=60)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class Settings:
     #: A running job's worker renews its lease every third of this; a lease left to expire means
     #: the worker died, and the job is claimed again and resumes.
     job_lease_seconds: float = 30.0
+    #: Jobs one tenant may run at once (fewer while another tenant's job waits: services.jobs).
+    jobs_per_tenant: int = 2
     #: Clone pre-built stores (golden images) instead of replaying migrations when one exists.
     golden_images: bool = True
     #: Stores kept built ahead per recipe (template, modules, isolation, layer heads) once a tenant
@@ -70,6 +76,17 @@ class Settings:
     drift_check_hours: float = 0.0
     #: `tenantry migrate` also starts a rollout of every layer to its head, with the default plan.
     auto_rollout: bool = False
+    #: Requests are held to rate limits (services.rate_limits); TENANTRY_RATE_LIMITS=off lifts them all.
+    rate_limits: bool = True
+    #: Where requests are counted: "memory" (this process; the embedded default serves from one)
+    #: or a redis:// URL that every web process counts in. The installation default
+    #: (TENANTRY_RATE_LIMITS_URL) is the broker's Redis when the broker is one.
+    rate_limits_url: str = MEMORY
+    #: Requests a minute each address may send without signing in.
+    anonymous_rates: Rates = ANONYMOUS_RATES
+    #: Requests a minute each signed-in person or token may send outside a tenant's limits: the
+    #: landlord's pages and API, and staff switched into a tenant.
+    staff_rates: Rates = STAFF_RATES
 
     @property
     def tenant_server_url(self) -> str | None:
@@ -110,6 +127,7 @@ class Settings:
             golden_images=env.get("TENANTRY_GOLDEN_IMAGES", "on").lower() not in {"0", "off", "false", "no"},
             warm_pool_size=_number(env, "TENANTRY_WARM_POOL", "2", int),
             job_lease_seconds=_number(env, "TENANTRY_JOB_LEASE_SECONDS", "30", float),
+            jobs_per_tenant=_at_least_one(env, "TENANTRY_JOBS_PER_TENANT", "2"),
             base_domain=env.get("TENANTRY_BASE_DOMAIN", "").strip().lower().strip(".") or None,
             switch_minutes=_number(env, "TENANTRY_SWITCH_MINUTES", "30", int),
             tenant_connections=_number(env, "TENANTRY_TENANT_CONNECTIONS", "20", int),
@@ -120,6 +138,10 @@ class Settings:
             client_address_header=env.get("TENANTRY_CLIENT_ADDRESS_HEADER", "").strip() or "X-Forwarded-For",
             drift_check_hours=_number(env, "TENANTRY_DRIFT_CHECK_HOURS", "24", float),
             auto_rollout=env.get("TENANTRY_AUTO_ROLLOUT", "").lower() in {"1", "on", "true", "yes"},
+            rate_limits=env.get("TENANTRY_RATE_LIMITS", "on").lower() not in {"0", "off", "false", "no"},
+            rate_limits_url=_rate_limits_url(env),
+            anonymous_rates=_rates(env, "TENANTRY_RATE_LIMITS_ANONYMOUS", cls.anonymous_rates),
+            staff_rates=_rates(env, "TENANTRY_RATE_LIMITS_STAFF", cls.staff_rates),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -137,6 +159,7 @@ class Settings:
             "TENANTRY_GOLDEN_IMAGES": "on" if self.golden_images else "off",
             "TENANTRY_WARM_POOL": str(self.warm_pool_size),
             "TENANTRY_JOB_LEASE_SECONDS": repr(self.job_lease_seconds),
+            "TENANTRY_JOBS_PER_TENANT": str(self.jobs_per_tenant),
             "TENANTRY_BASE_DOMAIN": self.base_domain or "",
             "TENANTRY_SWITCH_MINUTES": str(self.switch_minutes),
             "TENANTRY_TENANT_CONNECTIONS": str(self.tenant_connections),
@@ -145,10 +168,36 @@ class Settings:
             "TENANTRY_CLIENT_ADDRESS_HEADER": self.client_address_header,
             "TENANTRY_DRIFT_CHECK_HOURS": repr(self.drift_check_hours),
             "TENANTRY_AUTO_ROLLOUT": "on" if self.auto_rollout else "off",
+            "TENANTRY_RATE_LIMITS": "on" if self.rate_limits else "off",
+            "TENANTRY_RATE_LIMITS_URL": self.rate_limits_url,
+            "TENANTRY_RATE_LIMITS_ANONYMOUS": self.anonymous_rates.as_setting(),
+            "TENANTRY_RATE_LIMITS_STAFF": self.staff_rates.as_setting(),
         }
         if self.tenant_postgres_url:
             env["TENANTRY_TENANT_POSTGRES_URL"] = self.tenant_postgres_url
         return env
+
+
+def _rate_limits_url(env: Mapping[str, str]) -> str:
+    """TENANTRY_RATE_LIMITS_URL (`memory` or redis://), else the broker's Redis, else memory."""
+    url = env.get("TENANTRY_RATE_LIMITS_URL", "").strip() or env.get("TENANTRY_BROKER_URL", "").strip()
+    if url.startswith(("redis://", "rediss://")):
+        return url
+    if env.get("TENANTRY_RATE_LIMITS_URL", "").strip() not in ("", MEMORY):
+        raise InvalidSetting("TENANTRY_RATE_LIMITS_URL is `memory` or a redis:// URL.")
+    return MEMORY
+
+
+def _rates(env: Mapping[str, str], variable: str, default: Rates) -> Rates:
+    text = env.get(variable)
+    return default if text is None else Rates.from_setting(variable, text)
+
+
+def _at_least_one(env: Mapping[str, str], variable: str, default: str) -> int:
+    value = _number(env, variable, default, int)
+    if value < 1:
+        raise InvalidSetting(f"{variable} must be a whole number, 1 or more, not {env.get(variable)!r}.")
+    return value
 
 
 def _number(env: Mapping[str, str], variable: str, default: str, kind: type[T]) -> T:

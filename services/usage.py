@@ -18,6 +18,7 @@ from services.layers.footprint import layer_tables
 from services.models import Plan, Tenant
 from services.modules.requests import module_tables
 from services.people.people import count_active_people
+from services.quotas import backups_by_hand
 from services.tenancy.stores import SQLITE, StoreLocation
 from services.tenant_data.records import RecordSchema
 
@@ -66,6 +67,8 @@ class Usage:
     plan: Plan
     people: Allowance
     modules: Allowance
+    #: Backups asked for by hand in the last 24 hours, of the plan's a day.
+    backups: Allowance
     #: Bytes the tenant's own store takes; None for a tenant of a shared store.
     storage_bytes: int | None
     layers: list[LayerRows]
@@ -127,6 +130,7 @@ async def measure_usage(
         plan=plan,
         people=Allowance(await count_active_people(landlord, tenant), plan.max_users),
         modules=Allowance(len(tenant.modules), plan.max_modules),
+        backups=Allowance(len(await backups_by_hand(landlord, tenant)), plan.max_backups_per_day),
         storage_bytes=await store_size(data, location),
         layers=layers,
     )

@@ -24,6 +24,7 @@ from services.layers.catalogue import load_catalogue
 from services.layers.landlord import landlord_is_current, migrate_landlord
 from services.models import ApiToken, Tenant, TenantStatus, User
 from services.people.people import add_profile
+from services.rate_limits.counters import MEMORY
 from services.rollouts.fleet import Fleet, read_fleet
 from services.settings import Settings
 from services.tenancy.entry import enter_tenant
@@ -96,6 +97,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         f"({processes} web process{'es' if processes > 1 else ''}; data in {settings.data_dir}; {worker})",
         flush=True,
     )
+    if processes > 1 and settings.rate_limits and settings.rate_limits_url == MEMORY:
+        print(
+            f"Rate limits are counted in each web process's memory: together the {processes} processes "
+            "allow up to that many times each limit. Set TENANTRY_RATE_LIMITS_URL to a redis:// URL "
+            "to count them in one place.",
+            flush=True,
+        )
     # Each web process builds the app from the same environment (web.asgi), after the landlord was
     # migrated and seeded here, once.
     serve_web("web.asgi:app", host=args.host, port=args.port, processes=processes)

@@ -24,6 +24,7 @@ from services.db import Database
 from services.jobs import send_jobs_on_commit
 from services.landlord_cache import LandlordMarks
 from services.models.types import utcnow
+from services.rate_limits.counters import counters_at
 from services.settings import Settings
 from services.tenancy.connections import TenantConnections
 from web.account.controller import AccountController
@@ -53,6 +54,7 @@ from web.landlord.users import UsersController
 from web.limits import MAX_BODY_BYTES, CheckedRequest, NoNulInAddress, ids_in_range
 from web.not_found import unknown_address
 from web.proxies import TrustedProxyMiddleware
+from web.rate_limits import RateLimitMiddleware
 from web.sessions import RotatingSessionConfig
 from web.stores import LandlordStore
 from web.switching import SwitchMiddleware, active_switch
@@ -113,6 +115,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
     queue = job_queue or JobQueue(settings)
     send_jobs_on_commit(database, queue)  # a job a request records goes to the workers on commit
     tenant_connections = TenantConnections(settings.tenant_connections)
+    rate_limits = counters_at(settings.rate_limits_url, settings.broker_namespace)
     # Every tenant route resolves its tenant and scope in one middleware, and gets its data
     # through the session that middleware bound: the portal by path (or host), the API by token.
     in_tenant_scope: dict[str, Any] = {
@@ -150,6 +153,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
     async def shut_down(app: Litestar) -> None:
         queue.stop()
         await tenant_connections.dispose()
+        await rate_limits.close()
         await marks.close()
         await database.dispose()
 
@@ -194,7 +198,13 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
                 path="/static", directories=[settings.static_dir], include_in_schema=False
             ),
         ],
-        middleware=[NoNulInAddress(), sessions.middleware, IdentityMiddleware(), SwitchMiddleware()],
+        middleware=[
+            NoNulInAddress(),
+            sessions.middleware,
+            IdentityMiddleware(),
+            SwitchMiddleware(),
+            RateLimitMiddleware(),
+        ],
         request_class=CheckedRequest,
         request_max_body_size=MAX_BODY_BYTES,
         before_request=ids_in_range,
@@ -222,6 +232,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
                 "identities": identities,
                 "job_queue": queue,
                 "tenant_connections": tenant_connections,
+                "rate_limits": rate_limits,
             }
         ),
     )

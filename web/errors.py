@@ -8,13 +8,19 @@ from typing import Any
 from urllib.parse import quote
 
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    TooManyRequestsException,
+    ValidationException,
+)
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar_htmx import ClientRedirect
 
 from services.backups.archive import CorruptArchive
 from services.errors import Conflict, DomainError, InvalidFields, InvalidInput, NotFound
+from services.quotas import QuotaReached
 from services.tenancy.access import TenantSuspended, TenantUnderMaintenance
 from services.tenancy.connections import StoresBusy
 from services.tenancy.switching import SwitchNotAllowed
@@ -33,6 +39,7 @@ _DOMAIN_STATUS: dict[type[DomainError], int] = {
     CorruptArchive: 409,
     SwitchNotAllowed: 403,
     StoresBusy: 503,
+    QuotaReached: 429,
 }
 _TITLES = {
     400: "Bad request",
@@ -93,6 +100,12 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         # A body that does not fit the schema is unprocessable input; a bad query or path is a bad request.
         status = 422 if any(error["source"] == "body" for error in errors) else 400
         return error_response(request, status, "The request is not valid.", errors=errors)
+    if (
+        isinstance(exc, TooManyRequestsException)
+        and request.headers.get("hx-request")
+        and not _is_api(request)
+    ):
+        return _rate_limited_notice(exc)
     detail = exc.detail if exc.status_code < 500 else _TITLES.get(exc.status_code, "Error")
     if detail == CSRF_FAILURE:
         detail = "This form has expired or came from another site. Reload the page and try again."
@@ -100,6 +113,18 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     if exc.headers:
         response.headers.update(exc.headers)
     return response
+
+
+def _rate_limited_notice(exc: HTTPException) -> Response[Any]:
+    """An HTMX request refused for its rate: a notice at the top of the page it came from (which
+    stays as it was), saying when to try again."""
+    return Template(
+        "errors/_rate_limited.html",
+        context={"detail": exc.detail},
+        status_code=exc.status_code,
+        headers={**(exc.headers or {}), "HX-Retarget": "#main", "HX-Reswap": "afterbegin"},
+        media_type=MediaType.HTML,
+    )
 
 
 def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
@@ -110,6 +135,8 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Re
     response = error_response(request, status, exc.message, **extra)
     if isinstance(exc, TenantUnderMaintenance):
         response.headers["Retry-After"] = "30"
+    if isinstance(exc, QuotaReached):
+        response.headers["Retry-After"] = str(exc.seconds_left())
     return response
 
 

@@ -42,6 +42,7 @@ ACTIONS = (
     "backup.prune",
     "tenant.setting",
     "tenant.plan",
+    "tenant.rate_limits",
     "rollout.start",
     "rollout.pause",
     "rollout.resume",
@@ -93,6 +94,11 @@ class Caller:
     actor: Actor | User
     ip: str | None = None
     token_prefix: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        """The platform's staff, or an operator at the command line: not held to a tenant's quotas."""
+        return not isinstance(self.actor, User) or self.actor.is_landlord_staff
 
     def with_token(self, detail: dict[str, Any]) -> dict[str, Any]:
         """`detail`, naming the token the caller used (an API call), if any."""

@@ -20,6 +20,7 @@ from services.backups.storage import BackupStorage, backup_storage
 from services.errors import Conflict
 from services.models import Backup, BackupSchedule, Job, JobStatus, Tenant
 from services.models.types import utcnow
+from services.quotas import check_backups_quota
 from services.settings import Settings
 
 #: How much of an archive a download reads at a time.
@@ -29,7 +30,10 @@ _PIECE = 256 * 1024
 async def back_up(
     session: AsyncSession, settings: Settings, caller: Caller, tenant: Tenant, backup_format: str
 ) -> RequestedBackup:
-    """A backup of `tenant` in `backup_format`, for `caller` (`tenant.backup`)."""
+    """A backup of `tenant` in `backup_format`, for `caller` (`tenant.backup`). A caller of the
+    tenant's own is held to its plan's backups a day (services.quotas)."""
+    if not caller.is_staff:
+        await check_backups_quota(session, tenant)
     requested = await request_backup(
         session, settings, tenant, backup_format, requested_by=caller.actor.email
     )

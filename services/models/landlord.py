@@ -91,6 +91,11 @@ class Plan(LandlordBase):
     max_modules: Mapped[int | None]
     max_users: Mapped[int | None]
     max_storage_mb: Mapped[int | None]
+    #: Requests a minute by request class, for the whole tenant and each of its callers
+    #: (services.rate_limits.policy.TenantRates); None: not limited.
+    rate_limits: Mapped[dict[str, dict[str, int]] | None] = mapped_column(JSON)
+    #: Backups the tenant may ask for by hand in any 24 hours (services.quotas).
+    max_backups_per_day: Mapped[int | None]
 
     def allows_module(self, name: str) -> bool:
         return self.modules is None or name in self.modules
@@ -116,6 +121,8 @@ class Tenant(LandlordBase):
         ForeignKey("plans.key", ondelete="RESTRICT"), default=DEFAULT_PLAN, server_default=DEFAULT_PLAN
     )
     isolation: Mapped[str] = mapped_column(String(32))
+    #: The landlord's own rate limits for this tenant, in place of its plan's; None: the plan's.
+    rate_limits: Mapped[dict[str, dict[str, int]] | None] = mapped_column(JSON)
     #: Where the tenant store lives: `sqlite` or `postgresql`, and the file, database or schema name.
     store_backend: Mapped[str | None] = mapped_column(String(32))
     store_name: Mapped[str | None] = mapped_column(String(255))

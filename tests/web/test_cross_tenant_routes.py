@@ -279,6 +279,9 @@ ROUTES: dict[str, Fill] = {
     "/tenants/{slug:str}/plan": Fill(
         lambda w: [Probe(f"/tenants/{B}/plan")], bodies={"POST": _body(plan="unlimited")}
     ),
+    "/tenants/{slug:str}/rate-limits": Fill(
+        lambda w: [Probe(f"/tenants/{B}/rate-limits")], bodies={"POST": _body(each_read="1")}
+    ),
     "/tenants/{slug:str}/custom/{action:str}": Fill(
         lambda w: [Probe(f"/tenants/{B}/custom/apply"), Probe(f"/tenants/{B}/custom/rollback")],
         bodies={"POST": _body()},

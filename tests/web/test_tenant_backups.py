@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,12 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.backups.requests import SCHEDULED_BACKUP_STEPS
-from services.models import AuditEntry, Backup, Verification
+from services.models import AuditEntry, Backup, Plan, Verification
 from services.settings import Settings
 from services.tenancy.stores import location_of
 from tests.services.backups.support import execute
 from tests.services.running import wait_for
-from tests.support import Credentials, csrf_token, run_db, signed_in
+from tests.support import Credentials, csrf_token, post_form, run_db, signed_in
 from tests.web.portal import HTMX, assert_no_trace, is_partial, portal
 from tests.web.tenant_world import (
     add_admin,
@@ -399,3 +400,46 @@ def test_a_shared_tenant_is_offered_portable_backups_only(
     assert refused.status_code == 422
     assert "it is backed up in the portable format" in text_of(refused.text)
     assert audit(settings, "tenant.backup") == []
+
+
+@ON_SQLITE
+def test_backups_beyond_the_plans_day_are_refused_saying_when_the_next_can_be_asked_for(
+    settings: Settings, heron: Heron, admin: TestClient[Any], superadmin: Credentials
+) -> None:
+    def plan_allows(backups: int) -> None:
+        async def work(session: AsyncSession) -> None:
+            await session.execute(
+                update(Plan).where(Plan.key == "standard").values(max_backups_per_day=backups)
+            )
+            await session.commit()
+
+        run_db(settings, work)
+
+    plan_allows(2)
+    first = backed_up(admin, settings, "portable")
+    backed_up(admin, settings, "portable")
+
+    refused = ask_for_backup(admin, "portable", htmx=True)
+    assert refused.status_code == 429
+    allowed_again_at = (first.created_at + timedelta(hours=24)).strftime("%H:%M")
+    assert (
+        "The Standard plan allows 2 backups a day by hand, and Heron Club has asked for 2 in the last "
+        f"24 hours. The next one can be asked for at {allowed_again_at} UTC, in about 24 hours."
+    ) in refused.text
+    assert len(listed(admin.get(BACKUPS).text)) == 2, "nothing was recorded"
+    usage = admin.get(f"/t/{SLUG}/settings").text
+    assert re.search(
+        r'<tr id="usage-backups"><td>Backups by hand, last 24 hours</td><td>2</td><td>2 a day</td>'
+        r'<td><meter [^>]*value="100"[^>]*></meter> 100% <span class="badge failed">limit reached</span>',
+        usage,
+    )
+
+    # The platform's staff may still ask, from the tenant's landlord page.
+    with portal(settings) as staff:
+        signed_in(staff, superadmin)
+        answer = post_form(staff, f"/tenants/{SLUG}/backups", {"format": "portable"}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+
+    plan_allows(5)
+    wait_until_finished(settings, latest_job(settings, SLUG).id, timeout=60)
+    assert ask_for_backup(admin, "portable").status_code == 303

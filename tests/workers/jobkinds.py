@@ -3,6 +3,7 @@ through TENANTRY_JOB_MODULES=tests.workers.jobkinds. Keep it light: services onl
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,8 @@ MODULE = __name__
 RECORDS_A_RUN = "test.records_a_run"
 #: Raises the payload's "message".
 FAILS = "test.fails"
+#: Works for payload["seconds"], as a backup of a tenant's store would, then succeeds.
+WORKS_A_WHILE = "test.works_a_while"
 RUNS = "test-job-runs"
 # The handlers take (database, job) and ignore anything passed after it (such as the settings).
 
@@ -30,6 +33,11 @@ async def records_a_run(database: Database, job: Job, *_context: object) -> None
             session.add(StoreEntry(namespace=RUNS, key=str(job.id), value=value))
         else:
             entry.value = value
+
+
+@job_handler(WORKS_A_WHILE)
+async def works_a_while(database: Database, job: Job, *_context: object) -> None:
+    await asyncio.sleep(job.payload["seconds"])
 
 
 @job_handler(FAILS)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import dramatiq
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import update
@@ -15,7 +14,7 @@ from services.models.types import utcnow
 from services.settings import Settings
 from tests.support import run_db
 from tests.workers import jobkinds
-from tests.workers.support import job, record, runs_of, wait_until_finished
+from tests.workers.support import embedded_worker, job, record, runs_of, wait_until_finished
 from web.app import create_app
 from workers.actors import RUN_JOB
 from workers.runner import JobQueue
@@ -23,13 +22,9 @@ from workers.runner import JobQueue
 
 @pytest.fixture
 def queue(landlord: Settings) -> Iterator[JobQueue]:
-    job_queue = JobQueue(landlord)
-    # What start_worker() does, with idle threads waking every 0.1 s instead of every second, so that
-    # stopping takes no 2 s per test. The restart test below goes through start_worker() itself.
-    job_queue.worker = dramatiq.Worker(job_queue.broker, worker_threads=2, worker_timeout=100)
-    job_queue.worker.start()
-    yield job_queue
-    job_queue.stop()
+    # The restart test below goes through start_worker() itself.
+    with embedded_worker(landlord) as job_queue:
+        yield job_queue
 
 
 def drain(queue: JobQueue) -> None:

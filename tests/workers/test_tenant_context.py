@@ -99,11 +99,13 @@ def test_a_message_retried_by_dramatiq_keeps_its_tenant(
     real_perform_job = jobs.perform_job
     contexts: list[int | None] = []
 
-    async def landlord_unreachable_once(database: Database, job_id: int, settings: Settings) -> None:
+    async def landlord_unreachable_once(
+        database: Database, job_id: int, settings: Settings, *, share_workers: bool = False
+    ) -> None:
         contexts.append(current_tenant_id())
         if len(contexts) == 1:
             raise ConnectionError("the landlord database is restarting")
-        await real_perform_job(database, job_id, settings)
+        await real_perform_job(database, job_id, settings, share_workers=share_workers)
 
     monkeypatch.setattr(jobs, "perform_job", landlord_unreachable_once)
     queue.start_worker()

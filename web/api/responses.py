@@ -62,6 +62,10 @@ LANDLORD_ONLY = error("This route needs a landlord token of the platform's staff
 TENANT_REFUSED = error(
     "This route needs a tenant token (of an admin, where the route says so), of a tenant that is not suspended"
 )
+RATE_LIMITED = error(
+    "Too many requests in the last minute: Retry-After says when to try again; RateLimit and "
+    "RateLimit-Policy (IETF httpapi draft) name the limit"
+)
 TENANT_UNAVAILABLE = error(
     "The tenant is being restored (Retry-After says when to ask again) or its store is busy"
 )
@@ -70,7 +74,7 @@ TENANT_UNAVAILABLE = error(
 def shared_errors(route: HTTPRoute, handler: HTTPRouteHandler) -> dict[int, ResponseSpec]:
     """The errors `handler` answers because of what it declares."""
     parameters = set(handler.parsed_fn_signature.parameters)
-    errors = {401: NO_TOKEN}
+    errors = {401: NO_TOKEN, 429: RATE_LIMITED}
     if (parameters - _FROM_THE_REQUEST - set(handler.resolve_dependencies())) or "data" in parameters:
         errors[400] = BAD_REQUEST
     if "data" in parameters:

@@ -16,6 +16,7 @@ from litestar_htmx import HTMXRequest
 from services.audit import ACTIONS, export_csv, search
 from web.auth import landlord_staff
 from web.deps import DbSession
+from web.rate_limits import EXPORT
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class AuditController(Controller):
         template = "landlord/_audit_table.html" if request.htmx else "landlord/audit.html"
         return Template(template, context=context)
 
-    @get("/audit.csv")
+    @get("/audit.csv", opt=EXPORT)
     async def audit_csv(
         self,
         db_session: DbSession,

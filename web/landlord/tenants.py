@@ -13,7 +13,7 @@ from litestar.response import Redirect, Response, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar_htmx import ClientRedirect, ClientRefresh, HTMXRequest
 
-from services.errors import DomainError
+from services.errors import DomainError, InvalidFields
 from services.layers.catalogue import load_catalogue
 from services.models.landlord import DEFAULT_PLAN
 from services.provisioning.overview import TenantOverview, tenant_overview
@@ -24,6 +24,8 @@ from services.provisioning.recorded import (
     provision_tenant,
 )
 from services.provisioning.tenants import TenantRequest
+from services.rate_limits.policy import CLASS_NAMES, TENANT_CLASSES, rates_from_form, tenant_rates
+from services.rate_limits.recorded import set_own_rate_limits
 from services.rollouts.fleet import latest_checks
 from services.rollouts.recorded import check_drift_later
 from services.tenancy.stores import available_isolation_modes
@@ -51,9 +53,22 @@ class PlanForm:
 
 
 async def _tenant_page(
-    db_session: DbSession, overview: TenantOverview, *, plan_error: str | None = None, status_code: int = 200
+    request: Request[Any, Any, Any],
+    db_session: DbSession,
+    overview: TenantOverview,
+    *,
+    plan_error: str | None = None,
+    rate_errors: dict[str, str] | None = None,
+    rate_form: dict[str, str] | None = None,
+    status_code: int = 200,
 ) -> Template:
+    rates = tenant_rates(overview.tenant)
     context = {
+        "rates": rates,
+        "rate_classes": [(kind.value, CLASS_NAMES[kind]) for kind in TENANT_CLASSES],
+        "rate_form": rate_form or rates.as_form(),
+        "rate_errors": rate_errors or {},
+        "refusals": await request.app.state.rate_limits.refusals(overview.tenant.id),
         "overview": overview,
         "tenant": overview.tenant,
         "backups": await backups_panel(db_session, overview.tenant),
@@ -156,7 +171,7 @@ class TenantsController(Controller):
             return Template(
                 "landlord/_tenant_progress.html", context={"overview": overview, "tenant": overview.tenant}
             )
-        return await _tenant_page(db_session, overview)
+        return await _tenant_page(request, db_session, overview)
 
     @post("/{slug:str}/plan")
     async def change_plan(
@@ -171,7 +186,30 @@ class TenantsController(Controller):
             await move_to_plan(db_session, caller_of(request), tenant, data.plan)
         except DomainError as error:
             overview = await tenant_overview(db_session, settings_of(request), slug)
-            return await _tenant_page(db_session, overview, plan_error=error.message, status_code=422)
+            return await _tenant_page(
+                request, db_session, overview, plan_error=error.message, status_code=422
+            )
+        await db_session.commit()
+        return _redirect(request, f"/tenants/{slug}")
+
+    @post("/{slug:str}/rate-limits")
+    async def change_rate_limits(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        slug: FromPath[str],
+        data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        """The tenant's own rate limits, or (`from_plan`) its plan's again."""
+        tenant = await get_tenant(db_session, slug)
+        try:
+            limits = None if data.get("from_plan") else rates_from_form(data)
+        except InvalidFields as error:
+            overview = await tenant_overview(db_session, settings_of(request), slug)
+            return await _tenant_page(
+                request, db_session, overview, rate_errors=error.errors, rate_form=data, status_code=422
+            )
+        await set_own_rate_limits(db_session, caller_of(request), tenant, limits)
         await db_session.commit()
         return _redirect(request, f"/tenants/{slug}")
 

@@ -47,6 +47,7 @@ from services.tenancy.entry import EnteredTenant, enter_tenant
 from services.tenancy.security import record_cross_tenant_attempt
 from services.tenancy.stores import location_of
 from web.auth import API_PREFIX
+from web.rate_limits import admit_into_tenant
 from web.switching import active_switch
 
 ACCESS = "tenantry.tenant_access"
@@ -118,6 +119,7 @@ class TenantScopeMiddleware(ASGIMiddleware):
                 else "Sign in to continue."
             )
         access = await self._enter(app_state.database, scope, user, token, is_api)
+        send = await admit_into_tenant(scope, send, access, user)
         location = location_of(app_state.settings, access.tenant)
         try:
             async with enter_tenant(

@@ -29,6 +29,7 @@ from services.backups.schedules import backup_formats
 from services.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.models import Backup, Job, Tenant
 from services.models.types import utcnow
+from services.quotas import QuotaReached
 from web.audit import caller_of
 from web.backup_pages import (
     VERIFICATION_BADGES,
@@ -43,6 +44,7 @@ from web.backup_pages import (
     unrestorable_reason,
 )
 from web.deps import DbSession, settings_of
+from web.rate_limits import EXPORT
 from web.tenancy.foreign import record_if_foreign
 from web.tenancy.guards import tenant_admin
 from web.tenancy.scope import tenant_access, tenant_link
@@ -162,14 +164,20 @@ class TenantBackupsController(Controller):
                 )
         except DomainError as error:
             # HTMX swaps a 422 in place (base.html's responseHandling); a browser shows the status.
-            status = 422 if request.htmx or isinstance(error, InvalidInput) else 409
+            status = (
+                429
+                if isinstance(error, QuotaReached)
+                else 422
+                if request.htmx or isinstance(error, InvalidInput)
+                else 409
+            )
             return await self._page(request, db_session, tenant, status, error=error.message)
         await db_session.commit()
         if request.htmx:
             return await self._page(request, db_session, tenant, notice=requested.message)
         return Redirect(tenant_link(request, "/backups"), status_code=HTTP_303_SEE_OTHER)
 
-    @get("/{backup_id:int}/download")
+    @get("/{backup_id:int}/download", opt=EXPORT)
     async def download(self, request: HTMXRequest, db_session: DbSession, backup_id: FromPath[int]) -> Stream:
         tenant = tenant_access(request).tenant
         backup = await own_backup(request, db_session, backup_id)

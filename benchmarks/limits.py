@@ -1,0 +1,182 @@
+"""A noisy neighbour: how much tenant B's requests suffer while tenant A floods at 10x its limit.
+
+    python -m benchmarks.limits [--seconds 30] [--rate 5] [--flood 10]
+
+One installation (SQLite, embedded broker) with two community_group tenants of 100 `groups` rows
+each on the Standard plan, an admin token for each, served as `tenantry serve` serves it. B reads
+its data API (GET /api/v1/tenant/data/groups) at --rate requests a second, one at a time, and
+its latencies are taken in three phases of --seconds each (a limit is a minute's: A's first
+minute-share goes through at once, and the rest of a phase is refused):
+
+1. quiet: B alone;
+2. flood, limits on: A sends --flood times its token's limit of reads (Standard: 1,200 a minute)
+   on 20 connections, paced;
+3. flood, limits off: the same flood to the same installation served again with
+   TENANTRY_RATE_LIMITS=off, the same work without the feature.
+
+Printed: B's p50 and p99 in each phase, each p99 against the quiet one (the goal: within 1.5x
+with limits on), A's requests sent, answered and refused (429), and the load average. Timings
+are printed, never asserted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+
+from benchmarks.http import HOST, PORTAL_APP, fresh_settings, load_average, percentile, server_env, serving
+from benchmarks.scope import fill_tenant, provision
+from services.accounts.tokens import create_token
+from services.db import Database
+from services.installation import prepare_landlord
+from services.models import Plan
+from services.settings import Settings
+
+ROWS = 100
+FLOOD_CONNECTIONS = 20
+B_PATH = "/api/v1/tenant/data/groups"
+A_PATH = "/api/v1/tenant/units"
+
+
+@dataclass(frozen=True)
+class Phase:
+    label: str
+    b_latencies_ms: list[float]
+    a_statuses: Counter[int]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.b_latencies_ms)
+
+    @property
+    def p99(self) -> float:
+        return percentile(sorted(self.b_latencies_ms), 0.99)
+
+
+async def build(settings: Settings) -> tuple[str, str, int]:
+    """Tenants A and B with rows, an admin token each; A's token's reads a minute."""
+    await prepare_landlord(settings)
+    landlord = Database(settings.database_url)
+    try:
+        tokens = []
+        for slug in ("noisy", "quiet"):
+            tenant = await provision(landlord, settings, slug, "database")
+            world = await fill_tenant(landlord, settings, tenant, 0, ROWS)
+            async with landlord.session() as session:
+                token = await create_token(session, email=world.admin[0], tenant_slug=slug, name="benchmark")
+                tokens.append(token.secret)
+        async with landlord.session() as session:
+            standard = await session.get_one(Plan, "standard")
+            limit = int((standard.rate_limits or {})["each"]["read"])
+    finally:
+        await landlord.dispose()
+    return tokens[0], tokens[1], limit
+
+
+async def b_reads(port: int, token: str, rate: float, seconds: float) -> list[float]:
+    """B's latencies: one request after another, started every 1/rate s."""
+    latencies = []
+    async with httpx.AsyncClient(
+        base_url=f"http://{HOST}:{port}", headers={"Authorization": f"Bearer {token}"}
+    ) as b:
+        start = time.perf_counter()
+        for number in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, start + number / rate - time.perf_counter()))
+            sent = time.perf_counter()
+            answer = await b.get(B_PATH)
+            latencies.append((time.perf_counter() - sent) * 1000)
+            if answer.status_code != 200:
+                raise SystemExit(f"B was answered {answer.status_code}: the benchmark stops")
+    return latencies
+
+
+async def a_floods(port: int, token: str, per_second: float, seconds: float) -> Counter[int]:
+    """A's flood: `per_second` requests a second over FLOOD_CONNECTIONS connections, paced."""
+    statuses: Counter[int] = Counter()
+    every = FLOOD_CONNECTIONS / per_second
+    limits = httpx.Limits(max_connections=FLOOD_CONNECTIONS)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", headers=headers, limits=limits) as a:
+
+        async def connection(offset: float) -> None:
+            start = time.perf_counter() + offset
+            for number in range(int(seconds / every)):
+                await asyncio.sleep(max(0.0, start + number * every - time.perf_counter()))
+                statuses[(await a.get(A_PATH)).status_code] += 1
+
+        await asyncio.gather(*(connection(i * every / FLOOD_CONNECTIONS) for i in range(FLOOD_CONNECTIONS)))
+    return statuses
+
+
+async def phase(
+    label: str, port: int, tokens: tuple[str, str], flood: float | None, args: argparse.Namespace
+) -> Phase:
+    noisy, quiet = tokens
+    b = asyncio.create_task(b_reads(port, quiet, args.rate, args.seconds))
+    statuses = await a_floods(port, noisy, flood, args.seconds) if flood else Counter()
+    return Phase(label, await b, statuses)
+
+
+def measure(
+    settings: Settings, tokens: tuple[str, str], flood: float, logs: Path, args: argparse.Namespace
+) -> list[Phase]:
+    phases = []
+    with serving("portal", PORTAL_APP, 1, server_env(settings), logs, "/healthz") as server:
+        phases.append(asyncio.run(phase("quiet: B alone", server.port, tokens, None, args)))
+        phases.append(asyncio.run(phase("A floods, limits on", server.port, tokens, flood, args)))
+    env = server_env(replace(settings, rate_limits=False))
+    with serving("portal-unlimited", PORTAL_APP, 1, env, logs, "/healthz") as server:
+        phases.append(asyncio.run(phase("A floods, limits off", server.port, tokens, flood, args)))
+    return phases
+
+
+def report(phases: list[Phase], flood: float, limit: int) -> None:
+    quiet = phases[0]
+    print(
+        f"\nA floods at {flood:.0f} requests a second: {flood * 60 / limit:.0f}x its limit of {limit:,} reads a minute\n"
+    )
+    print(
+        f"{'phase':24} {'B p50 ms':>9} {'B p99 ms':>9} {'p99 vs quiet':>13} {'A sent':>7} {'A 200':>6} {'A 429':>6}"
+    )
+    for each in phases:
+        sent = sum(each.a_statuses.values())
+        print(
+            f"{each.label:24} {each.p50:9.1f} {each.p99:9.1f} {each.p99 / quiet.p99:12.2f}x "
+            f"{sent:7} {each.a_statuses.get(200, 0):6} {each.a_statuses.get(429, 0):6}"
+        )
+    limited = phases[1]
+    refused = limited.a_statuses.get(429, 0) / max(1, sum(limited.a_statuses.values()))
+    print(
+        f"\nWith limits on, {refused:.0%} of A's requests were refused; goal for B: p99 within 1.5x of quiet."
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of each phase")
+    parser.add_argument("--rate", type=float, default=5.0, help="B's requests a second")
+    parser.add_argument("--flood", type=float, default=10.0, help="A's rate as a multiple of its limit")
+    args = parser.parse_args(argv)
+    print(f"Load average at the start: {load_average()}")
+    with tempfile.TemporaryDirectory(prefix="tenantry-limits-") as folder:
+        # The plans' own limits for the tenants; only the installation's are out of reach.
+        settings = fresh_settings(Path(folder) / "installation")
+        noisy, quiet, limit = asyncio.run(build(settings))
+        flood = args.flood * limit / 60
+        report(measure(settings, (noisy, quiet), flood, Path(folder) / "logs", args), flood, limit)
+    print(f"\nLoad average at the end: {load_average()}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,147 @@
+"""Rate limits over HTTP: every request is counted against the budgets of whoever sends it
+(services.rate_limits) and refused with a 429 when one of them has no room left.
+
+- `RateLimitMiddleware` runs once who is asking is known. It counts anonymous requests per address
+  and signed-in requests outside a tenant per person or token, with the installation's limits.
+- Inside a tenant (its portal and its API), the tenant scope middleware calls `admit_into_tenant`
+  once it knows the caller may enter. Members and tenant tokens are held to the tenant's limits.
+  Staff, switched in or not, are held to their own limits and never count against the tenant's.
+- API answers carry `RateLimit-Policy` and `RateLimit` (IETF httpapi draft) for the budget with
+  the least left. A refusal is a 429 with `Retry-After`: JSON on the API, a page in the portal,
+  a partial for HTMX.
+
+A route handler says what kind of request it serves with `opt={"rate_class": "export"}`
+(`EXPORT`); otherwise reads are GET, HEAD and OPTIONS, and everything else is a write."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from litestar.enums import ScopeType
+from litestar.exceptions import TooManyRequestsException
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.models import ApiToken, User
+from services.rate_limits.counters import Budget, Counters, Verdict
+from services.rate_limits.policy import CLASS_NAMES, Rates, RequestClass, tenant_rates
+from services.settings import Settings
+from services.tenancy.access import TenantAccess
+from web.auth import API_PREFIX
+
+#: What a handler that serves an export or a download declares in its `opt`.
+EXPORT = {"rate_class": RequestClass.EXPORT}
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Routes that are a tenant's: counted once the tenant is entered (`admit_into_tenant`).
+_TENANT_PREFIXES = ("/t/", f"{API_PREFIX}v1/tenant/")
+_UNCOUNTED_PREFIXES = ("/static/", "/healthz")
+
+
+class RateLimited(TooManyRequestsException):
+    """A 429 that says, in words and headers, when to try again."""
+
+    def __init__(self, verdict: Verdict, kind: RequestClass) -> None:
+        wait = verdict.reset_seconds
+        when = "in a minute" if wait >= 55 else f"in {wait} second{'s' if wait != 1 else ''}"
+        super().__init__(
+            detail=f"Too many {CLASS_NAMES[kind]} in the last minute "
+            f"({verdict.budget.per_minute:,} allowed). Try again {when}.",
+            headers={"Retry-After": str(wait), **rate_limit_headers(verdict)},
+        )
+        self.retry_after = wait
+
+
+def rate_limit_headers(verdict: Verdict) -> dict[str, str]:
+    budget = verdict.budget
+    return {
+        "RateLimit-Policy": f'"{budget.policy}";q={budget.per_minute};w=60',
+        "RateLimit": f'"{budget.policy}";r={verdict.remaining};t={verdict.reset_seconds}',
+    }
+
+
+def request_class(scope: Scope) -> RequestClass:
+    declared = scope["route_handler"].opt.get("rate_class")
+    if declared is not None:
+        return RequestClass(declared)
+    method = scope.get("method", "GET")
+    if scope["path"] == "/login" and method == "POST":
+        return RequestClass.SIGN_IN
+    return RequestClass.READ if method in _READS else RequestClass.WRITE
+
+
+def _budget(
+    policy: str, counter: str, rates: Rates, kind: RequestClass, tenant_id: int | None = None
+) -> list[Budget]:
+    per_minute = rates.of(kind)
+    return [] if per_minute is None else [Budget(f"{policy}-{kind.value}", counter, per_minute, tenant_id)]
+
+
+def _caller(user: User, token: ApiToken | None) -> str:
+    return f"token:{token.id}" if token is not None else f"user:{user.id}"
+
+
+async def _enforce(scope: Scope, send: Send, budgets: Sequence[Budget], kind: RequestClass) -> Send:
+    """Count the request; refuse it, or give back `send` adding the RateLimit headers to an API answer."""
+    if not budgets:
+        return send
+    counters: Counters = scope["app"].state.rate_limits
+    verdict = await counters.admit(budgets)
+    if verdict is None:
+        return send
+    if not verdict.allowed:
+        raise RateLimited(verdict, kind)
+    if not scope["path"].startswith(API_PREFIX):
+        return send
+    headers = [(name.lower().encode(), value.encode()) for name, value in rate_limit_headers(verdict).items()]
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *headers]
+        await send(message)
+
+    return send_with_headers
+
+
+class RateLimitMiddleware(ASGIMiddleware):
+    """Anonymous requests per address; signed-in ones outside a tenant per person or token."""
+
+    scopes = (ScopeType.HTTP,)
+
+    @staticmethod
+    def should_bypass_for_scope(scope: Scope) -> bool:
+        return scope["path"].startswith(_UNCOUNTED_PREFIXES)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        settings: Settings = scope["app"].state.settings
+        user: User | None = scope.get("user")
+        if not settings.rate_limits or (user is not None and scope["path"].startswith(_TENANT_PREFIXES)):
+            await next_app(scope, receive, send)
+            return
+        kind = request_class(scope)
+        if user is None:
+            client = scope.get("client")
+            budgets = _budget(
+                "address", f"address:{client[0] if client else '-'}", settings.anonymous_rates, kind
+            )
+        else:
+            budgets = _budget("staff", _caller(user, scope.get("auth")), settings.staff_rates, kind)
+        await next_app(scope, receive, await _enforce(scope, send, budgets, kind))
+
+
+async def admit_into_tenant(scope: Scope, send: Send, access: TenantAccess, user: User) -> Send:
+    """Count a request the caller may make in the tenant: against the tenant's limits and their
+    own share of them (members, tenant tokens), or their staff limits (switched in)."""
+    settings: Settings = scope["app"].state.settings
+    if not settings.rate_limits:
+        return send
+    kind = request_class(scope)
+    caller = _caller(user, scope.get("auth"))
+    if access.via == "switch":
+        return await _enforce(scope, send, _budget("staff", caller, settings.staff_rates, kind), kind)
+    tenant = access.tenant
+    rates = tenant_rates(tenant)
+    budgets = [
+        *_budget("each", f"tenant:{tenant.id}:{caller}", rates.each, kind, tenant.id),
+        *_budget("tenant", f"tenant:{tenant.id}", rates.tenant, kind, tenant.id),
+    ]
+    return await _enforce(scope, send, budgets, kind)
