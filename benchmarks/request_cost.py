@@ -44,6 +44,7 @@ from benchmarks.http import (
     sign_in_form,
     signed_in,
 )
+from services.settings import Settings
 from web.app import create_app
 
 DEFAULT_REQUESTS = 300
@@ -83,24 +84,30 @@ async def cost_of(app: Any, endpoint: Endpoint, requests: int, rounds: int) -> f
     return statistics.median(costs)
 
 
-async def measure(installation: Installation, requests: int, rounds: int) -> list[tuple[str, float]]:
-    """Each endpoint's cost, then the tenant data API's again with rate limits off: the same work
-    without counting, so that what counting costs is read in the same run."""
-    app = create_app(installation.settings)
-    unlimited = create_app(replace(installation.settings, rate_limits=False))
-    async with app.lifespan(), unlimited.lifespan():
+async def costs_in(
+    settings: Settings, installation: Installation, requests: int, rounds: int, *, data_api_only: bool = False
+) -> list[tuple[str, float]]:
+    """Each endpoint's cost on an app with `settings` (only the tenant data API's, if asked)."""
+    app = create_app(settings)
+    async with app.lifespan():
         async with in_process(app) as client:
             cookie = await sign_in(client, *installation.admin)
         endpoints = endpoints_of(installation, cookie)
-        costs = [
+        if data_api_only:
+            endpoints = [endpoint for endpoint in endpoints if endpoint.path.startswith("/api/v1/tenant/")]
+        return [
             (endpoint.label, await cost_of(bare_app if endpoint.on_bare else app, endpoint, requests, rounds))
             for endpoint in endpoints
         ]
-        data_api = next(endpoint for endpoint in endpoints if endpoint.path.startswith("/api/v1/tenant/"))
-        costs.append(
-            (f"{data_api.label}, rate limits off", await cost_of(unlimited, data_api, requests, rounds))
-        )
-        return costs
+
+
+async def measure(installation: Installation, requests: int, rounds: int) -> list[tuple[str, float]]:
+    """Each endpoint's cost, then the tenant data API's again with rate limits off: the same work
+    without counting, so that what counting costs is read in the same run."""
+    costs = await costs_in(installation.settings, installation, requests, rounds)
+    unlimited = replace(installation.settings, rate_limits=False)
+    [(label, cost)] = await costs_in(unlimited, installation, requests, rounds, data_api_only=True)
+    return [*costs, (f"{label}, rate limits off", cost)]
 
 
 def report(backend: str, costs: list[tuple[str, float]]) -> None:

@@ -85,12 +85,12 @@ async def _enforce(scope: Scope, send: Send, budgets: Sequence[Budget], kind: Re
     if not budgets:
         return send
     counters: Counters = scope["app"].state.rate_limits
-    verdict = await counters.admit(budgets)
+    refusal = await counters.admit(budgets)
+    if refusal is not None:
+        raise RateLimited(refusal, kind)
+    # Only the API's answers carry what is left: the portal's pages do not pay for asking.
+    verdict = await counters.tightest(budgets) if scope["path"].startswith(API_PREFIX) else None
     if verdict is None:
-        return send
-    if not verdict.allowed:
-        raise RateLimited(verdict, kind)
-    if not scope["path"].startswith(API_PREFIX):
         return send
     headers = [(name.lower().encode(), value.encode()) for name, value in rate_limit_headers(verdict).items()]
 

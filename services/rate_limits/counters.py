@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -44,10 +44,9 @@ class Budget:
 
 @dataclass(frozen=True)
 class Verdict:
-    """A request's answer: let through or refused, by the budget that decided (the one that
-    refused, or the one with the fewest requests left), with what is left of it and when."""
+    """What is left of a budget for a request: the one that refused it, or the one with the fewest
+    requests left of those that let it through."""
 
-    allowed: bool
     budget: Budget
     remaining: int
     #: Seconds until the budget has room again (refused) or is whole again (let through).
@@ -119,9 +118,18 @@ class Counters:
 
     async def admit(self, budgets: Sequence[Budget]) -> Verdict | None:
         """Count one request against each budget, narrowest first; the first that has no room
-        refuses it (and the wider ones do not count it). None: no budget, or no counters to ask."""
+        refuses it (and the wider ones do not count it): its verdict. None: let through (or no
+        counters to ask)."""
+        return await self._asking(self._admit(budgets))
+
+    async def tightest(self, budgets: Sequence[Budget]) -> Verdict | None:
+        """The verdict of the budget with the fewest requests left, for the RateLimit headers of a
+        request let through (None: no budget, or no counters to ask)."""
+        return await self._asking(self._tightest(budgets))
+
+    async def _asking(self, question: Awaitable[Verdict | None]) -> Verdict | None:
         try:
-            return await self._admit(budgets)
+            answer = await question
         except Exception:
             if self._unreachable_since is None:
                 log.warning(
@@ -129,28 +137,28 @@ class Counters:
                 )
                 self._unreachable_since = time.time()
             return None
+        if self._unreachable_since is not None:
+            log.warning("rate limits: the counters answer again")
+            self._unreachable_since = None
+        return answer
 
     async def _admit(self, budgets: Sequence[Budget]) -> Verdict | None:
-        decided: Verdict | None = None
         for budget in budgets:
-            item = _per_minute(budget.per_minute)
-            allowed = await self._limiter.hit(item, budget.counter)
-            stats = await self._limiter.get_window_stats(item, budget.counter)
-            verdict = Verdict(
-                allowed, budget, stats.remaining, max(1, math.ceil(stats.reset_time - time.time()))
-            )
-            if not allowed:
+            if not await self._limiter.hit(_per_minute(budget.per_minute), budget.counter):
                 if budget.tenant_id is not None:
                     await self.storage.incr(
                         _refusals_key(budget.tenant_id, _hour()), _HOUR * (_DAY_IN_HOURS + 1)
                     )
-                return verdict
-            if decided is None or verdict.remaining < decided.remaining:
-                decided = verdict
-        if self._unreachable_since is not None:
-            log.warning("rate limits: the counters answer again")
-            self._unreachable_since = None
-        return decided
+                return await self._verdict(budget)
+        return None
+
+    async def _tightest(self, budgets: Sequence[Budget]) -> Verdict | None:
+        verdicts = [await self._verdict(budget) for budget in budgets]
+        return min(verdicts, key=lambda verdict: verdict.remaining, default=None)
+
+    async def _verdict(self, budget: Budget) -> Verdict:
+        stats = await self._limiter.get_window_stats(_per_minute(budget.per_minute), budget.counter)
+        return Verdict(budget, stats.remaining, max(1, math.ceil(stats.reset_time - time.time())))
 
     async def refusals(self, tenant_id: int) -> int:
         """Requests into the tenant refused in the last 24 hours (0 when the counters cannot be asked)."""
