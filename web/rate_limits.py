@@ -124,7 +124,7 @@ class RateLimitMiddleware(ASGIMiddleware):
                 "address", f"address:{client[0] if client else '-'}", settings.anonymous_rates, kind
             )
         else:
-            budgets = _budget("staff", _caller(user, scope.get("auth")), settings.staff_rates, kind)
+            budgets = _budget("person", _caller(user, scope.get("auth")), settings.staff_rates, kind)
         await next_app(scope, receive, await _enforce(scope, send, budgets, kind))
 
 
@@ -137,7 +137,7 @@ async def admit_into_tenant(scope: Scope, send: Send, access: TenantAccess, user
     kind = request_class(scope)
     caller = _caller(user, scope.get("auth"))
     if access.via == "switch":
-        return await _enforce(scope, send, _budget("staff", caller, settings.staff_rates, kind), kind)
+        return await _enforce(scope, send, _budget("person", caller, settings.staff_rates, kind), kind)
     tenant = access.tenant
     rates = tenant_rates(tenant)
     budgets = [
