@@ -10,7 +10,7 @@ minute-share goes through at once, and the rest of a phase is refused):
 
 1. quiet: B alone;
 2. flood, limits on: A sends --flood times its token's limit of reads (Standard: 1,200 a minute)
-   on 20 connections, paced;
+   on 20 connections, paced, from a process of its own (B's client is not slowed by A's);
 3. flood, limits off: the same flood to the same installation served again with
    TENANTRY_RATE_LIMITS=off, the same work without the feature.
 
@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import statistics
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -116,13 +118,23 @@ async def a_floods(port: int, token: str, per_second: float, seconds: float) -> 
     return statuses
 
 
+def flood_in_a_process(port: int, token: str, per_second: float, seconds: float) -> Counter[int]:
+    """A's flood, run in a process of its own: B's client, timing B, must not wait behind A's."""
+    return asyncio.run(a_floods(port, token, per_second, seconds))
+
+
 async def phase(
     label: str, port: int, tokens: tuple[str, str], flood: float | None, args: argparse.Namespace
 ) -> Phase:
     noisy, quiet = tokens
-    b = asyncio.create_task(b_reads(port, quiet, args.rate, args.seconds))
-    statuses = await a_floods(port, noisy, flood, args.seconds) if flood else Counter()
-    return Phase(label, await b, statuses)
+    if not flood:
+        return Phase(label, await b_reads(port, quiet, args.rate, args.seconds), Counter())
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as flooder:
+        a = asyncio.get_running_loop().run_in_executor(
+            flooder, flood_in_a_process, port, noisy, flood, args.seconds
+        )
+        latencies = await b_reads(port, quiet, args.rate, args.seconds)
+        return Phase(label, latencies, await a)
 
 
 def measure(
