@@ -14,13 +14,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.backups.safety import SAFETY_BACKUP_BEFORE
 from services.errors import DomainError
 from services.models import Backup, Tenant
 from services.models.types import utcnow
 
 DAY = timedelta(hours=24)
-#: How a safety backup's `requested_by` begins (services.backups.safety).
-_SAFETY = "safety backup before "
 
 
 class QuotaReached(DomainError):
@@ -54,7 +53,7 @@ async def backups_by_hand(
                 Backup.tenant_id == tenant.id,
                 Backup.scheduled_for.is_(None),
                 Backup.created_at > since,
-                ~Backup.requested_by.startswith(_SAFETY),
+                ~Backup.requested_by.startswith(SAFETY_BACKUP_BEFORE),
             )
             .order_by(Backup.created_at.desc())
         )

@@ -54,7 +54,7 @@ from web.landlord.users import UsersController
 from web.limits import MAX_BODY_BYTES, CheckedRequest, NoNulInAddress, ids_in_range
 from web.not_found import unknown_address
 from web.proxies import TrustedProxyMiddleware
-from web.rate_limits import RateLimitMiddleware
+from web.rate_limits import COUNTED_IN_TENANT, RateLimitMiddleware
 from web.sessions import RotatingSessionConfig
 from web.stores import LandlordStore
 from web.switching import SwitchMiddleware, active_switch
@@ -121,6 +121,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
     in_tenant_scope: dict[str, Any] = {
         "middleware": [TenantScopeMiddleware()],
         "dependencies": {"tenant_data": Provide(provide_tenant_data)},
+        "opt": COUNTED_IN_TENANT,
     }
     tenant_portal = Router(
         path="/t/{slug:str}",

@@ -10,7 +10,7 @@
   the least left. A refusal is a 429 with `Retry-After`: JSON on the API, a page in the portal,
   a partial for HTMX.
 
-A route handler says what kind of request it serves with `opt={"rate_class": "export"}`
+The tenant routers declare `opt=COUNTED_IN_TENANT`. A route handler says what kind of request it serves with `opt={"rate_class": "export"}`
 (`EXPORT`); otherwise reads are GET, HEAD and OPTIONS, and everything else is a write."""
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from web.auth import API_PREFIX
 #: What a handler that serves an export or a download declares in its `opt`.
 EXPORT = {"rate_class": RequestClass.EXPORT}
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
-#: Routes that are a tenant's: counted once the tenant is entered (`admit_into_tenant`).
-_TENANT_PREFIXES = ("/t/", f"{API_PREFIX}v1/tenant/")
+#: What the tenant routers declare in their `opt`: a signed-in request to them is counted once
+#: the tenant is entered (`admit_into_tenant`), not by the middleware.
+COUNTED_IN_TENANT = {"rate_counted_in_tenant": True}
 _UNCOUNTED_PREFIXES = ("/static/", "/healthz")
 
 
@@ -114,7 +115,8 @@ class RateLimitMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         settings: Settings = scope["app"].state.settings
         user: User | None = scope.get("user")
-        if not settings.rate_limits or (user is not None and scope["path"].startswith(_TENANT_PREFIXES)):
+        in_tenant = scope["route_handler"].opt.get("rate_counted_in_tenant", False)
+        if not settings.rate_limits or (user is not None and in_tenant):
             await next_app(scope, receive, send)
             return
         kind = request_class(scope)

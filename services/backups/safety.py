@@ -36,6 +36,10 @@ def safety_format(tenant: Tenant) -> str:
     return BackupFormat.NATIVE
 
 
+#: How a safety backup's `requested_by` begins: "safety backup before restore #12, …".
+SAFETY_BACKUP_BEFORE = "safety backup before "
+
+
 def new_safety_backup(tenant: Tenant, job_id: int, before: str, requester: str | None) -> Backup:
     """The safety backup's row, running, named for what it comes `before` ("restore #12")."""
     return Backup(
@@ -44,7 +48,7 @@ def new_safety_backup(tenant: Tenant, job_id: int, before: str, requester: str |
         job_id=job_id,
         format=safety_format(tenant),
         status=JobStatus.RUNNING,
-        requested_by=f"safety backup before {before}" + (f", {requester}" if requester else ""),
+        requested_by=f"{SAFETY_BACKUP_BEFORE}{before}" + (f", {requester}" if requester else ""),
         created_at=utcnow(),
     )
 

@@ -40,6 +40,8 @@ CLASS_NAMES = {
 }
 #: The classes a tenant's limits set (sign-in is the address's alone: no one is in a tenant yet).
 TENANT_CLASSES = (RequestClass.READ, RequestClass.WRITE, RequestClass.EXPORT)
+#: Those classes with what each is called, in the order the pages show them.
+TENANT_CLASS_NAMES = [(kind, CLASS_NAMES[kind]) for kind in TENANT_CLASSES]
 #: The most a limit may be: a thousand requests a second.
 HIGHEST_RATE = 60_000
 

@@ -24,7 +24,7 @@ from services.provisioning.recorded import (
     provision_tenant,
 )
 from services.provisioning.tenants import TenantRequest
-from services.rate_limits.policy import CLASS_NAMES, TENANT_CLASSES, rates_from_form, tenant_rates
+from services.rate_limits.policy import TENANT_CLASS_NAMES, rates_from_form, tenant_rates
 from services.rate_limits.recorded import set_own_rate_limits
 from services.rollouts.fleet import latest_checks
 from services.rollouts.recorded import check_drift_later
@@ -65,7 +65,7 @@ async def _tenant_page(
     rates = tenant_rates(overview.tenant)
     context = {
         "rates": rates,
-        "rate_classes": [(kind.value, CLASS_NAMES[kind]) for kind in TENANT_CLASSES],
+        "rate_classes": TENANT_CLASS_NAMES,
         "rate_form": rate_form or rates.as_form(),
         "rate_errors": rate_errors or {},
         "refusals": await request.app.state.rate_limits.refusals(overview.tenant.id),

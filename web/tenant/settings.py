@@ -17,7 +17,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 from services.backups.archive import describe_size
 from services.errors import InvalidInput
 from services.layers.catalogue import load_catalogue
-from services.rate_limits.policy import CLASS_NAMES, TENANT_CLASSES, tenant_rates
+from services.rate_limits.policy import TENANT_CLASS_NAMES, tenant_rates
 from services.tenancy.stores import location_of
 from services.tenant_settings import TenantSettings, change_settings, read_settings, timezone_names
 from services.usage import measure_usage
@@ -67,7 +67,7 @@ async def _settings_page(
         errors=errors or {},
         usage=usage,
         rates=tenant_rates(tenant),
-        rate_classes=[(kind, CLASS_NAMES[kind]) for kind in TENANT_CLASSES],
+        rate_classes=TENANT_CLASS_NAMES,
         refusals=await request.app.state.rate_limits.refusals(tenant.id),
         describe_size=describe_size,
         timezones=sorted(timezone_names()),
