@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 import dramatiq
@@ -20,7 +22,13 @@ def create_broker(settings: Settings) -> dramatiq.Broker:
     elif url.startswith(("redis://", "rediss://")):
         from dramatiq.brokers.redis import RedisBroker
 
-        broker = RedisBroker(url=url, namespace=settings.broker_namespace)
+        broker = RedisBroker(
+            url=url,
+            namespace=settings.broker_namespace,
+            heartbeat_timeout=int(HEARTBEAT_TIMEOUT_SECONDS * 1000),
+            maintenance_chance=MAINTENANCE_CHANCE,
+        )
+        broker.add_middleware(_RedisHeartbeat())
     elif url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -33,6 +41,43 @@ def create_broker(settings: Settings) -> dramatiq.Broker:
     broker.add_middleware(TenantContextMiddleware())
     dramatiq.set_broker(broker)
     return broker
+
+
+log = logging.getLogger(__name__)
+
+#: Redis: how often a worker process tells the broker it is alive, and how long without a word
+#: before the broker gives the messages it had taken (running or fetched ahead) to other workers.
+#: Dramatiq's default, a minute noticed at random, left a SIGKILLed worker's fetched jobs waiting
+#: one to two minutes. A message given back while its job still runs is harmless: its claim finds
+#: the job held (services.jobs).
+HEARTBEAT_SECONDS = 2.0
+HEARTBEAT_TIMEOUT_SECONDS = 10.0
+#: Out of a million Redis commands, how many also give back dead workers' messages (Dramatiq's
+#: default: 1,000). Idle consumers poll ten times a second, so one look every second or so.
+MAINTENANCE_CHANCE = 100_000
+
+
+class _RedisHeartbeat(dramatiq.Middleware):
+    """Beats for the worker while it runs: every Redis command a broker runs is its heartbeat, and
+    a worker whose threads are all busy runs none of its own."""
+
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stopping.clear()
+        threading.Thread(target=self._beat, args=(broker,), name="tenantry-heartbeat", daemon=True).start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stopping.set()
+
+    def _beat(self, broker: Any) -> None:
+        while not self._stopping.wait(HEARTBEAT_SECONDS):
+            try:
+                for queue in broker.get_declared_queues():
+                    broker.do_qsize(queue)
+            except Exception:  # Redis away: the consumers say so; beat again when it is back
+                log.debug("could not beat on the broker", exc_info=True)
 
 
 #: How long a message waits to be published while RabbitMQ blocks publishers (its disk or memory

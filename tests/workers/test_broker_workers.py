@@ -5,18 +5,22 @@ The worker learns the test job kinds the way a deployment learns extra ones: TEN
 from __future__ import annotations
 
 import dataclasses
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 
 from services.models import JobStatus
 from services.settings import Settings
-from tests.services.running import background, tenantry_env
+from tests.services.running import background, tenantry_env, wait_for
 from tests.support import RABBITMQ_URL, REDIS_URL, requires_postgres, requires_rabbitmq, requires_redis
 from tests.workers import jobkinds
 from tests.workers.support import forget_namespace, job, record, runs_of, wait_until_finished
+from workers.actors import send_job
+from workers.broker import HEARTBEAT_TIMEOUT_SECONDS
 from workers.runner import JobQueue
 
 #: Each broker once, each landlord backend once (the full matrix doubles the time and adds little).
@@ -75,3 +79,38 @@ def test_a_tenantry_worker_runs_jobs_once_each(broker_settings: Settings, tmp_pa
     assert f"Tenantry worker: 1 thread(s) on {settings.broker_url_for_display}" in worker.stdout
     password = urlsplit(settings.broker_url).password
     assert not password or f":{password}@" not in worker.stdout + worker.stderr
+
+
+@pytest.mark.parametrize(("database_url", "broker_url"), [PAIRS[0]], indirect=["database_url"])
+def test_a_job_a_killed_worker_had_taken_but_not_started_runs_on_another_within_seconds(
+    broker_settings: Settings, tmp_path: Path
+) -> None:
+    """Redis keeps a message a worker has taken until it is acknowledged; a worker SIGKILLed
+    before the job started (it held the message ahead, or until its delay) must not keep it from
+    the others for a minute or two (Dramatiq's own heartbeat timeout)."""
+    settings, delay_seconds = broker_settings, 15
+    waiting = record(settings, note="sent with a delay")
+    queue = JobQueue(settings)
+    try:
+        send_job(queue.broker, waiting.id, delay_ms=delay_seconds * 1000)
+    finally:
+        queue.stop()
+    client = redis.Redis.from_url(settings.broker_url)
+    delayed = f"{settings.broker_namespace}:{settings.broker_namespace}-jobs.DQ"
+    try:
+        with background(["worker", "--threads", "1"], tenantry_env(settings), tmp_path / "first") as first:
+            wait_for(lambda: client.llen(delayed) == 0, 30, what="the first worker to take the message")
+            first.process.kill()
+            assert first.process.wait(10) == -signal.SIGKILL
+    finally:
+        client.close()
+    assert job(settings, waiting.id).status == JobStatus.QUEUED  # killed before the message was due
+
+    with background(["worker", "--threads", "1"], tenantry_env(settings), tmp_path / "second") as second:
+        timeout = delay_seconds + HEARTBEAT_TIMEOUT_SECONDS + 15  # well under Dramatiq's 60 s
+        ran = wait_until_finished(settings, waiting.id, timeout=timeout, worker=second)
+        assert second.stop() == 0, second.stderr
+    assert (ran.status, runs_of(settings, waiting.id)) == (
+        JobStatus.SUCCEEDED,
+        {"runs": 1, "note": "sent with a delay"},
+    )
