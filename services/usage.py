@@ -1,14 +1,15 @@
 """A tenant's usage against its plan: active people, storage, and the rows of each enabled module.
 
-Storage is what the tenant's own store takes: the SQLite file (and its write-ahead log), the
-PostgreSQL database, or the tables of its PostgreSQL schema. A tenant of a shared store has no
-store of its own to measure, so its storage is not measured and its rows are what it uses.
+Storage is the space the tenant's data takes in its own store: the pages of its SQLite file in use
+(a deleted row's space counts no more at once), or what its PostgreSQL database or schema takes on
+disk (a deleted row's space there is reused by new rows, and given back to the disk only by a
+`VACUUM FULL`). A tenant of a shared store has no store of its own to measure, so its storage is not
+measured and its rows are what it uses.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +29,10 @@ _SCHEMA_SIZE = text(
     "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :schema AND c.relkind = 'r'"
 )
 _DATABASE_SIZE = text("SELECT pg_database_size(current_database())")
+_SQLITE_PAGES_IN_USE = text(
+    "SELECT (page_count - freelist_count) * page_size "
+    "FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()"
+)
 
 
 @dataclass(frozen=True)
@@ -86,9 +91,7 @@ async def store_size(data: AsyncSession, location: StoreLocation) -> int | None:
     if location.is_shared:
         return None
     if location.backend == SQLITE:
-        database = Path(location.name)
-        files = (database, database.with_name(f"{database.name}-wal"))
-        return sum(file.stat().st_size for file in files if file.exists())
+        return int(await data.scalar(_SQLITE_PAGES_IN_USE) or 0)
     if location.schema is not None:
         return int(await data.scalar(_SCHEMA_SIZE, {"schema": location.schema}) or 0)
     return int(await data.scalar(_DATABASE_SIZE) or 0)

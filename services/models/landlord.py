@@ -96,6 +96,9 @@ class Plan(LandlordBase):
     rate_limits: Mapped[dict[str, dict[str, int]] | None] = mapped_column(JSON)
     #: Backups the tenant may ask for by hand in any 24 hours (services.quotas).
     max_backups_per_day: Mapped[int | None]
+    #: Rows the tenant may keep in each module, in named modules or tables
+    #: (services.storage_quotas.RowLimits); None: not limited.
+    row_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     def allows_module(self, name: str) -> bool:
         return self.modules is None or name in self.modules

@@ -1,7 +1,8 @@
 """Changes to a tenant's template and module rows as a caller asks for them (the portal's data
 pages and the data API alike): the submission checked against the table, the row written through
 the request's scoped session, and the change on the audit trail (record.create, record.update,
-record.delete) in the landlord transaction."""
+record.delete) in the landlord transaction. A new record or a change is refused while the tenant
+keeps all its plan allows (services.storage_quotas); a deletion never is."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit import Caller, record_by
 from services.errors import NotFound
+from services.layers.catalogue import Catalogue
 from services.models import SchemaSnapshot, Tenant
 from services.modules.requests import visible_tables
 from services.recently_used import LeastRecentlyUsed
 from services.settings import Settings
+from services.storage_quotas import check_rows, check_storage
+from services.tenancy.stores import StoreLocation
 from services.tenant_data.forms import read_record
 from services.tenant_data.records import (
     RecordSchema,
@@ -81,10 +85,14 @@ class RowChanges:
     caller: Caller
     tenant: Tenant
     schema: RecordSchema
+    location: StoreLocation
+    catalogue: Catalogue
 
     async def add(self, table: RecordTable, submitted: Mapping[str, Any], zone: tzinfo = UTC) -> Any:
         """The new row of a checked submission (times without an offset on the clock of `zone`)."""
         values = await read_record(self.data, self.schema, table, submitted, zone=zone)
+        await check_storage(self.data, self.tenant, self.location)
+        await check_rows(self.data, self.tenant, self.catalogue, self.schema, table)
         row = await create_record(self.data, table, values)
         await self._on_the_trail("record.create", table, getattr(row, table.primary_key.key))
         return row
@@ -103,6 +111,7 @@ class RowChanges:
         values = await read_record(
             self.data, self.schema, table, submitted, row=row, partial=partial, zone=zone
         )
+        await check_storage(self.data, self.tenant, self.location)
         await update_record(self.data, table, row, values)
         await self._on_the_trail("record.update", table, record_id)
 

@@ -151,7 +151,7 @@ def test_usage_shows_what_the_tenant_uses_against_its_plan(
         if isolation == "shared":
             assert storage == [
                 "Storage",
-                "Not measured: Garden Club shares its store with other tenants, so only its rows are counted (below).",
+                "Not measured: Garden Club shares its store with other tenants, so only its rows are counted.",
             ]
         else:
             used, allowed, share = storage[1:]

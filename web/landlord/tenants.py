@@ -13,6 +13,7 @@ from litestar.response import Redirect, Response, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar_htmx import ClientRedirect, ClientRefresh, HTMXRequest
 
+from services.backups.archive import describe_size
 from services.errors import DomainError, InvalidFields
 from services.layers.catalogue import load_catalogue
 from services.models.landlord import DEFAULT_PLAN
@@ -28,8 +29,10 @@ from services.rate_limits.policy import TENANT_CLASS_NAMES, rates_from_form, ten
 from services.rate_limits.recorded import set_own_rate_limits
 from services.rollouts.fleet import latest_checks
 from services.rollouts.recorded import check_drift_later
+from services.storage_quotas import RowLimits, quota_warnings, storage_quotas_in_use
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import get_tenant, plans, search_tenants
+from services.tenant_usage import usage_from_outside
 from web.audit import caller_of
 from web.auth import landlord_staff
 from web.deps import DbSession, settings_of
@@ -62,8 +65,16 @@ async def _tenant_page(
     rate_form: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Template:
-    rates = tenant_rates(overview.tenant)
+    rates, tenant = tenant_rates(overview.tenant), overview.tenant
+    usage = await usage_from_outside(
+        db_session, settings_of(request), tenant, request.app.state.tenant_connections
+    )
     context = {
+        "usage": usage,
+        "quota_uses": storage_quotas_in_use(usage) if usage is not None else [],
+        "quota_warnings": quota_warnings(tenant, usage) if usage is not None else [],
+        "row_limits": RowLimits.of(tenant.plan),
+        "describe_size": describe_size,
         "rates": rates,
         "rate_classes": TENANT_CLASS_NAMES,
         "rate_form": rate_form or rates.as_form(),

@@ -13,7 +13,9 @@ from litestar import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import NotFound
+from services.layers.catalogue import load_catalogue
 from services.limits import holds
+from services.tenancy.stores import location_of
 from services.tenant_data.changes import RowChanges, tenant_record_schema
 from services.tenant_data.forms import InvalidRecord
 from services.tenant_data.records import RecordSchema, RecordTable, get_record
@@ -40,7 +42,16 @@ def row_changes(
     request: Request[Any, Any, Any], db_session: AsyncSession, tenant_data: AsyncSession, schema: RecordSchema
 ) -> RowChanges:
     """Changes to the request's tenant's rows, made and recorded for whoever is asking."""
-    return RowChanges(db_session, tenant_data, caller_of(request), tenant_access(request).tenant, schema)
+    tenant, settings = tenant_access(request).tenant, request.app.state.settings
+    return RowChanges(
+        db_session,
+        tenant_data,
+        caller_of(request),
+        tenant,
+        schema,
+        location_of(settings, tenant),
+        load_catalogue(settings.layers_dir),
+    )
 
 
 async def record_table_of(

@@ -18,6 +18,7 @@ from services.backups.archive import describe_size
 from services.errors import InvalidInput
 from services.layers.catalogue import load_catalogue
 from services.rate_limits.policy import TENANT_CLASS_NAMES, tenant_rates
+from services.storage_quotas import quota_warnings, storage_quotas_in_use
 from services.tenancy.stores import location_of
 from services.tenant_settings import TenantSettings, change_settings, read_settings, timezone_names
 from services.usage import measure_usage
@@ -66,6 +67,8 @@ async def _settings_page(
         form=form or SettingsForm.of(await read_settings(tenant_data, tenant)),
         errors=errors or {},
         usage=usage,
+        quota_uses=storage_quotas_in_use(usage),
+        quota_warnings=quota_warnings(tenant, usage),
         rates=tenant_rates(tenant),
         rate_classes=TENANT_CLASS_NAMES,
         refusals=await request.app.state.rate_limits.refusals(tenant.id),
