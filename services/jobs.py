@@ -12,6 +12,10 @@ one while another tenant's job waits with none running. So a tenant with 200 job
 worker while others wait, and every worker when no one else does; and a tenant with none running
 always starts, so the rule never stops the whole queue.
 
+Jobs of heavy store work (backups, restores, migrations: `job_handler(..., server_work=…)`) are
+also held to the room on their tenant's database server (services.server_limits): a claim waits
+(`ServerBusy`) while the server runs as many of that work as it takes at once.
+
 A recorded job is sent on commit: `record_job` registers it on its session, and once the
 session's transaction has committed its id goes to the workers through the session's
 JobSender (given by the composition root, `send_jobs_on_commit`). A rolled-back transaction, or
@@ -34,14 +38,17 @@ from sqlalchemy.orm import Session, SessionTransaction, aliased
 from services.db import Database
 from services.models import Job, JobStatus, JobStep, StepStatus, Tenant
 from services.models.types import utcnow
+from services.server_limits import ServerWork, decide_alone, room_on
 from services.settings import Settings
 from services.tenancy.context import current_tenant_id
-from services.tenancy.stores import connections_kept_open
+from services.tenancy.stores import connections_kept_open, server_of
 
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[[Database, Job, Settings], Awaitable[None]]
 _handlers: dict[str, JobHandler] = {}
+#: The kind of store work each kind of job does on its tenant's database server, where it does some.
+_server_work: dict[str, ServerWork] = {}
 
 C = TypeVar("C")
 #: A step: does its work for context C, writing landlord rows through the session it is given
@@ -100,14 +107,22 @@ class OutsideTenantContext(RuntimeError):
     """A tenant's job reached a worker without its tenant context; it is not run."""
 
 
-def job_handler(kind: str) -> Callable[[JobHandler], JobHandler]:
-    """Register the service function that carries out jobs of `kind`."""
+def job_handler(kind: str, *, server_work: ServerWork | None = None) -> Callable[[JobHandler], JobHandler]:
+    """Register the service function that carries out jobs of `kind`, and the kind of store work
+    it does on a database server (held to that server's room for it), if any."""
 
     def register(handler: JobHandler) -> JobHandler:
         _handlers[kind] = handler
+        if server_work is not None:
+            _server_work[kind] = server_work
         return handler
 
     return register
+
+
+def kinds_doing(work: ServerWork) -> list[str]:
+    """The kinds of job that do `work` on a database server."""
+    return [kind for kind, done in _server_work.items() if done is work]
 
 
 class JobSender(Protocol):
@@ -223,8 +238,16 @@ async def abandoned_jobs(session: AsyncSession) -> list[Job]:
     return list(await session.scalars(statement.order_by(Job.id)))
 
 
-class TenantBusy(Exception):
-    """The job's tenant has its share of the workers already: send the job again a moment later."""
+class MustWait(Exception):
+    """The job cannot start yet: the worker sends it again a moment later."""
+
+
+class TenantBusy(MustWait):
+    """The job's tenant has its share of the workers already."""
+
+
+class ServerBusy(MustWait):
+    """The database server of the job's tenant runs as many jobs of its kind of work as it takes."""
 
 
 def _within_share(jobs_per_tenant: int, now: datetime) -> ColumnElement[bool]:
@@ -249,44 +272,64 @@ def _within_share(jobs_per_tenant: int, now: datetime) -> ColumnElement[bool]:
     return or_(Job.tenant_id.is_(None), and_(runs < jobs_per_tenant, or_(runs == 0, ~another_waits)))
 
 
-async def _claim(
-    database: Database, job_id: int, lease: timedelta, jobs_per_tenant: int | None
-) -> Job | None:
+async def _claim(database: Database, job_id: int, lease: timedelta, settings: Settings | None) -> Job | None:
     """The job, claimed for this worker; None when it is finished or a live worker holds it.
-    With `jobs_per_tenant`, TenantBusy when its tenant has its share of the workers already."""
+    With `settings` (the workers' way), TenantBusy when its tenant has its share of the workers
+    already, and ServerBusy when its server has no room for its kind of work."""
     now = utcnow()
     claimable = or_(
         Job.status == JobStatus.QUEUED, (Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < now)
     )
     async with database.session() as session:
-        if jobs_per_tenant is not None and database.engine.dialect.name == "postgresql":
-            # One claim at a time per tenant, so that two workers never both see a free share.
-            await session.execute(
-                select(Tenant.id)
-                .join(Job, Job.tenant_id == Tenant.id)
-                .where(Job.id == job_id)
-                .with_for_update(of=Tenant)
-            )
-        fair = _within_share(jobs_per_tenant, now) if jobs_per_tenant is not None else true()
+        fair: ColumnElement[bool] = true()
+        room: ColumnElement[bool] = true()
+        server: str | None = None
+        if settings is not None:
+            if database.engine.dialect.name == "postgresql":
+                # One claim at a time per tenant, so that two workers never both see a free share.
+                await session.execute(
+                    select(Tenant.id)
+                    .join(Job, Job.tenant_id == Tenant.id)
+                    .where(Job.id == job_id)
+                    .with_for_update(of=Tenant)
+                )
+            fair = _within_share(settings.jobs_per_tenant, now)
+            server, room = await _room_for(session, settings, job_id, now)
         claimed = await session.execute(
             update(Job)
-            .where(Job.id == job_id, claimable, fair)
+            .where(Job.id == job_id, claimable, fair, room)
             .values(
                 status=JobStatus.RUNNING,
                 started_at=now,
                 lease_expires_at=now + lease,
                 attempts=Job.attempts + 1,
+                server=server,
             )
             .returning(Job)
         )
         job = claimed.scalar_one_or_none()
-        if (
-            job is None
-            and jobs_per_tenant is not None
-            and await session.scalar(select(Job.id).where(Job.id == job_id, claimable))
-        ):
-            raise TenantBusy(f"job {job_id} waits for its tenant's share of the workers")
+        if job is None and settings is not None:
+            waits = await session.execute(select(claimable, room).where(Job.id == job_id))
+            found = waits.first()
+            if found is not None and found[0]:
+                if not found[1]:
+                    raise ServerBusy(f"job {job_id} waits for room on {server}")
+                raise TenantBusy(f"job {job_id} waits for its tenant's share of the workers")
         return job
+
+
+async def _room_for(
+    session: AsyncSession, settings: Settings, job_id: int, now: datetime
+) -> tuple[str | None, ColumnElement[bool]]:
+    """The server the job's store work is on, and whether it has room for it (decided alone: see
+    services.server_limits). No server and always room for a job that does no store work."""
+    found = (await session.execute(select(Job.kind, Job.tenant_id).where(Job.id == job_id))).first()
+    work = _server_work.get(found.kind) if found is not None else None
+    if found is None or work is None or found.tenant_id is None:
+        return None, true()
+    server = server_of(settings, await session.get_one(Tenant, found.tenant_id))
+    await decide_alone(session, server)
+    return server, room_on(server, kinds_doing(work), settings.server_jobs[work], now, job_id)
 
 
 async def _renew_lease(database: Database, job_id: int, lease: timedelta) -> None:
@@ -305,9 +348,10 @@ async def perform_job(
     database: Database, job_id: int, settings: Settings, *, share_workers: bool = False
 ) -> None:
     """Claim the job and run its handler; a job claimed elsewhere or finished is left alone. With
-    `share_workers` (the workers' way), TenantBusy when its tenant has its share of them already."""
+    `share_workers` (the workers' way), MustWait when its tenant has its share of them already or
+    its server no room for its work."""
     lease = timedelta(seconds=settings.job_lease_seconds)
-    job = await _claim(database, job_id, lease, settings.jobs_per_tenant if share_workers else None)
+    job = await _claim(database, job_id, lease, settings if share_workers else None)
     if job is None:
         log.info("job %s is finished or claimed by a live worker; nothing to do", job_id)
         return

@@ -8,7 +8,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import TypeVar
@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from services.errors import InvalidSetting
 from services.rate_limits.counters import MEMORY
 from services.rate_limits.policy import Rates
+from services.server_limits import SERVER_JOBS, ServerWork, server_jobs_as_setting, server_jobs_from_setting
 
 EMBEDDED_BROKER = "embedded"
 T = TypeVar("T", int, float)
@@ -53,6 +54,8 @@ class Settings:
     job_lease_seconds: float = 30.0
     #: Jobs one tenant may run at once (fewer while another tenant's job waits: services.jobs).
     jobs_per_tenant: int = 2
+    #: Backups, restores and migrations at once on one database server (services.server_limits).
+    server_jobs: Mapping[ServerWork, int] = field(default_factory=lambda: dict(SERVER_JOBS))
     #: Clone pre-built stores (golden images) instead of replaying migrations when one exists.
     golden_images: bool = True
     #: Stores kept built ahead per recipe (template, modules, isolation, layer heads) once a tenant
@@ -128,6 +131,7 @@ class Settings:
             warm_pool_size=_number(env, "TENANTRY_WARM_POOL", "2", int),
             job_lease_seconds=_number(env, "TENANTRY_JOB_LEASE_SECONDS", "30", float),
             jobs_per_tenant=_at_least_one(env, "TENANTRY_JOBS_PER_TENANT", "2"),
+            server_jobs=server_jobs_from_setting("TENANTRY_SERVER_JOBS", env.get("TENANTRY_SERVER_JOBS", "")),
             base_domain=env.get("TENANTRY_BASE_DOMAIN", "").strip().lower().strip(".") or None,
             switch_minutes=_number(env, "TENANTRY_SWITCH_MINUTES", "30", int),
             tenant_connections=_number(env, "TENANTRY_TENANT_CONNECTIONS", "20", int),
@@ -160,6 +164,7 @@ class Settings:
             "TENANTRY_WARM_POOL": str(self.warm_pool_size),
             "TENANTRY_JOB_LEASE_SECONDS": repr(self.job_lease_seconds),
             "TENANTRY_JOBS_PER_TENANT": str(self.jobs_per_tenant),
+            "TENANTRY_SERVER_JOBS": server_jobs_as_setting(self.server_jobs),
             "TENANTRY_BASE_DOMAIN": self.base_domain or "",
             "TENANTRY_SWITCH_MINUTES": str(self.switch_minutes),
             "TENANTRY_TENANT_CONNECTIONS": str(self.tenant_connections),

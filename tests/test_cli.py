@@ -214,6 +214,11 @@ def test_a_mistyped_setting_stops_the_command_with_one_line_naming_it(sqlite_set
             "10.0.0.300",
             "tenantry: TENANTRY_TRUSTED_PROXIES: '10.0.0.300' is not an IP",
         ),
+        "TENANTRY_SERVER_JOBS": (
+            "backup=4,vacuum=2",
+            "tenantry: TENANTRY_SERVER_JOBS is a list like 'backup=4,restore=2,migrate=4' (jobs at once "
+            "on one database server, 1 or more); 'vacuum=2' is not one of those.",
+        ),
     }
     for variable, (value, message) in cases.items():
         result = run_tenantry(["tokens", "list"], {**tenantry_env(sqlite_settings), variable: value})

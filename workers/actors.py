@@ -63,8 +63,9 @@ class WorkerRuntime:
             run_in_worker_loop(database.dispose)
 
 
-#: How long a job whose tenant has its share of the workers waits before it is sent again: twice as
-#: long each time it is, up to the longest (so a tenant's backlog costs a few claims a second).
+#: How long a job that must wait (its tenant has its share of the workers, or its server no room
+#: for its work) waits before it is sent again: twice as long each time it is, up to the longest
+#: (so a backlog costs a few claims a second).
 FIRST_WAIT_MS = 250
 LONGEST_WAIT_MS = 5000
 #: How long a tenant found busy is taken to stay so by this worker process.
@@ -79,8 +80,8 @@ def declare_actors(broker: dramatiq.Broker, runtime: WorkerRuntime) -> None:
             if tenant_id is not None and runtime.busy_until.get(tenant_id, 0.0) > time.monotonic():
                 raise jobs.TenantBusy(f"job {job_id} waits for its tenant's share of the workers")
             run_in_worker_loop(lambda: jobs.perform_job(database, job_id, settings, share_workers=True))
-        except jobs.TenantBusy:
-            if tenant_id is not None:
+        except jobs.MustWait as waiting:
+            if isinstance(waiting, jobs.TenantBusy) and tenant_id is not None:
                 runtime.busy_until[tenant_id] = time.monotonic() + BUSY_SECONDS
             message = CurrentMessage.get_current_message()
             waited = int(message.options.get(_WAITED, 0)) if message is not None else 0

@@ -35,6 +35,7 @@ from services.errors import Conflict, FieldErrors, InvalidInput
 from services.jobs import StepFunction
 from services.models import Backup, IsolationMode, Job
 from services.provisioning.steps import activate, bring_up_new_tenant, record_snapshot, reserve_store
+from services.server_limits import ServerWork
 from services.settings import Settings
 from services.tenancy.stores import available_isolation_modes, drop_store, plan_store
 from services.tenancy.tenants import check_slug_free, register_tenant, validate_slug
@@ -171,6 +172,6 @@ COPY_STEPS: list[tuple[str, StepFunction[CopyRun]]] = [
 COPY_STEP_NAMES = [name for name, _ in COPY_STEPS]
 
 
-@jobs.job_handler(RESTORE_COPY)
+@jobs.job_handler(RESTORE_COPY, server_work=ServerWork.RESTORE)
 async def copy_into_new_tenant(database: Database, job: Job, settings: Settings) -> None:
     await bring_up_new_tenant(CopyRun.of(database, job, settings), COPY_STEPS)

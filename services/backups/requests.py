@@ -28,6 +28,7 @@ from services.models import (
     Verification,
 )
 from services.models.types import utcnow
+from services.server_limits import ServerWork
 from services.settings import Settings
 from services.tenancy.stores import POSTGRESQL
 
@@ -159,7 +160,7 @@ async def _on_failure(run: BackupRun, error: Exception) -> None:
         await record_backup_failure(run, error.error)
 
 
-@jobs.job_handler(BACKUP)
+@jobs.job_handler(BACKUP, server_work=ServerWork.BACKUP)
 async def back_up(database: Database, job: Job, settings: Settings) -> None:
     recorded = {step.name for step in job.steps}  # a scheduled backup's end with pruning
     steps = [step for step in SCHEDULED_BACKUP_STEPS if step[0] in recorded]

@@ -67,6 +67,7 @@ from services.layers.ownership import TENANT_COLUMN
 from services.models import Backup, IsolationMode, Job, JobStatus, Tenant, TenantStatus
 from services.models.types import utcnow
 from services.provisioning.steps import record_snapshot
+from services.server_limits import ServerWork
 from services.settings import Settings
 from services.tenancy.entry import enter_tenant
 from services.tenancy.stores import SQLITE, StoreLocation, drop_store, location_of, plan_store
@@ -370,6 +371,6 @@ async def _undo(run: RestoreRun, _failure: Exception) -> None:
                 safety.storage_key = None
 
 
-@jobs.job_handler(RESTORE)
+@jobs.job_handler(RESTORE, server_work=ServerWork.RESTORE)
 async def restore_tenant(database: Database, job: Job, settings: Settings) -> None:
     await RestoreRun.of(database, job, settings).run_holding_the_lock(RESTORE_STEPS, on_failure=_undo)

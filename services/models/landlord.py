@@ -241,6 +241,8 @@ class Job(LandlordBase):
     finished_at: Mapped[datetime | None]
     #: While running, the claiming worker renews this; an expired lease means the worker died.
     lease_expires_at: Mapped[datetime | None]
+    #: The database server a running job does its store work on (services.server_limits).
+    server: Mapped[str | None] = mapped_column(String(255))
 
     steps: Mapped[list[JobStep]] = relationship(
         back_populates="job", order_by="JobStep.position", lazy="selectin", cascade="all, delete-orphan"

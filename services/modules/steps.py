@@ -58,6 +58,7 @@ from services.modules.requests import (
     plan_enable,
 )
 from services.provisioning.steps import Provisioning, snapshot
+from services.server_limits import ServerWork
 from services.settings import Settings
 from services.tenancy.stores import StoreLocation
 from services.tenant_locks import PATIENCE_SECONDS, POLL_SECONDS, TenantBusy
@@ -339,7 +340,7 @@ async def _run_holding_the_lock(
     await run.run_holding_the_lock(steps, on_failure=undo_and_say)
 
 
-@jobs.job_handler(ENABLE_MODULES)
+@jobs.job_handler(ENABLE_MODULES, server_work=ServerWork.MIGRATE)
 async def enable_modules(database: Database, job: Job, settings: Settings) -> None:
     modules: list[str] = list(job.payload["modules"])
     steps: list[tuple[str, StepFunction[ModuleChange]]] = [
@@ -350,7 +351,7 @@ async def enable_modules(database: Database, job: Job, settings: Settings) -> No
     await _run_holding_the_lock(_run(database, job, settings), steps, _undo_enable)
 
 
-@jobs.job_handler(DISABLE_MODULE)
+@jobs.job_handler(DISABLE_MODULE, server_work=ServerWork.MIGRATE)
 async def disable_module(database: Database, job: Job, settings: Settings) -> None:
     change = (KEEP_DATA, keep_data) if job.payload["keep_data"] else (DROP_DATA, drop_data)
     steps = [(LOCK, lock_for_disable), *safety_backup_steps(), change, (SNAPSHOT, snapshot)]

@@ -11,6 +11,7 @@ from services.layers.catalogue import Layer, load_catalogue
 from services.layers.migrator import current_revision, downgrade_layer, revisions
 from services.models import Job, Tenant, TenantStatus
 from services.provisioning.steps import Provisioning, snapshot
+from services.server_limits import ServerWork
 from services.settings import Settings
 
 APPLY_CUSTOM = "apply_custom"
@@ -53,13 +54,13 @@ async def _roll_back_last(run: Provisioning, session: AsyncSession) -> str:
     return f"rolled back {applied}"
 
 
-@jobs.job_handler(APPLY_CUSTOM)
+@jobs.job_handler(APPLY_CUSTOM, server_work=ServerWork.MIGRATE)
 async def apply_custom(database: Database, job: Job, settings: Settings) -> None:
     run = Provisioning.of(database, job, settings)
     await jobs.run_steps(database, job.id, [("apply custom", _apply), ("snapshot", snapshot)], run)
 
 
-@jobs.job_handler(ROLLBACK_CUSTOM)
+@jobs.job_handler(ROLLBACK_CUSTOM, server_work=ServerWork.MIGRATE)
 async def rollback_custom(database: Database, job: Job, settings: Settings) -> None:
     run = Provisioning.of(database, job, settings)
     await jobs.run_steps(

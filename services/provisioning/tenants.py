@@ -16,6 +16,7 @@ from services.limits import check_text
 from services.models import Job, JobStatus, Tenant, TenantStatus
 from services.models.landlord import DEFAULT_PLAN
 from services.provisioning.steps import PROVISIONING_STEPS, Provisioning, bring_up_new_tenant
+from services.server_limits import ServerWork
 from services.settings import Settings
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import (
@@ -96,6 +97,6 @@ async def can_retry(session: AsyncSession, tenant: Tenant) -> bool:
     return unfinished is None
 
 
-@jobs.job_handler(PROVISION)
+@jobs.job_handler(PROVISION, server_work=ServerWork.MIGRATE)
 async def provision(database: Database, job: Job, settings: Settings) -> None:
     await bring_up_new_tenant(Provisioning.of(database, job, settings), PROVISIONING_STEPS)

@@ -70,9 +70,17 @@ from services.rollouts.plans import (
     in_waves,
     moves,
 )
+from services.server_limits import ServerFull, ServerWork, leave_server, wait_for_room
 from services.settings import Settings
 from services.tenancy.context import tenant_context
-from services.tenant_locks import TenantBusy, acquire_tenant_lock, let_go, take_tenant_lock_if_free
+from services.tenant_locks import (
+    PATIENCE_SECONDS,
+    TenantBusy,
+    acquire_tenant_lock,
+    let_go,
+    release_tenant_lock,
+    take_tenant_lock_if_free,
+)
 
 ROLLOUT_LANE = "rollout_lane"
 
@@ -461,7 +469,7 @@ class Ended:
     error: str | None = None
 
 
-@jobs.job_handler(ROLLOUT_LANE)
+@jobs.job_handler(ROLLOUT_LANE, server_work=ServerWork.MIGRATE)
 async def rollout_lane(database: Database, job: Job, settings: Settings) -> None:
     """Run the unit the lane holds, then the next `advance` hands it, until it hands none. A lane
     whose worker died resumes with the unit it held."""
@@ -519,6 +527,7 @@ async def run_unit(run: RolloutRun) -> Ended:
         begun = run.resumed or run.rows[0].started_at_revisions is not None  # it may be quiet, by us
         if not begun and run.unit_tenant.status != TenantStatus.ACTIVE:
             raise TenantRefused(f"the tenant is {run.unit_tenant.status}")
+        await _room_on_server(run, begun)
         if not run.locked:
             await acquire_tenant_lock(
                 run.landlord,
@@ -532,7 +541,7 @@ async def run_unit(run: RolloutRun) -> Ended:
         if run.rollout.backup_first:
             await _safety_backup(run)
         return await migrate(run)
-    except (TenantRefused, TenantBusy) as refusal:
+    except (TenantRefused, TenantBusy, ServerFull) as refusal:
         return Ended(RolloutTenantStatus.REFUSED, error=f"Refused when its turn came: {refusal}.")
     except SafetyBackupFailed as failure:
         return Ended(RolloutTenantStatus.FAILED, error=failure.message)
@@ -541,15 +550,43 @@ async def run_unit(run: RolloutRun) -> Ended:
         return Ended(RolloutTenantStatus.FAILED, error=str(failure) or type(failure).__name__)
 
 
+async def _room_on_server(run: RolloutRun, begun: bool) -> None:
+    """Room for one more migration on the unit's server (services.server_limits). A unit not begun
+    lets go of its tenant's lock while it waits, so that a job waiting for that lock, and holding
+    room on the server, is not waited for in turn."""
+
+    async def waiting(said: str) -> None:
+        if run.locked and not begun:
+            await release_tenant_lock(run.landlord, run.tenant_id, run.job_id)
+            run.locked = False
+        await _say(run, said)
+
+    migrations = ServerWork.MIGRATE
+    await wait_for_room(
+        run.landlord,
+        run.job_id,
+        run.rows[0].server,
+        migrations,
+        jobs.kinds_doing(migrations),
+        run.settings.server_jobs[migrations],
+        waiting=waiting,
+        patience=PATIENCE_SECONDS,
+    )
+
+
 def _say_waiting(run: RolloutRun) -> Callable[[Job], Awaitable[None]]:
     """Says on the unit's rows which job it waits for, while it waits for the tenant's lock."""
 
     async def waiting(holder: Job) -> None:
-        said = f"waiting for {holder.kind.replace('_', ' ')} job #{holder.id} to finish"
-        async with run.landlord.session() as session:
-            await session.execute(_update_rows(run).values(detail=said))
+        await _say(run, f"waiting for {holder.kind.replace('_', ' ')} job #{holder.id} to finish")
 
     return waiting
+
+
+async def _say(run: RolloutRun, said: str) -> None:
+    """What the unit waits for, on its rows (committed at once)."""
+    async with run.landlord.session() as session:
+        await session.execute(_update_rows(run).values(detail=said))
 
 
 def _update_rows(run: RolloutRun) -> Update:
@@ -692,5 +729,6 @@ async def _end_unit(run: RolloutRun, ended: Ended) -> tuple[list[RolloutTenant],
             )
         )
         await let_go(session, run.tenant_id, run.job_id)
+        await leave_server(session, run.job_id)
         rows = await advance(session, run.rollout.id, lane=run.job_id)
         return rows, (await _take_up(session, run.job_id, rows) if rows else None)

@@ -90,10 +90,7 @@ class StoreLocation:
     def server(self) -> str:
         """The database server the store is on, as fleet work counts servers: SQLite files are all
         on this machine ("local"); PostgreSQL stores by host and port."""
-        if self.backend == SQLITE:
-            return "local"
-        url = make_url(self.url)
-        return f"{url.host or 'localhost'}:{url.port or 5432}"
+        return LOCAL_SERVER if self.backend == SQLITE else _server_name(self.url)
 
     @property
     def key(self) -> str:
@@ -142,6 +139,23 @@ def plan_store(settings: Settings, slug: str, isolation: str, *, purpose: str = 
         database,
         server_url.set(database=database).render_as_string(hide_password=False),
     )
+
+
+LOCAL_SERVER = "local"
+
+
+def _server_name(url: str) -> str:
+    parsed = make_url(url)
+    return f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+
+
+def server_of(settings: Settings, tenant: Tenant) -> str:
+    """The database server the tenant's store is on, or will be once allocated (named as
+    StoreLocation.server names it)."""
+    server = settings.tenant_server_url
+    if server is None or tenant.store_backend == SQLITE:
+        return LOCAL_SERVER
+    return _server_name(server)
 
 
 def location_of(settings: Settings, tenant: Tenant) -> StoreLocation:

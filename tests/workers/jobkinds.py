@@ -11,10 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.db import Database
 from services.jobs import job_handler
 from services.models import Job, StoreEntry
+from services.server_limits import ServerWork
 
 MODULE = __name__
 #: Counts its own runs in the landlord database (a row per job), so a second run would show.
 RECORDS_A_RUN = "test.records_a_run"
+#: Work a while as WORKS_A_WHILE does, as a backup or a migration of its tenant's store would: held
+#: to the room its server has for that work (services.server_limits).
+BACKS_UP_A_WHILE = "test.backs_up_a_while"
+MIGRATES_A_WHILE = "test.migrates_a_while"
 #: Raises the payload's "message".
 FAILS = "test.fails"
 #: Works for payload["seconds"], as a backup of a tenant's store would, then succeeds.
@@ -35,6 +40,8 @@ async def records_a_run(database: Database, job: Job, *_context: object) -> None
             entry.value = value
 
 
+@job_handler(BACKS_UP_A_WHILE, server_work=ServerWork.BACKUP)
+@job_handler(MIGRATES_A_WHILE, server_work=ServerWork.MIGRATE)
 @job_handler(WORKS_A_WHILE)
 async def works_a_while(database: Database, job: Job, *_context: object) -> None:
     await asyncio.sleep(job.payload["seconds"])

@@ -115,7 +115,7 @@ def wait_until_rollout_ends(settings: Settings, rollout_id: int, worker: Backgro
     return wait_for(ended, 120, what=f"rollout {rollout_id} to end", interval=0.1)
 
 
-def check_resumed(settings: Settings, rollout: Rollout, gated: int, where: str) -> None:
+def check_resumed(settings: Settings, rollout: Rollout, gated: int, where: str, attempts: int = 2) -> None:
     assert rollout.status == RolloutStatus.FINISHED, rollout.note
     rows = run_db(
         settings,
@@ -142,7 +142,7 @@ def check_resumed(settings: Settings, rollout: Rollout, gated: int, where: str) 
         ),
     )
     assert job is not None and job.status == JobStatus.SUCCEEDED
-    assert job.attempts == 2, where  # the lane the worker held, resumed by the next one
+    assert job.attempts == attempts, where  # the lane the worker held, resumed by the next one
 
 
 async def _tenant_ids(session: AsyncSession) -> list[int]:
