@@ -157,8 +157,9 @@ def test_a_module_at_its_rows_quota_refuses_new_rows_there_whoever_asks_and_warn
         assert groups.status_code == 201, "the template's tables are not the module's"
 
         landlord = signed_in(client, superadmin).get(f"/tenants/{SLUG}").text
-        usage = landlord.split('id="tenant-usage"')[1].split("</article>")[0]
+        usage = landlord.split('id="tenant-usage"')[1].split("</section>")[0]
         assert "Rows in the Events module: all 5 the Small plan allows are used" in usage
+        assert all(f'id="usage-{what}"' in usage for what in ("people", "storage", "backups", "modules"))
         assert "5 rows in each module" in landlord
         client.cookies.clear()
 
