@@ -54,7 +54,7 @@ from web.landlord.users import UsersController
 from web.limits import MAX_BODY_BYTES, CheckedRequest, NoNulInAddress, ids_in_range
 from web.not_found import unknown_address
 from web.proxies import TrustedProxyMiddleware
-from web.rate_limits import COUNTED_IN_TENANT, RateLimitMiddleware
+from web.rate_limits import COUNTED_IN_TENANT, RateLimitMiddleware, RefusedAtTheDoor, RefusedLately
 from web.sessions import RotatingSessionConfig
 from web.stores import LandlordStore
 from web.switching import SwitchMiddleware, active_switch
@@ -200,6 +200,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             ),
         ],
         middleware=[
+            RefusedAtTheDoor(),
             NoNulInAddress(),
             sessions.middleware,
             IdentityMiddleware(),
@@ -234,6 +235,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
                 "job_queue": queue,
                 "tenant_connections": tenant_connections,
                 "rate_limits": rate_limits,
+                "refused_lately": RefusedLately(),
             }
         ),
     )

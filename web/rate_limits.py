@@ -10,12 +10,19 @@
   the least left. A refusal is a 429 with `Retry-After`: JSON on the API, a page in the portal,
   a partial for HTMX.
 
+A caller refused on the API is refused at the door for a moment after (`RefusedAtTheDoor`, the
+first middleware): its next requests of the same kind get the same 429 without the server looking
+up who they are or asking the counters, so a flood costs a parsed request and a short answer each.
+
 The tenant routers declare `opt=COUNTED_IN_TENANT`. A route handler says what kind of request it serves with `opt={"rate_class": "export"}`
 (`EXPORT`); otherwise reads are GET, HEAD and OPTIONS, and everything else is a write."""
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from litestar.enums import ScopeType
 from litestar.exceptions import TooManyRequestsException
@@ -25,6 +32,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from services.models import ApiToken, User
 from services.rate_limits.counters import Budget, Counters, Verdict
 from services.rate_limits.policy import CLASS_NAMES, Rates, RequestClass, tenant_rates
+from services.recently_used import LeastRecentlyUsed
 from services.settings import Settings
 from services.tenancy.access import TenantAccess
 from web.auth import API_PREFIX
@@ -36,6 +44,10 @@ _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: the tenant is entered (`admit_into_tenant`), not by the middleware.
 COUNTED_IN_TENANT = {"rate_counted_in_tenant": True}
 _UNCOUNTED_PREFIXES = ("/static/", "/healthz")
+#: How long after a refusal the caller's API requests of the same kind are refused at the door, at
+#: most (never past the moment the refusing budget has room again). Short, so that a budget that
+#: frees up as its window slides lets the caller's requests through as it would have.
+DOOR_SECONDS = 1.0
 
 
 class RateLimited(TooManyRequestsException):
@@ -88,6 +100,7 @@ async def _enforce(scope: Scope, send: Send, budgets: Sequence[Budget], kind: Re
     counters: Counters = scope["app"].state.rate_limits
     refusal = await counters.admit(budgets)
     if refusal is not None:
+        scope["app"].state.refused_lately.remember(scope, kind, refusal)
         raise RateLimited(refusal, kind)
     # Only the API's answers carry what is left: the portal's pages do not pay for asking.
     verdict = await counters.tightest(budgets) if scope["path"].startswith(API_PREFIX) else None
@@ -101,6 +114,64 @@ async def _enforce(scope: Scope, send: Send, budgets: Sequence[Budget], kind: Re
         await send(message)
 
     return send_with_headers
+
+
+def _door_key(scope: Scope) -> bytes | None:
+    """Who an API request says it is, as sent: its token, else its session cookie, else its address."""
+    if not scope["path"].startswith(API_PREFIX):
+        return None
+    headers = dict(scope.get("headers", ()))
+    for name in (b"authorization", b"cookie"):
+        if name in headers:
+            return name + b":" + headers[name]
+    client = scope.get("client")
+    return b"address:" + (client[0] if client else "-").encode()
+
+
+class RefusedLately:
+    """API callers refused a moment ago: by what they sent to say who they are and the kind of
+    request, until when, and the verdict that refused them."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._refused: LeastRecentlyUsed[tuple[bytes, RequestClass], tuple[float, float, Verdict]] = (
+            LeastRecentlyUsed(limit)
+        )
+
+    def remember(self, scope: Scope, kind: RequestClass, verdict: Verdict) -> None:
+        key = _door_key(scope)
+        if key is not None:
+            now = time.monotonic()
+            until = now + min(DOOR_SECONDS, verdict.reset_seconds)
+            self._refused.put((key, kind), (until, now + verdict.reset_seconds, verdict))
+
+    def still_refused(self, scope: Scope, kind: RequestClass) -> Verdict | None:
+        """The verdict a request is refused at the door with (its wait counted down), if it is."""
+        key = _door_key(scope)
+        found = self._refused.get((key, kind)) if key is not None else None
+        if key is None or found is None:
+            return None
+        until, room_at, verdict = found
+        now = time.monotonic()
+        if now >= until:
+            self._refused.pop((key, kind))
+            return None
+        return replace(verdict, remaining=0, reset_seconds=max(1, math.ceil(room_at - now)))
+
+
+class RefusedAtTheDoor(ASGIMiddleware):
+    """The first middleware: an API caller refused a moment ago is refused again at once."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        state = scope["app"].state
+        if state.settings.rate_limits:
+            kind = request_class(scope)
+            verdict = state.refused_lately.still_refused(scope, kind)
+            if verdict is not None:
+                await state.rate_limits.count_refusal(verdict.budget)
+                raise RateLimited(verdict, kind)
+        await next_app(scope, receive, send)
 
 
 class RateLimitMiddleware(ASGIMiddleware):

@@ -145,10 +145,7 @@ class Counters:
     async def _admit(self, budgets: Sequence[Budget]) -> Verdict | None:
         for budget in budgets:
             if not await self._limiter.hit(_per_minute(budget.per_minute), budget.counter):
-                if budget.tenant_id is not None:
-                    await self.storage.incr(
-                        _refusals_key(budget.tenant_id, _hour()), _HOUR * (_DAY_IN_HOURS + 1)
-                    )
+                await self._count_refusal(budget)
                 return await self._verdict(budget)
         return None
 
@@ -159,6 +156,14 @@ class Counters:
     async def _verdict(self, budget: Budget) -> Verdict:
         stats = await self._limiter.get_window_stats(_per_minute(budget.per_minute), budget.counter)
         return Verdict(budget, stats.remaining, max(1, math.ceil(stats.reset_time - time.time())))
+
+    async def count_refusal(self, budget: Budget) -> None:
+        """A request refused without asking the budget again (web.rate_limits: at the door)."""
+        await self._asking(self._count_refusal(budget))
+
+    async def _count_refusal(self, budget: Budget) -> None:
+        if budget.tenant_id is not None:
+            await self.storage.incr(_refusals_key(budget.tenant_id, _hour()), _HOUR * (_DAY_IN_HOURS + 1))
 
     async def refusals(self, tenant_id: int) -> int:
         """Requests into the tenant refused in the last 24 hours (0 when the counters cannot be asked)."""

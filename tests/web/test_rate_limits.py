@@ -272,3 +272,33 @@ def trail(settings: Settings) -> list[AuditEntry]:
         return list(await session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
 
     return run_db(settings, work)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_caller_refused_on_the_api_is_refused_at_once_after_and_every_refusal_is_counted(
+    settings: Settings,
+) -> None:
+    """The door: a token's next reads after a refusal get the same 429 (not a 200, not a 500) with
+    its wait, and count among the tenant's refusals; the token's changes, and another member's
+    reads, are not held at the door."""
+    provision(settings, SLUG)
+    admin = add_admin(settings, SLUG, "ada@harbour.example")
+    add_member(settings, SLUG, "bo@harbour.example")
+    ada = bearer(add_token(settings, "ada@harbour.example", SLUG))
+    bo = bearer(add_token(settings, "bo@harbour.example", SLUG))
+    own_limits(settings, SLUG, TenantRates(tenant=Rates(read=100, write=100), each=Rates(read=2, write=5)))
+
+    with portal(settings) as client:
+        assert [client.get("/api/v1/tenant/units", headers=ada).status_code for _ in range(2)] == [200, 200]
+        refused = [client.get("/api/v1/tenant/units", headers=ada) for _ in range(5)]
+        for answer in refused:
+            assert_refused(answer, 2, "reads")
+            assert answer.headers["RateLimit-Policy"] == '"each-read";q=2;w=60'
+            assert re.fullmatch(r'"each-read";r=0;t=\d+', answer.headers["RateLimit"])
+
+        assert client.get("/api/v1/tenant/units", headers=bo).status_code == 200
+        written = client.post("/api/v1/tenant/data/groups", json={"name": "Rowers"}, headers=ada)
+        assert written.status_code == 201, written.text
+
+        settings_page = signed_in(client, admin).get(f"/t/{SLUG}/settings").text
+    assert "5 requests refused for going over these in the last 24 hours." in settings_page
