@@ -18,7 +18,7 @@ minute-share goes through at once, and the rest of a phase is refused):
 Printed: B's p50 and p99 in each phase, each p99 against the quiet one (the goal: within 1.5x
 with limits on), A's requests sent, answered and refused (429), the server's CPU time in each
 phase and, beyond B's own, per request of A's (what a refusal costs the server, steadier than a
-p99), and the load average. Timings are printed, never asserted."""
+p99), the flooder's own CPU time, and the load average. Timings are printed, never asserted."""
 
 from __future__ import annotations
 
@@ -66,8 +66,9 @@ class Phase:
     label: str
     b_latencies_ms: list[float]
     a_statuses: Counter[int]
-    #: CPU seconds the server spent in the phase.
+    #: CPU seconds the server spent in the phase, and A's flooder.
     server_cpu: float
+    flooder_cpu: float = 0.0
 
     @property
     def p50(self) -> float:
@@ -116,26 +117,51 @@ async def b_reads(port: int, token: str, rate: float, seconds: float) -> list[fl
 
 
 async def a_floods(port: int, token: str, per_second: float, seconds: float) -> Counter[int]:
-    """A's flood: `per_second` requests a second over FLOOD_CONNECTIONS connections, paced."""
+    """A's flood: `per_second` requests a second over FLOOD_CONNECTIONS kept-alive connections,
+    paced. Written on bare sockets, not with an HTTP client: on a machine of two cores the flooder
+    shares the CPU with the server and B, and must take as little of it as it can."""
     statuses: Counter[int] = Counter()
     every = FLOOD_CONNECTIONS / per_second
-    limits = httpx.Limits(max_connections=FLOOD_CONNECTIONS)
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", headers=headers, limits=limits) as a:
+    request = (
+        f"GET {A_PATH} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    ).encode()
 
-        async def connection(offset: float) -> None:
-            start = time.perf_counter() + offset
+    async def connection(offset: float) -> None:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        start = time.perf_counter() + offset
+        try:
             for number in range(int(seconds / every)):
                 await asyncio.sleep(max(0.0, start + number * every - time.perf_counter()))
-                statuses[(await a.get(A_PATH)).status_code] += 1
+                writer.write(request)
+                statuses[await _read_answer(reader)] += 1
+        finally:
+            writer.close()
 
-        await asyncio.gather(*(connection(i * every / FLOOD_CONNECTIONS) for i in range(FLOOD_CONNECTIONS)))
+    await asyncio.gather(*(connection(i * every / FLOOD_CONNECTIONS) for i in range(FLOOD_CONNECTIONS)))
     return statuses
 
 
-def flood_in_a_process(port: int, token: str, per_second: float, seconds: float) -> Counter[int]:
-    """A's flood, run in a process of its own: B's client, timing B, must not wait behind A's."""
-    return asyncio.run(a_floods(port, token, per_second, seconds))
+async def _read_answer(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 answer (with a Content-Length, as the server sends them); its status."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
+    return status
+
+
+def flood_in_a_process(
+    port: int, token: str, per_second: float, seconds: float
+) -> tuple[Counter[int], float]:
+    """A's flood, run in a process of its own (B's client, timing B, must not wait behind A's);
+    its answers, and the CPU seconds the flooder itself used."""
+    began = time.process_time()
+    statuses = asyncio.run(a_floods(port, token, per_second, seconds))
+    return statuses, time.process_time() - began
 
 
 def cpu_seconds(pid: int) -> float:
@@ -158,8 +184,8 @@ async def phase(
             flooder, flood_in_a_process, server.port, noisy, flood, args.seconds
         )
         latencies = await b_reads(server.port, quiet, args.rate, args.seconds)
-        statuses = await a
-        return Phase(label, latencies, statuses, cpu_seconds(server.process.pid) - began)
+        statuses, flooder_cpu = await a
+        return Phase(label, latencies, statuses, cpu_seconds(server.process.pid) - began, flooder_cpu)
 
 
 def measure(
@@ -182,7 +208,7 @@ def report(phases: list[Phase], flood: float, limit: int) -> None:
     )
     print(
         f"{'phase':24} {'B p50 ms':>9} {'B p99 ms':>9} {'p99 vs quiet':>13} {'A sent':>7} {'A 200':>6} "
-        f"{'A 429':>6} {'server CPU':>11} {'per A request':>14}"
+        f"{'A 429':>6} {'server CPU':>11} {'per A request':>14} {'flooder CPU':>12}"
     )
     for each in phases:
         sent = sum(each.a_statuses.values())
@@ -191,7 +217,7 @@ def report(phases: list[Phase], flood: float, limit: int) -> None:
         print(
             f"{each.label:24} {each.p50:9.1f} {each.p99:9.1f} {each.p99 / quiet.p99:12.2f}x "
             f"{sent:7} {each.a_statuses.get(200, 0):6} {each.a_statuses.get(429, 0):6} "
-            f"{each.server_cpu:9.1f} s {per_a:>14}"
+            f"{each.server_cpu:9.1f} s {per_a:>14} {each.flooder_cpu:10.1f} s"
         )
     limited = phases[1]
     refused = limited.a_statuses.get(429, 0) / max(1, sum(limited.a_statuses.values()))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+from functools import cache
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,21 @@ from workers.runner import JobQueue
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent
 SWAGGER = "/static/vendor/swagger-ui-5.35.0"
+
+
+def _freeze_what_is_built(app: Litestar) -> None:
+    """Everything built to serve (modules, the app, its routes and caches) leaves the garbage
+    collector's watch: it lives as long as the process, and a full collection would otherwise walk
+    it all again, a pause of milliseconds that lands on whichever request is running (with a
+    flood of refusals, each an exception, collections come often: benchmarks.limits)."""
+    _freeze_once()
+
+
+@cache
+def _freeze_once() -> None:
+    # Once a process: one that builds many apps (the tests) freezes what the first one built.
+    gc.collect()
+    gc.freeze()
 
 
 def _template_config() -> TemplateConfig[JinjaTemplateEngine]:
@@ -225,7 +242,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
         openapi_config=_openapi_config(),
         dependencies={"db_session": Provide(provide_db_session)},
         exception_handlers=EXCEPTION_HANDLERS,
-        on_startup=[start_embedded_worker],
+        on_startup=[start_embedded_worker, _freeze_what_is_built],
         on_shutdown=[shut_down],
         state=State(
             {
