@@ -9,6 +9,7 @@ whole tenant's, whoever asks (a member who sees only some units fills the same q
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from services.errors import Conflict
 from services.layers.catalogue import Catalogue, LayerKind
 from services.layers.ownership import TENANT_COLUMN
 from services.models import Plan, Tenant
+from services.recently_used import LeastRecentlyUsed
 from services.tenancy.sessions import scope_of
 from services.tenancy.stores import StoreLocation
 from services.tenant_data.records import RecordSchema, RecordTable
@@ -111,20 +113,62 @@ async def check_storage(data: AsyncSession, tenant: Tenant, location: StoreLocat
         )
 
 
+class RecentRowCounts:
+    """The rows each quota covers, as counted a moment ago. Counting grows with the tables (every
+    row, on every new row), so a count far below its limit is used again for a few seconds, with
+    one added for each row admitted since; near its limit, every new row is counted afresh. Several
+    web processes may then overshoot a quota by a few rows, never by a tenth of it."""
+
+    FRESH_SECONDS = 10.0
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._counts: LeastRecentlyUsed[tuple[str, int, str], tuple[float, int]] = LeastRecentlyUsed(limit)
+
+    async def rows(self, data: AsyncSession, tenant: Tenant, quota: RowsQuota, schema: RecordSchema) -> int:
+        key, now = _key(tenant, quota), time.monotonic()
+        found = self._counts.get(key)
+        if found is not None and now - found[0] < self.FRESH_SECONDS and found[1] < _far_below(quota.limit):
+            return found[1]
+        rows = 0
+        for name in sorted(quota.tables & schema.tables.keys()):
+            rows += await tenant_rows(data, schema.tables[name])
+        self._counts.put(key, (now, rows))
+        return rows
+
+    def admitted(self, tenant: Tenant, quota: RowsQuota) -> None:
+        found = self._counts.get(_key(tenant, quota))
+        if found is not None:
+            self._counts.put(_key(tenant, quota), (found[0], found[1] + 1))
+
+
+def _key(tenant: Tenant, quota: RowsQuota) -> tuple[str, int, str]:
+    """The tenant's quota, told apart by its store too (one process may serve several
+    installations: the tests)."""
+    return (tenant.store_name or "", tenant.id, quota.what)
+
+
+def _far_below(limit: int) -> int:
+    return limit - max(1, limit // 10)
+
+
+_ROW_COUNTS = RecentRowCounts()
+
+
 async def check_rows(
     data: AsyncSession, tenant: Tenant, catalogue: Catalogue, schema: RecordSchema, table: RecordTable
 ) -> None:
     """Refuse (QuotaFull) a new row of `table` when a rows quota it counts towards is full."""
-    for quota in await rows_quotas(catalogue, tenant, table.name):
-        rows = 0
-        for name in sorted(quota.tables & schema.tables.keys()):
-            rows += await tenant_rows(data, schema.tables[name])
+    quotas = await rows_quotas(catalogue, tenant, table.name)
+    for quota in quotas:
+        rows = await _ROW_COUNTS.rows(data, tenant, quota, schema)
         if rows >= quota.limit:
             raise QuotaFull(
                 f"The {tenant.plan.name} plan allows {quota.limit:,} rows {quota.what}, and "
                 f"{tenant.name} has {rows:,}. Delete rows it no longer needs, or ask for a larger "
                 "plan, before adding more."
             )
+    for quota in quotas:
+        _ROW_COUNTS.admitted(tenant, quota)
 
 
 @dataclass(frozen=True)

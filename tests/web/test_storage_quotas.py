@@ -169,3 +169,22 @@ def test_a_module_at_its_rows_quota_refuses_new_rows_there_whoever_asks_and_warn
         )
         assert again.status_code == 201, again.text
     assert tenant_status(settings) == "active"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_rows_added_one_after_another_stop_exactly_at_the_quota(
+    settings: Settings, superadmin: Credentials
+) -> None:
+    """Far below its quota a module's rows are not counted on every new row; near it they are, so
+    the last row admitted is the quota's last."""
+    provision(settings, SLUG, modules=["events"])
+    admin = add_admin(settings, SLUG, "admin@garden.example")
+    headers = {"Authorization": f"Bearer {add_token(settings, admin.email, SLUG)}"}
+    small_plan(settings, row_limits={"each_module": 30})
+    add_rows(settings, SLUG, "venues", [{"name": f"Hall {n}"} for n in range(20)])
+    with portal(settings) as client:
+        answers = [
+            client.post(f"{DATA}/venues", json={"name": f"Barn {n}"}, headers=headers).status_code
+            for n in range(12)
+        ]
+    assert answers == [201] * 10 + [409] * 2
