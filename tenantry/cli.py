@@ -83,11 +83,12 @@ def web_processes(settings: Settings, asked: int | None) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
-    from tenantry.serving import serve_web
+    from tenantry.serving import listen, serve_web
 
     processes = web_processes(settings, args.workers)
     _configure_logging()
 
+    listener = listen(args.host, args.port)  # before anything is said: a taken port is a sentence
     _print_seed(asyncio.run(prepare_landlord(settings)), settings.admin_email)
     worker = (
         "in-process worker" if settings.broker_is_embedded else f"broker {settings.broker_url_for_display}"
@@ -106,7 +107,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         )
     # Each web process builds the app from the same environment (web.asgi), after the landlord was
     # migrated and seeded here, once.
-    serve_web("web.asgi:app", host=args.host, port=args.port, processes=processes)
+    serve_web("web.asgi:app", host=args.host, port=args.port, processes=processes, listener=listener)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import re
 import secrets
 import signal
+import socket
 import stat
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -337,3 +338,34 @@ def test_serve_seeds_the_superadmin_once_and_keeps_its_secret_key(tmp_path: Path
     assert settings.secret_key == key
     user = run_db(settings, lambda s: users.authenticate(s, "owner@example.org", password))
     assert user is not None and user.is_superadmin
+
+
+def test_serve_on_a_port_another_program_holds_says_so_and_how_to_serve_elsewhere(
+    sqlite_settings: Settings,
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_tenantry(["serve", "--port", str(port)], tenantry_env(sqlite_settings))
+    assert refused(result) == (
+        f"tenantry: Port {port} on 127.0.0.1 is already in use, by another program or another Tenantry. "
+        f"Stop it, or serve on another port: `tenantry serve --port {port + 1}`."
+    )
+
+
+def test_serve_says_it_is_serving_only_once_it_listens(sqlite_settings: Settings, tmp_path: Path) -> None:
+    """A browser opened on the printed address the moment it is printed finds the server there."""
+    port = free_port()
+    with background(
+        ["serve", "--port", str(port)], tenantry_env(sqlite_settings), tmp_path / "logs"
+    ) as serving:
+
+        def said_serving() -> bool:
+            serving.check_running()
+            return f"Tenantry is serving at http://127.0.0.1:{port}" in serving.stdout
+
+        wait_for(said_serving, 60, what="tenantry serve to say it is serving", interval=0.01)
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()  # not refused: listening
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).status_code == 200
+        assert serving.stop() in (0, -signal.SIGTERM), serving.stderr

@@ -1,6 +1,6 @@
-"""Several web processes answer kept-alive connections without waiting on Nagle's algorithm: the
-listener `tenantry serve --workers N` shares says it is TCP, so every connection asyncio accepts
-on it gets TCP_NODELAY. Without it each answer after the first on a connection waits for the
+"""Web processes answer kept-alive connections without waiting on Nagle's algorithm: the listener
+`tenantry serve` binds (and its --workers N share) says it is TCP, so every connection asyncio
+accepts on it gets TCP_NODELAY. Without it each answer after the first on a connection waits for the
 client's delayed acknowledgement (about 40 ms on Linux), whatever the app's own speed."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from tenantry.serving import TcpListenerConfig
+from tenantry.serving import listen
 
 
 def test_connections_accepted_on_the_shared_listener_have_nagles_algorithm_off() -> None:
-    listener = TcpListenerConfig("web.asgi:app", host="127.0.0.1", port=0, workers=2).bind_socket()
+    listener = listen("127.0.0.1", 0)
 
     async def nodelay_of_an_accepted_connection() -> int:
         accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
