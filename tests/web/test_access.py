@@ -10,10 +10,11 @@ import pytest
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.testing import TestClient
+from sqlalchemy import update
 
-from services.models import PlatformRole, TenantRole
+from services.models import PlatformRole, Tenant, TenantRole, TenantStatus
 from services.settings import Settings
-from tests.support import Credentials, csrf_token, sign_in
+from tests.support import Credentials, csrf_token, run_db, sign_in
 from tests.web.portal import HTMX, add_tenant, add_user, assert_no_trace, portal
 
 UNREACHABLE_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"
@@ -74,6 +75,17 @@ def test_tenant_people_see_their_tenants_and_not_the_landlord_portal(
     assert 'href="/tenants"' not in home.text
     for path in ("/tenants", "/users"):
         assert_friendly_page(client.get(path), 403, "Not allowed")
+
+
+def test_a_member_of_one_tenant_in_service_lands_in_it(client: TestClient[Any], settings: Settings) -> None:
+    add_tenant(settings, "harbour-club", "Harbour Club")
+    person = add_user(settings, "pat@harbour.example", TenantRole.TENANT_MEMBER, tenant_slug="harbour-club")
+    signed_in_as(client, person)
+    assert client.get("/").status_code == 200, "a tenant not in service yet: the list, with its status"
+
+    run_db(settings, lambda session: session.execute(update(Tenant).values(status=TenantStatus.ACTIVE)))
+    home = client.get("/", follow_redirects=False)
+    assert (home.status_code, home.headers["location"]) == (303, "/t/harbour-club/")
 
 
 def test_a_landlord_admin_sees_tenants_but_not_users(client: TestClient[Any], settings: Settings) -> None:

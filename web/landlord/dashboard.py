@@ -1,13 +1,16 @@
-"""The landlord dashboard, and where a signed-in person lands."""
+"""The landlord dashboard, and where a signed-in person lands: staff on the dashboard, a member of
+one tenant in it, a member of several (or of one not in service) on the list of their tenants."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from litestar import Controller, Request, get
-from litestar.response import Template
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from services.dashboard import summarise_platform
+from services.models import TenantStatus
 from services.provisioning.warm_pool import warm_pools
 from services.tenancy.security import cross_tenant_counts
 from web.auth import current_user, signed_in
@@ -20,12 +23,13 @@ class DashboardController(Controller):
     guards = [signed_in]
 
     @get("/")
-    async def dashboard(self, request: Request[Any, Any, Any], db_session: DbSession) -> Template:
+    async def dashboard(self, request: Request[Any, Any, Any], db_session: DbSession) -> Template | Redirect:
         user = current_user(request)
         if user is None or not user.is_landlord_staff:
-            return Template(
-                "landlord/memberships.html", context={"memberships": user.memberships if user else []}
-            )
+            memberships = user.memberships if user else []
+            if len(memberships) == 1 and memberships[0].tenant.status == TenantStatus.ACTIVE:
+                return Redirect(f"/t/{memberships[0].tenant.slug}/", status_code=HTTP_303_SEE_OTHER)
+            return Template("landlord/memberships.html", context={"memberships": memberships})
         summary = await summarise_platform(db_session)
         health = await check_health(request)
         blocked = await cross_tenant_counts(db_session)
