@@ -25,6 +25,7 @@ from services.tenancy.access import TenantSuspended, TenantUnderMaintenance
 from services.tenancy.connections import StoresBusy
 from services.tenancy.switching import SwitchNotAllowed
 from web.auth import API_PREFIX, current_user
+from web.switching import SwitchFirst
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,15 @@ def _is_api(request: Request[Any, Any, Any]) -> bool:
     return request.url.path.startswith(API_PREFIX) or request.url.path == "/healthz"
 
 
-def error_response(request: Request[Any, Any, Any], status: int, detail: str, **extra: Any) -> Response[Any]:
+def error_response(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str,
+    *,
+    link: tuple[str, str] | None = None,
+    **extra: Any,
+) -> Response[Any]:
+    """The API's JSON, or the portal's page (with `link`, the way forward: its address and words)."""
     if _is_api(request):
         return Response({"status_code": status, "detail": detail, **extra}, status_code=status)
     return Template(
@@ -68,6 +77,7 @@ def error_response(request: Request[Any, Any, Any], status: int, detail: str, **
             "status": status,
             "title": _TITLES.get(status, "Error"),
             "detail": detail,
+            "link": link,
             "user": current_user(request),
         },
         status_code=status,
@@ -109,7 +119,8 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     detail = exc.detail if exc.status_code < 500 else _TITLES.get(exc.status_code, "Error")
     if detail == CSRF_FAILURE:
         detail = "This form has expired or came from another site. Reload the page and try again."
-    response = error_response(request, exc.status_code, detail)
+    link = exc.link if isinstance(exc, SwitchFirst) else None
+    response = error_response(request, exc.status_code, detail, link=link)
     if exc.headers:
         response.headers.update(exc.headers)
     return response

@@ -35,6 +35,19 @@ _ACTIVE = "tenantry.switch"
 _ENDED = "tenantry.switch_ended"
 
 
+class SwitchFirst(PermissionDeniedException):
+    """Staff who may switch into tenants opened a tenant's portal without switching into it: the
+    page says so and leads to the switch, rather than answering "not found" and recording them as
+    an intruder."""
+
+    def __init__(self, tenant_name: str, tenant_slug: str) -> None:
+        super().__init__(
+            detail=f"You are not switched into {tenant_name}. Staff enter a tenant's portal by switching "
+            "into it, with a reason that goes on the audit trail, from its page."
+        )
+        self.link = (f"/tenants/{tenant_slug}#switch-form", f"Switch into {tenant_name}")
+
+
 def active_switch(connection: ASGIConnection[Any, Any, Any, Any]) -> Switch | None:
     """The switch this request runs under, or None (not switched, or it has just ended)."""
     return connection.scope.get("state", {}).get(_ACTIVE)

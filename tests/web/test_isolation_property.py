@@ -437,16 +437,19 @@ def check_answer(world: World, visit: Visit, status: int, body: str) -> None:
     seen_rows, seen_units = set(ROW_MARKER.findall(body)), set(UNIT_MARKER.findall(body))
     leaked = sorted((seen_rows - in_view) | (seen_units - units_in_view))
     assert not leaked, f"{where}: shows {leaked}, outside the scope of the {person.label}"
-    # Not even a tenant's own audit page names another tenant: attempts on it by others are the
-    # landlord's to see.
+    # Staff (the superadmin, in no tenant) who open a tenant's portal are led to switch into it,
+    # by its name; nobody else is shown another tenant's name, not even on their own tenant's
+    # audit page: attempts on it by others are the landlord's to see.
+    led_to_switch = person.tenant is None and not visit.is_api
     for club in world.clubs:
-        if club.index != person.tenant:
+        if club.index != person.tenant and not (led_to_switch and club.index == visit.tenant):
             assert club.name not in body, f"{where}: names the tenant {club.name}"
             if club.index != visit.tenant:  # the asker named it in the path
                 assert club.slug not in body, f"{where}: names the tenant {club.slug}"
 
     if not inside:
-        refused = 403 if visit.is_api else 404  # a landlord token, or another tenant's portal
+        # A landlord token, staff who did not switch in, or a member in another tenant's portal.
+        refused = 403 if visit.is_api or led_to_switch else 404
         assert status == refused, where
         return
     expected = expected_answer(world, person, visit)

@@ -414,3 +414,18 @@ def test_a_switch_with_no_minutes_left_ends_on_the_next_request(
         assert banner(browser.get("/").text) is None
 
     assert [entry.action for entry in switch_entries(settings)] == ["switch.start", "switch.expire"]
+
+
+def test_a_superadmin_opening_a_tenants_portal_without_switching_is_led_to_the_switch_not_recorded(
+    superadmin_client: TestClient[Any], settings: Settings, harbour: Tenant
+) -> None:
+    page = superadmin_client.get("/t/harbour-club/")
+    assert_friendly_page(page, 403, "Not allowed")
+    assert "You are not switched into Harbour Club." in page.text
+    assert 'href="/tenants/harbour-club#switch-form">Switch into Harbour Club</a>' in page.text
+    assert not [entry for entry in trail(settings) if entry.action == "security.cross_tenant"]
+
+    landlord_page = superadmin_client.get("/tenants/harbour-club").text
+    assert 'href="/t/harbour-club/"' in landlord_page, "the tenant's page links its portal"
+    switch_into(superadmin_client, "harbour-club")
+    assert "You are not switched into" not in superadmin_client.get("/t/harbour-club/").text

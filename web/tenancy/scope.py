@@ -48,7 +48,7 @@ from services.tenancy.security import record_cross_tenant_attempt
 from services.tenancy.stores import location_of
 from web.auth import API_PREFIX
 from web.rate_limits import admit_into_tenant
-from web.switching import active_switch
+from web.switching import SwitchFirst, active_switch
 
 ACCESS = "tenantry.tenant_access"
 ENTERED = "tenantry.entered_tenant"
@@ -163,6 +163,8 @@ class TenantScopeMiddleware(ASGIMiddleware):
             tenant, user, switched_into=switch.tenant_id if switch else None, via_token=token is not None
         )
         if access is None:
+            if not is_api and user.can_switch_tenants:
+                raise SwitchFirst(tenant.name, tenant.slug)
             async with database.session() as landlord:
                 await refuse_cross_tenant(landlord, scope, user, tenant, "entered another tenant's portal")
         assert access is not None
