@@ -1,5 +1,6 @@
-"""A tenant's usage measured from outside it, for the landlord's tenant page: the tenant entered
-read-only through the process's store connections, as a request into it would be."""
+"""A tenant's usage of its plan, measured through a session of its store: the request's own (its
+settings page), or, for the landlord's tenant page, one from entering the tenant read-only through
+the process's store connections, as a request into it would."""
 
 from __future__ import annotations
 
@@ -15,6 +16,20 @@ from services.tenant_data.changes import tenant_record_schema
 from services.usage import Usage, measure_usage
 
 
+async def measure_tenant_usage(
+    landlord: AsyncSession, settings: Settings, tenant: Tenant, data: AsyncSession
+) -> Usage:
+    """The tenant's usage of its plan; its rows counted through `data`, a session of its store."""
+    return await measure_usage(
+        landlord,
+        data,
+        tenant,
+        location=location_of(settings, tenant),
+        catalogue=load_catalogue(settings.layers_dir),
+        schema=await tenant_record_schema(landlord, settings, tenant, data),
+    )
+
+
 async def usage_from_outside(
     landlord: AsyncSession, settings: Settings, tenant: Tenant, connections: TenantConnections
 ) -> Usage | None:
@@ -26,11 +41,4 @@ async def usage_from_outside(
         enter_tenant(tenant.id, location, connections=connections, writes=False) as entered,
         entered.session() as data,
     ):
-        return await measure_usage(
-            landlord,
-            data,
-            tenant,
-            location=location,
-            catalogue=load_catalogue(settings.layers_dir),
-            schema=await tenant_record_schema(landlord, settings, tenant, data),
-        )
+        return await measure_tenant_usage(landlord, settings, tenant, data)

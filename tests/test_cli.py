@@ -25,8 +25,8 @@ from services.models import PlatformRole
 from services.settings import Settings
 from services.tenancy.tenants import register_tenant
 from tests.services.running import background, free_port, migrate, run_tenantry, tenantry_env, wait_for
-from tests.support import REDIS_URL, requires_redis, run_db
-from tests.workers.support import forget_namespace
+from tests.support import requires_redis, run_db
+from tests.workers.support import on_redis
 
 PASSWORD = re.compile(r"^Password \(shown once[^)]*\): (\S+)$", re.MULTILINE)
 
@@ -282,35 +282,28 @@ def _web_processes(pid: int) -> list[int]:
 
 @requires_redis
 def test_serve_runs_as_many_web_processes_as_asked_on_a_real_broker(tmp_path: Path) -> None:
-    assert REDIS_URL
-    namespace = f"test-{secrets.token_hex(4)}"
-    env = tenantry_env(
-        TENANTRY_DATA_DIR=str(tmp_path / "data"),
-        TENANTRY_BROKER_URL=REDIS_URL,
-        TENANTRY_BROKER_NAMESPACE=namespace,
-    )
     port = free_port()
-    try:
-        with background(["serve", "--workers", "2", "--port", str(port)], env, tmp_path / "logs") as server:
+    with (
+        on_redis(tmp_path / "data") as env,
+        background(["serve", "--workers", "2", "--port", str(port)], env, tmp_path / "logs") as server,
+    ):
 
-            def serving() -> list[int] | None:
-                server.check_running()
-                try:
-                    answers = [httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2) for _ in range(4)]
-                except httpx.TransportError:
-                    return None
-                children = _web_processes(server.process.pid)
-                return children if len(children) == 2 and all(a.status_code == 200 for a in answers) else None
+        def serving() -> list[int] | None:
+            server.check_running()
+            try:
+                answers = [httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2) for _ in range(4)]
+            except httpx.TransportError:
+                return None
+            children = _web_processes(server.process.pid)
+            return children if len(children) == 2 and all(a.status_code == 200 for a in answers) else None
 
-            web = wait_for(serving, 60, what="two web processes answering /healthz", interval=0.2)
-            report = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
-            assert report["broker"] == {"ok": True, "kind": "redis"}
-            assert "(2 web processes;" in server.stdout
-            assert server.stop() in (0, -signal.SIGTERM), server.stderr
-            assert "Traceback" not in server.stderr, server.stderr
-            assert not [pid for pid in web if Path(f"/proc/{pid}").exists()], "no web process outlives serve"
-    finally:
-        forget_namespace(REDIS_URL, namespace)
+        web = wait_for(serving, 60, what="two web processes answering /healthz", interval=0.2)
+        report = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+        assert report["broker"] == {"ok": True, "kind": "redis"}
+        assert "(2 web processes;" in server.stdout
+        assert server.stop() in (0, -signal.SIGTERM), server.stderr
+        assert "Traceback" not in server.stderr, server.stderr
+        assert not [pid for pid in web if Path(f"/proc/{pid}").exists()], "no web process outlives serve"
 
 
 def test_serve_seeds_the_superadmin_once_and_keeps_its_secret_key(tmp_path: Path) -> None:

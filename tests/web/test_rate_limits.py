@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-import secrets
 import signal
 from contextlib import ExitStack
 from functools import partial
@@ -25,11 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.models import AuditEntry, Tenant
 from services.rate_limits.policy import Rates, TenantRates
 from services.settings import Settings
-from tests.services.running import Background, background, free_port, tenantry_env, wait_for
-from tests.support import REDIS_URL, Credentials, post_form, requires_redis, run_db, sign_in, signed_in
+from tests.services.running import Background, background, free_port, wait_for
+from tests.support import Credentials, post_form, requires_redis, run_db, sign_in, signed_in
 from tests.web.portal import add_token, portal
 from tests.web.tenant_world import add_admin, add_member, no_stores_left_behind, provision
-from tests.workers.support import forget_namespace
+from tests.workers.support import on_redis
 
 __all__ = ["no_stores_left_behind"]
 
@@ -168,35 +167,25 @@ def test_with_rate_limits_off_nothing_is_refused(settings: Settings) -> None:
 def test_two_web_processes_on_redis_together_allow_the_limit_not_twice_it(tmp_path: Path) -> None:
     """Two `tenantry serve` processes on one Redis count in the same counters: 300 anonymous reads
     from one address, taken in turn by each process, against a limit of 100 a minute."""
-    assert REDIS_URL
-    namespace = f"test-{secrets.token_hex(4)}"
-    env = tenantry_env(
-        TENANTRY_DATA_DIR=str(tmp_path / "data"),
-        TENANTRY_BROKER_URL=REDIS_URL,
-        TENANTRY_BROKER_NAMESPACE=namespace,
-        TENANTRY_RATE_LIMITS_ANONYMOUS="read=100",
-    )
     ports = [free_port(), free_port()]
-    try:
-        with ExitStack() as servers:
-            started = []
-            for turn, port in enumerate(ports):  # one after the other: the first migrates the landlord
-                server = servers.enter_context(
-                    background(
-                        ["serve", "--workers", "1", "--port", str(port)], env, tmp_path / f"web-{turn}"
-                    )
-                )
-                wait_for(
-                    partial(_healthy, server, port), 60, what=f"the server on {port} to answer", interval=0.1
-                )
-                started.append(server)
-            with httpx.Client(timeout=10) as client:
-                answers = [client.get(f"http://127.0.0.1:{ports[turn % 2]}/login") for turn in range(300)]
-            for server in started:
-                assert server.stop() in (0, -signal.SIGTERM), server.stderr
-                assert "Traceback" not in server.stderr, server.stderr
-    finally:
-        forget_namespace(REDIS_URL, namespace)
+    with (
+        on_redis(tmp_path / "data", TENANTRY_RATE_LIMITS_ANONYMOUS="read=100") as env,
+        ExitStack() as servers,
+    ):
+        started = []
+        for turn, port in enumerate(ports):  # one after the other: the first migrates the landlord
+            server = servers.enter_context(
+                background(["serve", "--workers", "1", "--port", str(port)], env, tmp_path / f"web-{turn}")
+            )
+            wait_for(
+                partial(_healthy, server, port), 60, what=f"the server on {port} to answer", interval=0.1
+            )
+            started.append(server)
+        with httpx.Client(timeout=10) as client:
+            answers = [client.get(f"http://127.0.0.1:{ports[turn % 2]}/login") for turn in range(300)]
+        for server in started:
+            assert server.stop() in (0, -signal.SIGTERM), server.stderr
+            assert "Traceback" not in server.stderr, server.stderr
 
     allowed = [answer for answer in answers if answer.status_code == 200]
     assert 95 <= len(allowed) <= 105, len(allowed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -35,8 +36,8 @@ from services.models import (
 from services.provisioning.tenants import PROVISIONING_STEP_NAMES, TenantRequest, request_tenant
 from services.settings import Settings
 from services.tenancy.stores import location_of
-from tests.services.running import ROOT, Background, wait_for
-from tests.support import run_db
+from tests.services.running import ROOT, Background, tenantry_env, wait_for
+from tests.support import REDIS_URL, run_db
 from tests.workers import jobkinds
 from workers.runner import JobQueue
 
@@ -295,6 +296,24 @@ def layers_with_gate(tmp_path: Path, slug: str) -> tuple[Path, Gate]:
 
 
 # --- Processes and shared servers --------------------------------------------------------------
+
+
+@contextmanager
+def on_redis(data_dir: Path, **variables: str) -> Iterator[dict[str, str]]:
+    """The environment of `tenantry` processes of one installation in `data_dir` on the suite's
+    Redis, in a broker namespace of its own that is forgotten on the way out."""
+    assert REDIS_URL
+    namespace = f"test-{secrets.token_hex(4)}"
+    try:
+        yield tenantry_env(
+            None,
+            TENANTRY_DATA_DIR=str(data_dir),
+            TENANTRY_BROKER_URL=REDIS_URL,
+            TENANTRY_BROKER_NAMESPACE=namespace,
+            **variables,
+        )
+    finally:
+        forget_namespace(REDIS_URL, namespace)
 
 
 def forget_namespace(broker_url: str, namespace: str) -> None:

@@ -16,16 +16,13 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from services.backups.archive import describe_size
 from services.errors import InvalidInput
-from services.layers.catalogue import load_catalogue
 from services.rate_limits.policy import TENANT_CLASS_NAMES, tenant_rates
 from services.storage_quotas import quota_warnings, storage_quotas_in_use
-from services.tenancy.stores import location_of
 from services.tenant_settings import TenantSettings, change_settings, read_settings, timezone_names
-from services.usage import measure_usage
+from services.tenant_usage import measure_tenant_usage
 from web.audit import caller_of
 from web.deps import DbSession
 from web.tenancy.guards import tenant_admin, tenant_member
-from web.tenancy.records import record_schema_of
 from web.tenancy.scope import TenantData, tenant_access, tenant_link
 from web.tenant.pages import Form, tenant_page
 
@@ -52,14 +49,7 @@ async def _settings_page(
 ) -> Template:
     tenant = tenant_access(request).tenant
     settings = request.app.state.settings
-    usage = await measure_usage(
-        db_session,
-        tenant_data,
-        tenant,
-        location=location_of(settings, tenant),
-        catalogue=load_catalogue(settings.layers_dir),
-        schema=await record_schema_of(request, db_session, tenant_data),
-    )
+    usage = await measure_tenant_usage(db_session, settings, tenant, tenant_data)
     return tenant_page(
         request,
         "settings.html",
