@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.db import Database
 from services.errors import Conflict, InvalidFields, InvalidInput, NotFound
-from services.layers.catalogue import load_catalogue
 from services.models import Plan, Tenant, User
 from services.models.tenant import Unit
 from services.people.people import (
@@ -34,7 +33,7 @@ from services.tenancy.sessions import scoped_session
 from services.tenancy.stores import location_of
 from services.tenant_data.records import record_schema
 from services.tenant_settings import read_settings, update_settings
-from services.usage import measure_usage
+from services.tenant_usage import measure_tenant_usage
 from tests.support import Credentials, requires_postgres
 from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, provision
 
@@ -388,14 +387,7 @@ def test_usage_counts_people_rows_per_module_and_storage_against_the_plan(
     )
 
     async def measure(landlord: AsyncSession, data: AsyncSession, tenant: Tenant) -> Any:
-        return await measure_usage(
-            landlord,
-            data,
-            tenant,
-            location=location_of(settings, tenant),
-            catalogue=load_catalogue(settings.layers_dir),
-            schema=await record_schema(data, f"usage-test-{isolation}-{tenant.id}"),
-        )
+        return await measure_tenant_usage(landlord, settings, tenant, data)
 
     usage = installation.run(SLUG, measure)
     assert (usage.people.used, usage.people.limit, usage.people.percent) == (1, 4, 25)
