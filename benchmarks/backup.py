@@ -217,7 +217,7 @@ def _fill(connection: Connection, tenant_id: int, total: int) -> int:
 
 async def make_tenant(settings: Settings, database: Database, rows: int) -> Tenant:
     async with database.session() as session:
-        tenant, job = await request_tenant(
+        tenant, job, _ = await request_tenant(
             session, settings, TenantRequest("harbour-club", "Harbour Club", TEMPLATE, MODULES, "database")
         )
     with tenant_context(tenant.id):

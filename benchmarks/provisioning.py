@@ -80,7 +80,7 @@ async def provision_many(
             template = templates[number % len(templates)]
             started = time.perf_counter()
             async with database.session() as session:
-                tenant, job = await request_tenant(
+                tenant, job, _ = await request_tenant(
                     session,
                     settings,
                     TenantRequest(

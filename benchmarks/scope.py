@@ -141,7 +141,7 @@ async def interleaved(
 
 async def provision(landlord: Database, settings: Settings, slug: str, isolation: str) -> Tenant:
     async with landlord.session() as session:
-        tenant, job = await request_tenant(
+        tenant, job, _ = await request_tenant(
             session,
             settings,
             TenantRequest(slug, slug.replace("-", " ").title(), "community_group", [], isolation),

@@ -56,6 +56,9 @@ class FieldErrors:
     def checking(self, field: str) -> Iterator[None]:
         try:
             yield
+        except InvalidFields as errors:
+            for name, message in errors.errors.items():
+                self.errors.setdefault(name, message)
         except DomainError as error:
             self.errors.setdefault(error.field or field, error.message)
 

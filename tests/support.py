@@ -161,6 +161,22 @@ def signed_in(client: TestClient[Any], person: Credentials) -> TestClient[Any]:
     return client
 
 
+def chose_own_password(client: TestClient[Any], given: Credentials, going_to: str = "/") -> Credentials:
+    """Someone signed in with a password they were given chooses their own, as the account page
+    asks before anything else: their credentials from now on."""
+    own = Credentials(given.email, f"{given.password}-own")
+    fields = {
+        "current_password": given.password,
+        "new_password": own.password,
+        "repeated_password": own.password,
+        "next": going_to,
+    }
+    chosen = post_form(client, "/account/password", fields, follow_redirects=False)
+    assert chosen.status_code == 303, chosen.text
+    assert chosen.headers["location"] == going_to
+    return own
+
+
 def post_form(client: TestClient[Any], path: str, data: Mapping[str, str | list[str]], **kwargs: Any) -> Any:
     """POST a form the way the portal's pages do, with the CSRF token."""
     return client.post(path, data={**data, "_csrf_token": csrf_token(client)}, **kwargs)

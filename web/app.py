@@ -30,6 +30,7 @@ from services.rate_limits.counters import counters_at
 from services.settings import Settings
 from services.tenancy.connections import TenantConnections
 from web.account.controller import AccountController
+from web.account.password_first import PasswordFirstMiddleware
 from web.api.backup_schedule import BackupScheduleApiController
 from web.api.backups import BackupsApiController
 from web.api.provisioning import CatalogueApiController, ProvisioningApiController
@@ -221,6 +222,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             NoNulInAddress(),
             sessions.middleware,
             IdentityMiddleware(),
+            PasswordFirstMiddleware(),
             SwitchMiddleware(),
             RateLimitMiddleware(),
         ],

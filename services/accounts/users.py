@@ -10,13 +10,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.accounts.passwords import generate_password, hash_password, verify_password
-from services.errors import Conflict, InvalidInput, NotFound
+from services.errors import Conflict, FieldErrors, InvalidInput, NotFound
 from services.limits import text_length, text_problem
 from services.models import Membership, PlatformRole, TenantRole, User
 from services.models.types import utcnow
 from services.tenancy.tenants import get_tenant
 
 ROLES = [role.value for role in PlatformRole] + [role.value for role in TenantRole]
+#: A password its owner chooses is at least this long: long enough that guessing it through the
+#: sign-in form (throttled) is hopeless, short enough to type.
+MIN_PASSWORD_LENGTH = 12
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
@@ -27,10 +30,10 @@ class NewUser:
     password: str
 
 
-def normalise_email(email: str) -> str:
+def normalise_email(email: str, *, field: str = "email") -> str:
     email = email.strip().lower()
     if not _EMAIL.match(email) or text_problem(email, text_length(User.__table__.c.email)):
-        raise InvalidInput("Enter a valid email address, like name@example.org.", field="email")
+        raise InvalidInput("Enter a valid email address, like name@example.org.", field=field)
     return email
 
 
@@ -100,4 +103,32 @@ async def get_user(session: AsyncSession, email: str) -> User:
     user = await find_user(session, email)
     if user is None:
         raise NotFound(f"No user has the email {email}.", field="email")
+    return user
+
+
+async def change_own_password(
+    session: AsyncSession, user_id: int, *, current: str, new: str, repeated: str
+) -> User:
+    """Someone choosing their own password, proving the current one: refused, every mistake at once
+    and each on its field, for a wrong current password, a new one shorter than
+    MIN_PASSWORD_LENGTH or the same as the current one, and a repeat that differs. An account made
+    with a password someone else was shown (`must_change_password`) is then its owner's alone."""
+    user = await session.get_one(User, user_id)
+    errors = FieldErrors()
+    with errors.checking("current_password"):
+        if not verify_password(user.password_hash, current):
+            raise InvalidInput("That is not your current password.")
+    with errors.checking("new_password"):
+        if len(new) < MIN_PASSWORD_LENGTH:
+            raise InvalidInput(f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters.")
+        if len(new) > 1_000:
+            raise InvalidInput("A password is at most 1,000 characters.")
+        if new == current:
+            raise InvalidInput("Choose a password other than the one you were given.")
+    with errors.checking("repeated_password"):
+        if new != repeated:
+            raise InvalidInput("The two new passwords differ: type the same one twice.")
+    errors.raise_if_any()
+    user.password_hash, user.must_change_password = hash_password(new), False
+    await session.flush()
     return user

@@ -155,6 +155,9 @@ class User(LandlordBase):
     last_sign_in_at: Mapped[datetime | None]
     #: Landlord admins switch into tenants only when a superadmin grants it; superadmins always may.
     may_switch_tenants: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: Its password was shown to someone else (an invitation, a first admin, a reset): it chooses
+    #: its own before anything else (web.account.password_first).
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user", lazy="selectin")
 

@@ -86,7 +86,7 @@ async def _role_keys(data: AsyncSession) -> dict[int, str]:
     return {role.id: role.key for role in await data.scalars(select(Role))}
 
 
-async def _role_id(data: AsyncSession, role: str) -> int:
+async def role_id_of(data: AsyncSession, role: str) -> int:
     role_id = await data.scalar(select(Role.id).where(Role.key == role))
     if role_id is None:
         raise InvalidInput(f"This tenant has no role {role!r}.", field="role")
@@ -231,7 +231,7 @@ async def add_profile(data: AsyncSession, account: User, role: str) -> TenantUse
         account_id=account.id,
         email=account.email,
         display_name=account.email,
-        role_id=await _role_id(data, role),
+        role_id=await role_id_of(data, role),
         is_active=True,
         unit_ids=[],
     )
@@ -307,21 +307,25 @@ async def _check_new_to_tenant(
         )
 
 
-def _display_name(display_name: str, email: str) -> str:
+def checked_display_name(display_name: str, email: str, *, field: str = "display_name") -> str:
     display_name = display_name.strip()
     if len(display_name) > 200:
-        raise InvalidInput("A name is at most 200 characters.", field="display_name")
+        raise InvalidInput("A name is at most 200 characters.", field=field)
     return display_name or email
 
 
-async def _account_for(landlord: AsyncSession, email: str) -> tuple[User, str]:
+async def _account_for(landlord: AsyncSession, email: str, *, one_time: bool) -> tuple[User, str]:
     """The account `email` signs in with, made now if there is none, and a generated password: the
-    new account's, or one never stored. It is hashed either way, so both answers take as long."""
+    new account's, or one never stored. It is hashed either way, so both answers take as long. A
+    new account's password is `one_time` when someone else is shown it (an invitation): its owner
+    then chooses their own at their first sign-in."""
     password = generate_password()
     password_hash = hash_password(password)
     account = await find_user(landlord, email)
     if account is None:
-        account = User(email=email, password_hash=password_hash, memberships=[])
+        account = User(
+            email=email, password_hash=password_hash, must_change_password=one_time, memberships=[]
+        )
         landlord.add(account)
         await landlord.flush()
     return account, password
@@ -335,10 +339,11 @@ async def _write_invitation(
     display_name: str,
     role: str,
     unit_ids: list[int],
+    one_time: bool,
 ) -> Invitation:
-    role_id = await _role_id(data, role)
+    role_id = await role_id_of(data, role)
     units = await _visible_units(data, unit_ids)
-    account, password = await _account_for(landlord, email)
+    account, password = await _account_for(landlord, email, one_time=one_time)
     await put_profile(
         data,
         account_id=account.id,
@@ -371,7 +376,13 @@ async def add_person(
     scope): for seeding. Commit `data` before `landlord`."""
     email = normalise_email(email)
     invitation = await _write_invitation(
-        landlord, data, email=email, display_name=display_name.strip() or email, role=role, unit_ids=unit_ids
+        landlord,
+        data,
+        email=email,
+        display_name=display_name.strip() or email,
+        role=role,
+        unit_ids=unit_ids,
+        one_time=False,
     )
     await let_in(landlord, tenant, invitation)
     return invitation
@@ -399,7 +410,7 @@ async def invite_person(
         email = normalise_email(email)
         await _check_new_to_tenant(landlord, data, tenant, email)
     with errors.checking("display_name"):
-        display_name = _display_name(display_name, email)
+        display_name = checked_display_name(display_name, email)
     with errors.checking("role"):
         _check_role(role)
     with errors.checking("units"):
@@ -408,7 +419,7 @@ async def invite_person(
         await _check_room_for_one_more(landlord, tenant, plan)
     errors.raise_if_any()
     return await _write_invitation(
-        landlord, data, email=email, display_name=display_name, role=role, unit_ids=unit_ids
+        landlord, data, email=email, display_name=display_name, role=role, unit_ids=unit_ids, one_time=True
     )
 
 
@@ -424,7 +435,7 @@ async def change_role(
         await _keep_an_admin(landlord, tenant, membership.user.email, "make them a member")
     if membership is not None:
         membership.role = role
-    profile.role_id = await _role_id(data, role)
+    profile.role_id = await role_id_of(data, role)
     await data.flush()
     await landlord.flush()
     return await get_person(landlord, data, tenant, account_id)
@@ -455,7 +466,7 @@ async def deactivate_person(
         raise Conflict("You cannot deactivate yourself; another admin can.", field="person")
     if membership.role == TENANT_ADMIN:
         await _keep_an_admin(landlord, tenant, membership.user.email, "deactivate them")
-    profile.role_id = await _role_id(data, membership.role)
+    profile.role_id = await role_id_of(data, membership.role)
     profile.is_active = False
     await landlord.delete(membership)
     await landlord.flush()

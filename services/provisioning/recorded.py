@@ -10,7 +10,7 @@ from services.audit import Caller, record_by
 from services.errors import DomainError
 from services.models import Job, Plan, Tenant
 from services.provisioning.custom import APPLY_CUSTOM, ROLLBACK_CUSTOM, request_custom_change
-from services.provisioning.tenants import TenantRequest, request_tenant, retry_provisioning
+from services.provisioning.tenants import RequestedTenant, TenantRequest, request_tenant, retry_provisioning
 from services.settings import Settings
 from services.tenancy.tenants import change_plan
 
@@ -20,14 +20,18 @@ CUSTOM_CHANGES = {"apply": APPLY_CUSTOM, "rollback": ROLLBACK_CUSTOM}
 
 async def provision_tenant(
     session: AsyncSession, settings: Settings, caller: Caller, request: TenantRequest
-) -> tuple[Tenant, Job]:
-    """A new tenant and its provisioning job, for `caller` (`tenant.request`). Raises InvalidFields
-    naming every wrong field, and writes nothing then."""
-    tenant, job = await request_tenant(session, settings, request)
+) -> RequestedTenant:
+    """A new tenant, its first admin's account if one is named, and its provisioning job, for
+    `caller` (`tenant.request`, naming the first admin). Raises InvalidFields naming every wrong
+    field; the caller rolls back then."""
+    requested = await request_tenant(session, settings, request)
+    detail: dict[str, object] = {"job": requested.job.id}
+    if requested.first_admin is not None:
+        detail["first_admin"] = requested.first_admin.account.email
     await record_by(
-        session, caller, "tenant.request", tenant=tenant, detail=caller.with_token({"job": job.id})
+        session, caller, "tenant.request", tenant=requested.tenant, detail=caller.with_token(detail)
     )
-    return tenant, job
+    return requested
 
 
 async def provision_again(session: AsyncSession, caller: Caller, tenant: Tenant) -> Job:

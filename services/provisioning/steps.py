@@ -21,6 +21,7 @@ from services.layers.migrator import RevisionRun, current_revisions, head, upgra
 from services.layers.snapshot import VERSION_TABLE_PREFIX
 from services.models import IsolationMode, MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
 from services.models.tenant import Unit
+from services.people.first_admin import FIRST_ADMIN, let_first_admin_in
 from services.provisioning.golden import (
     capture_golden,
     discard_golden,
@@ -346,6 +347,22 @@ def healthy(layers: list[Layer]) -> str:
     return f"{len(layers)} layers at their heads; root unit present"
 
 
+async def let_in_first_admin(run: Provisioning, session: AsyncSession) -> str:
+    """The first admin named with the tenant, if any: their profile in the store, their membership
+    committed with this step."""
+    named = (await run.payload(session)).get(FIRST_ADMIN)
+    if named is None:
+        return "none named: invite one from the tenant's page"
+    tenant = await run.tenant(session)
+    location = run.store(tenant)
+    async with (
+        enter_tenant(tenant.id, location, owner=kept_store(location)) as entered,
+        entered.session() as data,
+    ):
+        account = await let_first_admin_in(session, data, tenant, named["account_id"], named["display_name"])
+    return f"{account.email} is its admin"
+
+
 async def activate(run: StoreJob, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     tenant.status, tenant.error = TenantStatus.ACTIVE, None
@@ -372,6 +389,7 @@ PROVISIONING_STEPS: list[tuple[str, StepFunction[Provisioning]]] = [
     ("snapshot", snapshot),
     ("seed", seed),
     ("health check", health_check),
+    ("first admin", let_in_first_admin),
     ("activate", activate_new_tenant),
 ]
 

@@ -4,6 +4,7 @@ provisioning job are recorded together. The job itself runs on a worker."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,7 @@ from services.layers.catalogue import load_catalogue
 from services.limits import check_text
 from services.models import Job, JobStatus, Tenant, TenantStatus
 from services.models.landlord import DEFAULT_PLAN
+from services.people.first_admin import FIRST_ADMIN, FirstAdmin, name_first_admin
 from services.provisioning.steps import PROVISIONING_STEPS, Provisioning, bring_up_new_tenant
 from services.server_limits import ServerWork
 from services.settings import Settings
@@ -39,14 +41,24 @@ class TenantRequest:
     modules: list[str]
     isolation: str
     plan: str = DEFAULT_PLAN
+    #: The first admin's email and name: none named when both are blank.
+    admin_email: str = ""
+    admin_name: str = ""
+
+
+class RequestedTenant(NamedTuple):
+    tenant: Tenant
+    job: Job
+    #: The first admin named, whom the job lets in once the store exists.
+    first_admin: FirstAdmin | None
 
 
 async def request_tenant(
     session: AsyncSession, settings: Settings, request: TenantRequest
-) -> tuple[Tenant, Job]:
-    """Validate the request (slug, name, template, modules, isolation, plan: its modules must fit)
-    and record the tenant and its provisioning job. Raises InvalidFields naming every wrong field,
-    and writes nothing then."""
+) -> RequestedTenant:
+    """Validate the request (slug, name, template, modules, isolation, plan: its modules must fit;
+    the first admin's email and name) and record the tenant, the first admin's account and the
+    provisioning job. Raises InvalidFields naming every wrong field; the caller rolls back then."""
     catalogue = load_catalogue(settings.layers_dir)
     errors = FieldErrors()
     with errors.checking("slug"):
@@ -65,13 +77,20 @@ async def request_tenant(
         if request.isolation not in available_isolation_modes(settings):
             modes = ", ".join(available_isolation_modes(settings))
             raise InvalidInput(f"Isolation {request.isolation!r} is not available here; choose {modes}.")
+    first_admin = None
+    if request.admin_email.strip() or request.admin_name.strip():
+        with errors.checking("admin_email"):
+            first_admin = await name_first_admin(session, request.admin_email, request.admin_name)
     errors.raise_if_any()
     tenant = await register_tenant(
         session, slug=request.slug, name=request.name, template=request.template, isolation=request.isolation
     )
     tenant.modules, tenant.plan_key = modules, request.plan
-    job = await jobs.record_job(session, PROVISION, tenant_id=tenant.id, steps=PROVISIONING_STEP_NAMES)
-    return tenant, job
+    payload = {FIRST_ADMIN: first_admin.as_payload()} if first_admin is not None else {}
+    job = await jobs.record_job(
+        session, PROVISION, tenant_id=tenant.id, payload=payload, steps=PROVISIONING_STEP_NAMES
+    )
+    return RequestedTenant(tenant, job, first_admin)
 
 
 async def retry_provisioning(session: AsyncSession, tenant: Tenant) -> Job:

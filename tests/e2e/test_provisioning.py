@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Page, Response, expect
 
 import tests.e2e.conftest as e2e
+from services.provisioning.tenants import PROVISIONING_STEP_NAMES
 from tests.e2e.test_landlord_portal import assert_not_reloaded, main_nav, mark_page, sign_in
 from tests.services.running import wait_for
 from tests.workers.support import GATE_VARIABLE, Gate, layers_with_gate
@@ -27,7 +28,7 @@ SLUG = "green-valley"
 NAME = "Green Valley Party"
 TEMPLATE = "political_party"
 DEFAULT_MODULES = ["membership_tiers", "events", "election_campaign"]
-STEPS = 10
+STEPS = len(PROVISIONING_STEP_NAMES)
 
 
 @pytest.fixture(scope="module")

@@ -105,7 +105,7 @@ def provision(
         landlord = Database(settings.database_url)
         try:
             async with landlord.session() as session:
-                tenant, job = await request_tenant(
+                tenant, job, _ = await request_tenant(
                     session,
                     settings,
                     TenantRequest(slug, slug.replace("-", " ").title(), template, list(modules), isolation),

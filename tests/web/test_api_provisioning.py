@@ -146,7 +146,7 @@ def test_a_landlord_token_creates_a_tenant_and_follows_its_job_to_active(
     assert body["tenant"]["template"] == "non_profit"
     assert (job["kind"], job["tenant"]) == ("provision", "save-the-owls")
     assert [step["name"] for step in job["steps"]] == PROVISIONING_STEP_NAMES
-    assert len(job["steps"]) == 10
+    assert len(job["steps"]) == 11
     assert all(step["status"] in ("pending", "running", "succeeded") for step in job["steps"])
 
     finished = follow(client, landlord_token, response.headers["location"])
@@ -350,7 +350,16 @@ def test_the_openapi_document_lists_the_provisioning_paths(client: TestClient[An
     schemas = document["components"]["schemas"]
     request_schema = next(schema for name, schema in schemas.items() if name.endswith("TenantIn"))
     assert set(request_schema["required"]) == {"slug", "name", "template"}
-    assert set(request_schema["properties"]) == {"slug", "name", "template", "modules", "isolation", "plan"}
+    assert set(request_schema["properties"]) == {
+        "slug",
+        "name",
+        "template",
+        "modules",
+        "isolation",
+        "plan",
+        "admin_email",
+        "admin_name",
+    }
 
 
 def test_left_out_modules_are_the_templates_defaults_and_an_empty_list_is_none(

@@ -275,6 +275,10 @@ ROUTES: dict[str, Fill] = {
     ),
     "/tenants/{slug:str}": Fill(lambda w: [Probe(f"/tenants/{B}")]),
     "/tenants/{slug:str}/retry": Fill(lambda w: [Probe(f"/tenants/{B}/retry")], bodies={"POST": _body()}),
+    "/tenants/{slug:str}/first-admin": Fill(
+        lambda w: [Probe(f"/tenants/{B}/first-admin")],
+        bodies={"POST": _body(admin_email="mole@otter.example")},
+    ),
     "/tenants/{slug:str}/drift": Fill(lambda w: [Probe(f"/tenants/{B}/drift")], bodies={"POST": _body()}),
     "/tenants/{slug:str}/plan": Fill(
         lambda w: [Probe(f"/tenants/{B}/plan")], bodies={"POST": _body(plan="unlimited")}
@@ -409,11 +413,13 @@ ROUTES: dict[str, Fill] = {
     ),
 }
 
-#: Routes that take no tenant's identifiers anywhere: sign-in, the caller's own home, forms and
+#: Routes that take no tenant's identifiers anywhere: sign-in, the caller's own home and account, forms and
 #: catalogues common to all, the token's own units, health, static files and the API docs.
 NO_IDENTIFIERS = {
     "/login",
     "/logout",
+    "/account",
+    "/account/password",
     "/",
     "/tenants/new",
     "/tenants/new/modules",

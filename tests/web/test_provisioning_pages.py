@@ -515,7 +515,7 @@ def test_while_a_job_runs_the_page_polls_and_shows_each_step(
             assert step_states(page.text) == {
                 **dict.fromkeys(["validate", "allocate store", "basic", "template", "modules"], "succeeded"),
                 "custom": "running",
-                **dict.fromkeys(["snapshot", "seed", "health check", "activate"], "pending"),
+                **dict.fromkeys(["snapshot", "seed", "health check", "first admin", "activate"], "pending"),
             }
             assert re.search(r'<span class="badge running" id="job-status">running</span>', page.text)
             assert "No snapshot yet." in page.text

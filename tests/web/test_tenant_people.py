@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.models import AuditEntry, Plan, Tenant, User
 from services.models.tenant import TenantUser
 from services.settings import Settings
-from tests.support import Credentials, post_form, run_db, sign_in, signed_in
+from tests.support import Credentials, chose_own_password, post_form, run_db, sign_in, signed_in
 from tests.web.portal import (
     HTMX,
     add_tenant,
@@ -124,7 +124,13 @@ def test_an_invited_person_gets_a_password_shown_once_and_lands_in_their_units(
         )[0]
         assert "North" in rose_row and "member" in rose_row and "active" in rose_row
 
-        signed_in(client, Credentials("rose@garden.example", password.group(1)))
+        rose = Credentials("rose@garden.example", password.group(1))
+        signed_in(client, rose)
+        first = client.get(f"/t/{SLUG}/data/groups", follow_redirects=False)
+        assert first.headers["location"] == f"/account?next=/t/{SLUG}/data/groups", (
+            "the password someone else was shown is replaced before anything else"
+        )
+        chose_own_password(client, rose, f"/t/{SLUG}/data/groups")
         page = client.get(f"/t/{SLUG}/data/groups")
         assert "Harbour rowers" in page.text and "South singers" not in page.text
         assert client.get(PEOPLE).status_code == 403
@@ -461,7 +467,8 @@ def test_an_invitation_killed_between_its_two_writes_lets_nobody_in_and_is_made_
             "the second invitation took the first's place"
         )
 
-        signed_in(client, Credentials("rose@garden.example", password.group(1)))
+        rose = Credentials("rose@garden.example", password.group(1))
+        chose_own_password(signed_in(client, rose), rose)
         groups = client.get(f"/t/{SLUG}/data/groups").text
         assert "South singers" in groups and "North walkers" not in groups
 

@@ -100,7 +100,8 @@ def request(settings: Settings, slug: str, isolation: str = IsolationMode.DATABA
     wanted = TenantRequest(
         slug=slug, name=f"Tenant {slug}", template=TEMPLATE, modules=MODULES, isolation=isolation
     )
-    return run_db(settings, lambda session: request_tenant(session, settings, wanted))
+    requested = run_db(settings, lambda session: request_tenant(session, settings, wanted))
+    return requested.tenant, requested.job
 
 
 def tenant(settings: Settings, slug: str) -> Tenant:

@@ -70,7 +70,7 @@ def test_a_job_recorded_in_a_committed_transaction_is_sent_once_after_the_commit
 
     async def request_and_commit_twice(database: Database) -> tuple[int, int, list[tuple[int, int | None]]]:
         async with database.sessionmaker() as session:
-            tenant, job = await request_tenant(session, queue.settings, wanted)
+            tenant, job, _ = await request_tenant(session, queue.settings, wanted)
             before_commit = sent(queue)  # the rows are flushed, not committed
             await session.commit()
             await session.commit()  # as a request's session does after a handler that committed

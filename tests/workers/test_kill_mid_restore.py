@@ -90,7 +90,7 @@ def prepare(settings: Settings) -> Prepared:
     """A tenant with rows, a verified portable backup of it, a row deleted since, and a restore
     recorded (not yet sent)."""
     wanted = TenantRequest(SLUG, "Harbour Club", TEMPLATE, MODULES, IsolationMode.DATABASE)
-    created, provisioning = run_db(settings, lambda session: request_tenant(session, settings, wanted))
+    created, provisioning, _ = run_db(settings, lambda session: request_tenant(session, settings, wanted))
     assert _perform_here(settings, provisioning.id, created.id).status == JobStatus.SUCCEEDED
     found = tenant(settings, SLUG)
     old = location_of(settings, found)

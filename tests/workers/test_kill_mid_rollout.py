@@ -30,7 +30,7 @@ from services.models import (
     RolloutTenantStatus,
     Tenant,
 )
-from services.provisioning.tenants import TenantRequest, request_tenant
+from services.provisioning.tenants import RequestedTenant, TenantRequest, request_tenant
 from services.rollouts.plans import RolloutSpec, plan_rollout
 from services.rollouts.runs import start_rollout
 from services.settings import Settings
@@ -70,10 +70,10 @@ def prepare(
     for slug in SLUGS:
         wanted = TenantRequest(slug, slug.title(), "political_party", ["events"], "database")
 
-        async def ask(session: AsyncSession, wanted: TenantRequest = wanted) -> tuple[Tenant, Job]:
+        async def ask(session: AsyncSession, wanted: TenantRequest = wanted) -> RequestedTenant:
             return await request_tenant(session, settings, wanted)
 
-        tenant, job = run_db(settings, ask)
+        tenant, job, _ = run_db(settings, ask)
         _perform_here(settings, job.id, tenant.id)
         ids[slug] = tenant.id
     add_events_revision(layers)

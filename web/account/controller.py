@@ -1,4 +1,4 @@
-"""Signing in and out."""
+"""Signing in and out, and your account: your own password."""
 
 from __future__ import annotations
 
@@ -10,18 +10,30 @@ from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Response, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar_htmx import ClientRedirect, HTMXRequest
 
+from services.accounts.recorded import change_password
 from services.accounts.users import authenticate
 from services.audit import Actor
+from services.errors import DomainError
 from services.settings import Settings
-from web.audit import record_request
-from web.auth import SESSION_USER, current_user
+from web.account.password_first import ACCOUNT_PAGE, account_page_first
+from web.audit import caller_of, record_request
+from web.auth import SESSION_USER, current_user, signed_in, signed_in_user
 from web.deps import DbSession
 from web.sessions import rotate_session
 from web.stores import LandlordStore
 
 WRONG_CREDENTIALS = "That email and password do not match an account."
+
+
+@dataclass
+class PasswordForm:
+    current_password: str = ""
+    new_password: str = ""
+    repeated_password: str = ""
+    next: str = ""
 
 
 @dataclass
@@ -60,6 +72,18 @@ class SignInThrottle:
         await self.store.delete(self.key)
 
 
+def _account_page(
+    request: HTMXRequest, form: PasswordForm, *, errors: dict[str, str] | None = None, status: int = 200
+) -> Template:
+    context = {
+        "account": signed_in_user(request),
+        "form": form,
+        "errors": errors or {},
+        "changed": request.query_params.get("changed") == "1",
+    }
+    return Template("account/account.html", context=context, status_code=status)
+
+
 class AccountController(Controller):
     include_in_schema = False
 
@@ -96,6 +120,8 @@ class AccountController(Controller):
         request.session[SESSION_USER] = user.id
         rotate_session(request.session)
         target = safe_next(data.next)
+        if user.must_change_password:
+            target = account_page_first(target)
         return ClientRedirect(target) if request.htmx else Redirect(target)
 
     @post("/logout")
@@ -104,6 +130,37 @@ class AccountController(Controller):
             await record_request(request, db_session, "sign_out")
         request.clear_session()
         return ClientRedirect("/login") if request.htmx else Redirect("/login")
+
+    @get(ACCOUNT_PAGE, guards=[signed_in])
+    async def account_page(self, request: HTMXRequest, next: FromQuery[str] = "") -> Template:
+        return _account_page(request, PasswordForm(next=safe_next(next) if next else ""))
+
+    @post(f"{ACCOUNT_PAGE}/password", guards=[signed_in])
+    async def change_password(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        data: Annotated[PasswordForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        """Your own password; then on to where you were going, or this page saying it is done."""
+        user = signed_in_user(request)
+        try:
+            await change_password(
+                db_session,
+                caller_of(request),
+                user.id,
+                current=data.current_password,
+                new=data.new_password,
+                repeated=data.repeated_password,
+            )
+        except DomainError as error:
+            form = PasswordForm(next=data.next)
+            return _account_page(request, form, errors=error.errors_by_field("new_password"), status=422)
+        await db_session.commit()
+        rotate_session(request.session)
+        if data.next:
+            return Redirect(safe_next(data.next), status_code=HTTP_303_SEE_OTHER)
+        return Redirect(f"{ACCOUNT_PAGE}?changed=1", status_code=HTTP_303_SEE_OTHER)
 
     @staticmethod
     def _form_with_error(request: HTMXRequest, form: SignInForm, error: str, status: int) -> Template:

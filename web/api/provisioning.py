@@ -18,7 +18,7 @@ from services.provisioning.recorded import provision_tenant
 from services.provisioning.tenants import TenantRequest
 from services.provisioning.warm_pool import Pool, warm_pools
 from web.api.responses import error
-from web.api.schemas import JobOut, ModuleOut, ProvisioningOut, TemplateOut, TenantOut
+from web.api.schemas import FirstAdminOut, JobOut, ModuleOut, ProvisioningOut, TemplateOut, TenantOut
 from web.api.tenants import record_token_reaching_for
 from web.audit import caller_of
 from web.auth import landlord_token, may_read_tenant, signed_in
@@ -37,6 +37,9 @@ class TenantIn:
     isolation: str = "database"
     #: What the tenant may use (GET /api/v1/plans would list them; the landlord portal shows them).
     plan: str = DEFAULT_PLAN
+    #: The first admin: an account is made for a new email, and its password is in the answer.
+    admin_email: str = ""
+    admin_name: str = ""
 
 
 def _modules_of(request: Request[Any, Any, Any], data: TenantIn) -> list[str]:
@@ -105,20 +108,30 @@ class ProvisioningApiController(Controller):
         guards=[landlord_token],
         status_code=HTTP_202_ACCEPTED,
         summary="Create a tenant; provisioning runs as a job (202 with the job to follow)",
+        description="With `admin_email` (and `admin_name`), the tenant's first admin: a new email gets an "
+        "account whose password is in this answer only, and which they replace at their first sign-in.",
     )
     async def create_tenant(
         self, request: Request[Any, Any, Any], db_session: DbSession, data: Annotated[TenantIn, Body()]
     ) -> Response[ProvisioningOut]:
         wanted = TenantRequest(
-            data.slug, data.name, data.template, _modules_of(request, data), data.isolation, data.plan
+            data.slug,
+            data.name,
+            data.template,
+            _modules_of(request, data),
+            data.isolation,
+            data.plan,
+            admin_email=data.admin_email,
+            admin_name=data.admin_name,
         )
-        tenant, job = await provision_tenant(
+        tenant, job, first_admin = await provision_tenant(
             db_session, request.app.state.settings, caller_of(request), wanted
         )
         await db_session.commit()
         await db_session.refresh(job, ["steps"])
+        admin = FirstAdminOut.of(first_admin) if first_admin is not None else None
         return Response(
-            ProvisioningOut(tenant=TenantOut.of(tenant), job=JobOut.of(job)),
+            ProvisioningOut(tenant=TenantOut.of(tenant), job=JobOut.of(job), first_admin=admin),
             status_code=HTTP_202_ACCEPTED,
             headers={"Location": f"/api/v1/jobs/{job.id}"},
         )

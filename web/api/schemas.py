@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from services.layers.catalogue import Layer
 from services.models import Backup, Job, Tenant
+from services.people.first_admin import FirstAdmin
 
 T = TypeVar("T")
 
@@ -126,9 +127,23 @@ class JobOut:
 
 
 @dataclass(frozen=True)
+class FirstAdminOut:
+    email: str
+    #: Shown in this answer only: give it to them yourself; they choose their own at their first
+    #: sign-in. Null when the account existed already (it keeps its own password).
+    password: str | None
+
+    @classmethod
+    def of(cls, first: FirstAdmin) -> FirstAdminOut:
+        return cls(email=first.account.email, password=first.password)
+
+
+@dataclass(frozen=True)
 class ProvisioningOut:
     tenant: TenantOut
     job: JobOut
+    #: The first admin named with the tenant, let in by the job once the store exists.
+    first_admin: FirstAdminOut | None = None
 
 
 @dataclass(frozen=True)

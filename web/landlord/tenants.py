@@ -10,13 +10,15 @@ from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Response, Template
-from litestar.status_codes import HTTP_303_SEE_OTHER
+from litestar.status_codes import HTTP_201_CREATED, HTTP_303_SEE_OTHER
 from litestar_htmx import ClientRedirect, ClientRefresh, HTMXRequest
 
 from services.backups.archive import describe_size
 from services.errors import DomainError, InvalidFields
 from services.layers.catalogue import load_catalogue
+from services.models import Tenant
 from services.models.landlord import DEFAULT_PLAN
+from services.people.first_admin import FirstAdmin, admins_of, invite_first_admin
 from services.provisioning.overview import TenantOverview, tenant_overview
 from services.provisioning.recorded import (
     change_custom_layer,
@@ -48,6 +50,14 @@ class NewTenantForm:
     plan: str = DEFAULT_PLAN
     #: One ticked checkbox arrives as a single value, several as a list.
     modules: list[str] | str = field(default_factory=list)
+    admin_email: str = ""
+    admin_name: str = ""
+
+
+@dataclass
+class FirstAdminForm:
+    admin_email: str = ""
+    admin_name: str = ""
 
 
 @dataclass
@@ -63,6 +73,8 @@ async def _tenant_page(
     plan_error: str | None = None,
     rate_errors: dict[str, str] | None = None,
     rate_form: dict[str, str] | None = None,
+    first_admin_form: FirstAdminForm | None = None,
+    first_admin_errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Template:
     rates, tenant = tenant_rates(overview.tenant), overview.tenant
@@ -86,6 +98,9 @@ async def _tenant_page(
         "plans": await plans(db_session),
         "plan_error": plan_error,
         "drift": (await latest_checks(db_session, overview.tenant.id)).get(overview.tenant.id),
+        "admins": await admins_of(db_session, tenant),
+        "first_admin_form": first_admin_form or FirstAdminForm(),
+        "first_admin_errors": first_admin_errors or {},
     }
     return Template("landlord/tenant.html", context=context, status_code=status_code)
 
@@ -93,6 +108,14 @@ async def _tenant_page(
 def _redirect(request: HTMXRequest, target: str) -> Response[Any]:
     # 303: the browser follows a form POST with a GET.
     return ClientRedirect(target) if request.htmx else Redirect(target, status_code=HTTP_303_SEE_OTHER)
+
+
+def _first_admin_shown(request: HTMXRequest, tenant: Tenant, first_admin: FirstAdmin) -> Template:
+    """The answer that shows a new first admin's password, the only time it is shown (in place of
+    the form that asked, for HTMX)."""
+    context = {"tenant": tenant, "first_admin": first_admin}
+    template = "landlord/_first_admin.html" if request.htmx else "landlord/first_admin.html"
+    return Template(template, context=context, status_code=HTTP_201_CREATED)
 
 
 class TenantsController(Controller):
@@ -152,10 +175,19 @@ class TenantsController(Controller):
     ) -> Response[Any]:
         modules = data.modules if isinstance(data.modules, list) else [data.modules]
         form = replace(data, slug=data.slug.strip(), name=data.name.strip(), modules=modules)
-        wanted = TenantRequest(form.slug, form.name, form.template, modules, form.isolation, form.plan)
+        wanted = TenantRequest(
+            form.slug,
+            form.name,
+            form.template,
+            modules,
+            form.isolation,
+            form.plan,
+            admin_email=form.admin_email,
+            admin_name=form.admin_name,
+        )
         try:
             async with db_session.begin_nested():
-                tenant, _ = await provision_tenant(
+                tenant, _, first_admin = await provision_tenant(
                     db_session, settings_of(request), caller_of(request), wanted
                 )
         except DomainError as error:
@@ -169,6 +201,8 @@ class TenantsController(Controller):
             template = "landlord/_new_tenant_form.html" if request.htmx else "landlord/new_tenant.html"
             return Template(template, context=context, status_code=422)
         await db_session.commit()
+        if first_admin is not None and first_admin.password is not None:
+            return _first_admin_shown(request, tenant, first_admin)
         return _redirect(request, f"/tenants/{tenant.slug}")
 
     @get("/{slug:str}")
@@ -223,6 +257,43 @@ class TenantsController(Controller):
         await set_own_rate_limits(db_session, caller_of(request), tenant, limits)
         await db_session.commit()
         return _redirect(request, f"/tenants/{slug}")
+
+    @post("/{slug:str}/first-admin")
+    async def invite_first_admin(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        slug: FromPath[str],
+        data: Annotated[FirstAdminForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        """A tenant without an admin gets one; the password is shown on the answer, once."""
+        tenant = await get_tenant(db_session, slug)
+        try:
+            async with db_session.begin_nested():
+                first_admin = await invite_first_admin(
+                    db_session,
+                    settings_of(request),
+                    request.app.state.tenant_connections,
+                    caller_of(request),
+                    tenant,
+                    email=data.admin_email,
+                    display_name=data.admin_name,
+                )
+        except DomainError as error:
+            overview = await tenant_overview(db_session, settings_of(request), slug)
+            errors = error.errors_by_field("admin_email")
+            return await _tenant_page(
+                request,
+                db_session,
+                overview,
+                first_admin_form=data,
+                first_admin_errors=errors,
+                status_code=422,
+            )
+        await db_session.commit()
+        if first_admin.password is None:
+            return _redirect(request, f"/tenants/{slug}")
+        return _first_admin_shown(request, tenant, first_admin)
 
     @post("/{slug:str}/retry")
     async def retry(self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str]) -> Response[Any]:

@@ -90,7 +90,8 @@ class Landlord:
             slug, name or slug.replace("-", " ").title(), template, modules, self.isolation
         )
         async with self.database.session() as session:
-            return await request_tenant(session, self.settings, request)
+            requested = await request_tenant(session, self.settings, request)
+        return requested.tenant, requested.job
 
     async def perform(self, job_id: int, tenant_id: int | None) -> Job:
         """What a worker does with a delivered job id: run it inside its tenant's context."""
