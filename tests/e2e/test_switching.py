@@ -50,8 +50,14 @@ def test_superadmin_switches_in_renames_a_unit_exits_and_the_audit_shows_it(
     expect(banner).to_be_visible()
     page.screenshot(path=str(artifacts / "switched-renamed-unit.png"), full_page=True)
 
+    # Whatever accent the tenant chose (its appearance stylesheet sets --accent), the way out
+    # keeps the landlord's colours.
+    page.add_style_tag(content=":root { --accent: #ff00ff; --accent-ink: #000; }")
+    exit_button = banner.get_by_role("button", name="Exit")
+    assert exit_button.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(29, 36, 51)"
+
     # Exit: back on the landlord's page for the tenant, no banner.
-    banner.get_by_role("button", name="Exit").click()
+    exit_button.click()
     expect(page).to_have_url(re.compile(r"/tenants/switch-club$"))
     expect(page.locator("#switch-banner")).to_have_count(0)
 
