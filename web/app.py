@@ -33,6 +33,7 @@ from web.account.controller import AccountController
 from web.account.password_first import PasswordFirstMiddleware
 from web.api.backup_schedule import BackupScheduleApiController
 from web.api.backups import BackupsApiController
+from web.api.lifecycle import TenantLifecycleApiController
 from web.api.provisioning import CatalogueApiController, ProvisioningApiController
 from web.api.responses import ApiErrorsDocumented
 from web.api.restores import RestoresApiController
@@ -49,6 +50,7 @@ from web.landlord.audit import AuditController
 from web.landlord.backup_schedule import BackupScheduleController
 from web.landlord.backups import BackupsController
 from web.landlord.dashboard import DashboardController
+from web.landlord.jobs import JobsController
 from web.landlord.restores import RestoresController
 from web.landlord.rollouts import RolloutsController
 from web.landlord.switch import SwitchController
@@ -188,6 +190,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
         path="/api/v1",
         route_handlers=[
             TenantsApiController,
+            TenantLifecycleApiController,
             ProvisioningApiController,
             CatalogueApiController,
             BackupsApiController,
@@ -200,6 +203,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
         route_handlers=[
             AccountController,
             DashboardController,
+            JobsController,
             TenantsController,
             RolloutsController,
             BackupsController,

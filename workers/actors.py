@@ -22,6 +22,7 @@ RUN_JOB = "run_job"
 #: kinds it knows, so each is imported wherever actors are declared.
 JOB_MODULES = (
     "services.backups",
+    "services.lifecycle.deletion",
     "services.modules.steps",
     "services.provisioning.custom",
     "services.provisioning.tenants",

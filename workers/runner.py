@@ -12,6 +12,7 @@ import dramatiq
 from services import jobs
 from services.backups.schedules import request_due_backups
 from services.db import Database
+from services.lifecycle.deletion import request_due_drops
 from services.models import Job
 from services.models.types import utcnow
 from services.provisioning.warm_pool import tend_warm_pools
@@ -84,8 +85,19 @@ class JobQueue:
             except Exception:
                 log.exception("could not look for abandoned jobs; trying again in %.0f s", interval)
             self._request_scheduled_backups()
+            self._request_due_drops()
             self._request_drift_check()
             self._tend_warm_pools()
+
+    def _request_due_drops(self) -> None:
+        """Drop the stores of deleted tenants whose grace period is over (jobs sent on commit)."""
+        try:
+            due = run_in_worker_loop(lambda: request_due_drops(self.runtime.database(), now=utcnow()))
+        except Exception:
+            log.exception("could not look for stores to drop; trying again at the next sweep")
+            return
+        for job in due:
+            log.info("grace period over: drop job %s of tenant %s", job.id, job.tenant_id)
 
     def _request_drift_check(self) -> None:
         """The periodic drift check, when its slot has come (its job is sent on commit)."""

@@ -51,7 +51,10 @@ class TenantStatus(enum.StrEnum):
     ACTIVE = "active"
     FAILED = "failed"
     SUSPENDED = "suspended"
+    #: Being deleted: closed to its people, its store kept until `delete_after` (services.lifecycle).
     ARCHIVED = "archived"
+    #: Its store dropped; its backups, audit trail and row stay.
+    DELETED = "deleted"
     #: Its store is being restored from a backup: the portal shows a maintenance page, the API a 503.
     MAINTENANCE = "maintenance"
 
@@ -131,6 +134,11 @@ class Tenant(LandlordBase):
     store_name: Mapped[str | None] = mapped_column(String(255))
     #: The error that stopped provisioning, shown on the tenant page until a retry succeeds.
     error: Mapped[str | None] = mapped_column(Text)
+    #: Why the platform suspended it, in words its people read on the closed portal and in the
+    #: API's 403; kept while it is being deleted, so that undoing the deletion suspends it again.
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    #: Being deleted: when its store may be dropped (set once the deletion's backup is verified).
+    delete_after: Mapped[datetime | None]
     #: The latest schema snapshot (SchemaSnapshot), named where requests read it: with the tenant.
     #: Written with each snapshot (services.provisioning.steps.record_snapshot).
     schema_snapshot_id: Mapped[int | None]

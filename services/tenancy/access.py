@@ -52,7 +52,11 @@ class TenantAccess:
 def open_tenant(tenant: Tenant | None) -> Tenant:
     """The tenant a request names, if it can be entered at all. Unknown, or not provisioned yet:
     not found."""
-    if tenant is None or tenant.status in (TenantStatus.PROVISIONING, TenantStatus.FAILED):
+    if tenant is None or tenant.status in (
+        TenantStatus.PROVISIONING,
+        TenantStatus.FAILED,
+        TenantStatus.DELETED,
+    ):
         raise NotFound("There is no such tenant here.")
     return tenant
 
@@ -81,8 +85,18 @@ def grant_access(
         return None
     _refuse_during_maintenance(tenant)
     if tenant.status != TenantStatus.ACTIVE:
-        raise TenantSuspended(f"{tenant.name} is {tenant.status} at the moment; its portal is closed.")
+        raise TenantSuspended(closed_because(tenant))
     return TenantAccess(tenant, role, "token" if via_token else "membership")
+
+
+def closed_because(tenant: Tenant) -> str:
+    """What a tenant's people are told at its closed door (the portal's page, the API's 403)."""
+    if tenant.status == TenantStatus.SUSPENDED:
+        why = f": {tenant.status_reason.rstrip('.')}." if tenant.status_reason else "."
+        return f"{tenant.name} is suspended by the platform{why} Its portal and API are closed until it is resumed."
+    if tenant.status == TenantStatus.ARCHIVED:
+        return f"{tenant.name} is being deleted; its portal and API are closed."
+    return f"{tenant.name} is {tenant.status} at the moment; its portal is closed."
 
 
 async def scope_for(data: AsyncSession, access: TenantAccess, user: User) -> Scope:

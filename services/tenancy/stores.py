@@ -330,6 +330,53 @@ async def store_exists(location: StoreLocation) -> bool:
     return bool(rows)
 
 
+_DATABASE_SIZES = text(
+    "SELECT datname, pg_database_size(datname) FROM pg_database WHERE datname = ANY(:names)"
+)
+_SCHEMA_SIZES = text(
+    "SELECT n.nspname, COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_namespace n "
+    "LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind = 'r' "
+    "WHERE n.nspname = ANY(:names) GROUP BY n.nspname"
+)
+
+
+async def sizes_on_disk(locations: list[StoreLocation], servers: ServerEngines) -> dict[str, int]:
+    """What each store takes on disk, by `StoreLocation.key`, measured from outside the stores: a
+    SQLite file (and its log) by its size, PostgreSQL databases and schemas with one question per
+    server. Shared stores, and stores that are gone, are left out."""
+    sizes: dict[str, int] = {}
+    by_server: dict[str, list[StoreLocation]] = {}
+    for location in locations:
+        if location.is_shared:
+            continue
+        if location.backend == SQLITE:
+            if (size := await asyncio.to_thread(_file_size, Path(location.name))) is not None:
+                sizes[location.key] = size
+        else:
+            by_server.setdefault(_maintenance_url(location), []).append(location)
+    for url, on_server in by_server.items():
+        named = {location.name: location.key for location in on_server}
+        schemas = on_server[0].isolation == IsolationMode.SCHEMA
+        async with servers.engine(url).connect() as connection:
+            rows = await connection.execute(
+                _SCHEMA_SIZES if schemas else _DATABASE_SIZES, {"names": list(named)}
+            )
+            sizes.update({named[name]: int(size) for name, size in rows})
+    return sizes
+
+
+def _file_size(path: Path) -> int | None:
+    """The file's size and its write-ahead log's; None when it is gone (even while measured)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    try:
+        return size + path.with_name(f"{path.name}-wal").stat().st_size
+    except FileNotFoundError:
+        return size
+
+
 async def allocate_store(location: StoreLocation, *, template: StoreLocation | None = None) -> None:
     """Create the empty store (or a copy of `template`, a golden image). Does nothing if it exists."""
     if await store_exists(location):

@@ -100,6 +100,8 @@ def test_every_page_fits_both_widths_and_passes_axe(browser: Browser, page: Page
     for path in [
         "/",
         "/tenants",
+        "/tenants?status=active&sort=name&order=asc",
+        "/jobs",
         "/tenants/new",
         f"/tenants/{SLUG}",
         "/fleet",

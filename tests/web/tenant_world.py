@@ -66,7 +66,7 @@ def in_tenant(settings: Settings, slug: str, work: Callable[[AsyncSession, Any, 
     return asyncio.run(go())
 
 
-async def _run_as_worker(landlord: Database, settings: Settings, job: Job) -> Job:
+async def run_as_worker(landlord: Database, settings: Settings, job: Job) -> Job:
     """`job`, run here as a worker runs it; as it ended."""
     with tenant_context(job.tenant_id):
         await jobs.perform_job(landlord, job.id, settings)
@@ -84,7 +84,7 @@ def run_tenant_job(
         try:
             async with landlord.session() as session:
                 job = await request(session, await _tenant_named(session, slug))
-            return await _run_as_worker(landlord, settings, job)
+            return await run_as_worker(landlord, settings, job)
         finally:
             await landlord.dispose()
 
@@ -110,7 +110,7 @@ def provision(
                     settings,
                     TenantRequest(slug, slug.replace("-", " ").title(), template, list(modules), isolation),
                 )
-            done = await _run_as_worker(landlord, settings, job)
+            done = await run_as_worker(landlord, settings, job)
             assert done.status == JobStatus.SUCCEEDED, done.error
             return tenant.id
         finally:

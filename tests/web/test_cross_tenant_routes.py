@@ -275,6 +275,16 @@ ROUTES: dict[str, Fill] = {
     ),
     "/tenants/{slug:str}": Fill(lambda w: [Probe(f"/tenants/{B}")]),
     "/tenants/{slug:str}/retry": Fill(lambda w: [Probe(f"/tenants/{B}/retry")], bodies={"POST": _body()}),
+    "/tenants/{slug:str}/suspend": Fill(
+        lambda w: [Probe(f"/tenants/{B}/suspend")], bodies={"POST": _body(reason="probing")}
+    ),
+    "/tenants/{slug:str}/resume": Fill(lambda w: [Probe(f"/tenants/{B}/resume")], bodies={"POST": _body()}),
+    "/tenants/{slug:str}/delete": Fill(
+        lambda w: [Probe(f"/tenants/{B}/delete")], bodies={"POST": _body(confirm=B)}
+    ),
+    "/tenants/{slug:str}/undelete": Fill(
+        lambda w: [Probe(f"/tenants/{B}/undelete")], bodies={"POST": _body()}
+    ),
     "/tenants/{slug:str}/first-admin": Fill(
         lambda w: [Probe(f"/tenants/{B}/first-admin")],
         bodies={"POST": _body(admin_email="mole@otter.example")},
@@ -340,7 +350,22 @@ ROUTES: dict[str, Fill] = {
     "/{address:path}": Fill(lambda w: [Probe(f"/t/{B}/no-such-page/{w.b_unit}")]),
     # The landlord API: a tenant token reads its own tenant and jobs only; the refusal is the same
     # whether the other tenant exists, and recorded against it when it does.
-    "/api/v1/tenants/{slug:str}": Fill(lambda w: [Probe(f"/api/v1/tenants/{B}", AGAINST_B)]),
+    "/api/v1/tenants/{slug:str}": Fill(
+        lambda w: [
+            Probe(f"/api/v1/tenants/{B}", AGAINST_B, methods=frozenset({"GET"})),
+            Probe(f"/api/v1/tenants/{B}?confirm={B}", methods=frozenset({"DELETE"})),
+        ],
+        bodies={"DELETE": _body()},
+    ),
+    "/api/v1/tenants/{slug:str}/suspend": Fill(
+        lambda w: [Probe(f"/api/v1/tenants/{B}/suspend")], bodies={"POST": _body(reason="probing")}
+    ),
+    "/api/v1/tenants/{slug:str}/resume": Fill(
+        lambda w: [Probe(f"/api/v1/tenants/{B}/resume")], bodies={"POST": _body()}
+    ),
+    "/api/v1/tenants/{slug:str}/undelete": Fill(
+        lambda w: [Probe(f"/api/v1/tenants/{B}/undelete")], bodies={"POST": _body()}
+    ),
     "/api/v1/jobs/{job_id:int}": Fill(
         lambda w: [Probe(f"/api/v1/jobs/{job}", AGAINST_B) for job in w.b_jobs]
     ),
@@ -423,6 +448,8 @@ NO_IDENTIFIERS = {
     "/",
     "/tenants/new",
     "/tenants/new/modules",
+    "/tenants/export.csv",
+    "/jobs",
     "/fleet",
     "/fleet/drift",
     "/rollouts/new",

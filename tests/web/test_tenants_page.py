@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from typing import Any
 
 from litestar.testing import TestClient
+from sqlalchemy import update
 
+from services.models import Tenant
 from services.settings import Settings
+from tests.support import post_form, run_db
 from tests.web.portal import HTMX, add_tenant, assert_no_trace, is_partial
+from tests.web.tenant_world import (
+    no_stores_left_behind,  # noqa: F401  (autouse fixture)
+    provision,
+)
 
 PER_PAGE = 20
 
@@ -116,7 +125,7 @@ def test_twenty_five_tenants_span_two_pages(superadmin_client: TestClient[Any], 
 
     assert len(slugs_on(first.text)) == PER_PAGE
     assert "25 tenants · page 1 of 2" in first.text
-    assert 'href="/tenants?q=&page=2"' in first.text
+    assert 'href="/tenants?page=2"' in first.text
     assert len(slugs_on(second.text)) == 25 - PER_PAGE
     assert "page 2 of 2" in second.text
     assert "Next" not in second.text and "Previous" in second.text
@@ -135,7 +144,7 @@ def test_search_results_are_paginated_and_the_pager_keeps_the_search(
     second = superadmin_client.get("/tenants", params={"q": "club", "page": 2}, headers=HTMX)
 
     assert "22 tenants · page 1 of 2" in first.text
-    assert 'hx-get="/tenants?q=club&page=2"' in first.text
+    assert 'hx-get="/tenants?q=club&amp;page=2"' in first.text
     assert len(slugs_on(second.text)) == 2
 
 
@@ -159,3 +168,71 @@ def test_a_page_number_that_is_not_a_number_is_refused_plainly(superadmin_client
         assert response.status_code == 400
         assert "<h1>Bad request</h1>" in response.text
         assert_no_trace(response.text)
+
+
+def rows_of(html: str) -> list[str]:
+    return re.findall(r'<tr data-tenant="([^"]+)"', html)
+
+
+def set_status(settings: Settings, slug: str, status: str, plan: str | None = None) -> None:
+    values: dict[str, str] = {"status": status} | ({"plan_key": plan} if plan else {})
+    run_db(
+        settings, lambda session: session.execute(update(Tenant).where(Tenant.slug == slug).values(**values))
+    )
+
+
+def test_the_list_filters_sorts_and_shows_each_tenants_plan_store_and_last_activity(
+    superadmin_client: TestClient[Any], settings: Settings
+) -> None:
+    provision(settings, "kite-club")  # a real store, on disk
+    for slug, name in (
+        ("alder-trust", "=Alder Trust"),
+        ("birch-party", "Birch Party"),
+        ("cedar-club", "Cedar Club"),
+    ):
+        add_tenant(settings, slug, name)
+    set_status(settings, "alder-trust", "active", plan="starter")
+    set_status(settings, "birch-party", "suspended")
+    changed = post_form(
+        superadmin_client, "/tenants/kite-club/plan", {"plan": "starter"}, follow_redirects=False
+    )
+    assert changed.status_code == 303  # an entry on the trail: kite-club was active just now
+
+    page = superadmin_client.get("/tenants")
+    assert set(rows_of(page.text)) == {"kite-club", "alder-trust", "birch-party", "cedar-club"}
+    kite = page.text.split('data-tenant="kite-club"')[1].split("</tr>")[0]
+    assert int(re.search(r'data-store-bytes="(\d+)"', kite).group(1)) > 0, "its store's size"  # type: ignore[union-attr]
+    assert "Starter" in kite and re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d</td>\s*<td", kite), "last active"
+    cedar = page.text.split('data-tenant="cedar-club"')[1].split("</tr>")[0]
+    assert 'data-store-bytes=""' in cedar and "—" in cedar, "no store yet, never active"
+
+    starter = superadmin_client.get("/tenants", params={"plan": "starter", "status": "active"}, headers=HTMX)
+    assert sorted(rows_of(starter.text)) == ["alder-trust", "kite-club"]
+    assert "2 tenants" in starter.text
+    assert rows_of(superadmin_client.get("/tenants", params={"status": "suspended"}).text) == ["birch-party"]
+    assert (
+        "No tenant matches these filters."
+        in superadmin_client.get("/tenants", params={"isolation": "shared"}).text
+    )
+
+    by_name = superadmin_client.get("/tenants", params={"sort": "name", "order": "asc"})
+    assert rows_of(by_name.text) == ["alder-trust", "birch-party", "cedar-club", "kite-club"]
+    assert 'aria-sort="ascending"' in by_name.text
+    assert 'href="/tenants?sort=name"' in by_name.text, "the same header turns the order round (descending)"
+    assert (
+        rows_of(superadmin_client.get("/tenants", params={"sort": "active", "order": "desc"}).text)[0]
+        == "kite-club"
+    )
+    assert rows_of(superadmin_client.get("/tenants", params={"sort": "nonsense"}).text)[0] == "cedar-club", (
+        "an unknown sort is the newest first"
+    )
+
+    exported = superadmin_client.get(
+        "/tenants/export.csv", params={"status": "active", "sort": "slug", "order": "asc"}
+    )
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    lines = list(csv.reader(io.StringIO(exported.text)))
+    assert lines[0][:3] == ["slug", "name", "status"]
+    assert [line[0] for line in lines[1:]] == ["alder-trust", "kite-club"]
+    assert lines[1][1] == "'=Alder Trust", "a name that would start a formula is neutralised"
+    assert int(lines[2][lines[0].index("store_bytes")]) > 0

@@ -24,6 +24,10 @@ class TenantOut:
     store_backend: str | None
     error: str | None
     created_at: datetime
+    #: Why it is suspended (its people read it too).
+    status_reason: str | None = None
+    #: Being deleted: when its store is dropped, unless the deletion is undone before.
+    delete_after: datetime | None = None
 
     @classmethod
     def of(cls, tenant: Tenant) -> TenantOut:
@@ -37,6 +41,8 @@ class TenantOut:
             store_backend=tenant.store_backend,
             error=tenant.error,
             created_at=tenant.created_at,
+            status_reason=tenant.status_reason,
+            delete_after=tenant.delete_after,
         )
 
 

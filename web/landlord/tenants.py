@@ -3,6 +3,7 @@ page with its live provisioning progress, retries and custom changes."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
@@ -16,7 +17,9 @@ from litestar_htmx import ClientRedirect, ClientRefresh, HTMXRequest
 from services.backups.archive import describe_size
 from services.errors import DomainError, InvalidFields
 from services.layers.catalogue import load_catalogue
-from services.models import Tenant
+from services.lifecycle.deletion import deletion_backup_id, request_deletion, undo_deletion
+from services.lifecycle.suspension import resume, suspend
+from services.models import IsolationMode, Tenant, TenantStatus
 from services.models.landlord import DEFAULT_PLAN
 from services.people.first_admin import FirstAdmin, admins_of, invite_first_admin
 from services.provisioning.overview import TenantOverview, tenant_overview
@@ -33,12 +36,14 @@ from services.rollouts.fleet import latest_checks
 from services.rollouts.recorded import check_drift_later
 from services.storage_quotas import RowLimits, quota_warnings, storage_quotas_in_use
 from services.tenancy.stores import available_isolation_modes
-from services.tenancy.tenants import get_tenant, plans, search_tenants
+from services.tenancy.tenants import get_tenant, plans
+from services.tenant_list import TenantFilters, list_tenants, tenants_csv
 from services.tenant_usage import usage_from_outside
 from web.audit import caller_of
 from web.auth import landlord_staff
 from web.deps import DbSession, settings_of
 from web.landlord.backups import backups_panel
+from web.rate_limits import EXPORT
 
 
 @dataclass
@@ -61,6 +66,14 @@ class FirstAdminForm:
 
 
 @dataclass
+class LifecycleForm:
+    """Suspending (its reason) and deleting (the slug typed to confirm)."""
+
+    reason: str = ""
+    confirm: str = ""
+
+
+@dataclass
 class PlanForm:
     plan: str = ""
 
@@ -75,6 +88,8 @@ async def _tenant_page(
     rate_form: dict[str, str] | None = None,
     first_admin_form: FirstAdminForm | None = None,
     first_admin_errors: dict[str, str] | None = None,
+    lifecycle_form: LifecycleForm | None = None,
+    lifecycle_errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Template:
     rates, tenant = tenant_rates(overview.tenant), overview.tenant
@@ -101,6 +116,10 @@ async def _tenant_page(
         "admins": await admins_of(db_session, tenant),
         "first_admin_form": first_admin_form or FirstAdminForm(),
         "first_admin_errors": first_admin_errors or {},
+        "lifecycle_form": lifecycle_form or LifecycleForm(),
+        "lifecycle_errors": lifecycle_errors or {},
+        "deletion_backup": await deletion_backup_id(db_session, tenant),
+        "grace_days": settings_of(request).deletion_grace_days,
     }
     return Template("landlord/tenant.html", context=context, status_code=status_code)
 
@@ -144,12 +163,36 @@ class TenantsController(Controller):
         self,
         request: HTMXRequest,
         db_session: DbSession,
-        q: FromQuery[str] = "",
         page: Annotated[int, QueryParameter(ge=1)] = 1,
     ) -> Template:
-        result = await search_tenants(db_session, q, page)
+        """Filtered, searched and sorted as the address says; HTMX swaps the table alone."""
+        filters = TenantFilters.of(request.query_params)
+        settings, servers = settings_of(request), request.app.state.database.servers
+        result = await list_tenants(db_session, settings, servers, filters, page)
         template = "landlord/_tenant_table.html" if request.htmx else "landlord/tenants.html"
-        return Template(template, context={"result": result, "q": q})
+        context = {
+            "result": result,
+            "filters": filters,
+            "describe_size": describe_size,
+            "choices": {
+                "status": [status.value for status in TenantStatus],
+                "template": list(load_catalogue(settings.layers_dir).templates),
+                "plan": [plan.key for plan in await plans(db_session)],
+                "isolation": [mode.value for mode in IsolationMode],
+            },
+        }
+        return Template(template, context=context)
+
+    @get("/export.csv", opt=EXPORT)
+    async def export_tenants(self, request: HTMXRequest, db_session: DbSession) -> Response[str]:
+        """Every tenant the list's filters select, in its order, as CSV."""
+        filters = TenantFilters.of(request.query_params)
+        servers = request.app.state.database.servers
+        return Response(
+            await tenants_csv(db_session, settings_of(request), servers, filters),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="tenants.csv"'},
+        )
 
     @get("/new")
     async def new_tenant_form(
@@ -294,6 +337,85 @@ class TenantsController(Controller):
         if first_admin.password is None:
             return _redirect(request, f"/tenants/{slug}")
         return _first_admin_shown(request, tenant, first_admin)
+
+    @post("/{slug:str}/suspend")
+    async def suspend(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        slug: FromPath[str],
+        data: Annotated[LifecycleForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        """Close the tenant to its people, saying why."""
+        return await self._change_lifecycle(
+            request,
+            db_session,
+            slug,
+            data,
+            lambda tenant: suspend(db_session, caller_of(request), tenant, data.reason),
+        )
+
+    @post("/{slug:str}/resume")
+    async def resume(self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str]) -> Response[Any]:
+        return await self._change_lifecycle(
+            request,
+            db_session,
+            slug,
+            LifecycleForm(),
+            lambda tenant: resume(db_session, caller_of(request), tenant),
+        )
+
+    @post("/{slug:str}/delete")
+    async def delete(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        slug: FromPath[str],
+        data: Annotated[LifecycleForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        """Close the tenant and delete it behind a verified backup, once its slug is typed."""
+        return await self._change_lifecycle(
+            request,
+            db_session,
+            slug,
+            data,
+            lambda tenant: request_deletion(db_session, caller_of(request), tenant, data.confirm),
+        )
+
+    @post("/{slug:str}/undelete")
+    async def undelete(
+        self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str]
+    ) -> Response[Any]:
+        return await self._change_lifecycle(
+            request,
+            db_session,
+            slug,
+            LifecycleForm(),
+            lambda tenant: undo_deletion(db_session, caller_of(request), tenant),
+        )
+
+    async def _change_lifecycle(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        slug: str,
+        form: LifecycleForm,
+        change: Callable[[Tenant], Awaitable[object]],
+    ) -> Response[Any]:
+        """Make the change and show the tenant's page; a refusal shows it with the reason, on
+        the form's field, and what was typed."""
+        tenant = await get_tenant(db_session, slug)
+        try:
+            async with db_session.begin_nested():
+                await change(tenant)
+        except DomainError as error:
+            overview = await tenant_overview(db_session, settings_of(request), slug)
+            errors = error.errors_by_field("lifecycle")
+            return await _tenant_page(
+                request, db_session, overview, lifecycle_form=form, lifecycle_errors=errors, status_code=422
+            )
+        await db_session.commit()
+        return _redirect(request, f"/tenants/{slug}")
 
     @post("/{slug:str}/retry")
     async def retry(self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str]) -> Response[Any]:
