@@ -9,8 +9,10 @@ from litestar import Controller, Request, get
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
+from services.charts import jobs_per_day, tenants_over_time
 from services.dashboard import summarise_platform
 from services.models import TenantStatus
+from services.models.types import utcnow
 from services.provisioning.warm_pool import warm_pools
 from services.tenancy.security import cross_tenant_counts
 from web.auth import current_user, signed_in
@@ -35,6 +37,7 @@ class DashboardController(Controller):
         blocked = await cross_tenant_counts(db_session)
         settings = settings_of(request)
         pools = await warm_pools(db_session, settings)
+        today = utcnow().date()
         return Template(
             "landlord/dashboard.html",
             context={
@@ -43,5 +46,7 @@ class DashboardController(Controller):
                 "blocked": blocked,
                 "pools": pools,
                 "pool_size": settings.warm_pool_size,
+                "tenant_counts": await tenants_over_time(db_session, today),
+                "job_counts": await jobs_per_day(db_session, today),
             },
         )
