@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import enum
 import tomllib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from graphlib import CycleError, TopologicalSorter
+from itertools import pairwise
 from pathlib import Path
 
 from services.errors import InvalidInput
@@ -20,20 +22,19 @@ class LayerKind(enum.StrEnum):
     CUSTOM = "custom"
 
 
-class UnknownModule(InvalidInput):
-    pass
+def one_per_line(problems: Iterable[str]) -> str:
+    """Several problems as one message, a line each: the API gives the message as it is, and the
+    pages list its lines."""
+    return "\n".join(problems)
 
 
-class MissingRequirement(InvalidInput):
-    pass
+class ModuleProblems(InvalidInput):
+    """Everything wrong with a choice of modules, found in one pass: each problem a sentence that
+    names the modules by their titles and says what to do."""
 
-
-class ModuleConflict(InvalidInput):
-    pass
-
-
-class ModuleCycle(InvalidInput):
-    pass
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__(one_per_line(problems), field="modules")
+        self.problems = tuple(problems)
 
 
 @dataclass(frozen=True)
@@ -116,32 +117,63 @@ class Catalogue:
         custom = self.custom(slug) if slug else None
         return [*layers, custom] if custom else layers
 
-    def resolve_modules(self, template: str, chosen: list[str] | tuple[str, ...]) -> list[str]:
-        """Check a module choice and return it in dependency order (requirements first).
+    def title_of(self, module: str) -> str:
+        """How people know a module: its title (a name that is no module, as it was given)."""
+        layer = self.modules.get(module)
+        return layer.title if layer else module
 
-        Refuses unknown modules, a requirement that is not chosen (naming the chain), a conflict
-        and a cycle, each with a message that says what to change."""
+    def titles(self, modules: Sequence[str]) -> str:
+        """Modules' titles joined for a sentence: Events; Events and Finance; …"""
+        return _joined([self.title_of(module) for module in modules])
+
+    def conflict(self, one: str, other: str) -> bool:
+        """Whether two modules cannot be enabled together (either one's manifest says so)."""
+        first, second = self.modules.get(one), self.modules.get(other)
+        return bool(first and other in first.conflicts) or bool(second and one in second.conflicts)
+
+    def conflict_problem(self, one: str, other: str) -> str:
+        """What to do about two conflicting modules chosen together."""
+        return f"{self.title_of(one)} and {self.title_of(other)} cannot be enabled together: choose one."
+
+    def check_known(self, names: Iterable[str]) -> None:
+        """Refuses names that are no module, all of them at once (ModuleProblems)."""
+        if problem := self._unknown(names):
+            raise ModuleProblems([problem])
+
+    def resolve_modules(self, template: str, chosen: list[str] | tuple[str, ...]) -> list[str]:
+        """Check a module choice and return it in dependency order (requirements first). Every
+        problem of the choice is refused at once (ModuleProblems, see `module_problems`)."""
         self.template(template)
+        if problems := self.module_problems(chosen):
+            raise ModuleProblems(problems)
+        return self.in_apply_order(chosen)
+
+    def module_problems(self, chosen: Sequence[str]) -> list[str]:
+        """Everything wrong with a choice of modules, found in one pass, a sentence each: the
+        names that are no module; for each module, the requirements it brings that are not chosen;
+        each pair that conflicts; requirements that wait for each other in a cycle."""
         selected = list(dict.fromkeys(chosen))
-        for name in selected:
-            if name not in self.modules:
-                known = ", ".join(sorted(self.modules))
-                raise UnknownModule(f"Unknown module {name!r}; the modules are {known}.", field="modules")
-        for name in selected:
-            self._check_requirements([name], set(selected))
-        for index, name in enumerate(selected):
-            for other in selected[index + 1 :]:
-                if other in self.modules[name].conflicts or name in self.modules[other].conflicts:
-                    raise ModuleConflict(
-                        f"{name} conflicts with {other}: enable one of them, not both.", field="modules"
-                    )
-        try:
-            return self.in_apply_order(selected)
-        except CycleError as error:
-            cycle = " → ".join(error.args[1])
-            raise ModuleCycle(
-                f"These modules require each other in a cycle: {cycle}.", field="modules"
-            ) from None
+        known = [name for name in selected if name in self.modules]
+        unknown = self._unknown(selected)
+        problems = [unknown] if unknown else []
+        for name in known:
+            problems.extend(self._missing_requirements(name, set(known)))
+        problems.extend(
+            self.conflict_problem(name, other)
+            for index, name in enumerate(known)
+            for other in known[index + 1 :]
+            if self.conflict(name, other)
+        )
+        if cycle := self._cycle(known):
+            needs = [
+                f"{self.title_of(needing)} needs {self.title_of(needed)}"
+                for needing, needed in pairwise(cycle)
+            ]
+            problems.append(
+                f"{_clauses(needs)}, so none of them can be enabled first: leave them out "
+                "(their manifests need mending)."
+            )
+        return problems
 
     def in_apply_order(self, names: list[str] | tuple[str, ...]) -> list[str]:
         """Known modules in the order their migrations apply: requirements first, requirements
@@ -157,22 +189,78 @@ class Catalogue:
             graph.done(*ready)
         return ordered
 
-    def _check_requirements(self, chain: list[str], selected: set[str]) -> None:
-        for requirement in self.modules[chain[-1]].requires:
-            if requirement in chain:
-                continue  # a cycle; reported with its full path by the topological sort
-            path = [*chain, requirement]
-            if requirement not in self.modules:
-                raise UnknownModule(
-                    f"{' → '.join(path)}: {requirement!r} is not a module this installation has.",
-                    field="modules",
-                )
-            if requirement not in selected:
-                raise MissingRequirement(
-                    f"{' → '.join(path)}: {chain[-1]} requires {requirement}, which is not selected.",
-                    field="modules",
-                )
-            self._check_requirements(path, selected)
+    def _unknown(self, names: Iterable[str]) -> str | None:
+        """The sentence naming, as they were given, the names that are no module; None if none."""
+        unknown = [repr(name) for name in dict.fromkeys(names) if name not in self.modules]
+        if not unknown:
+            return None
+        modules = _joined(sorted(self.modules)) or "none"
+        if len(unknown) == 1:
+            return f"There is no module {unknown[0]}: leave it out; the modules are {modules}."
+        return f"There are no modules {_joined(unknown)}: leave them out; the modules are {modules}."
+
+    def _missing_requirements(self, name: str, chosen: set[str]) -> list[str]:
+        """What choosing `name` leaves out: the requirements it brings that are not chosen (and
+        theirs, as the chosen ones' are reported for them), in one sentence; a requirement this
+        installation does not have, in another."""
+        needs: dict[str, list[str]] = {}
+        absent: list[str] = []
+        seen, waiting = {name}, [name]
+        while waiting:
+            needing = waiting.pop(0)
+            for requirement in self.modules[needing].requires:
+                if requirement in chosen or requirement in seen:
+                    continue
+                seen.add(requirement)
+                if requirement not in self.modules:
+                    absent.append(
+                        f"{self.title_of(needing)} needs {requirement!r}, which this installation "
+                        f"does not have: untick {self.title_of(name)}."
+                    )
+                    continue
+                needs.setdefault(needing, []).append(requirement)
+                waiting.append(requirement)
+        if not needs:
+            return absent
+        clauses = [
+            f"{self.title_of(needing)} needs {self.titles(needed)}" for needing, needed in needs.items()
+        ]
+        missing = [requirement for needed in needs.values() for requirement in needed]
+        return [
+            f"{_clauses(clauses)}: tick {self.titles(missing)} too, or untick {self.title_of(name)}.",
+            *absent,
+        ]
+
+    def _cycle(self, names: Sequence[str]) -> list[str] | None:
+        """Modules among `names` and everything they need that require each other in a circle:
+        each needs the next, the first (the earliest of `names` in it) repeated last. None when
+        there is none."""
+        graph: dict[str, list[str]] = {}
+        waiting = list(names)
+        while waiting:
+            name = waiting.pop(0)
+            if name not in graph:
+                graph[name] = [needed for needed in self.modules[name].requires if needed in self.modules]
+                waiting.extend(graph[name])
+        try:
+            TopologicalSorter(graph).prepare()
+        except CycleError as error:
+            # graphlib gives each module before the one that needs it
+            circle = list(reversed(error.args[1][1:]))
+            start = circle.index(next((name for name in names if name in circle), circle[0]))
+            circle = circle[start:] + circle[:start]
+            return [*circle, circle[0]]
+        return None
+
+
+def _joined(words: Sequence[str]) -> str:
+    """Words joined for a sentence: Events; Events and Finance; Documents, Events and Finance."""
+    return f"{', '.join(words[:-1])} and {words[-1]}" if len(words) > 1 else "".join(words)
+
+
+def _clauses(clauses: Sequence[str]) -> str:
+    """Clauses joined for a sentence: A needs B; A needs B, and B needs C; …"""
+    return clauses[0] if len(clauses) == 1 else f"{', '.join(clauses[:-1])}, and {clauses[-1]}"
 
 
 def _read_layer(kind: LayerKind, path: Path) -> Layer:

@@ -4,9 +4,10 @@ The overview: what is enabled (and at which version), what is kept (disabled, it
 the store and hidden), what else there is, and for each whether the tenant's plan and modules
 allow enabling it, and why not. A change is checked whole before anything is written: the
 requirements a module brings along, conflicts with enabled modules, the plan's modules and its
-module limit, a module still required by another. A refusal names the module in the way. Then
-the change's job is recorded, to be sent when the caller commits. The jobs themselves run in
-services/modules/steps.py, which checks the change again once it holds the tenant's lock.
+module limit, a module still required by another. A refusal gives every reason at once, a line
+each, naming the modules in the way. Then the change's job is recorded, to be sent when the caller
+commits. The jobs themselves run in services/modules/steps.py, which checks the change again once
+it holds the tenant's lock.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services import jobs
 from services.backups.safety import SAFETY_BACKUP_STEPS
 from services.errors import Conflict, InvalidInput, NotFound
-from services.layers.catalogue import Catalogue, Layer, UnknownModule, load_catalogue
+from services.layers.catalogue import Catalogue, Layer, load_catalogue, one_per_line
 from services.layers.footprint import layer_tables
 from services.layers.migrator import head
 from services.layers.snapshot import VERSION_TABLE_PREFIX
@@ -54,12 +55,14 @@ def disable_steps(*, keep_data: bool) -> list[str]:
 
 
 class ModuleChangeRefused(Conflict):
-    """A change the tenant's modules or plan do not allow. `in_the_way` names the modules that
-    stand in its way (none when it is the plan's limit)."""
+    """A change the tenant's modules or plan do not allow, for each of the `problems` (its
+    message has a line each). `in_the_way` names the modules that stand in its way (none when it
+    is only the plan's limit)."""
 
-    def __init__(self, message: str, *, in_the_way: Iterable[str] = ()) -> None:
-        super().__init__(message, field="modules")
-        self.in_the_way = tuple(in_the_way)
+    def __init__(self, *problems: str, in_the_way: Iterable[str] = ()) -> None:
+        super().__init__(one_per_line(problems), field="modules")
+        self.problems = problems
+        self.in_the_way = tuple(dict.fromkeys(in_the_way))
 
 
 # The rules -----------------------------------------------------------------------------------------
@@ -100,22 +103,8 @@ class DisablePlan:
     after: ModuleState
 
 
-def _module(catalogue: Catalogue, name: str) -> Layer:
-    if name not in catalogue.modules:
-        known = ", ".join(sorted(catalogue.modules))
-        raise UnknownModule(f"Unknown module {name!r}; the modules are {known}.", field="modules")
-    return catalogue.modules[name]
-
-
-def title_of(catalogue: Catalogue, name: str) -> str:
-    layer = catalogue.modules.get(name)
-    return layer.title if layer else name
-
-
-def _titles(catalogue: Catalogue, names: Sequence[str]) -> str:
-    """Titles joined for a sentence: Events; Events and Finance; Documents, Events and Finance."""
-    titles = [title_of(catalogue, name) for name in names]
-    return titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} and {titles[-1]}"
+def _is_or_are(names: Sequence[str]) -> str:
+    return "is" if len(names) == 1 else "are"
 
 
 def requirements(catalogue: Catalogue, name: str) -> list[str]:
@@ -135,56 +124,53 @@ def requirements(catalogue: Catalogue, name: str) -> list[str]:
     return list(found)
 
 
-def _conflict(catalogue: Catalogue, one: str, other: str) -> bool:
-    first, second = catalogue.modules.get(one), catalogue.modules.get(other)
-    return bool(first and other in first.conflicts) or bool(second and one in second.conflicts)
-
-
 def plan_enable(catalogue: Catalogue, state: ModuleState, requested: Sequence[str]) -> EnablePlan:
-    """Enable `requested` and the requirements they bring. Raises InvalidInput (an unknown module,
-    none chosen) or ModuleChangeRefused (already enabled, a conflict with an enabled module, not
-    in the plan, beyond the plan's module limit), naming the module in the way."""
+    """Enable `requested` and the requirements they bring. Raises InvalidInput when none is
+    chosen, ModuleProblems naming every name that is no module, or ModuleChangeRefused with every
+    reason not to at once (enabled already, not in the plan, a conflict with an enabled module or
+    between two coming, beyond the plan's module limit), naming the modules in the way."""
     wanted = list(dict.fromkeys(requested))
     if not wanted:
         raise InvalidInput("Choose a module to enable.", field="modules")
-    for name in wanted:
-        _module(catalogue, name)
+    catalogue.check_known(wanted)
+    problems: list[str] = []
+    in_the_way: list[str] = []
     if enabled := [name for name in wanted if name in state.enabled]:
-        raise ModuleChangeRefused(f"{_titles(catalogue, enabled)}: enabled already.", in_the_way=enabled)
+        problems.append(f"{catalogue.titles(enabled)} {_is_or_are(enabled)} enabled already.")
+        in_the_way.extend(enabled)
     adding: dict[str, None] = {}
     for name in wanted:
-        adding.update(
-            (needed, None) for needed in requirements(catalogue, name) if needed not in state.enabled
-        )
-        adding[name] = None
+        if name not in state.enabled:
+            adding.update(
+                (needed, None) for needed in requirements(catalogue, name) if needed not in state.enabled
+            )
+            adding[name] = None
     new = list(adding)
     if outside := [name for name in new if not state.plan.allows_module(name)]:
-        raise ModuleChangeRefused(
-            f"The {state.plan.name} plan does not include {_titles(catalogue, outside)}.", in_the_way=outside
-        )
+        problems.append(f"The {state.plan.name} plan does not include {catalogue.titles(outside)}.")
+        in_the_way.extend(outside)
     for name in new:
         for other in state.enabled:
-            if _conflict(catalogue, name, other):
-                raise ModuleChangeRefused(
-                    f"{title_of(catalogue, name)} conflicts with {title_of(catalogue, other)}, which is "
-                    f"enabled: disable {title_of(catalogue, other)} first.",
-                    in_the_way=[other],
+            if catalogue.conflict(name, other):
+                title, other_title = catalogue.title_of(name), catalogue.title_of(other)
+                problems.append(
+                    f"{title} conflicts with {other_title}, which is enabled: disable {other_title} first."
                 )
+                in_the_way.append(other)
     for index, name in enumerate(new):
         for other in new[index + 1 :]:
-            if _conflict(catalogue, name, other):
-                raise ModuleChangeRefused(
-                    f"{title_of(catalogue, name)} conflicts with {title_of(catalogue, other)}: "
-                    "enable one of them, not both.",
-                    in_the_way=[other],
-                )
+            if catalogue.conflict(name, other):
+                problems.append(catalogue.conflict_problem(name, other))
+                in_the_way.append(other)
     limit, total = state.plan.max_modules, len(state.enabled) + len(new)
     if limit is not None and total > limit:
-        raise ModuleChangeRefused(
+        problems.append(
             f"The {state.plan.name} plan allows {limit} modules and {len(state.enabled)} are enabled: "
-            f"enabling {_titles(catalogue, new)} would make {total}. Disable a module first, "
+            f"enabling {catalogue.titles(new)} would make {total}. Disable a module first, "
             "or ask for a larger plan."
         )
+    if problems:
+        raise ModuleChangeRefused(*problems, in_the_way=in_the_way)
     enabled_after = catalogue.resolve_modules(state.template, [*state.enabled, *new])
     return EnablePlan(
         requested=tuple(wanted),
@@ -201,10 +187,10 @@ def plan_enable(catalogue: Catalogue, state: ModuleState, requested: Sequence[st
 
 def plan_disable(catalogue: Catalogue, state: ModuleState, module: str, *, keep_data: bool) -> DisablePlan:
     """Disable `module` keeping its tables (hidden), or dropping its data; a kept module's data
-    can be dropped too. Refused while an enabled module requires it, and (dropping) while a kept
-    module's data refers to it, naming which."""
-    _module(catalogue, module)
-    title = title_of(catalogue, module)
+    can be dropped too. Refused, for both reasons at once, while enabled modules require it and
+    (dropping) while kept modules' data refers to it, naming which."""
+    catalogue.check_known([module])
+    title = catalogue.title_of(module)
     if module in state.enabled:
         was_kept = False
     elif module in state.kept and not keep_data:
@@ -213,42 +199,50 @@ def plan_disable(catalogue: Catalogue, state: ModuleState, module: str, *, keep_
         raise ModuleChangeRefused(f"{title} is disabled already, its data kept.", in_the_way=[module])
     else:
         raise ModuleChangeRefused(f"{title} is not enabled.", in_the_way=[module])
+    problems: list[str] = []
     needing = [
         name for name in state.enabled if name != module and module in catalogue.modules[name].requires
     ]
     if needing:
-        verb = "is" if len(needing) == 1 else "are"
-        raise ModuleChangeRefused(
-            f"{title} is required by {_titles(catalogue, needing)}, which {verb} enabled: "
-            f"disable {_titles(catalogue, needing)} first.",
-            in_the_way=needing,
+        problems.append(
+            f"{title} is required by {catalogue.titles(needing)}, which {_is_or_are(needing)} enabled: "
+            f"disable {catalogue.titles(needing)} first."
         )
-    kept_needing = [
-        name
-        for name in state.kept
-        if name != module and name in catalogue.modules and module in catalogue.modules[name].requires
-    ]
-    if not keep_data and kept_needing:
-        raise ModuleChangeRefused(
-            f"The kept data of {_titles(catalogue, kept_needing)} refers to the tables of {title}: "
-            f"drop that data first, or keep the data of {title}.",
-            in_the_way=kept_needing,
+    kept_needing = (
+        []
+        if keep_data
+        else [
+            name
+            for name in state.kept
+            if name != module and name in catalogue.modules and module in catalogue.modules[name].requires
+        ]
+    )
+    if kept_needing:
+        problems.append(
+            f"The kept data of {catalogue.titles(kept_needing)} refers to the tables of {title}: "
+            f"drop that data first, or keep the data of {title}."
         )
+    if problems:
+        raise ModuleChangeRefused(*problems, in_the_way=[*needing, *kept_needing])
     enabled = tuple(name for name in state.enabled if name != module)
     kept = tuple(name for name in state.kept if name != module) + ((module,) if keep_data else ())
     return DisablePlan(module, keep_data, was_kept, replace(state, enabled=enabled, kept=kept))
 
 
 class RequirementsNotOffered(InvalidInput):
-    """Enabling a module brings others along, and the asker has not said yes to them."""
+    """Enabling modules brings others along, and the asker has not said yes to them: a sentence
+    for each requested module that brings some."""
 
     def __init__(self, catalogue: Catalogue, plan: EnablePlan) -> None:
-        needing = _titles(catalogue, plan.requested)
-        needed = _titles(catalogue, plan.required)
-        super().__init__(
-            f"{needing} requires {needed}, which is not enabled: enable {needed} too, or leave {needing} out.",
-            field="modules",
-        )
+        problems = []
+        for name in plan.requested:
+            if brings := [needed for needed in requirements(catalogue, name) if needed in plan.required]:
+                title, needed = catalogue.title_of(name), catalogue.titles(brings)
+                problems.append(
+                    f"{title} needs {needed}, which {_is_or_are(brings)} not enabled: enable {needed} too, "
+                    f"or leave {title} out."
+                )
+        super().__init__(one_per_line(problems), field="modules")
         self.plan = plan
 
 
@@ -493,14 +487,13 @@ async def request_modules(
     in `drop_kept` whose data goes. Each job waits for the ones before it. The whole change is
     checked first; nothing is recorded when any part is refused. [] when nothing changes."""
     catalogue = load_catalogue(settings.layers_dir)
-    for name in [*wanted, *drop_kept]:
-        _module(catalogue, name)
+    catalogue.check_known([*wanted, *drop_kept])
     state = ModuleState.of(tenant)
     disabling = [name for name in reversed(state.enabled) if name not in wanted]
     enabling = [name for name in dict.fromkeys(wanted) if name not in state.enabled]
     if disabling and keep_data is None:
         raise InvalidInput(
-            f"Say whether to keep the data of {_titles(catalogue, disabling)}: keep_data true leaves "
+            f"Say whether to keep the data of {catalogue.titles(disabling)}: keep_data true leaves "
             "its tables in place, hidden, until it is enabled again; false drops them, after a backup.",
             field="keep_data",
         )
@@ -518,7 +511,7 @@ async def request_modules(
     for name in dict.fromkeys(drop_kept):
         if name in wanted:
             raise InvalidInput(
-                f"{title_of(catalogue, name)} cannot be both enabled and dropped.", field="drop_kept"
+                f"{catalogue.title_of(name)} cannot be both enabled and dropped.", field="drop_kept"
             )
         plans.append(plan_disable(catalogue, state, name, keep_data=False))
         state = plans[-1].after
@@ -550,9 +543,9 @@ def describe_module_job(job: Job, catalogue: Catalogue) -> str | None:
     """What a module job changes, in a few words ("enable Events and Volunteering"); None for
     other jobs."""
     if job.kind == ENABLE_MODULES:
-        return f"enable {_titles(catalogue, job.payload.get('modules', []))}"
+        return f"enable {catalogue.titles(job.payload.get('modules', []))}"
     if job.kind == DISABLE_MODULE:
-        title = title_of(catalogue, job.payload.get("module", ""))
+        title = catalogue.title_of(job.payload.get("module", ""))
         return (
             f"disable {title}, keeping its data"
             if job.payload.get("keep_data")

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit import Caller, record_by
 from services.errors import DomainError
+from services.layers.catalogue import load_catalogue
 from services.models import Job, Plan, Tenant
 from services.provisioning.custom import APPLY_CUSTOM, ROLLBACK_CUSTOM, request_custom_change
 from services.provisioning.tenants import RequestedTenant, TenantRequest, request_tenant, retry_provisioning
@@ -54,11 +55,13 @@ async def change_custom_layer(
     return job
 
 
-async def move_to_plan(session: AsyncSession, caller: Caller, tenant: Tenant, plan_key: str) -> Plan:
+async def move_to_plan(
+    session: AsyncSession, settings: Settings, caller: Caller, tenant: Tenant, plan_key: str
+) -> Plan:
     """`tenant` on the plan `plan_key`, for `caller` (`tenant.plan`, from the plan it was on). Refused,
     saying why, when its enabled modules do not fit that plan."""
     before = tenant.plan.name
-    plan = await change_plan(session, tenant, plan_key)
+    plan = await change_plan(session, tenant, plan_key, load_catalogue(settings.layers_dir).titles)
     detail = caller.with_token({"from": before, "to": plan.name})
     await record_by(session, caller, "tenant.plan", tenant=tenant, detail=detail)
     return plan

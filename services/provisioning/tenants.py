@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services import jobs
 from services.db import Database
 from services.errors import Conflict, FieldErrors, InvalidInput
-from services.layers.catalogue import load_catalogue
+from services.layers.catalogue import ModuleProblems, load_catalogue
 from services.limits import check_text
 from services.models import Job, JobStatus, Tenant, TenantStatus
 from services.models.landlord import DEFAULT_PLAN
@@ -22,9 +22,9 @@ from services.server_limits import ServerWork
 from services.settings import Settings
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import (
-    check_modules_fit,
     check_slug_free,
     find_plan,
+    plan_problems,
     register_tenant,
     validate_slug,
 )
@@ -70,9 +70,14 @@ async def request_tenant(
     with errors.checking("template"):
         catalogue.template(request.template)
         with errors.checking("modules"):
+            plan = await find_plan(session, request.plan)
+            known = [name for name in request.modules if name in catalogue.modules]
+            problems = catalogue.module_problems(request.modules) + plan_problems(
+                plan, known, catalogue.titles
+            )
+            if problems:  # every one at once: the modules' own and the plan's
+                raise ModuleProblems(problems)
             modules = catalogue.resolve_modules(request.template, request.modules)
-            with errors.checking("plan"):
-                check_modules_fit(await find_plan(session, request.plan), modules, field="modules")
     with errors.checking("isolation"):
         if request.isolation not in available_isolation_modes(settings):
             modes = ", ".join(available_isolation_modes(settings))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, func, or_, select, true
@@ -103,25 +104,27 @@ async def find_plan(session: AsyncSession, plan_key: str) -> Plan:
     return plan
 
 
-def check_modules_fit(plan: Plan, modules: list[str], *, field: str) -> None:
-    """Refuses, saying why, modules the plan leaves out or more modules than it allows."""
-    outside = [name for name in modules if not plan.allows_module(name)]
-    if outside:
-        raise Conflict(f"{plan.name} does not include {', '.join(outside)}.", field=field)
+#: Modules' names joined for a sentence, as people know them (services.layers.catalogue's titles).
+Titles = Callable[[Sequence[str]], str]
+
+
+def plan_problems(plan: Plan, modules: Sequence[str], titles: Titles) -> list[str]:
+    """Everything about `modules` the plan does not allow, a sentence each: the modules it leaves
+    out, and more modules than it allows."""
+    problems = []
+    if outside := [name for name in modules if not plan.allows_module(name)]:
+        problems.append(f"The {plan.name} plan does not include {titles(outside)}.")
     if plan.max_modules is not None and len(modules) > plan.max_modules:
-        raise Conflict(f"{plan.name} allows {plan.max_modules} modules, not {len(modules)}.", field=field)
+        problems.append(f"The {plan.name} plan allows {plan.max_modules} modules, not {len(modules)}.")
+    return problems
 
 
-async def change_plan(session: AsyncSession, tenant: Tenant, plan_key: str) -> Plan:
+async def change_plan(session: AsyncSession, tenant: Tenant, plan_key: str, titles: Titles) -> Plan:
     """Put the tenant on another plan. Refused, saying why, when its enabled modules do not fit
     the plan (it has to disable some first)."""
     plan = await find_plan(session, plan_key)
-    try:
-        check_modules_fit(plan, tenant.modules, field="plan")
-    except Conflict as refusal:
-        raise Conflict(
-            f"{refusal.message} {tenant.name} has to disable modules first.", field="plan"
-        ) from None
+    if problems := plan_problems(plan, tenant.modules, titles):
+        raise Conflict(f"{' '.join(problems)} {tenant.name} has to disable modules first.", field="plan")
     tenant.plan_key = plan.key
     tenant.plan = plan
     return plan

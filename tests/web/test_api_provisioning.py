@@ -192,7 +192,7 @@ def test_a_tenant_token_may_follow_its_own_tenants_job(
             {
                 "slug": "A slug is 3 to 63 lowercase letters",
                 "name": "Give the tenant a name.",
-                "modules": "finance conflicts with simple_ledger: enable one of them, not both.",
+                "modules": "Finance and Simple ledger cannot be enabled together: choose one.",
                 "isolation": "Isolation 'on-the-moon' is not available here",
             },
             id="everything-wrong-at-once",
@@ -204,12 +204,12 @@ def test_a_tenant_token_may_follow_its_own_tenants_job(
         ),
         pytest.param(
             {**NEW_TENANT, "template": "political_party", "modules": ["election_campaign"]},
-            {"modules": "election_campaign → events: election_campaign requires events"},
+            {"modules": "Election campaign needs Events: tick Events too, or untick Election campaign."},
             id="missing-requirement",
         ),
         pytest.param(
             {**NEW_TENANT, "modules": ["events", "teleportation"]},
-            {"modules": "Unknown module 'teleportation'"},
+            {"modules": "There is no module 'teleportation': leave it out"},
             id="unknown-module",
         ),
         pytest.param(

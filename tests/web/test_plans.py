@@ -47,8 +47,9 @@ def test_a_plan_that_leaves_out_an_enabled_module_is_refused_naming_it(
 
     refused = post_form(superadmin_client, f"/tenants/{SLUG}/plan", {"plan": "starter"})
     assert refused.status_code == 422
-    assert "Starter does not include finance. Heron Club has to disable modules first." in html.unescape(
-        refused.text
+    assert (
+        "The Starter plan does not include Finance. Heron Club has to disable modules first."
+        in html.unescape(refused.text)
     )
     unknown = post_form(superadmin_client, f"/tenants/{SLUG}/plan", {"plan": "platinum"})
     assert unknown.status_code == 422 and "There is no plan" in html.unescape(unknown.text)
@@ -81,7 +82,9 @@ def test_a_new_tenant_is_put_on_the_plan_chosen_and_its_modules_must_fit_it(
         superadmin_client, "/tenants", {**fields, "plan": "starter", "modules": ["events", "finance"]}
     )
     assert refused.status_code == 422
-    assert 'id="modules-error"' in refused.text and "Starter does not include finance." in refused.text
+    assert (
+        'id="modules-error"' in refused.text and "The Starter plan does not include Finance." in refused.text
+    )
     assert tenant_count(settings) == 0, "nothing is created"
 
     made = post_form(
@@ -108,7 +111,9 @@ def test_the_api_takes_a_plan_and_refuses_modules_that_do_not_fit_it(
     request = {"slug": SLUG, "name": "Heron Club", "template": "community_group", "modules": ["finance"]}
     refused = client.post("/api/v1/tenants", json={**request, "plan": "starter"}, headers=headers)
     assert refused.status_code == 422
-    assert {"field": "modules", "message": "Starter does not include finance."} in refused.json()["errors"]
+    assert {"field": "modules", "message": "The Starter plan does not include Finance."} in refused.json()[
+        "errors"
+    ]
     unknown = client.post("/api/v1/tenants", json={**request, "plan": "gold"}, headers=headers)
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "plan"
     assert tenant_count(settings) == 0

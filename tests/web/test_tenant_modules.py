@@ -353,15 +353,56 @@ def test_refusals_name_the_module_in_the_way_and_change_nothing(
 
         refused = post(client, f"{MODULES}/simple_ledger/enable")
         assert refused.status_code == 409
-        assert re.search(r'id="modules-error"><p>Simple ledger conflicts with Finance', refused.text)
+        assert re.search(r'id="modules-error"><ul><li>Simple ledger conflicts with Finance', refused.text)
         assert 'class="in-the-way"' in row(refused.text, "finance")
         assert_no_trace(refused.text)
 
         unknown = post(client, f"{MODULES}/no_such_module/enable")
         assert unknown.status_code == 422
-        assert "Unknown module 'no_such_module'" in text_of(unknown.text)
+        assert "There is no module 'no_such_module': leave it out" in text_of(unknown.text)
         assert client.get(f"{MODULES}/no_such_module/disable").status_code == 404
         assert client.get(f"{MODULES}/documents/disable").status_code == 404, "documents is not enabled"
+
+    assert (job_count(settings, SLUG), tenant(settings, SLUG).modules) == before, "nothing changed"
+
+
+def problems_listed(page: str, element_id: str) -> list[str]:
+    """The problems listed in the element, one per item."""
+    match = re.search(rf'id="{element_id}".*?</ul>', page, re.DOTALL)
+    assert match, f"the page lists no problems in #{element_id}"
+    return [text_of(item) for item in re.findall(r"<li>(.*?)</li>", match.group(0), re.DOTALL)]
+
+
+@ON_SQLITE
+def test_every_reason_a_module_cannot_be_enabled_is_listed_at_once_by_title(
+    settings: Settings, heron: Credentials
+) -> None:
+    enable_now(settings, SLUG, "finance")
+    put_on_plan(settings, SLUG, "starter")
+    reasons = [
+        "Simple ledger conflicts with Finance, which is enabled: disable Finance first.",
+        "The Starter plan allows 3 modules and 3 are enabled: enabling Simple ledger would make 4. "
+        "Disable a module first, or ask for a larger plan.",
+    ]
+    before = (job_count(settings, SLUG), tenant(settings, SLUG).modules)
+    with portal(settings) as client:
+        signed_in(client, heron)
+        page = client.get(MODULES)
+        assert problems_listed(row(page.text, "simple_ledger"), "why-not-simple_ledger") == reasons
+
+        refused = post(client, f"{MODULES}/simple_ledger/enable")
+        assert refused.status_code == 409
+        assert_no_trace(refused.text)
+        assert problems_listed(refused.text, "modules-error") == reasons
+        assert 'class="in-the-way"' in row(refused.text, "finance")
+
+        client.cookies.clear()
+        headers = {"Authorization": f"Bearer {add_token(settings, heron.email, SLUG)}"}
+        wanted = ["events", "social_media", "finance", "simple_ledger"]
+        api = client.put("/api/v1/tenant/modules", json={"modules": wanted}, headers=headers)
+        assert api.status_code == 409
+        assert api.json()["detail"].splitlines() == reasons
+        assert api.json()["in_the_way"] == ["finance"]
 
     assert (job_count(settings, SLUG), tenant(settings, SLUG).modules) == before, "nothing changed"
 

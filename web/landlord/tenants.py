@@ -271,7 +271,7 @@ class TenantsController(Controller):
     ) -> Response[Any]:
         tenant = await get_tenant(db_session, slug)
         try:
-            await move_to_plan(db_session, caller_of(request), tenant, data.plan)
+            await move_to_plan(db_session, settings_of(request), caller_of(request), tenant, data.plan)
         except DomainError as error:
             overview = await tenant_overview(db_session, settings_of(request), slug)
             return await _tenant_page(

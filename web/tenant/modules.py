@@ -4,7 +4,7 @@ after a confirmation that says what happens (a backup first, then its data kept 
 the change's job, followed live until it ends.
 
 Every change is checked in full before its job is recorded, and a refusal is shown on the page,
-naming the module in the way. Changes are on the audit trail against the tenant. Module jobs live
+every reason listed, naming the modules in the way. Changes are on the audit trail against the tenant. Module jobs live
 in the landlord database, so another tenant's job id always names its owner: asking for it is
 "not found", and recorded against that tenant."""
 
@@ -35,7 +35,6 @@ from services.modules.requests import (
     module_tables,
     modules_overview,
     plan_disable,
-    title_of,
 )
 from web.audit import caller_of
 from web.deps import DbSession, settings_of
@@ -128,10 +127,10 @@ async def _disable_choice(request: Request[Any, Any, Any], tenant: Tenant, modul
 
     kept = module in state.kept
     if not kept and module not in state.enabled:
-        raise NotFound(f"{title_of(catalogue, module)} is not enabled for {tenant.name}.")
+        raise NotFound(f"{catalogue.title_of(module)} is not enabled for {tenant.name}.")
     return DisableChoice(
         module=module,
-        title=title_of(catalogue, module),
+        title=catalogue.title_of(module),
         kept=kept,
         keep_refusal=None if kept else refusal(True),
         drop_refusal=refusal(False),
@@ -182,8 +181,8 @@ class TenantModulesController(Controller):
                 request,
                 "module_enable.html",
                 plan=offer.plan,
-                title=title_of(catalogue, module),
-                titles={name: title_of(catalogue, name) for name in offer.plan.modules},
+                title=catalogue.title_of(module),
+                titles={name: catalogue.title_of(name) for name in offer.plan.modules},
             )
         except DomainError as error:
             return await _modules_page(request, db_session, error=error)

@@ -13,15 +13,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from services.db import Database
-from services.layers.catalogue import (
-    Layer,
-    LayerKind,
-    MissingRequirement,
-    ModuleConflict,
-    ModuleCycle,
-    UnknownModule,
-    load_catalogue,
-)
+from services.layers.catalogue import Catalogue, Layer, LayerKind, ModuleProblems, load_catalogue
 from services.layers.migrator import revisions
 from services.layers.snapshot import take_snapshot
 from tests.services.layers.stores import business_tables, catalogue, every_layer, foundation, requirements, up
@@ -75,21 +67,48 @@ def test_requirements_come_first() -> None:
     assert [layer.key for layer in layers[:2]] == ["basic", "templates/political_party"]
 
 
-def test_an_unknown_module_is_refused() -> None:
-    with pytest.raises(UnknownModule, match="'crowdfunding'"):
-        catalogue().resolve_modules("non_profit", ["finance", "crowdfunding"])
+MODULE_KEYS = "documents, election_campaign, events, finance, membership_tiers, simple_ledger, social_media and volunteering"
 
 
-def test_a_missing_requirement_names_the_chain() -> None:
-    with pytest.raises(MissingRequirement) as refused:
-        catalogue().resolve_modules("political_party", ["election_campaign"])
-    assert "election_campaign → events" in str(refused.value)
+def problems_of(template: str, chosen: list[str], found: Catalogue | None = None) -> list[str]:
+    """What resolving the choice refuses, a sentence each."""
+    with pytest.raises(ModuleProblems) as refused:
+        (found or catalogue()).resolve_modules(template, chosen)
+    assert refused.value.field == "modules"
+    assert refused.value.message == "\n".join(refused.value.problems), "the message has a line each"
+    return list(refused.value.problems)
 
 
-def test_conflicting_modules_are_refused() -> None:
-    with pytest.raises(ModuleConflict) as refused:
-        catalogue().resolve_modules("non_profit", ["finance", "documents", "simple_ledger"])
-    assert "finance" in str(refused.value) and "simple_ledger" in str(refused.value)
+def test_an_unknown_module_is_named_as_typed_with_the_modules_there_are() -> None:
+    assert problems_of("non_profit", ["finance", "crowdfunding"]) == [
+        f"There is no module 'crowdfunding': leave it out; the modules are {MODULE_KEYS}."
+    ]
+    assert problems_of("non_profit", ["Finance", "crowdfunding", "finance"]) == [
+        f"There are no modules 'Finance' and 'crowdfunding': leave them out; the modules are {MODULE_KEYS}."
+    ]
+
+
+def test_a_missing_requirement_names_both_modules_by_title_and_says_what_to_tick() -> None:
+    assert problems_of("political_party", ["election_campaign"]) == [
+        "Election campaign needs Events: tick Events too, or untick Election campaign."
+    ]
+
+
+def test_conflicting_modules_are_named_by_title() -> None:
+    assert problems_of("non_profit", ["finance", "documents", "simple_ledger"]) == [
+        "Finance and Simple ledger cannot be enabled together: choose one."
+    ]
+
+
+def test_every_problem_of_a_choice_is_reported_at_once() -> None:
+    assert problems_of(
+        "political_party", ["election_campaign", "volunteering", "simple_ledger", "finance", "teleportation"]
+    ) == [
+        f"There is no module 'teleportation': leave it out; the modules are {MODULE_KEYS}.",
+        "Election campaign needs Events: tick Events too, or untick Election campaign.",
+        "Volunteering needs Events: tick Events too, or untick Volunteering.",
+        "Simple ledger and Finance cannot be enabled together: choose one.",
+    ]
 
 
 def _layer(folder: Path, manifest: str) -> None:
@@ -97,23 +116,40 @@ def _layer(folder: Path, manifest: str) -> None:
     (folder / "manifest.toml").write_text(manifest)
 
 
-def test_modules_requiring_each_other_are_a_cycle(tmp_path: Path) -> None:
+def test_requirements_of_requirements_and_cycles_are_named_with_the_modules_they_pass(tmp_path: Path) -> None:
     _layer(tmp_path / "basic", 'name = "basic"\n')
     _layer(tmp_path / "templates" / "club", 'name = "club"\n')
     _layer(tmp_path / "modules" / "alpha", 'name = "alpha"\nrequires = ["beta"]\n')
-    _layer(tmp_path / "modules" / "beta", 'name = "beta"\nrequires = ["alpha"]\n')
+    _layer(tmp_path / "modules" / "beta", 'name = "beta"\nrequires = ["kappa"]\n')
+    _layer(tmp_path / "modules" / "kappa", 'name = "kappa"\nrequires = ["alpha"]\n')
     _layer(tmp_path / "modules" / "gamma", 'name = "gamma"\nrequires = ["delta"]\n')
     _layer(tmp_path / "modules" / "delta", 'name = "delta"\nrequires = ["epsilon"]\n')
     _layer(tmp_path / "modules" / "epsilon", 'name = "epsilon"\n')
+    _layer(tmp_path / "modules" / "zeta", 'name = "zeta"\nrequires = ["omega", "epsilon"]\n')
     found = load_catalogue(tmp_path)
     assert found.modules["alpha"].requires == ("beta",)
 
-    with pytest.raises(ModuleCycle) as refused:
-        found.resolve_modules("club", ["alpha", "beta"])
-    assert "alpha" in str(refused.value) and "beta" in str(refused.value)
-    # A requirement of a requirement that is missing: the whole chain is named.
-    with pytest.raises(MissingRequirement, match="gamma → delta → epsilon"):
-        found.resolve_modules("club", ["gamma", "delta"])
+    def problems(chosen: list[str]) -> list[str]:
+        return problems_of("club", chosen, found)
+
+    circle = "so none of them can be enabled first: leave them out (their manifests need mending)."
+    assert problems(["alpha", "beta", "kappa"]) == [
+        f"Alpha needs Beta, Beta needs Kappa, and Kappa needs Alpha, {circle}"
+    ]
+    # One module of a cycle: what it needs, and the cycle from it, at once.
+    assert problems(["kappa"]) == [
+        "Kappa needs Alpha, and Alpha needs Beta: tick Alpha and Beta too, or untick Kappa.",
+        f"Kappa needs Alpha, Alpha needs Beta, and Beta needs Kappa, {circle}",
+    ]
+    # A requirement of a requirement: the module that needs it is named, once.
+    assert problems(["gamma", "delta"]) == ["Delta needs Epsilon: tick Epsilon too, or untick Delta."]
+    assert problems(["gamma"]) == [
+        "Gamma needs Delta, and Delta needs Epsilon: tick Delta and Epsilon too, or untick Gamma."
+    ]
+    assert problems(["zeta"]) == [
+        "Zeta needs Epsilon: tick Epsilon too, or untick Zeta.",
+        "Zeta needs 'omega', which this installation does not have: untick Zeta.",
+    ]
     assert found.resolve_modules("club", ["gamma", "delta", "epsilon"]) == ["epsilon", "delta", "gamma"]
 
 

@@ -189,7 +189,9 @@ def test_a_module_that_needs_another_brings_it_along_once_the_admin_says_yes(
         before = await everything_of(landlord, tenant.id)
         async with landlord.database.session() as session:
             found = await session.get_one(Tenant, tenant.id)
-            with pytest.raises(RequirementsNotOffered, match="Volunteering requires Events") as refused:
+            with pytest.raises(
+                RequirementsNotOffered, match="Volunteering needs Events, which is not enabled"
+            ) as refused:
                 await request_enable(session, landlord.settings, found, ["volunteering"], with_required=False)
         assert refused.value.plan.required == ("events",)
         assert await everything_of(landlord, tenant.id) == before, "nothing asked, nothing changed"
@@ -405,8 +407,14 @@ def test_refused_changes_name_the_module_in_the_way_and_change_nothing(installat
                 session, settings, tenant, ["social_media"], with_required=True
             ),
         )
-        assert refused.message == "The Starter plan does not include Social media."
+        # Every reason at once, a line each: outside the plan, and beyond its limit.
+        assert refused.message.splitlines() == [
+            "The Starter plan does not include Social media.",
+            "The Starter plan allows 3 modules and 3 are enabled: enabling Social media would make 4. "
+            "Disable a module first, or ask for a larger plan.",
+        ]
         assert refused.in_the_way == ("social_media",)
+        social_media_refused = refused.message
 
         refused = await _refused(
             landlord,
@@ -423,7 +431,7 @@ def test_refused_changes_name_the_module_in_the_way_and_change_nothing(installat
             overview = await modules_overview(session, settings, await session.get_one(Tenant, club.id))
             charitys = await modules_overview(session, settings, await session.get_one(Tenant, charity.id))
         why = {line.name: line.refusal for line in overview.available}
-        assert why["social_media"] == "The Starter plan does not include Social media."
+        assert why["social_media"] == social_media_refused, "the overview gives the same reasons"
         assert why["simple_ledger"] and why["simple_ledger"].startswith("The Starter plan allows 3 modules")
         assert {line.name: line.required_by for line in charitys.enabled}["events"] == ("volunteering",)
         assert {line.name: line.refusal for line in charitys.available}["simple_ledger"] == (

@@ -323,19 +323,17 @@ GOOD = {
         ),
         pytest.param(
             {"modules": ["events", "teleportation"]},
-            {"modules": "Unknown module 'teleportation'"},
+            {"modules": "There is no module 'teleportation': leave it out"},
             id="unknown-module",
         ),
         pytest.param(
             {"modules": ["finance", "simple_ledger"]},
-            {"modules": "finance conflicts with simple_ledger: enable one of them, not both."},
+            {"modules": "Finance and Simple ledger cannot be enabled together: choose one."},
             id="conflicting-modules",
         ),
         pytest.param(
             {"modules": ["membership_tiers", "election_campaign"]},
-            {
-                "modules": "election_campaign → events: election_campaign requires events, which is not selected."
-            },
+            {"modules": "Election campaign needs Events: tick Events too, or untick Election campaign."},
             id="missing-requirement",
         ),
         pytest.param(
@@ -356,7 +354,7 @@ GOOD = {
             {
                 "slug": "A slug is",
                 "name": "Give the tenant a name.",
-                "modules": "Unknown module 'teleportation'",
+                "modules": "There is no module 'teleportation': leave it out",
                 "isolation": "not available here",
             },
             id="every-field-wrong-at-once",
