@@ -1,6 +1,7 @@
 """The landlord audit trail: who did what, when and from where, in a hash chain that shows tampering."""
 
-from services.audit.search import AuditPage, AuditRow, export_csv, search
+from services.audit.search import AuditLine, AuditPage, export_csv, search
+from services.audit.sentences import SwitchedWrite, sentence
 from services.audit.trail import (
     ACTIONS,
     Actor,
@@ -16,9 +17,10 @@ from services.audit.trail import (
 __all__ = [
     "ACTIONS",
     "Actor",
+    "AuditLine",
     "AuditPage",
-    "AuditRow",
     "Caller",
+    "SwitchedWrite",
     "VerifyResult",
     "command_line_actor",
     "entry_hash",
@@ -26,5 +28,6 @@ __all__ = [
     "record",
     "record_by",
     "search",
+    "sentence",
     "verify",
 ]

@@ -9,11 +9,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.layers.catalogue import load_catalogue
+from services.backups.copies import RESTORE_COPY
+from services.backups.requests import BACKUP, RESTORE, VERIFY_BACKUP
+from services.layers.catalogue import Catalogue, load_catalogue
 from services.layers.migrator import current_revision, head, revisions
+from services.lifecycle.deletion import DELETE_TENANT, DROP_STORE
 from services.models import Job, MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
 from services.modules.requests import describe_module_job
-from services.provisioning.tenants import can_retry
+from services.provisioning.custom import APPLY_CUSTOM, ROLLBACK_CUSTOM
+from services.provisioning.tenants import PROVISION, can_retry
 from services.settings import Settings
 from services.tenancy.stores import location_of, store_exists
 from services.tenancy.tenants import get_tenant
@@ -58,6 +62,25 @@ async def recent_jobs(session: AsyncSession, tenant: Tenant, limit: int = 10) ->
     return list(await session.scalars(statement))
 
 
+def describe_job(job: Job, tenant: Tenant, catalogue: Catalogue) -> str | None:
+    """What a job of the tenant does, in a few words, for its job history ("back up into #12")."""
+    backup = job.payload.get("backup_id")
+    template = catalogue.templates.get(tenant.template)
+    said = {
+        PROVISION: f"build {tenant.name} from the {template.title if template else tenant.template} template "
+        f"({tenant.isolation})",
+        BACKUP: f"back up into #{backup}",
+        VERIFY_BACKUP: f"verify backup #{backup}",
+        RESTORE: f"restore from backup #{backup}",
+        RESTORE_COPY: f"build {tenant.name} from backup #{backup}",
+        APPLY_CUSTOM: "apply its custom layer",
+        ROLLBACK_CUSTOM: "roll its custom layer back by one revision",
+        DELETE_TENANT: "back up, then delete it after the grace period",
+        DROP_STORE: "drop its store, the grace period over",
+    }.get(job.kind)
+    return said or describe_module_job(job, catalogue)
+
+
 async def tenant_overview(session: AsyncSession, settings: Settings, slug: str) -> TenantOverview:
     tenant = await get_tenant(session, slug)
     overview = TenantOverview(
@@ -79,7 +102,7 @@ async def tenant_overview(session: AsyncSession, settings: Settings, slug: str) 
     )
     catalogue = load_catalogue(settings.layers_dir)
     overview.summaries = {
-        job.id: summary for job in overview.jobs if (summary := describe_module_job(job, catalogue))
+        job.id: summary for job in overview.jobs if (summary := describe_job(job, tenant, catalogue))
     }
     layers = catalogue.layers_for(
         tenant.template, [m for m in tenant.modules if m in catalogue.modules], slug

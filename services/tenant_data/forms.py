@@ -1,10 +1,11 @@
 """The form of a record table, generated from its definition.
 
-Every column a person may set becomes a field whose input follows the column's type: text, a
-textarea, a whole number, a decimal, a checkbox, a date, a date and time, a choice (the values a
-`CHECK (… IN (…))` or an enum allows) or a reference (a foreign key: one of the rows it may point
-to, as the request's scope sees them, so a member is offered only their units' rows). The primary
-key, the tenant tag and what the database computes (a `created_at` timestamp) are never set here.
+Every column a person may set becomes a field whose input follows the column's type: text, an
+email address (a column named so), a textarea, a whole number, a decimal, a checkbox, a date, a
+date and time, a choice (the values a `CHECK (… IN (…))` or an enum allows) or a reference (a
+foreign key: one of the rows it may point to, as the request's scope sees them, so a member is
+offered only their units' rows; units as their tree). The primary key, the tenant tag and what
+the database computes (a `created_at` timestamp) are never set here.
 
 A submission (a form's strings, or an API's JSON values) is read field by field into Python
 values, and every mistake is reported at once, each next to its field, before anything is
@@ -45,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.errors import InvalidFields, InvalidInput
 from services.layers.ownership import UNIT_COLUMN
 from services.limits import integer_range, text_problem
-from services.models.tenant import TenantBase, TenantUser, UnitAssignment
+from services.models.tenant import TenantBase, TenantUser, Unit, UnitAssignment
 from services.tenancy.sessions import scope_of
 from services.tenant_data.records import RecordSchema, RecordTable, column_label, in_zone
 
@@ -56,6 +57,7 @@ _LABEL_LENGTH = 60
 
 class FieldKind(StrEnum):
     TEXT = "text"
+    EMAIL = "email"
     TEXTAREA = "textarea"
     NUMBER = "number"
     DECIMAL = "decimal"
@@ -70,6 +72,8 @@ class FieldKind(StrEnum):
 class Choice:
     value: str
     label: str
+    #: How deep in a tree the choice is (a unit inside a unit inside the top one is 2).
+    depth: int = 0
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ class Field:
         """The HTML input that edits it (textarea, select and checkbox are their own elements)."""
         if self.kind in (FieldKind.NUMBER, FieldKind.DECIMAL) or self.by_id:
             return "number"
-        if self.kind in (FieldKind.DATE, FieldKind.DATETIME):
+        if self.kind in (FieldKind.EMAIL, FieldKind.DATE, FieldKind.DATETIME):
             return self.kind.value
         return "text"
 
@@ -147,6 +151,9 @@ class RecordForm:
     errors: Mapping[str, str] = field(default_factory=dict)
     #: A refusal that is no single field's (say, the database refused the row as a whole).
     problem: str | None = None
+    #: The tables the references point to that have pages here (a new row may be added there), by
+    #: field.
+    targets: Mapping[str, RecordTable] = field(default_factory=dict)
 
 
 class InvalidRecord(InvalidFields):
@@ -214,7 +221,13 @@ def _kind_of(column: Column[Any], allowed: tuple[str, ...] | None) -> tuple[Fiel
         return FieldKind.DATE, {}
     if isinstance(kind, Text) and not kind.length:
         return FieldKind.TEXTAREA, {}
-    return FieldKind.TEXT, {"max_length": kind.length if isinstance(kind, String) else None}
+    text = FieldKind.EMAIL if _holds_emails(column) else FieldKind.TEXT
+    return text, {"max_length": kind.length if isinstance(kind, String) else None}
+
+
+def _holds_emails(column: Column[Any]) -> bool:
+    """A text column named for email addresses: email, contact_email, email_address."""
+    return "email" in column.name.split("_")
 
 
 def _readable(value: str) -> str:
@@ -338,9 +351,20 @@ def _missing(field: Field) -> str:
 def _text(field: Field, raw: object) -> str:
     if not isinstance(raw, str):
         raise InvalidInput("Enter text.")
-    value = raw.strip() if field.kind is FieldKind.TEXT else raw
+    value = raw if field.kind is FieldKind.TEXTAREA else raw.strip()
     if (problem := text_problem(value, field.max_length)) is not None:
         raise InvalidInput(problem)
+    return value
+
+
+#: One address: a name, an @, and a domain of dot-separated names; no spaces, no second @.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
+
+
+def _email(field: Field, raw: object) -> str:
+    value = _text(field, raw)
+    if _EMAIL.fullmatch(value) is None:
+        raise InvalidInput("Enter a valid email address, like name@example.org.")
     return value
 
 
@@ -434,6 +458,7 @@ def _not_offered(field: Field, value: object) -> str:
 
 _PARSERS: dict[FieldKind, Callable[[Field, object], Any]] = {
     FieldKind.TEXT: _text,
+    FieldKind.EMAIL: _email,
     FieldKind.TEXTAREA: _text,
     FieldKind.NUMBER: _whole_number,
     FieldKind.DECIMAL: _decimal,
@@ -607,6 +632,7 @@ async def record_form(
     """The form as the scope sees it: each reference lists the rows the scope may point to (and,
     when editing, the row it points to already, even if the scope cannot see that one)."""
     fields = []
+    targets = {}
     for each in _fields_for(data, table):
         if each.kind is FieldKind.REFERENCE:
             choices = await _choices(data, schema, each)
@@ -614,8 +640,10 @@ async def record_form(
             if choices is not None and held and not creating and held not in {c.value for c in choices}:
                 choices += (Choice(held, f"#{held} (not in your view)"),)
             each = replace(each, choices=choices or (), by_id=choices is None)
+            if each.target in schema.tables:
+                targets[each.name] = schema.tables[each.target]
         fields.append(each)
-    return RecordForm(table, tuple(fields), values, creating, errors or {}, problem)
+    return RecordForm(table, tuple(fields), values, creating, errors or {}, problem, targets)
 
 
 async def _choices(data: AsyncSession, schema: RecordSchema, reference: Field) -> tuple[Choice, ...] | None:
@@ -623,8 +651,10 @@ async def _choices(data: AsyncSession, schema: RecordSchema, reference: Field) -
     model = _model_of(schema, reference.target)
     if model is None:
         return None
+    if model is Unit:
+        return await _unit_choices(data)
     key = getattr(model, reference.target_column or "id")
-    label = _label_column(model.__table__)
+    label = label_column(model.__table__)
     statement = select(key, label if label is not None else key).order_by(
         label if label is not None else key, key
     )
@@ -632,6 +662,25 @@ async def _choices(data: AsyncSession, schema: RecordSchema, reference: Field) -
     if len(rows) > OPTION_LIMIT:
         return None
     return tuple(Choice(str(value), _option(value, shown)) for value, shown in rows)
+
+
+async def _unit_choices(data: AsyncSession) -> tuple[Choice, ...] | None:
+    """The units the scope sees, as their tree: each after its parent and one deeper, units of one
+    parent by name. A member's top units (their parents out of view) are at depth 0."""
+    units = (await data.execute(select(Unit.id, Unit.parent_id, Unit.name).limit(OPTION_LIMIT + 1))).all()
+    if len(units) > OPTION_LIMIT:
+        return None
+    in_view = {unit.id for unit in units}
+    inside: dict[int | None, list[Any]] = {}
+    for unit in sorted(units, key=lambda unit: (unit.name.casefold(), unit.id)):
+        inside.setdefault(unit.parent_id if unit.parent_id in in_view else None, []).append(unit)
+    choices = []
+    waiting = [(unit, 0) for unit in reversed(inside.get(None, []))]
+    while waiting:
+        unit, depth = waiting.pop()
+        choices.append(Choice(str(unit.id), _option(unit.id, unit.name), depth))
+        waiting += [(child, depth + 1) for child in reversed(inside.get(unit.id, []))]
+    return tuple(choices)
 
 
 #: For each reference column, the label of each row it points to, by that row's key.
@@ -649,7 +698,7 @@ async def reference_labels(
         if model is None or not ids:
             continue
         key = getattr(model, each.target_column or "id")
-        label = _label_column(model.__table__)
+        label = label_column(model.__table__)
         found = await data.execute(select(key, label if label is not None else key).where(key.in_(ids)))
         labels[each.name] = {value: _option(value, shown) for value, shown in found.all()}
     return labels
@@ -668,10 +717,13 @@ def _offered(statement: Select[Any], model: Any, data: AsyncSession) -> Select[A
 
 
 def _option(value: Any, label: Any) -> str:
-    shown = str(label) if label is not None and label != value else ""
-    if len(shown) > _LABEL_LENGTH:
-        shown = shown[: _LABEL_LENGTH - 1] + "…"
+    shown = _shortened(label) if label is not None and label != value else ""
     return f"{shown} (#{value})" if shown else f"#{value}"
+
+
+def _shortened(label: Any) -> str:
+    shown = str(label).strip()
+    return shown[: _LABEL_LENGTH - 1] + "…" if len(shown) > _LABEL_LENGTH else shown
 
 
 def _model_of(schema: RecordSchema, table: str | None) -> Any | None:
@@ -689,7 +741,8 @@ _NAMES = ("name", "title", "display_name")
 _IDENTIFYING = ("handle", "code", "number", "reference", "filename", "email", "description")
 
 
-def _label_column(table: Table) -> Column[Any] | None:
+@cache
+def label_column(table: Table) -> Column[Any] | None:
     """The column that names a row to a person: a name or title, else something identifying,
     else any text; never a choice or a reference."""
     choices = _check_rules(table)[0]
@@ -708,3 +761,25 @@ def _label_column(table: Table) -> Column[Any] | None:
         ),
     )
     return ranked[0] if ranked else None
+
+
+def record_name(table: RecordTable, row: Any) -> str | None:
+    """What names `row` to a person ("Anna de Vries"): its label column's value (see `row_name`)."""
+    label = label_column(table.table)
+    return row_name(getattr(row, label.key)) if label is not None else None
+
+
+def row_name(label: Any) -> str | None:
+    """A value of a label column as it names its row, shortened; None when it is empty."""
+    return _shortened(label) or None if label is not None else None
+
+
+def record_title(table: RecordTable, row: Any) -> str:
+    """A row as a page names it (see `titled`)."""
+    return titled(table, getattr(row, table.primary_key.key), record_name(table, row))
+
+
+def titled(table: RecordTable, record_id: Any, name: str | None) -> str:
+    """The row `record_id` of `table`, named `name`: "Party member: Anna de Vries", or
+    "Attendance #3" when nothing names it."""
+    return f"{table.singular}: {name}" if name else f"{table.singular} #{record_id}"

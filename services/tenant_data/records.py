@@ -14,7 +14,7 @@ and the write is "not found", as it would have been a moment later.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
@@ -27,6 +27,8 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Constraint,
+    Date,
+    DateTime,
     ForeignKeyConstraint,
     MetaData,
     String,
@@ -46,6 +48,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from services.errors import Conflict, DomainError, InvalidFields, InvalidInput, NotFound
 from services.layers.ownership import TENANT_COLUMN, UNIT_COLUMN
 from services.layers.snapshot import VERSION_TABLE_PREFIX
+from services.limits import holds
 from services.models.tenant import TenantBase, TenantRow, UnitRow
 from services.pagination import Paging
 from services.tenancy.sessions import OutOfScope
@@ -64,6 +67,12 @@ class RecordTable:
     def title(self) -> str:
         return self.name.replace("_", " ").capitalize()
 
+    @property
+    def singular(self) -> str:
+        """One row, as a person names it: a row of "party_members" is a "Party member"."""
+        *first, last = self.name.split("_")
+        return " ".join([*first, _singular(last)]).capitalize()
+
     @cached_property
     def columns(self) -> list[Column[Any]]:
         """What a person reads: every column but the tenant tag."""
@@ -79,6 +88,16 @@ class RecordTable:
 
     def label(self, column: Column[Any]) -> str:
         return column_label(column)
+
+    @cached_property
+    def moments(self) -> list[bool]:
+        """For each of `columns`, whether it holds a date or a time: a cell a page keeps on one line."""
+        return [isinstance(column.type, Date | DateTime) for column in self.columns]
+
+    @cached_property
+    def references(self) -> dict[str, Column[Any]]:
+        """The columns that refer to another row (foreign keys), by name."""
+        return {column.name: column for column in self.columns if column.foreign_keys}
 
     def value(self, row: Any, column: Column[Any]) -> Any:
         """`row`'s value in `column`, for the pages. Jinja's `attr` filter would do, at about fifty
@@ -111,6 +130,26 @@ class RecordSchema:
             raise NotFound(f"There is no table {name!r} here.")
         return self.tables[name]
 
+    def referring_to(self, table: RecordTable) -> list[tuple[RecordTable, Column[Any]]]:
+        """Each table and column of this schema that refers to rows of `table`, in table order."""
+        return [
+            (other, column)
+            for other in self.tables.values()
+            for column in other.references.values()
+            if any(key.column.table.name == table.name for key in column.foreign_keys)
+        ]
+
+
+def _singular(word: str) -> str:
+    """An English plural's singular, as table names are spelled: entries, churches, members."""
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    if word.endswith(("sses", "shes", "ches", "xes", "zes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
 
 def in_zone(moment: datetime, zone: tzinfo | None = None) -> datetime:
     """A stored time as a clock in `zone` (UTC by default) shows it, without its zone. SQLite hands
@@ -133,6 +172,9 @@ class RecordPage(Paging):
     #: The column the rows are sorted by ("" for the default, newest first) and its direction.
     sort: str = ""
     direction: str = "asc"
+    #: Only the rows whose references point to these rows: (column, id), say the districts of a
+    #: province.
+    pointing_to: tuple[tuple[str, int], ...] = ()
 
 
 _schemas: dict[str, RecordSchema] = {}
@@ -181,29 +223,32 @@ async def list_records(
     per_page: int = 25,
     sort: str = "",
     direction: str = "asc",
+    pointing_to: Mapping[str, object] | None = None,
 ) -> RecordPage:
     """One page of a table's rows visible in the session's scope, searchable, sorted by `sort`
-    (one of the table's columns) or newest first.
+    (one of the table's columns) or newest first; only those whose references point to the rows
+    `pointing_to` names (reference column to id), when given.
 
     The rows are read-only: plain rows with an attribute per column, not mapped objects, which
     cost several times as much to build (change a row through `get_record`). The total comes with
     them (a window count), so a page is one statement; only a page past the end counts alone."""
     page, per_page = min(max(page, 1), LAST_PAGE), min(max(per_page, 1), 100)
-    condition: ColumnElement[bool] | None = None
+    pointing = _pointing(table, pointing_to or {})
+    conditions = [getattr(table.model, name) == record_id for name, record_id in pointing]
     if (query := query.strip()) and table.searchable:
-        condition = or_(*(func.lower(c).contains(query.lower(), autoescape=True) for c in table.searchable))
+        conditions.append(
+            or_(*(func.lower(c).contains(query.lower(), autoescape=True) for c in table.searchable))
+        )
     columns = [getattr(table.model, column.key) for column in table.columns]
     rows = select(*columns, func.count().over().label(_TOTAL)).order_by(*_order(table, sort, direction))
-    if condition is not None:
-        rows = rows.where(condition)
-    found = list(await data.execute(rows.offset((page - 1) * per_page).limit(per_page)))
+    found = list(await data.execute(rows.where(*conditions).offset((page - 1) * per_page).limit(per_page)))
     if found:
         total = found[0][-1]
     elif page == 1:
         total = 0
     else:
-        count = select(func.count()).select_from(table.model)
-        total = await data.scalar(count if condition is None else count.where(condition)) or 0
+        count = select(func.count()).select_from(table.model).where(*conditions)
+        total = await data.scalar(count) or 0
     return RecordPage(
         table=table,
         rows=found,
@@ -213,7 +258,25 @@ async def list_records(
         per_page=per_page,
         sort=sort,
         direction=direction,
+        pointing_to=pointing,
     )
+
+
+def _pointing(table: RecordTable, pointing_to: Mapping[str, object]) -> tuple[tuple[str, int], ...]:
+    """`pointing_to` checked: each a reference column of `table` and the id of a row it may hold."""
+    pointing = []
+    for name, raw in pointing_to.items():
+        column = table.references.get(name)
+        if column is None:
+            references = ", ".join(table.references) or "no other rows"
+            raise InvalidInput(f"Rows of {table.title.lower()} refer to {references}; not to {name!r}.")
+        text = str(raw).strip()
+        if not text.isdigit() or not holds(column, int(text)):
+            raise InvalidInput(
+                f"Name a {column_label(column).lower()} by its number, such as 12.", field=name
+            )
+        pointing.append((name, int(text)))
+    return tuple(pointing)
 
 
 def _order(table: RecordTable, sort: str, direction: str) -> list[ColumnElement[Any]]:
@@ -279,17 +342,19 @@ async def _referring(
     data: AsyncSession, schema: RecordSchema, table: RecordTable, record_id: Any
 ) -> list[str]:
     """The tables (as their titles) with rows in view that keep `record_id` from being deleted."""
-    holders = []
-    for other in schema.tables.values():
-        for column in other.table.columns:
-            keys = [key for key in column.foreign_keys if key.column.table.name == table.name]
-            if not keys or (keys[0].ondelete or "NO ACTION").upper() not in ("RESTRICT", "NO ACTION"):
-                continue
-            found = select(func.count()).select_from(other.model).where(column == record_id)
-            if await data.scalar(found):
-                holders.append(other.title.lower())
-                break
+    holders: list[str] = []
+    for other, column in schema.referring_to(table):
+        key = next(key for key in column.foreign_keys if key.column.table.name == table.name)
+        if other.title.lower() in holders or (key.ondelete or "NO ACTION").upper() not in _KEEPING:
+            continue
+        found = select(func.count()).select_from(other.model).where(column == record_id)
+        if await data.scalar(found):
+            holders.append(other.title.lower())
     return holders
+
+
+#: What a foreign key does when the row it points to is deleted, that keeps the row from going.
+_KEEPING = ("RESTRICT", "NO ACTION")
 
 
 @asynccontextmanager

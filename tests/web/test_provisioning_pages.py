@@ -463,6 +463,8 @@ def test_a_landlord_admin_creates_a_tenant_and_its_page_shows_it_active(
     assert "<h1>Save the Owls" in page.text
     assert_active_tenant_page(page.text, settings, "save-the-owls", NON_PROFIT_DEFAULTS)
     assert "Custom layer" not in page.text, "no custom buttons without a custom layer"
+    history = page.text.split(f'<tr data-job="{job.id}">')[1].split("</tr>")[0]
+    assert "build Save the Owls from the Non-profit template (database)" in history, "what the job did"
     listing = client.get("/tenants")
     assert 'href="/tenants/save-the-owls"' in listing.text
 

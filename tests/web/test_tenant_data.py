@@ -198,7 +198,8 @@ START = datetime(2025, 1, 6, 9, 0)
 
 def fill(table: str, controls: list[Control]) -> dict[str, str]:
     """Values a person would give, from what each input says it takes: the first choice offered,
-    a ticked box, numbers from the input's minimum, dates and times in the inputs' order."""
+    a ticked box, an email address, numbers from the input's minimum, dates and times in the
+    inputs' order."""
     values: dict[str, str] = {}
     for position, control in enumerate(controls):
         moment = START + timedelta(days=position)
@@ -207,6 +208,8 @@ def fill(table: str, controls: list[Control]) -> dict[str, str]:
             values[control.name] = offered[0] if offered else ""
         elif control.type == "checkbox":
             values[control.name] = "on"
+        elif control.type == "email":
+            values[control.name] = f"{control.name}.{position}@{table.replace('_', '-')}.example"
         elif control.type == "number":
             floor = max(Decimal(control.minimum or 0), Decimal(1))
             values[control.name] = (

@@ -1,9 +1,11 @@
 """The tenant's data: every template and module table, with pages generated from its definition.
 
-A list (search, sort, pages; HTMX swaps the table, links work without it), a row's page, a form to
-add or change a row (its inputs follow the columns, mistakes are shown next to each field and
-nothing is written), and a confirmation before a row is deleted. Everyone in the tenant may write;
-a member's scope keeps them to their units' rows. Every write goes on the tenant's audit trail.
+A list (search, sort, pages; HTMX swaps the table, links work without it; the rows that point to
+one row, say a province's districts), a row's page (named by its title, "Party member: Anna de
+Vries", with the rows that refer to it), a form to add or change a row (its inputs follow the
+columns, mistakes are shown next to each field and nothing is written), and a confirmation before
+a row is deleted. Everyone in the tenant may write; a member's scope keeps them to their units'
+rows. Every write goes on the tenant's audit trail.
 """
 
 from __future__ import annotations
@@ -18,21 +20,26 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
-from services.errors import Conflict, InvalidFields
+from services.errors import Conflict, InvalidFields, NotFound
 from services.tenant_data.forms import (
     Labels,
     blank_values,
     from_form,
     record_form,
+    record_title,
     reference_labels,
+    titled,
     values_of,
 )
 from services.tenant_data.records import (
+    RecordPage,
     RecordSchema,
     RecordTable,
+    column_label,
     get_record,
     list_records,
 )
+from services.tenant_data.references import referring_rows
 from services.tenant_settings import read_settings
 from web.deps import DbSession
 from web.tenancy.guards import tenant_member
@@ -65,12 +72,38 @@ def shown_cells(table: RecordTable, row: Any, labels: Labels, zone: tzinfo, colu
     return cells
 
 
-def record_facts(table: RecordTable, row: Any, labels: Labels, zone: tzinfo) -> list[tuple[str, str]]:
-    """A row's page: each column's label and what it shows."""
+@dataclass(frozen=True)
+class Fact:
+    """A column of a row's page: its label, what it shows, and the page of the row it refers to."""
+
+    label: str
+    shown: str
+    href: str | None = None
+
+
+def record_facts(
+    request: Request[Any, Any, Any],
+    schema: RecordSchema,
+    table: RecordTable,
+    row: Any,
+    labels: Labels,
+    zone: tzinfo,
+) -> list[Fact]:
+    """A row's page: each column's label and what it shows; a reference to a row in view links
+    to that row's page."""
     columns = table.columns
-    return list(
-        zip([table.label(c) for c in columns], shown_cells(table, row, labels, zone, columns), strict=True)
-    )
+    facts = []
+    for column, shown in zip(columns, shown_cells(table, row, labels, zone, columns), strict=True):
+        value, target = table.value(row, column), _target(column)
+        pointed = value is not None and target in schema.tables and value in labels.get(column.key, {})
+        href = tenant_link(request, f"/data/{target}/{value}") if pointed else None
+        facts.append(Fact(table.label(column), shown, href))
+    return facts
+
+
+def _target(column: Any) -> str | None:
+    """The table a reference column points to; None for any other column."""
+    return next((key.column.table.name for key in column.foreign_keys), None)
 
 
 @dataclass(frozen=True)
@@ -106,9 +139,11 @@ async def _form_page(
     zone: tzinfo,
     *,
     record_id: int | None = None,
+    title: str | None = None,
     refusal: InvalidFields | Conflict | None = None,
 ) -> Template:
-    """The add or edit form; after a refusal, with the values as sent and what is wrong."""
+    """The add form, or the edit form of the row `record_id` named `title`; after a refusal, with
+    the values as sent and what is wrong."""
     form = await record_form(
         tenant_data,
         schema,
@@ -120,12 +155,20 @@ async def _form_page(
     )
     status = 200 if refusal is None else 409 if isinstance(refusal, Conflict) else 422
     return tenant_page(
-        request, "record_form.html", status, form=form, table=table, record_id=record_id, zone=zone
+        request,
+        "record_form.html",
+        status,
+        form=form,
+        table=table,
+        record_id=record_id,
+        title=title,
+        zone=zone,
     )
 
 
 def _delete_page(
     request: Request[Any, Any, Any],
+    schema: RecordSchema,
     table: RecordTable,
     row: Any,
     labels: Labels,
@@ -140,9 +183,30 @@ def _delete_page(
         200 if refusal is None else 409,
         table=table,
         row=row,
-        facts=record_facts(table, row, labels, zone),
+        title=record_title(table, row),
+        facts=record_facts(request, schema, table, row, labels, zone),
         problem=None if refusal is None else refusal.message,
     )
+
+
+async def _pointed_at(
+    tenant_data: TenantData, schema: RecordSchema, page: RecordPage
+) -> list[tuple[str, str]]:
+    """The rows a filtered list's rows point to: each one's title and page ("" when out of view)."""
+    pointed = []
+    for name, record_id in page.pointing_to:
+        column = page.table.references[name]
+        target = schema.tables.get(_target(column) or "")
+        if target is None:  # a unit, say: no page of its own here
+            pointed.append((f"{column_label(column)} #{record_id}", ""))
+            continue
+        try:
+            title = record_title(target, await get_record(tenant_data, target, record_id))
+        except NotFound:
+            pointed.append((titled(target, record_id, None), ""))
+        else:
+            pointed.append((title, f"/data/{target.name}/{record_id}"))
+    return pointed
 
 
 #: The tenant's timezone, a dependency of the data pages.
@@ -181,12 +245,23 @@ class TenantDataController(Controller):
         direction: Annotated[str, QueryParameter(name="dir")] = "asc",
         deleted: FromQuery[int | None] = None,
     ) -> Template:
+        """The table's rows; only those pointing to one row when a reference column names it
+        (`?province_id=5`: that province's districts)."""
         schema, chosen = await record_table_of(request, db_session, tenant_data, table)
-        found = await list_records(tenant_data, chosen, query=q, page=page, sort=sort, direction=direction)
+        pointing_to = {
+            name: request.query_params[name] for name in chosen.references if name in request.query_params
+        }
+        found = await list_records(
+            tenant_data, chosen, query=q, page=page, sort=sort, direction=direction, pointing_to=pointing_to
+        )
         labels = await reference_labels(tenant_data, schema, chosen, found.rows)
-        template = "_records.html" if request.headers.get("hx-request") else "records.html"
         rows = listed_rows(request, chosen, found.rows, labels, zone)
-        return tenant_page(request, template, page=found, rows=rows, deleted=deleted)
+        if request.headers.get("hx-request"):
+            return tenant_page(request, "_records.html", page=found, rows=rows)
+        pointed_at = await _pointed_at(tenant_data, schema, found)
+        return tenant_page(
+            request, "records.html", page=found, rows=rows, deleted=deleted, pointed_at=pointed_at
+        )
 
     @get("/{table:str}/new")
     async def new(
@@ -231,8 +306,15 @@ class TenantDataController(Controller):
     ) -> Template:
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
         labels = await reference_labels(tenant_data, schema, chosen, [row])
-        facts = record_facts(chosen, row, labels, zone)
-        return tenant_page(request, "record.html", table=chosen, row=row, facts=facts)
+        return tenant_page(
+            request,
+            "record.html",
+            table=chosen,
+            row=row,
+            title=record_title(chosen, row),
+            facts=record_facts(request, schema, chosen, row, labels, zone),
+            referring=await referring_rows(tenant_data, schema, chosen, record_id),
+        )
 
     @get("/{table:str}/{record_id:int}/edit")
     async def edit(
@@ -245,8 +327,10 @@ class TenantDataController(Controller):
         zone: TenantZone,
     ) -> Template:
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
+        values = values_of(chosen, row, zone)
+        title = record_title(chosen, row)
         return await _form_page(
-            request, tenant_data, schema, chosen, values_of(chosen, row, zone), zone, record_id=record_id
+            request, tenant_data, schema, chosen, values, zone, record_id=record_id, title=title
         )
 
     @post("/{table:str}/{record_id:int}/edit")
@@ -260,6 +344,7 @@ class TenantDataController(Controller):
         zone: TenantZone,
     ) -> Template | Redirect:
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
+        title = record_title(chosen, row)  # now: a refused change expires the row's attributes
         submitted = from_form(chosen, await request.form())
         try:
             async with hidden_references_reported(request):
@@ -267,7 +352,15 @@ class TenantDataController(Controller):
                 await changes.change(chosen, row, record_id, submitted, zone=zone)
         except (InvalidFields, Conflict) as refusal:
             return await _form_page(
-                request, tenant_data, schema, chosen, submitted, zone, record_id=record_id, refusal=refusal
+                request,
+                tenant_data,
+                schema,
+                chosen,
+                submitted,
+                zone,
+                record_id=record_id,
+                title=title,
+                refusal=refusal,
             )
         return _to(request, f"/data/{chosen.name}/{record_id}")
 
@@ -283,7 +376,7 @@ class TenantDataController(Controller):
     ) -> Template:
         schema, chosen, row = await visible_record(request, db_session, tenant_data, table, record_id)
         labels = await reference_labels(tenant_data, schema, chosen, [row])
-        return _delete_page(request, chosen, row, labels, zone)
+        return _delete_page(request, schema, chosen, row, labels, zone)
 
     @post("/{table:str}/{record_id:int}/delete")
     async def delete(
@@ -301,5 +394,5 @@ class TenantDataController(Controller):
             await row_changes(request, db_session, tenant_data, schema).remove(chosen, row, record_id)
         except Conflict as refusal:
             kept = await get_record(tenant_data, chosen, record_id)  # as it is again, after the rollback
-            return _delete_page(request, chosen, kept, labels, zone, refusal=refusal)
+            return _delete_page(request, schema, chosen, kept, labels, zone, refusal=refusal)
         return _to(request, f"/data/{chosen.name}?deleted={record_id}")
