@@ -10,13 +10,15 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.accounts import tokens, users
+from services.accounts.recorded import issue_token, withdraw_token
 from services.accounts.users import ROLES
-from services.audit import command_line_actor, record, verify
+from services.audit import Caller, command_line_actor, record, verify
 from services.db import Database
 from services.errors import DomainError
 from services.installation import prepare_landlord
@@ -173,16 +175,23 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> None:
+    expires_in = timedelta(days=args.expires_in_days) if args.expires_in_days else None
+
     async def create(session: AsyncSession) -> tokens.NewToken:
-        created = await tokens.create_token(
-            session, email=args.email, tenant_slug=args.tenant, name=args.name
+        return await issue_token(
+            session,
+            Caller(command_line_actor()),
+            email=args.email,
+            tenant_slug=args.tenant,
+            name=args.name,
+            expires_in=expires_in,
         )
-        await _record_token(session, "token.create", created.token)
-        return created
 
     created = asyncio.run(_in_session(settings, create))
     scope = f"tenant {args.tenant}" if args.tenant else "the landlord"
-    print(f"Token {created.token.id} for {args.email}, scoped to {scope}. It is shown once:")
+    expires_at = created.token.expires_at
+    until = f"until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "with no expiry"
+    print(f"Token {created.token.id} for {args.email}, scoped to {scope}, {until}. It is shown once:")
     print(created.secret)
 
 
@@ -191,26 +200,26 @@ def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> None:
     print(f"{'id':>4}  {'prefix':<12} {'user':<32} {'scope':<20} {'name':<12} state")
     for token in found:
         scope = token.tenant.slug if token.tenant else "landlord"
-        state = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "active"
+        state = _token_state(token)
         print(
             f"{token.id:>4}  {token.prefix:<12} {token.user.email:<32} {scope:<20} {token.name:<12} {state}"
         )
 
 
+def _token_state(token: ApiToken) -> str:
+    if token.revoked_at:
+        return f"revoked {token.revoked_at:%Y-%m-%d}"
+    if token.expires_at is None:
+        return "active"
+    return f"{'expired' if tokens.has_expired(token) else 'expires'} {token.expires_at:%Y-%m-%d}"
+
+
 def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> None:
     async def revoke(session: AsyncSession) -> None:
-        await _record_token(session, "token.revoke", await tokens.revoke_token(session, args.id))
+        await withdraw_token(session, Caller(command_line_actor()), args.id)
 
     asyncio.run(_in_session(settings, revoke))
     print(f"Token {args.id} is revoked.")
-
-
-async def _record_token(session: AsyncSession, action: str, token: ApiToken) -> None:
-    detail = {"token": token.id, "prefix": token.prefix, "name": token.name}
-    target, tenant_id = token.user.email, token.tenant_id
-    await record(
-        session, action=action, actor=command_line_actor(), tenant_id=tenant_id, target=target, detail=detail
-    )
 
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
@@ -270,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     token_create.add_argument("--email", required=True)
     token_create.add_argument("--tenant", help="scope the token to this tenant's slug")
     token_create.add_argument("--name", default="cli")
+    token_create.add_argument(
+        "--expires-in-days", type=_at_least_one, metavar="N", help="refused after N days (default: never)"
+    )
     token_create.set_defaults(run=cmd_tokens_create)
     token_list = token_commands.add_parser("list", help="list tokens (never their secrets)")
     token_list.add_argument("--email")

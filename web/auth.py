@@ -15,13 +15,16 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from services.accounts.identities import Identities
 from services.models import ApiToken, User
+from web.sessions import signed_in_since
 
 API_PREFIX = "/api/"
 SESSION_USER = "user_id"
 
 
 class IdentityMiddleware(ASGIMiddleware):
-    """Sets `request.user` (a User or None) and `request.auth` (the ApiToken or None)."""
+    """Sets `request.user` (a User or None) and `request.auth` (the ApiToken or None). A session
+    signed in before its user's `sessions_valid_after` (a reset, a new password, "sign out
+    everywhere else") is signed out: nobody is asking, as for a visitor who never signed in."""
 
     scopes = (ScopeType.HTTP,)
 
@@ -43,6 +46,8 @@ class IdentityMiddleware(ASGIMiddleware):
             session_data = scope.get("session")
             if isinstance(session_data, dict) and (user_id := session_data.get(SESSION_USER)):
                 user = await identities.of_user(user_id)
+                if user is not None and not signed_in_since(session_data, user.sessions_valid_after):
+                    user = None
         scope["user"], scope["auth"] = user, token
         await next_app(scope, receive, send)
 

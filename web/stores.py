@@ -126,6 +126,15 @@ class LandlordStore(Store):
         async with self.database.session() as session:
             await session.execute(delete(StoreEntry).where(StoreEntry.namespace == self.namespace))
 
+    async def live_entries(self) -> list[StoreEntry]:
+        """Every entry of this namespace whose time is not up, read in one query: a scan of the
+        namespace, for a page that looks through all of them (someone's own sessions)."""
+        live = StoreEntry.expires_at.is_(None) | (StoreEntry.expires_at > utcnow())
+        async with self.database.session() as session:
+            return list(
+                await session.scalars(select(StoreEntry).where(StoreEntry.namespace == self.namespace, live))
+            )
+
     async def exists(self, key: str) -> bool:
         return await self.get(key) is not None
 

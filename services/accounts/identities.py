@@ -8,7 +8,13 @@ them, never change them or add them to a session (look a row up again to change 
 
 from __future__ import annotations
 
-from services.accounts.tokens import TOKEN_PREFIX, authenticate_token, last_use_is_recorded, token_digest
+from services.accounts.tokens import (
+    TOKEN_PREFIX,
+    authenticate_token,
+    has_expired,
+    last_use_is_recorded,
+    token_digest,
+)
 from services.accounts.users import get_active_user
 from services.db import Database
 from services.landlord_cache import LandlordMarks, UnchangedSince
@@ -16,6 +22,10 @@ from services.models import ApiToken, User
 
 #: Tokens and users remembered at most (each a few kilobytes with its memberships).
 REMEMBERED = 10_000
+
+
+def _still_good(token: ApiToken) -> bool:
+    return last_use_is_recorded(token) and not has_expired(token)
 
 
 class Identities:
@@ -26,7 +36,8 @@ class Identities:
 
     async def of_token(self, secret: str) -> ApiToken | None:
         """The live token for this secret (services.accounts.tokens.authenticate_token), or None.
-        Its last use is written at most once per `LAST_USE_PRECISION`, through a fresh read."""
+        Its last use is written at most once per `LAST_USE_PRECISION`, through a fresh read; one
+        remembered past its expiry is read afresh (and refused), since no commit marks that moment."""
         if not secret.startswith(TOKEN_PREFIX):
             return None
 
@@ -34,7 +45,7 @@ class Identities:
             async with self.database.session() as session:
                 return await authenticate_token(session, secret)
 
-        return await self._tokens.get(token_digest(secret), read, still_good=last_use_is_recorded)
+        return await self._tokens.get(token_digest(secret), read, still_good=_still_good)
 
     async def of_user(self, user_id: int) -> User | None:
         """The active user with this id, or None."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -132,3 +133,11 @@ async def change_own_password(
     user.password_hash, user.must_change_password = hash_password(new), False
     await session.flush()
     return user
+
+
+def end_sessions(user: User) -> datetime:
+    """Every session `user` has open now is signed out on its next request (web.auth refuses a
+    session signed in before `sessions_valid_after`). The moment, with which the one session that
+    stays (the caller's own, when they ask) is stamped again."""
+    user.sessions_valid_after = moment = utcnow()
+    return moment

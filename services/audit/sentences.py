@@ -476,6 +476,7 @@ _PHRASES: Mapping[str, Callable[[_Telling], str]] = {
     "sign_out": lambda t: f"{t.actor} signed out",
     "user.create": lambda t: f"{t.actor} created {_account(t)}",
     "account.password_change": _password_change,
+    "account.sign_out_elsewhere": lambda t: f"{t.actor} signed out of every other session of theirs",
     "account.password_reset": lambda t: f"{t.actor} reset the password of {t.target()}{t.in_tenant}",
     "token.create": _token("created", "for"),
     "token.revoke": _token("revoked", "of"),

@@ -27,6 +27,8 @@ ACTIONS = (
     "sign_out",
     "user.create",
     "account.password_change",
+    "account.password_reset",
+    "account.sign_out_elsewhere",
     "token.create",
     "token.revoke",
     "tenant.request",

@@ -166,6 +166,9 @@ class User(LandlordBase):
     #: Its password was shown to someone else (an invitation, a first admin, a reset): it chooses
     #: its own before anything else (web.account.password_first).
     must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: Sessions signed in before this moment are signed out (web.auth): set by a reset, a new
+    #: password and "sign out everywhere else". None: every session of the account counts.
+    sessions_valid_after: Mapped[datetime | None]
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user", lazy="selectin")
 
@@ -229,6 +232,8 @@ class ApiToken(LandlordBase):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    #: From then on it is refused, as a revoked one is; None: it never expires.
+    expires_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(lazy="joined")
     tenant: Mapped[Tenant | None] = relationship(lazy="joined")

@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect
 from tests.e2e.conftest import off_the_loop
 from tests.e2e.test_landlord_portal import sign_in
 from tests.support import Credentials
+from tests.web.portal import add_token
 from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, provision
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ def test_every_page_fits_both_widths_and_passes_axe(browser: Browser, page: Page
         lambda: add_member(server.settings, SLUG, f"member@{SLUG}.example", unit_ids=[units["North"]])
     )
 
+    off_the_loop(add_token, server.settings, server.superadmin.email)  # a row on /account/tokens
     problems = problems_on(page, "/login")
     staff = signed_in_page(browser, server, server.superadmin)
     for path in [
@@ -109,7 +111,10 @@ def test_every_page_fits_both_widths_and_passes_axe(browser: Browser, page: Page
         "/rollouts/new",
         "/audit",
         "/users",
+        f"/users?email=admin@{SLUG}.example",
         "/account",
+        "/account/tokens",
+        "/account/sessions",
     ]:
         problems += problems_on(staff, path)
 

@@ -89,20 +89,22 @@ def test_a_member_of_one_tenant_in_service_lands_in_it(client: TestClient[Any], 
     assert (home.status_code, home.headers["location"]) == (303, "/t/harbour-club/")
 
 
-def test_a_landlord_admin_sees_tenants_but_not_users(client: TestClient[Any], settings: Settings) -> None:
+def test_a_landlord_admin_sees_tenants_and_users_but_creates_no_staff(
+    client: TestClient[Any], settings: Settings
+) -> None:
     admin = add_user(settings, "lee@landlord.example", PlatformRole.LANDLORD_ADMIN)
     signed_in_as(client, admin)
 
     home = client.get("/")
     assert "<h1>Dashboard</h1>" in home.text
     assert 'href="/tenants"' in home.text
-    assert 'href="/users"' not in home.text
+    assert 'href="/users"' in home.text, "where they reset a password"
     assert client.get("/tenants").status_code == 200
-    refused = client.get("/users")
-    assert_friendly_page(refused, 403, "Not allowed")
-    assert "Only a superadmin may do this." in refused.text
+    users = client.get("/users")
+    assert users.status_code == 200 and "Create landlord admin" not in users.text
     create = client.post("/users", data={"email": "new@example.org", "_csrf_token": csrf_token(client)})
-    assert create.status_code == 403
+    assert_friendly_page(create, 403, "Not allowed")
+    assert "Only a superadmin may do this." in create.text
 
 
 def test_a_superadmin_reaches_every_landlord_page(superadmin_client: TestClient[Any]) -> None:

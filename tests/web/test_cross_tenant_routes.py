@@ -198,6 +198,13 @@ ROUTES: dict[str, Fill] = {
         ],
         bodies={"POST": _body()},
     ),
+    "/t/{slug:str}/people/{account_id:int}/password-reset": Fill(
+        lambda w: [
+            Probe(f"/t/{B}/people/{w.b_admin}/password-reset", AGAINST_B),
+            Probe(f"/t/{A}/people/{w.b_admin}/password-reset", FOREIGN_ROW, for_admins=True),
+        ],
+        bodies={"POST": _body()},
+    ),
     "/t/{slug:str}/settings": Fill(
         lambda w: [Probe(f"/t/{B}/settings", AGAINST_B)],
         bodies={"POST": _body(name="Annexed", timezone="UTC", accent_colour="#000000")},
@@ -327,6 +334,14 @@ ROUTES: dict[str, Fill] = {
     "/users/{user_id:int}/switching": Fill(
         lambda w: [Probe(f"/users/{w.b_admin}/switching")], bodies={"POST": _body(allowed="yes")}
     ),
+    "/users/{user_id:int}/password-reset": Fill(
+        lambda w: [Probe(f"/users/{w.b_admin}/password-reset")], bodies={"POST": _body()}
+    ),
+    # A token's scope names a tenant: one not the caller's is "not found", recorded against it.
+    "/account/tokens": Fill(
+        lambda w: [Probe("/account/tokens", AGAINST_B, methods=frozenset({"POST"}))],
+        bodies={"POST": _body(name="probe", scope=B, expires="30")},
+    ),
     "/audit": Fill(lambda w: [Probe(f"/audit?tenant={B}")]),
     "/audit.csv": Fill(lambda w: [Probe(f"/audit.csv?tenant={B}")]),
     # Rollouts are the platform's: B's slug can only be in the tenants a rollout selects.
@@ -445,6 +460,9 @@ NO_IDENTIFIERS = {
     "/logout",
     "/account",
     "/account/password",
+    "/account/tokens/{token_id:int}/revoke",
+    "/account/sessions",
+    "/account/sessions/sign-out-elsewhere",
     "/",
     "/tenants/new",
     "/tenants/new/modules",

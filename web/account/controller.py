@@ -1,4 +1,4 @@
-"""Signing in and out, and your account: your own password."""
+"""Signing in and out, and your account: your own password, your API tokens and your sessions."""
 
 from __future__ import annotations
 
@@ -8,21 +8,25 @@ from typing import Annotated, Any, cast
 
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromQuery
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Response, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar_htmx import ClientRedirect, HTMXRequest
 
-from services.accounts.recorded import change_password
+from services.accounts.recorded import change_password, issue_token, sign_out_elsewhere, withdraw_token
+from services.accounts.tokens import find_token
 from services.accounts.users import authenticate
 from services.audit import Actor
 from services.errors import DomainError
+from services.models.types import utcnow
 from services.settings import Settings
-from web.account.password_first import ACCOUNT_PAGE, account_page_first
+from web.account.api_tokens import TOKENS_PAGE, TokenForm, chosen_tenant, lifetime, tokens_page
+from web.account.open_sessions import SESSIONS_PAGE, open_sessions
+from web.account.password_first import ACCOUNT_PAGE, PASSWORD_FORM, account_page_first
 from web.audit import caller_of, record_request
 from web.auth import SESSION_USER, current_user, signed_in, signed_in_user
 from web.deps import DbSession
-from web.sessions import rotate_session
+from web.sessions import rotate_session, stamp_again, stamp_sign_in
 from web.stores import LandlordStore
 
 WRONG_CREDENTIALS = "That email and password do not match an account."
@@ -118,6 +122,10 @@ class AccountController(Controller):
         await throttle.clear()
         await record_request(request, db_session, "sign_in", actor=Actor.of(user))
         request.session[SESSION_USER] = user.id
+        address = request.client.host if request.client else None
+        stamp_sign_in(
+            request.session, utcnow(), address=address, user_agent=request.headers.get("user-agent", "")
+        )
         rotate_session(request.session)
         target = safe_next(data.next)
         if user.must_change_password:
@@ -135,17 +143,18 @@ class AccountController(Controller):
     async def account_page(self, request: HTMXRequest, next: FromQuery[str] = "") -> Template:
         return _account_page(request, PasswordForm(next=safe_next(next) if next else ""))
 
-    @post(f"{ACCOUNT_PAGE}/password", guards=[signed_in])
+    @post(PASSWORD_FORM, guards=[signed_in])
     async def change_password(
         self,
         request: HTMXRequest,
         db_session: DbSession,
         data: Annotated[PasswordForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[Any]:
-        """Your own password; then on to where you were going, or this page saying it is done."""
+        """Your own password; then on to where you were going, or this page saying it is done. Every
+        other session of yours is signed out; this one stays."""
         user = signed_in_user(request)
         try:
-            await change_password(
+            sessions_ended_at = await change_password(
                 db_session,
                 caller_of(request),
                 user.id,
@@ -157,10 +166,72 @@ class AccountController(Controller):
             form = PasswordForm(next=data.next)
             return _account_page(request, form, errors=error.errors_by_field("new_password"), status=422)
         await db_session.commit()
+        stamp_again(request.session, sessions_ended_at)
         rotate_session(request.session)
         if data.next:
             return Redirect(safe_next(data.next), status_code=HTTP_303_SEE_OTHER)
         return Redirect(f"{ACCOUNT_PAGE}?changed=1", status_code=HTTP_303_SEE_OTHER)
+
+    @get(TOKENS_PAGE, guards=[signed_in])
+    async def tokens(
+        self, request: HTMXRequest, db_session: DbSession, revoked: FromQuery[int | None] = None
+    ) -> Template:
+        return await tokens_page(request, db_session, revoked_id=revoked)
+
+    @post(TOKENS_PAGE, guards=[signed_in])
+    async def create_api_token(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        data: Annotated[TokenForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Template:
+        """A token of yours; the answer shows its secret, once. A scope the form did not offer is
+        "not found" (web.account.api_tokens.chosen_tenant)."""
+        tenant_slug = await chosen_tenant(request, data)
+        try:
+            created = await issue_token(
+                db_session,
+                caller_of(request),
+                email=signed_in_user(request).email,
+                tenant_slug=tenant_slug,
+                name=data.name,
+                expires_in=lifetime(data),
+            )
+        except DomainError as error:
+            return await tokens_page(
+                request, db_session, form=data, errors=error.errors_by_field("name"), status=422
+            )
+        return await tokens_page(request, db_session, created=created, status=201)
+
+    @get(f"{TOKENS_PAGE}/{{token_id:int}}/revoke", guards=[signed_in])
+    async def confirm_token_revoke(
+        self, request: HTMXRequest, db_session: DbSession, token_id: FromPath[int]
+    ) -> Template:
+        token = await find_token(db_session, token_id, owner_id=signed_in_user(request).id)
+        return Template("account/token_revoke.html", context={"token": token})
+
+    @post(f"{TOKENS_PAGE}/{{token_id:int}}/revoke", guards=[signed_in])
+    async def revoke_api_token(
+        self, request: HTMXRequest, db_session: DbSession, token_id: FromPath[int]
+    ) -> Redirect:
+        """One of your own tokens revoked: refused from the next request that carries it."""
+        await withdraw_token(db_session, caller_of(request), token_id, owner_id=signed_in_user(request).id)
+        return Redirect(f"{TOKENS_PAGE}?revoked={token_id}", status_code=HTTP_303_SEE_OTHER)
+
+    @get(SESSIONS_PAGE, guards=[signed_in])
+    async def sessions(self, request: HTMXRequest, ended: FromQuery[bool] = False) -> Template:
+        context = {"sessions": await open_sessions(request, signed_in_user(request)), "ended": ended}
+        return Template("account/sessions.html", context=context)
+
+    @post(f"{SESSIONS_PAGE}/sign-out-elsewhere", guards=[signed_in])
+    async def sign_out_everywhere_else(self, request: HTMXRequest, db_session: DbSession) -> Redirect:
+        """Every other session of yours is signed out on its next request; this one stays."""
+        sessions_ended_at = await sign_out_elsewhere(
+            db_session, caller_of(request), signed_in_user(request).id
+        )
+        await db_session.commit()
+        stamp_again(request.session, sessions_ended_at)
+        return Redirect(f"{SESSIONS_PAGE}?ended=true", status_code=HTTP_303_SEE_OTHER)
 
     @staticmethod
     def _form_with_error(request: HTMXRequest, form: SignInForm, error: str, status: int) -> Template:

@@ -13,9 +13,12 @@ from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
 from services.models import User
 
 ACCOUNT_PAGE = "/account"
-#: What they may still reach: their account page (and its form), signing out, and what needs no
-#: person (static files, health). API calls carry tokens, which they make only once signed in here.
-_OPEN_PATHS = (ACCOUNT_PAGE, "/logout", "/login", "/static/", "/healthz", "/api/")
+PASSWORD_FORM = f"{ACCOUNT_PAGE}/password"
+#: What they may still reach: their account page and its password form, signing out, and what
+#: needs no person (static files, health). Not the rest of their account (its API tokens, its
+#: sessions): API calls carry tokens, which they make only once the password is theirs.
+_OPEN_PAGES = frozenset({ACCOUNT_PAGE, PASSWORD_FORM, "/logout", "/login", "/healthz"})
+_OPEN_PREFIXES = ("/static/", "/api/")
 
 
 def account_page_first(going_to: str) -> str:
@@ -31,7 +34,12 @@ class PasswordFirstMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         user: User | None = scope.get("user")
         path: str = scope["path"]
-        if user is None or not user.must_change_password or path.startswith(_OPEN_PATHS):
+        if (
+            user is None
+            or not user.must_change_password
+            or path in _OPEN_PAGES
+            or path.startswith(_OPEN_PREFIXES)
+        ):
             await next_app(scope, receive, send)
             return
         # The address as asked (Litestar's `path` drops a trailing slash).

@@ -1,7 +1,8 @@
 """The tenant's people (/people, the tenant's admins only): who they are, their role, units and
 whether they may enter; inviting someone (a password is shown once, on the page that answers the
 invitation, the same whether the email already had an account or not), changing a role or units,
-and deactivating after a confirmation.
+deactivating after a confirmation, and resetting the password of someone whose account is the
+tenant's alone (shown once, after a confirmation).
 
 People are named by their account id. An id that is someone of another tenant is "not found", as
 for nobody, and recorded against that tenant.
@@ -19,6 +20,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_201_CREATED, HTTP_303_SEE_OTHER
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.accounts.resets import ResetRefused, account_of, reset_in_tenant, tenant_reset_refusal
 from services.errors import DomainError, InvalidInput, NotFound
 from services.models import Plan
 from services.people.people import (
@@ -124,6 +126,7 @@ async def _person_page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
     template: str = "person.html",
+    **context: Any,
 ) -> Template:
     return tenant_page(
         request,
@@ -134,6 +137,7 @@ async def _person_page(
         ticked={unit.id for unit in person.units},
         errors=errors or {},
         tenant_settings=await read_settings(tenant_data, tenant_access(request).tenant),
+        **context,
     )
 
 
@@ -280,3 +284,37 @@ class TenantPeopleController(Controller):
         tenant = tenant_access(request).tenant
         change = reactivate(db_session, tenant_data, caller_of(request), tenant, account_id)
         return await _change_person(request, tenant_data, person, change)
+
+    @get("/{account_id:int}/password-reset")
+    async def confirm_password_reset(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        tenant_data: TenantData,
+        account_id: FromPath[int],
+    ) -> Template:
+        """What a reset does, on their page, before it is done; or why it may not be."""
+        person = await _person_here(request, db_session, tenant_data, account_id)
+        tenant = tenant_access(request).tenant
+        refusal = tenant_reset_refusal(caller_of(request), tenant, await account_of(db_session, account_id))
+        errors = {"password": refusal} if refusal else None
+        return await _person_page(request, tenant_data, person, errors=errors, confirming_reset=True)
+
+    @post("/{account_id:int}/password-reset")
+    async def reset_password(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        tenant_data: TenantData,
+        account_id: FromPath[int],
+    ) -> Template:
+        """A new password for someone whose account is this tenant's alone, shown on this answer
+        only (services.accounts.resets)."""
+        person = await _person_here(request, db_session, tenant_data, account_id)
+        tenant = tenant_access(request).tenant
+        try:
+            reset = await reset_in_tenant(db_session, caller_of(request), tenant, account_id)
+        except ResetRefused as refused:
+            errors = refused.errors_by_field("password")
+            return await _person_page(request, tenant_data, person, errors=errors, status_code=409)
+        return await _person_page(request, tenant_data, person, new_password=reset.password)
