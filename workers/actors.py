@@ -29,6 +29,7 @@ JOB_MODULES = (
     "services.provisioning.warm_pool",
     "services.rollouts.drift_checks",
     "services.rollouts.runs",
+    "services.tenant_usage",
 )
 for module in JOB_MODULES:
     importlib.import_module(module)

@@ -18,6 +18,7 @@ from services.models.types import utcnow
 from services.provisioning.warm_pool import tend_warm_pools
 from services.rollouts.drift_checks import request_due_drift_check
 from services.settings import Settings
+from services.tenant_usage import request_due_usage_round
 from workers.actors import WorkerRuntime, declare_actors, send_job
 from workers.broker import create_broker
 from workers.context import run_in_worker_loop
@@ -86,6 +87,7 @@ class JobQueue:
                 log.exception("could not look for abandoned jobs; trying again in %.0f s", interval)
             self._request_scheduled_backups()
             self._request_due_drops()
+            self._request_usage_round()
             self._request_drift_check()
             self._tend_warm_pools()
 
@@ -98,6 +100,16 @@ class JobQueue:
             return
         for job in due:
             log.info("grace period over: drop job %s of tenant %s", job.id, job.tenant_id)
+
+    def _request_usage_round(self) -> None:
+        """Today's measure of every active tenant's usage, once a day (its job sent on commit)."""
+        try:
+            job = run_in_worker_loop(lambda: request_due_usage_round(self.runtime.database()))
+        except Exception:
+            log.exception("could not request the day's usage round; trying again at the next sweep")
+            return
+        if job is not None:
+            log.info("usage round: job %s", job.id)
 
     def _request_drift_check(self) -> None:
         """The periodic drift check, when its slot has come (its job is sent on commit)."""

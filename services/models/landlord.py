@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import (
@@ -632,3 +632,17 @@ class BackupSchedule(LandlordBase):
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_by: Mapped[str | None] = mapped_column(String(254))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UsageSample(LandlordBase):
+    """A tenant's usage as measured on a day (its latest measure that day): what its pages draw
+    over time (services.usage_history)."""
+
+    __tablename__ = "usage_samples"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    #: None for a tenant of a shared store, which has no store of its own to measure.
+    storage_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    people: Mapped[int]

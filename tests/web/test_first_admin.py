@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +18,7 @@ from services.accounts.passwords import verify_password
 from services.models import AuditEntry, Membership, PlatformRole, Tenant, TenantRole, User
 from services.settings import Settings
 from tests.support import Credentials, chose_own_password, post_form, run_db, sign_in, signed_in
-from tests.web.portal import HTMX, add_tenant, add_token, add_user, assert_no_trace, find_user
+from tests.web.portal import HTMX, add_tenant, add_token, add_user, assert_no_trace, find_user, portal
 from tests.web.test_provisioning_pages import VALID, latest_job, step_states, submit, text_of
 from tests.workers.support import drop_tenant_databases, wait_until_active, wait_until_finished
 
@@ -33,9 +32,10 @@ def no_stores_left_behind(settings: Settings) -> Iterator[None]:
 
 
 @pytest.fixture
-def other_client(app: Litestar) -> Iterator[TestClient[Any]]:
-    """A second browser on the same server: the person the landlord gave a password to."""
-    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+def other_client(settings: Settings) -> Iterator[TestClient[Any]]:
+    """A second browser, on a web process of its own (an app's database connections belong to
+    the event loop of the client that started it): the person the landlord gave a password to."""
+    with portal(settings) as client:
         yield client
 
 

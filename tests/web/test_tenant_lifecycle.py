@@ -190,6 +190,7 @@ def test_a_deleted_tenant_is_closed_at_once_backed_up_and_can_be_undone_until_it
 def test_a_deletion_whose_backup_fails_deletes_nothing(
     settings: Settings, superadmin: Credentials, member: Credentials
 ) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / "backups").write_text("not a directory: no backup can be written")
     with portal(settings) as staff:
         signed_in(staff, superadmin)

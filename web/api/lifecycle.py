@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from services.lifecycle.deletion import request_deletion, undo_deletion
 from services.lifecycle.suspension import resume, suspend
 from services.tenancy.tenants import get_tenant
+from web.api.responses import error
 from web.api.schemas import JobOut, ProvisioningOut, TenantOut
 from web.audit import caller_of
 from web.auth import landlord_token
@@ -30,7 +31,11 @@ class TenantLifecycleApiController(Controller):
     tags = ["tenants"]
     guards = [landlord_token]
 
-    @post("/suspend", summary="Suspend a tenant: closed to its people, who are told the reason")
+    @post(
+        "/suspend",
+        summary="Suspend a tenant: closed to its people, who are told the reason",
+        responses={409: error("The tenant is not active"), 422: error("No reason given, or one too long")},
+    )
     async def suspend(
         self,
         request: Request[Any, Any, Any],
@@ -44,7 +49,9 @@ class TenantLifecycleApiController(Controller):
         await db_session.commit()
         return TenantOut.of(tenant)
 
-    @post("/resume", summary="Resume a suspended tenant")
+    @post(
+        "/resume", summary="Resume a suspended tenant", responses={409: error("The tenant is not suspended")}
+    )
     async def resume(
         self, request: Request[Any, Any, Any], db_session: DbSession, slug: FromPath[str]
     ) -> TenantOut:
@@ -58,6 +65,10 @@ class TenantLifecycleApiController(Controller):
         summary="Delete a tenant: closed at once, backed up and verified, its store dropped after the grace period",
         description="`confirm` must be the tenant's slug. The answer names the job taking the backup; until "
         "the store is dropped (`delete_after`), `POST …/undelete` undoes the deletion.",
+        responses={
+            409: error("The tenant is neither active nor suspended"),
+            422: error("`confirm` is not the tenant's slug"),
+        },
     )
     async def delete(
         self,
@@ -76,7 +87,15 @@ class TenantLifecycleApiController(Controller):
             headers={"Location": f"/api/v1/jobs/{job.id}"},
         )
 
-    @post("/undelete", summary="Undo a tenant's deletion while its store is still there")
+    @post(
+        "/undelete",
+        summary="Undo a tenant's deletion while its store is still there",
+        responses={
+            409: error(
+                "The tenant is not being deleted, its backup is being taken, or its store is being dropped"
+            )
+        },
+    )
     async def undelete(
         self, request: Request[Any, Any, Any], db_session: DbSession, slug: FromPath[str]
     ) -> TenantOut:

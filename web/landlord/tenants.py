@@ -15,12 +15,14 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_303_SEE_OTHER
 from litestar_htmx import ClientRedirect, ClientRefresh, HTMXRequest
 
 from services.backups.archive import describe_size
+from services.charts import job_seconds_per_day
 from services.errors import DomainError, InvalidFields
 from services.layers.catalogue import load_catalogue
 from services.lifecycle.deletion import deletion_backup_id, request_deletion, undo_deletion
 from services.lifecycle.suspension import resume, suspend
 from services.models import IsolationMode, Tenant, TenantStatus
 from services.models.landlord import DEFAULT_PLAN
+from services.models.types import utcnow
 from services.people.first_admin import FirstAdmin, admins_of, invite_first_admin
 from services.provisioning.overview import TenantOverview, tenant_overview
 from services.provisioning.recorded import (
@@ -39,6 +41,7 @@ from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import get_tenant, plans
 from services.tenant_list import TenantFilters, list_tenants, tenants_csv
 from services.tenant_usage import usage_from_outside
+from services.usage_history import usage_history
 from web.audit import caller_of
 from web.auth import landlord_staff
 from web.deps import DbSession, settings_of
@@ -120,6 +123,8 @@ async def _tenant_page(
         "lifecycle_errors": lifecycle_errors or {},
         "deletion_backup": await deletion_backup_id(db_session, tenant),
         "grace_days": settings_of(request).deletion_grace_days,
+        "history": await usage_history(db_session, tenant.id, utcnow().date()),
+        "job_seconds": await job_seconds_per_day(db_session, tenant.id, utcnow().date()),
     }
     return Template("landlord/tenant.html", context=context, status_code=status_code)
 

@@ -16,10 +16,12 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from services.backups.archive import describe_size
 from services.errors import InvalidInput
+from services.models.types import utcnow
 from services.rate_limits.policy import TENANT_CLASS_NAMES, tenant_rates
 from services.storage_quotas import quota_warnings, storage_quotas_in_use
 from services.tenant_settings import TenantSettings, change_settings, read_settings, timezone_names
 from services.tenant_usage import measure_tenant_usage
+from services.usage_history import usage_history
 from web.audit import caller_of
 from web.deps import DbSession
 from web.tenancy.guards import tenant_admin, tenant_member
@@ -50,6 +52,7 @@ async def _settings_page(
     tenant = tenant_access(request).tenant
     settings = request.app.state.settings
     usage = await measure_tenant_usage(db_session, settings, tenant, tenant_data)
+    history = await usage_history(db_session, tenant.id, utcnow().date())
     return tenant_page(
         request,
         "settings.html",
@@ -57,6 +60,7 @@ async def _settings_page(
         form=form or SettingsForm.of(await read_settings(tenant_data, tenant)),
         errors=errors or {},
         usage=usage,
+        history=history,
         quota_uses=storage_quotas_in_use(usage),
         quota_warnings=quota_warnings(tenant, usage),
         rates=tenant_rates(tenant),
