@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.audit import ACTIONS
 from services.backups.requests import backups_of
 from services.layers.catalogue import Catalogue
 from services.models import AuditEntry, Backup, Tenant
@@ -30,23 +31,10 @@ from services.usage import tables_by_layer
 #: How many of the latest changes the home page lists; the audit page has them all.
 LATEST = 8
 #: The entries of a tenant's trail that are changes its people made to it, in its portal or API.
-CHANGES = (
-    "record.create",
-    "record.update",
-    "record.delete",
-    "unit.create",
-    "unit.rename",
-    "unit.move",
-    "unit.delete",
-    "person.invite",
-    "person.first_admin",
-    "person.role",
-    "person.units",
-    "person.deactivate",
-    "person.reactivate",
-    "tenant.setting",
-    "module.enable",
-    "module.disable",
+CHANGES = tuple(
+    action
+    for action in ACTIONS
+    if action.split(".")[0] in ("record", "unit", "person", "module") or action == "tenant.setting"
 )
 
 
