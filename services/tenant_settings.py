@@ -34,8 +34,7 @@ class TenantSettings:
 
     def local(self, moment: datetime) -> datetime:
         """`moment` in the tenant's timezone (a time without a zone is UTC, as stores keep it)."""
-        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-        return aware.astimezone(self.zone)
+        return on_clock(moment, self.timezone)
 
     @property
     def accent_ink(self) -> str:
@@ -119,9 +118,24 @@ async def update_settings(
             data.add(Setting(key=key, value=value))
     if "name" in changed:
         (await landlord.get_one(Tenant, tenant.id)).name = wanted["name"]
+    await keep_clock(landlord, tenant.id, wanted["timezone"])
     await data.flush()
     await landlord.flush()
     return changed
+
+
+async def keep_clock(landlord: AsyncSession, tenant_id: int, timezone: str) -> None:
+    """The tenant's clock kept with it in the landlord, as its settings say (every page of its
+    portal reads it there: `on_clock`)."""
+    kept = await landlord.get_one(Tenant, tenant_id)
+    if kept.timezone != timezone:
+        kept.timezone = timezone
+
+
+def on_clock(moment: datetime, timezone: str) -> datetime:
+    """`moment` on the clock of `timezone` (a time without a zone is UTC, as stores keep it)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(ZoneInfo(timezone if timezone in timezone_names() else DEFAULT_TIMEZONE))
 
 
 async def change_settings(

@@ -22,6 +22,7 @@ from services.tenancy.connections import TenantConnections
 from services.tenancy.entry import enter_tenant
 from services.tenancy.stores import location_of
 from services.tenant_data.changes import tenant_record_schema
+from services.tenant_settings import keep_clock, read_settings
 from services.usage import Usage, measure_usage
 from services.usage_history import remember_usage
 
@@ -85,8 +86,9 @@ async def request_due_usage_round(database: Database) -> Job | None:
 
 @jobs.job_handler(SAMPLE_USAGE)
 async def sample_every_tenant(database: Database, job: Job, settings: Settings) -> None:
-    """Every active tenant measured and kept as today's sample, one after the other; a tenant that
-    cannot be measured is left for tomorrow (logged), the others are not held up by it."""
+    """Every active tenant measured and kept as today's sample, one after the other (its clock
+    kept in line with its settings on the way); a tenant that cannot be measured is left for
+    tomorrow (logged), the others are not held up by it."""
     async with database.session() as session:
         tenant_ids = list(
             await session.scalars(
@@ -104,5 +106,6 @@ async def sample_every_tenant(database: Database, job: Job, settings: Settings) 
                     entered.session() as data,
                 ):
                     await measure_tenant_usage(landlord, settings, tenant, data)
+                    await keep_clock(landlord, tenant_id, (await read_settings(data, tenant)).timezone)
         except Exception:
             log.exception("could not measure the usage of tenant %s; trying again tomorrow", tenant_id)

@@ -43,6 +43,7 @@ from web.api.tenant_modules import TenantModulesApiController
 from web.api.tenant_people import TenantPeopleApiController
 from web.api.tenants import TenantsApiController
 from web.auth import IdentityMiddleware, current_user
+from web.clock import when
 from web.deps import provide_db_session
 from web.errors import EXCEPTION_HANDLERS
 from web.health import healthz
@@ -103,6 +104,7 @@ def _template_config() -> TemplateConfig[JinjaTemplateEngine]:
         engine.engine.globals["current_user"] = current_user
         engine.engine.globals["active_switch"] = active_switch
         engine.engine.globals["now"] = utcnow
+        engine.engine.globals["when"] = when
 
     return TemplateConfig(directory=directories, engine=JinjaTemplateEngine, engine_callback=add_globals)
 

@@ -139,6 +139,8 @@ class Tenant(LandlordBase):
     status_reason: Mapped[str | None] = mapped_column(Text)
     #: Being deleted: when its store may be dropped (set once the deletion's backup is verified).
     delete_after: Mapped[datetime | None]
+    #: Its clock, as its own settings say (services.tenant_settings keeps the two the same).
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     #: The latest schema snapshot (SchemaSnapshot), named where requests read it: with the tenant.
     #: Written with each snapshot (services.provisioning.steps.record_snapshot).
     schema_snapshot_id: Mapped[int | None]

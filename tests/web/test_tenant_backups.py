@@ -138,7 +138,9 @@ def test_an_admin_backs_up_the_tenant_and_sees_the_backup_verified(
     listing = admin.get(BACKUPS).text
     row = listed(listing)[backup.id]
     taken = backup.created_at.strftime("%Y-%m-%d %H:%M:%S")
-    assert row.startswith(f"#{backup.id} admin@heron.example {taken} just now portable")
+    assert row.startswith(f"#{backup.id} admin@heron.example {taken} UTC just now portable"), (
+        "on the tenant's clock (UTC until its settings say otherwise), labelled"
+    )
     assert re.search(r"\d+(\.\d)? KB succeeded verified", row), row
     assert backup.sha256 is not None and f"{backup.sha256[:12]}…" in row
     assert "Download" in row and "Restore…" in row

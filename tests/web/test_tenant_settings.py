@@ -5,7 +5,9 @@ every page; and usage (people, storage, rows per module) that matches what the t
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
@@ -16,6 +18,7 @@ from services.settings import Settings
 from tests.support import Credentials, post_form, run_db, signed_in
 from tests.web.portal import assert_no_trace, portal
 from tests.web.tenant_world import add_admin, add_member, add_rows, provision
+from tests.workers.support import tenant
 
 SLUG = "garden-club"
 SETTINGS = f"/t/{SLUG}/settings"
@@ -158,3 +161,31 @@ def test_usage_shows_what_the_tenant_uses_against_its_plan(
             assert (
                 re.fullmatch(r"[\d.,]+ (bytes|KB|MB)", used) and allowed == "100 MB" and share.endswith("%")
             )
+
+
+def test_every_time_in_the_portal_is_on_the_tenants_clock_and_says_so(
+    settings: Settings, superadmin: Credentials
+) -> None:
+    """Changed in the settings, the clock is the tenant's on every page: the backups, the audit
+    trail, the people (kept with the tenant, so no page asks its store for it)."""
+    provision(settings, SLUG)
+    admin = add_admin(settings, SLUG, "admin@clock.example")
+    with portal(settings) as client:
+        signed_in(client, admin)
+        changed = post_form(
+            client,
+            f"/t/{SLUG}/settings",
+            {"name": "Clock Club", "timezone": "Asia/Tokyo", "accent_colour": "#2f5bd3"},
+        )
+        assert changed.status_code in (200, 303), changed.text
+        assert tenant(settings, SLUG).timezone == "Asia/Tokyo"
+        audit = client.get(f"/t/{SLUG}/audit").text
+        people = client.get(f"/t/{SLUG}/people").text
+    shown = re.findall(
+        r'<time class="nowrap" datetime="([^"]+)">([^<]+)</time> <small class="zone">([^<]+)</small>', audit
+    )
+    assert shown, "the audit trail's times are labelled"
+    for machine, local, zone in shown:
+        at = datetime.fromisoformat(machine).astimezone(ZoneInfo("Asia/Tokyo"))
+        assert (local, zone) == (at.strftime("%Y-%m-%d %H:%M:%S"), "JST")
+    assert "(Asia/Tokyo)" in people

@@ -37,7 +37,6 @@ from services.people.people import (
 )
 from services.people.units import unit_tree
 from services.tenancy.access import TENANT_MEMBER
-from services.tenant_settings import read_settings
 from services.usage import Allowance
 from web.audit import caller_of
 from web.deps import DbSession
@@ -114,7 +113,6 @@ async def _people_page(
         form=form,
         ticked=set(_unit_ids(form.unit_ids)),
         errors=errors or {},
-        tenant_settings=await read_settings(tenant_data, tenant),
     )
 
 
@@ -136,7 +134,6 @@ async def _person_page(
         units=await unit_tree(tenant_data),
         ticked={unit.id for unit in person.units},
         errors=errors or {},
-        tenant_settings=await read_settings(tenant_data, tenant_access(request).tenant),
         **context,
     )
 
