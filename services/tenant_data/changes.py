@@ -112,14 +112,35 @@ class RowChanges:
             self.data, self.schema, table, submitted, row=row, partial=partial, zone=zone
         )
         await check_storage(self.data, self.tenant, self.location)
+        before = {name: getattr(row, name) for name in values}
         await update_record(self.data, table, row, values)
-        await self._on_the_trail("record.update", table, record_id)
+        changed = [name for name in values if before[name] != values[name]]
+        await self._on_the_trail(
+            "record.update",
+            table,
+            record_id,
+            before={name: _as_recorded(before[name]) for name in changed},
+            after={name: _as_recorded(values[name]) for name in changed},
+        )
 
     async def remove(self, table: RecordTable, row: Any, record_id: int) -> None:
         """`row` deleted (a Conflict while other rows refer to it)."""
         await delete_record(self.data, self.schema, table, row)
         await self._on_the_trail("record.delete", table, record_id)
 
-    async def _on_the_trail(self, action: str, table: RecordTable, record_id: Any) -> None:
-        detail = {"table": table.name, "id": record_id}
+    async def _on_the_trail(self, action: str, table: RecordTable, record_id: Any, **changed: Any) -> None:
+        detail = {"table": table.name, "id": record_id, **changed}
         await record_by(self.landlord, self.caller, action, tenant=self.tenant, detail=detail)
+
+
+#: How much of a value the trail keeps of a change (a long text is cut, with an ellipsis).
+RECORDED_LENGTH = 200
+
+
+def _as_recorded(value: Any) -> Any:
+    """A value as the trail keeps it: JSON's own types as they are, anything else (a date, a
+    decimal) as text, a long text cut."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= RECORDED_LENGTH else text[: RECORDED_LENGTH - 1] + "…"

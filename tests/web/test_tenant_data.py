@@ -695,6 +695,13 @@ def test_a_tenant_token_adds_reads_changes_and_deletes_rows_through_the_api(
         ("record.create", "groups"),
         ("record.delete", "groups"),
     ]
+    patch, replacement = [detail for _, detail in audit_actions(settings, "record.update")]
+    assert (patch["before"], patch["after"]) == (
+        {"meeting_schedule": None},
+        {"meeting_schedule": "Tuesdays"},
+    ), "the trail keeps what a change changed, before and after"
+    assert replacement["before"] == {"name": "Roses", "is_open": True, "meeting_schedule": "Tuesdays"}
+    assert replacement["after"] == {"name": "Roses and tulips", "is_open": False, "meeting_schedule": None}
 
 
 def test_another_tenants_rows_are_not_found_and_the_attempts_are_recorded_against_it(
