@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
-from tests.e2e.conftest import off_the_loop
+from tests.e2e.conftest import ARTIFACTS, off_the_loop
 from tests.e2e.test_landlord_portal import sign_in
 from tests.support import Credentials
 from tests.web.portal import add_token
@@ -29,16 +29,20 @@ BLOCKING = {"serious", "critical"}
 SLUG = "kestrel-trust"
 #: A backup is a job with a verification inside: more than a page load.
 JOB_TIMEOUT_MS = 60_000
+SCREENSHOTS = ARTIFACTS / "pages"
 
 
 def problems_on(page: Page, path: str) -> list[str]:
     """What is wrong with the page at `path`: sideways overflow at either width, and axe-core's
-    serious and critical violations (each with the elements it found them on)."""
+    serious and critical violations (each with the elements it found them on). Each width's
+    screenshot is kept in test-artifacts/pages/, for a person to look at."""
     page.goto(path)
     expect(page.locator("main")).to_be_visible()
     found = []
     for size in SIZES:
         page.set_viewport_size(size)
+        shot = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "home"
+        page.screenshot(path=str(SCREENSHOTS / f"{shot}-{size['width']}.png"), full_page=True)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         if overflow > 0:
             wide = page.evaluate(
@@ -86,6 +90,7 @@ def test_the_keyboard_skips_to_the_content_and_its_focus_shows_on_the_dark_top_b
 
 
 def test_every_page_fits_both_widths_and_passes_axe(browser: Browser, page: Page, server: Server) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     off_the_loop(lambda: provision(server.settings, SLUG, modules=["events"]))
     units = off_the_loop(add_units, server.settings, SLUG, [("North", None), ("Harbour", "North")])
     group, *_ = off_the_loop(
