@@ -79,6 +79,9 @@ class Settings:
     #: The workers check every tenant for drift this often (0: never by themselves). The installation
     #: default (TENANTRY_DRIFT_CHECK_HOURS) is daily; settings built in code check only on demand.
     drift_check_hours: float = 0.0
+    #: Every tenant's usage measured and kept this often (TENANTRY_USAGE_ROUND_HOURS, 24 by
+    #: default; settings built in code take none: their tests measure when they mean to).
+    usage_round_hours: float = 0.0
     #: `tenantry migrate` also starts a rollout of every layer to its head, with the default plan.
     auto_rollout: bool = False
     #: Requests are held to rate limits (services.rate_limits); TENANTRY_RATE_LIMITS=off lifts them all.
@@ -144,6 +147,7 @@ class Settings:
             trusted_proxies=_networks("TENANTRY_TRUSTED_PROXIES", env.get("TENANTRY_TRUSTED_PROXIES", "")),
             client_address_header=env.get("TENANTRY_CLIENT_ADDRESS_HEADER", "").strip() or "X-Forwarded-For",
             drift_check_hours=_number(env, "TENANTRY_DRIFT_CHECK_HOURS", "24", float),
+            usage_round_hours=_number(env, "TENANTRY_USAGE_ROUND_HOURS", "24", float),
             auto_rollout=env.get("TENANTRY_AUTO_ROLLOUT", "").lower() in {"1", "on", "true", "yes"},
             rate_limits=env.get("TENANTRY_RATE_LIMITS", "on").lower() not in {"0", "off", "false", "no"},
             rate_limits_url=_rate_limits_url(env),
@@ -176,6 +180,7 @@ class Settings:
             "TENANTRY_TRUSTED_PROXIES": ",".join(str(network) for network in self.trusted_proxies),
             "TENANTRY_CLIENT_ADDRESS_HEADER": self.client_address_header,
             "TENANTRY_DRIFT_CHECK_HOURS": repr(self.drift_check_hours),
+            "TENANTRY_USAGE_ROUND_HOURS": repr(self.usage_round_hours),
             "TENANTRY_AUTO_ROLLOUT": "on" if self.auto_rollout else "off",
             "TENANTRY_RATE_LIMITS": "on" if self.rate_limits else "off",
             "TENANTRY_RATE_LIMITS_URL": self.rate_limits_url,

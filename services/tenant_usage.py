@@ -65,19 +65,20 @@ async def usage_from_outside(
 SAMPLE_USAGE = "sample_usage"
 
 
-async def request_due_usage_round(database: Database) -> Job | None:
-    """Today's round of every active tenant, once its day has come: every worker looks, one claims
-    the day."""
+async def request_due_usage_round(database: Database, settings: Settings) -> Job | None:
+    """The round of every active tenant, when its slot has come (every `usage_round_hours`):
+    every worker looks, one claims the slot."""
+    hours = settings.usage_round_hours
+    if not hours:
+        return None
     now = utcnow()
+    slot = int(now.timestamp() // (hours * 3600))
     try:
         async with database.session() as session:
-            slot = StoreEntry(
-                namespace=SAMPLE_USAGE,
-                key=now.date().isoformat(),
-                value=b"",
-                expires_at=now + timedelta(days=2),
+            claimed = StoreEntry(
+                namespace=SAMPLE_USAGE, key=str(slot), value=b"", expires_at=now + timedelta(hours=2 * hours)
             )
-            session.add(slot)
+            session.add(claimed)
             await session.flush()
             return await jobs.record_job(session, SAMPLE_USAGE)
     except IntegrityError:

@@ -102,9 +102,10 @@ class JobQueue:
             log.info("grace period over: drop job %s of tenant %s", job.id, job.tenant_id)
 
     def _request_usage_round(self) -> None:
-        """Today's measure of every active tenant's usage, once a day (its job sent on commit)."""
+        """Every active tenant's usage measured, when the round's slot has come (its job sent on
+        commit)."""
         try:
-            job = run_in_worker_loop(lambda: request_due_usage_round(self.runtime.database()))
+            job = run_in_worker_loop(lambda: request_due_usage_round(self.runtime.database(), self.settings))
         except Exception:
             log.exception("could not request the day's usage round; trying again at the next sweep")
             return

@@ -297,7 +297,7 @@ def test_every_kind_of_field_says_what_is_wrong_with_it(parties: PartyStore) -> 
         {
             "tier_id": "",
             "member_name": "Ann",
-            "member_email": "a@x",
+            "member_email": "ann@example.org",
             "starts_on": "31/12/2025",
             "ends_on": "2024-02-30",
         },

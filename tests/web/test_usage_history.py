@@ -5,6 +5,7 @@ a day without a measure showing the one before it; and the time its jobs took ea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from datetime import date, timedelta
 
@@ -104,7 +105,12 @@ def test_the_workers_measure_every_active_tenant_once_a_day(
     async def round_of_the_day() -> tuple[Job | None, Job | None, Job | None]:
         landlord = Database(settings.database_url)
         try:
-            first, second = await request_due_usage_round(landlord), await request_due_usage_round(landlord)
+            assert await request_due_usage_round(landlord, settings) is None, "no round unless set"
+            daily = dataclasses.replace(settings, usage_round_hours=24)
+            first, second = (
+                await request_due_usage_round(landlord, daily),
+                await request_due_usage_round(landlord, daily),
+            )
             done = await run_as_worker(landlord, settings, first) if first is not None else None
             return first, second, done
         finally:
