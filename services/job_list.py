@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import noload
+from sqlalchemy.orm import raiseload
 
 from services.models import Job, JobStatus, Tenant
 from services.pagination import Paging
@@ -53,7 +53,7 @@ async def list_jobs(session: AsyncSession, filters: JobFilters, page: int = 1, p
         return JobList(jobs=[], kinds=kinds, total=total, page=page, per_page=per_page)
     found = await session.scalars(
         select(Job)
-        .options(noload(Job.steps))
+        .options(raiseload(Job.steps))  # the list shows no steps: never load them
         .where(*filters.conditions())
         .order_by(Job.id.desc())
         .offset(offset)
