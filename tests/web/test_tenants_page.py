@@ -202,7 +202,9 @@ def test_the_list_filters_sorts_and_shows_each_tenants_plan_store_and_last_activ
     assert set(rows_of(page.text)) == {"kite-club", "alder-trust", "birch-party", "cedar-club"}
     kite = page.text.split('data-tenant="kite-club"')[1].split("</tr>")[0]
     assert int(re.search(r'data-store-bytes="(\d+)"', kite).group(1)) > 0, "its store's size"  # type: ignore[union-attr]
-    assert "Starter" in kite and re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d</td>\s*<td", kite), "last active"
+    assert "Starter" in kite and re.search(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d</time> <small class=\"zone\">UTC</small></td>\s*<td", kite
+    ), "last active"
     cedar = page.text.split('data-tenant="cedar-club"')[1].split("</tr>")[0]
     assert 'data-store-bytes=""' in cedar and "—" in cedar, "no store yet, never active"
 
