@@ -15,6 +15,7 @@ from services.models.types import utcnow
 from services.settings import Settings
 from tests.support import Credentials, chose_own_password, post_form, sign_in, signed_in
 from tests.web.portal import add_user, get_with_session, session_id, stored_sessions
+from tests.web.test_provisioning_pages import text_of
 
 SESSIONS = "/account/sessions"
 FIREFOX_ON_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -52,7 +53,7 @@ def test_a_session_keeps_when_from_where_and_on_what_it_was_signed_in(
     assert signed_in_at.utcoffset() == timedelta(0) and before <= signed_in_at <= utcnow()
     assert (stored["signed_in_from"], stored["signed_in_on"]) == ("testclient", "Firefox on Linux")
     page = client.get(SESSIONS).text
-    this_one = page.split('id="this-session"')[1].split("</tr>")[0]
+    this_one = text_of(page.split('id="this-session"')[1].split("</tr>")[0])
     assert f"{signed_in_at:%Y-%m-%d %H:%M} UTC" in this_one
     assert "testclient" in this_one and "Firefox on Linux" in this_one and "this session" in this_one
 

@@ -21,6 +21,7 @@ from tests.services.running import run_tenantry, tenantry_env
 from tests.support import Credentials, before_each_statement, post_form, run_db, signed_in
 from tests.web.accounts import bearer, shown_once, trail
 from tests.web.portal import add_tenant, add_token, add_user, assert_no_trace, portal
+from tests.web.test_provisioning_pages import text_of
 
 TOKENS = "/account/tokens"
 
@@ -67,7 +68,7 @@ def test_a_token_made_on_the_page_shows_its_secret_only_on_the_answer_and_works_
         assert page.status_code == 200, path
         assert secret not in page.text, f"{path} shows the secret again"
     listing = superadmin_client.get(TOKENS).text
-    row = listing.split(f'id="token-{token.id}"')[1].split("</tr>")[0]
+    row = text_of(listing.split(f'id="token-{token.id}"')[1].split("</tr>")[0])
     assert "deploy" in row and "the landlord" in row and token.last_used_at is not None
     assert f"{token.last_used_at:%Y-%m-%d %H:%M} UTC" in row, "its use just now"
     assert f"{token.expires_at:%Y-%m-%d %H:%M} UTC" in row and "live" in row
