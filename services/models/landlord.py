@@ -254,7 +254,8 @@ class Job(LandlordBase):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Indexed: the dashboard counts the jobs of each recent day, and the jobs page runs by day.
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     #: While running, the claiming worker renews this; an expired lease means the worker died.
