@@ -78,7 +78,23 @@ def create_engine(
         # SQLAlchemy's recipe for pysqlite's transactions.
         event.listen(engine.sync_engine, "connect", _disable_implicit_transactions)
         event.listen(engine.sync_engine, "begin", _begin(always_immediate=transactional_ddl))
+    else:
+        event.listen(engine.sync_engine, "savepoint", _write_lock_before_savepoint)
     return engine
+
+
+def _write_lock_before_savepoint(connection: Connection, _name: str | None) -> None:
+    """A savepoint outside a transaction takes the write lock first (BEGIN IMMEDIATE).
+
+    The sqlite3 module begins a transaction only before a write, so a session's reads take no
+    snapshot and its first write waits its turn for the lock (the busy timeout). But SQLite begins
+    a deferred transaction at a SAVEPOINT: the reads inside it share one snapshot, and a write after
+    another connection has committed cannot use that snapshot. SQLite refuses it at once ("database
+    is locked"), however long the busy timeout. A use case wrapped in a savepoint (a refusal rolls
+    it back) is one that writes, so its savepoint begins by waiting for the lock instead."""
+    driver = connection.connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _begin(*, always_immediate: bool) -> Callable[[Connection], None]:

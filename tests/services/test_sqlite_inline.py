@@ -86,3 +86,41 @@ def test_a_read_is_answered_and_a_write_waits_without_holding_the_loop(tmp_path:
     assert seen == ["first"]
     assert write_waited
     assert after == ["first", "second"]
+
+
+def test_a_use_case_that_reads_then_writes_in_a_savepoint_is_not_refused_when_another_wrote_between(
+    tmp_path: Path,
+) -> None:
+    """A landlord session (the sqlite3 module's own transactions) reads inside a savepoint, as a
+    request's use case does, while a worker commits a write in between: the use case's write must
+    not be refused ("database is locked") because its reads' snapshot went stale. The savepoint
+    took the write lock first, so the worker's write is the one that waits its turn."""
+    path = tmp_path / "landlord.db"
+    setup = sqlite3.connect(path)
+    setup.executescript("PRAGMA journal_mode=WAL; CREATE TABLE jobs (kind TEXT);")
+    setup.close()
+    worker = sqlite3.connect(path, timeout=0.1, isolation_level=None, check_same_thread=False)
+
+    async def use_case() -> tuple[str, list[str]]:
+        database = Database(f"sqlite+aiosqlite:///{path}")
+        try:
+            async with database.session() as session, session.begin_nested():
+                await session.execute(text("SELECT count(*) FROM jobs"))
+                try:
+                    await asyncio.to_thread(worker.execute, "INSERT INTO jobs VALUES ('worker')")
+                    worker_said = "written"
+                except sqlite3.OperationalError as refused:
+                    worker_said = str(refused)
+                await session.execute(text("INSERT INTO jobs VALUES ('request')"))
+            await asyncio.to_thread(worker.execute, "INSERT INTO jobs VALUES ('worker, after')")
+            async with database.session() as session:
+                kinds = list((await session.execute(text("SELECT kind FROM jobs ORDER BY rowid"))).scalars())
+            return worker_said, kinds
+        finally:
+            await database.dispose()
+
+    worker_said, kinds = asyncio.run(use_case())
+    worker.close()
+
+    assert worker_said == "database is locked", "the worker waited for the use case's lock"
+    assert kinds == ["request", "worker, after"]
