@@ -32,11 +32,12 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, and_, case, event, exists, func, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction, aliased
 
 from services.db import Database
-from services.models import Job, JobStatus, JobStep, StepStatus, Tenant
+from services.models import Job, JobStatus, JobStep, StepStatus, StoreEntry, Tenant
 from services.models.types import utcnow
 from services.server_limits import ServerWork, decide_alone, room_on
 from services.settings import Settings
@@ -220,6 +221,29 @@ def _send_committed_jobs(session: Session, transaction: SessionTransaction) -> N
     session.info.pop(_RECORDED, None)  # closed without a commit
     for recorded in session.info.pop(_COMMITTED, ()):
         session.info[_SENDER].send(recorded.job_id, recorded.tenant_id)
+
+
+async def record_when_due(
+    database: Database, namespace: str, hours: float, record: Callable[[AsyncSession], Awaitable[Job]]
+) -> Job | None:
+    """A periodic job, recorded by `record` once its slot has come (every `hours`; none when 0).
+    Every worker looks; the first to store the slot's row under `namespace` records the job, the
+    others find the row taken."""
+    if not hours:
+        return None
+    now = utcnow()
+    slot = int(now.timestamp() // (hours * 3600))
+    try:
+        async with database.session() as session:
+            session.add(
+                StoreEntry(
+                    namespace=namespace, key=str(slot), value=b"", expires_at=now + timedelta(hours=2 * hours)
+                )
+            )
+            await session.flush()
+            return await record(session)
+    except IntegrityError:
+        return None
 
 
 async def requeue_orphaned_jobs(session: AsyncSession) -> list[Job]:

@@ -123,6 +123,35 @@ class TenantList(Paging):
     rows: list[TenantRow]
 
 
+@dataclass(frozen=True, kw_only=True)
+class TenantPage(Paging):
+    """A page of tenants as they are, for the API (no store measured)."""
+
+    tenants: list[Tenant]
+
+
+async def _page(
+    session: AsyncSession, filters: TenantFilters, page: int, per_page: int
+) -> tuple[int, int, int, list[Any]]:
+    """The page and its size (as they may be asked for), the total, and the page's (tenant, last
+    active) rows."""
+    page, per_page = max(page, 1), min(max(per_page, 1), 100)
+    total = await session.scalar(select(func.count()).select_from(Tenant).where(*filters.conditions())) or 0
+    offset = (page - 1) * per_page
+    if offset >= total:  # past the last page; a huge page number would overflow the database's integer
+        return page, per_page, total, []
+    found = (await session.execute(filters.statement().offset(offset).limit(per_page))).all()
+    return page, per_page, total, list(found)
+
+
+async def search_tenants(
+    session: AsyncSession, query: str = "", page: int = 1, per_page: int = 20
+) -> TenantPage:
+    """Tenants whose slug or name contains `query`, newest first, one page at a time."""
+    page, per_page, total, found = await _page(session, TenantFilters(q=query.strip()), page, per_page)
+    return TenantPage(tenants=[tenant for tenant, _ in found], total=total, page=page, per_page=per_page)
+
+
 async def list_tenants(
     session: AsyncSession,
     settings: Settings,
@@ -131,13 +160,8 @@ async def list_tenants(
     page: int = 1,
     per_page: int = 20,
 ) -> TenantList:
-    """One page of the tenants the filters select, in their order."""
-    page, per_page = max(page, 1), min(max(per_page, 1), 100)
-    total = await session.scalar(select(func.count()).select_from(Tenant).where(*filters.conditions())) or 0
-    offset = (page - 1) * per_page
-    if offset >= total:  # past the last page; a huge page number would overflow the database's integer
-        return TenantList(rows=[], total=total, page=page, per_page=per_page)
-    found = (await session.execute(filters.statement().offset(offset).limit(per_page))).all()
+    """One page of the tenants the filters select, in their order, each store measured."""
+    page, per_page, total, found = await _page(session, filters, page, per_page)
     return TenantList(rows=await _rows(settings, servers, found), total=total, page=page, per_page=per_page)
 
 

@@ -6,16 +6,14 @@ sample (services.usage_history), and the workers measure every active tenant onc
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import jobs
 from services.db import Database
 from services.layers.catalogue import load_catalogue
-from services.models import Job, StoreEntry, Tenant, TenantStatus
+from services.models import Job, Tenant, TenantStatus
 from services.models.types import utcnow
 from services.settings import Settings
 from services.tenancy.connections import TenantConnections
@@ -66,23 +64,13 @@ SAMPLE_USAGE = "sample_usage"
 
 
 async def request_due_usage_round(database: Database, settings: Settings) -> Job | None:
-    """The round of every active tenant, when its slot has come (every `usage_round_hours`):
-    every worker looks, one claims the slot."""
-    hours = settings.usage_round_hours
-    if not hours:
-        return None
-    now = utcnow()
-    slot = int(now.timestamp() // (hours * 3600))
-    try:
-        async with database.session() as session:
-            claimed = StoreEntry(
-                namespace=SAMPLE_USAGE, key=str(slot), value=b"", expires_at=now + timedelta(hours=2 * hours)
-            )
-            session.add(claimed)
-            await session.flush()
-            return await jobs.record_job(session, SAMPLE_USAGE)
-    except IntegrityError:
-        return None
+    """The round of every active tenant, when its slot has come (every `usage_round_hours`)."""
+    return await jobs.record_when_due(
+        database,
+        SAMPLE_USAGE,
+        settings.usage_round_hours,
+        lambda session: jobs.record_job(session, SAMPLE_USAGE),
+    )
 
 
 @jobs.job_handler(SAMPLE_USAGE)

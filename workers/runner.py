@@ -6,6 +6,7 @@ import importlib
 import logging
 import signal
 import threading
+from collections.abc import Awaitable, Callable, Sequence
 
 import dramatiq
 
@@ -85,66 +86,35 @@ class JobQueue:
                     self.send(job.id, job.tenant_id)
             except Exception:
                 log.exception("could not look for abandoned jobs; trying again in %.0f s", interval)
-            self._request_scheduled_backups()
-            self._request_due_drops()
-            self._request_usage_round()
-            self._request_drift_check()
-            self._tend_warm_pools()
+            self._request_periodic_work()
 
-    def _request_due_drops(self) -> None:
-        """Drop the stores of deleted tenants whose grace period is over (jobs sent on commit)."""
-        try:
-            due = run_in_worker_loop(lambda: request_due_drops(self.runtime.database(), now=utcnow()))
-        except Exception:
-            log.exception("could not look for stores to drop; trying again at the next sweep")
-            return
-        for job in due:
-            log.info("grace period over: drop job %s of tenant %s", job.id, job.tenant_id)
-
-    def _request_usage_round(self) -> None:
-        """Every active tenant's usage measured, when the round's slot has come (its job sent on
-        commit)."""
-        try:
-            job = run_in_worker_loop(lambda: request_due_usage_round(self.runtime.database(), self.settings))
-        except Exception:
-            log.exception("could not request the day's usage round; trying again at the next sweep")
-            return
-        if job is not None:
-            log.info("usage round: job %s", job.id)
-
-    def _request_drift_check(self) -> None:
-        """The periodic drift check, when its slot has come (its job is sent on commit)."""
-        try:
-            job = run_in_worker_loop(lambda: request_due_drift_check(self.runtime.database(), self.settings))
-        except Exception:
-            log.exception("could not request the periodic drift check; trying again at the next sweep")
-            return
-        if job is not None:
-            log.info("periodic drift check: job %s", job.id)
-
-    def _tend_warm_pools(self) -> None:
-        """Pools a release left at older layer heads are rebuilt, and pools above their size
-        trimmed (their fill jobs sent on commit)."""
-        try:
-            requested = run_in_worker_loop(lambda: tend_warm_pools(self.runtime.database(), self.settings))
-        except Exception:
-            log.exception("could not tend the warm pools; trying again at the next sweep")
-            return
-        if requested:
-            log.info("%d warm pool(s) being rebuilt or trimmed", requested)
-
-    def _request_scheduled_backups(self) -> None:
-        """Request the backups whose schedule slot has come (their jobs are sent on commit). Every
-        worker looks; one claims a slot."""
-        try:
-            due = run_in_worker_loop(
-                lambda: request_due_backups(self.runtime.database(), self.settings, now=utcnow())
-            )
-        except Exception:
-            log.exception("could not request scheduled backups; trying again at the next sweep")
-            return
-        for job in due:
-            log.info("scheduled backup: job %s of tenant %s", job.id, job.tenant_id)
+    def _request_periodic_work(self) -> None:
+        """What comes due with time, each request on its own (their jobs sent on commit; every
+        worker looks, one claims each): scheduled backups, stores whose grace period is over, the
+        usage round, the drift check, and warm pools a release left behind or that grew too big. One
+        that fails is tried again at the next sweep, and the others still run."""
+        database, settings = self.runtime.database, self.settings
+        due: list[tuple[str, Callable[[], Awaitable[Sequence[Job] | Job | int | None]]]] = [
+            ("scheduled backups", lambda: request_due_backups(database(), settings, now=utcnow())),
+            ("stores to drop", lambda: request_due_drops(database(), now=utcnow())),
+            ("the usage round", lambda: request_due_usage_round(database(), settings)),
+            ("the drift check", lambda: request_due_drift_check(database(), settings)),
+            ("warm pools to tend", lambda: tend_warm_pools(database(), settings)),
+        ]
+        for what, request in due:
+            try:
+                requested = run_in_worker_loop(request)
+            except Exception:
+                log.exception("could not request %s; trying again at the next sweep", what)
+                continue
+            if isinstance(requested, Job):
+                requested = [requested]
+            if isinstance(requested, int):
+                if requested:
+                    log.info("%s: %d requested", what, requested)
+                continue
+            for job in requested or []:
+                log.info("%s: job %s (%s) of tenant %s", what, job.id, job.kind, job.tenant_id)
 
     async def _abandoned_jobs(self) -> list[Job]:
         async with self.runtime.database().session() as session:

@@ -63,6 +63,16 @@ async def create_user(
     return NewUser(user=user, password=password)
 
 
+async def add_account(session: AsyncSession, email: str, password_hash: str, *, one_time: bool) -> User:
+    """An account for `email`, in no tenant yet. Its password is `one_time` when someone else is
+    shown it (an invitation, a first admin): its owner then chooses their own at their first
+    sign-in."""
+    account = User(email=email, password_hash=password_hash, must_change_password=one_time, memberships=[])
+    session.add(account)
+    await session.flush()
+    return account
+
+
 async def find_user(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == email.strip().lower()))
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.accounts.passwords import generate_password, hash_password
-from services.accounts.users import find_user, normalise_email
+from services.accounts.users import add_account, find_user, normalise_email
 from services.audit import Caller, record_by
 from services.errors import Conflict, FieldErrors
 from services.models import Membership, Tenant, TenantStatus, User
@@ -63,11 +63,7 @@ async def name_first_admin(landlord: AsyncSession, email: str, display_name: str
     if account is not None:
         return FirstAdmin(account, display_name, None)
     password = generate_password()
-    account = User(
-        email=email, password_hash=hash_password(password), must_change_password=True, memberships=[]
-    )
-    landlord.add(account)
-    await landlord.flush()
+    account = await add_account(landlord, email, hash_password(password), one_time=True)
     return FirstAdmin(account, display_name, password)
 
 

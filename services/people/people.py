@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from services.accounts.passwords import generate_password, hash_password
-from services.accounts.users import find_user, normalise_email
+from services.accounts.users import add_account, find_user, normalise_email
 from services.audit import Caller, record_by
 from services.errors import Conflict, FieldErrors, InvalidInput, NotFound
 from services.limits import holds
@@ -317,17 +317,12 @@ def checked_display_name(display_name: str, email: str, *, field: str = "display
 async def _account_for(landlord: AsyncSession, email: str, *, one_time: bool) -> tuple[User, str]:
     """The account `email` signs in with, made now if there is none, and a generated password: the
     new account's, or one never stored. It is hashed either way, so both answers take as long. A
-    new account's password is `one_time` when someone else is shown it (an invitation): its owner
-    then chooses their own at their first sign-in."""
+    new account's password is `one_time` when someone else is shown it (an invitation)."""
     password = generate_password()
     password_hash = hash_password(password)
     account = await find_user(landlord, email)
     if account is None:
-        account = User(
-            email=email, password_hash=password_hash, must_change_password=one_time, memberships=[]
-        )
-        landlord.add(account)
-        await landlord.flush()
+        account = await add_account(landlord, email, password_hash, one_time=one_time)
     return account, password
 
 

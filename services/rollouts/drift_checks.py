@@ -9,10 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import jobs
@@ -21,8 +19,7 @@ from services.db import Database
 from services.layers.catalogue import load_catalogue
 from services.layers.footprint import layer_tables
 from services.layers.snapshot import take_snapshot
-from services.models import DriftCheck, Job, StoreEntry, Tenant, TenantLayer
-from services.models.types import utcnow
+from services.models import DriftCheck, Job, Tenant, TenantLayer
 from services.rollouts.drift import ExpectedSchemas, differences
 from services.rollouts.fleet import IN_SERVICE
 from services.rollouts.plans import busy_tenants
@@ -134,27 +131,13 @@ async def request_drift_check(
 
 
 async def request_due_drift_check(database: Database, settings: Settings) -> Job | None:
-    """The periodic check, when its slot has come (every `drift_check_hours`): every worker looks,
-    one claims the slot."""
-    hours = settings.drift_check_hours
-    if not hours:
-        return None
-    now = utcnow()
-    slot = int(now.timestamp() // (hours * 3600))
-    try:
-        async with database.session() as session:
-            session.add(
-                StoreEntry(
-                    namespace="drift-check",
-                    key=str(slot),
-                    value=b"",
-                    expires_at=now + timedelta(hours=2 * hours),
-                )
-            )
-            await session.flush()
-            return await request_drift_check(session, SCHEDULE)
-    except IntegrityError:
-        return None
+    """The periodic check, when its slot has come (every `drift_check_hours`)."""
+    return await jobs.record_when_due(
+        database,
+        "drift-check",
+        settings.drift_check_hours,
+        lambda session: request_drift_check(session, SCHEDULE),
+    )
 
 
 @jobs.job_handler(CHECK_DRIFT)

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, func, or_, select, true
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import Conflict, InvalidInput, NotFound
 from services.models import Plan, Tenant
-from services.pagination import Paging
-
-
-@dataclass(frozen=True, kw_only=True)
-class TenantPage(Paging):
-    tenants: list[Tenant]
 
 
 async def get_tenant(session: AsyncSession, slug: str) -> Tenant:
@@ -24,32 +17,6 @@ async def get_tenant(session: AsyncSession, slug: str) -> Tenant:
     if tenant is None:
         raise NotFound(f"There is no tenant {slug!r}.", field="tenant")
     return tenant
-
-
-async def search_tenants(
-    session: AsyncSession, query: str = "", page: int = 1, per_page: int = 20
-) -> TenantPage:
-    """Tenants whose slug or name contains `query`, newest first, one page at a time."""
-    page, per_page = max(page, 1), min(max(per_page, 1), 100)
-    condition: ColumnElement[bool] = true()
-    if query := query.strip().lower():
-        # autoescape: a % or _ typed in the search box is a character to find, not a wildcard.
-        condition = or_(
-            func.lower(Tenant.slug).contains(query, autoescape=True),
-            func.lower(Tenant.name).contains(query, autoescape=True),
-        )
-    total = await session.scalar(select(func.count()).select_from(Tenant).where(condition)) or 0
-    offset = (page - 1) * per_page
-    if offset >= total:  # past the last page; a huge page number would overflow the database's integer
-        return TenantPage(tenants=[], total=total, page=page, per_page=per_page)
-    rows = await session.scalars(
-        select(Tenant)
-        .where(condition)
-        .order_by(Tenant.created_at.desc(), Tenant.id.desc())
-        .offset(offset)
-        .limit(per_page)
-    )
-    return TenantPage(tenants=list(rows), total=total, page=page, per_page=per_page)
 
 
 _SLUG = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")

@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from services.models import ApiToken, Tenant
 from services.tenancy.security import record_cross_tenant_attempt
-from services.tenancy.tenants import get_tenant, search_tenants
+from services.tenancy.tenants import get_tenant
+from services.tenant_list import search_tenants
 from web.api.responses import error
 from web.api.schemas import Page, TenantOut
 from web.auth import current_user, landlord_token, may_read_tenant, signed_in
