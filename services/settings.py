@@ -54,6 +54,8 @@ class Settings:
     job_lease_seconds: float = 30.0
     #: How long a deleted tenant's store is kept, during which the deletion can be undone.
     deletion_grace_days: float = 7.0
+    #: How long the store a tenant moved out of is kept, during which it can be moved back to it.
+    move_retention_days: float = 7.0
     #: Jobs one tenant may run at once (fewer while another tenant's job waits: services.jobs).
     jobs_per_tenant: int = 2
     #: Backups, restores and migrations at once on one database server (services.server_limits).
@@ -136,6 +138,7 @@ class Settings:
             warm_pool_size=_number(env, "TENANTRY_WARM_POOL", "2", int),
             job_lease_seconds=_number(env, "TENANTRY_JOB_LEASE_SECONDS", "30", float),
             deletion_grace_days=_number(env, "TENANTRY_DELETION_GRACE_DAYS", "7", float),
+            move_retention_days=_number(env, "TENANTRY_MOVE_RETENTION_DAYS", "7", float),
             jobs_per_tenant=_at_least_one(env, "TENANTRY_JOBS_PER_TENANT", "2"),
             server_jobs=server_jobs_from_setting("TENANTRY_SERVER_JOBS", env.get("TENANTRY_SERVER_JOBS", "")),
             base_domain=env.get("TENANTRY_BASE_DOMAIN", "").strip().lower().strip(".") or None,
@@ -171,6 +174,7 @@ class Settings:
             "TENANTRY_WARM_POOL": str(self.warm_pool_size),
             "TENANTRY_JOB_LEASE_SECONDS": repr(self.job_lease_seconds),
             "TENANTRY_DELETION_GRACE_DAYS": repr(self.deletion_grace_days),
+            "TENANTRY_MOVE_RETENTION_DAYS": repr(self.move_retention_days),
             "TENANTRY_JOBS_PER_TENANT": str(self.jobs_per_tenant),
             "TENANTRY_SERVER_JOBS": server_jobs_as_setting(self.server_jobs),
             "TENANTRY_BASE_DOMAIN": self.base_domain or "",

@@ -24,6 +24,8 @@ JOB_MODULES = (
     "services.backups",
     "services.lifecycle.deletion",
     "services.modules.steps",
+    "services.moves.kept",
+    "services.moves.steps",
     "services.provisioning.custom",
     "services.provisioning.tenants",
     "services.provisioning.warm_pool",

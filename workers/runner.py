@@ -13,9 +13,10 @@ import dramatiq
 from services import jobs
 from services.backups.schedules import request_due_backups
 from services.db import Database
-from services.lifecycle.deletion import request_due_drops
+from services.lifecycle import deletion
 from services.models import Job
 from services.models.types import utcnow
+from services.moves import kept
 from services.provisioning.warm_pool import tend_warm_pools
 from services.rollouts.drift_checks import request_due_drift_check
 from services.settings import Settings
@@ -90,13 +91,15 @@ class JobQueue:
 
     def _request_periodic_work(self) -> None:
         """What comes due with time, each request on its own (their jobs sent on commit; every
-        worker looks, one claims each): scheduled backups, stores whose grace period is over, the
-        usage round, the drift check, and warm pools a release left behind or that grew too big. One
-        that fails is tried again at the next sweep, and the others still run."""
+        worker looks, one claims each): scheduled backups, stores whose grace period is over,
+        stores tenants moved out of and kept long enough, the usage round, the drift check, and
+        warm pools a release left behind or that grew too big. One that fails is tried again at
+        the next sweep, and the others still run."""
         database, settings = self.runtime.database, self.settings
         due: list[tuple[str, Callable[[], Awaitable[Sequence[Job] | Job | int | None]]]] = [
             ("scheduled backups", lambda: request_due_backups(database(), settings, now=utcnow())),
-            ("stores to drop", lambda: request_due_drops(database(), now=utcnow())),
+            ("stores to drop", lambda: deletion.request_due_drops(database(), now=utcnow())),
+            ("stores moved out of", lambda: kept.request_due_drops(database(), now=utcnow())),
             ("the usage round", lambda: request_due_usage_round(database(), settings)),
             ("the drift check", lambda: request_due_drift_check(database(), settings)),
             ("warm pools to tend", lambda: tend_warm_pools(database(), settings)),

@@ -18,6 +18,7 @@ _SYSTEM_ACTORS = {
     "schedule": "The schedule",
     "system:retention": "Backup retention",
     "system:deletion": "Tenant deletion",
+    "system:move": "The move",
     "cli": "An operator at the command line",
 }
 _ROLES = {
@@ -312,6 +313,32 @@ def _drop(t: _Telling) -> str:
     return told + (f"; its backup #{backup} is kept" if backup is not None else "")
 
 
+def _move(t: _Telling) -> str:
+    move, back_of, to = t.take("move"), t.take("back_of"), t.take("to")
+    t.take("from")
+    where = f" to {to}" if to else ""
+    if back_of is not None:
+        return f"{t.actor} asked for {t.tenant} to be moved back{where}, taking {_numbered('move', back_of)} back"
+    return f"{t.actor} asked for {t.tenant} to be moved{where or ' to another store'}" + (
+        f" ({_numbered('move', move)})" if move is not None else ""
+    )
+
+
+def _moved(t: _Telling) -> str:
+    move, source, to = t.take("move"), t.take("from"), t.take("to")
+    rows, tables, copy, freeze = t.take("rows"), t.take("tables"), t.take("copy_ms"), t.take("freeze_ms")
+    told = (
+        f"{t.actor} took {t.tenant}"
+        + (f" from {source}" if source else "")
+        + (f" to {to}" if to else " to another store")
+    )
+    told += f" ({_numbered('move', move)})" if move is not None else ""
+    if rows is not None and tables is not None:
+        told += f": {_plural(int(rows), 'row')} in {_plural(int(tables), 'table')}"
+        told += f", copied in {int(copy) / 1000:.1f} s" if copy is not None else ""
+    return told + (f"; its writes waited {int(freeze) / 1000:.1f} s" if freeze is not None else "")
+
+
 def _rollout_start(t: _Telling) -> str:
     aim, selection, tenants = t.take("target"), t.take("selection"), t.take("tenants")
     told = f"{t.actor} started {t.target('a rollout')}" + (f": {aim}" if aim else "")
@@ -502,6 +529,8 @@ _PHRASES: Mapping[str, Callable[[_Telling], str]] = {
     "tenant.delete": lambda t: f"{t.actor} asked for {t.tenant} to be deleted",
     "tenant.undelete": lambda t: f"{t.actor} undid the deletion of {t.tenant}",
     "tenant.drop": _drop,
+    "tenant.move": _move,
+    "tenant.moved": _moved,
     "rollout.start": _rollout_start,
     "rollout.pause": _rollout("paused"),
     "rollout.resume": _rollout("resumed"),

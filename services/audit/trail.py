@@ -51,6 +51,8 @@ ACTIONS = (
     "tenant.delete",
     "tenant.undelete",
     "tenant.drop",
+    "tenant.move",
+    "tenant.moved",
     "rollout.start",
     "rollout.pause",
     "rollout.resume",

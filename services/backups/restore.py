@@ -64,7 +64,7 @@ def layer_by_key(catalogue: Catalogue, key: str) -> Layer:
     return found
 
 
-async def _forget(_run: RevisionRun) -> None:
+async def forget_runs(_run: RevisionRun) -> None:
     """Revisions applied to a store being restored are not the tenant's history."""
 
 
@@ -130,7 +130,7 @@ async def _restore_portable(
     store = target.open()
     try:
         for layer, revision in layers:
-            await upgrade_layer(store, layer, _forget, target=revision)
+            await upgrade_layer(store, layer, forget_runs, target=revision)
         async with store.engine.begin() as connection:
             await connection.run_sync(_load_rows, manifest, unpacked, tenant_id)
     finally:

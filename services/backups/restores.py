@@ -227,7 +227,7 @@ async def swap(run: RestoreRun, session: AsyncSession) -> str:
     if tenant.isolation == IsolationMode.SHARED:
         kept = Kept.of_payload((await run.payload(session))["kept"])
         shared = run.store(tenant)
-        rows, renumbered, people = await _replace_shared_rows(run, backup, shared, kept)
+        rows, renumbered, people = await replace_shared_rows(run, backup, shared, kept)
         said = f"{tenant.slug}'s rows in the shared store replaced in one transaction: {rows:,} rows, as the manifest says"
         if renumbered:
             said += f"; {renumbered:,} of them got new ids, as the ids they had are now in use in the shared store"
@@ -273,12 +273,12 @@ RESTORE_STEPS: list[tuple[str, StepFunction[RestoreRun]]] = [
 RESTORE_STEP_NAMES = [name for name, _ in RESTORE_STEPS]
 
 
-async def _replace_shared_rows(
-    run: RestoreRun, backup: Backup, shared: StoreLocation, kept: Kept
+async def replace_shared_rows(
+    run: BackupRun, backup: Backup, shared: StoreLocation, kept: Kept | None = None
 ) -> tuple[int, int, str]:
     """The tenant's rows in the shared store replaced by the archive's, then its people and settings
-    by those `kept`; returns how many rows went in, how many of them got new ids, and what became of
-    the people."""
+    by those `kept` (a move keeps the archive's own); returns how many rows went in, how many of
+    them got new ids, and what became of the people."""
     assert backup.storage_key is not None and backup.manifest is not None
     manifest = backup.manifest
     await asyncio.to_thread(check_archive, run.storage, backup)
@@ -293,8 +293,10 @@ async def _replace_shared_rows(
                     f"The rows restored from backup #{backup.id} do not match its manifest: "
                     + "; ".join(found[:8])
                 )
-            async with enter_tenant(run.tenant_id, shared, on=connection) as entered:
-                people = await put_back(entered, kept)
+            people = "people and settings as the archive has them"
+            if kept is not None:
+                async with enter_tenant(run.tenant_id, shared, on=connection) as entered:
+                    people = await put_back(entered, kept)
     finally:
         await store.dispose()
         shutil.rmtree(run.work, ignore_errors=True)

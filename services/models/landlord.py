@@ -649,3 +649,50 @@ class UsageSample(LandlordBase):
     storage_bytes: Mapped[int | None] = mapped_column(BigInteger)
     rows: Mapped[int] = mapped_column(BigInteger)
     people: Mapped[int]
+
+
+class OldStore(enum.StrEnum):
+    """What became of the store a tenant moved out of."""
+
+    #: Kept until `kept_until`: the tenant can move back to it.
+    KEPT = "kept"
+    #: The tenant moved back to it (or another move took it there again): in use, never dropped.
+    IN_USE = "in use"
+    #: Its retention ended and it was dropped (a shared store's rows of the tenant removed).
+    DROPPED = "dropped"
+
+
+class TenantMove(LandlordBase):
+    """A tenant's store moved to another isolation mode or backend (services.moves): where from,
+    where to, the figures, and the store it left, kept for a while so it can move back."""
+
+    __tablename__ = "tenant_moves"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    #: The portable backup the move copies (verified by the move itself).
+    backup_id: Mapped[int | None] = mapped_column(ForeignKey("backups.id", ondelete="SET NULL"))
+    #: The move this one takes back ("move back").
+    back_of: Mapped[int | None] = mapped_column(ForeignKey("tenant_moves.id", ondelete="SET NULL"))
+    from_backend: Mapped[str] = mapped_column(String(32))
+    from_isolation: Mapped[str] = mapped_column(String(32))
+    from_store: Mapped[str] = mapped_column(String(255))
+    to_backend: Mapped[str] = mapped_column(String(32))
+    to_isolation: Mapped[str] = mapped_column(String(32))
+    #: Named when the move starts: a new store of its own, or the shared store.
+    to_store: Mapped[str | None] = mapped_column(String(255))
+    #: Set once the tenant uses the new store (OldStore); None before.
+    old_store: Mapped[str | None] = mapped_column(String(16))
+    kept_until: Mapped[datetime | None]
+    rows: Mapped[int | None] = mapped_column(BigInteger)
+    tables: Mapped[int | None]
+    #: From the start of the copy to the new store proved equal to it.
+    copy_ms: Mapped[int | None]
+    #: How long the tenant held its writes (its maintenance page): the whole copy, in this version.
+    freeze_ms: Mapped[int | None]
+    requested_by: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    job: Mapped[Job | None] = relationship(lazy="joined")

@@ -113,14 +113,35 @@ def _identifier(prefix: str, slug: str) -> str:
     return f"{name[: _IDENTIFIER_LIMIT - 9]}_{digest}"
 
 
-def plan_store(settings: Settings, slug: str, isolation: str, *, purpose: str = "t") -> StoreLocation:
-    """Where a new store for `slug` goes. `purpose` keeps golden images and scratch stores apart."""
-    server = settings.tenant_server_url
-    if isolation not in available_isolation_modes(settings):
-        modes = ", ".join(available_isolation_modes(settings))
-        raise InvalidInput(
-            f"Isolation {isolation!r} is not available here; choose {modes}.", field="isolation"
-        )
+def store_kinds(settings: Settings) -> list[tuple[str, str]]:
+    """Every (backend, isolation) a tenant's store can have here: SQLite files always, PostgreSQL's
+    three modes when a tenant server is configured."""
+    kinds: list[tuple[str, str]] = [(SQLITE, IsolationMode.DATABASE), (SQLITE, IsolationMode.SHARED)]
+    if settings.tenant_server_url:
+        kinds += [
+            (POSTGRESQL, mode)
+            for mode in (IsolationMode.DATABASE, IsolationMode.SCHEMA, IsolationMode.SHARED)
+        ]
+    return kinds
+
+
+def plan_store(
+    settings: Settings, slug: str, isolation: str, *, purpose: str = "t", backend: str | None = None
+) -> StoreLocation:
+    """Where a new store for `slug` goes: on the installation's backend for new tenants, or on
+    `backend` (a move). `purpose` keeps golden images and scratch stores apart."""
+    if backend is None:
+        server = settings.tenant_server_url
+        if isolation not in available_isolation_modes(settings):
+            modes = ", ".join(available_isolation_modes(settings))
+            raise InvalidInput(
+                f"Isolation {isolation!r} is not available here; choose {modes}.", field="isolation"
+            )
+    elif (backend, isolation) in store_kinds(settings):
+        server = settings.tenant_server_url if backend == POSTGRESQL else None
+    else:
+        kinds = ", ".join(f"{mode} on {kind}" for kind, mode in store_kinds(settings))
+        raise InvalidInput(f"{isolation} on {backend} is not available here; choose {kinds}.", field="to")
     if isolation == IsolationMode.SHARED:
         slug = SHARED_STORE
     if server is None:

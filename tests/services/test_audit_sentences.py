@@ -58,6 +58,23 @@ RECORDED: dict[str, tuple[str | None, dict[str, Any]]] = {
     "tenant.suspend": ("reed-choir", {"reason": "Unpaid since March"}),
     "tenant.delete": ("reed-choir", {"job": 21}),
     "tenant.drop": ("reed-choir", {"job": 22, "backup": 8}),
+    "tenant.move": (
+        "reed-choir",
+        {"move": 3, "from": "a SQLite database", "to": "a PostgreSQL schema", "job": 23, "back_of": 2},
+    ),
+    "tenant.moved": (
+        "reed-choir",
+        {
+            "move": 3,
+            "from": "a SQLite database",
+            "to": "a PostgreSQL schema",
+            "rows": 1200,
+            "tables": 18,
+            "copy_ms": 2100,
+            "freeze_ms": 2350,
+            "job": 23,
+        },
+    ),
     "rollout.start": (
         "rollout #5",
         {"target": "modules/events to its head", "selection": "every tenant", "tenants": 3},

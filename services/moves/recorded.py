@@ -1,0 +1,41 @@
+"""Moves as a caller asks for them (the landlord portal, the API and the command line alike): the
+request, and its entry on the audit trail in the same transaction. The job is sent when the
+caller's transaction commits; its end is on the trail too (`tenant.moved`, with its figures)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.audit import Caller, record_by
+from services.models import Tenant, TenantMove
+from services.moves.requests import MoveTarget, RequestedMove, describe_kind, request_move, request_move_back
+from services.settings import Settings
+
+
+async def move(
+    session: AsyncSession, settings: Settings, caller: Caller, tenant: Tenant, target: MoveTarget
+) -> RequestedMove:
+    """Move `tenant`'s store to `target`, for `caller` (`tenant.move`)."""
+    requested = await request_move(session, settings, tenant, target, requested_by=caller.actor.email)
+    await _on_the_trail(session, caller, requested)
+    return requested
+
+
+async def move_back(session: AsyncSession, caller: Caller, tenant: Tenant, move: TenantMove) -> RequestedMove:
+    """Take `move` of `tenant` back, for `caller` (`tenant.move`, naming the move taken back)."""
+    requested = await request_move_back(session, tenant, move, requested_by=caller.actor.email)
+    await _on_the_trail(session, caller, requested)
+    return requested
+
+
+async def _on_the_trail(session: AsyncSession, caller: Caller, requested: RequestedMove) -> None:
+    move = requested.move
+    detail = {
+        "move": move.id,
+        "from": describe_kind(move.from_backend, move.from_isolation),
+        "to": describe_kind(move.to_backend, move.to_isolation),
+        "job": requested.job.id,
+    }
+    if move.back_of is not None:
+        detail["back_of"] = move.back_of
+    await record_by(session, caller, "tenant.move", tenant=requested.tenant, detail=caller.with_token(detail))

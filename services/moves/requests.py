@@ -1,0 +1,217 @@
+"""Asking for a move: where a tenant's store may go, the checks a request passes, and the move,
+its portable backup and its job recorded together (the job is sent when the caller commits).
+
+A move back asks for the store kind the tenant left; while that store is kept and nothing was
+written since, the job takes it back as it is (services.moves.steps: `unchanged since`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services import jobs
+from services.errors import Conflict, InvalidInput, NotFound
+from services.layers.catalogue import load_catalogue
+from services.models import (
+    Backup,
+    BackupFormat,
+    IsolationMode,
+    Job,
+    JobStatus,
+    Tenant,
+    TenantMove,
+    TenantStatus,
+)
+from services.models.types import utcnow
+from services.settings import Settings
+from services.tenancy.stores import POSTGRESQL, SQLITE, store_kinds
+
+MOVE = "move"
+LOCK = "lock"
+MAINTENANCE_ON = "maintenance on"
+UNCHANGED_SINCE = "unchanged since"
+#: The steps that copy the tenant into its new store; a move back to a store left unchanged settles them.
+COPY_STEPS = ("dump", "checksum", "manifest", "copy", "validate")
+SWAP = "swap"
+MAINTENANCE_OFF = "maintenance off"
+MOVE_STEP_NAMES = [LOCK, MAINTENANCE_ON, *COPY_STEPS, SWAP, MAINTENANCE_OFF]
+MOVE_BACK_STEP_NAMES = [LOCK, MAINTENANCE_ON, UNCHANGED_SINCE, *COPY_STEPS, SWAP, MAINTENANCE_OFF]
+
+BACKEND_NAMES = {SQLITE: "SQLite", POSTGRESQL: "PostgreSQL"}
+
+
+@dataclass(frozen=True)
+class MoveTarget:
+    """Where a tenant's store goes: an isolation mode, on a backend (None: the one it is on)."""
+
+    isolation: str
+    backend: str | None = None
+
+
+def describe_kind(backend: str, isolation: str) -> str:
+    """'a PostgreSQL schema', 'the shared SQLite store', 'a SQLite database'."""
+    name = BACKEND_NAMES.get(backend, backend)
+    if isolation == IsolationMode.SHARED:
+        return f"the shared {name} store"
+    return f"a {name} {isolation}"
+
+
+def kinds_to_move_to(settings: Settings, tenant: Tenant) -> list[tuple[str, str]]:
+    """The (backend, isolation) kinds of store the tenant may move to: every kind here but its own,
+    and no shared store for a tenant with a custom layer (it changes tables shared tenants share)."""
+    custom = load_catalogue(settings.layers_dir).custom(tenant.slug) is not None
+    return [
+        kind
+        for kind in store_kinds(settings)
+        if kind != (tenant.store_backend, tenant.isolation)
+        and not (custom and kind[1] == IsolationMode.SHARED)
+    ]
+
+
+@dataclass(frozen=True)
+class RequestedMove:
+    move: TenantMove
+    job: Job
+    tenant: Tenant
+
+    @property
+    def message(self) -> str:
+        move = self.move
+        going = describe_kind(move.to_backend, move.to_isolation)
+        back = " back" if move.back_of is not None else ""
+        return (
+            f"{self.tenant.slug} is moving{back} to {going}: it shows a maintenance page, and its API "
+            "answers 503, until the move is done."
+        )
+
+
+async def moves_of(session: AsyncSession, tenant: Tenant) -> list[TenantMove]:
+    """The tenant's moves, newest first."""
+    found = await session.scalars(
+        select(TenantMove).where(TenantMove.tenant_id == tenant.id).order_by(TenantMove.id.desc())
+    )
+    return list(found)
+
+
+async def find_move(session: AsyncSession, tenant: Tenant, move_id: int) -> TenantMove:
+    move = await session.get(TenantMove, move_id)
+    if move is None or move.tenant_id != tenant.id:
+        raise NotFound(f"{tenant.slug} has no move #{move_id}.")
+    return move
+
+
+async def request_move(
+    session: AsyncSession,
+    settings: Settings,
+    tenant: Tenant,
+    target: MoveTarget,
+    *,
+    requested_by: str | None = None,
+) -> RequestedMove:
+    """Check the request and record the move, its portable backup and its job. Raises
+    InvalidInput (a kind of store not here, or the one it is in), Conflict (not active; a move
+    under way) or NotFound."""
+    backend = target.backend or tenant.store_backend or SQLITE
+    kind = (backend, target.isolation)
+    await _check_may_move(session, tenant)
+    if kind == (tenant.store_backend, tenant.isolation):
+        raise InvalidInput(f"{tenant.slug} is in {describe_kind(*kind)} already.", field="to")
+    if kind not in kinds_to_move_to(settings, tenant):
+        choices = ", ".join(describe_kind(*choice) for choice in kinds_to_move_to(settings, tenant))
+        raise InvalidInput(
+            f"{tenant.slug} cannot move to {describe_kind(*kind)} here; it may move to {choices}.",
+            field="to",
+        )
+    return await _record(session, tenant, kind, MOVE_STEP_NAMES, requested_by=requested_by)
+
+
+async def request_move_back(
+    session: AsyncSession, tenant: Tenant, move: TenantMove, *, requested_by: str | None = None
+) -> RequestedMove:
+    """Move the tenant back where `move` took it from: to the very store it left while that is
+    kept and nothing was written since (the job finds out), by a copy into a new store otherwise.
+    Raises Conflict (not the tenant's latest finished move; not active; a move under way)."""
+    await _check_may_move(session, tenant)
+    if not may_move_back(move, tenant, latest_done(await moves_of(session, tenant))):
+        raise Conflict(
+            f"Move #{move.id} is not the move that took {tenant.slug} where it is now; only that one "
+            "is moved back."
+        )
+    kind = (move.from_backend, move.from_isolation)
+    return await _record(session, tenant, kind, MOVE_BACK_STEP_NAMES, requested_by=requested_by, back_of=move)
+
+
+async def _check_may_move(session: AsyncSession, tenant: Tenant) -> None:
+    if tenant.status != TenantStatus.ACTIVE or not tenant.store_name or not tenant.store_backend:
+        raise Conflict(f"{tenant.slug} is {tenant.status}; only an active tenant moves.")
+    under_way = await session.scalar(
+        select(TenantMove.id)
+        .join(Job, Job.id == TenantMove.job_id)
+        .where(TenantMove.tenant_id == tenant.id, Job.status.in_(JobStatus.unfinished()))
+        .limit(1)
+    )
+    if under_way is not None:
+        raise Conflict(f"{tenant.slug} is moving already (move #{under_way}); wait until it is done.")
+
+
+async def _record(
+    session: AsyncSession,
+    tenant: Tenant,
+    kind: tuple[str, str],
+    steps: list[str],
+    *,
+    requested_by: str | None,
+    back_of: TenantMove | None = None,
+) -> RequestedMove:
+    assert tenant.store_backend is not None and tenant.store_name is not None
+    backend, isolation = kind
+    going = describe_kind(backend, isolation)
+    backup = Backup(
+        tenant_id=tenant.id,
+        tenant_slug=tenant.slug,
+        format=BackupFormat.PORTABLE,
+        status=JobStatus.QUEUED,
+        requested_by=f"move to {going}" + (f", {requested_by}" if requested_by else ""),
+        created_at=utcnow(),
+    )
+    session.add(backup)
+    move = TenantMove(
+        tenant_id=tenant.id,
+        back_of=back_of.id if back_of is not None else None,
+        from_backend=tenant.store_backend,
+        from_isolation=tenant.isolation,
+        from_store=tenant.store_name,
+        to_backend=backend,
+        to_isolation=isolation,
+        requested_by=requested_by,
+        created_at=utcnow(),
+    )
+    session.add(move)
+    await session.flush()
+    job = await jobs.record_job(
+        session,
+        MOVE,
+        tenant_id=tenant.id,
+        payload={"move_id": move.id, "backup_id": backup.id, "requested_by": requested_by},
+        steps=steps,
+    )
+    move.job_id, move.backup_id, backup.job_id = job.id, backup.id, job.id
+    return RequestedMove(move, job, tenant)
+
+
+def latest_done(moves: list[TenantMove]) -> TenantMove | None:
+    """The newest of `moves` (newest first) that took its tenant to its new store."""
+    return next((move for move in moves if move.old_store is not None), None)
+
+
+def may_move_back(move: TenantMove, tenant: Tenant, latest: TenantMove | None) -> bool:
+    """Whether `move` can be taken back: the tenant's latest move done (`latest`), the tenant
+    still in the store it took it to."""
+    return (
+        latest is not None
+        and latest.id == move.id
+        and (move.to_backend, move.to_isolation, move.to_store)
+        == (tenant.store_backend, tenant.isolation, tenant.store_name)
+    )

@@ -1,0 +1,149 @@
+"""Moving a tenant's store, as a landlord admin does: out of its own database into the shared
+store and back, the way back taking the very store it left while nothing was written since, and a
+copy back once something was."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from sqlalchemy.engine import Connection
+
+from services.backups.content import summarise_table, tenant_tables
+from services.backups.restore import measure_store
+from services.models import IsolationMode, Job, JobStatus, OldStore, Tenant, TenantMove, TenantStatus
+from services.moves import kept as _kept_jobs  # noqa: F401  (registers the drop job)
+from services.moves import steps as _move_jobs  # noqa: F401  (registers the move job)
+from services.moves.requests import MoveTarget, request_move, request_move_back
+from services.tenancy.stores import POSTGRESQL, SQLITE, store_exists
+from tests.services.backups.support import MODULES, TEMPLATE, add, fill
+from tests.services.provisioning.installation import Installation, Landlord
+from tests.support import fresh_postgres_database, requires_postgres
+
+
+async def contents(landlord: Landlord, tenant: Tenant) -> dict[str, tuple[int, str]]:
+    location = landlord.store(tenant)
+    measured = await measure_store(location, tenant_id=tenant.id if location.is_shared else None)
+    return {name: (summary.rows, summary.sha256) for name, summary in measured.tables.items() if summary.rows}
+
+
+async def move(landlord: Landlord, tenant: Tenant, target: MoveTarget) -> tuple[Tenant, Job, TenantMove]:
+    async with landlord.database.session() as session:
+        requested = await request_move(session, landlord.settings, tenant, target, requested_by="test")
+    job = await landlord.perform(requested.job.id, tenant.id)
+    return await landlord.tenant(tenant.id), job, await _move(landlord, requested.move.id)
+
+
+async def move_back(
+    landlord: Landlord, tenant: Tenant, earlier: TenantMove
+) -> tuple[Tenant, Job, TenantMove]:
+    async with landlord.database.session() as session:
+        requested = await request_move_back(session, tenant, earlier, requested_by="test")
+    job = await landlord.perform(requested.job.id, tenant.id)
+    return await landlord.tenant(tenant.id), job, await _move(landlord, requested.move.id)
+
+
+async def _move(landlord: Landlord, move_id: int) -> TenantMove:
+    async with landlord.database.session() as session:
+        return await session.get_one(TenantMove, move_id)
+
+
+def test_a_tenant_moves_into_the_shared_store_and_back_to_the_store_it_left(
+    sqlite_installation: Installation,
+) -> None:
+    async def scenario(landlord: Landlord) -> None:
+        tenant, job = await landlord.provision("harbour-club", TEMPLATE, MODULES)
+        await fill(landlord.store(tenant), tenant)
+        before = await contents(landlord, tenant)
+        own_store = landlord.store(tenant)
+
+        tenant, job, moved = await move(landlord, tenant, MoveTarget(IsolationMode.SHARED))
+
+        assert (job.status, job.error) == (JobStatus.SUCCEEDED, None), [(s.name, s.error) for s in job.steps]
+        assert (tenant.status, tenant.isolation) == (TenantStatus.ACTIVE, IsolationMode.SHARED)
+        assert await contents(landlord, tenant) == before
+        assert moved.old_store == OldStore.KEPT and await store_exists(own_store)
+        assert moved.rows == sum(rows for rows, _ in before.values())
+
+        tenant, job, back = await move_back(landlord, tenant, moved)
+
+        assert (job.status, job.error) == (JobStatus.SUCCEEDED, None), [(s.name, s.error) for s in job.steps]
+        assert tenant.store_name == own_store.name and tenant.isolation == IsolationMode.DATABASE
+        assert await contents(landlord, tenant) == before
+        assert (await _move(landlord, moved.id)).old_store == OldStore.IN_USE
+
+        await add(landlord.store(tenant), tenant, "settings", key="colour", value="teal")
+        changed = await contents(landlord, tenant)
+        tenant, job, _again = await move_back(landlord, tenant, back)
+        assert (job.status, job.error) == (JobStatus.SUCCEEDED, None), [(s.name, s.error) for s in job.steps]
+        assert tenant.isolation == IsolationMode.SHARED
+        assert await contents(landlord, tenant) == changed
+
+    sqlite_installation.run(scenario)
+
+
+async def values_without_ids(landlord: Landlord, tenant: Tenant) -> dict[str, list[str]]:
+    """Every table's rows in the backups' portable form, leaving out ids and what is made of them
+    (references, a unit's path: a shared store gives a row a new id where another tenant holds its
+    own), sorted."""
+    location = landlord.store(tenant)
+    tenant_id = tenant.id if location.is_shared else None
+
+    def read(connection: Connection) -> dict[str, list[str]]:
+        found = {}
+        for table in tenant_tables(connection):
+            lines = io.StringIO()
+            summarise_table(connection, table, tenant_id=tenant_id, sink=lines)
+            rows = [json.loads(line) for line in lines.getvalue().splitlines()]
+            if rows:
+                found[table.name] = sorted(
+                    json.dumps(
+                        {k: v for k, v in row.items() if k not in ("id", "path") and not k.endswith("_id")},
+                        sort_keys=True,
+                    )
+                    for row in rows
+                )
+        return found
+
+    store = location.open()
+    try:
+        async with store.engine.connect() as connection:
+            return await connection.run_sync(read)
+    finally:
+        await store.dispose()
+
+
+@requires_postgres
+def test_a_tenant_moves_along_every_kind_of_store_and_its_shared_neighbours_are_untouched(
+    sqlite_installation: Installation,
+) -> None:
+    async def scenario(landlord: Landlord) -> None:
+        on_postgres = landlord.with_settings(tenant_postgres_url=server)
+        neighbours = []
+        for installation, slug in ((landlord, "sqlite-neighbour"), (on_postgres, "pg-neighbour")):
+            sharing = Landlord(installation.database, installation.settings, IsolationMode.SHARED)
+            neighbour, job = await sharing.provision(slug, TEMPLATE, MODULES)
+            assert job.error is None, job.error
+            await fill(sharing.store(neighbour), neighbour)
+            neighbours.append((neighbour, await contents(sharing, neighbour)))
+        tenant, job = await landlord.provision("harbour-club", TEMPLATE, MODULES)
+        await fill(landlord.store(tenant), tenant)
+        before = await values_without_ids(landlord, tenant)
+
+        path = [
+            (POSTGRESQL, IsolationMode.SCHEMA),
+            (POSTGRESQL, IsolationMode.SHARED),
+            (POSTGRESQL, IsolationMode.DATABASE),
+            (SQLITE, IsolationMode.SHARED),
+            (SQLITE, IsolationMode.DATABASE),
+        ]
+        for backend, isolation in path:
+            tenant, job, _moved = await move(on_postgres, tenant, MoveTarget(isolation, backend))
+            assert (job.status, job.error) == (JobStatus.SUCCEEDED, None), (backend, isolation)
+            assert (tenant.store_backend, tenant.isolation) == (backend, isolation)
+            assert await values_without_ids(on_postgres, tenant) == before, (backend, isolation)
+            for neighbour, theirs in neighbours:
+                assert await contents(on_postgres, neighbour) == theirs, f"{neighbour.slug} is untouched"
+
+    with fresh_postgres_database() as server:
+        sqlite_installation.run(scenario)
