@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Mapping
@@ -36,6 +37,13 @@ class Settings:
     #: The PostgreSQL server tenant stores are placed on (database and schema isolation).
     #: Defaults to the landlord's server when the landlord is on PostgreSQL; None means SQLite files.
     tenant_postgres_url: str | None = None
+    #: Several PostgreSQL servers tenant stores may be placed on (TENANTRY_TENANT_SERVERS), by name
+    #: and in order: the first is the default. Empty: the one server above, named "main".
+    tenant_servers: tuple[tuple[str, str], ...] = ()
+    #: How a new tenant's server is chosen among several: "fewest-tenants" or "least-storage".
+    placement: str = "fewest-tenants"
+    #: Plans whose tenants always go on one server (TENANTRY_PLAN_SERVERS), as (plan, server) pairs.
+    plan_servers: tuple[tuple[str, str], ...] = ()
     #: Keeps this installation's queues apart from others on a shared Redis or RabbitMQ.
     broker_namespace: str = "tenantry"
     layers_dir: Path = PROJECT_ROOT / "layers"
@@ -98,11 +106,29 @@ class Settings:
     #: landlord's pages and API, and staff switched into a tenant.
     staff_rates: Rates = STAFF_RATES
 
+    def __post_init__(self) -> None:
+        unknown = [server for _, server in self.plan_servers if server not in self.servers]
+        if unknown:
+            raise InvalidSetting(
+                f"TENANTRY_PLAN_SERVERS names {', '.join(unknown)}, which TENANTRY_TENANT_SERVERS does not."
+            )
+
     @property
     def tenant_server_url(self) -> str | None:
+        """The default PostgreSQL server for tenant stores, or None: tenants get SQLite files."""
+        if self.tenant_servers:
+            return self.tenant_servers[0][1]
         if self.tenant_postgres_url:
             return self.tenant_postgres_url
         return self.database_url if self.database_url.startswith("postgresql") else None
+
+    @property
+    def servers(self) -> dict[str, str]:
+        """Every PostgreSQL server tenant stores may live on, by name, the default first."""
+        if self.tenant_servers:
+            return dict(self.tenant_servers)
+        url = self.tenant_server_url
+        return {DEFAULT_SERVER: url} if url else {}
 
     @property
     def broker_is_embedded(self) -> bool:
@@ -130,6 +156,9 @@ class Settings:
             admin_email=env.get("TENANTRY_ADMIN_EMAIL", "admin@localhost"),
             broker_namespace=env.get("TENANTRY_BROKER_NAMESPACE", "tenantry"),
             tenant_postgres_url=env.get("TENANTRY_TENANT_POSTGRES_URL") or None,
+            tenant_servers=_servers(env.get("TENANTRY_TENANT_SERVERS", "")),
+            placement=_placement(env.get("TENANTRY_PLACEMENT", PLACEMENTS[0])),
+            plan_servers=_plan_servers(env.get("TENANTRY_PLAN_SERVERS", "")),
             secure_cookies=env.get("TENANTRY_SECURE_COOKIES", "").lower() in {"1", "true", "yes"},
             layers_dir=Path(env["TENANTRY_LAYERS_DIR"]).resolve()
             if env.get("TENANTRY_LAYERS_DIR")
@@ -193,7 +222,56 @@ class Settings:
         }
         if self.tenant_postgres_url:
             env["TENANTRY_TENANT_POSTGRES_URL"] = self.tenant_postgres_url
+        if self.tenant_servers:
+            env["TENANTRY_TENANT_SERVERS"] = ", ".join(f"{name}={url}" for name, url in self.tenant_servers)
+        env["TENANTRY_PLACEMENT"] = self.placement
+        if self.plan_servers:
+            env["TENANTRY_PLAN_SERVERS"] = ", ".join(f"{plan}={server}" for plan, server in self.plan_servers)
         return env
+
+
+#: The name of the one PostgreSQL server of an installation that names none.
+DEFAULT_SERVER = "main"
+#: How new tenants are placed among several servers (the first is the default).
+PLACEMENTS = ("fewest-tenants", "least-storage")
+_SERVER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+def _servers(listed: str) -> tuple[tuple[str, str], ...]:
+    """`name=postgresql+asyncpg://…` pairs, comma-separated. A mistyped one stops the start."""
+    servers: dict[str, str] = {}
+    for item in (part.strip() for part in listed.split(",")):
+        if not item:
+            continue
+        name, _, url = (piece.strip() for piece in item.partition("="))
+        if not _SERVER_NAME.match(name) or not url.startswith("postgresql"):
+            raise InvalidSetting(
+                f"TENANTRY_TENANT_SERVERS: {item!r} is not name=postgresql+asyncpg://… (a name of lower-case "
+                "letters, digits and hyphens, starting with a letter)."
+            )
+        if name in servers:
+            raise InvalidSetting(f"TENANTRY_TENANT_SERVERS names {name!r} twice.")
+        servers[name] = url
+    return tuple(servers.items())
+
+
+def _plan_servers(listed: str) -> tuple[tuple[str, str], ...]:
+    """`plan=server` pairs, comma-separated (the servers are checked against the servers named)."""
+    pairs = []
+    for item in (part.strip() for part in listed.split(",")):
+        if not item:
+            continue
+        plan, _, server = (piece.strip() for piece in item.partition("="))
+        if not plan or not _SERVER_NAME.match(server):
+            raise InvalidSetting(f"TENANTRY_PLAN_SERVERS: {item!r} is not plan=server.")
+        pairs.append((plan, server))
+    return tuple(pairs)
+
+
+def _placement(text: str) -> str:
+    if text not in PLACEMENTS:
+        raise InvalidSetting(f"TENANTRY_PLACEMENT is one of {', '.join(PLACEMENTS)}, not {text!r}.")
+    return text
 
 
 def _rate_limits_url(env: Mapping[str, str]) -> str:

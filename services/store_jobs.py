@@ -1,9 +1,9 @@
 """A store job: a job whose steps work on one tenant's store (provisioning, module changes, custom
-layers, backups, restores, copies; rollouts and moves next). Its run is what every step is given:
+layers, backups, restores, copies, moves). Its run is what every step is given:
 the job, the tenant and where its store is, read from the job's row when the job starts. Rows are
 read again in each step's own landlord session, so a step sees what the steps before it committed.
 
-Backups, restores and module changes hold the tenant's lock (services.tenant_locks) from their
+Backups, restores, module changes and moves hold the tenant's lock (services.tenant_locks) from their
 first step, `lock`, to their end (`run_holding_the_lock`): one of them works on a tenant at a time."""
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from tests.support import (
     fresh_postgres_database,
     installation_settings,
     requires_postgres,
+    second_postgres_server,
     sign_in,
 )
 from web.app import create_app
@@ -140,3 +141,10 @@ def superadmin_client(client: TestClient[Any], superadmin: Credentials) -> TestC
     response = sign_in(client, superadmin)
     assert response.status_code in (302, 303), response.text
     return client
+
+
+@pytest.fixture(scope="session")
+def second_server() -> Iterator[str]:
+    """The URL of a second PostgreSQL server, made once per test process (tests.support)."""
+    with second_postgres_server() as url:
+        yield url

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,11 +102,12 @@ def installation_settings(data_dir: Path, database_url: str) -> Settings:
 
 
 @contextmanager
-def fresh_postgres_database(template: str | None = None) -> Iterator[str]:
-    """A new PostgreSQL database for one test, empty or a copy of the database named `template`;
-    dropped afterwards, with everything named after it."""
+def fresh_postgres_database(template: str | None = None, *, on: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database for one test, empty or a copy of the database named `template`,
+    on the test server (or the server of the URL `on`); dropped afterwards, with everything named
+    after it."""
     assert POSTGRES_URL
-    server = make_url(POSTGRES_URL)
+    server = make_url(on or POSTGRES_URL)
     name = f"tenantry_test_{secrets.token_hex(6)}"
     dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -194,3 +200,42 @@ def before_each_statement(look: Callable[[str], None]) -> Iterator[None]:
         yield
     finally:
         event.remove(Engine, "before_cursor_execute", before_cursor_execute)
+
+
+@contextmanager
+def second_postgres_server() -> Iterator[str]:
+    """A PostgreSQL server of its own (a new cluster in a folder of /tmp the postgres user can
+    reach, on a free port of 127.0.0.1, trust authentication), made with the installed server's
+    initdb and pg_ctl as the `postgres` user, and removed afterwards: its URL. Skips, saying why,
+    where that cannot be done."""
+    if not POSTGRES_URL:
+        pytest.skip("TENANTRY_TEST_POSTGRES_URL is not set")
+    binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not binaries:
+        pytest.skip("a second PostgreSQL server needs initdb, which is not installed here")
+    if os.geteuid() != 0 or shutil.which("su") is None:
+        pytest.skip("a second PostgreSQL server is started as the postgres user, which needs root here")
+    bin_dir = binaries[-1].parent
+    folder = Path(tempfile.mkdtemp(prefix="tenantry-second-server-"))
+    shutil.chown(folder, user="postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = folder / "data"
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+
+    def as_postgres(command: str) -> None:
+        subprocess.run(["su", "postgres", "-c", command], check=True, capture_output=True, timeout=60)
+
+    as_postgres(f"{bin_dir / 'initdb'} -D {data} -A trust -U postgres")
+    try:
+        as_postgres(f"{bin_dir / 'pg_ctl'} -D {data} -o '{options}' -l {folder / 'log'} -w start")
+        yield (
+            make_url(POSTGRES_URL)
+            .set(host="127.0.0.1", port=port, database="postgres")
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            as_postgres(f"{bin_dir / 'pg_ctl'} -D {data} -m immediate stop")
+        shutil.rmtree(folder, ignore_errors=True)

@@ -37,6 +37,7 @@ from services.models import Backup, IsolationMode, Job
 from services.provisioning.steps import activate, bring_up_new_tenant, record_snapshot, reserve_store
 from services.server_limits import ServerWork
 from services.settings import Settings
+from services.tenancy.placement import choose_server
 from services.tenancy.stores import available_isolation_modes, drop_store, plan_store
 from services.tenancy.tenants import check_slug_free, register_tenant, validate_slug
 
@@ -91,6 +92,7 @@ async def request_restore_copy(
     )
     tenant.modules = list(manifest["tenant"]["modules"])
     tenant.kept_modules = list(manifest["tenant"].get("kept_modules", []))
+    tenant.store_server = await choose_server(session, settings, tenant.plan_key)
     job = await jobs.record_job(
         session,
         RESTORE_COPY,
@@ -123,7 +125,7 @@ class CopyRun(BackupRun):
 async def check(run: CopyRun, session: AsyncSession) -> str:
     backup, tenant = await run.backup(session), await run.tenant(session)
     manifest = await check_restorable(run.settings, backup)
-    planned = plan_store(run.settings, tenant.slug, tenant.isolation)
+    planned = plan_store(run.settings, tenant.slug, tenant.isolation, server=tenant.store_server)
     check_fits(backup, manifest, planned.backend, planned.isolation)
     return f"archive of {backup.tenant_slug} intact: {totals(manifest)}"
 

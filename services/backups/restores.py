@@ -70,7 +70,14 @@ from services.provisioning.steps import record_snapshot
 from services.server_limits import ServerWork
 from services.settings import Settings
 from services.tenancy.entry import enter_tenant
-from services.tenancy.stores import SQLITE, StoreLocation, drop_store, location_of, plan_store
+from services.tenancy.stores import (
+    SQLITE,
+    StoreLocation,
+    drop_store,
+    location_of,
+    plan_store,
+    stored_location,
+)
 
 # Asking ------------------------------------------------------------------------------------------
 
@@ -124,15 +131,14 @@ def replacement_store(settings: Settings, tenant: Tenant, job_id: int) -> StoreL
         assert tenant.store_name is not None
         path = Path(tenant.store_name).with_name(f"{name}.db")
         return StoreLocation(SQLITE, tenant.isolation, str(path), f"sqlite+aiosqlite:///{path}")
-    return plan_store(settings, name, tenant.isolation)
+    return plan_store(settings, name, tenant.isolation, server=tenant.store_server)
 
 
 def _store_named(settings: Settings, tenant: Tenant, name: str) -> StoreLocation:
-    """A store of the tenant's kind (backend, isolation) under `name`."""
-    like = Tenant(
-        slug=tenant.slug, isolation=tenant.isolation, store_backend=tenant.store_backend, store_name=name
+    """A store of the tenant's kind (backend, isolation, server) under `name`."""
+    return stored_location(
+        settings, tenant.store_backend or SQLITE, tenant.isolation, name, tenant.store_server
     )
-    return location_of(settings, like)
 
 
 # Restoring into the tenant itself -----------------------------------------------------------------

@@ -132,6 +132,8 @@ class Tenant(LandlordBase):
     #: Where the tenant store lives: `sqlite` or `postgresql`, and the file, database or schema name.
     store_backend: Mapped[str | None] = mapped_column(String(32))
     store_name: Mapped[str | None] = mapped_column(String(255))
+    #: The tenant server (TENANTRY_TENANT_SERVERS) a PostgreSQL store is on; None: the default one.
+    store_server: Mapped[str | None] = mapped_column(String(63))
     #: The error that stopped provisioning, shown on the tenant page until a retry succeeds.
     error: Mapped[str | None] = mapped_column(Text)
     #: Why the platform suspended it, in words its people read on the closed portal and in the
@@ -678,8 +680,11 @@ class TenantMove(LandlordBase):
     from_backend: Mapped[str] = mapped_column(String(32))
     from_isolation: Mapped[str] = mapped_column(String(32))
     from_store: Mapped[str] = mapped_column(String(255))
+    #: The tenant servers of a PostgreSQL store, by name (None: SQLite).
+    from_server: Mapped[str | None] = mapped_column(String(63))
     to_backend: Mapped[str] = mapped_column(String(32))
     to_isolation: Mapped[str] = mapped_column(String(32))
+    to_server: Mapped[str | None] = mapped_column(String(63))
     #: Named when the move starts: a new store of its own, or the shared store.
     to_store: Mapped[str | None] = mapped_column(String(255))
     #: Set once the tenant uses the new store (OldStore); None before.

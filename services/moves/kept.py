@@ -18,7 +18,7 @@ from services.models import Job, OldStore, TenantMove
 from services.server_limits import ServerWork
 from services.settings import Settings
 from services.store_jobs import LOCK_STEP, StoreJob
-from services.tenancy.stores import drop_store, remove_tenant_rows, stored_location
+from services.tenancy.stores import drop_store, location_of, remove_tenant_rows, stored_location
 
 DROP_LEFT_STORE = "drop_left_store"
 
@@ -68,11 +68,11 @@ async def drop(run: DropLeft, session: AsyncSession) -> str:
     """The store dropped, or from a shared store the tenant's rows removed; neither when the tenant
     is in that store again (both idempotent after a crash)."""
     tenant, move = await run.tenant(session), await session.get_one(TenantMove, run.move_id)
-    left = stored_location(run.settings, move.from_backend, move.from_isolation, move.from_store)
-    if move.old_store == OldStore.IN_USE or (
-        (tenant.store_backend, tenant.isolation, tenant.store_name)
-        == (left.backend, left.isolation, left.name)
-    ):
+    left = stored_location(
+        run.settings, move.from_backend, move.from_isolation, move.from_store, move.from_server
+    )
+    in_use = tenant.store_name is not None and location_of(run.settings, tenant).key == left.key
+    if move.old_store == OldStore.IN_USE or in_use:
         move.old_store = OldStore.IN_USE
         return f"{tenant.slug} is in {left.name} again: nothing is dropped"
     if left.is_shared:

@@ -8,7 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit import Caller, record_by
 from services.models import Tenant, TenantMove
-from services.moves.requests import MoveTarget, RequestedMove, describe_kind, request_move, request_move_back
+from services.moves.requests import (
+    MoveTarget,
+    RequestedMove,
+    describe_kind,
+    from_kind,
+    request_move,
+    request_move_back,
+)
 from services.settings import Settings
 
 
@@ -17,23 +24,27 @@ async def move(
 ) -> RequestedMove:
     """Move `tenant`'s store to `target`, for `caller` (`tenant.move`)."""
     requested = await request_move(session, settings, tenant, target, requested_by=caller.actor.email)
-    await _on_the_trail(session, caller, requested)
+    await _on_the_trail(session, settings, caller, requested)
     return requested
 
 
-async def move_back(session: AsyncSession, caller: Caller, tenant: Tenant, move: TenantMove) -> RequestedMove:
+async def move_back(
+    session: AsyncSession, settings: Settings, caller: Caller, tenant: Tenant, move: TenantMove
+) -> RequestedMove:
     """Take `move` of `tenant` back, for `caller` (`tenant.move`, naming the move taken back)."""
-    requested = await request_move_back(session, tenant, move, requested_by=caller.actor.email)
-    await _on_the_trail(session, caller, requested)
+    requested = await request_move_back(session, settings, tenant, move, requested_by=caller.actor.email)
+    await _on_the_trail(session, settings, caller, requested)
     return requested
 
 
-async def _on_the_trail(session: AsyncSession, caller: Caller, requested: RequestedMove) -> None:
+async def _on_the_trail(
+    session: AsyncSession, settings: Settings, caller: Caller, requested: RequestedMove
+) -> None:
     move = requested.move
     detail = {
         "move": move.id,
-        "from": describe_kind(move.from_backend, move.from_isolation),
-        "to": describe_kind(move.to_backend, move.to_isolation),
+        "from": describe_kind(settings, from_kind(move)),
+        "to": requested.going,
         "job": requested.job.id,
     }
     if move.back_of is not None:

@@ -26,7 +26,7 @@ from services.models import (
 )
 from services.models.types import utcnow
 from services.settings import Settings
-from services.tenancy.stores import POSTGRESQL, SQLITE, store_kinds
+from services.tenancy.stores import POSTGRESQL, SQLITE, StoreKind, kind_of, server_name_of, store_kinds
 
 MOVE = "move"
 LOCK = "lock"
@@ -44,30 +44,51 @@ BACKEND_NAMES = {SQLITE: "SQLite", POSTGRESQL: "PostgreSQL"}
 
 @dataclass(frozen=True)
 class MoveTarget:
-    """Where a tenant's store goes: an isolation mode, on a backend (None: the one it is on)."""
+    """Where a tenant's store goes: an isolation mode, on a backend (None: the one it is on), on a
+    tenant server by name (None: the one it is on, else the default)."""
 
     isolation: str
     backend: str | None = None
+    server: str | None = None
 
 
-def describe_kind(backend: str, isolation: str) -> str:
-    """'a PostgreSQL schema', 'the shared SQLite store', 'a SQLite database'."""
-    name = BACKEND_NAMES.get(backend, backend)
-    if isolation == IsolationMode.SHARED:
-        return f"the shared {name} store"
-    return f"a {name} {isolation}"
+def describe_kind(settings: Settings, kind: StoreKind) -> str:
+    """'a PostgreSQL schema', 'the shared SQLite store', 'a PostgreSQL database on pg-b' (the server
+    named where there are several)."""
+    name = BACKEND_NAMES.get(kind.backend, kind.backend)
+    said = (
+        f"the shared {name} store" if kind.isolation == IsolationMode.SHARED else f"a {name} {kind.isolation}"
+    )
+    return f"{said} on {kind.server}" if kind.server and len(settings.servers) > 1 else said
 
 
-def kinds_to_move_to(settings: Settings, tenant: Tenant) -> list[tuple[str, str]]:
-    """The (backend, isolation) kinds of store the tenant may move to: every kind here but its own,
-    and no shared store for a tenant with a custom layer (it changes tables shared tenants share)."""
+def from_kind(move: TenantMove) -> StoreKind:
+    return StoreKind(move.from_backend, move.from_isolation, move.from_server)
+
+
+def to_kind(move: TenantMove) -> StoreKind:
+    return StoreKind(move.to_backend, move.to_isolation, move.to_server)
+
+
+def kinds_to_move_to(settings: Settings, tenant: Tenant) -> list[StoreKind]:
+    """The kinds of store the tenant may move to: every kind here but its own, and no shared store
+    for a tenant with a custom layer (it changes tables shared tenants share)."""
     custom = load_catalogue(settings.layers_dir).custom(tenant.slug) is not None
     return [
         kind
         for kind in store_kinds(settings)
-        if kind != (tenant.store_backend, tenant.isolation)
-        and not (custom and kind[1] == IsolationMode.SHARED)
+        if kind != kind_of(settings, tenant) and not (custom and kind.isolation == IsolationMode.SHARED)
     ]
+
+
+def _target_kind(settings: Settings, tenant: Tenant, target: MoveTarget) -> StoreKind:
+    """The kind of store `target` names, its blanks filled from where the tenant is."""
+    current = kind_of(settings, tenant)
+    backend = target.backend or (POSTGRESQL if target.server else current.backend)
+    if backend == SQLITE:
+        return StoreKind(SQLITE, target.isolation)
+    server = target.server or (current.server if current.backend == POSTGRESQL else None)
+    return StoreKind(backend, target.isolation, server or next(iter(settings.servers), None))
 
 
 @dataclass(frozen=True)
@@ -75,15 +96,15 @@ class RequestedMove:
     move: TenantMove
     job: Job
     tenant: Tenant
+    #: Where it goes, in words.
+    going: str
 
     @property
     def message(self) -> str:
-        move = self.move
-        going = describe_kind(move.to_backend, move.to_isolation)
-        back = " back" if move.back_of is not None else ""
+        back = " back" if self.move.back_of is not None else ""
         return (
-            f"{self.tenant.slug} is moving{back} to {going}: it shows a maintenance page, and its API "
-            "answers 503, until the move is done."
+            f"{self.tenant.slug} is moving{back} to {self.going}: it shows a maintenance page, and its "
+            "API answers 503, until the move is done."
         )
 
 
@@ -113,22 +134,27 @@ async def request_move(
     """Check the request and record the move, its portable backup and its job. Raises
     InvalidInput (a kind of store not here, or the one it is in), Conflict (not active; a move
     under way) or NotFound."""
-    backend = target.backend or tenant.store_backend or SQLITE
-    kind = (backend, target.isolation)
     await _check_may_move(session, tenant)
-    if kind == (tenant.store_backend, tenant.isolation):
-        raise InvalidInput(f"{tenant.slug} is in {describe_kind(*kind)} already.", field="to")
-    if kind not in kinds_to_move_to(settings, tenant):
-        choices = ", ".join(describe_kind(*choice) for choice in kinds_to_move_to(settings, tenant))
+    kind = _target_kind(settings, tenant, target)
+    if kind == kind_of(settings, tenant):
+        raise InvalidInput(f"{tenant.slug} is in {describe_kind(settings, kind)} already.", field="to")
+    choices = kinds_to_move_to(settings, tenant)
+    if kind not in choices:
+        listed = ", ".join(describe_kind(settings, choice) for choice in choices)
         raise InvalidInput(
-            f"{tenant.slug} cannot move to {describe_kind(*kind)} here; it may move to {choices}.",
+            f"{tenant.slug} cannot move to {describe_kind(settings, kind)} here; it may move to {listed}.",
             field="to",
         )
-    return await _record(session, tenant, kind, MOVE_STEP_NAMES, requested_by=requested_by)
+    return await _record(session, settings, tenant, kind, MOVE_STEP_NAMES, requested_by=requested_by)
 
 
 async def request_move_back(
-    session: AsyncSession, tenant: Tenant, move: TenantMove, *, requested_by: str | None = None
+    session: AsyncSession,
+    settings: Settings,
+    tenant: Tenant,
+    move: TenantMove,
+    *,
+    requested_by: str | None = None,
 ) -> RequestedMove:
     """Move the tenant back where `move` took it from: to the very store it left while that is
     kept and nothing was written since (the job finds out), by a copy into a new store otherwise.
@@ -139,8 +165,15 @@ async def request_move_back(
             f"Move #{move.id} is not the move that took {tenant.slug} where it is now; only that one "
             "is moved back."
         )
-    kind = (move.from_backend, move.from_isolation)
-    return await _record(session, tenant, kind, MOVE_BACK_STEP_NAMES, requested_by=requested_by, back_of=move)
+    return await _record(
+        session,
+        settings,
+        tenant,
+        from_kind(move),
+        MOVE_BACK_STEP_NAMES,
+        requested_by=requested_by,
+        back_of=move,
+    )
 
 
 async def _check_may_move(session: AsyncSession, tenant: Tenant) -> None:
@@ -158,16 +191,16 @@ async def _check_may_move(session: AsyncSession, tenant: Tenant) -> None:
 
 async def _record(
     session: AsyncSession,
+    settings: Settings,
     tenant: Tenant,
-    kind: tuple[str, str],
+    kind: StoreKind,
     steps: list[str],
     *,
     requested_by: str | None,
     back_of: TenantMove | None = None,
 ) -> RequestedMove:
     assert tenant.store_backend is not None and tenant.store_name is not None
-    backend, isolation = kind
-    going = describe_kind(backend, isolation)
+    going = describe_kind(settings, kind)
     backup = Backup(
         tenant_id=tenant.id,
         tenant_slug=tenant.slug,
@@ -183,8 +216,10 @@ async def _record(
         from_backend=tenant.store_backend,
         from_isolation=tenant.isolation,
         from_store=tenant.store_name,
-        to_backend=backend,
-        to_isolation=isolation,
+        from_server=server_name_of(settings, tenant),
+        to_backend=kind.backend,
+        to_isolation=kind.isolation,
+        to_server=kind.server,
         requested_by=requested_by,
         created_at=utcnow(),
     )
@@ -198,7 +233,7 @@ async def _record(
         steps=steps,
     )
     move.job_id, move.backup_id, backup.job_id = job.id, backup.id, job.id
-    return RequestedMove(move, job, tenant)
+    return RequestedMove(move, job, tenant, going)
 
 
 def latest_done(moves: list[TenantMove]) -> TenantMove | None:
@@ -212,6 +247,6 @@ def may_move_back(move: TenantMove, tenant: Tenant, latest: TenantMove | None) -
     return (
         latest is not None
         and latest.id == move.id
-        and (move.to_backend, move.to_isolation, move.to_store)
-        == (tenant.store_backend, tenant.isolation, tenant.store_name)
+        and (move.to_backend, move.to_isolation, move.to_store, move.to_server)
+        == (tenant.store_backend, tenant.isolation, tenant.store_name, tenant.store_server)
     )

@@ -67,6 +67,8 @@ from services.moves.requests import (
     SWAP,
     UNCHANGED_SINCE,
     describe_kind,
+    from_kind,
+    to_kind,
 )
 from services.provisioning.steps import record_snapshot
 from services.server_limits import ServerWork
@@ -107,7 +109,9 @@ class MoveRun(BackupRun):
         """Where the tenant goes: a store of its own named after the job ("__" is in no slug, so no
         tenant's own store has the name), or the shared store."""
         name = tenant.slug if move.to_isolation == IsolationMode.SHARED else f"{tenant.slug}__m{self.job_id}"
-        return plan_store(self.settings, name, move.to_isolation, backend=move.to_backend)
+        return plan_store(
+            self.settings, name, move.to_isolation, backend=move.to_backend, server=move.to_server
+        )
 
     def built(self, tenant: Tenant, move: TenantMove) -> StoreLocation:
         """The store the copy is restored into: the new store, or for a shared store a staging
@@ -116,12 +120,19 @@ class MoveRun(BackupRun):
             return self.new_store(tenant, move)
         staging = f"{tenant.slug}__m{self.job_id}"
         return plan_store(
-            self.settings, staging, IsolationMode.DATABASE, purpose="scratch", backend=move.to_backend
+            self.settings,
+            staging,
+            IsolationMode.DATABASE,
+            purpose="scratch",
+            backend=move.to_backend,
+            server=move.to_server,
         )
 
     def left(self, move: TenantMove) -> StoreLocation:
         """The store `move` took its tenant out of."""
-        return stored_location(self.settings, move.from_backend, move.from_isolation, move.from_store)
+        return stored_location(
+            self.settings, move.from_backend, move.from_isolation, move.from_store, move.from_server
+        )
 
     def layers(self, tenant: Tenant) -> list[Layer]:
         """The tenant's layers, its kept modules' included."""
@@ -139,9 +150,10 @@ async def lock(run: MoveRun, session: AsyncSession) -> str:
     if new.is_shared:
         await _check_shared_layers(run, tenant, new)
     move.to_store, backup.status = new.name, JobStatus.RUNNING
+    going = describe_kind(run.settings, to_kind(move))
     if move.back_of is not None:
-        return f"{said}; it goes back to {describe_kind(new.backend, new.isolation)}"
-    return f"{said}; it goes to {describe_kind(new.backend, new.isolation)}, {new.name}"
+        return f"{said}; it goes back to {going}"
+    return f"{said}; it goes to {going}, {new.name}"
 
 
 async def maintenance_on(run: MoveRun, session: AsyncSession) -> str:
@@ -247,6 +259,7 @@ async def swap(run: MoveRun, session: AsyncSession) -> str:
         await continue_ids_of(current, new)
         move.rows, move.tables = backup.manifest["totals"]["rows"], backup.manifest["totals"]["tables"]
     tenant.isolation, tenant.store_backend, tenant.store_name = new.isolation, new.backend, new.name
+    tenant.store_server = new.server_name
     only = await layer_tables(run.layers(tenant)) if new.is_shared else None
     await record_snapshot(session, tenant, new, only)
     move.to_store = new.name
@@ -262,6 +275,7 @@ async def swap(run: MoveRun, session: AsyncSession) -> str:
             TenantMove.from_backend == new.backend,
             TenantMove.from_isolation == new.isolation,
             TenantMove.from_store == new.name,
+            TenantMove.from_server.is_not_distinct_from(new.server_name),
         )
         .values(old_store=OldStore.IN_USE, kept_until=None)
     )
@@ -287,8 +301,8 @@ async def maintenance_off(run: MoveRun, session: AsyncSession) -> str:
     )
     detail = {
         "move": move.id,
-        "from": describe_kind(move.from_backend, move.from_isolation),
-        "to": describe_kind(move.to_backend, move.to_isolation),
+        "from": describe_kind(run.settings, from_kind(move)),
+        "to": describe_kind(run.settings, to_kind(move)),
         "rows": move.rows,
         "tables": move.tables,
         "copy_ms": move.copy_ms,
@@ -299,7 +313,7 @@ async def maintenance_off(run: MoveRun, session: AsyncSession) -> str:
         session, action="tenant.moved", actor=MOVES, tenant_id=tenant.id, target=tenant.slug, detail=detail
     )
     held = f"{move.freeze_ms / 1000:.1f} s" if move.freeze_ms is not None else "the move"
-    return f"{tenant.slug} is active again in {describe_kind(tenant.store_backend or '', tenant.isolation)}; its writes waited {held}"
+    return f"{tenant.slug} is active again in {describe_kind(run.settings, to_kind(move))}; its writes waited {held}"
 
 
 MOVE_STEPS: list[tuple[str, StepFunction[MoveRun]]] = [
@@ -394,6 +408,7 @@ async def _kept_there(session: AsyncSession, tenant: Tenant, shared: StoreLocati
             TenantMove.from_isolation == IsolationMode.SHARED,
             TenantMove.from_backend == shared.backend,
             TenantMove.from_store == shared.name,
+            TenantMove.from_server.is_not_distinct_from(shared.server_name),
         )
     )
     return kept is not None

@@ -33,6 +33,7 @@ def golden_key(catalogue: Catalogue, location: StoreLocation, template: str, mod
     layers = catalogue.layers_for(template, modules)
     recipe = {
         "backend": location.backend,
+        "server": location.server,
         "isolation": location.isolation,
         "layers": [[layer.key, head(layer)] for layer in layers],
     }
@@ -48,7 +49,14 @@ def supports_cloning(location: StoreLocation) -> bool:
 
 
 def golden_location(settings: Settings, location: StoreLocation, key: str) -> StoreLocation:
-    return plan_store(settings, key[:24], location.isolation, purpose="golden")
+    return plan_store(
+        settings,
+        key[:24],
+        location.isolation,
+        purpose="golden",
+        backend=location.backend,
+        server=location.server_name,
+    )
 
 
 async def find_golden(session: AsyncSession, settings: Settings, location: StoreLocation, key: str):  # type: ignore[no-untyped-def]

@@ -161,7 +161,7 @@ async def reserve_store(settings: Settings, tenant: Tenant) -> None:
     """Record where the tenant's own store goes, before it exists, so that a failure can always
     remove it. A store already there under that name was never recorded: it is not ours, and is
     left alone (Conflict), so a failure cleans nothing up and nobody's data is touched."""
-    planned = plan_store(settings, tenant.slug, tenant.isolation)
+    planned = plan_store(settings, tenant.slug, tenant.isolation, server=tenant.store_server)
     if await store_exists(planned):
         raise Conflict(
             f"A store named {planned.name} already exists; it was left alone. Remove it or pick another slug."
@@ -172,7 +172,7 @@ async def reserve_store(settings: Settings, tenant: Tenant) -> None:
 async def allocate(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     if tenant.isolation == IsolationMode.SHARED:
-        location = plan_store(run.settings, tenant.slug, tenant.isolation)
+        location = plan_store(run.settings, tenant.slug, tenant.isolation, server=tenant.store_server)
         tenant.store_backend, tenant.store_name = location.backend, location.name
         await allocate_store(location)
         said = f"shared {location.backend} store {location.name}"

@@ -20,6 +20,7 @@ from services.people.first_admin import FIRST_ADMIN, FirstAdmin, name_first_admi
 from services.provisioning.steps import PROVISIONING_STEPS, Provisioning, bring_up_new_tenant
 from services.server_limits import ServerWork
 from services.settings import Settings
+from services.tenancy.placement import choose_server
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import (
     check_slug_free,
@@ -91,6 +92,7 @@ async def request_tenant(
         session, slug=request.slug, name=request.name, template=request.template, isolation=request.isolation
     )
     tenant.modules, tenant.plan_key = modules, request.plan
+    tenant.store_server = await choose_server(session, settings, request.plan)
     payload = {FIRST_ADMIN: first_admin.as_payload()} if first_admin is not None else {}
     job = await jobs.record_job(
         session, PROVISION, tenant_id=tenant.id, payload=payload, steps=PROVISIONING_STEP_NAMES

@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import MetaData, Table, delete, text, update
 from sqlalchemy.engine import Connection, make_url
@@ -32,7 +33,7 @@ from services.db import SQLITE_BUSY_TIMEOUT_MS, Database, ServerEngines, create_
 from services.errors import Conflict, InvalidInput
 from services.layers.ownership import SHARED_STORE_ROLE, TENANT_COLUMN, TENANT_LAYER
 from services.models import IsolationMode, Tenant
-from services.settings import Settings
+from services.settings import DEFAULT_SERVER, Settings
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
@@ -55,6 +56,8 @@ class StoreLocation:
     #: security applies to, and the URL that connects as it.
     app_role: str | None = None
     app_url: str | None = None
+    #: The PostgreSQL server it is on, by the name the settings give it (None: SQLite).
+    server_name: str | None = None
 
     @property
     def schema(self) -> str | None:
@@ -90,7 +93,7 @@ class StoreLocation:
     def server(self) -> str:
         """The database server the store is on, as fleet work counts servers: SQLite files are all
         on this machine ("local"); PostgreSQL stores by host and port."""
-        return LOCAL_SERVER if self.backend == SQLITE else _server_name(self.url)
+        return LOCAL_SERVER if self.backend == SQLITE else address_of(self.url)
 
     @property
     def key(self) -> str:
@@ -113,59 +116,112 @@ def _identifier(prefix: str, slug: str) -> str:
     return f"{name[: _IDENTIFIER_LIMIT - 9]}_{digest}"
 
 
-def store_kinds(settings: Settings) -> list[tuple[str, str]]:
-    """Every (backend, isolation) a tenant's store can have here: SQLite files always, PostgreSQL's
-    three modes when a tenant server is configured."""
-    kinds: list[tuple[str, str]] = [(SQLITE, IsolationMode.DATABASE), (SQLITE, IsolationMode.SHARED)]
-    if settings.tenant_server_url:
+class StoreKind(NamedTuple):
+    """A kind of store a tenant can have: a backend, an isolation mode, and for PostgreSQL the
+    tenant server, by name."""
+
+    backend: str
+    isolation: str
+    server: str | None = None
+
+
+def store_kinds(settings: Settings) -> list[StoreKind]:
+    """Every kind of store a tenant can have here: SQLite files always, PostgreSQL's three modes
+    on each tenant server configured."""
+    kinds = [StoreKind(SQLITE, IsolationMode.DATABASE), StoreKind(SQLITE, IsolationMode.SHARED)]
+    for server in settings.servers:
         kinds += [
-            (POSTGRESQL, mode)
+            StoreKind(POSTGRESQL, mode, server)
             for mode in (IsolationMode.DATABASE, IsolationMode.SCHEMA, IsolationMode.SHARED)
         ]
     return kinds
 
 
+def kind_of(settings: Settings, tenant: Tenant) -> StoreKind:
+    """The kind of store the tenant has."""
+    return StoreKind(tenant.store_backend or SQLITE, tenant.isolation, server_name_of(settings, tenant))
+
+
+def server_url(settings: Settings, server: str | None) -> str:
+    """The URL of the tenant server named `server`; None (and "main", the name of an installation's
+    one server before it named several) is the default, the first."""
+    servers = settings.servers
+    if not servers:
+        raise InvalidInput("No PostgreSQL tenant server is configured here.", field="server")
+    if server is None or (server == DEFAULT_SERVER and server not in servers):
+        return next(iter(servers.values()))
+    if server not in servers:
+        raise InvalidInput(
+            f"There is no tenant server {server!r} here; the servers are {', '.join(servers)}.",
+            field="server",
+        )
+    return servers[server]
+
+
+def server_name_of(settings: Settings, tenant: Tenant) -> str | None:
+    """The name of the tenant server its store is on (None: SQLite)."""
+    if tenant.store_backend == SQLITE or not settings.servers:
+        return None
+    return tenant.store_server if tenant.store_server in settings.servers else next(iter(settings.servers))
+
+
 def plan_store(
-    settings: Settings, slug: str, isolation: str, *, purpose: str = "t", backend: str | None = None
+    settings: Settings,
+    slug: str,
+    isolation: str,
+    *,
+    purpose: str = "t",
+    backend: str | None = None,
+    server: str | None = None,
 ) -> StoreLocation:
     """Where a new store for `slug` goes: on the installation's backend for new tenants, or on
-    `backend` (a move). `purpose` keeps golden images and scratch stores apart."""
+    `backend` (a move); on the tenant server named `server` (None: the default). `purpose` keeps
+    golden images and scratch stores apart."""
     if backend is None:
-        server = settings.tenant_server_url
+        backend = POSTGRESQL if settings.tenant_server_url else SQLITE
         if isolation not in available_isolation_modes(settings):
             modes = ", ".join(available_isolation_modes(settings))
             raise InvalidInput(
                 f"Isolation {isolation!r} is not available here; choose {modes}.", field="isolation"
             )
-    elif (backend, isolation) in store_kinds(settings):
-        server = settings.tenant_server_url if backend == POSTGRESQL else None
-    else:
-        kinds = ", ".join(f"{mode} on {kind}" for kind, mode in store_kinds(settings))
+    elif not any(kind[:2] == (backend, isolation) for kind in store_kinds(settings)):
+        kinds = ", ".join(sorted({f"{mode} on {kind}" for kind, mode, _ in store_kinds(settings)}))
         raise InvalidInput(f"{isolation} on {backend} is not available here; choose {kinds}.", field="to")
     if isolation == IsolationMode.SHARED:
         slug = SHARED_STORE
-    if server is None:
+    if backend == SQLITE:
         path = settings.data_dir / ("tenants" if purpose == "t" else purpose) / f"{slug}.db"
         return StoreLocation(SQLITE, isolation, str(path), f"sqlite+aiosqlite:///{path}")
-    server_url = make_url(server)
-    prefix = f"{server_url.database or 'tenantry'}_{purpose}"
+    name = server if server in settings.servers else next(iter(settings.servers))
+    url = make_url(server_url(settings, server))
+    prefix = f"{url.database or 'tenantry'}_{purpose}"
     if isolation == IsolationMode.SHARED:
-        return _shared_postgres_store(settings, _identifier(prefix, slug))
+        return _shared_postgres_store(
+            settings, _identifier(prefix, slug), url.render_as_string(hide_password=False), name
+        )
     if isolation == IsolationMode.SCHEMA:
-        return StoreLocation(POSTGRESQL, isolation, _identifier(purpose, slug), server)
+        return StoreLocation(
+            POSTGRESQL,
+            isolation,
+            _identifier(purpose, slug),
+            url.render_as_string(hide_password=False),
+            server_name=name,
+        )
     database = _identifier(prefix, slug)
     return StoreLocation(
         POSTGRESQL,
         isolation,
         database,
-        server_url.set(database=database).render_as_string(hide_password=False),
+        url.set(database=database).render_as_string(hide_password=False),
+        server_name=name,
     )
 
 
 LOCAL_SERVER = "local"
 
 
-def _server_name(url: str) -> str:
+def address_of(url: str) -> str:
+    """host:port of a PostgreSQL URL, as fleet work names servers."""
     parsed = make_url(url)
     return f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
 
@@ -173,10 +229,9 @@ def _server_name(url: str) -> str:
 def server_of(settings: Settings, tenant: Tenant) -> str:
     """The database server the tenant's store is on, or will be once allocated (named as
     StoreLocation.server names it)."""
-    server = settings.tenant_server_url
-    if server is None or tenant.store_backend == SQLITE:
+    if tenant.store_backend == SQLITE or not settings.servers:
         return LOCAL_SERVER
-    return _server_name(server)
+    return address_of(server_url(settings, tenant.store_server))
 
 
 def location_of(settings: Settings, tenant: Tenant) -> StoreLocation:
@@ -185,26 +240,31 @@ def location_of(settings: Settings, tenant: Tenant) -> StoreLocation:
         raise InvalidInput(f"{tenant.slug} has no store yet.")
     if tenant.store_backend != SQLITE and settings.tenant_server_url is None:
         raise InvalidInput(f"{tenant.slug} lives on PostgreSQL, but no tenant server is configured.")
-    return stored_location(settings, tenant.store_backend, tenant.isolation, tenant.store_name)
+    return stored_location(
+        settings, tenant.store_backend, tenant.isolation, tenant.store_name, tenant.store_server
+    )
 
 
-def stored_location(settings: Settings, backend: str, isolation: str, name: str) -> StoreLocation:
-    """Where the store recorded by its backend, isolation and name is."""
+def stored_location(
+    settings: Settings, backend: str, isolation: str, name: str, server: str | None = None
+) -> StoreLocation:
+    """Where the store recorded by its backend, isolation, name (and tenant server) is."""
     if backend == SQLITE:
         return StoreLocation(SQLITE, isolation, name, f"sqlite+aiosqlite:///{name}")
-    server = settings.tenant_server_url
-    if server is None:
+    if settings.tenant_server_url is None:
         raise InvalidInput(f"The store {name} lives on PostgreSQL, but no tenant server is configured.")
+    url = server_url(settings, server)
+    named = server if server in settings.servers else next(iter(settings.servers))
     if isolation == IsolationMode.SHARED:
-        return _shared_postgres_store(settings, name)
+        return _shared_postgres_store(settings, name, url, named)
     if isolation == IsolationMode.SCHEMA:
-        return StoreLocation(POSTGRESQL, isolation, name, server)
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    return StoreLocation(POSTGRESQL, isolation, name, url)
+        return StoreLocation(POSTGRESQL, isolation, name, url, server_name=named)
+    database_url = make_url(url).set(database=name).render_as_string(hide_password=False)
+    return StoreLocation(POSTGRESQL, isolation, name, database_url, server_name=named)
 
 
-def _shared_postgres_store(settings: Settings, database: str) -> StoreLocation:
-    server = make_url(settings.tenant_server_url or "")
+def _shared_postgres_store(settings: Settings, database: str, url: str, server_name: str) -> StoreLocation:
+    server = make_url(url)
     role = _identifier(database, "app")
     # Derived from the install's secret: nothing new to keep, and the same in every process.
     password = hmac.new(settings.secret_key.encode(), role.encode(), hashlib.sha256).hexdigest()
@@ -217,6 +277,7 @@ def _shared_postgres_store(settings: Settings, database: str) -> StoreLocation:
         app_url=server.set(database=database, username=role, password=password).render_as_string(
             hide_password=False
         ),
+        server_name=server_name,
     )
 
 

@@ -87,6 +87,57 @@ def test_a_trusted_proxy_that_is_not_an_address_or_network_stops_the_start(
         Settings.from_env(env)
 
 
+def test_tenant_servers_are_named_in_order_and_the_first_is_the_default(tmp_path: Path) -> None:
+    env = {
+        "TENANTRY_DATA_DIR": str(tmp_path),
+        "TENANTRY_SECRET_KEY": "k",
+        "TENANTRY_TENANT_SERVERS": " pg-a=postgresql+asyncpg://a@db-a/t , pg-b=postgresql+asyncpg://b@db-b:6432/t",
+        "TENANTRY_PLAN_SERVERS": "enterprise=pg-b",
+    }
+
+    settings = Settings.from_env(env)
+
+    assert settings.servers == {
+        "pg-a": "postgresql+asyncpg://a@db-a/t",
+        "pg-b": "postgresql+asyncpg://b@db-b:6432/t",
+    }
+    assert settings.tenant_server_url == "postgresql+asyncpg://a@db-a/t"
+    assert (settings.placement, settings.plan_servers) == ("fewest-tenants", (("enterprise", "pg-b"),))
+    one = Settings.from_env(
+        {
+            **env,
+            "TENANTRY_TENANT_SERVERS": "",
+            "TENANTRY_PLAN_SERVERS": "",
+            "TENANTRY_TENANT_POSTGRES_URL": "postgresql+asyncpg://one@db/t",
+        }
+    )
+    assert one.servers == {"main": "postgresql+asyncpg://one@db/t"}, "the one server is called main"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("TENANTRY_TENANT_SERVERS", "pg-a=mysql://db/t", "is not name=postgresql"),
+        ("TENANTRY_TENANT_SERVERS", "PG A=postgresql://db/t", "is not name=postgresql"),
+        ("TENANTRY_TENANT_SERVERS", "a=postgresql://x/t, a=postgresql://y/t", "names 'a' twice"),
+        ("TENANTRY_PLACEMENT", "random", "is one of fewest-tenants, least-storage"),
+        ("TENANTRY_PLAN_SERVERS", "enterprise=pg-z", "names pg-z, which TENANTRY_TENANT_SERVERS does not"),
+    ],
+)
+def test_a_mistyped_server_setting_stops_the_start_saying_what_is_wrong(
+    tmp_path: Path, variable: str, value: str, said: str
+) -> None:
+    env = {
+        "TENANTRY_DATA_DIR": str(tmp_path),
+        "TENANTRY_SECRET_KEY": "k",
+        "TENANTRY_TENANT_SERVERS": "pg-a=postgresql+asyncpg://a@db-a/t",
+        variable: value,
+    }
+
+    with pytest.raises(ValueError, match=re.escape(said)):
+        Settings.from_env(env)
+
+
 _WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=12)
 
 
@@ -101,6 +152,15 @@ _WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, ma
     job_modules=st.lists(_WORDS.map(lambda word: f"plugins.{word}"), max_size=3).map(tuple),
     base_domain=st.none() | _WORDS.map(lambda word: f"{word}.example"),
     tenant_postgres_url=st.none() | _WORDS.map(lambda word: f"postgresql+asyncpg://{word}@db/tenants"),
+    tenant_servers=st.lists(
+        st.tuples(
+            _WORDS.map(lambda word: f"pg-{word}"),
+            _WORDS.map(lambda word: f"postgresql+asyncpg://{word}@db/t"),
+        ),
+        max_size=3,
+        unique_by=lambda pair: pair[0],
+    ).map(tuple),
+    placement=st.sampled_from(["fewest-tenants", "least-storage"]),
     trusted_proxies=st.lists(
         st.sampled_from(["10.0.0.0/8", "172.16.0.0/12", "192.0.2.7/32", "fdaa::/16"]), max_size=3, unique=True
     ),

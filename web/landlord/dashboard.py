@@ -9,11 +9,13 @@ from litestar import Controller, Request, get
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
+from services.backups.archive import describe_size
 from services.charts import jobs_per_day, tenants_over_time
 from services.dashboard import summarise_platform
 from services.models import TenantStatus
 from services.models.types import utcnow
 from services.provisioning.warm_pool import warm_pools
+from services.tenancy.placement import server_loads
 from services.tenancy.security import cross_tenant_counts
 from web.auth import current_user, signed_in
 from web.deps import DbSession, settings_of
@@ -46,6 +48,9 @@ class DashboardController(Controller):
                 "blocked": blocked,
                 "pools": pools,
                 "pool_size": settings.warm_pool_size,
+                "servers": await server_loads(db_session, settings),
+                "placement": settings.placement,
+                "describe_size": describe_size,
                 "tenant_counts": await tenants_over_time(db_session, today),
                 "job_counts": await jobs_per_day(db_session, today),
             },

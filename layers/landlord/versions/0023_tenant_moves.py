@@ -1,5 +1,6 @@
-"""tenant moves: a tenant's store moved to another isolation mode or backend, with its figures and
-the store it left, kept for a while so that it can move back
+"""tenant moves and servers: a tenant's store moved to another isolation mode, backend or tenant
+server, with its figures and the store it left, kept for a while so that it can move back; the
+tenant server (by name) each PostgreSQL store is on
 
 Revision ID: 0023
 Revises: 0022
@@ -28,9 +29,11 @@ def upgrade() -> None:
         sa.Column("from_backend", sa.String(length=32), nullable=False),
         sa.Column("from_isolation", sa.String(length=32), nullable=False),
         sa.Column("from_store", sa.String(length=255), nullable=False),
+        sa.Column("from_server", sa.String(length=63), nullable=True),
         sa.Column("to_backend", sa.String(length=32), nullable=False),
         sa.Column("to_isolation", sa.String(length=32), nullable=False),
         sa.Column("to_store", sa.String(length=255), nullable=True),
+        sa.Column("to_server", sa.String(length=63), nullable=True),
         sa.Column("old_store", sa.String(length=16), nullable=True),
         sa.Column("kept_until", services.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("rows", sa.BigInteger(), nullable=True),
@@ -47,8 +50,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_tenant_moves_tenant_id", "tenant_moves", ["tenant_id"])
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("store_server", sa.String(length=63), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.drop_column("store_server")
     op.drop_index("ix_tenant_moves_tenant_id", table_name="tenant_moves")
     op.drop_table("tenant_moves")

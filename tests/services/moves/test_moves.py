@@ -10,21 +10,19 @@ import json
 from sqlalchemy.engine import Connection
 
 from services.backups.content import summarise_table, tenant_tables
-from services.backups.restore import measure_store
 from services.models import IsolationMode, Job, JobStatus, OldStore, Tenant, TenantMove, TenantStatus
 from services.moves import kept as _kept_jobs  # noqa: F401  (registers the drop job)
 from services.moves import steps as _move_jobs  # noqa: F401  (registers the move job)
 from services.moves.requests import MoveTarget, request_move, request_move_back
 from services.tenancy.stores import POSTGRESQL, SQLITE, store_exists
 from tests.services.backups.support import MODULES, TEMPLATE, add, fill
+from tests.services.moves.support import Content, content_of
 from tests.services.provisioning.installation import Installation, Landlord
 from tests.support import fresh_postgres_database, requires_postgres
 
 
-async def contents(landlord: Landlord, tenant: Tenant) -> dict[str, tuple[int, str]]:
-    location = landlord.store(tenant)
-    measured = await measure_store(location, tenant_id=tenant.id if location.is_shared else None)
-    return {name: (summary.rows, summary.sha256) for name, summary in measured.tables.items() if summary.rows}
+async def contents(landlord: Landlord, tenant: Tenant) -> Content:
+    return await content_of(landlord.store(tenant), tenant)
 
 
 async def move(landlord: Landlord, tenant: Tenant, target: MoveTarget) -> tuple[Tenant, Job, TenantMove]:
@@ -38,7 +36,7 @@ async def move_back(
     landlord: Landlord, tenant: Tenant, earlier: TenantMove
 ) -> tuple[Tenant, Job, TenantMove]:
     async with landlord.database.session() as session:
-        requested = await request_move_back(session, tenant, earlier, requested_by="test")
+        requested = await request_move_back(session, landlord.settings, tenant, earlier, requested_by="test")
     job = await landlord.perform(requested.job.id, tenant.id)
     return await landlord.tenant(tenant.id), job, await _move(landlord, requested.move.id)
 
