@@ -18,11 +18,14 @@ from services.db import Database
 from services.jobs import KeepsPayload, StepFunction, run_steps, say_in_step
 from services.models import Job, Tenant
 from services.settings import Settings
+from services.tenancy.barrier import wait_for_writes_in_flight
 from services.tenancy.stores import StoreLocation, location_of, release_kept_stores
 from services.tenant_locks import PATIENCE_SECONDS, acquire_tenant_lock, release_tenant_lock
 
 #: The step of a store job that takes the tenant's lock.
 LOCK_STEP = "lock"
+#: The step after a job closes the tenant to writes, before it copies the store.
+WRITES_DRAINED = "writes drained"
 
 
 @dataclass
@@ -88,3 +91,12 @@ class StoreJob(KeepsPayload):
                 await release_tenant_lock(self.landlord, self.tenant_id, self.job_id)
             raise
         await release_tenant_lock(self.landlord, self.tenant_id, self.job_id)
+
+
+async def writes_drained(run: StoreJob, session: AsyncSession) -> str:
+    """The step after a job puts the tenant in maintenance and before it copies the store: every
+    write let in before ends first (the tenant's write barrier, services.tenancy.barrier); later
+    ones are refused with a 503."""
+    tenant = await run.tenant(session)
+    await wait_for_writes_in_flight(run.store(tenant), tenant.id)
+    return "every write that began before the maintenance page has ended; later ones are refused"

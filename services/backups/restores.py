@@ -1,8 +1,8 @@
 """Restores: a verified backup put back into its own tenant, a `restore` job:
 
-    lock → check archive → maintenance on → safety dump → safety checksum → safety manifest →
-    safety verify → restore → verify → people and settings → swap → drop old store →
-    maintenance off
+    lock → check archive → maintenance on → writes drained → safety dump → safety checksum →
+    safety manifest → safety verify → restore → verify → people and settings → swap →
+    drop old store → maintenance off
 
 The archive is checked before anything changes. Maintenance starts before the safety backup, so
 nothing written between that backup and the restore is lost to both. The backup is restored into a
@@ -69,6 +69,7 @@ from services.models.types import utcnow
 from services.provisioning.steps import record_snapshot
 from services.server_limits import ServerWork
 from services.settings import Settings
+from services.store_jobs import WRITES_DRAINED, writes_drained
 from services.tenancy.entry import enter_tenant
 from services.tenancy.stores import (
     SQLITE,
@@ -268,6 +269,7 @@ RESTORE_STEPS: list[tuple[str, StepFunction[RestoreRun]]] = [
     (LOCK, lock),
     ("check archive", check),
     ("maintenance on", maintenance_on),
+    (WRITES_DRAINED, writes_drained),
     *safety_backup_steps(),
     ("restore", restore),
     ("verify", verify_new_store),

@@ -55,7 +55,7 @@ class TenantStatus(enum.StrEnum):
     ARCHIVED = "archived"
     #: Its store dropped; its backups, audit trail and row stay.
     DELETED = "deleted"
-    #: Its store is being restored from a backup: the portal shows a maintenance page, the API a 503.
+    #: Its store is being restored, moved or migrated: the portal shows a maintenance page, the API a 503.
     MAINTENANCE = "maintenance"
 
 

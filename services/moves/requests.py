@@ -26,6 +26,7 @@ from services.models import (
 )
 from services.models.types import utcnow
 from services.settings import Settings
+from services.store_jobs import WRITES_DRAINED
 from services.tenancy.stores import POSTGRESQL, SQLITE, StoreKind, kind_of, server_name_of, store_kinds
 
 MOVE = "move"
@@ -36,8 +37,16 @@ UNCHANGED_SINCE = "unchanged since"
 COPY_STEPS = ("dump", "checksum", "manifest", "copy", "validate")
 SWAP = "swap"
 MAINTENANCE_OFF = "maintenance off"
-MOVE_STEP_NAMES = [LOCK, MAINTENANCE_ON, *COPY_STEPS, SWAP, MAINTENANCE_OFF]
-MOVE_BACK_STEP_NAMES = [LOCK, MAINTENANCE_ON, UNCHANGED_SINCE, *COPY_STEPS, SWAP, MAINTENANCE_OFF]
+MOVE_STEP_NAMES = [LOCK, MAINTENANCE_ON, WRITES_DRAINED, *COPY_STEPS, SWAP, MAINTENANCE_OFF]
+MOVE_BACK_STEP_NAMES = [
+    LOCK,
+    MAINTENANCE_ON,
+    WRITES_DRAINED,
+    UNCHANGED_SINCE,
+    *COPY_STEPS,
+    SWAP,
+    MAINTENANCE_OFF,
+]
 
 BACKEND_NAMES = {SQLITE: "SQLite", POSTGRESQL: "PostgreSQL"}
 
@@ -84,6 +93,11 @@ def kinds_to_move_to(settings: Settings, tenant: Tenant) -> list[StoreKind]:
 def _target_kind(settings: Settings, tenant: Tenant, target: MoveTarget) -> StoreKind:
     """The kind of store `target` names, its blanks filled from where the tenant is."""
     current = kind_of(settings, tenant)
+    if target.server is not None and target.server not in settings.servers:
+        named = ", ".join(settings.servers) or "none"
+        raise InvalidInput(
+            f"There is no tenant server {target.server!r} here; the servers are: {named}.", field="server"
+        )
     backend = target.backend or (POSTGRESQL if target.server else current.backend)
     if backend == SQLITE:
         return StoreKind(SQLITE, target.isolation)
@@ -137,13 +151,13 @@ async def request_move(
     await _check_may_move(session, tenant)
     kind = _target_kind(settings, tenant, target)
     if kind == kind_of(settings, tenant):
-        raise InvalidInput(f"{tenant.slug} is in {describe_kind(settings, kind)} already.", field="to")
+        raise InvalidInput(f"{tenant.slug} is in {describe_kind(settings, kind)} already.", field="isolation")
     choices = kinds_to_move_to(settings, tenant)
     if kind not in choices:
         listed = ", ".join(describe_kind(settings, choice) for choice in choices)
         raise InvalidInput(
             f"{tenant.slug} cannot move to {describe_kind(settings, kind)} here; it may move to {listed}.",
-            field="to",
+            field="isolation",
         )
     return await _record(session, settings, tenant, kind, MOVE_STEP_NAMES, requested_by=requested_by)
 
@@ -177,8 +191,8 @@ async def request_move_back(
 
 
 async def _check_may_move(session: AsyncSession, tenant: Tenant) -> None:
-    if tenant.status != TenantStatus.ACTIVE or not tenant.store_name or not tenant.store_backend:
-        raise Conflict(f"{tenant.slug} is {tenant.status}; only an active tenant moves.")
+    if (why_not := why_not_movable(tenant)) is not None:
+        raise Conflict(why_not)
     under_way = await session.scalar(
         select(TenantMove.id)
         .join(Job, Job.id == TenantMove.job_id)
@@ -187,6 +201,14 @@ async def _check_may_move(session: AsyncSession, tenant: Tenant) -> None:
     )
     if under_way is not None:
         raise Conflict(f"{tenant.slug} is moving already (move #{under_way}); wait until it is done.")
+
+
+def why_not_movable(tenant: Tenant) -> str | None:
+    """Why the tenant cannot move now, in a sentence; None while it is active in a store."""
+    if tenant.status == TenantStatus.ACTIVE and tenant.store_name and tenant.store_backend:
+        return None
+    state = "in maintenance" if tenant.status == TenantStatus.MAINTENANCE else str(tenant.status)
+    return f"{tenant.slug} is {state}; only an active tenant moves."
 
 
 async def _record(
@@ -242,10 +264,11 @@ def latest_done(moves: list[TenantMove]) -> TenantMove | None:
 
 
 def may_move_back(move: TenantMove, tenant: Tenant, latest: TenantMove | None) -> bool:
-    """Whether `move` can be taken back: the tenant's latest move done (`latest`), the tenant
-    still in the store it took it to."""
+    """Whether `move` can be taken back now: the tenant's latest move done (`latest`), the tenant
+    active and still in the store it took it to."""
     return (
-        latest is not None
+        tenant.status == TenantStatus.ACTIVE
+        and latest is not None
         and latest.id == move.id
         and (move.to_backend, move.to_isolation, move.to_store, move.to_server)
         == (tenant.store_backend, tenant.isolation, tenant.store_name, tenant.store_server)

@@ -73,6 +73,7 @@ from services.moves.requests import (
 from services.provisioning.steps import record_snapshot
 from services.server_limits import ServerWork
 from services.settings import Settings
+from services.store_jobs import WRITES_DRAINED, writes_drained
 from services.tenancy.stores import (
     StoreLocation,
     allocate_store,
@@ -249,6 +250,7 @@ async def swap(run: MoveRun, session: AsyncSession) -> str:
         if new.is_shared:
             await _prepare_shared_store(run, tenant, new, backup.manifest)
             rows, renumbered, _ = await replace_shared_rows(run, backup, new)
+            await drop_store(run.built(tenant, move))  # the staging store: proved, and no longer needed
             said = f"{rows:,} rows of {tenant.slug} put into the shared store in one transaction"
             if renumbered:
                 said += (
@@ -296,9 +298,9 @@ async def maintenance_off(run: MoveRun, session: AsyncSession) -> str:
     )
     move.finished_at = now
     move.freeze_ms = round((now - frozen_at).total_seconds() * 1000) if frozen_at else None
-    move.copy_ms = (
-        round((copied_at - copy_started).total_seconds() * 1000) if copy_started and copied_at else None
-    )
+    taken_back = (await run.payload(session)).get("taken_back")
+    if copy_started is not None and copied_at is not None and not taken_back:
+        move.copy_ms = round((copied_at - copy_started).total_seconds() * 1000)
     detail = {
         "move": move.id,
         "from": describe_kind(run.settings, from_kind(move)),
@@ -319,6 +321,7 @@ async def maintenance_off(run: MoveRun, session: AsyncSession) -> str:
 MOVE_STEPS: list[tuple[str, StepFunction[MoveRun]]] = [
     (LOCK, lock),
     (MAINTENANCE_ON, maintenance_on),
+    (WRITES_DRAINED, writes_drained),
     (UNCHANGED_SINCE, unchanged_since),
     ("dump", dump),
     ("checksum", checksum),
@@ -328,7 +331,7 @@ MOVE_STEPS: list[tuple[str, StepFunction[MoveRun]]] = [
     (SWAP, swap),
     (MAINTENANCE_OFF, maintenance_off),
 ]
-assert [name for name, _ in MOVE_STEPS[3:8]] == list(COPY_STEPS)
+assert [name for name, _ in MOVE_STEPS[4:9]] == list(COPY_STEPS)
 
 
 # Into a shared store ------------------------------------------------------------------------------

@@ -26,14 +26,14 @@ class TenantSuspended(DomainError):
 
 
 class TenantUnderMaintenance(DomainError):
-    """The tenant's store is being restored from a backup: back when the restore is done."""
+    """The tenant's store is being restored, moved or migrated: back when that is done."""
 
 
-def _refuse_during_maintenance(tenant: Tenant) -> None:
+def refuse_during_maintenance(tenant: Tenant) -> None:
     if tenant.status == TenantStatus.MAINTENANCE:
         raise TenantUnderMaintenance(
-            f"{tenant.name} is being restored from a backup and is back once the restore is done; "
-            "nothing can be read or changed until then."
+            f"{tenant.name} is under maintenance: its store is being restored, moved or migrated, and "
+            "it is back once that is done; nothing can be read or changed until then."
         )
 
 
@@ -78,12 +78,12 @@ def grant_access(
     """The caller's access to `tenant`, or None when they have none (a cross-tenant attempt). Their
     role is the one of their memberships, as loaded with the user for this request."""
     if switched_into == tenant.id and user.can_switch_tenants:
-        _refuse_during_maintenance(tenant)
+        refuse_during_maintenance(tenant)
         return TenantAccess(tenant, TENANT_ADMIN, "switch")
     role = next((m.role for m in user.memberships if m.tenant_id == tenant.id), None)
     if role is None:
         return None
-    _refuse_during_maintenance(tenant)
+    refuse_during_maintenance(tenant)
     if tenant.status != TenantStatus.ACTIVE:
         raise TenantSuspended(closed_because(tenant))
     return TenantAccess(tenant, role, "token" if via_token else "membership")

@@ -15,8 +15,8 @@ their own as the store's owner, closed when they leave.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -39,10 +39,23 @@ class EnteredTenant:
     #: Connected as the shared store's application role, whose rows the database filters too.
     row_security: bool
 
-    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
+    #: A write request's: asked once each session holds the tenant's write barrier, it raises
+    #: when the tenant was closed to writes meanwhile (services.tenancy.barrier).
+    still_open: Callable[[], Awaitable[None]] | None = None
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
         """A tenant session bound to the entry's scope: committed when the block ends normally,
-        rolled back when it raises."""
-        return scoped_session(self.connection, self.scope, row_security=self.row_security)
+        rolled back when it raises. A write request's begins at once, taking the tenant's write
+        barrier, and goes on only while the tenant is still open."""
+        fenced = self.still_open is not None
+        async with scoped_session(
+            self.connection, self.scope, row_security=self.row_security, write_barrier=fenced
+        ) as session:
+            if self.still_open is not None:
+                await session.connection()
+                await self.still_open()
+            yield session
 
     @contextmanager
     def narrowed(self, scope: Scope) -> Iterator[EnteredTenant]:
@@ -60,6 +73,7 @@ async def enter_tenant(
     *,
     connections: TenantConnections | None = None,
     writes: bool = True,
+    still_open: Callable[[], Awaitable[None]] | None = None,
     on: AsyncConnection | None = None,
     owner: Database | None = None,
 ) -> AsyncIterator[EnteredTenant]:
@@ -67,7 +81,9 @@ async def enter_tenant(
     reads: on SQLite its transactions then take the write lock as they begin), on a connection of
     its own as the store's owner (a job, the command line), on a connection of the `owner` engine
     a job keeps on the store, or `on` a connection the caller holds as the owner, inside a
-    transaction of its own that the entry's sessions join (a restore's swap)."""
+    transaction of its own that the entry's sessions join (a restore's swap). A request that
+    writes names how to tell that its tenant is `still_open`, asked by each of its sessions once
+    it holds the tenant's write barrier (services.tenancy.barrier)."""
     scope = Scope.of_tenant(tenant_id)
     with scope_context(scope):
         if on is not None:
@@ -76,7 +92,9 @@ async def enter_tenant(
             async with connections.connection(location) as connection:
                 if writes:
                     await connection.execution_options(**{WRITES: True})
-                yield EnteredTenant(tenant_id, scope, location, connection, location.app_role is not None)
+                row_security = location.app_role is not None
+                fence = still_open if writes else None
+                yield EnteredTenant(tenant_id, scope, location, connection, row_security, fence)
         else:
             store = owner or location.open()
             try:

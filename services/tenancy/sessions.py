@@ -27,6 +27,14 @@ from services.tenancy.context import Scope
 
 SCOPE = "tenantry.scope"
 ROW_SECURITY = "tenantry.row_security"
+#: A session of a write request: its transaction takes the tenant's write barrier as it begins.
+WRITE_BARRIER = "tenantry.write_barrier"
+
+
+def write_barrier_key(tenant_id: int) -> str:
+    """What a tenant's write barrier is called on PostgreSQL (an advisory lock on its hash): a write
+    transaction holds it shared, a job closing the tenant to writes waits for it exclusively."""
+    return f"tenantry.writes.{tenant_id}"
 
 
 class OutsideTenantScope(RuntimeError):
@@ -102,23 +110,38 @@ def _name_tenant_to_database(
             text(f"SELECT set_config('{TENANT_SETTING}', :tenant, true)"),
             {"tenant": str(scope_of(session).tenant_id)},
         )
+    if session.info.get(WRITE_BARRIER) and connection.dialect.name == "postgresql":
+        # On SQLite a write request's transaction began IMMEDIATE: it holds the write lock already.
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock_shared(hashtext(:key))"),
+            {"key": write_barrier_key(scope_of(session).tenant_id or 0)},
+        )
 
 
 def open_session(
-    bind: AsyncEngine | AsyncConnection, scope: Scope, *, row_security: bool = False
+    bind: AsyncEngine | AsyncConnection,
+    scope: Scope,
+    *,
+    row_security: bool = False,
+    write_barrier: bool = False,
 ) -> AsyncSession:
     return AsyncSession(
         bind=bind,
         sync_session_class=TenantSession,
         expire_on_commit=False,
-        info={SCOPE: scope, ROW_SECURITY: row_security},
+        info={SCOPE: scope, ROW_SECURITY: row_security, WRITE_BARRIER: write_barrier},
     )
 
 
 @asynccontextmanager
 async def scoped_session(
-    bind: AsyncEngine | AsyncConnection, scope: Scope, *, row_security: bool = False
+    bind: AsyncEngine | AsyncConnection,
+    scope: Scope,
+    *,
+    row_security: bool = False,
+    write_barrier: bool = False,
 ) -> AsyncIterator[AsyncSession]:
     """A tenant session committed when the block ends normally, rolled back when it raises."""
-    async with committing(open_session(bind, scope, row_security=row_security)) as session:
+    session = open_session(bind, scope, row_security=row_security, write_barrier=write_barrier)
+    async with committing(session) as session:
         yield session

@@ -186,7 +186,9 @@ def plan_store(
             )
     elif not any(kind[:2] == (backend, isolation) for kind in store_kinds(settings)):
         kinds = ", ".join(sorted({f"{mode} on {kind}" for kind, mode, _ in store_kinds(settings)}))
-        raise InvalidInput(f"{isolation} on {backend} is not available here; choose {kinds}.", field="to")
+        raise InvalidInput(
+            f"{isolation} on {backend} is not available here; choose {kinds}.", field="isolation"
+        )
     if isolation == IsolationMode.SHARED:
         slug = SHARED_STORE
     if backend == SQLITE:

@@ -176,12 +176,12 @@ def test_while_a_restore_is_under_way_the_portal_shows_maintenance_and_the_api_a
         wait_for(reached(gate).exists, 60, what="the restore to reach its gate")
 
         api = assert_json_error(client.get("/api/v1/tenant/units", headers=bearer(tenant_token)), 503)
-        assert "being restored from a backup" in api["detail"]
+        assert "under maintenance: its store is being restored" in api["detail"]
         assert client.get("/api/v1/tenant/units", headers=bearer(tenant_token)).headers["retry-after"] == "30"
         sign_in(client, pat)
         page = client.get(f"/t/{SLUG}/")
         assert page.status_code == 503
-        assert "Harbour Club is being restored from a backup" in text_of(page.text)
+        assert "Harbour Club is under maintenance: its store is being restored" in text_of(page.text)
         assert_no_trace(page.text)
         assert tenant(settings, SLUG).status == "maintenance"
         again = client.post(

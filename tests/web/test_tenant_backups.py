@@ -323,7 +323,7 @@ def test_a_restore_brings_back_a_row_changed_after_the_backup(
         wait_for(reached(gate).exists, 60, what="the restore to reach its gate")
         during = admin.get(BACKUPS)
         assert during.status_code == 503
-        assert "Heron Club is being restored from a backup" in text_of(during.text)
+        assert "Heron Club is under maintenance: its store is being restored" in text_of(during.text)
         assert admin.get(BACKUPS, headers=HTMX).status_code == 503, "a poll is not swapped in"
     finally:
         gate.unlink()

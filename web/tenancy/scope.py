@@ -42,6 +42,7 @@ from services.tenancy.access import (
     open_tenant,
     scope_for,
 )
+from services.tenancy.barrier import still_open_for_writes
 from services.tenancy.context import Scope as TenantScope
 from services.tenancy.entry import EnteredTenant, enter_tenant
 from services.tenancy.security import record_cross_tenant_attempt
@@ -121,12 +122,18 @@ class TenantScopeMiddleware(ASGIMiddleware):
         access = await self._enter(app_state.database, scope, user, token, is_api)
         send = await admit_into_tenant(scope, send, access, user)
         location = location_of(app_state.settings, access.tenant)
+        tenant_id = access.tenant.id
+
+        async def still_open() -> None:
+            await still_open_for_writes(app_state.database, app_state.settings, tenant_id, location)
+
         try:
             async with enter_tenant(
-                access.tenant.id,
+                tenant_id,
                 location,
                 connections=app_state.tenant_connections,
                 writes=scope.get("method") not in _READ_ONLY_METHODS,
+                still_open=still_open,
             ) as tenant_wide:
                 if access.is_admin:
                     request_scope = tenant_wide.scope
