@@ -32,6 +32,7 @@ from services.settings import Settings
 from services.tenancy.entry import enter_tenant
 from services.tenancy.stores import location_of
 from services.tenancy.tenants import get_tenant
+from tenantry.moves import add_move_commands
 from tenantry.rollouts import add_rollout_commands, start_default_rollout
 
 T = TypeVar("T")
@@ -291,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke.set_defaults(run=cmd_tokens_revoke)
 
     add_rollout_commands(commands)
+    add_move_commands(commands)
 
     audit_commands = commands.add_parser("audit", help="the landlord audit trail").add_subparsers(
         dest="audit_command", required=True, metavar="ACTION"

@@ -12,11 +12,8 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import jobs
-from services.audit import Caller, command_line_actor
-from services.db import Database
-from services.errors import Conflict, DomainError
-from services.layers.landlord import landlord_is_current
+from services.audit import command_line_actor
+from services.errors import Conflict
 from services.models import Rollout
 from services.rollouts import recorded
 from services.rollouts.drift_checks import DriftSummary, check_drift
@@ -24,7 +21,7 @@ from services.rollouts.plans import RolloutPlan, RolloutSpec, Selection, describ
 from services.rollouts.runs import run_here, tenants_of
 from services.settings import Settings
 from services.tenancy.tenants import get_tenant
-from workers.runner import JobQueue
+from tenantry.landlord import landlord_sending_jobs, open_landlord, operator
 
 Work = Callable[[AsyncSession], Awaitable[Rollout]]
 
@@ -81,23 +78,11 @@ async def _print_rollout(session: AsyncSession, rollout: Rollout) -> None:
         print(f"  wave {row.wave}: {row.tenant.slug}: {row.status}{took}{': ' + said if said else ''}")
 
 
-async def _landlord(settings: Settings) -> Database:
-    database = Database(settings.database_url)
-    if not await landlord_is_current(settings, database):
-        await database.dispose()
-        raise DomainError("The landlord database is not up to date: run `tenantry migrate` first.")
-    return database
-
-
 def _run(settings: Settings, work: Work, *, runs_jobs: bool) -> None:
     """Do `work` in one landlord transaction, then have its jobs run: by the workers, or here."""
 
     async def go() -> None:
-        database = await _landlord(settings)
-        queue = None if settings.broker_is_embedded else JobQueue(settings)
-        if queue is not None:
-            jobs.send_jobs_on_commit(database, queue)
-        try:
+        async with landlord_sending_jobs(settings) as (database, queue):
             async with database.session() as session:
                 rollout = await work(session)
             if runs_jobs and queue is None:
@@ -106,21 +91,13 @@ def _run(settings: Settings, work: Work, *, runs_jobs: bool) -> None:
                 await _print_rollout(session, await recorded.find_rollout(session, rollout.id))
             if queue is not None and runs_jobs:
                 print(f"  The workers have its jobs: follow it with `tenantry rollout status {rollout.id}`.")
-        finally:
-            if queue is not None:
-                queue.stop()
-            await database.dispose()
 
     asyncio.run(go())
 
 
-def _caller() -> Caller:
-    return Caller(command_line_actor())
-
-
 def cmd_plan(settings: Settings, args: argparse.Namespace) -> None:
     async def go() -> None:
-        database = await _landlord(settings)
+        database = await open_landlord(settings)
         try:
             async with database.session() as session:
                 _print_plan(await plan_rollout(session, settings, _spec(args)))
@@ -135,7 +112,7 @@ def start_default_rollout(settings: Settings) -> None:
     try:
         _run(
             settings,
-            lambda session: recorded.start(session, settings, _caller(), RolloutSpec()),
+            lambda session: recorded.start(session, settings, operator(), RolloutSpec()),
             runs_jobs=True,
         )
     except Conflict as nothing:
@@ -143,12 +120,12 @@ def start_default_rollout(settings: Settings) -> None:
 
 
 def cmd_start(settings: Settings, args: argparse.Namespace) -> None:
-    _run(settings, lambda session: recorded.start(session, settings, _caller(), _spec(args)), runs_jobs=True)
+    _run(settings, lambda session: recorded.start(session, settings, operator(), _spec(args)), runs_jobs=True)
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
     async def go() -> None:
-        database = await _landlord(settings)
+        database = await open_landlord(settings)
         try:
             async with database.session() as session:
                 if args.id is not None:
@@ -169,10 +146,10 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
 def _change(name: str) -> Callable[[Settings, argparse.Namespace], None]:
     def command(settings: Settings, args: argparse.Namespace) -> None:
         if name == "rollback":
-            work: Work = lambda session: recorded.roll_back(session, settings, _caller(), args.id)  # noqa: E731
+            work: Work = lambda session: recorded.roll_back(session, settings, operator(), args.id)  # noqa: E731
         else:
             change = getattr(recorded, name)
-            work = lambda session: change(session, _caller(), args.id)  # noqa: E731
+            work = lambda session: change(session, operator(), args.id)  # noqa: E731
         _run(settings, work, runs_jobs=name in ("resume", "rollback"))
 
     return command
@@ -182,7 +159,7 @@ def cmd_drift(settings: Settings, args: argparse.Namespace) -> int:
     """Check tenants for drift here; exit 1 when any has drifted (a deploy script can stop on it)."""
 
     async def go() -> DriftSummary:
-        database = await _landlord(settings)
+        database = await open_landlord(settings)
         try:
             ids = None
             if args.tenant:

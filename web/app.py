@@ -34,6 +34,7 @@ from web.account.password_first import PasswordFirstMiddleware
 from web.api.backup_schedule import BackupScheduleApiController
 from web.api.backups import BackupsApiController
 from web.api.lifecycle import TenantLifecycleApiController
+from web.api.moves import MovesApiController
 from web.api.provisioning import CatalogueApiController, ProvisioningApiController
 from web.api.responses import ApiErrorsDocumented
 from web.api.restores import RestoresApiController
@@ -52,6 +53,7 @@ from web.landlord.backup_schedule import BackupScheduleController
 from web.landlord.backups import BackupsController
 from web.landlord.dashboard import DashboardController
 from web.landlord.jobs import JobsController
+from web.landlord.moves import MovesController
 from web.landlord.restores import RestoresController
 from web.landlord.rollouts import RolloutsController
 from web.landlord.switch import SwitchController
@@ -198,6 +200,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             BackupsApiController,
             BackupScheduleApiController,
             RestoresApiController,
+            MovesApiController,
             RolloutsApiController,
         ],
     )
@@ -210,6 +213,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             RolloutsController,
             BackupsController,
             RestoresController,
+            MovesController,
             BackupScheduleController,
             UsersController,
             AuditController,

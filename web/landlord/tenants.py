@@ -46,6 +46,7 @@ from web.audit import caller_of
 from web.auth import landlord_staff
 from web.deps import DbSession, settings_of
 from web.landlord.backups import backups_panel
+from web.landlord.moves import moves_panel
 from web.rate_limits import EXPORT
 
 
@@ -113,6 +114,7 @@ async def _tenant_page(
         "overview": overview,
         "tenant": overview.tenant,
         "backups": await backups_panel(db_session, overview.tenant),
+        "moves": await moves_panel(db_session, settings_of(request), tenant),
         "plans": await plans(db_session),
         "plan_error": plan_error,
         "drift": (await latest_checks(db_session, overview.tenant.id)).get(overview.tenant.id),

@@ -1,0 +1,46 @@
+"""What the commands that act on the landlord share (rollouts, moves): the landlord database,
+refused while its migrations are behind; its jobs sent to the workers when a request commits, or,
+with the embedded broker, left for the command to run here; and the operator as the trail names
+them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from services import jobs
+from services.audit import Caller, command_line_actor
+from services.db import Database
+from services.errors import DomainError
+from services.layers.landlord import landlord_is_current
+from services.settings import Settings
+from workers.runner import JobQueue
+
+
+async def open_landlord(settings: Settings) -> Database:
+    database = Database(settings.database_url)
+    if not await landlord_is_current(settings, database):
+        await database.dispose()
+        raise DomainError("The landlord database is not up to date: run `tenantry migrate` first.")
+    return database
+
+
+@asynccontextmanager
+async def landlord_sending_jobs(settings: Settings) -> AsyncIterator[tuple[Database, JobQueue | None]]:
+    """The landlord database, its jobs sent to the workers on commit; with the embedded broker no
+    queue (None): the jobs are left for this process to run."""
+    database = await open_landlord(settings)
+    queue = None if settings.broker_is_embedded else JobQueue(settings)
+    if queue is not None:
+        jobs.send_jobs_on_commit(database, queue)
+    try:
+        yield database, queue
+    finally:
+        if queue is not None:
+            queue.stop()
+        await database.dispose()
+
+
+def operator() -> Caller:
+    """Whoever runs the command, as the trail names them."""
+    return Caller(command_line_actor())
