@@ -12,6 +12,6 @@ Content = dict[str, tuple[int, str]]
 
 
 async def content_of(location: StoreLocation, tenant: Tenant) -> Content:
-    """What the tenant holds in `location`, wherever the landlord says it is now."""
+    """What the tenant holds in `location`, the store the landlord names or one it left."""
     measured = await measure_store(location, tenant_id=tenant.id if location.is_shared else None)
     return {name: (summary.rows, summary.sha256) for name, summary in measured.tables.items() if summary.rows}
