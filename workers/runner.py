@@ -149,12 +149,14 @@ class JobQueue:
 
 
 def run_worker_process(settings: Settings, threads: int) -> None:
-    """`tenantry worker`: consume until SIGINT or SIGTERM."""
+    """`tenantry worker`: consume until SIGINT or SIGTERM. The two are blocked before any thread
+    starts (threads inherit the mask) and taken by the main thread with sigwait, not by a handler:
+    a second signal arriving while the first is handled (`timeout` sends one to the process and one
+    to its group) cannot interrupt the handling and hang it."""
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     queue = JobQueue(settings)
     queue.start_worker(threads)
-    stopping = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     print(f"Tenantry worker: {threads} thread(s) on {settings.broker_url_for_display}", flush=True)
-    stopping.wait()
+    signal.sigwait(stop_signals)
     queue.stop()

@@ -75,6 +75,8 @@ def test_a_tenantry_worker_runs_jobs_once_each(broker_settings: Settings, tmp_pa
         assert job(settings, ok.id).finished_at == succeeded.finished_at
         assert (job(settings, bad.id).attempts, job(settings, ok.id).attempts) == (1, 1)
 
+        # Two SIGTERMs at once, as `timeout` sends them (to the process, then to its group): it stops.
+        worker.process.send_signal(signal.SIGTERM)
         assert worker.stop() == 0, worker.stderr
     assert f"Tenantry worker: 1 thread(s) on {settings.broker_url_for_display}" in worker.stdout
     password = urlsplit(settings.broker_url).password
