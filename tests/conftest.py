@@ -39,6 +39,8 @@ LANDLORD_BACKENDS = ["sqlite", pytest.param("postgres", marks=requires_postgres)
 #: collected), so that no process is left running one of them alone at the end; xdist's own order,
 #: most tests first, would start these few-test files last.
 LONGEST_FILES = (
+    "tests/workers/test_kill_mid_move.py",
+    "tests/services/moves/test_move_property.py",
     "tests/services/backups/test_restore_property.py",
     "tests/web/test_isolation_property.py",
     "tests/services/provisioning/test_module_changes.py",

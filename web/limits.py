@@ -28,7 +28,7 @@ from litestar_htmx import HTMXRequest
 from sqlalchemy import ColumnElement
 
 from services.limits import WIDEST_INTEGER, holds
-from services.models import ApiToken, Backup, Job, Rollout, User
+from services.models import ApiToken, Backup, Job, Rollout, TenantMove, User
 from services.models.tenant import Unit
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -39,6 +39,7 @@ MAX_JSON_NESTING = 32
 ID_COLUMNS: dict[str, ColumnElement[Any] | None] = {
     "job_id": Job.__table__.c.id,
     "backup_id": Backup.__table__.c.id,
+    "move_id": TenantMove.__table__.c.id,
     "rollout_id": Rollout.__table__.c.id,
     "user_id": User.__table__.c.id,
     "account_id": User.__table__.c.id,

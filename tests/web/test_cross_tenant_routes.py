@@ -320,6 +320,12 @@ ROUTES: dict[str, Fill] = {
         lambda w: [Probe(f"/tenants/{B}/backups/{w.b_backup}/copy")],
         bodies={"POST": _body(slug="otter-copy", name="Otter copy")},
     ),
+    "/tenants/{slug:str}/move": Fill(
+        lambda w: [Probe(f"/tenants/{B}/move")], bodies={"POST": _body(to="sqlite:shared", confirm=B)}
+    ),
+    "/tenants/{slug:str}/moves/{move_id:int}/back": Fill(
+        lambda w: [Probe(f"/tenants/{B}/moves/1/back")], bodies={"POST": _body()}
+    ),
     "/tenants/{slug:str}/backups/schedule": Fill(
         lambda w: [Probe(f"/tenants/{B}/backups/schedule")],
         bodies={"POST": _body(daily_at="02:00", format=BackupFormat.PORTABLE, keep="7")},
@@ -398,6 +404,13 @@ ROUTES: dict[str, Fill] = {
     "/api/v1/tenants/{slug:str}/backups/{backup_id:int}/restore": Fill(
         lambda w: [Probe(f"/api/v1/tenants/{B}/backups/{w.b_backup}/restore")],
         bodies={"POST": _body(into={"slug": "otter-copy", "name": "Otter copy"})},
+    ),
+    "/api/v1/tenants/{slug:str}/moves": Fill(
+        lambda w: [Probe(f"/api/v1/tenants/{B}/moves")], bodies={"POST": _body(isolation="shared")}
+    ),
+    "/api/v1/tenants/{slug:str}/moves/{move_id:int}": Fill(lambda w: [Probe(f"/api/v1/tenants/{B}/moves/1")]),
+    "/api/v1/tenants/{slug:str}/moves/{move_id:int}/back": Fill(
+        lambda w: [Probe(f"/api/v1/tenants/{B}/moves/1/back")], bodies={"POST": _body()}
     ),
     "/api/v1/tenants/{slug:str}/backups/schedule": Fill(
         lambda w: [Probe(f"/api/v1/tenants/{B}/backups/schedule")],
