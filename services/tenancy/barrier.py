@@ -16,12 +16,11 @@ from __future__ import annotations
 from sqlalchemy import select, text
 
 from services.db import Database
-from services.models import Tenant, TenantStatus
+from services.models import Tenant
 from services.settings import Settings
 from services.tenancy.access import (
     TenantSuspended,
     TenantUnderMaintenance,
-    closed_because,
     refuse_during_maintenance,
 )
 from services.tenancy.sessions import write_barrier_key
@@ -31,15 +30,14 @@ from services.tenancy.stores import POSTGRESQL, StoreLocation, location_of
 async def still_open_for_writes(
     landlord: Database, settings: Settings, tenant_id: int, location: StoreLocation
 ) -> None:
-    """Raise unless the tenant is still active in the store at `location` (asked while the write
-    holds the tenant's barrier)."""
+    """Raise unless the tenant is still out of maintenance in the store at `location` (asked while
+    the write holds the tenant's barrier). Who may write at all was settled at the door (staff
+    switched into a suspended tenant still may)."""
     async with landlord.session() as session:
         tenant = await session.scalar(select(Tenant).where(Tenant.id == tenant_id))
-    if tenant is None:
-        raise TenantSuspended("This tenant is gone.")
+    if tenant is None or tenant.store_name is None:
+        raise TenantSuspended("This tenant is gone: its portal and API are closed.")
     refuse_during_maintenance(tenant)
-    if tenant.status != TenantStatus.ACTIVE:
-        raise TenantSuspended(closed_because(tenant))
     if location_of(settings, tenant).key != location.key:
         raise TenantUnderMaintenance(f"{tenant.name} has just moved to another store: try again.")
 
