@@ -43,7 +43,7 @@ from typing import Any
 from sqlalchemy import MetaData, insert, select
 from sqlalchemy.engine import Connection
 
-from benchmarks.installation import scratch_database
+from benchmarks.installation import scratch_database, scratch_settings
 from services import jobs
 from services.backups import request_backup
 from services.backups.archive import MANIFEST, check_archive, extract_archive
@@ -56,7 +56,7 @@ from services.installation import prepare_landlord
 from services.layers.ownership import TENANT_COLUMN
 from services.models import Backup, BackupFormat, IsolationMode, JobStatus, Tenant, TenantStatus
 from services.provisioning.tenants import TenantRequest, request_tenant
-from services.settings import PROJECT_ROOT, Settings
+from services.settings import Settings
 from services.tenancy.context import tenant_context
 from services.tenancy.stores import drop_store, location_of, plan_store
 
@@ -383,15 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     timings: list[Timing] = []
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as folder:
-        base = Settings(
-            data_dir=Path(folder),
-            database_url="",
-            broker_url="embedded",
-            secret_key="benchmark",
-            admin_email="admin@localhost",
-            layers_dir=PROJECT_ROOT / "layers",
-            golden_images=False,
-        )
+        base = scratch_settings(Path(folder), golden_images=False)
         timings += asyncio.run(run_backend("sqlite", base, args.rows, args.runs, None))
         if args.postgres_url:
             timings += asyncio.run(run_backend("postgresql", base, args.rows, args.runs, args.postgres_url))

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import asyncpg
 from sqlalchemy.engine import make_url
+
+from services.settings import PROJECT_ROOT, Settings
 
 
 async def on_server(server_url: str, sql: str) -> list[asyncpg.Record]:
@@ -40,3 +43,17 @@ async def scratch_database(server_url: str, name: str) -> AsyncIterator[str]:
             await on_server(server_url, f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
         for row in await on_server(server_url, f"SELECT rolname FROM pg_roles WHERE rolname LIKE '{name}%'"):
             await on_server(server_url, f'DROP ROLE IF EXISTS "{row["rolname"]}"')
+
+
+def scratch_settings(folder: Path, *, golden_images: bool = True) -> Settings:
+    """A benchmark's installation in `folder`: the embedded broker, the project's layers, no
+    landlord database yet (each backend's run names its own)."""
+    return Settings(
+        data_dir=folder,
+        database_url="",
+        broker_url="embedded",
+        secret_key="benchmark",
+        admin_email="admin@localhost",
+        layers_dir=PROJECT_ROOT / "layers",
+        golden_images=golden_images,
+    )

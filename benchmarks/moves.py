@@ -52,7 +52,7 @@ from sqlalchemy import select
 
 from benchmarks.backup import back_up, make_tenant, restore
 from benchmarks.fleet import load_average, percentile
-from benchmarks.installation import scratch_database
+from benchmarks.installation import scratch_database, scratch_settings
 from services import jobs
 from services.backups.storage import backup_storage
 from services.db import Database
@@ -62,7 +62,7 @@ from services.models.types import utcnow
 from services.moves import kept
 from services.moves import steps as _move_jobs  # noqa: F401  (registers the move job)
 from services.moves.requests import BACKEND_NAMES, MOVE_STEP_NAMES, UNCHANGED_SINCE, MoveTarget, request_move
-from services.settings import PROJECT_ROOT, Settings
+from services.settings import Settings
 from services.tenancy.context import tenant_context
 from services.tenancy.stores import POSTGRESQL, SQLITE
 
@@ -314,15 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Load average at the start: {load_average()} on {os.cpu_count()} CPUs", flush=True)
     freezes = []
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as folder:
-        base = Settings(
-            data_dir=Path(folder),
-            database_url="",
-            broker_url="embedded",
-            secret_key="benchmark",
-            admin_email="admin@localhost",
-            layers_dir=PROJECT_ROOT / "layers",
-            golden_images=False,
-        )
+        base = scratch_settings(Path(folder), golden_images=False)
         paths = asyncio.run(measure_paths(base, args.rows, args.runs, args.postgres_url))
         for backend in [SQLITE] + ([POSTGRESQL] if args.postgres_url else []):
             server_url = args.postgres_url if backend == POSTGRESQL else None

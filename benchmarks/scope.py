@@ -49,7 +49,7 @@ from litestar.types import Scope as AsgiScope
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from benchmarks.installation import scratch_database
+from benchmarks.installation import scratch_database, scratch_settings
 from services import jobs
 from services.db import Database, create_engine
 from services.installation import prepare_landlord
@@ -58,7 +58,7 @@ from services.models.tenant import Unit
 from services.people.people import add_person
 from services.people.units import add_unit
 from services.provisioning.tenants import TenantRequest, request_tenant
-from services.settings import PROJECT_ROOT, Settings
+from services.settings import Settings
 from services.tenancy.access import TenantAccess, find_open_tenant
 from services.tenancy.connections import TenantConnections
 from services.tenancy.context import Scope, tenant_context
@@ -588,14 +588,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--rows must be at least {TENANTS_PER_MODE * REGIONS * (1 + SUBUNITS) * len(WORDS)}")
     measures: list[Measure] = []
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as folder:
-        base = Settings(
-            data_dir=Path(folder),
-            database_url="",
-            broker_url="embedded",
-            secret_key="benchmark",
-            admin_email="admin@localhost",
-            layers_dir=PROJECT_ROOT / "layers",
-        )
+        base = scratch_settings(Path(folder))
         measures += asyncio.run(run_backend("sqlite", base, args.rows, args.requests, args.queries, None))
         if args.postgres_url:
             measures += asyncio.run(
