@@ -18,10 +18,11 @@ run: $(STAMP)
 
 ## The whole suite. PostgreSQL, Redis and RabbitMQ tests run when their TENANTRY_TEST_*_URL is set.
 ## Test files run side by side in TEST_WORKERS processes (pytest-xdist): much of a test's time is
-## spent waiting on databases, brokers and workers (and killed workers' leases running out), so
-## two more processes than cores pay: on this 2-core machine 875 s with 4 against 910 s with 3. The
-## longest files go first (tests/conftest.py: LONGEST_FILES), in the order collected, not xdist's own.
-TEST_WORKERS ?= 4
+## spent waiting on databases, brokers and workers, so one more process than cores pays (four
+## were 4 % faster on this 2-core machine, but the heavier contention made timing-bound tests
+## flakier). The longest files go first (tests/conftest.py: LONGEST_FILES), in the order
+## collected, not xdist's own.
+TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
