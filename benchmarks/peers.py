@@ -33,8 +33,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from benchmarks.installation import scratch_database
-from benchmarks.provisioning import Result, base_settings, installation, provision_many
+from benchmarks.installation import scratch_database, scratch_settings
+from benchmarks.provisioning import Result, installation, provision_many
 from services.db import Database
 from services.models import SchemaSnapshot
 from services.settings import PROJECT_ROOT, Settings
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     python = peer_python()
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as folder:
-        base = base_settings(Path(folder))
+        base = scratch_settings(Path(folder))
         ours, schema = asyncio.run(tenantry_runs(base, args.tenants, args.postgres_url))
     peer, peer_tables = asyncio.run(django_tenants_run(python, args.tenants, args.postgres_url, schema))
     report(peer, peer_tables, ours, len(schema["tables"]), args.tenants)

@@ -36,7 +36,7 @@ import asyncpg
 from sqlalchemy import select
 from sqlalchemy.engine import URL, make_url
 
-from benchmarks.installation import scratch_database
+from benchmarks.installation import scratch_database, scratch_settings
 from services import jobs
 from services.db import Database
 from services.installation import prepare_landlord
@@ -44,7 +44,7 @@ from services.layers.catalogue import load_catalogue
 from services.models import GoldenImage, Job, JobStatus, Tenant, TenantStatus
 from services.provisioning.tenants import TenantRequest, request_tenant
 from services.provisioning.warm_pool import FILL_WARM_POOL
-from services.settings import PROJECT_ROOT, Settings
+from services.settings import Settings
 from services.tenancy.context import tenant_context
 
 
@@ -262,18 +262,6 @@ def report(results: list[Result], count: int) -> None:
         )
 
 
-def base_settings(folder: Path) -> Settings:
-    """Settings for a run under `folder`; each mode's `installation` names its own landlord."""
-    return Settings(
-        data_dir=folder,
-        database_url="",
-        broker_url="embedded",
-        secret_key="benchmark",
-        admin_email="admin@localhost",
-        layers_dir=PROJECT_ROOT / "layers",
-    )
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -283,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as folder:
-        base = base_settings(Path(folder))
+        base = scratch_settings(Path(folder))
         for isolation in ("database", "shared"):
             results += asyncio.run(run_backend("sqlite", base, args.tenants, None, isolation))
         if args.postgres_url:

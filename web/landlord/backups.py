@@ -9,9 +9,8 @@ from typing import Annotated, Any
 from litestar import Controller, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
-from litestar.response import Redirect, Response, Template
-from litestar.status_codes import HTTP_303_SEE_OTHER
-from litestar_htmx import ClientRedirect, HTMXRequest
+from litestar.response import Response, Template
+from litestar_htmx import HTMXRequest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.backups import get_backup
@@ -25,6 +24,7 @@ from web.auth import landlord_staff
 from web.backup_pages import VERIFICATION_BADGES, BackupForm, BackupLine, backup_lines
 from web.deps import DbSession, settings_of
 from web.landlord.backup_schedule import SchedulePanel, schedule_panel
+from web.redirects import see_other
 
 
 @dataclass
@@ -46,11 +46,6 @@ async def backups_panel(session: AsyncSession, tenant: Tenant, *, error: str | N
         unavailable = f"{tenant.slug} is {tenant.status}: only an active tenant's store can be backed up."
     schedule = await schedule_panel(session, tenant)
     return BackupsPanel(tenant, lines, backup_formats(tenant), unavailable, error, schedule=schedule)
-
-
-def _back_to_page(request: HTMXRequest, slug: str) -> Response[Any]:
-    target = f"/tenants/{slug}#backups"
-    return ClientRedirect(target) if request.htmx else Redirect(target, status_code=HTTP_303_SEE_OTHER)
 
 
 class BackupsController(Controller):
@@ -78,7 +73,7 @@ class BackupsController(Controller):
                 "landlord/_backups.html", context={"panel": panel, "tenant": tenant}, status_code=422
             )
         await db_session.commit()
-        return _back_to_page(request, slug)
+        return see_other(request, f"/tenants/{slug}#backups")
 
     @post("/{backup_id:int}/verify")
     async def verify_again(
@@ -88,4 +83,4 @@ class BackupsController(Controller):
         backup = await get_backup(db_session, tenant, backup_id)
         await verify_again(db_session, caller_of(request), tenant, backup)
         await db_session.commit()
-        return _back_to_page(request, slug)
+        return see_other(request, f"/tenants/{slug}#backups")

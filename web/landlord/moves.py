@@ -11,14 +11,13 @@ from typing import Annotated, Any
 from litestar import Controller, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
-from litestar.response import Redirect, Response, Template
+from litestar.response import Response, Template
 from litestar.status_codes import (
     HTTP_200_OK,
-    HTTP_303_SEE_OTHER,
     HTTP_409_CONFLICT,
     HTTP_422_UNPROCESSABLE_ENTITY,
 )
-from litestar_htmx import ClientRedirect, HTMXRequest
+from litestar_htmx import HTMXRequest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import DomainError, InvalidFields, InvalidInput
@@ -46,6 +45,7 @@ from web.audit import caller_of
 from web.auth import landlord_staff
 from web.backup_pages import refusal_status
 from web.deps import DbSession, settings_of
+from web.redirects import see_other
 
 #: What a kind of store means for the tenant moving into it, by isolation (a database: by backend).
 _WHAT_IT_MEANS: dict[str, str] = {
@@ -63,12 +63,6 @@ def what_it_means(kind: StoreKind) -> str:
     if kind.isolation == IsolationMode.DATABASE:
         return _A_DATABASE_OF_ITS_OWN.get(kind.backend, "a database of its own.")
     return _WHAT_IT_MEANS.get(kind.isolation, "")
-
-
-def _to_tenant_page(request: HTMXRequest, slug: str) -> Response[Any]:
-    """Where the move's job is followed: the tenant page (its Moves panel says what is happening)."""
-    target = f"/tenants/{slug}"
-    return ClientRedirect(target) if request.htmx else Redirect(target, status_code=HTTP_303_SEE_OTHER)
 
 
 # The Moves panel of the tenant page ---------------------------------------------------------------
@@ -270,7 +264,7 @@ class MovesController(Controller):
                 )
             return Template("landlord/move.html", context=context, status_code=refusal_status(error))
         await db_session.commit()
-        return _to_tenant_page(request, slug)
+        return see_other(request, f"/tenants/{slug}")
 
     @get("/moves/{move_id:int}/back")
     async def confirm_move_back(
@@ -303,4 +297,4 @@ class MovesController(Controller):
                 status_code=refusal_status(error),
             )
         await db_session.commit()
-        return _to_tenant_page(request, slug)
+        return see_other(request, f"/tenants/{slug}")

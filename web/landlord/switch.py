@@ -8,15 +8,15 @@ from typing import Annotated, Any
 from litestar import Controller, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
-from litestar.response import Redirect, Response, Template
-from litestar.status_codes import HTTP_303_SEE_OTHER
-from litestar_htmx import ClientRedirect, HTMXRequest
+from litestar.response import Response, Template
+from litestar_htmx import HTMXRequest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import InvalidInput
 from services.tenancy.tenants import get_tenant
 from web.auth import signed_in
 from web.deps import DbSession
+from web.redirects import see_other
 from web.switching import enter_switch, leave_switch, may_switch_tenants
 
 
@@ -27,11 +27,6 @@ class SwitchForm:
 
 def tenant_portal_path(slug: str) -> str:
     return f"/t/{slug}/"
-
-
-def _redirect(request: HTMXRequest, target: str) -> Response[Any]:
-    # 303: the browser follows a form POST with a GET.
-    return ClientRedirect(target) if request.htmx else Redirect(target, status_code=HTTP_303_SEE_OTHER)
 
 
 class SwitchController(Controller):
@@ -51,12 +46,12 @@ class SwitchController(Controller):
             if error.field != "reason":
                 raise
             return await self._form_with_error(request, db_session, slug, data, error.message)
-        return _redirect(request, tenant_portal_path(switch.tenant_slug))
+        return see_other(request, tenant_portal_path(switch.tenant_slug))
 
     @post("/switch/exit", guards=[signed_in])
     async def exit_switch(self, request: HTMXRequest, db_session: DbSession) -> Response[Any]:
         switch = await leave_switch(request, db_session)
-        return _redirect(request, f"/tenants/{switch.tenant_slug}" if switch else "/")
+        return see_other(request, f"/tenants/{switch.tenant_slug}" if switch else "/")
 
     @staticmethod
     async def _form_with_error(

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, QueryParameter
-from litestar.response import Redirect, Response, Template
-from litestar.status_codes import HTTP_201_CREATED, HTTP_303_SEE_OTHER
-from litestar_htmx import ClientRedirect, ClientRefresh, HTMXRequest
+from litestar.response import Response, Template
+from litestar.status_codes import HTTP_201_CREATED
+from litestar_htmx import ClientRefresh, HTMXRequest
 
 from services.backups.archive import describe_size
 from services.charts import job_seconds_per_day
@@ -48,6 +48,7 @@ from web.deps import DbSession, settings_of
 from web.landlord.backups import backups_panel
 from web.landlord.moves import moves_panel
 from web.rate_limits import EXPORT
+from web.redirects import see_other
 
 
 @dataclass
@@ -129,11 +130,6 @@ async def _tenant_page(
         "job_seconds": await job_seconds_per_day(db_session, tenant.id, utcnow().date()),
     }
     return Template("landlord/tenant.html", context=context, status_code=status_code)
-
-
-def _redirect(request: HTMXRequest, target: str) -> Response[Any]:
-    # 303: the browser follows a form POST with a GET.
-    return ClientRedirect(target) if request.htmx else Redirect(target, status_code=HTTP_303_SEE_OTHER)
 
 
 def _first_admin_shown(request: HTMXRequest, tenant: Tenant, first_admin: FirstAdmin) -> Template:
@@ -253,7 +249,7 @@ class TenantsController(Controller):
         await db_session.commit()
         if first_admin is not None and first_admin.password is not None:
             return _first_admin_shown(request, tenant, first_admin)
-        return _redirect(request, f"/tenants/{tenant.slug}")
+        return see_other(request, f"/tenants/{tenant.slug}")
 
     @get("/{slug:str}")
     async def tenant_page(
@@ -285,7 +281,7 @@ class TenantsController(Controller):
                 request, db_session, overview, plan_error=error.message, status_code=422
             )
         await db_session.commit()
-        return _redirect(request, f"/tenants/{slug}")
+        return see_other(request, f"/tenants/{slug}")
 
     @post("/{slug:str}/rate-limits")
     async def change_rate_limits(
@@ -306,7 +302,7 @@ class TenantsController(Controller):
             )
         await set_own_rate_limits(db_session, caller_of(request), tenant, limits)
         await db_session.commit()
-        return _redirect(request, f"/tenants/{slug}")
+        return see_other(request, f"/tenants/{slug}")
 
     @post("/{slug:str}/first-admin")
     async def invite_first_admin(
@@ -342,7 +338,7 @@ class TenantsController(Controller):
             )
         await db_session.commit()
         if first_admin.password is None:
-            return _redirect(request, f"/tenants/{slug}")
+            return see_other(request, f"/tenants/{slug}")
         return _first_admin_shown(request, tenant, first_admin)
 
     @post("/{slug:str}/suspend")
@@ -422,14 +418,14 @@ class TenantsController(Controller):
                 request, db_session, overview, lifecycle_form=form, lifecycle_errors=errors, status_code=422
             )
         await db_session.commit()
-        return _redirect(request, f"/tenants/{slug}")
+        return see_other(request, f"/tenants/{slug}")
 
     @post("/{slug:str}/retry")
     async def retry(self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str]) -> Response[Any]:
         tenant = await get_tenant(db_session, slug)
         await provision_again(db_session, caller_of(request), tenant)
         await db_session.commit()
-        return _redirect(request, f"/tenants/{slug}")
+        return see_other(request, f"/tenants/{slug}")
 
     @post("/{slug:str}/drift")
     async def check_drift(
@@ -439,7 +435,7 @@ class TenantsController(Controller):
         tenant = await get_tenant(db_session, slug)
         await check_drift_later(db_session, caller_of(request), tenant)
         await db_session.commit()
-        return _redirect(request, f"/tenants/{slug}")
+        return see_other(request, f"/tenants/{slug}")
 
     @post("/{slug:str}/custom/{action:str}")
     async def custom_change(
@@ -448,4 +444,4 @@ class TenantsController(Controller):
         tenant = await get_tenant(db_session, slug)
         await change_custom_layer(db_session, settings_of(request), caller_of(request), tenant, action)
         await db_session.commit()
-        return _redirect(request, f"/tenants/{slug}")
+        return see_other(request, f"/tenants/{slug}")
