@@ -25,6 +25,8 @@ from tests.support import (
     Credentials,
     fresh_postgres_database,
     installation_settings,
+    keeping_copies_of,
+    landlord_copy,
     requires_postgres,
     second_postgres_server,
     sign_in,
@@ -84,18 +86,20 @@ def migrated_postgres_landlord(tmp_path_factory: pytest.TempPathFactory) -> Iter
         migrate(installation_settings(tmp_path_factory.mktemp("migrated-pg"), url))
         name = make_url(url).database
         assert name
-        yield name
+        with keeping_copies_of(name):
+            yield name
 
 
 @pytest.fixture(params=LANDLORD_BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The test's own landlord database, migrated: a copy of the one migrated once per process
-    (a file copy on SQLite, a database created from it as a template on PostgreSQL)."""
+    (a file copy on SQLite; on PostgreSQL a database created from it as a template, put back as
+    the template holds it for the next test: tests.support.landlord_copy)."""
     if request.param == "sqlite":
         copy_sqlite_file(request.getfixturevalue("migrated_sqlite_landlord"), tmp_path / "landlord.db")
         yield f"sqlite+aiosqlite:///{tmp_path / 'landlord.db'}"
         return
-    with fresh_postgres_database(template=request.getfixturevalue("migrated_postgres_landlord")) as url:
+    with landlord_copy(request.getfixturevalue("migrated_postgres_landlord")) as url:
         yield url
 
 

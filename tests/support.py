@@ -109,35 +109,219 @@ def fresh_postgres_database(template: str | None = None, *, on: str | None = Non
     assert POSTGRES_URL
     server = make_url(on or POSTGRES_URL)
     name = f"tenantry_test_{secrets.token_hex(6)}"
-    dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(dsn)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    async def drop_everything_named_after_it() -> None:
-        """The database, the tenant stores and golden images placed beside it, and their roles."""
-        connection = await asyncpg.connect(dsn)
-        try:
-            for row in await connection.fetch(
-                "SELECT datname FROM pg_database WHERE datname LIKE $1", f"{name}%"
-            ):
-                await connection.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
-            for row in await connection.fetch(
-                "SELECT rolname FROM pg_roles WHERE rolname LIKE $1", f"{name}%"
-            ):
-                await connection.execute(f'DROP ROLE IF EXISTS "{row["rolname"]}"')
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    server_url = server.render_as_string(hide_password=False)
+    asyncio.run(
+        _admin(server_url, f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    )
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
-        asyncio.run(drop_everything_named_after_it())
+        asyncio.run(_drop_named_after(server_url, name))
+
+
+# Landlord copies on PostgreSQL ---------------------------------------------------------------------
+#
+# A landlord database copied from a migrated template costs the server a CREATE DATABASE (about a
+# quarter of a CPU-second: it copies every catalog page) and a DROP DATABASE (a checkpoint). A test
+# process runs one test at a time, so it keeps one copy per template and puts it back as the template
+# left it between tests: everything named after it is dropped, schemas other than public too, every
+# row is deleted and the template's rows and sequence positions are written back. A copy whose tables,
+# columns, indexes, triggers (or whether they fire) a test changed (a migration taken down, the
+# audit trail's guard switched off) is dropped instead.
+
+_SHAPE_OF_PUBLIC = """
+    SELECT md5(coalesce(string_agg(item, '|' ORDER BY item), '')) FROM (
+        SELECT format('c:%s.%s:%s:%s:%s', table_name, column_name, data_type, is_nullable, column_default)
+          AS item FROM information_schema.columns WHERE table_schema = 'public'
+        UNION ALL SELECT format('r:%s:%s:%s', relname, relrowsecurity, relforcerowsecurity) FROM pg_class
+          WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'
+        UNION ALL SELECT 'i:' || indexdef FROM pg_indexes WHERE schemaname = 'public'
+        UNION ALL SELECT format('t:%s:%s:%s', tgrelid::regclass,
+                                CASE WHEN tgisinternal THEN 'internal' ELSE tgname END, tgenabled)
+          FROM pg_trigger
+        UNION ALL SELECT format('f:%s:%s', proname, md5(prosrc)) FROM pg_proc
+          WHERE pronamespace = 'public'::regnamespace
+        UNION ALL SELECT format('p:%s:%s', tablename, policyname) FROM pg_policies
+    ) AS shape
+"""
+
+
+@dataclass(frozen=True)
+class _Pristine:
+    """What a landlord copy holds before a test: its tables' rows, its sequences, its shape."""
+
+    rows: dict[str, list[asyncpg.Record]]
+    sequences: list[tuple[str, int | None]]
+    shape: str
+
+
+async def _read_pristine(connection: asyncpg.Connection) -> _Pristine:
+    tables = [
+        row["tablename"]
+        for row in await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    ]
+    sequences = await connection.fetch(
+        "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = 'public'"
+    )
+    return _Pristine(
+        rows={table: await connection.fetch(f'SELECT * FROM "{table}"') for table in tables},
+        sequences=[(row["sequencename"], row["last_value"]) for row in sequences],
+        shape=await connection.fetchval(_SHAPE_OF_PUBLIC),
+    )
+
+
+class _LandlordCopies:
+    """The landlord copies of this test process, per template, reused test after test."""
+
+    def __init__(self) -> None:
+        #: The templates whose copies are kept: databases no test changes.
+        self.templates: set[str] = set()
+        self._idle: dict[tuple[str, str], list[tuple[str, _Pristine]]] = {}
+
+    @contextmanager
+    def copy_of(self, template: str, server: str) -> Iterator[str]:
+        idle = self._idle.setdefault((template, server), [])
+        kept = idle.pop() if idle else asyncio.run(self._new_copy(template, server))
+        name, pristine = kept
+        try:
+            yield make_url(server).set(database=name).render_as_string(hide_password=False)
+        finally:
+            if asyncio.run(self._put_back(server, name, pristine)):
+                idle.append(kept)
+
+    def drop_copies_of(self, template: str, server: str) -> None:
+        for name, _ in self._idle.pop((template, server), []):
+            asyncio.run(_drop_named_after(server, name))
+
+    @staticmethod
+    async def _new_copy(template: str, server: str) -> tuple[str, _Pristine]:
+        name = f"tenantry_test_{secrets.token_hex(6)}"
+        await _admin(server, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        connection = await asyncpg.connect(_dsn(server, name))
+        try:
+            return name, await _read_pristine(connection)
+        finally:
+            await connection.close()
+
+    @staticmethod
+    async def _put_back(server: str, name: str, pristine: _Pristine) -> bool:
+        """Put the copy `name` back as it was before the test; False when it was dropped instead."""
+        await _drop_named_after(server, name, keep=name)
+        try:
+            connection = await asyncpg.connect(_dsn(server, name))
+            try:
+                await _restore(connection, name, pristine)
+            finally:
+                await connection.close()
+        except (asyncpg.PostgresError, OSError, _ShapeChanged):
+            await _drop_named_after(server, name)
+            return False
+        await _drop_roles_named_after(server, name)
+        return True
+
+
+class _ShapeChanged(Exception):
+    """A test left the landlord's tables, indexes or triggers unlike the template's."""
+
+
+async def _restore(connection: asyncpg.Connection, name: str, pristine: _Pristine) -> None:
+    await connection.execute("SET lock_timeout = '5s'")
+    await connection.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    for row in await connection.fetch(
+        "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('public', 'information_schema')"
+        " AND nspname NOT LIKE 'pg\\_%'"
+    ):
+        await connection.execute(f'DROP SCHEMA "{row["nspname"]}" CASCADE')
+    for row in await connection.fetch(
+        "SELECT rolname FROM pg_roles WHERE rolname LIKE $1", _like_named_after(name)
+    ):
+        await connection.execute(f'DROP OWNED BY "{row["rolname"]}"')
+    if await connection.fetchval(_SHAPE_OF_PUBLIC) != pristine.shape:
+        raise _ShapeChanged(name)
+    async with connection.transaction():
+        # Triggers (the audit trail's append-only guard, foreign keys) are not fired for a replica.
+        await connection.execute("SET LOCAL session_replication_role = replica")
+        for table, rows in pristine.rows.items():
+            await connection.execute(f'DELETE FROM "{table}"')
+            if rows:
+                await connection.copy_records_to_table(table, records=[tuple(row) for row in rows])
+        for sequence, last_value in pristine.sequences:
+            await connection.execute(
+                "SELECT setval($1::regclass, $2, $3)",
+                f'"{sequence}"',
+                last_value or 1,
+                last_value is not None,
+            )
+
+
+def _dsn(server: str, database: str) -> str:
+    return (
+        make_url(server).set(drivername="postgresql", database=database).render_as_string(hide_password=False)
+    )
+
+
+def _like_named_after(name: str) -> str:
+    return name.replace("_", r"\_") + r"\_%"
+
+
+async def _admin(server: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(_dsn(server, "postgres"))
+    try:
+        rows: list[asyncpg.Record] = await connection.fetch(sql, *args)
+        return rows
+    finally:
+        await connection.close()
+
+
+async def _drop_named_after(server: str, name: str, *, keep: str | None = None) -> None:
+    """Drop the database `name` and every one named after it (tenant stores, golden images), but
+    `keep`; then, unless `name` is kept, the roles named after it."""
+    for row in await _admin(
+        server,
+        "SELECT datname FROM pg_database WHERE datname = $1 OR datname LIKE $2",
+        name,
+        _like_named_after(name),
+    ):
+        if row["datname"] != keep:
+            await _admin(server, f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+    if keep is None:
+        await _drop_roles_named_after(server, name)
+
+
+async def _drop_roles_named_after(server: str, name: str) -> None:
+    for row in await _admin(
+        server, "SELECT rolname FROM pg_roles WHERE rolname LIKE $1", _like_named_after(name)
+    ):
+        await _admin(server, f'DROP ROLE IF EXISTS "{row["rolname"]}"')
+
+
+_LANDLORD_COPIES = _LandlordCopies()
+
+
+@contextmanager
+def keeping_copies_of(template: str) -> Iterator[None]:
+    """While open, the copies `landlord_copy` makes of the database `template` (one that no test
+    changes: migrated once per process) are kept and put back between tests; dropped at the end."""
+    assert POSTGRES_URL
+    _LANDLORD_COPIES.templates.add(template)
+    try:
+        yield
+    finally:
+        _LANDLORD_COPIES.templates.discard(template)
+        _LANDLORD_COPIES.drop_copies_of(template, POSTGRES_URL)
+
+
+def landlord_copy(template: str) -> contextlib.AbstractContextManager[str]:
+    """A landlord database as the database named `template` holds it, on the test server, for one
+    test: a copy kept by this process and put back between tests (see above) when `template` never
+    changes (`keeping_copies_of`); otherwise a new database, dropped afterwards."""
+    assert POSTGRES_URL
+    if template in _LANDLORD_COPIES.templates:
+        return _LANDLORD_COPIES.copy_of(template, POSTGRES_URL)
+    return fresh_postgres_database(template)
 
 
 def csrf_token(client: TestClient[Any]) -> str:

@@ -83,6 +83,7 @@ def test_a_new_tenant_from_the_landlords_form_to_its_first_member(
 
         # She invites Ben as a member.
         ada.locator("nav.tenant-nav").get_by_role("link", name="People").click()
+        expect(ada).to_have_url(re.compile(r"/t/heron-club/people$"))
         assert_fits(ada)
         invite = ada.locator("main form", has=ada.get_by_role("button", name="Invite"))
         invite.get_by_label("Email").fill("ben@heron.example")

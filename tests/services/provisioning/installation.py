@@ -6,7 +6,6 @@ store). Custom layers are written into a copy of layers/ the way developers writ
 from __future__ import annotations
 
 import asyncio
-import secrets
 import shutil
 import textwrap
 from collections.abc import Awaitable, Callable, Iterator
@@ -15,10 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
 
 from services import jobs
 from services.db import Database
@@ -31,7 +28,7 @@ from services.provisioning.tenants import TenantRequest, request_tenant
 from services.settings import PROJECT_ROOT, Settings
 from services.tenancy.context import tenant_context
 from services.tenancy.stores import SQLITE, StoreLocation, copy_sqlite_file, location_of, store_exists
-from tests.support import POSTGRES_URL, installation_settings, requires_postgres
+from tests.support import installation_settings, landlord_copy, requires_postgres
 
 T = TypeVar("T")
 
@@ -252,48 +249,6 @@ def downgrade() -> None:
 # PostgreSQL ---------------------------------------------------------------------------------------
 
 
-def _admin_dsn() -> str:
-    assert POSTGRES_URL
-    return (
-        make_url(POSTGRES_URL)
-        .set(drivername="postgresql", database="postgres")
-        .render_as_string(hide_password=False)
-    )
-
-
-async def postgres_admin(sql: str) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(_admin_dsn())
-    try:
-        rows: list[asyncpg.Record] = await connection.fetch(sql)
-        return rows
-    finally:
-        await connection.close()
-
-
-async def drop_databases(name: str) -> None:
-    """Drop the database `name` and every database named after it (its tenants, golden images),
-    then the roles named after it (a shared store's application role)."""
-    for row in await postgres_admin("SELECT datname FROM pg_database"):
-        if row["datname"] == name or row["datname"].startswith(f"{name}_"):
-            await postgres_admin(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
-    for row in await postgres_admin("SELECT rolname FROM pg_roles"):
-        if row["rolname"].startswith(f"{name}_"):
-            await postgres_admin(f'DROP ROLE IF EXISTS "{row["rolname"]}"')
-
-
-@contextmanager
-def _postgres_landlord(template: str) -> Iterator[str]:
-    """A new landlord database copied from `template` (an already migrated one); it and every
-    tenant store or golden image placed on the server for it are dropped afterwards."""
-    assert POSTGRES_URL
-    name = f"tenantry_test_{secrets.token_hex(6)}"
-    asyncio.run(postgres_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(drop_databases(name))
-
-
 # Installations ------------------------------------------------------------------------------------
 
 SQLITE_DATABASE = "sqlite-database"
@@ -345,5 +300,5 @@ def fresh_installation(mode: str, folder: Path, pristine: Path | str) -> Iterato
         POSTGRES_SCHEMA: IsolationMode.SCHEMA,
         POSTGRES_SHARED: IsolationMode.SHARED,
     }[mode]
-    with _postgres_landlord(pristine) as url:
+    with landlord_copy(pristine) as url:
         yield Installation(installation_settings(folder / "data", url), isolation)
