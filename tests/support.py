@@ -123,11 +123,12 @@ def fresh_postgres_database(template: str | None = None, *, on: str | None = Non
 #
 # A landlord database copied from a migrated template costs the server a CREATE DATABASE (about a
 # quarter of a CPU-second: it copies every catalog page) and a DROP DATABASE (a checkpoint). A test
-# process runs one test at a time, so it keeps one copy per template and puts it back as the template
-# left it between tests: everything named after it is dropped, schemas other than public too, every
-# row is deleted and the template's rows and sequence positions are written back. A copy whose tables,
-# columns, indexes, triggers (or whether they fire) a test changed (a migration taken down, the
-# audit trail's guard switched off) is dropped instead.
+# process runs one test at a time, so it keeps the copies it made of a template (one, unless a test
+# asks for two) and puts each back as the template left it between tests: everything named after it
+# is dropped, schemas other than public too, every row is deleted and the template's rows and
+# sequence positions are written back. A copy whose tables, columns, indexes, triggers (or whether
+# they fire) a test changed (a migration taken down, the audit trail's guard switched off) is dropped
+# instead.
 
 _SHAPE_OF_PUBLIC = """
     SELECT md5(coalesce(string_agg(item, '|' ORDER BY item), '')) FROM (
