@@ -116,7 +116,7 @@ def fresh_postgres_database(template: str | None = None, *, on: str | None = Non
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
-        asyncio.run(_drop_named_after(server_url, name))
+        asyncio.run(drop_named_after(server_url, name))
 
 
 # Landlord copies on PostgreSQL ---------------------------------------------------------------------
@@ -192,7 +192,7 @@ class _LandlordCopies:
 
     def drop_copies_of(self, template: str, server: str) -> None:
         for name, _ in self._idle.pop((template, server), []):
-            asyncio.run(_drop_named_after(server, name))
+            asyncio.run(drop_named_after(server, name))
 
     @staticmethod
     async def _new_copy(template: str, server: str) -> tuple[str, _Pristine]:
@@ -207,17 +207,17 @@ class _LandlordCopies:
     @staticmethod
     async def _put_back(server: str, name: str, pristine: _Pristine) -> bool:
         """Put the copy `name` back as it was before the test; False when it was dropped instead."""
-        await _drop_named_after(server, name, keep=name)
+        await drop_named_after(server, name, keep=name)
         try:
             connection = await asyncpg.connect(_dsn(server, name))
             try:
                 await _restore(connection, name, pristine)
+                await _drop_roles_named_after(connection, name)  # roles are the server's, not the copy's
             finally:
                 await connection.close()
         except (asyncpg.PostgresError, OSError, _ShapeChanged):
-            await _drop_named_after(server, name)
+            await drop_named_after(server, name)
             return False
-        await _drop_roles_named_after(server, name)
         return True
 
 
@@ -268,35 +268,37 @@ def _like_named_after(name: str) -> str:
     return name.replace("_", r"\_") + r"\_%"
 
 
-async def _admin(server: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+async def _admin(server: str, sql: str) -> None:
     connection = await asyncpg.connect(_dsn(server, "postgres"))
     try:
-        rows: list[asyncpg.Record] = await connection.fetch(sql, *args)
-        return rows
+        await connection.execute(sql)
     finally:
         await connection.close()
 
 
-async def _drop_named_after(server: str, name: str, *, keep: str | None = None) -> None:
+async def drop_named_after(server: str, name: str, *, keep: str | None = None) -> None:
     """Drop the database `name` and every one named after it (tenant stores, golden images), but
-    `keep`; then, unless `name` is kept, the roles named after it."""
-    for row in await _admin(
-        server,
-        "SELECT datname FROM pg_database WHERE datname = $1 OR datname LIKE $2",
-        name,
-        _like_named_after(name),
-    ):
-        if row["datname"] != keep:
-            await _admin(server, f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
-    if keep is None:
-        await _drop_roles_named_after(server, name)
+    `keep`; then, unless `name` is kept, the roles named after it. One connection to the server."""
+    connection = await asyncpg.connect(_dsn(server, "postgres"))
+    try:
+        for row in await connection.fetch(
+            "SELECT datname FROM pg_database WHERE datname = $1 OR datname LIKE $2",
+            name,
+            _like_named_after(name),
+        ):
+            if row["datname"] != keep:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+        if keep is None:
+            await _drop_roles_named_after(connection, name)
+    finally:
+        await connection.close()
 
 
-async def _drop_roles_named_after(server: str, name: str) -> None:
-    for row in await _admin(
-        server, "SELECT rolname FROM pg_roles WHERE rolname LIKE $1", _like_named_after(name)
+async def _drop_roles_named_after(connection: asyncpg.Connection, name: str) -> None:
+    for row in await connection.fetch(
+        "SELECT rolname FROM pg_roles WHERE rolname LIKE $1", _like_named_after(name)
     ):
-        await _admin(server, f'DROP ROLE IF EXISTS "{row["rolname"]}"')
+        await connection.execute(f'DROP ROLE IF EXISTS "{row["rolname"]}"')
 
 
 _LANDLORD_COPIES = _LandlordCopies()

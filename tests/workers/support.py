@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import dramatiq
 import pika
 import redis
@@ -37,7 +36,7 @@ from services.provisioning.tenants import PROVISIONING_STEP_NAMES, TenantRequest
 from services.settings import Settings
 from services.tenancy.stores import location_of
 from tests.services.running import ROOT, Background, tenantry_env, wait_for
-from tests.support import REDIS_URL, run_db
+from tests.support import REDIS_URL, drop_named_after, run_db
 from tests.workers import jobkinds
 from workers.runner import JobQueue
 
@@ -342,18 +341,6 @@ def drop_tenant_databases(database_url: str) -> None:
     (named after it); schema-isolated stores live inside it and go with it."""
     if is_sqlite(database_url):
         return
-    url = make_url(database_url)
-    dsn = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    assert url.database is not None, database_url
-    pattern = url.database.replace("_", r"\_") + r"\_%"
-
-    async def drop() -> None:
-        connection = await asyncpg.connect(dsn)
-        try:
-            names = await connection.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", pattern)
-            for row in names:
-                await connection.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
-        finally:
-            await connection.close()
-
-    asyncio.run(drop())
+    landlord = make_url(database_url).database
+    assert landlord is not None, database_url
+    asyncio.run(drop_named_after(database_url, landlord, keep=landlord))
