@@ -96,19 +96,21 @@ def _freeze_once() -> None:
     gc.freeze()
 
 
-def _template_config() -> TemplateConfig[JinjaTemplateEngine]:
+@cache
+def _template_engine() -> JinjaTemplateEngine:
+    """One engine per process: its templates are compiled once, on first use, and every app built
+    in the process (the tests build about a thousand) renders with them. Nothing in it belongs to
+    one app: the helpers it holds find the app through the request they render for."""
     directories: list[Path | PathLike[Any] | str] = [
         WEB_DIR / "templates",
         *sorted(WEB_DIR.glob("*/templates")),
     ]
-
-    def add_globals(engine: JinjaTemplateEngine) -> None:
-        engine.engine.globals["current_user"] = current_user
-        engine.engine.globals["active_switch"] = active_switch
-        engine.engine.globals["now"] = utcnow
-        engine.engine.globals["when"] = when
-
-    return TemplateConfig(directory=directories, engine=JinjaTemplateEngine, engine_callback=add_globals)
+    engine = JinjaTemplateEngine(directory=directories)
+    engine.engine.globals["current_user"] = current_user
+    engine.engine.globals["active_switch"] = active_switch
+    engine.engine.globals["now"] = utcnow
+    engine.engine.globals["when"] = when
+    return engine
 
 
 def _openapi_config() -> OpenAPIConfig:
@@ -250,7 +252,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             exclude=["^/api/", "^/healthz"],
         ),
         plugins=[HTMXPlugin(), ApiErrorsDocumented()],
-        template_config=_template_config(),
+        template_config=TemplateConfig(instance=_template_engine()),
         openapi_config=_openapi_config(),
         dependencies={"db_session": Provide(provide_db_session)},
         exception_handlers=EXCEPTION_HANDLERS,
