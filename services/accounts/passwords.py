@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -29,8 +30,13 @@ def hasher_for(env: Mapping[str, str]) -> PasswordHasher:
 
 
 _hasher = hasher_for(os.environ)
-#: Verified against when an email is unknown, so both failures cost the same time.
-_DECOY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _decoy_hash() -> str:
+    """Verified against when an email is unknown, so both failures cost the same time. Made on the
+    first sign-in, not at import: every `tenantry` command would otherwise pay one full hash."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
@@ -39,7 +45,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DECOY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _decoy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
