@@ -50,6 +50,9 @@ JobHandler = Callable[[Database, Job, Settings], Awaitable[None]]
 _handlers: dict[str, JobHandler] = {}
 #: The kind of store work each kind of job does on its tenant's database server, where it does some.
 _server_work: dict[str, ServerWork] = {}
+#: What else is written when a job of a kind ends, in the transaction that says it ended.
+JobEnded = Callable[[AsyncSession, Settings, Job], Awaitable[None]]
+_when_ended: dict[str, list[JobEnded]] = {}
 
 C = TypeVar("C")
 #: A step: does its work for context C, writing landlord rows through the session it is given
@@ -117,6 +120,18 @@ def job_handler(kind: str, *, server_work: ServerWork | None = None) -> Callable
         if server_work is not None:
             _server_work[kind] = server_work
         return handler
+
+    return register
+
+
+def when_ended(kind: str) -> Callable[[JobEnded], JobEnded]:
+    """Register what follows, in the same transaction, when a job of `kind` ends (succeeded or
+    failed; the job as it ended is given): a fleet's next turn, say. A worker killed before that
+    commit leaves the job unfinished, so it resumes and ends again: nothing that follows is lost."""
+
+    def register(follow: JobEnded) -> JobEnded:
+        _when_ended.setdefault(kind, []).append(follow)
+        return follow
 
     return register
 
@@ -399,11 +414,15 @@ async def perform_job(
         with contextlib.suppress(asyncio.CancelledError):
             await renewal
     async with database.session() as session:
-        await session.execute(
+        ended = await session.execute(
             update(Job)
             .where(Job.id == job_id)
             .values(status=outcome, error=error, finished_at=utcnow(), lease_expires_at=None)
+            .returning(Job)
         )
+        as_ended = ended.scalar_one()
+        for follow in _when_ended.get(job.kind, []):
+            await follow(session, settings, as_ended)
 
 
 async def run_steps(

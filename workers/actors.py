@@ -25,6 +25,7 @@ JOB_MODULES = (
     "services.lifecycle.deletion",
     "services.modules.steps",
     "services.moves.kept",
+    "services.moves.plans",
     "services.moves.steps",
     "services.provisioning.custom",
     "services.provisioning.tenants",

@@ -350,6 +350,17 @@ def _rollout(done: str) -> Callable[[_Telling], str]:
     return lambda t: f"{t.actor} {done} {t.target('a rollout')}"
 
 
+def _move_plan_start(t: _Telling) -> str:
+    aim, selection, tenants = t.take("target"), t.take("selection"), t.take("tenants")
+    told = f"{t.actor} started {t.target('a move plan')}" + (f": to {aim}" if aim else "")
+    told += f", moving {_plural(tenants, 'tenant')}" if isinstance(tenants, int) else ""
+    return told + (f" ({selection})" if selection else "")
+
+
+def _move_plan(done: str) -> Callable[[_Telling], str]:
+    return lambda t: f"{t.actor} {done} {t.target('a move plan')}"
+
+
 def _rollback(t: _Telling) -> str:
     rollback = t.take("rollback")
     told = f"{t.actor} rolled back {t.target('a rollout')}"
@@ -531,6 +542,10 @@ _PHRASES: Mapping[str, Callable[[_Telling], str]] = {
     "tenant.drop": _drop,
     "tenant.move": _move,
     "tenant.moved": _moved,
+    "moveplan.start": _move_plan_start,
+    "moveplan.pause": _move_plan("paused"),
+    "moveplan.resume": _move_plan("resumed"),
+    "moveplan.cancel": _move_plan("cancelled"),
     "rollout.start": _rollout_start,
     "rollout.pause": _rollout("paused"),
     "rollout.resume": _rollout("resumed"),

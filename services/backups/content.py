@@ -170,6 +170,17 @@ def tenant_tables(connection: Connection) -> list[Table]:
     return [table for table in ordered if not table.name.startswith(VERSION_TABLE_PREFIX)]
 
 
+def count_rows(connection: Connection, tenant_id: int | None = None) -> dict[str, int]:
+    """Rows per data table; in a shared store (`tenant_id` given) only that tenant's."""
+    counted = {}
+    for table in tenant_tables(connection):
+        sql = f"SELECT count(*) FROM {_quote(connection, table.name)}"
+        if tenant_id is not None and TENANT_COLUMN in table.columns:
+            sql += f" WHERE {_quote(connection, TENANT_COLUMN)} = {int(tenant_id)}"
+        counted[table.name] = int(connection.exec_driver_sql(sql).scalar_one())
+    return counted
+
+
 def data_columns(table: Table) -> list[str]:
     """The columns a backup carries, by name: all but the tenant column (set on the way in)."""
     return sorted(column.name for column in table.columns if column.name != TENANT_COLUMN)

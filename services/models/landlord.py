@@ -701,3 +701,83 @@ class TenantMove(LandlordBase):
     finished_at: Mapped[datetime | None]
 
     job: Mapped[Job | None] = relationship(lazy="joined")
+
+
+class MovePlanStatus(enum.StrEnum):
+    RUNNING = "running"
+    #: Asked to pause: no tenant starts moving; those moving finish. Resumed, it goes on.
+    PAUSED = "paused"
+    #: Its halt rule was crossed: no tenant starts moving until it is resumed.
+    HALTED = "halted"
+    CANCELLED = "cancelled"
+    #: Every tenant had its turn: moved, failed (and still wholly in its old store) or refused.
+    FINISHED = "finished"
+
+    @classmethod
+    def stopped(cls) -> tuple[MovePlanStatus, ...]:
+        """Where no tenant starts moving until someone says so."""
+        return (cls.PAUSED, cls.HALTED, cls.CANCELLED, cls.FINISHED)
+
+
+class MovePlanTenantStatus(enum.StrEnum):
+    QUEUED = "queued"
+    #: Its move job is under way.
+    MOVING = "moving"
+    MOVED = "moved"
+    #: Its move failed: the tenant is wholly in the store it was in.
+    FAILED = "failed"
+    #: Not moved: it could not move (said why) when the plan started or when its turn came.
+    REFUSED = "refused"
+    #: Not moved: the plan was cancelled before its turn.
+    SKIPPED = "skipped"
+
+
+class MovePlan(LandlordBase):
+    """Many tenants moved to one kind of store, batch after batch, a few at a time, each by a move
+    of its own (TenantMove, its job on the one job machinery). Its tenants are MovePlanTenant rows."""
+
+    __tablename__ = "move_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), default=MovePlanStatus.RUNNING)
+    #: Which tenants, as asked: {"templates": [...], "plans": [...], "isolation": [...], ...}.
+    selection: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    to_isolation: Mapped[str] = mapped_column(String(32))
+    #: None: each tenant's own backend.
+    to_backend: Mapped[str | None] = mapped_column(String(32))
+    #: A tenant server by name; None: the one each tenant is on, else the default.
+    to_server: Mapped[str | None] = mapped_column(String(63))
+    batch_size: Mapped[int] = mapped_column(default=10)
+    concurrency: Mapped[int] = mapped_column(default=2)
+    halt_after_failures: Mapped[int | None]
+    #: Failures the halt rule no longer counts: those before it was last resumed.
+    failures_resumed_past: Mapped[int] = mapped_column(default=0)
+    requested_by: Mapped[str | None] = mapped_column(String(254))
+    #: Why it stopped, when it did by itself (its halt rule).
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class MovePlanTenant(LandlordBase):
+    """One tenant of a move plan: its batch, its move, and how it went."""
+
+    __tablename__ = "move_plan_tenants"
+    __table_args__ = (Index("ix_move_plan_tenants_plan_id_status", "plan_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("move_plans.id", ondelete="CASCADE"))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    batch: Mapped[int]
+    position: Mapped[int]
+    status: Mapped[str] = mapped_column(String(32), default=MovePlanTenantStatus.QUEUED)
+    #: Its move, once its turn came (its figures: rows, copy and freeze times).
+    move_id: Mapped[int | None] = mapped_column(ForeignKey("tenant_moves.id", ondelete="SET NULL"))
+    #: Rows per table when the plan was made (its dry run's figures).
+    planned_rows: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    tenant: Mapped[Tenant] = relationship(lazy="joined")
+    move: Mapped[TenantMove | None] = relationship(lazy="joined")

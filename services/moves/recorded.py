@@ -1,13 +1,18 @@
 """Moves as a caller asks for them (the landlord portal, the API and the command line alike): the
 request, and its entry on the audit trail in the same transaction. The job is sent when the
-caller's transaction commits; its end is on the trail too (`tenant.moved`, with its figures)."""
+caller's transaction commits; its end is on the trail too (`tenant.moved`, with its figures).
+Fleet plans likewise: started, paused, resumed and cancelled in the caller's name."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit import Caller, record_by
-from services.models import Tenant, TenantMove
+from services.models import MovePlan, Tenant, TenantMove
+from services.moves import plans
+from services.moves.plans import MovePlanSpec
 from services.moves.requests import (
     MoveTarget,
     RequestedMove,
@@ -50,3 +55,47 @@ async def _on_the_trail(
     if move.back_of is not None:
         detail["back_of"] = move.back_of
     await record_by(session, caller, "tenant.move", tenant=requested.tenant, detail=caller.with_token(detail))
+
+
+async def start_plan(
+    session: AsyncSession, settings: Settings, caller: Caller, spec: MovePlanSpec
+) -> MovePlan:
+    """Make the plan's dry run and start it (`moveplan.start`). Raises InvalidFields for a wrong
+    spec and Conflict when no selected tenant can move."""
+    preview = await plans.plan_moves(session, settings, spec)
+    plan = await plans.start_plan(session, settings, preview, requested_by=caller.actor.email)
+    detail = {
+        "target": plans.describe_target(settings, spec.target),
+        "selection": str(spec.selection),
+        "tenants": len(preview.tenants),
+    }
+    await record_by(
+        session, caller, "moveplan.start", target=f"move plan #{plan.id}", detail=caller.with_token(detail)
+    )
+    return plan
+
+
+async def _change_plan(
+    session: AsyncSession,
+    settings: Settings,
+    caller: Caller,
+    plan_id: int,
+    action: str,
+    change: Callable[[AsyncSession, Settings, MovePlan], Awaitable[None]],
+) -> MovePlan:
+    plan = await plans.find_plan(session, plan_id)
+    await change(session, settings, plan)
+    await record_by(session, caller, action, target=f"move plan #{plan.id}", detail=caller.with_token({}))
+    return plan
+
+
+async def pause_plan(session: AsyncSession, settings: Settings, caller: Caller, plan_id: int) -> MovePlan:
+    return await _change_plan(session, settings, caller, plan_id, "moveplan.pause", plans.pause)
+
+
+async def resume_plan(session: AsyncSession, settings: Settings, caller: Caller, plan_id: int) -> MovePlan:
+    return await _change_plan(session, settings, caller, plan_id, "moveplan.resume", plans.resume)
+
+
+async def cancel_plan(session: AsyncSession, settings: Settings, caller: Caller, plan_id: int) -> MovePlan:
+    return await _change_plan(session, settings, caller, plan_id, "moveplan.cancel", plans.cancel)

@@ -148,6 +148,15 @@ async def request_move(
     """Check the request and record the move, its portable backup and its job. Raises
     InvalidInput (a kind of store not here, or the one it is in), Conflict (not active; a move
     under way) or NotFound."""
+    kind = await check_move(session, settings, tenant, target)
+    return await _record(session, settings, tenant, kind, MOVE_STEP_NAMES, requested_by=requested_by)
+
+
+async def check_move(
+    session: AsyncSession, settings: Settings, tenant: Tenant, target: MoveTarget
+) -> StoreKind:
+    """The kind of store `tenant` would move to, when it may move there now; raises what
+    request_move raises otherwise (a fleet plan's dry run says it as the tenant's refusal)."""
     await _check_may_move(session, tenant)
     kind = _target_kind(settings, tenant, target)
     if kind == kind_of(settings, tenant):
@@ -159,7 +168,7 @@ async def request_move(
             f"{tenant.slug} cannot move to {describe_kind(settings, kind)} here; it may move to {listed}.",
             field="isolation",
         )
-    return await _record(session, settings, tenant, kind, MOVE_STEP_NAMES, requested_by=requested_by)
+    return kind
 
 
 async def request_move_back(

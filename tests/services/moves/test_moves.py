@@ -4,19 +4,13 @@ copy back once something was."""
 
 from __future__ import annotations
 
-import io
-import json
-
-from sqlalchemy.engine import Connection
-
-from services.backups.content import summarise_table, tenant_tables
 from services.models import IsolationMode, Job, JobStatus, OldStore, Tenant, TenantMove, TenantStatus
 from services.moves import kept as _kept_jobs  # noqa: F401  (registers the drop job)
 from services.moves import steps as _move_jobs  # noqa: F401  (registers the move job)
 from services.moves.requests import MoveTarget, request_move, request_move_back
 from services.tenancy.stores import POSTGRESQL, SQLITE, store_exists
 from tests.services.backups.support import MODULES, TEMPLATE, add, fill
-from tests.services.moves.support import Content, content_of
+from tests.services.moves.support import Content, content_of, values_without_ids
 from tests.services.provisioning.installation import Installation, Landlord
 from tests.support import fresh_postgres_database, requires_postgres
 
@@ -80,37 +74,6 @@ def test_a_tenant_moves_into_the_shared_store_and_back_to_the_store_it_left(
     sqlite_installation.run(scenario)
 
 
-async def values_without_ids(landlord: Landlord, tenant: Tenant) -> dict[str, list[str]]:
-    """Every table's rows in the backups' portable form, leaving out ids and what is made of them
-    (references, a unit's path: a shared store gives a row a new id where another tenant holds its
-    own), sorted."""
-    location = landlord.store(tenant)
-    tenant_id = tenant.id if location.is_shared else None
-
-    def read(connection: Connection) -> dict[str, list[str]]:
-        found = {}
-        for table in tenant_tables(connection):
-            lines = io.StringIO()
-            summarise_table(connection, table, tenant_id=tenant_id, sink=lines)
-            rows = [json.loads(line) for line in lines.getvalue().splitlines()]
-            if rows:
-                found[table.name] = sorted(
-                    json.dumps(
-                        {k: v for k, v in row.items() if k not in ("id", "path") and not k.endswith("_id")},
-                        sort_keys=True,
-                    )
-                    for row in rows
-                )
-        return found
-
-    store = location.open()
-    try:
-        async with store.engine.connect() as connection:
-            return await connection.run_sync(read)
-    finally:
-        await store.dispose()
-
-
 @requires_postgres
 def test_a_tenant_moves_along_every_kind_of_store_and_its_shared_neighbours_are_untouched(
     sqlite_installation: Installation,
@@ -126,7 +89,7 @@ def test_a_tenant_moves_along_every_kind_of_store_and_its_shared_neighbours_are_
             neighbours.append((neighbour, await contents(sharing, neighbour)))
         tenant, job = await landlord.provision("harbour-club", TEMPLATE, MODULES)
         await fill(landlord.store(tenant), tenant)
-        before = await values_without_ids(landlord, tenant)
+        before = await values_without_ids(landlord.store(tenant), tenant)
 
         path = [
             (POSTGRESQL, IsolationMode.SCHEMA),
@@ -139,7 +102,7 @@ def test_a_tenant_moves_along_every_kind_of_store_and_its_shared_neighbours_are_
             tenant, job, _moved = await move(on_postgres, tenant, MoveTarget(isolation, backend))
             assert (job.status, job.error) == (JobStatus.SUCCEEDED, None), (backend, isolation)
             assert (tenant.store_backend, tenant.isolation) == (backend, isolation)
-            assert await values_without_ids(on_postgres, tenant) == before, (backend, isolation)
+            assert await values_without_ids(on_postgres.store(tenant), tenant) == before, (backend, isolation)
             for neighbour, theirs in neighbours:
                 assert await contents(on_postgres, neighbour) == theirs, f"{neighbour.slug} is untouched"
 
