@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -41,7 +41,7 @@ from services.models import Job, JobStatus, JobStep, StepStatus, StoreEntry, Ten
 from services.models.types import utcnow
 from services.server_limits import ServerWork, decide_alone, room_on
 from services.settings import Settings
-from services.tenancy.context import current_tenant_id
+from services.tenancy.context import current_tenant_id, tenant_context
 from services.tenancy.stores import connections_kept_open, server_of
 
 log = logging.getLogger(__name__)
@@ -423,6 +423,34 @@ async def perform_job(
         as_ended = ended.scalar_one()
         for follow in _when_ended.get(job.kind, []):
             await follow(session, settings, as_ended)
+
+
+async def run_jobs_here(
+    database: Database,
+    settings: Settings,
+    queued: Callable[[AsyncSession], Awaitable[Iterable[tuple[int, int | None]]]],
+) -> None:
+    """Run the queued jobs `queued` finds (id, tenant) in this process, as workers would, side by
+    side, looking again whenever one ends (a fleet's job records the next), until it finds none
+    and none runs: the command line's way with the embedded broker, whose workers live in the
+    portal's process and never hear of jobs recorded elsewhere."""
+
+    async def perform(job_id: int, tenant_id: int | None) -> None:
+        with tenant_context(tenant_id):
+            await perform_job(database, job_id, settings)
+
+    running: dict[int, asyncio.Task[None]] = {}
+    while True:
+        async with database.session() as session:
+            for job_id, tenant_id in await queued(session):
+                if job_id not in running:
+                    running[job_id] = asyncio.create_task(perform(job_id, tenant_id))
+        if not running:
+            return
+        done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()  # a job's own failure is on its record; anything else is raised here
+        running = {job_id: task for job_id, task in running.items() if task not in done}
 
 
 async def run_steps(

@@ -703,20 +703,8 @@ class TenantMove(LandlordBase):
     job: Mapped[Job | None] = relationship(lazy="joined")
 
 
-class MovePlanStatus(enum.StrEnum):
-    RUNNING = "running"
-    #: Asked to pause: no tenant starts moving; those moving finish. Resumed, it goes on.
-    PAUSED = "paused"
-    #: Its halt rule was crossed: no tenant starts moving until it is resumed.
-    HALTED = "halted"
-    CANCELLED = "cancelled"
-    #: Every tenant had its turn: moved, failed (and still wholly in its old store) or refused.
-    FINISHED = "finished"
-
-    @classmethod
-    def stopped(cls) -> tuple[MovePlanStatus, ...]:
-        """Where no tenant starts moving until someone says so."""
-        return (cls.PAUSED, cls.HALTED, cls.CANCELLED, cls.FINISHED)
+#: A move plan runs, pauses, halts, is cancelled and finishes as a rollout does.
+MovePlanStatus = RolloutStatus
 
 
 class MovePlanTenantStatus(enum.StrEnum):

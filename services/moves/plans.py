@@ -15,10 +15,8 @@ A batch starts when the one before it has ended. A tenant that cannot move when 
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
@@ -45,7 +43,6 @@ from services.models.types import utcnow
 from services.moves.requests import MOVE, MoveTarget, check_move, describe_kind, request_move
 from services.rollouts.plans import Selection
 from services.settings import Settings
-from services.tenancy.context import tenant_context
 from services.tenancy.stores import StoreLocation, location_of, server_name_of, server_of
 
 #: What a move is guessed to take, and its rows a second, before any move here was measured.
@@ -538,32 +535,18 @@ async def list_plans(session: AsyncSession) -> list[tuple[MovePlan, Counter[str]
 
 
 async def run_here(database: Database, settings: Settings, plan_id: int) -> MovePlan:
-    """Run the plan's moves in this process, as workers would, side by side as the plan starts
-    them, until it starts no more: the command line's way with the embedded broker, whose workers
-    live in the portal's process and never hear of jobs recorded elsewhere."""
+    """Run the plan's moves in this process, side by side as the plan starts them, until it
+    starts no more (services.jobs.run_jobs_here: the embedded broker's way from the command line)."""
 
-    async def perform(job_id: int, tenant_id: int | None) -> None:
-        with tenant_context(tenant_id):
-            await jobs.perform_job(database, job_id, settings)
+    async def queued(session: AsyncSession) -> list[tuple[int, int | None]]:
+        found = await session.execute(
+            select(Job.id, Job.tenant_id)
+            .join(TenantMove, TenantMove.job_id == Job.id)
+            .join(MovePlanTenant, MovePlanTenant.move_id == TenantMove.id)
+            .where(MovePlanTenant.plan_id == plan_id, Job.status == JobStatus.QUEUED)
+        )
+        return [(job_id, tenant_id) for job_id, tenant_id in found]
 
-    running: dict[int, asyncio.Task[None]] = {}
-    while True:
-        async with database.session() as session:
-            queued: Sequence[tuple[int, int | None]] = (
-                await session.execute(
-                    select(Job.id, Job.tenant_id)
-                    .join(TenantMove, TenantMove.job_id == Job.id)
-                    .join(MovePlanTenant, MovePlanTenant.move_id == TenantMove.id)
-                    .where(MovePlanTenant.plan_id == plan_id, Job.status == JobStatus.QUEUED)
-                )
-            ).all()
-        for job_id, tenant_id in queued:
-            if job_id not in running:
-                running[job_id] = asyncio.create_task(perform(job_id, tenant_id))
-        if not running:
-            async with database.session() as session:
-                return await session.get_one(MovePlan, plan_id)
-        done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            task.result()  # a move's own failure is on its record; anything else is raised here
-        running = {job_id: task for job_id, task in running.items() if task not in done}
+    await jobs.run_jobs_here(database, settings, queued)
+    async with database.session() as session:
+        return await session.get_one(MovePlan, plan_id)

@@ -18,7 +18,6 @@ and a rollback, know where that was."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -363,34 +362,22 @@ async def roll_back(
 
 
 async def run_here(database: Database, settings: Settings, rollout_id: int) -> Rollout:
-    """Run the rollout's lanes in this process, as a worker would, side by side as the
-    rollout starts them (its concurrency), until it starts no more: the command line's way with
-    the embedded broker, whose workers live in the portal's process and never hear of jobs
-    recorded elsewhere."""
+    """Run the rollout's lanes in this process, side by side as the rollout starts them (its
+    concurrency), until it starts no more (services.jobs.run_jobs_here: the embedded broker's way
+    from the command line)."""
 
-    async def perform(job_id: int, tenant_id: int | None) -> None:
-        with tenant_context(tenant_id):
-            await jobs.perform_job(database, job_id, settings)
+    async def queued(session: AsyncSession) -> list[tuple[int, int | None]]:
+        found = await session.execute(
+            select(Job.id, Job.tenant_id)
+            .join(RolloutTenant, RolloutTenant.job_id == Job.id)
+            .where(RolloutTenant.rollout_id == rollout_id, Job.status == JobStatus.QUEUED)
+            .distinct()
+        )
+        return [(job_id, tenant_id) for job_id, tenant_id in found]
 
-    running: dict[int, asyncio.Task[None]] = {}
-    while True:
-        async with database.session() as session:
-            queued = await session.execute(
-                select(Job.id, Job.tenant_id)
-                .join(RolloutTenant, RolloutTenant.job_id == Job.id)
-                .where(RolloutTenant.rollout_id == rollout_id, Job.status == JobStatus.QUEUED)
-                .distinct()
-            )
-            for job_id, tenant_id in queued:
-                if job_id not in running:
-                    running[job_id] = asyncio.create_task(perform(job_id, tenant_id))
-        if not running:
-            async with database.session() as session:
-                return await session.get_one(Rollout, rollout_id)
-        done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            task.result()  # a job's own failure is on its record; anything else is raised here
-        running = {job_id: task for job_id, task in running.items() if task not in done}
+    await jobs.run_jobs_here(database, settings, queued)
+    async with database.session() as session:
+        return await session.get_one(Rollout, rollout_id)
 
 
 # One lane: a rollout's job, unit after unit ----------------------------------------------------------
