@@ -32,6 +32,7 @@ from services.settings import Settings
 from services.tenancy.entry import enter_tenant
 from services.tenancy.stores import location_of
 from services.tenancy.tenants import get_tenant
+from tenantry.move_plans import add_move_plan_commands
 from tenantry.moves import add_move_commands
 from tenantry.rollouts import add_rollout_commands, start_default_rollout
 
@@ -293,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_rollout_commands(commands)
     add_move_commands(commands)
+    add_move_plan_commands(commands)
 
     audit_commands = commands.add_parser("audit", help="the landlord audit trail").add_subparsers(
         dest="audit_command", required=True, metavar="ACTION"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from services.errors import Conflict
+from services.errors import Conflict, InvalidFields
 from services.models import (
     IsolationMode,
     MovePlan,
@@ -19,6 +19,7 @@ from services.models import (
     Tenant,
     TenantStatus,
 )
+from services.models.types import utcnow
 from services.moves import plans
 from services.moves import steps as _move_jobs  # noqa: F401  (registers the move job)
 from services.moves.plans import MovePlanSpec, plan_moves, plan_report, run_here, start_plan
@@ -110,8 +111,13 @@ def test_a_plan_moves_its_tenants_batch_after_batch_and_reports_each_one(
         assert [(row.tenant.slug, row.status) for row in report.tenants] == [
             (slug, MovePlanTenantStatus.MOVED) for slug in ("alder", "birch", "cedar")
         ]
-        first_batch_done = max(row.finished_at for row in report.tenants if row.batch == 0)
-        assert all(row.started_at >= first_batch_done for row in report.tenants if row.batch == 1)
+        first_batch_done = max(row.finished_at or utcnow() for row in report.tenants if row.batch == 0)
+        assert all(
+            (row.started_at or first_batch_done) >= first_batch_done
+            for row in report.tenants
+            if row.batch == 1
+        )
+        assert all(row.started_at and row.finished_at for row in report.tenants)
         assert report.rows_moved == sum(
             rows for _, content in tenants.values() for rows, _sha in content.values()
         )
@@ -229,7 +235,7 @@ def test_a_plan_with_no_tenant_to_move_is_refused_and_a_wrong_spec_names_each_fi
         try:
             await start(landlord, wrong)
             raise AssertionError("a wrong plan started")
-        except plans.InvalidFields as refusal:
+        except InvalidFields as refusal:
             assert set(refusal.errors) == {"isolation", "batch_size", "concurrency"}
 
     sqlite_installation.run(scenario)
