@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import logging
 from functools import cache
-from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from web.account.password_first import PasswordFirstMiddleware
 from web.api.backup_schedule import BackupScheduleApiController
 from web.api.backups import BackupsApiController
 from web.api.lifecycle import TenantLifecycleApiController
+from web.api.move_plans import MovePlansApiController
 from web.api.moves import MovesApiController
 from web.api.provisioning import CatalogueApiController, ProvisioningApiController
 from web.api.responses import ApiErrorsDocumented
@@ -53,6 +53,7 @@ from web.landlord.backup_schedule import BackupScheduleController
 from web.landlord.backups import BackupsController
 from web.landlord.dashboard import DashboardController
 from web.landlord.jobs import JobsController
+from web.landlord.move_plans import MovePlansController
 from web.landlord.moves import MovesController
 from web.landlord.restores import RestoresController
 from web.landlord.rollouts import RolloutsController
@@ -101,11 +102,7 @@ def _template_engine() -> JinjaTemplateEngine:
     """One engine per process: its templates are compiled once, on first use, and every app built
     in the process (the tests build about a thousand) renders with them. Nothing in it belongs to
     one app: the helpers it holds find the app through the request they render for."""
-    directories: list[Path | PathLike[Any] | str] = [
-        WEB_DIR / "templates",
-        *sorted(WEB_DIR.glob("*/templates")),
-    ]
-    engine = JinjaTemplateEngine(directory=directories)
+    engine = JinjaTemplateEngine(directory=[WEB_DIR / "templates", *sorted(WEB_DIR.glob("*/templates"))])
     engine.engine.globals["current_user"] = current_user
     engine.engine.globals["active_switch"] = active_switch
     engine.engine.globals["now"] = utcnow
@@ -203,6 +200,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             BackupScheduleApiController,
             RestoresApiController,
             MovesApiController,
+            MovePlansApiController,
             RolloutsApiController,
         ],
     )
@@ -216,6 +214,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             BackupsController,
             RestoresController,
             MovesController,
+            MovePlansController,
             BackupScheduleController,
             UsersController,
             AuditController,

@@ -28,7 +28,7 @@ from litestar_htmx import HTMXRequest
 from sqlalchemy import ColumnElement
 
 from services.limits import WIDEST_INTEGER, holds
-from services.models import ApiToken, Backup, Job, Rollout, TenantMove, User
+from services.models import ApiToken, Backup, Job, MovePlan, Rollout, TenantMove, User
 from services.models.tenant import Unit
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -41,6 +41,7 @@ ID_COLUMNS: dict[str, ColumnElement[Any] | None] = {
     "backup_id": Backup.__table__.c.id,
     "move_id": TenantMove.__table__.c.id,
     "rollout_id": Rollout.__table__.c.id,
+    "plan_id": MovePlan.__table__.c.id,
     "user_id": User.__table__.c.id,
     "account_id": User.__table__.c.id,
     "token_id": ApiToken.__table__.c.id,

@@ -114,6 +114,8 @@ def test_every_page_fits_both_widths_and_passes_axe(browser: Browser, page: Page
         "/fleet",
         "/rollouts",
         "/rollouts/new",
+        "/move-plans",
+        "/move-plans/new",
         "/audit",
         "/users",
         f"/users?email=admin@{SLUG}.example",

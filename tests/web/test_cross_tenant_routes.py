@@ -435,6 +435,42 @@ ROUTES: dict[str, Fill] = {
     "/api/v1/rollouts/{rollout_id:int}/rollback": Fill(
         lambda w: [Probe("/api/v1/rollouts/1/rollback")], bodies={"POST": _body()}
     ),
+    # Move plans are the platform's: B's slug can only be in the tenants a plan selects.
+    "/move-plans": Fill(
+        lambda w: [Probe("/move-plans")], bodies={"POST": _body(tenants=B, to_isolation="shared")}
+    ),
+    "/move-plans/dry-run": Fill(
+        lambda w: [Probe("/move-plans/dry-run")], bodies={"POST": _body(tenants=B, to_isolation="shared")}
+    ),
+    "/move-plans/{plan_id:int}": Fill(lambda w: [Probe("/move-plans/1")]),
+    "/move-plans/{plan_id:int}/progress": Fill(lambda w: [Probe("/move-plans/1/progress")]),
+    "/move-plans/{plan_id:int}/pause": Fill(
+        lambda w: [Probe("/move-plans/1/pause")], bodies={"POST": _body()}
+    ),
+    "/move-plans/{plan_id:int}/resume": Fill(
+        lambda w: [Probe("/move-plans/1/resume")], bodies={"POST": _body()}
+    ),
+    "/move-plans/{plan_id:int}/cancel": Fill(
+        lambda w: [Probe("/move-plans/1/cancel")], bodies={"POST": _body()}
+    ),
+    "/api/v1/move-plans": Fill(
+        lambda w: [Probe("/api/v1/move-plans")],
+        bodies={"POST": _body(isolation="shared", selection={"tenants": [B]})},
+    ),
+    "/api/v1/move-plans/dry-run": Fill(
+        lambda w: [Probe("/api/v1/move-plans/dry-run")],
+        bodies={"POST": _body(isolation="shared", selection={"tenants": [B]})},
+    ),
+    "/api/v1/move-plans/{plan_id:int}": Fill(lambda w: [Probe("/api/v1/move-plans/1")]),
+    "/api/v1/move-plans/{plan_id:int}/pause": Fill(
+        lambda w: [Probe("/api/v1/move-plans/1/pause")], bodies={"POST": _body()}
+    ),
+    "/api/v1/move-plans/{plan_id:int}/resume": Fill(
+        lambda w: [Probe("/api/v1/move-plans/1/resume")], bodies={"POST": _body()}
+    ),
+    "/api/v1/move-plans/{plan_id:int}/cancel": Fill(
+        lambda w: [Probe("/api/v1/move-plans/1/cancel")], bodies={"POST": _body()}
+    ),
     # The tenant API: the tenant is the token's, so only row ids can name B's data.
     "/api/v1/tenant/data/{table:str}/{record_id:int}": Fill(
         lambda w: [Probe(f"/api/v1/tenant/data/groups/{w.b_group}", FOREIGN_ROW, shared_only=True)],
@@ -484,6 +520,7 @@ NO_IDENTIFIERS = {
     "/fleet",
     "/fleet/drift",
     "/rollouts/new",
+    "/move-plans/new",
     "/api/v1/fleet",
     "/api/v1/fleet/drift",
     "/api/v1/warm-pool",
