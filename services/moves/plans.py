@@ -48,6 +48,9 @@ from services.tenancy.stores import StoreLocation, location_of, server_name_of, 
 #: What a move is guessed to take, and its rows a second, before any move here was measured.
 UNMEASURED_MOVE_SECONDS = 2.0
 UNMEASURED_ROWS_PER_SECOND = 20_000.0
+#: A move of this many rows or more tells how fast rows are copied; a smaller one, what every
+#: move pays whatever its rows.
+LARGE_MOVE_ROWS = 1_000
 
 
 @dataclass(frozen=True)
@@ -129,11 +132,28 @@ class MoveRefusal:
 
 @dataclass(frozen=True)
 class Throughput:
-    """How fast moves went here (None measured: the guesses above)."""
+    """How long a move takes here: a part every move pays (locks, a backup's files, a new store,
+    the swap), from the median small move measured, and a part for each row, from the moves big
+    enough for their rows to count (the guesses above until there are such moves)."""
 
     seconds_per_move: float
     rows_per_second: float
     measured_moves: int
+    #: The moves of LARGE_MOVE_ROWS rows or more the rate of rows was measured on.
+    large_moves: int = 0
+
+    @classmethod
+    def of(cls, moves: list[tuple[int, float]]) -> Throughput:
+        """From measured moves: (rows, seconds) each."""
+        if not moves:
+            return cls(UNMEASURED_MOVE_SECONDS, UNMEASURED_ROWS_PER_SECOND, 0)
+        small = [seconds for rows, seconds in moves if rows < LARGE_MOVE_ROWS]
+        fixed = statistics.median(small or [seconds for _, seconds in moves])
+        large = [(rows, seconds) for rows, seconds in moves if rows >= LARGE_MOVE_ROWS]
+        if not large:
+            return cls(fixed, UNMEASURED_ROWS_PER_SECOND, len(moves))
+        copying = sum(max(seconds - fixed, 0.001) for _, seconds in large)
+        return cls(fixed, sum(rows for rows, _ in large) / copying, len(moves), len(large))
 
     def estimate_seconds(self, rows: int) -> float:
         return self.seconds_per_move + rows / self.rows_per_second
@@ -141,10 +161,10 @@ class Throughput:
     def __str__(self) -> str:
         if not self.measured_moves:
             return "guessed: no move has been measured here yet"
-        return (
-            f"from {self.measured_moves} move(s) measured here: {self.seconds_per_move:.1f} s a move "
-            f"and {self.rows_per_second:,.0f} rows a second"
-        )
+        said = f"from {self.measured_moves} move(s) measured here: {self.seconds_per_move:.1f} s a move"
+        if not self.large_moves:
+            return f"{said}; rows a second guessed ({self.rows_per_second:,.0f}): no move of {LARGE_MOVE_ROWS:,} rows yet"
+        return f"{said} and {self.rows_per_second:,.0f} rows a second"
 
 
 @dataclass(frozen=True)
@@ -177,21 +197,13 @@ class MovePlanPreview:
 
 
 async def measured_throughput(session: AsyncSession) -> Throughput:
-    """From the moves finished here: the median move's time, and rows a second over all of them."""
+    """From the moves finished here (their copy time and rows)."""
     measured = await session.execute(
         select(TenantMove.rows, TenantMove.copy_ms).where(
             TenantMove.copy_ms.is_not(None), TenantMove.rows.is_not(None), TenantMove.copy_ms > 0
         )
     )
-    moves = [(rows or 0, copy_ms or 0) for rows, copy_ms in measured]
-    if not moves:
-        return Throughput(UNMEASURED_MOVE_SECONDS, UNMEASURED_ROWS_PER_SECOND, 0)
-    seconds = sum(copy_ms for _, copy_ms in moves) / 1000
-    return Throughput(
-        statistics.median(copy_ms / 1000 for _, copy_ms in moves),
-        max(sum(rows for rows, _ in moves) / seconds, 1.0),
-        len(moves),
-    )
+    return Throughput.of([(rows or 0, (copy_ms or 0) / 1000) for rows, copy_ms in measured])
 
 
 async def rows_in_store(settings: Settings, tenant: Tenant) -> dict[str, int]:

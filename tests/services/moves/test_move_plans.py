@@ -22,7 +22,7 @@ from services.models import (
 from services.models.types import utcnow
 from services.moves import plans
 from services.moves import steps as _move_jobs  # noqa: F401  (registers the move job)
-from services.moves.plans import MovePlanSpec, plan_moves, plan_report, run_here, start_plan
+from services.moves.plans import MovePlanSpec, Throughput, plan_moves, plan_report, run_here, start_plan
 from services.moves.requests import MoveTarget
 from services.rollouts.plans import Selection
 from tests.services.backups.support import MODULES, TEMPLATE, fill
@@ -239,3 +239,19 @@ def test_a_plan_with_no_tenant_to_move_is_refused_and_a_wrong_spec_names_each_fi
             assert set(refusal.errors) == {"isolation", "batch_size", "concurrency"}
 
     sqlite_installation.run(scenario)
+
+
+def test_the_estimate_takes_what_every_move_pays_from_small_moves_and_the_rate_of_rows_from_large_ones() -> (
+    None
+):
+    small_only = Throughput.of([(6, 0.6), (8, 0.5), (6, 0.7)])
+    assert (small_only.seconds_per_move, small_only.rows_per_second) == (
+        0.6,
+        plans.UNMEASURED_ROWS_PER_SECOND,
+    )
+    assert "rows a second guessed" in str(small_only)
+
+    with_large = Throughput.of([(6, 0.6), (8, 0.5), (6, 0.7), (20_600, 2.6)])
+    assert with_large.seconds_per_move == 0.6 and with_large.rows_per_second == 20_600 / 2.0
+    assert with_large.estimate_seconds(103_000) == 0.6 + 10.0
+    assert str(with_large) == "from 4 move(s) measured here: 0.6 s a move and 10,300 rows a second"
