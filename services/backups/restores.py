@@ -30,7 +30,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, delete, update
+from sqlalchemy import Table, delete, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -318,6 +318,11 @@ def _replace_rows(
     they then hold compared with the manifest (the differences), and how many rows got new ids.
     A row keeps its id unless another tenant's row holds it (FreshIds), so a verified backup
     restores whatever other tenants did since; nothing about their rows reaches the tenant."""
+    if connection.dialect.name == "postgresql":
+        # One tenant's rows go in at a time: another's, going in beside them (two moves or restores
+        # into the store at once), would see none of these ids held until this commits, take the
+        # same ones, and fail on the store's keys. SQLite's write lock does the same there.
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('tenantry.shared-rows-in'))"))
     owned = [table for table in tenant_tables(connection) if TENANT_COLUMN in table.c]
     wanted = {name for name, table in manifest["tables"].items() if table["rows"]}
     if missing := sorted(wanted - {table.name for table in owned}):

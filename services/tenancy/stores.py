@@ -497,6 +497,15 @@ async def _create_app_role(location: StoreLocation) -> None:
     Its right to connect is granted last: once the database's catalog lists it, the role is whole
     (`_app_role_complete`)."""
     role, password = location.app_role, make_url(location.app_url or "").password
+    assert role is not None, "only a shared store has an application role"
+    # Two tenants going into a new shared store at once both make its role: one after the other
+    # (the second finds the role made, and grants again what is granted), never side by side,
+    # where PostgreSQL refuses the second role and concurrent grants.
+    async with _one_at_a_time_on_server(location, f"tenantry.role.{role}"):
+        await _make_app_role(location, role, password)
+
+
+async def _make_app_role(location: StoreLocation, role: str, password: str | None) -> None:
     await _on_server(
         location,
         f"""DO $$ BEGIN
@@ -516,6 +525,22 @@ async def _create_app_role(location: StoreLocation) -> None:
     finally:
         await store.dispose()
     await _on_server(location, f'GRANT CONNECT ON DATABASE "{location.name}" TO "{role}"')
+
+
+@asynccontextmanager
+async def _one_at_a_time_on_server(location: StoreLocation, key: str) -> AsyncIterator[None]:
+    """Hold a lock named `key` on the store's server (its maintenance database) while the block runs."""
+    engine = create_engine(_maintenance_url(location))
+    try:
+        async with engine.connect() as connection:
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text("SELECT pg_advisory_lock(hashtext(:key))"), {"key": key})
+            try:
+                yield
+            finally:
+                await connection.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": key})
+    finally:
+        await engine.dispose()
 
 
 async def _app_role_complete(location: StoreLocation) -> bool:

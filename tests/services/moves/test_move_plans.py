@@ -8,6 +8,7 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from sqlalchemy import update
 
 from services.errors import Conflict, InvalidFields
@@ -27,7 +28,7 @@ from services.moves.requests import MoveTarget
 from services.rollouts.plans import Selection
 from tests.services.backups.support import MODULES, TEMPLATE, fill
 from tests.services.moves.support import Content, content_of, values_without_ids
-from tests.services.provisioning.installation import Installation, Landlord
+from tests.services.provisioning.installation import SQLITE_AND_POSTGRES_LANDLORDS, Installation, Landlord
 
 TO_SHARED = MoveTarget(IsolationMode.SHARED)
 OWN_DATABASES = Selection(isolation=(IsolationMode.DATABASE,))
@@ -92,9 +93,8 @@ def test_the_dry_run_names_each_tenant_its_rows_and_batch_and_each_refusal_with_
     sqlite_installation.run(scenario)
 
 
-def test_a_plan_moves_its_tenants_batch_after_batch_and_reports_each_one(
-    sqlite_installation: Installation,
-) -> None:
+@pytest.mark.parametrize("installation", SQLITE_AND_POSTGRES_LANDLORDS, indirect=True)
+def test_a_plan_moves_its_tenants_batch_after_batch_and_reports_each_one(installation: Installation) -> None:
     async def scenario(landlord: Landlord) -> None:
         tenants = await fleet(landlord, ["alder", "birch", "cedar"])
         values = {
@@ -131,7 +131,7 @@ def test_a_plan_moves_its_tenants_batch_after_batch_and_reports_each_one(
             again = await plan_moves(session, landlord.settings, MovePlanSpec(OWN_DATABASES, TO_SHARED))
         assert again.tenants == [] and again.throughput.measured_moves == 3
 
-    sqlite_installation.run(scenario)
+    installation.run(scenario)
 
 
 def test_a_failed_move_halts_the_plan_with_its_tenant_wholly_in_its_old_store_and_resume_goes_on(
