@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.audit import Caller
 from services.errors import Conflict, InvalidFields
 from services.layers.catalogue import load_catalogue
-from services.limits import integer_range
 from services.models import (
     MovePlan,
     MovePlanStatus,
@@ -50,6 +49,7 @@ from services.tenancy.tenants import plans
 from web.audit import caller_of
 from web.auth import landlord_staff
 from web.deps import DbSession, settings_of
+from web.forms import whole_number
 
 #: The form's whole numbers, in the order it shows them: (field, label, what it means). An empty
 #: optional one turns its rule off.
@@ -146,24 +146,6 @@ class MovePlanForm:
         return posted
 
 
-def _number(form: MovePlanForm, name: str, errors: dict[str, str]) -> int | None:
-    """The whole number in the field `name` (None when an optional one is empty); a mistake is added
-    to `errors`. A plan's numbers are stored in integer columns: no more than they hold."""
-    text = getattr(form, name).strip()
-    if not text and name in OPTIONAL_NUMBERS:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        errors[name] = "Give a whole number" + (", or leave it empty." if name in OPTIONAL_NUMBERS else ".")
-        return None
-    _, most = integer_range(MovePlan.__table__.c[name].type)
-    if value > most:
-        errors[name] = f"At most {most}."
-        return None
-    return value
-
-
 def _target_errors(form: MovePlanForm, choices: TargetChoices) -> dict[str, str]:
     """What is wrong with the target: only the kinds of store this installation has are offered."""
     errors: dict[str, str] = {}
@@ -195,7 +177,16 @@ async def _unknown_slugs(session: AsyncSession, slugs: tuple[str, ...]) -> list[
 async def spec_of(session: AsyncSession, settings: Settings, form: MovePlanForm) -> MovePlanSpec:
     """The plan the form asks for. Raises InvalidFields naming every wrong field at once."""
     errors = _target_errors(form, TargetChoices.of(settings))
-    numbers: dict[str, Any] = {name: _number(form, name, errors) for name, _, _ in NUMBER_FIELDS}
+    numbers: dict[str, Any] = {
+        name: whole_number(
+            getattr(form, name),
+            MovePlan.__table__.c[name],
+            name=name,
+            optional=name in OPTIONAL_NUMBERS,
+            errors=errors,
+        )
+        for name, _, _ in NUMBER_FIELDS
+    }
     if unknown := await _unknown_slugs(session, form.slugs):
         more = f" (and {len(unknown) - NAMED_SLUGS} more)" if len(unknown) > NAMED_SLUGS else ""
         errors["tenants"] = f"There is no tenant {', '.join(unknown[:NAMED_SLUGS])}{more} here."

@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.audit import Caller
 from services.errors import Conflict, InvalidFields
 from services.layers.catalogue import Catalogue, load_catalogue
-from services.limits import integer_range
 from services.models import Rollout, RolloutStatus, RolloutTenant, RolloutTenantStatus
 from services.rollouts import recorded
 from services.rollouts.fleet import read_fleet
@@ -33,6 +32,7 @@ from services.tenancy.tenants import plans
 from web.audit import caller_of
 from web.auth import landlord_staff
 from web.deps import DbSession, settings_of
+from web.forms import whole_number
 
 #: The form's whole numbers, in the order it shows them: (field, label, what it means). Those that
 #: may be left empty turn a rule off.
@@ -104,28 +104,19 @@ def _text(number: int | None) -> str:
     return "" if number is None else str(number)
 
 
-def _number(form: RolloutForm, name: str, errors: dict[str, str]) -> int | None:
-    """The whole number in the field `name` (None when an optional one is empty); a mistake is
-    added to `errors`. A rollout's numbers are stored in integer columns: no more than they hold."""
-    text = getattr(form, name).strip()
-    if not text and name in OPTIONAL_NUMBERS:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        errors[name] = "Give a whole number" + (", or leave it empty." if name in OPTIONAL_NUMBERS else ".")
-        return None
-    _, most = integer_range(Rollout.__table__.c[name].type)
-    if value > most:
-        errors[name] = f"At most {most}."
-        return None
-    return value
-
-
 def spec_of(form: RolloutForm, catalogue: Catalogue) -> RolloutSpec:
     """The rollout the form asks for. Raises InvalidFields naming every wrong field at once."""
     errors: dict[str, str] = {}
-    numbers: dict[str, Any] = {name: _number(form, name, errors) for name, _, _ in NUMBER_FIELDS}
+    numbers: dict[str, Any] = {
+        name: whole_number(
+            getattr(form, name),
+            Rollout.__table__.c[name],
+            name=name,
+            optional=name in OPTIONAL_NUMBERS,
+            errors=errors,
+        )
+        for name, _, _ in NUMBER_FIELDS
+    }
     selection = Selection(
         templates=tuple(form.ticked("templates")),
         modules=tuple(form.ticked("modules")),
