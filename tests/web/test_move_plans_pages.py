@@ -55,6 +55,12 @@ TO_SHARED = {
 }
 
 
+#: The form offers the kinds of store the installation has, and names them in its errors: these
+#: tests read them as the embedded installation (SQLite) has them. The API's tests run a plan on
+#: PostgreSQL (tests/web/test_api_move_plans.py), the services' on both.
+ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
 def suspend(settings: Settings, slug: str) -> None:
     statement = update(Tenant).where(Tenant.slug == slug).values(status=TenantStatus.SUSPENDED)
     run_db(settings, lambda session: session.execute(statement))
@@ -180,6 +186,7 @@ def post(client: TestClient[Any], path: str) -> Any:
 # --- A plan, from its dry run to its tenants moved ---------------------------------------------
 
 
+@ON_SQLITE
 def test_a_dry_run_lists_each_tenant_and_each_refusal_and_the_plan_started_from_it_moves_them(
     superadmin_client: TestClient[Any], settings: Settings
 ) -> None:
@@ -323,6 +330,7 @@ def test_pausing_resuming_and_cancelling_answer_on_the_plan_page_and_are_on_the_
 # --- Mistakes and refusals ---------------------------------------------------------------------
 
 
+@ON_SQLITE
 def test_a_form_with_mistakes_comes_back_with_each_field_named_and_nothing_starts(
     superadmin_client: TestClient[Any], settings: Settings
 ) -> None:
