@@ -56,8 +56,9 @@ from services.layers.landlord import migrate_landlord
 from services.layers.migrator import RevisionRun, head, revisions, upgrade_layer
 from services.models import Rollout, Tenant, TenantLayer, TenantStatus
 from services.rollouts.fleet import read_fleet
-from services.rollouts.plans import RolloutSpec, Selection, plan_rollout
+from services.rollouts.plans import RolloutSpec, plan_rollout
 from services.rollouts.runs import run_here, start_rollout
+from services.selection import Selection
 from services.settings import PROJECT_ROOT, Settings
 from services.tenancy.stores import location_of
 from workers.runner import JobQueue

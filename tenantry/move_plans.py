@@ -30,7 +30,7 @@ from services.moves.plans import (
     run_here,
 )
 from services.moves.requests import MoveTarget
-from services.rollouts.plans import Selection
+from services.selection import Selection
 from services.settings import Settings
 from services.tenancy.stores import POSTGRESQL, SQLITE
 from tenantry.landlord import landlord_sending_jobs, open_landlord, operator

@@ -17,8 +17,9 @@ from services.errors import Conflict
 from services.models import Rollout
 from services.rollouts import recorded
 from services.rollouts.drift_checks import DriftSummary, check_drift
-from services.rollouts.plans import RolloutPlan, RolloutSpec, Selection, describe_target, plan_rollout
+from services.rollouts.plans import RolloutPlan, RolloutSpec, describe_target, plan_rollout
 from services.rollouts.runs import run_here, tenants_of
+from services.selection import Selection
 from services.settings import Settings
 from services.tenancy.tenants import get_tenant
 from tenantry.landlord import landlord_sending_jobs, open_landlord, operator

@@ -41,7 +41,7 @@ from services.models import (
 )
 from services.models.types import utcnow
 from services.moves.requests import MOVE, MoveTarget, check_move, describe_kind, request_move
-from services.rollouts.plans import Selection
+from services.selection import Selection
 from services.settings import Settings
 from services.tenancy.stores import StoreLocation, location_of, server_name_of, server_of
 

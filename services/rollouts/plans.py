@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,44 +27,12 @@ from services.models import (
     TenantStatus,
 )
 from services.rollouts.fleet import IN_SERVICE, latest_checks, layers_of
+from services.selection import Selection
 from services.settings import Settings
 from services.tenancy.stores import location_of
 
 #: What a revision is guessed to take when the history has never seen it run.
 UNSEEN_REVISION_MS = 50.0
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which tenants a rollout takes: all of them, or those matching every criterion given."""
-
-    templates: tuple[str, ...] = ()
-    modules: tuple[str, ...] = ()
-    plans: tuple[str, ...] = ()
-    isolation: tuple[str, ...] = ()
-    servers: tuple[str, ...] = ()
-    tenants: tuple[str, ...] = ()  #: slugs
-
-    @classmethod
-    def of(cls, criteria: dict[str, Any]) -> Selection:
-        return cls(**{name: tuple(criteria.get(name) or ()) for name in cls.__dataclass_fields__})
-
-    def as_json(self) -> dict[str, list[str]]:
-        return {name: list(values) for name, values in asdict(self).items() if values}
-
-    def takes(self, tenant: Tenant, server: str) -> bool:
-        return (
-            (not self.templates or tenant.template in self.templates)
-            and (not self.modules or any(module in tenant.modules for module in self.modules))
-            and (not self.plans or tenant.plan_key in self.plans)
-            and (not self.isolation or tenant.isolation in self.isolation)
-            and (not self.servers or server in self.servers)
-            and (not self.tenants or tenant.slug in self.tenants)
-        )
-
-    def __str__(self) -> str:
-        said = [f"{name} {', '.join(values)}" for name, values in self.as_json().items()]
-        return "; ".join(said) or "every tenant"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.models import AuditEntry, IsolationMode, MovePlan, MovePlanStatus, PlatformRole, TenantRole
 from services.moves.plans import MovePlanSpec, plan_moves, start_plan
 from services.moves.requests import MoveTarget
-from services.rollouts.plans import Selection
+from services.selection import Selection
 from services.settings import Settings
 from tests.services.running import wait_for
 from tests.support import Credentials, run_db

@@ -29,7 +29,7 @@ from services.models import (
 )
 from services.moves.plans import MovePlanSpec, plan_moves, start_plan
 from services.moves.requests import MoveTarget
-from services.rollouts.plans import Selection
+from services.selection import Selection
 from services.settings import Settings
 from tests.services.running import wait_for
 from tests.support import post_form, run_db, signed_in

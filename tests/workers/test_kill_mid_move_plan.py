@@ -31,7 +31,7 @@ from services.models import (
 )
 from services.moves.plans import MovePlanSpec, plan_moves, plan_report, start_plan
 from services.moves.requests import MAINTENANCE_OFF, MoveTarget
-from services.rollouts.plans import Selection
+from services.selection import Selection
 from services.settings import Settings
 from services.tenancy.stores import location_of
 from tests.services.backups.support import MODULES, TEMPLATE, fill

@@ -27,7 +27,7 @@ from services.moves.plans import (
     plan_report,
 )
 from services.moves.requests import MoveTarget
-from services.rollouts.plans import Selection
+from services.selection import Selection
 from services.settings import Settings
 from web.api.responses import error
 from web.api.rollouts import RefusalOut, SelectionIn, Stored

@@ -22,8 +22,9 @@ from services.limits import integer_range
 from services.models import Rollout, RolloutTenant
 from services.rollouts import recorded
 from services.rollouts.fleet import Fleet, LayerState, read_fleet
-from services.rollouts.plans import RolloutPlan, RolloutSpec, Selection, describe_target, plan_rollout
+from services.rollouts.plans import RolloutPlan, RolloutSpec, describe_target, plan_rollout
 from services.rollouts.runs import status_counts, tenants_of
+from services.selection import Selection
 from web.api.responses import error
 from web.api.schemas import JobOut
 from web.audit import caller_of

@@ -42,7 +42,7 @@ from services.moves.plans import (
     plan_report,
 )
 from services.moves.requests import BACKEND_NAMES, MoveTarget
-from services.rollouts.plans import Selection
+from services.selection import Selection
 from services.settings import Settings
 from services.tenancy.stores import StoreKind, store_kinds
 from services.tenancy.tenants import plans

@@ -25,8 +25,9 @@ from services.layers.catalogue import Catalogue, load_catalogue
 from services.models import Rollout, RolloutStatus, RolloutTenant, RolloutTenantStatus
 from services.rollouts import recorded
 from services.rollouts.fleet import read_fleet
-from services.rollouts.plans import RolloutPlan, RolloutSpec, Selection, describe_target, plan_rollout
+from services.rollouts.plans import RolloutPlan, RolloutSpec, describe_target, plan_rollout
 from services.rollouts.runs import status_counts, tenants_of
+from services.selection import Selection
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import plans
 from web.audit import caller_of

@@ -25,7 +25,7 @@ from services.moves import plans
 from services.moves import steps as _move_jobs  # noqa: F401  (registers the move job)
 from services.moves.plans import MovePlanSpec, Throughput, plan_moves, plan_report, run_here, start_plan
 from services.moves.requests import MoveTarget
-from services.rollouts.plans import Selection
+from services.selection import Selection
 from tests.services.backups.support import MODULES, TEMPLATE, fill
 from tests.services.moves.support import Content, content_of, values_without_ids
 from tests.services.provisioning.installation import SQLITE_AND_POSTGRES_LANDLORDS, Installation, Landlord

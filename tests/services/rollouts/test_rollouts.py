@@ -31,7 +31,8 @@ from services.models import (
     Verification,
 )
 from services.rollouts import runs
-from services.rollouts.plans import RolloutSpec, Selection, plan_rollout
+from services.rollouts.plans import RolloutSpec, plan_rollout
+from services.selection import Selection
 from services.tenancy.stores import SQLITE, StoreLocation
 from tests.services.provisioning.installation import (
     POSTGRES_DATABASE,
