@@ -78,6 +78,7 @@ from services.tenancy.stores import (
     StoreLocation,
     allocate_store,
     drop_store,
+    one_at_a_time,
     plan_store,
     remove_tenant_rows,
     store_exists,
@@ -344,7 +345,8 @@ async def _check_shared_layers(run: MoveRun, tenant: Tenant, shared: StoreLocati
     ours = await _layer_versions(run.store(tenant), layers)
     if not await store_exists(shared):
         return
-    theirs = await _layer_versions(shared, layers)
+    async with one_at_a_time(shared, "layers"):  # not while another move is making its tables
+        theirs = await _layer_versions(shared, layers)
     for layer in layers:
         if theirs[layer.key] is not None and theirs[layer.key] != ours[layer.key]:
             raise Conflict(
@@ -360,20 +362,23 @@ async def _prepare_shared_store(
     has yet made there, at the archive's revisions."""
     await allocate_store(shared)
     catalogue = load_catalogue(run.settings.layers_dir)
-    store = shared.open()
-    try:
-        for entry in manifest["layers"]:
-            layer = layer_by_key(catalogue, entry["key"])
-            found = await current_revision(store, layer)
-            if found is None:
-                await upgrade_layer(store, layer, forget_runs, target=entry["revision"])
-            elif found != entry["revision"]:
-                raise Conflict(
-                    f"The shared store has {layer.key} at revision {found} and the copy of {tenant.slug} "
-                    f"at {entry['revision']}: bring them to the same revision (a rollout) and move it then."
-                )
-    finally:
-        await store.dispose()
+    # One move at a time makes tables there: another, beside it, would find a layer half made (at
+    # an earlier revision than its copy's) and refuse.
+    async with one_at_a_time(shared, "layers"):
+        store = shared.open()
+        try:
+            for entry in manifest["layers"]:
+                layer = layer_by_key(catalogue, entry["key"])
+                found = await current_revision(store, layer)
+                if found is None:
+                    await upgrade_layer(store, layer, forget_runs, target=entry["revision"])
+                elif found != entry["revision"]:
+                    raise Conflict(
+                        f"The shared store has {layer.key} at revision {found} and the copy of {tenant.slug} "
+                        f"at {entry['revision']}: bring them to the same revision (a rollout) and move it then."
+                    )
+        finally:
+            await store.dispose()
 
 
 # After a failure ------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ shared on Postgres   -> one database for every shared tenant, reached by the app
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import hmac
 import os
@@ -501,7 +502,7 @@ async def _create_app_role(location: StoreLocation) -> None:
     # Two tenants going into a new shared store at once both make its role: one after the other
     # (the second finds the role made, and grants again what is granted), never side by side,
     # where PostgreSQL refuses the second role and concurrent grants.
-    async with _one_at_a_time_on_server(location, f"tenantry.role.{role}"):
+    async with one_at_a_time(location, "role"):
         await _make_app_role(location, role, password)
 
 
@@ -528,8 +529,15 @@ async def _make_app_role(location: StoreLocation, role: str, password: str | Non
 
 
 @asynccontextmanager
-async def _one_at_a_time_on_server(location: StoreLocation, key: str) -> AsyncIterator[None]:
-    """Hold a lock named `key` on the store's server (its maintenance database) while the block runs."""
+async def one_at_a_time(location: StoreLocation, what: str) -> AsyncIterator[None]:
+    """Hold a lock named `what` on the store while the block runs, across every process of the
+    installation: an advisory lock on its PostgreSQL server (its maintenance database), or on
+    SQLite, whose stores are files of this machine, a lock on a file beside the store's."""
+    if location.backend == SQLITE:
+        async with _file_lock(Path(f"{location.name}.{what}.lock")):
+            yield
+        return
+    key = f"tenantry.{what}.{location.name}"
     engine = create_engine(_maintenance_url(location))
     try:
         async with engine.connect() as connection:
@@ -541,6 +549,17 @@ async def _one_at_a_time_on_server(location: StoreLocation, key: str) -> AsyncIt
                 await connection.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": key})
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def _file_lock(path: Path) -> AsyncIterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as held:
+        await asyncio.to_thread(fcntl.flock, held.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(held.fileno(), fcntl.LOCK_UN)
 
 
 async def _app_role_complete(location: StoreLocation) -> bool:
