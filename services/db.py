@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from sqlalchemy import ColumnElement, event, func, select, text
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -18,12 +19,28 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.pool import NullPool
 
 from services.sqlite_inline import inline_reads_connector
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+async def statuses_by(
+    session: AsyncSession,
+    key: QueryableAttribute[Any],
+    status: QueryableAttribute[str],
+    *where: ColumnElement[bool],
+) -> dict[Any, Counter[str]]:
+    """How many rows are in each status, per value of `key` (a fleet's tenants per wave, batch or
+    plan), in one grouped count."""
+    counted = await session.execute(select(key, status, func.count()).where(*where).group_by(key, status))
+    counts: dict[Any, Counter[str]] = {}
+    for value, state, how_many in counted:
+        counts.setdefault(value, Counter())[state] = how_many
+    return counts
 
 
 def is_sqlite(url: str) -> bool:

@@ -1,10 +1,12 @@
-"""What the commands that act on the landlord share (rollouts, moves): the landlord database,
+"""What the commands that act on the landlord share (rollouts, moves): the options selecting a
+fleet's tenants; the landlord database,
 refused while its migrations are behind; its jobs sent to the workers when a request commits, or,
 with the embedded broker, left for the command to run here; and the operator as the trail names
 them."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +15,7 @@ from services.audit import Caller, command_line_actor
 from services.db import Database
 from services.errors import DomainError
 from services.layers.landlord import landlord_is_current
+from services.selection import Selection
 from services.settings import Settings
 from workers.runner import JobQueue
 
@@ -44,3 +47,34 @@ async def landlord_sending_jobs(settings: Settings) -> AsyncIterator[tuple[Datab
 def operator() -> Caller:
     """Whoever runs the command, as the trail names them."""
     return Caller(command_line_actor())
+
+
+def add_selection_options(parser: argparse.ArgumentParser, *, servers_flag: str, servers_help: str) -> None:
+    """The repeatable options that select a fleet command's tenants (read by `selection_of`); its
+    servers under `servers_flag` (a move plan's `--server` names where the tenants go)."""
+    for criterion in ("template", "module", "plan", "isolation", "tenant"):
+        parser.add_argument(
+            f"--{criterion}",
+            action="append",
+            default=[],
+            help=f"only tenants with this {criterion} (repeatable)",
+        )
+    parser.add_argument(
+        servers_flag,
+        dest="selected_servers",
+        action="append",
+        default=[],
+        metavar="SERVER",
+        help=servers_help,
+    )
+
+
+def selection_of(args: argparse.Namespace) -> Selection:
+    return Selection(
+        templates=tuple(args.template),
+        modules=tuple(args.module),
+        plans=tuple(args.plan),
+        isolation=tuple(args.isolation),
+        servers=tuple(args.selected_servers),
+        tenants=tuple(args.tenant),
+    )

@@ -33,7 +33,13 @@ from services.moves.requests import MoveTarget
 from services.selection import Selection
 from services.settings import Settings
 from services.tenancy.stores import POSTGRESQL, SQLITE
-from tenantry.landlord import landlord_sending_jobs, open_landlord, operator
+from tenantry.landlord import (
+    add_selection_options,
+    landlord_sending_jobs,
+    open_landlord,
+    operator,
+    selection_of,
+)
 
 Work = Callable[[AsyncSession], Awaitable[MovePlan]]
 
@@ -45,14 +51,7 @@ LATEST_PLANS = 10
 
 def _spec(args: argparse.Namespace) -> MovePlanSpec:
     return MovePlanSpec(
-        selection=Selection(
-            templates=tuple(args.template),
-            modules=tuple(args.module),
-            plans=tuple(args.plan),
-            isolation=tuple(args.isolation),
-            servers=tuple(args.from_server),
-            tenants=tuple(args.tenant),
-        ),
+        selection=selection_of(args),
         target=MoveTarget(args.to, args.backend, args.server),
         batch_size=args.batch_size,
         concurrency=args.concurrency,
@@ -248,19 +247,10 @@ def add_move_plan_commands(commands: argparse._SubParsersAction[argparse.Argumen
         parser.add_argument(
             "--server", help="a tenant server by name (TENANTRY_TENANT_SERVERS); default: each tenant's own"
         )
-        for criterion in ("template", "module", "plan", "isolation", "tenant"):
-            parser.add_argument(
-                f"--{criterion}",
-                action="append",
-                default=[],
-                help=f"only tenants with this {criterion} (repeatable)",
-            )
-        parser.add_argument(
-            "--from-server",
-            action="append",
-            default=[],
-            metavar="SERVER",
-            help="only tenants on this tenant server, by name or address (repeatable)",
+        add_selection_options(
+            parser,
+            servers_flag="--from-server",
+            servers_help="only tenants on this tenant server, by name or address (repeatable)",
         )
         defaults = MovePlanSpec()
         parser.add_argument("--batch-size", type=int, default=defaults.batch_size, metavar="N")

@@ -19,10 +19,15 @@ from services.rollouts import recorded
 from services.rollouts.drift_checks import DriftSummary, check_drift
 from services.rollouts.plans import RolloutPlan, RolloutSpec, describe_target, plan_rollout
 from services.rollouts.runs import run_here, tenants_of
-from services.selection import Selection
 from services.settings import Settings
 from services.tenancy.tenants import get_tenant
-from tenantry.landlord import landlord_sending_jobs, open_landlord, operator
+from tenantry.landlord import (
+    add_selection_options,
+    landlord_sending_jobs,
+    open_landlord,
+    operator,
+    selection_of,
+)
 
 Work = Callable[[AsyncSession], Awaitable[Rollout]]
 
@@ -31,14 +36,7 @@ def _spec(args: argparse.Namespace) -> RolloutSpec:
     return RolloutSpec(
         layer=args.layer,
         revision=args.revision,
-        selection=Selection(
-            templates=tuple(args.template),
-            modules=tuple(args.module),
-            plans=tuple(args.plan),
-            isolation=tuple(args.isolation),
-            servers=tuple(args.server),
-            tenants=tuple(args.tenant),
-        ),
+        selection=selection_of(args),
         canary=args.canary,
         wave_size=args.wave_size,
         concurrency=args.concurrency,
@@ -203,13 +201,9 @@ def add_rollout_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         parser.add_argument(
             "--revision", help="the revision that layer goes to, up or down; default: its head"
         )
-        for criterion in ("template", "module", "plan", "isolation", "server", "tenant"):
-            parser.add_argument(
-                f"--{criterion}",
-                action="append",
-                default=[],
-                help=f"only tenants with this {criterion} (repeatable)",
-            )
+        add_selection_options(
+            parser, servers_flag="--server", servers_help="only tenants with this server (repeatable)"
+        )
         defaults = RolloutSpec()
         parser.add_argument("--canary", type=int, default=defaults.canary)
         parser.add_argument("--wave-size", type=int, default=defaults.wave_size)

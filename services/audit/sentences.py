@@ -339,26 +339,21 @@ def _moved(t: _Telling) -> str:
     return told + (f"; its writes waited {int(freeze) / 1000:.1f} s" if freeze is not None else "")
 
 
-def _rollout_start(t: _Telling) -> str:
-    aim, selection, tenants = t.take("target"), t.take("selection"), t.take("tenants")
-    told = f"{t.actor} started {t.target('a rollout')}" + (f": {aim}" if aim else "")
-    told += f", on {_plural(tenants, 'tenant')}" if isinstance(tenants, int) else ""
-    return told + (f" ({selection})" if selection else "")
+def _fleet_start(what: str, aiming: str, taking: str) -> Callable[[_Telling], str]:
+    """A fleet operation started: '… started rollout #3: every layer to its head, on 4 tenants
+    (plans standard)'; a move plan's aim and tenants said its own way ('to shared', 'moving')."""
+
+    def tell(t: _Telling) -> str:
+        aim, selection, tenants = t.take("target"), t.take("selection"), t.take("tenants")
+        told = f"{t.actor} started {t.target(what)}" + (f": {aiming}{aim}" if aim else "")
+        told += f", {taking} {_plural(tenants, 'tenant')}" if isinstance(tenants, int) else ""
+        return told + (f" ({selection})" if selection else "")
+
+    return tell
 
 
-def _rollout(done: str) -> Callable[[_Telling], str]:
-    return lambda t: f"{t.actor} {done} {t.target('a rollout')}"
-
-
-def _move_plan_start(t: _Telling) -> str:
-    aim, selection, tenants = t.take("target"), t.take("selection"), t.take("tenants")
-    told = f"{t.actor} started {t.target('a move plan')}" + (f": to {aim}" if aim else "")
-    told += f", moving {_plural(tenants, 'tenant')}" if isinstance(tenants, int) else ""
-    return told + (f" ({selection})" if selection else "")
-
-
-def _move_plan(done: str) -> Callable[[_Telling], str]:
-    return lambda t: f"{t.actor} {done} {t.target('a move plan')}"
+def _fleet(what: str, done: str) -> Callable[[_Telling], str]:
+    return lambda t: f"{t.actor} {done} {t.target(what)}"
 
 
 def _rollback(t: _Telling) -> str:
@@ -542,14 +537,14 @@ _PHRASES: Mapping[str, Callable[[_Telling], str]] = {
     "tenant.drop": _drop,
     "tenant.move": _move,
     "tenant.moved": _moved,
-    "moveplan.start": _move_plan_start,
-    "moveplan.pause": _move_plan("paused"),
-    "moveplan.resume": _move_plan("resumed"),
-    "moveplan.cancel": _move_plan("cancelled"),
-    "rollout.start": _rollout_start,
-    "rollout.pause": _rollout("paused"),
-    "rollout.resume": _rollout("resumed"),
-    "rollout.cancel": _rollout("cancelled"),
+    "moveplan.start": _fleet_start("a move plan", "to ", "moving"),
+    "moveplan.pause": _fleet("a move plan", "paused"),
+    "moveplan.resume": _fleet("a move plan", "resumed"),
+    "moveplan.cancel": _fleet("a move plan", "cancelled"),
+    "rollout.start": _fleet_start("a rollout", "", "on"),
+    "rollout.pause": _fleet("a rollout", "paused"),
+    "rollout.resume": _fleet("a rollout", "resumed"),
+    "rollout.cancel": _fleet("a rollout", "cancelled"),
     "rollout.rollback": _rollback,
     "drift.check": _drift_check,
     "module.enable": _module_enable,

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import jobs
 from services.backups.content import count_rows
-from services.db import Database
+from services.db import Database, statuses_by
 from services.errors import Conflict, DomainError, InvalidFields, NotFound
 from services.models import (
     IsolationMode,
@@ -346,7 +346,7 @@ async def advance(session: AsyncSession, settings: Settings, plan_id: int) -> No
             )
         )
     while True:
-        counts = await _counts_by_batch(session, plan_id)
+        counts = await statuses_by(session, MovePlanTenant.batch, MovePlanTenant.status, mine)
         moving = sum(count[MovePlanTenantStatus.MOVING] for count in counts.values())
         if plan.status != MovePlanStatus.RUNNING:
             if not moving and plan.finished_at is None and plan.status != MovePlanStatus.PAUSED:
@@ -374,18 +374,6 @@ async def advance(session: AsyncSession, settings: Settings, plan_id: int) -> No
         if not await _start_turns(session, settings, plan, current, plan.concurrency - moving):
             return
         # Every queued tenant of the batch was refused and none is moving: the next batch's turn.
-
-
-async def _counts_by_batch(session: AsyncSession, plan_id: int) -> dict[int, Counter[str]]:
-    counted = await session.execute(
-        select(MovePlanTenant.batch, MovePlanTenant.status, func.count())
-        .where(MovePlanTenant.plan_id == plan_id)
-        .group_by(MovePlanTenant.batch, MovePlanTenant.status)
-    )
-    counts: dict[int, Counter[str]] = {}
-    for batch, status, how_many in counted:
-        counts.setdefault(batch, Counter())[status] = how_many
-    return counts
 
 
 async def _start_turns(
@@ -539,14 +527,7 @@ async def plan_report(session: AsyncSession, plan_id: int) -> MovePlanReport:
 async def list_plans(session: AsyncSession) -> list[tuple[MovePlan, Counter[str]]]:
     """Every plan, newest first, with how many of its tenants are in each status."""
     plans = list(await session.scalars(select(MovePlan).order_by(MovePlan.id.desc())))
-    counted = await session.execute(
-        select(MovePlanTenant.plan_id, MovePlanTenant.status, func.count()).group_by(
-            MovePlanTenant.plan_id, MovePlanTenant.status
-        )
-    )
-    counts: dict[int, Counter[str]] = {}
-    for plan_id, status, how_many in counted:
-        counts.setdefault(plan_id, Counter())[status] = how_many
+    counts = await statuses_by(session, MovePlanTenant.plan_id, MovePlanTenant.status)
     return [(plan, counts.get(plan.id, Counter())) for plan in plans]
 
 

@@ -24,14 +24,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Update, and_, func, select, update
+from sqlalchemy import ColumnElement, Select, Update, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
 from services import jobs
 from services.backups.safety import SafetyBackupFailed, new_safety_backup, take_safety_backup
 from services.backups.steps import BackupRun
-from services.db import Database
+from services.db import Database, statuses_by
 from services.errors import Conflict, DomainError
 from services.layers.catalogue import Layer, load_catalogue
 from services.layers.history import record_run
@@ -172,14 +172,9 @@ async def advance(session: AsyncSession, rollout_id: int, *, lane: int | None = 
             .where(mine, RolloutTenant.status == RolloutTenantStatus.QUEUED)
             .values(status=RolloutTenantStatus.SKIPPED, error="The rollout was cancelled before its turn.")
         )
-    counted = await session.execute(
-        select(RolloutTenant.wave, RolloutTenant.status, func.count())
-        .where(mine)
-        .group_by(RolloutTenant.wave, RolloutTenant.status)
+    counts: dict[int, Counter[str]] = await statuses_by(
+        session, RolloutTenant.wave, RolloutTenant.status, mine
     )
-    counts: dict[int, Counter[str]] = {}
-    for wave, status, how_many in counted:
-        counts.setdefault(wave, Counter())[status] = how_many
     running = {
         _unit_of(tenant_id, server, shared_store): server
         for tenant_id, server, shared_store in await session.execute(
@@ -298,15 +293,7 @@ async def tenants_of(session: AsyncSession, rollout_id: int) -> list[RolloutTena
 
 async def status_counts(session: AsyncSession) -> dict[int, Counter[str]]:
     """For every rollout, how many of its tenants are in each status."""
-    counts: dict[int, Counter[str]] = {}
-    rows = await session.execute(
-        select(RolloutTenant.rollout_id, RolloutTenant.status, func.count()).group_by(
-            RolloutTenant.rollout_id, RolloutTenant.status
-        )
-    )
-    for rollout_id, status, count in rows:
-        counts.setdefault(rollout_id, Counter())[status] = count
-    return counts
+    return await statuses_by(session, RolloutTenant.rollout_id, RolloutTenant.status)
 
 
 async def rollback_plan(session: AsyncSession, settings: Settings, rollout: Rollout) -> RolloutPlan:

@@ -22,7 +22,6 @@ import dataclasses
 import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -54,11 +53,12 @@ from services.settings import Settings
 from services.tenancy.stores import StoreLocation, location_of
 from tests.services.backups.support import MODULES, TEMPLATE, fill
 from tests.services.moves.support import Content, content_of
-from tests.services.running import Background, background, free_port, tenantry_env, wait_for
+from tests.services.running import Background
 from tests.support import REDIS_URL, requires_postgres, requires_redis, run_db
 from tests.web.tenant_world import provision
 from tests.workers import move_gate
 from tests.workers.gate import reached
+from tests.workers.gated import StartWorker, gated_settings, kill_when_reached, serving, working
 from tests.workers.support import (
     drop_tenant_databases,
     forget_namespace,
@@ -70,7 +70,6 @@ from tests.workers.support import (
 from workers.runner import JobQueue
 
 SLUG = "harbour-club"
-LEASE_SECONDS = 2
 #: Where the move into the shared SQLite store is killed, in turn: before each step's work, and
 #: after the swap's (its rows are in the shared store; the landlord has not committed).
 SQLITE_KILL_POINTS = [*MOVE_STEP_NAMES[:-1], f"{SWAP}:after", MOVE_STEP_NAMES[-1]]
@@ -81,9 +80,6 @@ POSTGRES_KILL_POINTS = ["copy", SWAP]
 #: Where the move on into the shared PostgreSQL store is killed: its rows are in, the landlord has
 #: not committed.
 POSTGRES_SHARED_KILL_POINTS = [f"{SWAP}:after"]
-
-#: Starts a worker process (held at the gate at a kill point, or None: not held) logging into a folder.
-StartWorker = Callable[[str | None, Path], AbstractContextManager[Background]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,13 +144,7 @@ def kill_at_the_gate(settings: Settings, moving: Moving, where: str, gate: Path,
     """Wait until the worker is at the gate, SIGKILL it, and look at what it left: the tenant
     wholly in one store."""
 
-    def arrived() -> bool:
-        process.check_running()
-        return reached(gate).exists()
-
-    wait_for(arrived, 90, what=f"the move to reach its gate at {where}", interval=0.05)
-    process.process.kill()
-    assert process.process.wait(10) == -signal.SIGKILL
+    kill_when_reached(gate, process, f"the move to reach its gate at {where}")
 
     step_name = where.partition(":")[0]
     steps = {step.name: step for step in steps_of(settings, moving.job_id)}
@@ -231,40 +221,14 @@ def gate(tmp_path: Path) -> Iterator[Path]:
     path.unlink(missing_ok=True)
 
 
-def _settings(landlord: Settings, broker_url: str | None = None) -> Settings:
-    return dataclasses.replace(
-        landlord,
-        job_lease_seconds=LEASE_SECONDS,
-        job_modules=("tests.workers.move_gate",),
-        broker_url=broker_url or landlord.broker_url,
-    )
-
-
-def _env(settings: Settings, gate: Path, where: str | None) -> dict[str, str]:
-    held = {move_gate.GATE_VARIABLE: str(gate), move_gate.STEP_VARIABLE: where} if where else {}
-    return tenantry_env(settings, **held)
-
-
-def serving(settings: Settings, gate: Path) -> StartWorker:
-    """`tenantry serve` processes, each on a port of its own."""
-    return lambda where, logs: background(
-        ["serve", "--port", str(free_port())], _env(settings, gate, where), logs
-    )
-
-
-def working(settings: Settings, gate: Path) -> StartWorker:
-    """`tenantry worker` processes."""
-    return lambda where, logs: background(["worker", "--threads", "2"], _env(settings, gate, where), logs)
-
-
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_tenantry_serve_killed_at_every_step_of_a_move_and_its_move_back_never_leaves_the_tenant_half_moved(
     landlord: Settings, gate: Path, tmp_path: Path
 ) -> None:
     """Embedded mode: the worker lives in `tenantry serve`; started again, it sends every
     unfinished job again and the move resumes."""
-    settings = _settings(landlord)
-    serve = serving(settings, gate)
+    settings = gated_settings(landlord, move_gate)
+    serve = serving(settings, move_gate, gate)
     filled_tenant(settings)
 
     into_shared = record_move(settings, MoveTarget(IsolationMode.SHARED))
@@ -287,8 +251,8 @@ def test_a_worker_killed_mid_move_on_postgresql_is_replaced_and_the_tenant_is_ne
     """PostgreSQL landlord and tenant databases, `tenantry worker` processes on Redis: the new
     worker's sweeper finds the job's expired lease and sends it again."""
     assert REDIS_URL
-    settings = _settings(landlord, broker_url=REDIS_URL)
-    work = working(settings, gate)
+    settings = gated_settings(landlord, move_gate, broker_url=REDIS_URL)
+    work = working(settings, move_gate, gate)
     try:
         filled_tenant(settings)
         for target, kill_points in (

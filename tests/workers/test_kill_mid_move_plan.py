@@ -10,10 +10,8 @@ worker is killed exactly there."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import signal
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,24 +34,22 @@ from services.settings import Settings
 from services.tenancy.stores import location_of
 from tests.services.backups.support import MODULES, TEMPLATE, fill
 from tests.services.moves.support import values_without_ids
-from tests.services.running import Background, background, free_port, tenantry_env, wait_for
+from tests.services.running import wait_for
 from tests.support import REDIS_URL, requires_postgres, requires_redis, run_db
 from tests.web.tenant_world import provision
 from tests.workers import move_gate
 from tests.workers.gate import reached
+from tests.workers.gated import StartWorker, gated_settings, kill_when_reached, serving, working
 from tests.workers.support import drop_tenant_databases, forget_namespace, job, tenant
 from workers.runner import JobQueue
 
 SLUGS = ("alder", "birch", "cedar")
-LEASE_SECONDS = 2
 #: Where the first tenant's move is killed: while its rows are copied (the landlord still names its
 #: old store), then after its last step's work (it is in the shared store; its job has not ended,
 #: so the plan has not taken its next turn).
 KILL_POINTS = ["copy", f"{MAINTENANCE_OFF}:after"]
 
 Values = dict[str, list[str]]
-#: Starts a worker process (held at the gate at a kill point, or None: not held) logging into a folder.
-StartWorker = Callable[[str | None, Path], AbstractContextManager[Background]]
 
 
 def values_of(settings: Settings, found: Tenant) -> Values:
@@ -95,13 +91,6 @@ def gate(tmp_path: Path) -> Iterator[Path]:
     path.unlink(missing_ok=True)
 
 
-def serve(
-    settings: Settings, gate: Path, where: str | None, logs: Path
-) -> AbstractContextManager[Background]:
-    held = {move_gate.GATE_VARIABLE: str(gate), move_gate.STEP_VARIABLE: where} if where else {}
-    return background(["serve", "--port", str(free_port())], tenantry_env(settings, **held), logs)
-
-
 def run_plan_killing_its_worker(
     settings: Settings, target: str, gate: Path, start_worker: StartWorker, logs: Path
 ) -> None:
@@ -128,14 +117,7 @@ def run_plan_killing_its_worker(
     gate.touch()
     for number, where in enumerate(KILL_POINTS):
         with start_worker(where, logs / f"worker-{number}") as process:
-
-            def arrived(process: Background = process) -> bool:
-                process.check_running()
-                return reached(gate).exists()
-
-            wait_for(arrived, 90, what=f"the first move to reach its gate at {where}", interval=0.05)
-            process.process.kill()
-            assert process.process.wait(10) == -signal.SIGKILL
+            kill_when_reached(gate, process, f"the first move to reach its gate at {where}")
         reached(gate).unlink()
 
         # Wholly in one store: the old one while copying, the new one once its last step ran; the
@@ -170,32 +152,16 @@ def run_plan_killing_its_worker(
         assert values_of(settings, found) == values, slug
 
 
-def _env(settings: Settings, gate: Path, where: str | None) -> dict[str, str]:
-    held = {move_gate.GATE_VARIABLE: str(gate), move_gate.STEP_VARIABLE: where} if where else {}
-    return tenantry_env(settings, **held)
-
-
-def _settings(landlord: Settings, broker_url: str | None = None) -> Settings:
-    return dataclasses.replace(
-        landlord,
-        job_lease_seconds=LEASE_SECONDS,
-        job_modules=("tests.workers.move_gate",),
-        broker_url=broker_url or landlord.broker_url,
-    )
-
-
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_tenantry_serve_killed_mid_plan_leaves_every_tenant_whole_and_the_plan_resumes_to_the_end(
     landlord: Settings, gate: Path, tmp_path: Path
 ) -> None:
     """Embedded mode: the worker lives in `tenantry serve`; started again, it sends every
     unfinished job again, the move resumes, and its end takes the plan's next turn."""
-    settings = _settings(landlord)
-
-    def serve(where: str | None, logs: Path) -> AbstractContextManager[Background]:
-        return background(["serve", "--port", str(free_port())], _env(settings, gate, where), logs)
-
-    run_plan_killing_its_worker(settings, IsolationMode.SHARED, gate, serve, tmp_path)
+    settings = gated_settings(landlord, move_gate)
+    run_plan_killing_its_worker(
+        settings, IsolationMode.SHARED, gate, serving(settings, move_gate, gate), tmp_path
+    )
 
 
 @pytest.mark.parametrize("database_url", [pytest.param("postgres", marks=requires_postgres)], indirect=True)
@@ -206,13 +172,11 @@ def test_a_worker_killed_mid_plan_on_postgresql_is_replaced_and_the_plan_moves_e
     """PostgreSQL landlord and tenant databases moved into schemas, `tenantry worker` processes on
     Redis: the new worker's sweeper finds the move's expired lease and sends it again."""
     assert REDIS_URL
-    settings = _settings(landlord, broker_url=REDIS_URL)
-
-    def work(where: str | None, logs: Path) -> AbstractContextManager[Background]:
-        return background(["worker", "--threads", "2"], _env(settings, gate, where), logs)
-
+    settings = gated_settings(landlord, move_gate, broker_url=REDIS_URL)
     try:
-        run_plan_killing_its_worker(settings, IsolationMode.SCHEMA, gate, work, tmp_path)
+        run_plan_killing_its_worker(
+            settings, IsolationMode.SCHEMA, gate, working(settings, move_gate, gate), tmp_path
+        )
     finally:
         forget_namespace(settings.broker_url, settings.broker_namespace)
         drop_tenant_databases(settings.database_url)

@@ -40,10 +40,10 @@ from services.settings import Settings
 from services.tenancy.context import tenant_context
 from services.tenancy.stores import StoreLocation, location_of, store_exists
 from tests.services.backups.support import MODULES, TEMPLATE, execute, fill, row_counts
-from tests.services.running import Background, background, free_port, tenantry_env, wait_for
+from tests.services.running import Background, background, free_port
 from tests.support import REDIS_URL, requires_postgres, requires_redis, run_db
 from tests.workers import restore_gate
-from tests.workers.gate import reached
+from tests.workers.gated import gate_env, gated_settings, kill_when_reached
 from tests.workers.support import (
     drop_tenant_databases,
     forget_namespace,
@@ -55,7 +55,6 @@ from tests.workers.support import (
 from workers.runner import JobQueue
 
 SLUG = "harbour-club"
-LEASE_SECONDS = 2
 #: Where the first worker is killed: before the new store is built, once it is built (before that
 #: is recorded), and once the tenant points at it (before the old store is dropped).
 KILL_POINTS = ["restore", "restore:after", "drop old store"]
@@ -119,13 +118,7 @@ def kill_at_the_gate(
 ) -> None:
     """Wait until the worker is at the gate, SIGKILL it, and look at what it left."""
 
-    def arrived() -> bool:
-        process.check_running()
-        return reached(gate).exists()
-
-    wait_for(arrived, 90, what=f"the restore to reach its gate at {where}", interval=0.05)
-    process.process.kill()
-    assert process.process.wait(10) == -signal.SIGKILL
+    kill_when_reached(gate, process, f"the restore to reach its gate at {where}")
 
     step_name, _, when = where.partition(":")
     steps = {step.name: step for step in steps_of(settings, prepared.restore_job)}
@@ -184,15 +177,6 @@ def gate(tmp_path: Path) -> Iterator[Path]:
     path.unlink(missing_ok=True)
 
 
-def _settings(landlord: Settings, broker_url: str | None = None) -> Settings:
-    return dataclasses.replace(
-        landlord,
-        job_lease_seconds=LEASE_SECONDS,
-        job_modules=("tests.workers.restore_gate",),
-        broker_url=broker_url or landlord.broker_url,
-    )
-
-
 @pytest.mark.parametrize("where", KILL_POINTS)
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_tenantry_serve_killed_mid_restore_resumes_it_and_the_tenant_is_never_half_restored(
@@ -200,9 +184,9 @@ def test_tenantry_serve_killed_mid_restore_resumes_it_and_the_tenant_is_never_ha
 ) -> None:
     """Embedded mode: the worker lives in `tenantry serve`; started again, it sends every
     unfinished job again and the restore resumes."""
-    settings = _settings(landlord)
+    settings = gated_settings(landlord, restore_gate)
     prepared = prepare(settings)
-    env = tenantry_env(settings, **{restore_gate.GATE_VARIABLE: str(gate), restore_gate.STEP_VARIABLE: where})
+    env = gate_env(settings, restore_gate, gate, where)
 
     with background(["serve", "--port", str(free_port())], env, tmp_path / "first") as first:
         kill_at_the_gate(settings, prepared, where, gate, first)
@@ -224,7 +208,7 @@ def test_a_worker_killed_mid_restore_is_replaced_and_the_tenant_is_never_half_re
     """PostgreSQL landlord and tenant databases, `tenantry worker` processes on Redis: the new
     worker's sweeper finds the job's expired lease and sends it again."""
     assert REDIS_URL
-    settings = _settings(landlord, broker_url=REDIS_URL)
+    settings = gated_settings(landlord, restore_gate, broker_url=REDIS_URL)
     try:
         prepared = prepare(settings)
         sender = JobQueue(settings)
@@ -232,9 +216,7 @@ def test_a_worker_killed_mid_restore_is_replaced_and_the_tenant_is_never_half_re
             sender.send(prepared.restore_job, prepared.tenant.id)
         finally:
             sender.stop()
-        env = tenantry_env(
-            settings, **{restore_gate.GATE_VARIABLE: str(gate), restore_gate.STEP_VARIABLE: where}
-        )
+        env = gate_env(settings, restore_gate, gate, where)
 
         with background(["worker", "--threads", "2"], env, tmp_path / "first") as first:
             kill_at_the_gate(settings, prepared, where, gate, first)

@@ -5,7 +5,7 @@ is on the audit trail, naming the token."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -27,10 +27,9 @@ from services.moves.plans import (
     plan_report,
 )
 from services.moves.requests import MoveTarget
-from services.selection import Selection
 from services.settings import Settings
 from web.api.responses import error
-from web.api.rollouts import RefusalOut, SelectionIn, Stored
+from web.api.schemas import RefusalOut, SelectionIn, Stored
 from web.audit import caller_of
 from web.auth import landlord_token, signed_in
 from web.deps import DbSession, settings_of
@@ -58,7 +57,7 @@ class MovePlanIn:
 
     def spec(self) -> MovePlanSpec:
         return MovePlanSpec(
-            selection=Selection.of(asdict(self.selection)),
+            selection=self.selection.selection(),
             target=MoveTarget(self.isolation, self.backend, self.server),
             batch_size=self.batch_size,
             concurrency=self.concurrency,

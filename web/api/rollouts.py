@@ -13,48 +13,24 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Body, FromPath
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
-from msgspec import Meta
-from sqlalchemy import Integer, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.layers.catalogue import load_catalogue
-from services.limits import integer_range
 from services.models import Rollout, RolloutTenant
 from services.rollouts import recorded
 from services.rollouts.fleet import Fleet, LayerState, read_fleet
 from services.rollouts.plans import RolloutPlan, RolloutSpec, describe_target, plan_rollout
 from services.rollouts.runs import status_counts, tenants_of
-from services.selection import Selection
 from web.api.responses import error
-from web.api.schemas import JobOut
+from web.api.schemas import JobOut, RefusalOut, SelectionIn, Stored
 from web.audit import caller_of
 from web.auth import landlord_token, signed_in
 from web.deps import DbSession, settings_of
 
-#: A rollout's numbers are kept in integer columns; none holds more.
-_MOST = integer_range(Integer())[1]
 _DEFAULT = RolloutSpec()
-#: Stored whole numbers: no more than their columns hold (RolloutSpec.check says the least).
-Stored = Annotated[int, Meta(le=_MOST)]
 NOTHING_TO_DO = error("Nothing to roll out: every selected tenant is at its target, or refused")
 REFUSED_CHANGE = error("The rollout is not in a state that allows this (the detail says which it is in)")
-
-
-@dataclass
-class SelectionIn:
-    """Which tenants: all of them when every list is empty; otherwise those matching every list
-    given (any of the values within one)."""
-
-    templates: list[str] = field(default_factory=list)
-    #: Tenants with any of these modules.
-    modules: list[str] = field(default_factory=list)
-    plans: list[str] = field(default_factory=list)
-    #: database, schema or shared.
-    isolation: list[str] = field(default_factory=list)
-    #: Database servers, as the plan's `server` names them.
-    servers: list[str] = field(default_factory=list)
-    #: Slugs.
-    tenants: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -86,7 +62,7 @@ class RolloutIn:
     force: bool = _DEFAULT.force
 
     def spec(self) -> RolloutSpec:
-        return RolloutSpec(**(asdict(self) | {"selection": Selection.of(asdict(self.selection))}))
+        return RolloutSpec(**(asdict(self) | {"selection": self.selection.selection()}))
 
 
 @dataclass(frozen=True)
@@ -188,12 +164,6 @@ class PlannedTenantOut:
     #: Every revision it runs, in order.
     steps: list[PlannedStepOut]
     estimate_ms: float
-
-
-@dataclass(frozen=True)
-class RefusalOut:
-    slug: str
-    why: str
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
+
+from msgspec import Meta
+from sqlalchemy import Integer
 
 from services.layers.catalogue import Layer
+from services.limits import integer_range
 from services.models import Backup, Job, Tenant
 from services.people.first_admin import FirstAdmin
+from services.selection import Selection
 
 T = TypeVar("T")
 
@@ -210,3 +215,35 @@ class BackupRequestedOut:
     #: The backup or restore job of the same tenant this one waits for, if any.
     waits_for: int | None
     message: str
+
+
+#: A fleet operation's numbers are kept in integer columns; none holds more.
+_MOST = integer_range(Integer())[1]
+#: Stored whole numbers: no more than their columns hold (the spec's check says the least).
+Stored = Annotated[int, Meta(le=_MOST)]
+
+
+@dataclass
+class SelectionIn:
+    """Which tenants: all of them when every list is empty; otherwise those matching every list
+    given (any of the values within one)."""
+
+    templates: list[str] = field(default_factory=list)
+    #: Tenants with any of these modules.
+    modules: list[str] = field(default_factory=list)
+    plans: list[str] = field(default_factory=list)
+    #: database, schema or shared.
+    isolation: list[str] = field(default_factory=list)
+    #: Database servers, as the plan's `server` names them.
+    servers: list[str] = field(default_factory=list)
+    #: Slugs.
+    tenants: list[str] = field(default_factory=list)
+
+    def selection(self) -> Selection:
+        return Selection.of(asdict(self))
+
+
+@dataclass(frozen=True)
+class RefusalOut:
+    slug: str
+    why: str

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -49,7 +49,7 @@ from services.tenancy.tenants import plans
 from web.audit import caller_of
 from web.auth import landlord_staff
 from web.deps import DbSession, settings_of
-from web.forms import whole_number
+from web.forms import SelectionForm, whole_number
 
 #: The form's whole numbers, in the order it shows them: (field, label, what it means). An empty
 #: optional one turns its rule off.
@@ -108,17 +108,9 @@ class TargetChoices:
 
 
 @dataclass
-class MovePlanForm:
+class MovePlanForm(SelectionForm):
     """The new-move-plan form as posted: its text, read into a MovePlanSpec by `spec_of`."""
 
-    #: One ticked checkbox arrives as a single value, several as a list.
-    templates: list[str] | str = field(default_factory=list)
-    modules: list[str] | str = field(default_factory=list)
-    plans: list[str] | str = field(default_factory=list)
-    isolation: list[str] | str = field(default_factory=list)
-    servers: list[str] | str = field(default_factory=list)
-    #: Slugs, separated by commas.
-    tenants: str = ""
     to_isolation: str = ""
     #: Empty: each tenant's own backend.
     to_backend: str = ""
@@ -127,15 +119,6 @@ class MovePlanForm:
     batch_size: str = str(MovePlanSpec.batch_size)
     concurrency: str = str(MovePlanSpec.concurrency)
     halt_after_failures: str = str(MovePlanSpec.halt_after_failures)
-
-    def ticked(self, name: str) -> list[str]:
-        """The values of the checkboxes `name` that are ticked."""
-        values: list[str] | str = getattr(self, name)
-        return [values] if isinstance(values, str) else values
-
-    @property
-    def slugs(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(slug.strip() for slug in self.tenants.split(",") if slug.strip()))
 
     def as_fields(self) -> list[tuple[str, str]]:
         """Every (name, value) the form posts: the dry run's "Start" button posts them again."""
@@ -190,14 +173,7 @@ async def spec_of(session: AsyncSession, settings: Settings, form: MovePlanForm)
     if unknown := await _unknown_slugs(session, form.slugs):
         more = f" (and {len(unknown) - NAMED_SLUGS} more)" if len(unknown) > NAMED_SLUGS else ""
         errors["tenants"] = f"There is no tenant {', '.join(unknown[:NAMED_SLUGS])}{more} here."
-    selection = Selection(
-        templates=tuple(form.ticked("templates")),
-        modules=tuple(form.ticked("modules")),
-        plans=tuple(form.ticked("plans")),
-        isolation=tuple(form.ticked("isolation")),
-        servers=tuple(form.ticked("servers")),
-        tenants=form.slugs,
-    )
+    selection = form.selection()
     target = MoveTarget(
         form.to_isolation.strip(), form.to_backend.strip() or None, form.to_server.strip() or None
     )

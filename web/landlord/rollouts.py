@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -33,7 +33,7 @@ from services.tenancy.tenants import plans
 from web.audit import caller_of
 from web.auth import landlord_staff
 from web.deps import DbSession, settings_of
-from web.forms import whole_number
+from web.forms import SelectionForm, whole_number
 
 #: The form's whole numbers, in the order it shows them: (field, label, what it means). Those that
 #: may be left empty turn a rule off.
@@ -65,20 +65,13 @@ BADGES = {
 
 
 @dataclass
-class RolloutForm:
+class RolloutForm(SelectionForm):
     """The new-rollout form as posted: its text, read into a RolloutSpec by `spec_of`."""
 
     #: Empty: every layer of each tenant, to its head.
     layer: str = ""
     #: Empty: the layer's head.
     revision: str = ""
-    #: One ticked checkbox arrives as a single value, several as a list.
-    templates: list[str] | str = field(default_factory=list)
-    modules: list[str] | str = field(default_factory=list)
-    plans: list[str] | str = field(default_factory=list)
-    isolation: list[str] | str = field(default_factory=list)
-    #: Slugs, separated by commas.
-    tenants: str = ""
     canary: str = ""
     wave_size: str = ""
     concurrency: str = ""
@@ -94,11 +87,6 @@ class RolloutForm:
     def of(cls, spec: RolloutSpec) -> RolloutForm:
         numbers = {name: _text(getattr(spec, name)) for name, _, _ in NUMBER_FIELDS}
         return cls(layer=spec.layer or "", revision=spec.revision or "", **numbers)
-
-    def ticked(self, name: str) -> list[str]:
-        """The values of the checkboxes `name` that are ticked."""
-        values: list[str] | str = getattr(self, name)
-        return [values] if isinstance(values, str) else values
 
 
 def _text(number: int | None) -> str:
@@ -118,13 +106,7 @@ def spec_of(form: RolloutForm, catalogue: Catalogue) -> RolloutSpec:
         )
         for name, _, _ in NUMBER_FIELDS
     }
-    selection = Selection(
-        templates=tuple(form.ticked("templates")),
-        modules=tuple(form.ticked("modules")),
-        plans=tuple(form.ticked("plans")),
-        isolation=tuple(form.ticked("isolation")),
-        tenants=tuple(slug.strip() for slug in form.tenants.split(",") if slug.strip()),
-    )
+    selection = form.selection()
     spec = RolloutSpec(
         layer=form.layer.strip() or None,
         revision=form.revision.strip() or None,
