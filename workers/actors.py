@@ -26,6 +26,7 @@ JOB_MODULES = (
     "services.modules.steps",
     "services.moves.kept",
     "services.moves.plans",
+    "services.moves.split",
     "services.moves.steps",
     "services.provisioning.custom",
     "services.provisioning.tenants",

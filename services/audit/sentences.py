@@ -339,6 +339,26 @@ def _moved(t: _Telling) -> str:
     return told + (f"; its writes waited {int(freeze) / 1000:.1f} s" if freeze is not None else "")
 
 
+def _split(t: _Telling) -> str:
+    unit, into = t.take("unit"), t.take("into")
+    t.take("job")
+    return (
+        f"{t.actor} asked for {unit or 'a unit'} of {t.tenant} to be split off into {into or 'a new tenant'}"
+    )
+
+
+def _split_off(t: _Telling) -> str:
+    unit, into, rows, tables = t.take("unit"), t.take("into"), t.take("rows"), t.take("tables")
+    people, cleared = t.take("people"), t.take("cleared")
+    t.take("backup")
+    t.take("job")
+    told = f"{t.actor} split {unit or 'a unit'} off {t.tenant} into {into or 'a new tenant'}"
+    if rows is not None and tables is not None:
+        told += f": {_plural(int(rows), 'row')} of {_plural(int(tables), 'table')} moved"
+    told += f", {int(people)} {'person' if people == 1 else 'people'} following their units" if people else ""
+    return told + (f", {_plural(int(cleared), 'reference')} across the cut cleared" if cleared else "")
+
+
 def _fleet_start(what: str, aiming: str, taking: str) -> Callable[[_Telling], str]:
     """A fleet operation started: '… started rollout #3: every layer to its head, on 4 tenants
     (plans standard)'; a move plan's aim and tenants said its own way ('to shared', 'moving')."""
@@ -537,6 +557,8 @@ _PHRASES: Mapping[str, Callable[[_Telling], str]] = {
     "tenant.drop": _drop,
     "tenant.move": _move,
     "tenant.moved": _moved,
+    "tenant.split": _split,
+    "tenant.split_off": _split_off,
     "moveplan.start": _fleet_start("a move plan", "to ", "moving"),
     "moveplan.pause": _fleet("a move plan", "paused"),
     "moveplan.resume": _fleet("a move plan", "resumed"),

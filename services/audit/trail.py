@@ -53,6 +53,8 @@ ACTIONS = (
     "tenant.drop",
     "tenant.move",
     "tenant.moved",
+    "tenant.split",
+    "tenant.split_off",
     "moveplan.start",
     "moveplan.pause",
     "moveplan.resume",

@@ -1,7 +1,8 @@
 """Moves as a caller asks for them (the landlord portal, the API and the command line alike): the
 request, and its entry on the audit trail in the same transaction. The job is sent when the
 caller's transaction commits; its end is on the trail too (`tenant.moved`, with its figures).
-Fleet plans likewise: started, paused, resumed and cancelled in the caller's name."""
+Fleet plans likewise: started, paused, resumed and cancelled in the caller's name; and splits
+(`tenant.split`, then `tenant.split_off` with what the split did)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from services.moves.requests import (
     request_move,
     request_move_back,
 )
+from services.moves.split import RequestedSplit, SplitTarget, request_split
 from services.settings import Settings
 
 
@@ -55,6 +57,17 @@ async def _on_the_trail(
     if move.back_of is not None:
         detail["back_of"] = move.back_of
     await record_by(session, caller, "tenant.move", tenant=requested.tenant, detail=caller.with_token(detail))
+
+
+async def split(
+    session: AsyncSession, settings: Settings, caller: Caller, tenant: Tenant, unit: str, into: SplitTarget
+) -> RequestedSplit:
+    """Split `unit` of `tenant` off into a new tenant, for `caller` (`tenant.split`); see
+    services.moves.split.request_split."""
+    requested = await request_split(session, settings, tenant, unit, into, requested_by=caller.actor.email)
+    detail = {"unit": requested.plan.unit_name, "into": requested.new_tenant.slug, "job": requested.job.id}
+    await record_by(session, caller, "tenant.split", tenant=tenant, detail=caller.with_token(detail))
+    return requested
 
 
 async def start_plan(
