@@ -131,6 +131,45 @@ async def read_rows(location: StoreLocation, tenant: Tenant) -> tuple[list[Shape
         await reader.dispose()
 
 
+@dataclass(frozen=True)
+class UnitChoice:
+    id: int
+    name: str
+    #: How deep in the tree: 0 for the root.
+    depth: int
+
+
+def _units(connection: Connection, tenant_id: int | None) -> list[Row]:
+    table = next(table for table in tenant_tables(connection) if table.name == UNITS)
+    statement = select(table.c.id, table.c.parent_id, table.c.name)
+    if tenant_id is not None:
+        statement = statement.where(table.c[TENANT_COLUMN] == tenant_id)
+    return [dict(row._mapping) for row in connection.execute(statement)]
+
+
+async def unit_choices(settings: Settings, tenant: Tenant) -> list[UnitChoice]:
+    """The tenant's units in tree order, each with its depth: the units a split may start from are
+    all but the root."""
+    location = location_of(settings, tenant)
+    reader = Database(location.url, schema=location.schema)
+    try:
+        units = await reader.read_whole(_units, tenant.id if location.is_shared else None)
+    finally:
+        await reader.dispose()
+    children: dict[Any, list[Row]] = {}
+    for unit in sorted(units, key=lambda unit: (str(unit["name"]), unit["id"])):
+        children.setdefault(unit["parent_id"], []).append(unit)
+    ordered: list[UnitChoice] = []
+
+    def walk(parent: Any, depth: int) -> None:
+        for unit in children.get(parent, []):
+            ordered.append(UnitChoice(int(unit["id"]), str(unit["name"]), depth))
+            walk(unit["id"], depth + 1)
+
+    walk(None, 0)
+    return ordered
+
+
 def find_unit(rows: dict[str, list[Row]], unit: str) -> Row:
     """The unit `unit` names: its id, or its name when one unit has it. NotFound, or InvalidInput
     when several have the name."""

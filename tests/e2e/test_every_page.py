@@ -111,6 +111,8 @@ def test_every_page_fits_both_widths_and_passes_axe(browser: Browser, page: Page
         "/jobs",
         "/tenants/new",
         f"/tenants/{SLUG}",
+        f"/tenants/{SLUG}/split",
+        f"/tenants/{SLUG}/split?unit={units['North']}&into=north-split",
         "/fleet",
         "/rollouts",
         "/rollouts/new",

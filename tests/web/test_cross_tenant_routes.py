@@ -326,6 +326,10 @@ ROUTES: dict[str, Fill] = {
     "/tenants/{slug:str}/moves/{move_id:int}/back": Fill(
         lambda w: [Probe(f"/tenants/{B}/moves/1/back")], bodies={"POST": _body()}
     ),
+    "/tenants/{slug:str}/split": Fill(
+        lambda w: [Probe(f"/tenants/{B}/split?unit={w.b_unit}&into=otter-split")],
+        bodies={"POST": lambda w: {"unit": str(w.b_unit), "into": "otter-split", "confirm": B}},
+    ),
     "/tenants/{slug:str}/backups/schedule": Fill(
         lambda w: [Probe(f"/tenants/{B}/backups/schedule")],
         bodies={"POST": _body(daily_at="02:00", format=BackupFormat.PORTABLE, keep="7")},
@@ -411,6 +415,14 @@ ROUTES: dict[str, Fill] = {
     "/api/v1/tenants/{slug:str}/moves/{move_id:int}": Fill(lambda w: [Probe(f"/api/v1/tenants/{B}/moves/1")]),
     "/api/v1/tenants/{slug:str}/moves/{move_id:int}/back": Fill(
         lambda w: [Probe(f"/api/v1/tenants/{B}/moves/1/back")], bodies={"POST": _body()}
+    ),
+    "/api/v1/tenants/{slug:str}/splits": Fill(
+        lambda w: [Probe(f"/api/v1/tenants/{B}/splits")],
+        bodies={"POST": lambda w: {"unit": str(w.b_unit), "into": "otter-split"}},
+    ),
+    "/api/v1/tenants/{slug:str}/splits/dry-run": Fill(
+        lambda w: [Probe(f"/api/v1/tenants/{B}/splits/dry-run")],
+        bodies={"POST": lambda w: {"unit": str(w.b_unit), "into": "otter-split"}},
     ),
     "/api/v1/tenants/{slug:str}/backups/schedule": Fill(
         lambda w: [Probe(f"/api/v1/tenants/{B}/backups/schedule")],

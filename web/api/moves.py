@@ -1,5 +1,7 @@
 """/api/v1/tenants/{slug}/moves: a tenant's store moved to another isolation mode, backend or server, and
-moved back (202 with the job to follow), and the tenant's moves with their figures."""
+moved back (202 with the job to follow), and the tenant's moves with their figures.
+/api/v1/tenants/{slug}/splits: a unit subtree split off into a new tenant (its dry run, and the
+split started: 202 with the job); the schemas are web.api.splits'."""
 
 from __future__ import annotations
 
@@ -10,15 +12,24 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Body, FromPath
-from litestar.status_codes import HTTP_202_ACCEPTED
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.models import IsolationMode, Job, Tenant, TenantMove
 from services.moves import recorded
 from services.moves.requests import MoveTarget, RequestedMove, find_move, latest_done, may_move_back, moves_of
+from services.moves.split import plan_split
 from services.tenancy.tenants import get_tenant
 from web.api.responses import error
 from web.api.schemas import JobOut
+from web.api.splits import (
+    NOT_SPLITTABLE,
+    SPLIT_DESCRIPTION,
+    SPLIT_INPUT,
+    SplitIn,
+    SplitPlanOut,
+    SplitRequestedOut,
+)
 from web.audit import caller_of
 from web.auth import landlord_token, signed_in
 from web.deps import DbSession, settings_of
@@ -126,25 +137,29 @@ async def _accepted(session: AsyncSession, requested: RequestedMove) -> Response
 
 
 class MovesApiController(Controller):
-    path = "/tenants/{slug:str}/moves"
+    """A tenant's moves, and its splits (rows moved into a new tenant): both under the tenant."""
+
+    path = "/tenants/{slug:str}"
     tags = ["moves"]
     guards = [signed_in, landlord_token]
 
-    @get("/", summary="A tenant's moves, newest first: where from, where to, the figures, the store left")
+    @get(
+        "/moves", summary="A tenant's moves, newest first: where from, where to, the figures, the store left"
+    )
     async def list_moves(self, db_session: DbSession, slug: FromPath[str]) -> list[MoveOut]:
         tenant = await get_tenant(db_session, slug)
         moves = await moves_of(db_session, tenant)
         latest = latest_done(moves)
         return [_move_out(move, tenant, latest) for move in moves]
 
-    @get("/{move_id:int}", summary="One of a tenant's moves")
+    @get("/moves/{move_id:int}", summary="One of a tenant's moves")
     async def get_move(self, db_session: DbSession, slug: FromPath[str], move_id: FromPath[int]) -> MoveOut:
         tenant = await get_tenant(db_session, slug)
         move = await find_move(db_session, tenant, move_id)
         return _move_out(move, tenant, latest_done(await moves_of(db_session, tenant)))
 
     @post(
-        "/",
+        "/moves",
         status_code=HTTP_202_ACCEPTED,
         summary="Move a tenant's store to another isolation mode, backend or server; runs as a job (202)",
         description="The tenant's rows are copied through a portable backup into a new store, proved "
@@ -172,7 +187,7 @@ class MovesApiController(Controller):
         return await _accepted(db_session, requested)
 
     @post(
-        "/{move_id:int}/back",
+        "/moves/{move_id:int}/back",
         status_code=HTTP_202_ACCEPTED,
         summary="Move a tenant back where one of its moves took it from; runs as a job (202)",
         description="Only the tenant's latest move done is moved back. While the store it left is kept "
@@ -193,3 +208,50 @@ class MovesApiController(Controller):
             db_session, settings_of(request), caller_of(request), tenant, move
         )
         return await _accepted(db_session, requested)
+
+    @post(
+        "/splits/dry-run",
+        status_code=HTTP_200_OK,
+        summary="What splitting a unit subtree off into a new tenant would do; nothing changes",
+        description=SPLIT_DESCRIPTION,
+        responses={409: error(NOT_SPLITTABLE), 422: error(SPLIT_INPUT)},
+    )
+    async def split_dry_run(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        slug: FromPath[str],
+        data: Annotated[SplitIn, Body()],
+    ) -> SplitPlanOut:
+        tenant = await get_tenant(db_session, slug)
+        plan = await plan_split(db_session, settings_of(request), tenant, data.unit, data.target)
+        return SplitPlanOut.of(plan)
+
+    @post(
+        "/splits",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Split a unit subtree off into a new tenant; runs as a job on the source tenant (202)",
+        description=SPLIT_DESCRIPTION,
+        responses={
+            409: error(f"{NOT_SPLITTABLE}, or the dry run refuses it (the reasons are said)"),
+            422: error(SPLIT_INPUT),
+        },
+    )
+    async def split(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        slug: FromPath[str],
+        data: Annotated[SplitIn, Body()],
+    ) -> Response[SplitRequestedOut]:
+        tenant = await get_tenant(db_session, slug)
+        requested = await recorded.split(
+            db_session, settings_of(request), caller_of(request), tenant, data.unit, data.target
+        )
+        await db_session.commit()
+        await db_session.refresh(requested.job, ["steps"])
+        return Response(
+            SplitRequestedOut.of(requested, JobOut.of(requested.job)),
+            status_code=HTTP_202_ACCEPTED,
+            headers={"Location": f"/api/v1/jobs/{requested.job.id}"},
+        )

@@ -45,6 +45,7 @@ from web.audit import caller_of
 from web.auth import landlord_staff
 from web.backup_pages import refusal_status
 from web.deps import DbSession, settings_of
+from web.landlord.splits import SplitForm, confirm_message, split_page
 from web.redirects import see_other
 
 #: What a kind of store means for the tenant moving into it, by isolation (a database: by backend).
@@ -222,6 +223,8 @@ async def move_back_page(
 
 
 class MovesController(Controller):
+    """A tenant's moves, and its splits (rows moved into a new tenant: web.landlord.splits)."""
+
     path = "/tenants/{slug:str}"
     include_in_schema = False
     guards = [landlord_staff]
@@ -296,5 +299,63 @@ class MovesController(Controller):
                 context={"page": page, "tenant": tenant},
                 status_code=refusal_status(error),
             )
+        await db_session.commit()
+        return see_other(request, f"/tenants/{slug}")
+
+    @get("/split")
+    async def split_dry_run(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        slug: FromPath[str],
+        unit: str = "",
+        into: str = "",
+        name: str = "",
+    ) -> Template:
+        """The split form; once a unit and a slug are given, the dry run and the confirmation (the
+        dry run alone on an HTMX request)."""
+        tenant = await get_tenant(db_session, slug)
+        page = await split_page(db_session, settings_of(request), tenant, SplitForm(unit, into, name))
+        context = {"page": page, "tenant": tenant}
+        status = (
+            HTTP_422_UNPROCESSABLE_ENTITY
+            if page.errors
+            else HTTP_409_CONFLICT
+            if page.refusal
+            else HTTP_200_OK
+        )
+        if request.htmx:
+            return Template("landlord/_split_preview.html", context=context, status_code=status)
+        return Template("landlord/split.html", context=context, status_code=status)
+
+    @post("/split")
+    async def split(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        slug: FromPath[str],
+        data: Annotated[SplitForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        """The split started, then the tenant page, where its job is followed step by step; a
+        mistake or a refusal on the page that asked, with its dry run."""
+        tenant = await get_tenant(db_session, slug)
+        settings = settings_of(request)
+        try:
+            if data.confirm.strip() != tenant.slug:
+                raise InvalidFields({"confirm": confirm_message(tenant)})
+            async with db_session.begin_nested():
+                await recorded.split(db_session, settings, caller_of(request), tenant, data.unit, data.target)
+        except DomainError as error:
+            page = await split_page(db_session, settings, tenant, data, confirming=True)
+            if isinstance(error, InvalidInput):
+                page.errors = {**page.errors, **error.errors_by_field("unit")}
+            else:
+                page.refusal = error.message
+            context = {"page": page, "tenant": tenant}
+            if request.htmx:
+                return Template(
+                    "landlord/_split_preview.html", context=context, status_code=HTTP_422_UNPROCESSABLE_ENTITY
+                )
+            return Template("landlord/split.html", context=context, status_code=refusal_status(error))
         await db_session.commit()
         return see_other(request, f"/tenants/{slug}")
