@@ -35,6 +35,7 @@ from services.tenancy.tenants import get_tenant
 from tenantry.move_plans import add_move_plan_commands
 from tenantry.moves import add_move_commands
 from tenantry.rollouts import add_rollout_commands, start_default_rollout
+from tenantry.splits import add_split_commands
 
 T = TypeVar("T")
 
@@ -295,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_rollout_commands(commands)
     add_move_commands(commands)
     add_move_plan_commands(commands)
+    add_split_commands(commands)
 
     audit_commands = commands.add_parser("audit", help="the landlord audit trail").add_subparsers(
         dest="audit_command", required=True, metavar="ACTION"

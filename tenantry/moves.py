@@ -68,7 +68,7 @@ def _old_store(move: TenantMove) -> str:
     return f"The store it left, {move.from_store}, is {move.old_store}."
 
 
-def _print_steps(job: Job) -> None:
+def print_steps(job: Job) -> None:
     """Each step and what it did; a step that did not succeed, its status and error."""
     for step in job.steps:
         if step.status == JobStatus.SUCCEEDED:
@@ -91,7 +91,7 @@ async def _run_here(database: Database, settings: Settings, requested: Requested
     async with database.session() as session:
         job = await session.get_one(Job, requested.job.id)
         move = await session.get_one(TenantMove, requested.move.id)
-    _print_steps(job)
+    print_steps(job)
     if job.status != JobStatus.SUCCEEDED:
         failed = next((step for step in job.steps if step.status == JobStatus.FAILED), None)
         said = f" at its {failed.name} step: {failed.error}" if failed is not None else f": {job.error}"
