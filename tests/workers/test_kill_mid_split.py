@@ -1,0 +1,161 @@
+"""A worker killed in the middle of a split (SIGKILL: no clean-up of any kind) never leaves the
+source tenant half split. Killed at any step before the source gave its rows, the source holds
+every row it had; killed after its store committed the removal but before the step was recorded,
+it holds exactly what the split leaves it and the new tenant's store holds the rest, so every row
+is in exactly one place. Another `tenantry serve` resumes the job, and the split ends with the
+new tenant active holding the subtree, the source active holding the rest, each step succeeded.
+
+And a split that fails after the new tenant's store was filled (its copy found damaged when it
+is checked) drops that store, marks the new tenant failed and leaves the source as it was."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from services.models import JobStatus, StepStatus, Tenant, TenantStatus
+from services.moves.split import (
+    REMOVE_FROM_SOURCE,
+    SPLIT_STEP_NAMES,
+    RequestedSplit,
+    SplitTarget,
+    request_split,
+)
+from services.settings import Settings
+from services.tenancy.stores import StoreLocation, location_of, store_exists
+from tests.services.moves.support import Content, content_of
+from tests.services.running import wait_for
+from tests.support import run_db
+from tests.web.tenant_world import add_member, add_rows, add_units, provision
+from tests.workers import split_gate
+from tests.workers.gate import reached
+from tests.workers.gated import gated_settings, kill_when_reached, serving
+from tests.workers.support import steps_of, tenant, wait_until_finished
+
+SLUG = "harbour-club"
+INTO = "north-harbour"
+#: Where the split is killed, in turn: before the safety backup is verified, before and after the
+#: new store is filled, before the rows leave the source, after the source's removal committed but
+#: before the step was recorded, and before the end.
+KILL_POINTS = ["verify", "copy", "validate", REMOVE_FROM_SOURCE, f"{REMOVE_FROM_SOURCE}:after", "activate"]
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "split-gate"
+    yield path
+    path.unlink(missing_ok=True)
+
+
+def split_tenant(settings: Settings) -> dict[str, int]:
+    """harbour-club with a North district and its ward, venues on both sides, a member of the ward."""
+    provision(settings, SLUG, modules=["events"])
+    units = add_units(settings, SLUG, [("North", None), ("Ward", "North")])
+    add_rows(
+        settings,
+        SLUG,
+        "venues",
+        [{"name": f"Hall {n}", "unit_id": units["Ward" if n % 2 else "root"]} for n in range(20)],
+    )
+    add_member(settings, SLUG, "wanda@harbour.example", unit_ids=[units["Ward"]])
+    return units
+
+
+def measured(settings: Settings, found: Tenant) -> Content:
+    return asyncio.run(content_of(location_of(settings, found), found))
+
+
+def ask(settings: Settings) -> RequestedSplit:
+    found = tenant(settings, SLUG)
+    return run_db(
+        settings,
+        lambda session: request_split(
+            session, settings, found, "North", SplitTarget(INTO), requested_by="test"
+        ),
+    )
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_tenantry_serve_killed_at_every_step_of_a_split_never_leaves_the_source_half_split(
+    landlord: Settings, gate: Path, tmp_path: Path
+) -> None:
+    settings = gated_settings(landlord, split_gate)
+    start = serving(settings, split_gate, gate)
+    split_tenant(settings)
+    source = tenant(settings, SLUG)
+    before = measured(settings, source)
+    requested = ask(settings)
+    new_id = requested.new_tenant.id
+
+    gate.touch()
+    rest: Content | None = None
+    for number, where in enumerate(KILL_POINTS):
+        with start(where, tmp_path / f"kill-{number}") as process:
+            kill_when_reached(gate, process, f"the split to reach its gate at {where}")
+        reached(gate).unlink()
+        steps = {step.name: step for step in steps_of(settings, requested.job.id)}
+        name = where.partition(":")[0]
+        assert steps[name].status == StepStatus.RUNNING, where
+        assert tenant(settings, SLUG).status == TenantStatus.MAINTENANCE, where
+        assert tenant(settings, INTO).status == TenantStatus.PROVISIONING, where
+        now = measured(settings, source)
+        if where == f"{REMOVE_FROM_SOURCE}:after":
+            rest = now
+            assert now["venues"][0] == 10 and now["units"][0] == before["units"][0] - 2, where
+        else:
+            assert now == (rest or before), f"{where}: the source holds every row it had"
+    gate.unlink()
+    with start(None, tmp_path / "last") as last:
+        finished = wait_until_finished(settings, requested.job.id, timeout=120, worker=last)
+    assert (finished.status, finished.error) == (JobStatus.SUCCEEDED, None)
+    assert [step.name for step in steps_of(settings, requested.job.id)] == SPLIT_STEP_NAMES
+    assert all(step.status == StepStatus.SUCCEEDED for step in steps_of(settings, requested.job.id))
+    new = tenant(settings, INTO)
+    assert (new.id, new.status, tenant(settings, SLUG).status) == (
+        new_id,
+        TenantStatus.ACTIVE,
+        TenantStatus.ACTIVE,
+    )
+    assert measured(settings, source) == rest, "the rows left the source once"
+    theirs = measured(settings, new)
+    assert (theirs["venues"][0], theirs["units"][0]) == (10, 2)
+
+
+async def _damage(location: StoreLocation) -> None:
+    store = location.open()
+    try:
+        async with store.engine.begin() as connection:
+            await connection.execute(text("DELETE FROM venues WHERE id = 1"))
+    finally:
+        await store.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_split_whose_copy_is_found_damaged_drops_the_new_store_and_leaves_the_source_as_it_was(
+    landlord: Settings, gate: Path, tmp_path: Path
+) -> None:
+    settings = gated_settings(landlord, split_gate)
+    start = serving(settings, split_gate, gate)
+    split_tenant(settings)
+    source = tenant(settings, SLUG)
+    before = measured(settings, source)
+    requested = ask(settings)
+
+    gate.touch()
+    with start("validate", tmp_path / "worker") as worker:
+        wait_for(reached(gate).exists, 90, what="the split to reach its gate at validate")
+        built = location_of(settings, tenant(settings, INTO))
+        asyncio.run(_damage(built))
+        gate.unlink()
+        failed = wait_until_finished(settings, requested.job.id, timeout=90, worker=worker)
+
+    assert failed.status == JobStatus.FAILED and "does not hold what was carved" in (failed.error or "")
+    new = tenant(settings, INTO)
+    assert (new.status, new.store_name) == (TenantStatus.FAILED, None)
+    assert not asyncio.run(store_exists(built)), "the new tenant's store is dropped"
+    assert tenant(settings, SLUG).status == TenantStatus.ACTIVE
+    assert measured(settings, source) == before, "the source is as it was"
