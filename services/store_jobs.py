@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.db import Database
 from services.jobs import KeepsPayload, StepFunction, run_steps, say_in_step
-from services.models import Job, Tenant
+from services.models import Job, Tenant, TenantStatus
 from services.settings import Settings
 from services.tenancy.barrier import wait_for_writes_in_flight
 from services.tenancy.stores import StoreLocation, location_of, release_kept_stores
@@ -100,3 +100,15 @@ async def writes_drained(run: StoreJob, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     await wait_for_writes_in_flight(run.store(tenant), tenant.id)
     return "every write that began before the maintenance page has ended; later ones are refused"
+
+
+def maintenance_until(done: str) -> StepFunction[StoreJob]:
+    """The step that puts the tenant in maintenance (its portal's maintenance page, its API's 503)
+    until `done` ("the move is done")."""
+
+    async def maintenance_on(run: StoreJob, session: AsyncSession) -> str:
+        tenant = await run.tenant(session)
+        tenant.status = TenantStatus.MAINTENANCE
+        return f"{tenant.slug} shows a maintenance page and its API answers 503: writes wait until {done}"
+
+    return maintenance_on

@@ -1,12 +1,14 @@
 """What the commands that act on the landlord share (rollouts, moves): the options selecting a
 fleet's tenants; the landlord database,
 refused while its migrations are behind; its jobs sent to the workers when a request commits, or,
-with the embedded broker, left for the command to run here; and the operator as the trail names
-them."""
+with the embedded broker, left for the command to run here (and run here, its steps said); and
+the operator as the trail names them."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,8 +17,10 @@ from services.audit import Caller, command_line_actor
 from services.db import Database
 from services.errors import DomainError
 from services.layers.landlord import landlord_is_current
+from services.models import Job, JobStatus
 from services.selection import Selection
 from services.settings import Settings
+from services.tenancy.context import tenant_context
 from workers.runner import JobQueue
 
 
@@ -78,3 +82,33 @@ def selection_of(args: argparse.Namespace) -> Selection:
         servers=tuple(args.selected_servers),
         tenants=tuple(args.tenant),
     )
+
+
+def print_steps(job: Job) -> None:
+    """Each step and what it did; a step that did not succeed, its status and error."""
+    for step in job.steps:
+        if step.status == JobStatus.SUCCEEDED:
+            print(f"  {step.name}: {step.detail or 'done'}")
+        else:
+            print(f"  {step.name}: {step.status}" + (f": {step.error}" if step.error else ""))
+
+
+async def run_job_here(database: Database, settings: Settings, job_id: int, tenant_id: int, what: str) -> Job:
+    """A tenant's job run in this process, as a worker runs it, and its steps said; when it failed,
+    one line on stderr naming `what` failed and the failed step's error."""
+    # A failure is said from the job's record (the failed step's error): the traceback the job
+    # logs as it fails would bury it in the operator's terminal.
+    logging.disable(logging.ERROR)
+    try:
+        with tenant_context(tenant_id):
+            await jobs.perform_job(database, job_id, settings)
+    finally:
+        logging.disable(logging.NOTSET)
+    async with database.session() as session:
+        job = await session.get_one(Job, job_id)
+    print_steps(job)
+    if job.status != JobStatus.SUCCEEDED:
+        failed = next((step for step in job.steps if step.status == JobStatus.FAILED), None)
+        said = f" at its {failed.name} step: {failed.error}" if failed is not None else f": {job.error}"
+        print(f"tenantry: {what} failed{said}", file=sys.stderr)
+    return job

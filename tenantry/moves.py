@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import sys
 
-from services import jobs
 from services.db import Database
 from services.errors import Conflict, InvalidInput
-from services.models import IsolationMode, Job, JobStatus, Tenant, TenantMove
+from services.models import IsolationMode, JobStatus, Tenant, TenantMove
 from services.moves import recorded
 from services.moves.requests import (
     MoveTarget,
@@ -26,10 +23,9 @@ from services.moves.requests import (
     to_kind,
 )
 from services.settings import Settings
-from services.tenancy.context import tenant_context
 from services.tenancy.stores import POSTGRESQL, SQLITE
 from services.tenancy.tenants import get_tenant
-from tenantry.landlord import landlord_sending_jobs, open_landlord, operator
+from tenantry.landlord import landlord_sending_jobs, open_landlord, operator, run_job_here
 
 
 async def _request(settings: Settings, database: Database, args: argparse.Namespace) -> RequestedMove:
@@ -68,34 +64,15 @@ def _old_store(move: TenantMove) -> str:
     return f"The store it left, {move.from_store}, is {move.old_store}."
 
 
-def print_steps(job: Job) -> None:
-    """Each step and what it did; a step that did not succeed, its status and error."""
-    for step in job.steps:
-        if step.status == JobStatus.SUCCEEDED:
-            print(f"  {step.name}: {step.detail or 'done'}")
-        else:
-            print(f"  {step.name}: {step.status}" + (f": {step.error}" if step.error else ""))
-
-
 async def _run_here(database: Database, settings: Settings, requested: RequestedMove) -> int:
     """The move's job run in this process, as a worker runs it; its steps and figures said, and the
     exit code: 1 when it failed (the failed step's error on stderr)."""
-    # A failure is said below from the job's record (the failed step's error): the traceback the
-    # job logs as it fails would bury it in the operator's terminal.
-    logging.disable(logging.ERROR)
-    try:
-        with tenant_context(requested.tenant.id):
-            await jobs.perform_job(database, requested.job.id, settings)
-    finally:
-        logging.disable(logging.NOTSET)
+    job = await run_job_here(
+        database, settings, requested.job.id, requested.tenant.id, f"move #{requested.move.id}"
+    )
     async with database.session() as session:
-        job = await session.get_one(Job, requested.job.id)
         move = await session.get_one(TenantMove, requested.move.id)
-    print_steps(job)
     if job.status != JobStatus.SUCCEEDED:
-        failed = next((step for step in job.steps if step.status == JobStatus.FAILED), None)
-        said = f" at its {failed.name} step: {failed.error}" if failed is not None else f": {job.error}"
-        print(f"tenantry: move #{move.id} failed{said}", file=sys.stderr)
         return 1
     print(f"Moved: {_figures(settings, move)}.")
     print(f"{_old_store(move)} `tenantry move {requested.tenant.slug} --back` moves it back.")

@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import sys
 
-from services import jobs
-from services.models import Job, JobStatus
+from services.models import JobStatus
 from services.moves import recorded
 from services.moves.split import SplitPlan, SplitTarget, plan_split
 from services.settings import Settings
-from services.tenancy.context import tenant_context
 from services.tenancy.tenants import get_tenant
-from tenantry.landlord import landlord_sending_jobs, open_landlord, operator
-from tenantry.moves import print_steps
+from tenantry.landlord import landlord_sending_jobs, open_landlord, operator, run_job_here
 
 
 def print_plan(plan: SplitPlan) -> None:
@@ -69,20 +64,10 @@ async def _split(settings: Settings, args: argparse.Namespace) -> int:
         if queue is not None:
             print("  The workers have its job: follow it on the tenant's page or at /api/v1/jobs/{id}.")
             return 0
-        # A failure is said below from the job's record: the traceback the job logs would bury it.
-        logging.disable(logging.ERROR)
-        try:
-            with tenant_context(tenant.id):
-                await jobs.perform_job(database, requested.job.id, settings)
-        finally:
-            logging.disable(logging.NOTSET)
-        async with database.session() as session:
-            job = await session.get_one(Job, requested.job.id)
-        print_steps(job)
+        job = await run_job_here(
+            database, settings, requested.job.id, tenant.id, f"the split of {tenant.slug}"
+        )
         if job.status != JobStatus.SUCCEEDED:
-            failed = next((step for step in job.steps if step.status == JobStatus.FAILED), None)
-            said = f" at its {failed.name} step: {failed.error}" if failed is not None else f": {job.error}"
-            print(f"tenantry: the split of {tenant.slug} failed{said}", file=sys.stderr)
             return 1
         print(f"Split: {requested.new_tenant.slug} is active; {tenant.slug} is active again.")
         return 0

@@ -34,7 +34,7 @@ from services.db import Database
 from services.errors import Conflict, FieldErrors, InvalidInput
 from services.jobs import StepFunction
 from services.models import Backup, IsolationMode, Job
-from services.provisioning.steps import activate, bring_up_new_tenant, record_snapshot, reserve_store
+from services.provisioning.steps import activate, bring_up_new_tenant, record_snapshot, reserve_new_store
 from services.server_limits import ServerWork
 from services.settings import Settings
 from services.tenancy.placement import choose_server
@@ -132,10 +132,7 @@ async def check(run: CopyRun, session: AsyncSession) -> str:
 
 async def allocate(run: CopyRun, session: AsyncSession) -> str:
     """Record where the store goes; the restore step creates it."""
-    tenant = await run.tenant(session)
-    if tenant.store_name is None:
-        await reserve_store(run.settings, tenant)
-    return f"{tenant.store_backend} store {tenant.store_name} ({tenant.isolation} isolation)"
+    return await reserve_new_store(run.settings, await run.tenant(session))
 
 
 async def restore(run: CopyRun, session: AsyncSession) -> str:

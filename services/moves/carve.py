@@ -274,17 +274,8 @@ def _renumbered(
         ids = result.ids.get(ref.table, {})
         if value in ids:
             new[ref.column] = ids[value]
-        elif ref.nullable:
-            new[ref.column] = None
-            result.cleared.append(
-                Cleared(shape.name, row.get(shape.id or "id"), ref.column, ref.table, value, "new tenant")
-            )
         else:
-            result.refusals.append(
-                f"{shape.name} #{row.get(shape.id or 'id')} goes with the unit, but its {ref.column} "
-                f"names {ref.table} #{value}, which stays (and it cannot be empty): assign that "
-                f"{ref.table} row to a unit inside the subtree, or this row to one outside it"
-            )
+            _across_the_cut(shape, row, new, ref, result, where="new tenant")
     return new
 
 
@@ -294,22 +285,34 @@ def _staying(shape: Shape, row: Row, result: Carve, goes: dict[str, set[Any]]) -
         value = row.get(ref.column)
         if value is None or value not in goes.get(ref.table, ()):
             continue
-        if ref.nullable:
-            kept[ref.column] = None
-            result.cleared.append(
-                Cleared(shape.name, row.get(shape.id or "id"), ref.column, ref.table, value, "source")
-            )
-        else:
-            result.refusals.append(
-                f"{shape.name} #{row.get(shape.id or 'id')} stays, but its {ref.column} names "
-                f"{ref.table} #{value}, which goes (and it cannot be empty): assign it to a unit "
-                "inside the subtree, or that row to one outside it"
-            )
+        _across_the_cut(shape, row, kept, ref, result, where="source")
     if shape.name == PROFILES and any(
         f.leaves_source and f.account_id == row["account_id"] for f in result.followers
     ):
         kept["is_active"] = False
     return kept
+
+
+def _across_the_cut(
+    shape: Shape, row: Row, written: Row, ref: Reference, result: Carve, *, where: str
+) -> None:
+    """A reference of `row` to a row on the other side of the cut (`where` it is written): cleared
+    where it may be empty, a refusal otherwise."""
+    value, row_id = row[ref.column], row.get(shape.id or "id")
+    if ref.nullable:
+        written[ref.column] = None
+        result.cleared.append(Cleared(shape.name, row_id, ref.column, ref.table, value, where))
+    elif where == "source":
+        result.refusals.append(
+            f"{shape.name} #{row_id} stays, but its {ref.column} names {ref.table} #{value}, which goes "
+            "(and it cannot be empty): assign it to a unit inside the subtree, or that row to one outside it"
+        )
+    else:
+        result.refusals.append(
+            f"{shape.name} #{row_id} goes with the unit, but its {ref.column} names {ref.table} #{value}, "
+            f"which stays (and it cannot be empty): assign that {ref.table} row to a unit inside the "
+            "subtree, or this row to one outside it"
+        )
 
 
 def _make_paths(shape: Shape, rows: list[Row]) -> None:

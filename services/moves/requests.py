@@ -232,14 +232,7 @@ async def _record(
 ) -> RequestedMove:
     assert tenant.store_backend is not None and tenant.store_name is not None
     going = describe_kind(settings, kind)
-    backup = Backup(
-        tenant_id=tenant.id,
-        tenant_slug=tenant.slug,
-        format=BackupFormat.PORTABLE,
-        status=JobStatus.QUEUED,
-        requested_by=f"move to {going}" + (f", {requested_by}" if requested_by else ""),
-        created_at=utcnow(),
-    )
+    backup = queued_portable_backup(tenant, f"move to {going}", requested_by)
     session.add(backup)
     move = TenantMove(
         tenant_id=tenant.id,
@@ -265,6 +258,19 @@ async def _record(
     )
     move.job_id, move.backup_id, backup.job_id = job.id, backup.id, job.id
     return RequestedMove(move, job, tenant, going)
+
+
+def queued_portable_backup(tenant: Tenant, why: str, requested_by: str | None) -> Backup:
+    """The portable backup a job of the tenant's takes of it ("move to …", "safety backup before …"),
+    queued: the job's own steps take it."""
+    return Backup(
+        tenant_id=tenant.id,
+        tenant_slug=tenant.slug,
+        format=BackupFormat.PORTABLE,
+        status=JobStatus.QUEUED,
+        requested_by=why + (f", {requested_by}" if requested_by else ""),
+        created_at=utcnow(),
+    )
 
 
 def latest_done(moves: list[TenantMove]) -> TenantMove | None:

@@ -54,7 +54,6 @@ from services.jobs import StepFunction
 from services.layers.catalogue import load_catalogue
 from services.layers.ownership import TENANT_COLUMN
 from services.models import (
-    Backup,
     BackupFormat,
     IsolationMode,
     Job,
@@ -63,12 +62,12 @@ from services.models import (
     Tenant,
     TenantStatus,
 )
-from services.models.types import utcnow
 from services.moves.carve import PROFILES, UNITS, Carve, Cleared, Follower, Row, Shape, carve
-from services.provisioning.steps import record_snapshot, reserve_store
+from services.moves.requests import queued_portable_backup
+from services.provisioning.steps import record_snapshot, reserve_new_store
 from services.server_limits import ServerWork
 from services.settings import Settings
-from services.store_jobs import LOCK_STEP, WRITES_DRAINED, writes_drained
+from services.store_jobs import LOCK_STEP, WRITES_DRAINED, maintenance_until, writes_drained
 from services.tenancy.placement import choose_server
 from services.tenancy.stores import StoreLocation, drop_store, location_of
 from services.tenancy.tenants import check_slug_free, register_tenant, validate_slug
@@ -361,14 +360,8 @@ async def request_split(
         tenant.plan_key,
     )
     new.store_server = await choose_server(session, settings, new.plan_key)
-    backup = Backup(
-        tenant_id=tenant.id,
-        tenant_slug=tenant.slug,
-        format=BackupFormat.PORTABLE,
-        status=JobStatus.QUEUED,
-        requested_by=f"safety backup before splitting off {plan.unit_name}"
-        + (f", {requested_by}" if requested_by else ""),
-        created_at=utcnow(),
+    backup = queued_portable_backup(
+        tenant, f"safety backup before splitting off {plan.unit_name}", requested_by
     )
     session.add(backup)
     await session.flush()
@@ -467,20 +460,10 @@ async def lock(run: SplitRun, session: AsyncSession) -> str:
     return f"{said}; {(await run.payload(session))['unit']} goes to {new.slug}"
 
 
-async def maintenance_on(run: SplitRun, session: AsyncSession) -> str:
-    tenant = await run.tenant(session)
-    tenant.status = TenantStatus.MAINTENANCE
-    return (
-        f"{tenant.slug} shows a maintenance page and its API answers 503: writes wait until the split is done"
-    )
-
-
 async def allocate(run: SplitRun, session: AsyncSession) -> str:
     """Record where the new tenant's store goes (before it exists, so a failure can remove it)."""
     new = await run.new_tenant(session)
-    if new.store_name is None:
-        await reserve_store(run.settings, new)
-    return f"{new.store_backend} store {new.store_name} ({new.isolation} isolation) for {new.slug}"
+    return f"{await reserve_new_store(run.settings, new)} for {new.slug}"
 
 
 async def copy(run: SplitRun, session: AsyncSession) -> str:
@@ -736,7 +719,7 @@ async def activate(run: SplitRun, session: AsyncSession) -> str:
 
 SPLIT_STEPS: list[tuple[str, StepFunction[SplitRun]]] = [
     (LOCK_STEP, lock),
-    (MAINTENANCE_ON, maintenance_on),
+    (MAINTENANCE_ON, maintenance_until("the split is done")),
     (WRITES_DRAINED, writes_drained),
     ("dump", dump),
     ("checksum", checksum),

@@ -73,7 +73,7 @@ from services.moves.requests import (
 from services.provisioning.steps import record_snapshot
 from services.server_limits import ServerWork
 from services.settings import Settings
-from services.store_jobs import WRITES_DRAINED, writes_drained
+from services.store_jobs import WRITES_DRAINED, maintenance_until, writes_drained
 from services.tenancy.stores import (
     StoreLocation,
     allocate_store,
@@ -156,14 +156,6 @@ async def lock(run: MoveRun, session: AsyncSession) -> str:
     if move.back_of is not None:
         return f"{said}; it goes back to {going}"
     return f"{said}; it goes to {going}, {new.name}"
-
-
-async def maintenance_on(run: MoveRun, session: AsyncSession) -> str:
-    tenant = await run.tenant(session)
-    tenant.status = TenantStatus.MAINTENANCE
-    return (
-        f"{tenant.slug} shows a maintenance page and its API answers 503: writes wait until the move is done"
-    )
 
 
 async def unchanged_since(run: MoveRun, session: AsyncSession) -> str:
@@ -321,7 +313,7 @@ async def maintenance_off(run: MoveRun, session: AsyncSession) -> str:
 
 MOVE_STEPS: list[tuple[str, StepFunction[MoveRun]]] = [
     (LOCK, lock),
-    (MAINTENANCE_ON, maintenance_on),
+    (MAINTENANCE_ON, maintenance_until("the move is done")),
     (WRITES_DRAINED, writes_drained),
     (UNCHANGED_SINCE, unchanged_since),
     ("dump", dump),

@@ -169,6 +169,14 @@ async def reserve_store(settings: Settings, tenant: Tenant) -> None:
     tenant.store_backend, tenant.store_name = planned.backend, planned.name
 
 
+async def reserve_new_store(settings: Settings, tenant: Tenant) -> str:
+    """A new tenant's store recorded (once; a resumed job finds it recorded) for a later step to make
+    it from something else than its layers (a backup's copy, a split's carve); said."""
+    if tenant.store_name is None:
+        await reserve_store(settings, tenant)
+    return f"{tenant.store_backend} store {tenant.store_name} ({tenant.isolation} isolation)"
+
+
 async def allocate(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
     if tenant.isolation == IsolationMode.SHARED:

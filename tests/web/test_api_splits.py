@@ -14,8 +14,9 @@ from litestar.testing import TestClient
 from services.moves.split import REMOVED_FROM_SOURCE, SPLIT_STEP_NAMES
 from services.settings import Settings
 from tests.support import Credentials
+from tests.web.districts import tenant_with_a_district
 from tests.web.portal import add_token
-from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, provision
+from tests.web.tenant_world import add_admin, add_member, add_rows
 from tests.web.test_api import assert_json_error, bearer
 from tests.web.test_api_provisioning import errors_by_field, follow
 from tests.workers.support import tenant
@@ -33,17 +34,9 @@ def landlord_token(settings: Settings, superadmin: Credentials) -> str:
 def district(settings: Settings) -> dict[str, int]:
     """harbour-club with a North district and its ward, two venues and an event in the ward, a
     venue of the root, and Wanda, a member assigned to the ward."""
-    provision(settings, SLUG, modules=["events"])
-    units = add_units(settings, SLUG, [("North", None), ("Ward", "North")])
-    add_rows(
-        settings,
-        SLUG,
-        "venues",
-        [{"name": "Boat House", "unit_id": units["Ward"]}, {"name": "Pier", "unit_id": units["North"]}],
+    return tenant_with_a_district(
+        settings, SLUG, [("Boat House", "Ward"), ("Pier", "North"), ("Town Hall", "root")]
     )
-    add_rows(settings, SLUG, "venues", [{"name": "Town Hall", "unit_id": units["root"]}])
-    add_member(settings, SLUG, "wanda@harbour.example", unit_ids=[units["Ward"]])
-    return units
 
 
 def test_a_landlord_token_splits_a_district_off_after_its_dry_run(

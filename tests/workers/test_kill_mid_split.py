@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from sqlalchemy import text
@@ -30,10 +31,10 @@ from services.tenancy.stores import StoreLocation, location_of, store_exists
 from tests.services.moves.support import Content, content_of
 from tests.services.running import wait_for
 from tests.support import run_db
-from tests.web.tenant_world import add_member, add_rows, add_units, provision
+from tests.web.districts import tenant_with_a_district
 from tests.workers import split_gate
 from tests.workers.gate import reached
-from tests.workers.gated import gated_settings, kill_when_reached, serving
+from tests.workers.gated import StartWorker, gated_settings, kill_when_reached, serving
 from tests.workers.support import steps_of, tenant, wait_until_finished
 
 SLUG = "harbour-club"
@@ -52,17 +53,9 @@ def gate(tmp_path: Path) -> Iterator[Path]:
 
 
 def split_tenant(settings: Settings) -> dict[str, int]:
-    """harbour-club with a North district and its ward, venues on both sides, a member of the ward."""
-    provision(settings, SLUG, modules=["events"])
-    units = add_units(settings, SLUG, [("North", None), ("Ward", "North")])
-    add_rows(
-        settings,
-        SLUG,
-        "venues",
-        [{"name": f"Hall {n}", "unit_id": units["Ward" if n % 2 else "root"]} for n in range(20)],
-    )
-    add_member(settings, SLUG, "wanda@harbour.example", unit_ids=[units["Ward"]])
-    return units
+    """harbour-club with twenty venues, every other one in the Ward, and a member of the Ward."""
+    halls = [(f"Hall {n}", "Ward" if n % 2 else "root") for n in range(20)]
+    return tenant_with_a_district(settings, SLUG, halls)
 
 
 def measured(settings: Settings, found: Tenant) -> Content:
@@ -79,16 +72,31 @@ def ask(settings: Settings) -> RequestedSplit:
     )
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_tenantry_serve_killed_at_every_step_of_a_split_never_leaves_the_source_half_split(
-    landlord: Settings, gate: Path, tmp_path: Path
-) -> None:
+class Splitting(NamedTuple):
+    """A split recorded (its job not yet run) on an installation whose `tenantry serve` processes
+    hold it at the gate, and the source as it was."""
+
+    settings: Settings
+    start: StartWorker
+    source: Tenant
+    before: Content
+    requested: RequestedSplit
+
+
+@pytest.fixture
+def splitting(landlord: Settings, gate: Path) -> Splitting:
     settings = gated_settings(landlord, split_gate)
-    start = serving(settings, split_gate, gate)
     split_tenant(settings)
     source = tenant(settings, SLUG)
     before = measured(settings, source)
-    requested = ask(settings)
+    return Splitting(settings, serving(settings, split_gate, gate), source, before, ask(settings))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_tenantry_serve_killed_at_every_step_of_a_split_never_leaves_the_source_half_split(
+    splitting: Splitting, gate: Path, tmp_path: Path
+) -> None:
+    settings, start, source, before, requested = splitting
     new_id = requested.new_tenant.id
 
     gate.touch()
@@ -136,14 +144,9 @@ async def _damage(location: StoreLocation) -> None:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_split_whose_copy_is_found_damaged_drops_the_new_store_and_leaves_the_source_as_it_was(
-    landlord: Settings, gate: Path, tmp_path: Path
+    splitting: Splitting, gate: Path, tmp_path: Path
 ) -> None:
-    settings = gated_settings(landlord, split_gate)
-    start = serving(settings, split_gate, gate)
-    split_tenant(settings)
-    source = tenant(settings, SLUG)
-    before = measured(settings, source)
-    requested = ask(settings)
+    settings, start, source, before, requested = splitting
 
     gate.touch()
     with start("validate", tmp_path / "worker") as worker:
