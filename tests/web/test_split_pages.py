@@ -76,7 +76,8 @@ def test_a_superadmin_sees_the_dry_run_then_splits_a_district_off(
     job = wait_until_finished(settings, job_id, timeout=90)
     assert (job.kind, job.status, job.error) == (SPLIT, "succeeded", None)
     assert tenant(settings, "north-harbour").status == "active"
-    assert "remove from source" in text_of(client.get(PAGE).text)
+    done = text_of(client.get(PAGE).text)
+    assert "remove from source" in done and "Split North off into a new tenant, safety backup #" in done
 
 
 def test_a_wrong_unit_or_slug_is_said_and_nothing_changes(

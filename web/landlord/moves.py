@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Response, Template
 from litestar.status_codes import (
     HTTP_200_OK,
@@ -308,9 +308,9 @@ class MovesController(Controller):
         request: HTMXRequest,
         db_session: DbSession,
         slug: FromPath[str],
-        unit: str = "",
-        into: str = "",
-        name: str = "",
+        unit: FromQuery[str] = "",
+        into: FromQuery[str] = "",
+        name: FromQuery[str] = "",
     ) -> Template:
         """The split form; once a unit and a slug are given, the dry run and the confirmation (the
         dry run alone on an HTMX request)."""
