@@ -2,8 +2,10 @@
 source tenant half split. Killed at any step before the source gave its rows, the source holds
 every row it had; killed after its store committed the removal but before the step was recorded,
 it holds exactly what the split leaves it and the new tenant's store holds the rest, so every row
-is in exactly one place. Another `tenantry serve` resumes the job, and the split ends with the
-new tenant active holding the subtree, the source active holding the rest, each step succeeded.
+is in exactly one place. Another worker resumes the job, and the split ends with the new tenant
+active holding the subtree, the source active holding the rest, each step succeeded: on SQLite
+(`tenantry serve`, embedded) killed at six points, on PostgreSQL (`tenantry worker` processes on
+Redis) at two.
 
 And a split that fails after the new tenant's store was filled (its copy found damaged when it
 is checked) drops that store, marks the new tenant failed and leaves the source as it was."""
@@ -30,12 +32,19 @@ from services.settings import Settings
 from services.tenancy.stores import StoreLocation, location_of, store_exists
 from tests.services.moves.support import Content, content_of
 from tests.services.running import wait_for
-from tests.support import run_db
+from tests.support import REDIS_URL, requires_postgres, requires_redis, run_db
 from tests.web.districts import tenant_with_a_district
 from tests.workers import split_gate
 from tests.workers.gate import reached
-from tests.workers.gated import StartWorker, gated_settings, kill_when_reached, serving
-from tests.workers.support import steps_of, tenant, wait_until_finished
+from tests.workers.gated import StartWorker, gated_settings, kill_when_reached, serving, working
+from tests.workers.support import (
+    drop_tenant_databases,
+    forget_namespace,
+    steps_of,
+    tenant,
+    wait_until_finished,
+)
+from workers.runner import JobQueue
 
 SLUG = "harbour-club"
 INTO = "north-harbour"
@@ -43,6 +52,8 @@ INTO = "north-harbour"
 #: new store is filled, before the rows leave the source, after the source's removal committed but
 #: before the step was recorded, and before the end.
 KILL_POINTS = ["verify", "copy", "validate", REMOVE_FROM_SOURCE, f"{REMOVE_FROM_SOURCE}:after", "activate"]
+#: On PostgreSQL: the new store filled, and the source's removal committed but not recorded.
+POSTGRES_KILL_POINTS = ["copy", f"{REMOVE_FROM_SOURCE}:after"]
 
 
 @pytest.fixture
@@ -92,22 +103,20 @@ def splitting(landlord: Settings, gate: Path) -> Splitting:
     return Splitting(settings, serving(settings, split_gate, gate), source, before, ask(settings))
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_tenantry_serve_killed_at_every_step_of_a_split_never_leaves_the_source_half_split(
-    splitting: Splitting, gate: Path, tmp_path: Path
+def kill_at_each_point_then_finish(
+    splitting: Splitting, kill_points: list[str], gate: Path, logs: Path
 ) -> None:
+    """Kill the split's worker at each point in turn (a new worker resumes it there), looking at the
+    source each time; then let a last worker finish it, and look at both tenants."""
     settings, start, source, before, requested = splitting
-    new_id = requested.new_tenant.id
-
     gate.touch()
     rest: Content | None = None
-    for number, where in enumerate(KILL_POINTS):
-        with start(where, tmp_path / f"kill-{number}") as process:
+    for number, where in enumerate(kill_points):
+        with start(where, logs / f"kill-{number}") as process:
             kill_when_reached(gate, process, f"the split to reach its gate at {where}")
         reached(gate).unlink()
         steps = {step.name: step for step in steps_of(settings, requested.job.id)}
-        name = where.partition(":")[0]
-        assert steps[name].status == StepStatus.RUNNING, where
+        assert steps[where.partition(":")[0]].status == StepStatus.RUNNING, where
         assert tenant(settings, SLUG).status == TenantStatus.MAINTENANCE, where
         assert tenant(settings, INTO).status == TenantStatus.PROVISIONING, where
         now = measured(settings, source)
@@ -117,20 +126,53 @@ def test_tenantry_serve_killed_at_every_step_of_a_split_never_leaves_the_source_
         else:
             assert now == (rest or before), f"{where}: the source holds every row it had"
     gate.unlink()
-    with start(None, tmp_path / "last") as last:
+    with start(None, logs / "last") as last:
         finished = wait_until_finished(settings, requested.job.id, timeout=120, worker=last)
     assert (finished.status, finished.error) == (JobStatus.SUCCEEDED, None)
     assert [step.name for step in steps_of(settings, requested.job.id)] == SPLIT_STEP_NAMES
     assert all(step.status == StepStatus.SUCCEEDED for step in steps_of(settings, requested.job.id))
     new = tenant(settings, INTO)
-    assert (new.id, new.status, tenant(settings, SLUG).status) == (
-        new_id,
-        TenantStatus.ACTIVE,
-        TenantStatus.ACTIVE,
-    )
-    assert measured(settings, source) == rest, "the rows left the source once"
+    assert (new.id, new.status) == (requested.new_tenant.id, TenantStatus.ACTIVE)
+    assert tenant(settings, SLUG).status == TenantStatus.ACTIVE
+    after = measured(settings, source)
+    assert after["venues"][0] == 10 and (rest is None or after == rest), "the rows left the source once"
     theirs = measured(settings, new)
     assert (theirs["venues"][0], theirs["units"][0]) == (10, 2)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_tenantry_serve_killed_at_every_step_of_a_split_never_leaves_the_source_half_split(
+    splitting: Splitting, gate: Path, tmp_path: Path
+) -> None:
+    """Embedded mode: the worker lives in `tenantry serve`; started again, it sends every
+    unfinished job again and the split resumes."""
+    kill_at_each_point_then_finish(splitting, KILL_POINTS, gate, tmp_path)
+
+
+@pytest.mark.parametrize("database_url", [pytest.param("postgres", marks=requires_postgres)], indirect=True)
+@requires_redis
+def test_a_worker_killed_mid_split_on_postgresql_is_replaced_and_the_source_is_never_half_split(
+    landlord: Settings, gate: Path, tmp_path: Path
+) -> None:
+    """PostgreSQL landlord and tenant databases, `tenantry worker` processes on Redis: the new
+    worker's sweeper finds the job's expired lease and sends it again."""
+    assert REDIS_URL
+    settings = gated_settings(landlord, split_gate, broker_url=REDIS_URL)
+    try:
+        split_tenant(settings)
+        source = tenant(settings, SLUG)
+        splitting = Splitting(
+            settings, working(settings, split_gate, gate), source, measured(settings, source), ask(settings)
+        )
+        sender = JobQueue(settings)
+        try:
+            sender.send(splitting.requested.job.id, source.id)
+        finally:
+            sender.stop()
+        kill_at_each_point_then_finish(splitting, POSTGRES_KILL_POINTS, gate, tmp_path)
+    finally:
+        forget_namespace(settings.broker_url, settings.broker_namespace)
+        drop_tenant_databases(settings.database_url)
 
 
 async def _damage(location: StoreLocation) -> None:
