@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Table
 
 from services.backups.content import ID_PATH, data_columns, id_column
-from services.layers.ownership import UNIT_COLUMN
+from services.layers.ownership import TENANT_COLUMN, UNIT_COLUMN
 
 UNITS = "units"
 PROFILES = "users"
@@ -59,6 +59,8 @@ class Shape:
     by_unit: bool
     #: A tree's materialised path of ids ("/1/4/9/"), made again from the new ids.
     path: str | None
+    #: The primary key's columns (the tenant column left out).
+    keys: tuple[str, ...]
 
     @classmethod
     def of(cls, table: Table) -> Shape:
@@ -75,6 +77,7 @@ class Shape:
             references=references,
             by_unit=UNIT_COLUMN in table.c,
             path=ID_PATH if self_parent and ID_PATH in table.c else None,
+            keys=tuple(column.name for column in table.primary_key.columns if column.name != TENANT_COLUMN),
         )
 
 
@@ -120,6 +123,8 @@ class Carve:
     new: dict[str, list[Row]] = field(default_factory=dict)
     #: The source's rows per table afterwards.
     rest: dict[str, list[Row]] = field(default_factory=dict)
+    #: The source's rows per table before.
+    originals: dict[str, list[Row]] = field(default_factory=dict)
     #: Rows that leave the source, per table, as the source has them (copied rows are not among them).
     leaving: dict[str, list[Row]] = field(default_factory=dict)
     #: Per table, old id → new id of every row that went or was copied.
@@ -137,13 +142,16 @@ class Carve:
     def rows_moving(self) -> int:
         return sum(self.moving.values())
 
-    def cleared_in_source(self) -> dict[str, dict[str, list[Any]]]:
-        """Per table and column, the ids of the source's rows whose reference is cleared."""
-        found: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
-        for cleared in self.cleared:
-            if cleared.where == "source":
-                found[cleared.table][cleared.column].append(cleared.row_id)
-        return {table: dict(columns) for table, columns in found.items()}
+    def changed_in_source(self, shape: Shape) -> list[tuple[Row, Row]]:
+        """The source's rows of the table that stay but change (a reference across the cut cleared,
+        a tree's path made again, a profile deactivated): each row's key columns and what changes."""
+        originals = {_key(shape, row): row for row in self.originals.get(shape.name, [])}
+        found = []
+        for row in self.rest.get(shape.name, []):
+            before = originals[_key(shape, row)]
+            if changes := {column: value for column, value in row.items() if before.get(column) != value}:
+                found.append(({column: before[column] for column in shape.keys}, changes))
+        return found
 
 
 class NoSuchUnit(LookupError):
@@ -214,6 +222,8 @@ def carve(shapes: list[Shape], rows: Mapping[str, Iterable[Row]], unit_id: int) 
                 rest_rows.append(_staying(shape, row, result, goes))
         if shape.path is not None:
             _make_paths(shape, new_rows)
+            _make_paths(shape, rest_rows, only_below={_key(shape, row) for row in left})
+        result.originals[shape.name] = read[shape.name]
         result.new[shape.name] = new_rows
         result.rest[shape.name] = rest_rows
         result.leaving[shape.name] = left
@@ -315,8 +325,9 @@ def _across_the_cut(
         )
 
 
-def _make_paths(shape: Shape, rows: list[Row]) -> None:
-    """A tree's paths made again from its new ids and parents: "/<root>/…/<id>/"."""
+def _make_paths(shape: Shape, rows: list[Row], *, only_below: set[Any] | None = None) -> None:
+    """A tree's paths made again from its ids and parents: "/<root>/…/<id>/". With `only_below`,
+    only the paths of rows that listed one of those ids (rows that stay below one that went)."""
     assert shape.path is not None and shape.id is not None
     parent_of = {row[shape.id]: row.get("parent_id") for row in rows}
     made: dict[Any, str] = {}
@@ -328,4 +339,6 @@ def _make_paths(shape: Shape, rows: list[Row]) -> None:
         return made[row_id]
 
     for row in rows:
-        row[shape.path] = path_of(row[shape.id])
+        listed = {int(part) for part in str(row[shape.path]).split("/") if part.isdigit()}
+        if only_below is None or listed & only_below:
+            row[shape.path] = path_of(row[shape.id])

@@ -62,7 +62,7 @@ from services.models import (
     Tenant,
     TenantStatus,
 )
-from services.moves.carve import PROFILES, UNITS, Carve, Cleared, Follower, Row, Shape, carve
+from services.moves.carve import UNITS, Carve, Cleared, Follower, Row, Shape, carve
 from services.moves.requests import queued_portable_backup
 from services.provisioning.steps import record_snapshot, reserve_new_store
 from services.server_limits import ServerWork
@@ -627,29 +627,21 @@ def _remove(
     owned = (
         (lambda table: table.c[TENANT_COLUMN] == tenant_id) if tenant_id is not None else (lambda _t: true())
     )
-    for name, columns in carved.cleared_in_source().items():
-        table = tables[name]
-        key = table.c[next(shape.id for shape in shapes if shape.name == name) or "id"]
-        for column, ids in columns.items():
-            connection.execute(update(table).where(owned(table), key.in_(ids)).values({column: None}))
-    leavers = [f.account_id for f in carved.followers if f.leaves_source]
-    if leavers and PROFILES in tables:
-        profiles = tables[PROFILES]
-        connection.execute(
-            update(profiles)
-            .where(owned(profiles), profiles.c.account_id.in_(leavers))
-            .values(is_active=False)
-        )
+    for shape in shapes:  # references to the rows that go cleared first, paths and profiles changed
+        if changed := carved.changed_in_source(shape):
+            table = tables[shape.name]
+            for key, changes in changed:
+                where = (table.c[column] == value for column, value in key.items())
+                connection.execute(update(table).where(owned(table), *where).values(changes))
     for shape in reversed(shapes):
         leaving = _leaving_rows(shape, carved)
         if not leaving:
             continue
         table = tables[shape.name]
-        keys = [column.name for column in table.primary_key.columns if column.name != TENANT_COLUMN]
         statement = delete(table).where(
-            owned(table), *(table.c[key] == bindparam(f"k_{key}") for key in keys)
+            owned(table), *(table.c[key] == bindparam(f"k_{key}") for key in shape.keys)
         )
-        connection.execute(statement, [{f"k_{key}": row[key] for key in keys} for row in leaving])
+        connection.execute(statement, [{f"k_{key}": row[key] for key in shape.keys} for row in leaving])
     measured = {
         name: summarise_table(connection, tables[name], tenant_id=tenant_id).as_json()
         for name in expected

@@ -189,3 +189,40 @@ def test_the_dry_run_names_what_is_refused_and_what_is_cleared(sqlite_installati
         assert await landlord.count(Tenant) == 1
 
     sqlite_installation.run(scenario)
+
+
+def test_a_tree_of_folders_cut_by_the_split_has_its_paths_made_again_on_both_sides(
+    sqlite_installation: Installation,
+) -> None:
+    async def scenario(landlord: Landlord) -> None:
+        tenant, _ = await landlord.provision("harbour-club", TEMPLATE, ["documents"])
+        location = landlord.store(tenant)
+        root = Sql("(SELECT id FROM units WHERE parent_id IS NULL)")
+        await add(location, tenant, "units", parent_id=root, name="North", kind="district", path="/x/")
+        north = Sql("(SELECT id FROM units WHERE name = 'North')")
+        await add(location, tenant, "folders", parent_id=None, name="Archive", path="/1/", unit_id=north)
+        await add(location, tenant, "folders", parent_id=1, name="Minutes", path="/1/2/", unit_id=root)
+        await add(location, tenant, "folders", parent_id=2, name="2026", path="/1/2/3/", unit_id=root)
+        await add(location, tenant, "folders", parent_id=1, name="Maps", path="/1/4/", unit_id=north)
+        async with landlord.database.session() as session:
+            plan = await plan_split(session, landlord.settings, tenant, "North", SplitTarget("north"))
+        assert [str(cleared) for cleared in plan.cleared] == [
+            "folders #2 stays but its parent_id names folders #1, which goes: cleared in the source"
+        ]
+
+        job, new = await split(landlord, tenant, "North", "north")
+
+        assert (job.status, job.error) == (JobStatus.SUCCEEDED, None), [(s.name, s.error) for s in job.steps]
+        source = landlord.store(await landlord.tenant(tenant.id))
+        assert await query(source, "SELECT id, parent_id, path FROM folders ORDER BY id") == [
+            (2, None, "/2/"),
+            (3, 2, "/2/3/"),
+        ]
+        assert await query(
+            landlord.store(new), "SELECT id, parent_id, name, path FROM folders ORDER BY id"
+        ) == [
+            (1, None, "Archive", "/1/"),
+            (2, 1, "Maps", "/1/2/"),
+        ]
+
+    sqlite_installation.run(scenario)
