@@ -25,6 +25,7 @@ JOB_MODULES = (
     "services.lifecycle.deletion",
     "services.modules.steps",
     "services.moves.kept",
+    "services.moves.merge",
     "services.moves.plans",
     "services.moves.split",
     "services.moves.steps",

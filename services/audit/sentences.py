@@ -359,6 +359,20 @@ def _split_off(t: _Telling) -> str:
     return told + (f", {_plural(int(cleared), 'reference')} across the cut cleared" if cleared else "")
 
 
+def _merge(t: _Telling) -> str:
+    source = t.take("from")
+    t.take("job")
+    return f"{t.actor} asked for {source or 'a tenant'} to be merged into {t.tenant}"
+
+
+def _merged(t: _Telling) -> str:
+    source, rows, renamed = t.take("from"), t.take("rows"), t.take("renamed")
+    t.take("job")
+    told = f"{t.actor} merged {source or 'a tenant'} into {t.tenant}"
+    told += f": {_plural(int(rows), 'row')} came in" if rows is not None else ""
+    return told + (f", {_plural(int(renamed), 'value')} renamed where they clashed" if renamed else "")
+
+
 def _fleet_start(what: str, aiming: str, taking: str) -> Callable[[_Telling], str]:
     """A fleet operation started: '… started rollout #3: every layer to its head, on 4 tenants
     (plans standard)'; a move plan's aim and tenants said its own way ('to shared', 'moving')."""
@@ -559,6 +573,8 @@ _PHRASES: Mapping[str, Callable[[_Telling], str]] = {
     "tenant.moved": _moved,
     "tenant.split": _split,
     "tenant.split_off": _split_off,
+    "tenant.merge": _merge,
+    "tenant.merged": _merged,
     "moveplan.start": _fleet_start("a move plan", "to ", "moving"),
     "moveplan.pause": _fleet("a move plan", "paused"),
     "moveplan.resume": _fleet("a move plan", "resumed"),

@@ -55,6 +55,8 @@ ACTIONS = (
     "tenant.moved",
     "tenant.split",
     "tenant.split_off",
+    "tenant.merge",
+    "tenant.merged",
     "moveplan.start",
     "moveplan.pause",
     "moveplan.resume",

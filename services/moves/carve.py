@@ -221,8 +221,8 @@ def carve(shapes: list[Shape], rows: Mapping[str, Iterable[Row]], unit_id: int) 
             else:
                 rest_rows.append(_staying(shape, row, result, goes))
         if shape.path is not None:
-            _make_paths(shape, new_rows)
-            _make_paths(shape, rest_rows, only_below={_key(shape, row) for row in left})
+            make_paths(shape, new_rows)
+            make_paths(shape, rest_rows, only_below={_key(shape, row) for row in left})
         result.originals[shape.name] = read[shape.name]
         result.new[shape.name] = new_rows
         result.rest[shape.name] = rest_rows
@@ -325,17 +325,24 @@ def _across_the_cut(
         )
 
 
-def _make_paths(shape: Shape, rows: list[Row], *, only_below: set[Any] | None = None) -> None:
+def make_paths(
+    shape: Shape,
+    rows: list[Row],
+    *,
+    only_below: set[Any] | None = None,
+    above: Mapping[Any, str] | None = None,
+) -> None:
     """A tree's paths made again from its ids and parents: "/<root>/…/<id>/". With `only_below`,
-    only the paths of rows that listed one of those ids (rows that stay below one that went)."""
+    only the paths of rows that listed one of those ids (rows that stay below one that went); with
+    `above`, the paths of parents outside `rows` (a merged tree's root hangs under another's)."""
     assert shape.path is not None and shape.id is not None
     parent_of = {row[shape.id]: row.get("parent_id") for row in rows}
-    made: dict[Any, str] = {}
+    made: dict[Any, str] = dict(above or {})
 
     def path_of(row_id: Any) -> str:
         if row_id not in made:
             parent = parent_of.get(row_id)
-            made[row_id] = (path_of(parent) if parent in parent_of else "/") + f"{row_id}/"
+            made[row_id] = (path_of(parent) if parent in parent_of or parent in made else "/") + f"{row_id}/"
         return made[row_id]
 
     for row in rows:

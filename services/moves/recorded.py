@@ -2,7 +2,8 @@
 request, and its entry on the audit trail in the same transaction. The job is sent when the
 caller's transaction commits; its end is on the trail too (`tenant.moved`, with its figures).
 Fleet plans likewise: started, paused, resumed and cancelled in the caller's name; and splits
-(`tenant.split`, then `tenant.split_off` with what the split did)."""
+(`tenant.split`, then `tenant.split_off` with what the split did) and merges (`tenant.merge`,
+then `tenant.merged`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.audit import Caller, record_by
 from services.models import MovePlan, Tenant, TenantMove
 from services.moves import plans
+from services.moves.merge import RequestedMerge, request_merge
 from services.moves.plans import MovePlanSpec
 from services.moves.requests import (
     MoveTarget,
@@ -67,6 +69,17 @@ async def split(
     requested = await request_split(session, settings, tenant, unit, into, requested_by=caller.actor.email)
     detail = {"unit": requested.plan.unit_name, "into": requested.new_tenant.slug, "job": requested.job.id}
     await record_by(session, caller, "tenant.split", tenant=tenant, detail=caller.with_token(detail))
+    return requested
+
+
+async def merge(
+    session: AsyncSession, settings: Settings, caller: Caller, source: Tenant, target: Tenant
+) -> RequestedMerge:
+    """Merge `source` into `target`, for `caller` (`tenant.merge`); see
+    services.moves.merge.request_merge."""
+    requested = await request_merge(session, settings, source, target, requested_by=caller.actor.email)
+    detail = {"from": source.slug, "job": requested.job.id}
+    await record_by(session, caller, "tenant.merge", tenant=target, detail=caller.with_token(detail))
     return requested
 
 
