@@ -1,15 +1,18 @@
 """`tenantry split SLUG --unit UNIT --into NEW_SLUG [--name NAME] [--dry-run]`: a unit subtree split
-off into a new tenant (services.moves.split). The dry run prints what would move and changes
-nothing; the split itself runs here with the embedded broker, each step said as it ended, or goes
-to the workers with Redis or RabbitMQ."""
+off into a new tenant (services.moves.split); `tenantry merge SLUG --into OTHER [--dry-run]`: a
+tenant's rows merged into another (services.moves.merge). The dry runs print what would move and
+change nothing; the jobs run here with the embedded broker, each step said as it ended, or go to
+the workers with Redis or RabbitMQ."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 
-from services.models import JobStatus
+from services.db import Database
+from services.models import JobStatus, Tenant
 from services.moves import recorded
+from services.moves.merge import MergePlan, plan_merge, target_named
 from services.moves.split import SplitPlan, SplitTarget, plan_split
 from services.settings import Settings
 from services.tenancy.tenants import get_tenant
@@ -61,16 +64,58 @@ async def _split(settings: Settings, args: argparse.Namespace) -> int:
         print_plan(requested.plan)
         print(requested.message)
         print(f"Split job #{requested.job.id}:")
-        if queue is not None:
-            print("  The workers have its job: follow it on the tenant's page or at /api/v1/jobs/{id}.")
-            return 0
-        job = await run_job_here(
-            database, settings, requested.job.id, tenant.id, f"the split of {tenant.slug}"
-        )
-        if job.status != JobStatus.SUCCEEDED:
-            return 1
-        print(f"Split: {requested.new_tenant.slug} is active; {tenant.slug} is active again.")
+        done = f"Split: {requested.new_tenant.slug} is active; {tenant.slug} is active again."
+        return await _run(database, settings, queue is None, requested.job.id, tenant, done)
+
+
+async def _run(
+    database: Database, settings: Settings, here: bool, job_id: int, tenant: Tenant, done: str
+) -> int:
+    """The job run here (the embedded broker), its steps said and then `done`, or left to the
+    workers; 1 when it failed."""
+    if not here:
+        print(f"  The workers have its job: follow it on {tenant.slug}'s page or at /api/v1/jobs/{job_id}.")
         return 0
+    job = await run_job_here(database, settings, job_id, tenant.id, f"job #{job_id}")
+    if job.status != JobStatus.SUCCEEDED:
+        return 1
+    print(done)
+    return 0
+
+
+def print_merge_plan(plan: MergePlan) -> None:
+    print(f"Merge {plan.source.slug} into {plan.target.slug}: {plan.rows_coming:,} rows come in.")
+    for name, rows in plan.tables.items():
+        print(f"  {name}: {rows:,}")
+    print(f"People: {plan.matched_people} of {plan.target.slug}'s already, {plan.new_people} coming in")
+    print(f"Conflicts: {len(plan.renamed)}")
+    for renamed in plan.renamed:
+        print(f"  {renamed}")
+    if plan.refusals:
+        print(f"Refused: {len(plan.refusals)}")
+        for refusal in plan.refusals:
+            print(f"  {refusal}")
+    print(plan.kept)
+
+
+async def _merge(settings: Settings, args: argparse.Namespace) -> int:
+    async with landlord_sending_jobs(settings) as (database, queue):
+        async with database.session() as session:
+            source = await get_tenant(session, args.slug)
+            target = await target_named(session, args.into)
+            if args.dry_run:
+                plan = await plan_merge(session, settings, source, target)
+                print_merge_plan(plan)
+                return 1 if plan.refusals else 0
+            requested = await recorded.merge(session, settings, operator(), source, target)
+        print_merge_plan(requested.plan)
+        print(f"Merge job #{requested.job.id}:")
+        done = f"Merged: {source.slug}'s rows are in {target.slug}; {source.slug} is as it was."
+        return await _run(database, settings, queue is None, requested.job.id, target, done)
+
+
+def cmd_merge(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_merge(settings, args))
 
 
 def cmd_split(settings: Settings, args: argparse.Namespace) -> int:
@@ -92,3 +137,16 @@ def add_split_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="print what would move, and why not if it cannot; nothing changes",
     )
     split.set_defaults(run=cmd_split)
+    merge = commands.add_parser(
+        "merge", help="merge a tenant's rows into another of the same template; --dry-run first"
+    )
+    merge.add_argument("slug", help="the tenant whose rows go (it is left as it was)")
+    merge.add_argument(
+        "--into", required=True, help="the tenant they go into, under a unit for the first's root"
+    )
+    merge.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would come in, and why not if it cannot; nothing changes",
+    )
+    merge.set_defaults(run=cmd_merge)

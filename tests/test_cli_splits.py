@@ -67,3 +67,18 @@ def test_mistakes_are_one_line_and_exit_2(installation: Settings) -> None:
         tenantry(installation, "split", "no-such-tenant", "--unit", "East", "--into", "x-y")
     )
     assert tenant(installation, slug).status == "active"
+
+
+def test_a_tenant_merged_into_another_from_the_command_line(installation: Settings) -> None:
+    provision(installation, "seal-club", modules=["events"])
+    provision(installation, "puffin-club", modules=["events"])
+    add_rows(installation, "seal-club", "venues", [{"name": "Seal Rock"}])
+
+    dry = succeeded(tenantry(installation, "merge", "seal-club", "--into", "puffin-club", "--dry-run"))
+    assert dry.startswith("Merge seal-club into puffin-club: ") and "  venues: 1\n" in dry
+
+    out = succeeded(tenantry(installation, "merge", "seal-club", "--into", "puffin-club"))
+    assert out.endswith("Merged: seal-club's rows are in puffin-club; seal-club is as it was.\n")
+    assert "There is no tenant 'nowhere' to merge into." in refused(
+        tenantry(installation, "merge", "seal-club", "--into", "nowhere")
+    )

@@ -316,6 +316,26 @@ def _check_may_merge(settings: Settings, source: Tenant, target: Tenant) -> None
         )
 
 
+async def merge_targets(session: AsyncSession, source: Tenant) -> list[Tenant]:
+    """The tenants `source` may be merged into: the other active ones of its template."""
+    found = await session.scalars(
+        select(Tenant)
+        .where(
+            Tenant.template == source.template, Tenant.status == TenantStatus.ACTIVE, Tenant.id != source.id
+        )
+        .order_by(Tenant.slug)
+    )
+    return list(found)
+
+
+async def target_named(session: AsyncSession, slug: str) -> Tenant:
+    """The tenant a merge goes into, by its slug; a wrong one is a mistake in the `into` field."""
+    tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug.strip()))
+    if tenant is None:
+        raise InvalidInput(f"There is no tenant {slug.strip()!r} to merge into.", field="into")
+    return tenant
+
+
 async def plan_merge(session: AsyncSession, settings: Settings, source: Tenant, target: Tenant) -> MergePlan:
     """What merging `source` into `target` would do, from both stores as they are now."""
     _check_may_merge(settings, source, target)
@@ -588,8 +608,8 @@ assert [name for name, _ in MERGE_STEPS] == MERGE_STEP_NAMES
 
 
 async def _undo(run: MergeRun, _failure: Exception) -> None:
-    """After a failure: the merge's one transaction did not commit (or it would not have failed), so
-    B is as it was; both leave their maintenance, A's lock goes."""
+    """After a failure (not an interruption): both leave their maintenance and A's lock goes. Before
+    the merge step's transaction committed B is as it was; after it, B holds A's rows, checked."""
     async with run.landlord.session() as session:
         for tenant in (await run.source(session), await run.tenant(session)):
             if tenant.status == TenantStatus.MAINTENANCE:

@@ -16,6 +16,7 @@ from services.layers.migrator import current_revision, head, revisions
 from services.lifecycle.deletion import DELETE_TENANT, DROP_STORE
 from services.models import Job, MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
 from services.modules.requests import describe_module_job
+from services.moves.merge import MERGE
 from services.moves.split import SPLIT
 from services.provisioning.custom import APPLY_CUSTOM, ROLLBACK_CUSTOM
 from services.provisioning.tenants import PROVISION, can_retry
@@ -78,6 +79,7 @@ def describe_job(job: Job, tenant: Tenant, catalogue: Catalogue) -> str | None:
         ROLLBACK_CUSTOM: "roll its custom layer back by one revision",
         DELETE_TENANT: "back up, then delete it after the grace period",
         DROP_STORE: "drop its store, the grace period over",
+        MERGE: f"merge tenant #{job.payload.get('source_id')} into it, safety backups first",
         SPLIT: f"split {job.payload.get('unit', 'a unit')} off into a new tenant, safety backup #{backup} first",
     }.get(job.kind)
     return said or describe_module_job(job, catalogue)

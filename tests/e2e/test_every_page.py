@@ -113,6 +113,7 @@ def test_every_page_fits_both_widths_and_passes_axe(browser: Browser, page: Page
         f"/tenants/{SLUG}",
         f"/tenants/{SLUG}/split",
         f"/tenants/{SLUG}/split?unit={units['North']}&into=north-split",
+        f"/tenants/{SLUG}/merge",
         "/fleet",
         "/rollouts",
         "/rollouts/new",

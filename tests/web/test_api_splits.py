@@ -16,7 +16,7 @@ from services.settings import Settings
 from tests.support import Credentials
 from tests.web.districts import tenant_with_a_district
 from tests.web.portal import add_token
-from tests.web.tenant_world import add_admin, add_member, add_rows
+from tests.web.tenant_world import add_admin, add_member, add_rows, provision
 from tests.web.test_api import assert_json_error, bearer
 from tests.web.test_api_provisioning import errors_by_field, follow
 from tests.workers.support import tenant
@@ -147,3 +147,41 @@ def test_bad_input_is_named_by_field_and_a_refused_split_says_why(
         == 403
     )
     assert tenant(settings, SLUG).status == "active"
+
+
+def test_a_landlord_token_merges_a_tenant_into_another_after_its_dry_run(
+    client: TestClient[Any], landlord_token: str, district: dict[str, int], settings: Settings
+) -> None:
+    provision(settings, "otter-club", modules=["events"])
+    add_rows(settings, "otter-club", "venues", [{"name": "Boat House"}, {"name": "Otter Holt"}])
+    merges = "/api/v1/tenants/otter-club/merges"
+
+    wrong = client.post(f"{merges}/dry-run", json={"into": "nobody-here"}, headers=bearer(landlord_token))
+    said = assert_json_error(wrong, 422)
+    assert (said["field"], said["detail"]) == ("into", "There is no tenant 'nobody-here' to merge into.")
+    itself = client.post(f"{merges}/dry-run", json={"into": "otter-club"}, headers=bearer(landlord_token))
+    assert assert_json_error(itself, 422)["field"] == "into"
+    dry = client.post(f"{merges}/dry-run", json={"into": SLUG}, headers=bearer(landlord_token))
+    assert dry.status_code == 200, dry.text
+    plan = dry.json()
+    assert (plan["tables"]["venues"], plan["refusals"]) == (2, [])
+    assert plan["conflicts"] == [
+        "venues #1 of otter-club: its name 'Boat House' is taken: it comes in as 'Boat House (otter-club)'"
+    ]
+
+    started = client.post(merges, json={"into": SLUG}, headers=bearer(landlord_token))
+    assert started.status_code == 202, started.text
+    job = follow(client, landlord_token, f"/api/v1/jobs/{started.json()['job']['id']}")
+    assert (job["status"], job["error"]) == ("succeeded", None)
+    admin = add_admin(settings, SLUG, "nia@harbour.example")
+    venues = client.get(
+        "/api/v1/tenant/data/venues", headers=bearer(add_token(settings, admin.email, tenant_slug=SLUG))
+    )
+    assert sorted(row["name"] for row in venues.json()["items"]) == [
+        "Boat House",
+        "Boat House (otter-club)",
+        "Otter Holt",
+        "Pier",
+        "Town Hall",
+    ]
+    assert tenant(settings, "otter-club").status == "active"

@@ -326,6 +326,9 @@ ROUTES: dict[str, Fill] = {
     "/tenants/{slug:str}/moves/{move_id:int}/back": Fill(
         lambda w: [Probe(f"/tenants/{B}/moves/1/back")], bodies={"POST": _body()}
     ),
+    "/tenants/{slug:str}/merge": Fill(
+        lambda w: [Probe(f"/tenants/{B}/merge?into={A}")], bodies={"POST": _body(into=A, confirm=B)}
+    ),
     "/tenants/{slug:str}/split": Fill(
         lambda w: [Probe(f"/tenants/{B}/split?unit={w.b_unit}&into=otter-split")],
         bodies={"POST": lambda w: {"unit": str(w.b_unit), "into": "otter-split", "confirm": B}},
@@ -419,6 +422,12 @@ ROUTES: dict[str, Fill] = {
     "/api/v1/tenants/{slug:str}/splits": Fill(
         lambda w: [Probe(f"/api/v1/tenants/{B}/splits")],
         bodies={"POST": lambda w: {"unit": str(w.b_unit), "into": "otter-split"}},
+    ),
+    "/api/v1/tenants/{slug:str}/merges": Fill(
+        lambda w: [Probe(f"/api/v1/tenants/{B}/merges")], bodies={"POST": _body(into=A)}
+    ),
+    "/api/v1/tenants/{slug:str}/merges/dry-run": Fill(
+        lambda w: [Probe(f"/api/v1/tenants/{B}/merges/dry-run")], bodies={"POST": _body(into=A)}
     ),
     "/api/v1/tenants/{slug:str}/splits/dry-run": Fill(
         lambda w: [Probe(f"/api/v1/tenants/{B}/splits/dry-run")],

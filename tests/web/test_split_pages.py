@@ -98,3 +98,31 @@ def test_a_wrong_unit_or_slug_is_said_and_nothing_changes(
     )
     assert asked.status_code == 403
     assert tenant(settings, SLUG).status == "active"
+
+
+def test_a_superadmin_merges_a_tenant_into_another_after_its_dry_run(
+    superadmin_client: TestClient[Any], units: dict[str, int], settings: Settings
+) -> None:
+    client = superadmin_client
+    provision(settings, "otter-club", modules=["events"])
+    add_rows(settings, "otter-club", "venues", [{"name": "Boat House"}, {"name": "Otter Holt"}])
+    page = "/tenants/otter-club/merge"
+    assert f'href="{page}"' in client.get("/tenants/otter-club").text
+
+    form = client.get(page)
+    assert form.status_code == 200 and f'<option value="{SLUG}"' in form.text
+    dry = client.get(page, params={"into": SLUG})
+    assert dry.status_code == 200
+    said = text_of(dry.text)
+    assert "Boat House (otter-club)" in said and "The tenant merged in is not changed" in said
+    wrong = client.get(page, params={"into": "nowhere"})
+    assert wrong.status_code == 422 and "There is no tenant 'nowhere' to merge into." in text_of(wrong.text)
+
+    asked = post_form(client, page, {"into": SLUG, "confirm": "otter-club"}, follow_redirects=False)
+    assert asked.status_code == 303, asked.text
+    assert asked.headers["location"] == PAGE
+    following = client.get(PAGE).text
+    job_id = int(following.split("Merge job #", 1)[1].split(" ", 1)[0].split("<", 1)[0])
+    job = wait_until_finished(settings, job_id, timeout=90)
+    assert (job.status, job.error) == ("succeeded", None)
+    assert (tenant(settings, SLUG).status, tenant(settings, "otter-club").status) == ("active", "active")

@@ -17,15 +17,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.models import IsolationMode, Job, Tenant, TenantMove
 from services.moves import recorded
+from services.moves.merge import plan_merge, target_named
 from services.moves.requests import MoveTarget, RequestedMove, find_move, latest_done, may_move_back, moves_of
 from services.moves.split import plan_split
 from services.tenancy.tenants import get_tenant
 from web.api.responses import error
 from web.api.schemas import JobOut
 from web.api.splits import (
+    MERGE_DESCRIPTION,
+    NOT_MERGEABLE,
     NOT_SPLITTABLE,
     SPLIT_DESCRIPTION,
     SPLIT_INPUT,
+    MergeIn,
+    MergePlanOut,
+    MergeRequestedOut,
     SplitIn,
     SplitPlanOut,
     SplitRequestedOut,
@@ -252,6 +258,52 @@ class MovesApiController(Controller):
         await db_session.refresh(requested.job, ["steps"])
         return Response(
             SplitRequestedOut.of(requested, JobOut.of(requested.job)),
+            status_code=HTTP_202_ACCEPTED,
+            headers={"Location": f"/api/v1/jobs/{requested.job.id}"},
+        )
+
+    @post(
+        "/merges/dry-run",
+        status_code=HTTP_200_OK,
+        summary="What merging this tenant into another would do; nothing changes",
+        description=MERGE_DESCRIPTION,
+        responses={409: error(NOT_MERGEABLE), 422: error("No tenant `into`, or the tenant itself")},
+    )
+    async def merge_dry_run(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        slug: FromPath[str],
+        data: Annotated[MergeIn, Body()],
+    ) -> MergePlanOut:
+        source = await get_tenant(db_session, slug)
+        target = await target_named(db_session, data.into)
+        return MergePlanOut.of(await plan_merge(db_session, settings_of(request), source, target))
+
+    @post(
+        "/merges",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Merge this tenant's rows into another tenant; runs as a job on that tenant (202)",
+        description=MERGE_DESCRIPTION,
+        responses={
+            409: error(f"{NOT_MERGEABLE}, or the dry run refuses it (the reasons are said)"),
+            422: error("No tenant `into`, or the tenant itself"),
+        },
+    )
+    async def merge(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        slug: FromPath[str],
+        data: Annotated[MergeIn, Body()],
+    ) -> Response[MergeRequestedOut]:
+        source = await get_tenant(db_session, slug)
+        target = await target_named(db_session, data.into)
+        requested = await recorded.merge(db_session, settings_of(request), caller_of(request), source, target)
+        await db_session.commit()
+        await db_session.refresh(requested.job, ["steps"])
+        return Response(
+            MergeRequestedOut.of(requested, JobOut.of(requested.job)),
             status_code=HTTP_202_ACCEPTED,
             headers={"Location": f"/api/v1/jobs/{requested.job.id}"},
         )

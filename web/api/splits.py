@@ -1,5 +1,6 @@
-"""What the API takes and gives for a split (the handlers are on web.api.moves' controller, beside
-the tenant's moves): a unit subtree and the new tenant's slug in, the dry run and the job out."""
+"""What the API takes and gives for a split and a merge (the handlers are on web.api.moves'
+controller, beside the tenant's moves): a unit subtree and the new tenant's slug in, or the tenant
+to merge into; the dry run and the job out."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated
 
 from msgspec import Meta
 
+from services.moves.merge import MergePlan, RequestedMerge
 from services.moves.split import RequestedSplit, SplitPlan, SplitTarget
 from web.api.schemas import JobOut
 
@@ -108,3 +110,62 @@ class SplitRequestedOut:
     @classmethod
     def of(cls, requested: RequestedSplit, job: JobOut) -> SplitRequestedOut:
         return cls(SplitPlanOut.of(requested.plan), job, requested.new_tenant.slug, requested.message)
+
+
+NOT_MERGEABLE = "Either tenant is not active, or they are of different templates"
+MERGE_DESCRIPTION = (
+    "Every row of this tenant goes into the tenant `into`, under a new unit for this tenant's root; "
+    "ids are given after every id `into`'s store handed out and references follow; roles are matched "
+    "by key and people by account or email. A unique value `into` holds already gets this tenant's "
+    "slug added where it is text and fits, else the merge is refused. A verified portable safety "
+    "backup of both is taken first; both show a maintenance page, and their APIs answer 503, until it "
+    "is done. This tenant is left as it was."
+)
+
+
+@dataclass
+class MergeIn:
+    #: The slug of the tenant this one's rows go into.
+    into: Annotated[str, Meta(min_length=1, max_length=63)]
+
+
+@dataclass(frozen=True)
+class MergePlanOut:
+    tenant: str
+    into: str
+    rows_coming: int
+    #: Rows per table this tenant brings.
+    tables: dict[str, int]
+    #: Unique values that clash, each with how it is resolved.
+    conflicts: list[str]
+    #: Why the merge cannot go ahead; empty when it can.
+    refusals: list[str]
+    #: This tenant's people who are `into`'s already, and those who come in.
+    matched_people: int
+    new_people: int
+    #: What becomes of this tenant.
+    source: str
+
+    @classmethod
+    def of(cls, plan: MergePlan) -> MergePlanOut:
+        return cls(
+            plan.source.slug,
+            plan.target.slug,
+            plan.rows_coming,
+            dict(plan.tables),
+            list(plan.renamed),
+            list(plan.refusals),
+            plan.matched_people,
+            plan.new_people,
+            plan.kept,
+        )
+
+
+@dataclass(frozen=True)
+class MergeRequestedOut:
+    plan: MergePlanOut
+    job: JobOut
+
+    @classmethod
+    def of(cls, requested: RequestedMerge, job: JobOut) -> MergeRequestedOut:
+        return cls(MergePlanOut.of(requested.plan), job)

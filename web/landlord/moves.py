@@ -24,6 +24,7 @@ from services.errors import DomainError, InvalidFields, InvalidInput
 from services.models import IsolationMode, Tenant, TenantMove
 from services.models.types import utcnow
 from services.moves import recorded
+from services.moves.merge import target_named
 from services.moves.requests import (
     MoveTarget,
     RequestedMove,
@@ -45,7 +46,7 @@ from web.audit import caller_of
 from web.auth import landlord_staff
 from web.backup_pages import refusal_status
 from web.deps import DbSession, settings_of
-from web.landlord.splits import SplitForm, confirm_message, split_page
+from web.landlord.splits import MergeForm, SplitForm, confirm_message, merge_page, split_page
 from web.redirects import see_other
 
 #: What a kind of store means for the tenant moving into it, by isolation (a database: by backend).
@@ -223,7 +224,8 @@ async def move_back_page(
 
 
 class MovesController(Controller):
-    """A tenant's moves, and its splits (rows moved into a new tenant: web.landlord.splits)."""
+    """A tenant's moves, its splits (rows moved into a new tenant) and merges (its rows into another
+    tenant): the last two's pages are web.landlord.splits'."""
 
     path = "/tenants/{slug:str}"
     include_in_schema = False
@@ -359,3 +361,50 @@ class MovesController(Controller):
             return Template("landlord/split.html", context=context, status_code=refusal_status(error))
         await db_session.commit()
         return see_other(request, f"/tenants/{slug}")
+
+    @get("/merge")
+    async def merge_dry_run(
+        self, request: HTMXRequest, db_session: DbSession, slug: FromPath[str], into: FromQuery[str] = ""
+    ) -> Template:
+        """The merge form; once a tenant to merge into is chosen, the dry run and the confirmation."""
+        tenant = await get_tenant(db_session, slug)
+        page = await merge_page(db_session, settings_of(request), tenant, MergeForm(into))
+        status = (
+            HTTP_422_UNPROCESSABLE_ENTITY
+            if page.errors
+            else HTTP_409_CONFLICT
+            if page.refusal
+            else HTTP_200_OK
+        )
+        return Template("landlord/merge.html", context={"page": page, "tenant": tenant}, status_code=status)
+
+    @post("/merge")
+    async def merge(
+        self,
+        request: HTMXRequest,
+        db_session: DbSession,
+        slug: FromPath[str],
+        data: Annotated[MergeForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        """The merge started, then the page of the tenant merged into, where its job is followed."""
+        tenant = await get_tenant(db_session, slug)
+        settings = settings_of(request)
+        try:
+            if data.confirm.strip() != tenant.slug:
+                raise InvalidFields({"confirm": f"Type {tenant.slug} to confirm that it is to be merged."})
+            target = await target_named(db_session, data.into)
+            async with db_session.begin_nested():
+                await recorded.merge(db_session, settings, caller_of(request), tenant, target)
+        except DomainError as error:
+            page = await merge_page(db_session, settings, tenant, data, confirming=True)
+            if isinstance(error, InvalidInput):
+                page.errors = {**page.errors, **error.errors_by_field("into")}
+            else:
+                page.refusal = error.message
+            return Template(
+                "landlord/merge.html",
+                context={"page": page, "tenant": tenant},
+                status_code=refusal_status(error),
+            )
+        await db_session.commit()
+        return see_other(request, f"/tenants/{target.slug}")

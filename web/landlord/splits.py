@@ -1,7 +1,8 @@
 """Splitting a tenant in the landlord portal ("Split…" on the tenant page): a unit and the new
 tenant's slug chosen, the dry run shown (rows per table, the people who follow their units,
-conflicts and how each is resolved, refusals), and the slug typed to confirm. The handlers are on
-web.landlord.moves' controller, beside the tenant's moves; the split is services.moves.split's."""
+conflicts and how each is resolved, refusals), and the slug typed to confirm. Merging it into
+another ("Merge…") likewise. The handlers are on web.landlord.moves' controller, beside the
+tenant's moves; the split and the merge are services.moves.split's and services.moves.merge's."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import DomainError, InvalidInput
 from services.models import Tenant
+from services.moves.merge import A_IS_KEPT, MergePlan, merge_targets, plan_merge, target_named
 from services.moves.split import (
     PEOPLE_FOLLOW,
     REMOVED_FROM_SOURCE,
@@ -78,3 +80,40 @@ async def split_page(
 
 def confirm_message(tenant: Tenant) -> str:
     return f"Type {tenant.slug} to confirm that it is to be split."
+
+
+@dataclass
+class MergeForm:
+    #: The slug of the tenant the rows go into.
+    into: str = ""
+    #: This tenant's slug typed again (only to start it).
+    confirm: str = ""
+
+
+@dataclass
+class MergePage:
+    tenant: Tenant
+    targets: list[Tenant]
+    form: MergeForm
+    plan: MergePlan | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    refusal: str | None = None
+    kept: str = A_IS_KEPT
+
+
+async def merge_page(
+    session: AsyncSession, settings: Settings, tenant: Tenant, form: MergeForm, *, confirming: bool = False
+) -> MergePage:
+    """The page, with the dry run of the merge into the tenant the form names, when it names one."""
+    page = MergePage(tenant, await merge_targets(session, tenant), form)
+    if not form.into:
+        return page
+    try:
+        page.plan = await plan_merge(session, settings, tenant, await target_named(session, form.into))
+    except InvalidInput as wrong:
+        page.errors = wrong.errors_by_field("into")
+    except DomainError as refusal:
+        page.refusal = refusal.message
+    if confirming and form.confirm.strip() != tenant.slug:
+        page.errors["confirm"] = f"Type {tenant.slug} to confirm that it is to be merged."
+    return page

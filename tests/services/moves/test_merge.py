@@ -10,11 +10,11 @@ from sqlalchemy import select
 
 from services.audit import Actor, Caller
 from services.errors import Conflict
-from services.models import AuditEntry, Backup, JobStatus, TenantStatus, Verification
+from services.models import AuditEntry, Backup, JobStatus, TenantLock, TenantStatus, Verification
 from services.moves import merge as _merge_jobs  # noqa: F401  (registers the merge job)
 from services.moves import recorded
 from services.moves.merge import plan_merge
-from tests.services.backups.support import MODULES, TEMPLATE, fill
+from tests.services.backups.support import MODULES, TEMPLATE, add, fill
 from tests.services.moves.support import content_of
 from tests.services.provisioning.installation import Installation, Landlord, query
 
@@ -89,5 +89,36 @@ def test_a_merge_between_templates_is_refused(sqlite_installation: Installation)
         async with landlord.database.session() as session:
             with pytest.raises(Conflict, match="same template"):
                 await plan_merge(session, landlord.settings, source, target)
+
+    sqlite_installation.run(scenario)
+
+
+def test_a_merge_that_fails_after_its_safety_backups_leaves_both_tenants_as_they_were(
+    sqlite_installation: Installation,
+) -> None:
+    async def scenario(landlord: Landlord) -> None:
+        source, _ = await landlord.provision("otter-club", TEMPLATE, MODULES)
+        target, _ = await landlord.provision("harbour-club", TEMPLATE, MODULES)
+        async with landlord.database.session() as session:
+            caller = Caller(Actor(email="admin@landlord.example"))
+            requested = await recorded.merge(session, landlord.settings, caller, source, target)
+        # Written after the dry run, before the job: a name B has, with no room left to rename it.
+        long_name = "N" * 200
+        for tenant in (source, target):
+            await add(landlord.store(tenant), tenant, "venues", name=long_name)
+        a_before = await content_of(landlord.store(source), source)
+        b_before = await content_of(landlord.store(target), target)
+
+        job = await landlord.perform(requested.job.id, target.id)
+
+        assert job.status == JobStatus.FAILED and "cannot be renamed to fit" in (job.error or "")
+        steps = {step.name: step.status for step in job.steps}
+        assert steps["target verify"] == "succeeded" and steps["merge"] == "pending"
+        source, target = await landlord.tenant(source.id), await landlord.tenant(target.id)
+        assert (source.status, target.status) == (TenantStatus.ACTIVE, TenantStatus.ACTIVE)
+        assert await content_of(landlord.store(source), source) == a_before
+        assert await content_of(landlord.store(target), target) == b_before
+        async with landlord.database.session() as session:
+            assert await session.scalar(select(TenantLock).where(TenantLock.tenant_id == source.id)) is None
 
     sqlite_installation.run(scenario)
