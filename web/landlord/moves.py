@@ -46,7 +46,15 @@ from web.audit import caller_of
 from web.auth import landlord_staff
 from web.backup_pages import refusal_status
 from web.deps import DbSession, settings_of
-from web.landlord.splits import MergeForm, SplitForm, confirm_message, merge_page, split_page
+from web.landlord.splits import (
+    MergeForm,
+    SplitForm,
+    confirm_message,
+    merge_page,
+    page_status,
+    said_on,
+    split_page,
+)
 from web.redirects import see_other
 
 #: What a kind of store means for the tenant moving into it, by isolation (a database: by backend).
@@ -319,16 +327,8 @@ class MovesController(Controller):
         tenant = await get_tenant(db_session, slug)
         page = await split_page(db_session, settings_of(request), tenant, SplitForm(unit, into, name))
         context = {"page": page, "tenant": tenant}
-        status = (
-            HTTP_422_UNPROCESSABLE_ENTITY
-            if page.errors
-            else HTTP_409_CONFLICT
-            if page.refusal
-            else HTTP_200_OK
-        )
-        if request.htmx:
-            return Template("landlord/_split_preview.html", context=context, status_code=status)
-        return Template("landlord/split.html", context=context, status_code=status)
+        template = "landlord/_split_preview.html" if request.htmx else "landlord/split.html"
+        return Template(template, context=context, status_code=page_status(page))
 
     @post("/split")
     async def split(
@@ -349,10 +349,7 @@ class MovesController(Controller):
                 await recorded.split(db_session, settings, caller_of(request), tenant, data.unit, data.target)
         except DomainError as error:
             page = await split_page(db_session, settings, tenant, data, confirming=True)
-            if isinstance(error, InvalidInput):
-                page.errors = {**page.errors, **error.errors_by_field("unit")}
-            else:
-                page.refusal = error.message
+            said_on(page, error, "unit")
             context = {"page": page, "tenant": tenant}
             if request.htmx:
                 return Template(
@@ -369,14 +366,9 @@ class MovesController(Controller):
         """The merge form; once a tenant to merge into is chosen, the dry run and the confirmation."""
         tenant = await get_tenant(db_session, slug)
         page = await merge_page(db_session, settings_of(request), tenant, MergeForm(into))
-        status = (
-            HTTP_422_UNPROCESSABLE_ENTITY
-            if page.errors
-            else HTTP_409_CONFLICT
-            if page.refusal
-            else HTTP_200_OK
+        return Template(
+            "landlord/merge.html", context={"page": page, "tenant": tenant}, status_code=page_status(page)
         )
-        return Template("landlord/merge.html", context={"page": page, "tenant": tenant}, status_code=status)
 
     @post("/merge")
     async def merge(
@@ -391,16 +383,13 @@ class MovesController(Controller):
         settings = settings_of(request)
         try:
             if data.confirm.strip() != tenant.slug:
-                raise InvalidFields({"confirm": f"Type {tenant.slug} to confirm that it is to be merged."})
+                raise InvalidFields({"confirm": confirm_message(tenant, "merged")})
             target = await target_named(db_session, data.into)
             async with db_session.begin_nested():
                 await recorded.merge(db_session, settings, caller_of(request), tenant, target)
         except DomainError as error:
             page = await merge_page(db_session, settings, tenant, data, confirming=True)
-            if isinstance(error, InvalidInput):
-                page.errors = {**page.errors, **error.errors_by_field("into")}
-            else:
-                page.refusal = error.message
+            said_on(page, error, "into")
             return Template(
                 "landlord/merge.html",
                 context={"page": page, "tenant": tenant},

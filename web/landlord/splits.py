@@ -69,17 +69,29 @@ async def split_page(
         return page
     try:
         page.plan = await plan_split(session, settings, tenant, form.unit, form.target)
-    except InvalidInput as wrong:
-        page.errors = wrong.errors_by_field("unit")
-    except DomainError as refusal:
-        page.refusal = refusal.message
+    except DomainError as error:
+        said_on(page, error, "unit")
     if confirming and form.confirm.strip() != tenant.slug:
         page.errors["confirm"] = confirm_message(tenant)
     return page
 
 
-def confirm_message(tenant: Tenant) -> str:
-    return f"Type {tenant.slug} to confirm that it is to be split."
+def confirm_message(tenant: Tenant, done: str = "split") -> str:
+    return f"Type {tenant.slug} to confirm that it is to be {done}."
+
+
+def page_status(page: SplitPage | MergePage) -> int:
+    """A page with mistakes is a 422, one with a refusal a 409."""
+    return 422 if page.errors else 409 if page.refusal else 200
+
+
+def said_on(page: SplitPage | MergePage, error: DomainError, field: str) -> None:
+    """A refused request said on its page: a mistake beside its field (`field` when it names none),
+    a refusal above the form."""
+    if isinstance(error, InvalidInput):
+        page.errors = {**page.errors, **error.errors_by_field(field)}
+    else:
+        page.refusal = error.message
 
 
 @dataclass
@@ -110,10 +122,8 @@ async def merge_page(
         return page
     try:
         page.plan = await plan_merge(session, settings, tenant, await target_named(session, form.into))
-    except InvalidInput as wrong:
-        page.errors = wrong.errors_by_field("into")
-    except DomainError as refusal:
-        page.refusal = refusal.message
+    except DomainError as error:
+        said_on(page, error, "into")
     if confirming and form.confirm.strip() != tenant.slug:
-        page.errors["confirm"] = f"Type {tenant.slug} to confirm that it is to be merged."
+        page.errors["confirm"] = confirm_message(tenant, "merged")
     return page
