@@ -23,6 +23,7 @@ from tests.services.running import migrate
 from tests.support import (
     POSTGRES_URL,
     Credentials,
+    app_for,
     fresh_postgres_database,
     installation_settings,
     keeping_copies_of,
@@ -31,7 +32,6 @@ from tests.support import (
     second_postgres_server,
     sign_in,
 )
-from web.app import create_app
 
 #: Where a test's landlord database lives: a SQLite file, and (when configured) PostgreSQL.
 LANDLORD_BACKENDS = ["sqlite", pytest.param("postgres", marks=requires_postgres)]
@@ -132,8 +132,9 @@ def superadmin(settings: Settings) -> Credentials:
 
 
 @pytest.fixture
-def app(settings: Settings, superadmin: Credentials) -> Litestar:
-    return create_app(settings)
+def app(settings: Settings, superadmin: Credentials) -> Iterator[Litestar]:
+    with app_for(settings) as app:
+        yield app
 
 
 @pytest.fixture

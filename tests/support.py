@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import pytest
+from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.db import Database
 from services.settings import Settings
+from web.app import AppShape, attach, build_app
 
 T = TypeVar("T")
 
@@ -89,13 +91,18 @@ def landlord_reader(settings: Settings) -> Iterator[LandlordReader]:
             runner.run(database.dispose())
 
 
+#: The secret of every test installation this process makes: each has its own databases, data
+#: folder and broker namespace, and installations of one secret share apps (`app_for`).
+TEST_SECRET = secrets.token_urlsafe(32)
+
+
 def installation_settings(data_dir: Path, database_url: str) -> Settings:
-    """The settings of a test installation: embedded broker, its own secret and broker namespace."""
+    """The settings of a test installation: embedded broker, its own broker namespace."""
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
         broker_url="embedded",
-        secret_key=secrets.token_urlsafe(32),
+        secret_key=TEST_SECRET,
         admin_email="admin@localhost",
         broker_namespace=f"test-{secrets.token_hex(4)}",
     )
@@ -117,6 +124,28 @@ def fresh_postgres_database(template: str | None = None, *, on: str | None = Non
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
         asyncio.run(drop_named_after(server_url, name))
+
+
+#: Apps no test is using, by shape. Building an app's routes is most of what a web test spends
+#: setting up (Litestar reads every handler's signature); the routes of one shape serve any
+#: installation of that shape, so a test is given an idle app attached to its installation.
+_IDLE_APPS: dict[AppShape, list[Litestar]] = {}
+
+
+@contextmanager
+def app_for(settings: Settings) -> Iterator[Litestar]:
+    """An app serving the installation `settings` describe, built once per shape and process
+    (web.app.attach); given back afterwards as it was lent, whatever a test wrapped around it."""
+    shape = AppShape.of(settings)
+    idle = _IDLE_APPS.setdefault(shape, [])
+    app = idle.pop() if idle else build_app(shape)
+    handler = app.asgi_handler
+    attach(app, settings)
+    try:
+        yield app
+    finally:
+        app.asgi_handler = handler
+        idle.append(app)
 
 
 # Landlord copies on PostgreSQL ---------------------------------------------------------------------

@@ -1,10 +1,13 @@
-"""create_app(settings) -> Litestar: plugins, stores, middleware and routes are wired here, once."""
+"""create_app(settings) -> Litestar: plugins, stores, middleware and routes are wired here, once: the
+routes and middleware by `build_app`, the installation they serve (databases, broker, caches) by `attach`."""
 
 from __future__ import annotations
 
 import gc
 import logging
+from dataclasses import dataclass
 from functools import cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
+from litestar.stores.registry import StoreRegistry
 from litestar.template import TemplateConfig
 
 from services.accounts.identities import Identities
@@ -67,7 +71,7 @@ from web.rate_limits import COUNTED_IN_TENANT, RateLimitMiddleware, RefusedAtThe
 from web.sessions import RotatingSessionConfig
 from web.stores import LandlordStore
 from web.switching import SwitchMiddleware, active_switch
-from web.tenancy.scope import TenantHosts, TenantScopeMiddleware, provide_tenant_data
+from web.tenancy.scope import HostDirectory, TenantHosts, TenantScopeMiddleware, provide_tenant_data
 from web.tenant.backups import TenantBackupsController
 from web.tenant.data import TenantDataController
 from web.tenant.modules import TenantModulesController
@@ -130,15 +134,94 @@ def _openapi_config() -> OpenAPIConfig:
     )
 
 
+@dataclass(frozen=True)
+class AppShape:
+    """The settings an app's routes and middleware are built from. Building them is most of the
+    cost of an app (Litestar reads every handler's signature); an app whose installation has
+    stopped serving can be attached to another installation of the same shape (`attach`)."""
+
+    secret_key: str
+    static_dir: Path
+    session_max_age_seconds: int
+    secure_cookies: bool
+    base_domain: str | None
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...]
+    client_address_header: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> AppShape:
+        return cls(
+            settings.secret_key,
+            settings.static_dir,
+            settings.session_max_age_seconds,
+            settings.secure_cookies,
+            settings.base_domain,
+            settings.trusted_proxies,
+            settings.client_address_header,
+        )
+
+
 def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litestar:
+    """The app serving the installation `settings` describe."""
+    app = build_app(AppShape.of(settings))
+    attach(app, settings, job_queue)
+    return app
+
+
+def attach(app: Litestar, settings: Settings, job_queue: JobQueue | None = None) -> None:
+    """Points an app built by `build_app` at an installation: its landlord database, job queue,
+    tenant connections, rate limit counters and the caches kept of them, all made anew here and
+    let go when the app shuts down. Only an app that is not serving may be attached."""
+    assert AppShape.of(settings) == app.state["shape"], "an app serves installations of its own shape"
     database = Database(settings.database_url)
     # One mark of the landlord for every answer kept from it (who is calling, sessions).
     marks = LandlordMarks(database.engine)
-    identities = Identities(database, marks)
     queue = job_queue or JobQueue(settings)
     send_jobs_on_commit(database, queue)  # a job a request records goes to the workers on commit
-    tenant_connections = TenantConnections(settings.tenant_connections)
-    rate_limits = counters_at(settings.rate_limits_url, settings.broker_namespace)
+    app.stores = StoreRegistry(
+        {
+            "sessions": LandlordStore(database, "sessions", marks),
+            "sign_in_failures": LandlordStore(database, "sign_in_failures", marks),
+        }
+    )
+    app.state = State(
+        {
+            "shape": app.state["shape"],
+            "settings": settings,
+            "database": database,
+            "marks": marks,
+            "identities": Identities(database, marks),
+            "job_queue": queue,
+            "tenant_connections": TenantConnections(settings.tenant_connections),
+            "rate_limits": counters_at(settings.rate_limits_url, settings.broker_namespace),
+            "refused_lately": RefusedLately(),
+            "hosts": HostDirectory(database),
+        }
+    )
+
+
+async def _start_embedded_worker(app: Litestar) -> None:
+    settings: Settings = app.state.settings
+    if not settings.broker_is_embedded:
+        return
+    queue: JobQueue = app.state.job_queue
+    queue.start_worker()
+    try:
+        await queue.resend_unfinished_jobs(app.state.database)
+    except Exception:
+        log.exception("could not send unfinished jobs again; /healthz reports the database")
+
+
+async def _shut_down(app: Litestar) -> None:
+    app.state.job_queue.stop()
+    await app.state.tenant_connections.dispose()
+    await app.state.rate_limits.close()
+    await app.state.marks.close()
+    await app.state.database.dispose()
+
+
+def build_app(shape: AppShape) -> Litestar:
+    """The routes and middleware, not yet attached to an installation (`attach`)."""
     # Every tenant route resolves its tenant and scope in one middleware, and gets its data
     # through the session that middleware bound: the portal by path (or host), the API by token.
     in_tenant_scope: dict[str, Any] = {
@@ -164,29 +247,12 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
         route_handlers=[TenantApiController, TenantModulesApiController, TenantPeopleApiController],
         **in_tenant_scope,
     )
-
-    async def start_embedded_worker(app: Litestar) -> None:
-        if not settings.broker_is_embedded:
-            return
-        queue.start_worker()
-        try:
-            await queue.resend_unfinished_jobs(database)
-        except Exception:
-            log.exception("could not send unfinished jobs again; /healthz reports the database")
-
-    async def shut_down(app: Litestar) -> None:
-        queue.stop()
-        await tenant_connections.dispose()
-        await rate_limits.close()
-        await marks.close()
-        await database.dispose()
-
     sessions = RotatingSessionConfig(
         store="sessions",
-        max_age=settings.session_max_age_seconds,
+        max_age=shape.session_max_age_seconds,
         httponly=True,
         samesite="lax",
-        secure=settings.secure_cookies,
+        secure=shape.secure_cookies,
         exclude=["^/static/", "^/api/", "^/healthz"],
     )
     api = Router(
@@ -225,7 +291,7 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
             healthz,
             unknown_address,
             create_static_files_router(
-                path="/static", directories=[settings.static_dir], include_in_schema=False
+                path="/static", directories=[shape.static_dir], include_in_schema=False
             ),
         ],
         middleware=[
@@ -240,14 +306,10 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
         request_class=CheckedRequest,
         request_max_body_size=MAX_BODY_BYTES,
         before_request=ids_in_range,
-        stores={
-            "sessions": LandlordStore(database, "sessions", marks),
-            "sign_in_failures": LandlordStore(database, "sign_in_failures", marks),
-        },
         csrf_config=CSRFConfig(
-            secret=settings.secret_key,
+            secret=shape.secret_key,
             cookie_httponly=True,
-            cookie_secure=settings.secure_cookies,
+            cookie_secure=shape.secure_cookies,
             exclude=["^/api/", "^/healthz"],
         ),
         plugins=[HTMXPlugin(), ApiErrorsDocumented()],
@@ -255,23 +317,13 @@ def create_app(settings: Settings, job_queue: JobQueue | None = None) -> Litesta
         openapi_config=_openapi_config(),
         dependencies={"db_session": Provide(provide_db_session)},
         exception_handlers=EXCEPTION_HANDLERS,
-        on_startup=[start_embedded_worker, _freeze_what_is_built],
-        on_shutdown=[shut_down],
-        state=State(
-            {
-                "settings": settings,
-                "database": database,
-                "identities": identities,
-                "job_queue": queue,
-                "tenant_connections": tenant_connections,
-                "rate_limits": rate_limits,
-                "refused_lately": RefusedLately(),
-            }
-        ),
+        on_startup=[_start_embedded_worker, _freeze_what_is_built],
+        on_shutdown=[_shut_down],
+        state=State({"shape": shape}),
     )
-    app.asgi_handler = TenantHosts(app.asgi_handler, database, settings.base_domain)
-    if settings.trusted_proxies:  # outermost: all the app sees is the client's own address
+    app.asgi_handler = TenantHosts(app.asgi_handler, shape.base_domain, lambda: app.state.hosts)
+    if shape.trusted_proxies:  # outermost: all the app sees is the client's own address
         app.asgi_handler = TrustedProxyMiddleware(
-            app.asgi_handler, settings.trusted_proxies, settings.client_address_header
+            app.asgi_handler, shape.trusted_proxies, shape.client_address_header
         )
     return app

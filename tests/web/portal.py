@@ -15,8 +15,7 @@ from services.accounts.users import create_user, get_user
 from services.models import StoreEntry, Tenant, User
 from services.settings import Settings
 from services.tenancy.tenants import register_tenant
-from tests.support import Credentials, run_db
-from web.app import create_app
+from tests.support import Credentials, app_for, run_db
 
 HTMX = {"HX-Request": "true"}
 SESSION_COOKIE = "session"
@@ -28,7 +27,7 @@ BASE_URL = "http://127.0.0.1:8000"
 @contextmanager
 def portal(settings: Settings) -> Iterator[TestClient[Any]]:
     """A browser on an app of its own, for settings other than the `app` fixture's."""
-    with TestClient(create_app(settings), base_url=BASE_URL) as client:
+    with app_for(settings) as app, TestClient(app, base_url=BASE_URL) as client:
         yield client
 
 

@@ -26,10 +26,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from services.installation import prepare_landlord
-from tests.support import fresh_postgres_database, installation_settings, requires_postgres
+from tests.support import app_for, fresh_postgres_database, installation_settings, requires_postgres
 from tests.web.portal import add_token
 from tests.web.tenant_world import add_admin, add_rows, provision
-from web.app import create_app
 
 #: What the issue asks of CI, and what each backend's run sends at least.
 AT_LEAST = 1_000
@@ -76,14 +75,14 @@ def installation(
             "tenant admin": add_token(settings, admin.email, tenant_slug=TENANT),
             "landlord": add_token(settings, seed.user.email),
         }
-        app = create_app(settings)
-        try:
-            schema = schemathesis.openapi.from_asgi("/api/docs/openapi.json", app)
-            # Litestar's own scope types are narrower than the plain dicts schemathesis declares.
-            with ASGIClient(cast(Any, app)) as client:
-                yield Installation(schema, client, tokens)
-        finally:
-            shutdown_lifespans()
+        with app_for(settings) as app:
+            try:
+                schema = schemathesis.openapi.from_asgi("/api/docs/openapi.json", app)
+                # Litestar's own scope types are narrower than the plain dicts schemathesis declares.
+                with ASGIClient(cast(Any, app)) as client:
+                    yield Installation(schema, client, tokens)
+            finally:
+                shutdown_lifespans()
 
 
 def cases_for(operation: Operation) -> st.SearchStrategy[Case[Operation]]:

@@ -37,6 +37,7 @@ from services.tenancy.stores import location_of
 from tests.support import (
     Credentials,
     LandlordReader,
+    app_for,
     before_each_statement,
     csrf_token,
     landlord_reader,
@@ -53,7 +54,6 @@ from tests.web.tenant_world import (
     provision,
     run_tenant_job,
 )
-from web.app import create_app
 from web.tenancy.guards import tenant_admin, tenant_member
 
 A, B = "kingfisher-club", "otter-rescue"
@@ -766,10 +766,11 @@ def declares(handler: BaseRouteHandler, guard: Guard) -> bool:
 def test_every_tenant_route_declares_a_tenant_role(settings: Settings) -> None:
     """Who may use a tenant route is said on it: the door lets in every member, so a route declaring
     no role would be open to all of them."""
-    app = create_app(settings)
+    with app_for(settings) as app:
+        routes = app.routes
     tenant_routes = [
         (" ".join(sorted(methods)), route.path, handler)
-        for route in app.routes
+        for route in routes
         if isinstance(route, HTTPRoute) and route.path.startswith(TENANT_ROUTES)
         for handler in route.route_handlers
         if (methods := handler.http_methods - NOT_PROBED)
@@ -787,10 +788,11 @@ def test_every_tenant_route_declares_a_tenant_role(settings: Settings) -> None:
 def test_no_route_sends_its_guards_to_a_thread(settings: Settings) -> None:
     """Litestar runs a guard that is a plain function in a worker thread: a hand-off and back on
     every request for a few attribute reads. Every guard is a coroutine."""
-    app = create_app(settings)
+    with app_for(settings) as app:
+        routes = app.routes
     in_threads = {
         f"{guard.__module__}.{guard.__qualname__}"
-        for route in app.routes
+        for route in routes
         for handler in (route.route_handlers if isinstance(route, HTTPRoute) else [route.route_handler])
         for layer in handler.ownership_layers
         for guard in layer.guards or []
@@ -850,15 +852,16 @@ def test_a_member_is_refused_every_route_for_the_tenants_admins(
 
 
 def test_the_table_covers_every_route_of_the_app(settings: Settings) -> None:
-    app = create_app(settings)
-    paths = {route.path for route in app.routes}
+    with app_for(settings) as app:
+        routes = app.routes
+    paths = {route.path for route in routes}
 
     assert not set(ROUTES) & NO_IDENTIFIERS
     assert paths - set(ROUTES) - NO_IDENTIFIERS == set(), (
         "new routes: say in ROUTES how B's identifiers fill them"
     )
     assert set(ROUTES) | NO_IDENTIFIERS <= paths, "routes that are gone: take them out of the table"
-    for route in app.routes:
+    for route in routes:
         if route.path in ROUTES:
             missing = (route.methods & UNSAFE) - set(ROUTES[route.path].bodies)
             assert not missing, f"{sorted(missing)} {route.path} has no body in ROUTES"

@@ -42,6 +42,7 @@ import pytest
 from hypothesis import Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy.engine import make_url
 
@@ -49,11 +50,10 @@ from services.models import IsolationMode
 from services.settings import Settings
 from services.tenancy.stores import available_isolation_modes
 from tests.services.provisioning.installation import POSTGRES_DATABASE, SQLITE_DATABASE, fresh_installation
-from tests.support import Credentials, sign_in
+from tests.support import Credentials, app_for, sign_in
 from tests.web.isolation_long_run import LONG_RUN_VISITS, NO_TENANT, TALLY
 from tests.web.portal import BASE_URL, SESSION_COOKIE, add_token, assert_no_trace, portal, session_id
 from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, provision
-from web.app import create_app
 
 ROW_MARKER = re.compile(r"\bmk-\d+-[0-9n]+-\d+\b")
 UNIT_MARKER = re.compile(r"\bun-\d+-\d+\b")
@@ -692,7 +692,14 @@ async def _answer_concurrently(
 ) -> AsyncGenerator[list[Answer]]:
     """The answers of round after round, every visit of a round at once, through one app in this
     event loop; each person in a browser of their own."""
-    app = create_app(settings)
+    with app_for(settings) as app:
+        async for answers in _answers_of(app, world, rounds):
+            yield answers
+
+
+async def _answers_of(
+    app: Litestar, world: World, rounds: Sequence[list[Visit]]
+) -> AsyncGenerator[list[Answer]]:
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # Litestar's ASGI types are narrower
     browsers = {
         who: httpx.AsyncClient(transport=transport, base_url=BASE_URL) for who in range(len(world.people))

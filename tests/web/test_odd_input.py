@@ -34,6 +34,7 @@ from services.installation import prepare_landlord
 from services.models import User
 from tests.support import (
     Credentials,
+    app_for,
     csrf_token,
     fresh_postgres_database,
     installation_settings,
@@ -43,7 +44,6 @@ from tests.support import (
 )
 from tests.web.portal import BASE_URL, add_token, assert_no_trace
 from tests.web.tenant_world import add_admin, add_member, add_rows, add_units, provision
-from web.app import create_app
 from web.limits import ID_COLUMNS, MAX_JSON_NESTING
 
 SLUG = "odd-club"
@@ -150,7 +150,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             return (await session.scalar(select(User.id).where(User.email == member.email))) or 0
 
         built = World(
-            stack.enter_context(TestClient(create_app(settings), base_url=BASE_URL)),
+            stack.enter_context(TestClient(stack.enter_context(app_for(settings)), base_url=BASE_URL)),
             Caller("superadmin", credentials=superadmin),
             Caller("tenant admin", credentials=admin),
             Caller("landlord token", token=add_token(settings, superadmin.email)),

@@ -13,7 +13,7 @@ from services.models import Domain
 from services.settings import Settings
 from tests.support import Credentials
 from tests.web.portal import add_tenant
-from web.tenancy.scope import HostCache, TenantHosts
+from web.tenancy.scope import HostCache, HostDirectory, TenantHosts
 
 
 class Clock:
@@ -67,7 +67,8 @@ def test_a_domain_added_is_found_soon_one_removed_is_let_go_and_an_absurd_host_i
     async def go() -> None:
         database = Database(settings.database_url)
         known = HostCache(found_for=30.0, missing_for=5.0, clock=clock)
-        hosts = TenantHosts(app, database, "tenantry.test", known)
+        directory = HostDirectory(database, known)
+        hosts = TenantHosts(app, "tenantry.test", lambda: directory)
 
         async def visit(host: str) -> tuple[int, str | None]:
             sent: list[Any] = []

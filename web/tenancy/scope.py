@@ -234,19 +234,35 @@ class HostCache:
         return slug
 
 
+class HostDirectory:
+    """Which tenant a host name belongs to, by the landlord's `domains` table, remembered for a
+    while (`HostCache`). One per installation: an app serving another installation gets another."""
+
+    def __init__(self, database: Database, known: HostCache | None = None) -> None:
+        self.database = database
+        self.known = known if known is not None else HostCache()
+
+    async def tenant_of(self, host: str) -> str | None:
+        return await self.known.tenant_of(host, self._tenant_with_domain)
+
+    async def _tenant_with_domain(self, host: str) -> str | None:
+        async with self.database.session() as session:
+            return await session.scalar(
+                select(Tenant.slug).join(Domain, Domain.tenant_id == Tenant.id).where(Domain.host == host)
+            )
+
+
 class TenantHosts:
-    """Routes a tenant's own host names to its portal, before Litestar routes the request."""
+    """Routes a tenant's own host names to its portal, before Litestar routes the request.
+    `directory` gives the installation's `HostDirectory` when a request comes in."""
 
     #: Paths that stay the landlord's on every host: sign-in, assets, the API, health.
     _SHARED_PATHS = ("/static/", "/api/", "/healthz", "/login", "/logout", "/switch", "/schema")
     #: The longest a host name can be (RFC 1035); a longer Host header names no host at all.
     LONGEST_HOST = 253
 
-    def __init__(
-        self, app: ASGIApp, database: Database, base_domain: str | None, known: HostCache | None = None
-    ) -> None:
-        self.app, self.database, self.base_domain = app, database, base_domain
-        self.known = known if known is not None else HostCache()
+    def __init__(self, app: ASGIApp, base_domain: str | None, directory: Callable[[], HostDirectory]) -> None:
+        self.app, self.base_domain, self.directory = app, base_domain, directory
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
@@ -270,10 +286,4 @@ class TenantHosts:
         if self.base_domain and host.endswith(f".{self.base_domain}"):
             subdomain = host.removesuffix(f".{self.base_domain}")
             return subdomain if "." not in subdomain else None
-        return await self.known.tenant_of(host, self._tenant_with_domain)
-
-    async def _tenant_with_domain(self, host: str) -> str | None:
-        async with self.database.session() as session:
-            return await session.scalar(
-                select(Tenant.slug).join(Domain, Domain.tenant_id == Tenant.id).where(Domain.host == host)
-            )
+        return await self.directory().tenant_of(host)
