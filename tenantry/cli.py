@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TypeVar
 
@@ -307,10 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """`tenantry argv`, configured by `env` (the process's environment when None)."""
     args = build_parser().parse_args(argv)
     try:
-        status = args.run(Settings.from_env(), args)
+        status = args.run(Settings.from_env(env), args)
     except DomainError as error:
         print(f"tenantry: {error.message}", file=sys.stderr)
         return 2

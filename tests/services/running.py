@@ -4,6 +4,7 @@ migrations, and waiting for something to become true before a deadline (never a 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import socket
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -20,6 +21,7 @@ from services.accounts.passwords import TEST_HASHING_VARIABLE
 from services.db import Database
 from services.layers.landlord import migrate_landlord
 from services.settings import Settings
+from tenantry.cli import main
 
 T = TypeVar("T")
 
@@ -78,6 +80,19 @@ def run_tenantry(
     return subprocess.run(
         [*TENANTRY, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def run_tenantry_here(args: Sequence[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`tenantry args` run in this process, by the function the console script calls, for a test
+    that runs a quick command again and again; what it printed and its exit status as a process's.
+    Tests of the command line itself start the real thing (`run_tenantry`)."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            status = main(list(args), env)
+        except SystemExit as exit:  # the argument parser's refusals
+            status = exit.code if isinstance(exit.code, int) else 1
+    return subprocess.CompletedProcess([*TENANTRY, *args], status, out.getvalue(), err.getvalue())
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ from services.db import Database, is_sqlite
 from services.layers.landlord import downgrade_landlord, migrate_landlord
 from services.models import AuditEntry
 from services.settings import Settings
-from tests.services.running import migrate, run_tenantry, tenantry_env
+from tests.services.running import migrate, run_tenantry, run_tenantry_here, tenantry_env
 from tests.support import run_db
 
 OPS = Actor(email="ops@example.org", user_id=7)
@@ -34,7 +34,7 @@ def tenantry(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]
 
 
 def audit_verify(settings: Settings) -> tuple[int, str]:
-    result = tenantry(settings, "audit", "verify")
+    result = run_tenantry_here(["audit", "verify"], tenantry_env(settings))
     assert "Traceback" not in result.stderr, result.stderr
     return result.returncode, result.stdout.strip()
 
