@@ -111,12 +111,20 @@ async def retry_provisioning(session: AsyncSession, tenant: Tenant) -> Job:
 
 
 async def can_retry(session: AsyncSession, tenant: Tenant) -> bool:
+    """Whether provisioning may build the tenant again: it was made to be provisioned (not to be
+    filled by a copy from a backup or by a split, which a retry would leave empty), and that failed
+    or stopped."""
+    made_by = await session.scalar(
+        select(Job.kind).where(Job.tenant_id == tenant.id).order_by(Job.id).limit(1)
+    )
+    if made_by != PROVISION:
+        return False
     if tenant.status == TenantStatus.FAILED:
         return True
     if tenant.status != TenantStatus.PROVISIONING:
         return False
-    # Still "provisioning" but no job left to finish it (a provisioning, or a copy from a backup):
-    # its last job failed before reaching the steps (for instance it arrived without its context).
+    # Still "provisioning" but no job left to finish it: its last job failed before reaching the
+    # steps (for instance it arrived without its context).
     unfinished = await session.scalar(
         select(Job.id).where(Job.tenant_id == tenant.id, Job.status.in_(JobStatus.unfinished()))
     )

@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit import Actor, record, verify
-from services.models import AuditEntry, JobStatus, PlatformRole, TenantRole
+from services.models import AuditEntry, Job, JobStatus, PlatformRole, TenantRole
+from services.provisioning.tenants import PROVISION
 from services.settings import Settings
 from tests.support import Credentials, csrf_token, post_form, run_db, sign_in, signed_in
 from tests.web.portal import HTMX, add_tenant, add_token, add_user, is_partial, portal
@@ -120,6 +121,11 @@ def test_tenant_requests_retries_and_custom_changes_from_the_portal_are_recorded
     layers = copy_of_layers(tmp_path)
     write_custom_revision(layers, "owls", 1, table_name="owl_sightings")
     stalled = add_tenant(settings, "stalled-club")
+
+    async def stall(session: AsyncSession) -> None:  # its provisioning failed before its first step
+        session.add(Job(kind=PROVISION, tenant_id=stalled.id, status=JobStatus.FAILED, error="no context"))
+
+    run_db(settings, stall)
     with portal(dataclasses.replace(settings, layers_dir=layers)) as client:
         signed_in_as(client, superadmin)
         submit(client, {**VALID, "slug": "owls", "template": "community_group"})

@@ -28,6 +28,7 @@ from services.moves.split import (
     SplitTarget,
     request_split,
 )
+from services.provisioning.tenants import can_retry
 from services.settings import Settings
 from services.tenancy.stores import StoreLocation, location_of, store_exists
 from tests.services.moves.support import Content, content_of
@@ -201,6 +202,7 @@ def test_a_split_whose_copy_is_found_damaged_drops_the_new_store_and_leaves_the_
     assert failed.status == JobStatus.FAILED and "does not hold what was carved" in (failed.error or "")
     new = tenant(settings, INTO)
     assert (new.status, new.store_name) == (TenantStatus.FAILED, None)
+    assert not run_db(settings, lambda session: can_retry(session, new)), "no retry would build it empty"
     assert not asyncio.run(store_exists(built)), "the new tenant's store is dropped"
     assert tenant(settings, SLUG).status == TenantStatus.ACTIVE
     assert measured(settings, source) == before, "the source is as it was"
