@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Sequence
 
 from services.db import Database
 from services.models import JobStatus, Tenant
@@ -31,15 +32,20 @@ def print_plan(plan: SplitPlan) -> None:
     for person in plan.followers:
         where = "deactivated in the source" if person.leaves_source else "stays a member of the source too"
         print(f"  {person.email} ({person.role}): {where}")
-    print(f"Conflicts: {len(plan.cleared)}")
-    for cleared in plan.cleared:
-        print(f"  {cleared}")
-    if plan.refusals:
-        print(f"Refused: {len(plan.refusals)}")
-        for refusal in plan.refusals:
-            print(f"  {refusal}")
+    _print_conflicts_and_refusals(plan.cleared, plan.refusals)
     print(plan.removed_from_source)
     print(plan.people_follow)
+
+
+def _print_conflicts_and_refusals(conflicts: Sequence[object], refusals: Sequence[object]) -> None:
+    """A dry run's conflicts (each with how it is resolved), always counted, and its refusals if any."""
+    print(f"Conflicts: {len(conflicts)}")
+    for conflict in conflicts:
+        print(f"  {conflict}")
+    if refusals:
+        print(f"Refused: {len(refusals)}")
+        for refusal in refusals:
+            print(f"  {refusal}")
 
 
 async def _dry_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -88,13 +94,7 @@ def print_merge_plan(plan: MergePlan) -> None:
     for name, rows in plan.tables.items():
         print(f"  {name}: {rows:,}")
     print(f"People: {plan.matched_people} of {plan.target.slug}'s already, {plan.new_people} coming in")
-    print(f"Conflicts: {len(plan.renamed)}")
-    for renamed in plan.renamed:
-        print(f"  {renamed}")
-    if plan.refusals:
-        print(f"Refused: {len(plan.refusals)}")
-        for refusal in plan.refusals:
-            print(f"  {refusal}")
+    _print_conflicts_and_refusals(plan.renamed, plan.refusals)
     print(plan.kept)
 
 
