@@ -347,6 +347,10 @@ async def _claim(database: Database, job_id: int, lease: timedelta, settings: Se
             .returning(Job)
         )
         job = claimed.scalar_one_or_none()
+        if job is not None:
+            # Stamped again once granted: a job that took the room another left starts after the
+            # other's end, which was stamped before that end committed (`now` may be earlier).
+            job.started_at = utcnow()
         if job is None and settings is not None:
             waits = await session.execute(select(claimable, room).where(Job.id == job_id))
             found = waits.first()
