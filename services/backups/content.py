@@ -22,11 +22,12 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any, TextIO
 
-from sqlalchemy import Column, MetaData, Table, bindparam, func, insert, select, update
+from sqlalchemy import Column, Table, bindparam, func, insert, select, update
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SAWarning
 
+from services.layers.catalog import reflected_tables
 from services.layers.ownership import TENANT_COLUMN
 from services.layers.snapshot import VERSION_TABLE_PREFIX
 
@@ -159,8 +160,7 @@ def _canonical(value: Any) -> str:
 
 def tenant_tables(connection: Connection) -> list[Table]:
     """The store's tables that hold data (not the layers' version tables), parents before children."""
-    metadata = MetaData()
-    metadata.reflect(connection)
+    metadata = reflected_tables(connection)
     with warnings.catch_warnings():
         warnings.simplefilter("error", SAWarning)
         try:

@@ -16,6 +16,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from services.db import Database
+from services.layers.catalog import catalog_key
 from services.recently_used import LeastRecentlyUsed
 
 VERSION_TABLE_PREFIX = "layer_version_"
@@ -57,43 +58,6 @@ def _balanced(sql: str) -> bool:
 _DESCRIBED: LeastRecentlyUsed[str, str] = LeastRecentlyUsed(64)
 _DESCRIBED_LOCK = threading.Lock()  # stores are described in threads (Database.read_whole)
 
-#: A SQLite file's schema is wholly the DDL its catalog keeps.
-_SQLITE_CATALOG = "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE {tables} ORDER BY type, name"
-#: What a PostgreSQL schema's description is made of, table by table: columns (type, null,
-#: default, identity), constraints and indexes as the server writes them. Names of other schemas
-#: appear only where the search path does not reach, so equal schemas read the same.
-_POSTGRES_CATALOG = """
-SELECT c.relname, c.relkind,
-  (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text
-          || ' ' || a.attidentity::text || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), ''), ', '
-          ORDER BY a.attnum)
-     FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
-  (SELECT string_agg(k.conname || ' ' || k.contype::text || ' ' || pg_get_constraintdef(k.oid), ', '
-          ORDER BY k.conname)
-     FROM pg_constraint k WHERE k.conrelid = c.oid),
-  (SELECT string_agg(pg_get_indexdef(i.indexrelid), ', ' ORDER BY pg_get_indexdef(i.indexrelid))
-     FROM pg_index i WHERE i.indrelid = c.oid)
-FROM pg_class c
-WHERE c.relnamespace = to_regnamespace(current_schema())::oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-  AND {tables}
-ORDER BY c.relname
-"""
-#: Each catalog, and the column naming the table each of its rows is about.
-_CATALOGS = {"sqlite": (_SQLITE_CATALOG, "tbl_name"), "postgresql": (_POSTGRES_CATALOG, "c.relname")}
-
-
-def _catalog_of(dialect: str, only: frozenset[str] | None) -> str | None:
-    """The catalog query of the dialect (None: it has none), about the tables `only` when given:
-    a tenant of a shared store reads its own tables' catalog, not every tenant's."""
-    if dialect not in _CATALOGS:
-        return None
-    catalog, table = _CATALOGS[dialect]
-    if only is None:
-        return catalog.format(tables="TRUE")
-    names = ", ".join("'" + name.replace("'", "''") + "'" for name in sorted(only))
-    return catalog.format(tables=f"{table} IN ({names})" if names else "FALSE")
-
 
 def _describe(connection: Connection, only: frozenset[str] | None = None) -> dict[str, Any]:
     tables = _described_tables(connection, only)
@@ -114,12 +78,9 @@ def _described_tables(connection: Connection, only: frozenset[str] | None) -> di
     in Python; yet the same catalog always gives the same description. So the catalog is read in
     one query, and a store whose catalog has been described before in this process (tenants
     cloned from one image, or built from one recipe) is not reflected again."""
-    catalog = _catalog_of(connection.dialect.name, only)
-    if catalog is None:
+    key = catalog_key(connection, only)
+    if key is None:
         return _reflected_tables(connection, only)
-    rows = [[*map(str, row)] for row in connection.exec_driver_sql(catalog)]
-    server = connection.dialect.server_version_info
-    key = hashlib.sha256(json.dumps([rows, sorted(only or ()), only is None, server]).encode()).hexdigest()
     with _DESCRIBED_LOCK:
         described = _DESCRIBED.get(key)
     if described is None:

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import MetaData, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +32,7 @@ from services.backups.steps import record_backup_failure
 from services.db import Database
 from services.errors import Conflict, DomainError
 from services.jobs import StepFunction
+from services.layers.catalog import reflected_tables
 from services.layers.catalogue import Layer
 from services.layers.migrator import (
     BASE,
@@ -282,9 +283,8 @@ async def _delete_tenant_rows(location: StoreLocation, tenant_id: int, tables: l
 def _delete_rows(connection: Connection, tenant_id: int, names: list[str]) -> int:
     """One tenant's rows of the tables `names`, children before parents; a table that refers to
     itself (folders) is unhooked first."""
-    metadata = MetaData()
-    metadata.reflect(connection, only=names)
-    tables = [table for table in metadata.sorted_tables if table.name in names and TENANT_COLUMN in table.c]
+    ordered = reflected_tables(connection).sorted_tables
+    tables = [table for table in ordered if table.name in names and TENANT_COLUMN in table.c]
     for table in tables:
         for foreign_key in table.foreign_key_constraints:
             column = next(iter(foreign_key.columns))

@@ -25,13 +25,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from sqlalchemy import MetaData, Table, delete, text, update
+from sqlalchemy import Table, delete, text, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.db import SQLITE_BUSY_TIMEOUT_MS, Database, ServerEngines, create_engine
 from services.errors import Conflict, InvalidInput
+from services.layers.catalog import reflected_tables
 from services.layers.ownership import SHARED_STORE_ROLE, TENANT_COLUMN, TENANT_LAYER
 from services.models import IsolationMode, Tenant
 from services.settings import DEFAULT_SERVER, Settings
@@ -307,9 +308,7 @@ async def remove_tenant_rows(location: StoreLocation, tenant_id: int) -> None:
 
 
 def _tenant_tables(connection: Connection) -> list[Table]:
-    metadata = MetaData()
-    metadata.reflect(connection)
-    return [table for table in metadata.sorted_tables if TENANT_COLUMN in table.c]
+    return [table for table in reflected_tables(connection).sorted_tables if TENANT_COLUMN in table.c]
 
 
 @dataclass
