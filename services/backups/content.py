@@ -16,7 +16,7 @@ import base64
 import hashlib
 import json
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, SAWarning
 
 from services.layers.catalog import reflected_tables
 from services.layers.ownership import TENANT_COLUMN
-from services.layers.snapshot import VERSION_TABLE_PREFIX
+from services.layers.snapshot import CHANGE_TABLE_PREFIX, VERSION_TABLE_PREFIX
 
 _BATCH = 1000
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -159,7 +159,8 @@ def _canonical(value: Any) -> str:
 
 
 def tenant_tables(connection: Connection) -> list[Table]:
-    """The store's tables that hold data (not the layers' version tables), parents before children."""
+    """The store's tables that hold data (not the layers' version tables, nor a move's change
+    table), parents before children."""
     metadata = reflected_tables(connection)
     with warnings.catch_warnings():
         warnings.simplefilter("error", SAWarning)
@@ -167,7 +168,9 @@ def tenant_tables(connection: Connection) -> list[Table]:
             ordered = metadata.sorted_tables
         except SAWarning as cycle:
             raise UnsupportedSchema(f"The store's foreign keys form a cycle: {cycle}") from None
-    return [table for table in ordered if not table.name.startswith(VERSION_TABLE_PREFIX)]
+    return [
+        table for table in ordered if not table.name.startswith((VERSION_TABLE_PREFIX, CHANGE_TABLE_PREFIX))
+    ]
 
 
 def count_rows(
@@ -269,8 +272,7 @@ def load_table(
     given `tenant_id`. A column referring to its own table (a unit's parent) is filled in after
     all rows are in, so a row may come before the row it refers to. With `fresh_ids` (a shared
     store), a row whose id another row holds gets a fresh one, and references follow."""
-    dialect = connection.dialect.name
-    decoders = {column.name: _codec(column.type, dialect)[1] for column in table.columns}
+    decoders = _decoders(connection, table)
     self_refs = {
         fk.parent.name for fk in table.foreign_keys if fk.column.table is table and fk.parent.nullable
     }
@@ -303,10 +305,7 @@ def load_table(
             raise ArchiveMismatch(
                 f"The archive's {table.name} has columns the store does not: {', '.join(sorted(unknown))}."
             )
-        row = {name: None if value is None else decoders[name](value) for name, value in stored.items()}
-        if TENANT_COLUMN in table.columns:
-            row[TENANT_COLUMN] = tenant_id
-        batch.append(row)
+        batch.append(_stored(table, decoders, stored, tenant_id))
         count += 1
         if len(batch) >= _BATCH:
             write(batch)
@@ -328,6 +327,34 @@ def load_table(
     if fresh_ids is not None:
         fresh_ids.follow_paths(connection, table)
     return count
+
+
+def _decoders(connection: Connection, table: Table) -> dict[str, Callable[[Any], Any]]:
+    return {column.name: _codec(column.type, connection.dialect.name)[1] for column in table.columns}
+
+
+def _stored(
+    table: Table, decoders: dict[str, Callable[[Any], Any]], values: dict[str, Any], tenant_id: int
+) -> dict[str, Any]:
+    row = {name: None if value is None else decoders[name](value) for name, value in values.items()}
+    if TENANT_COLUMN in table.columns:
+        row[TENANT_COLUMN] = tenant_id
+    return row
+
+
+def portable_row(connection: Connection, table: Table, row: Mapping[Any, Any]) -> dict[str, Any]:
+    """One stored row as an archive's line holds it: portable values by column name, the tenant
+    column left out."""
+    columns = data_columns(table)
+    codecs = [_codec(table.columns[name].type, connection.dialect.name) for name in columns]
+    return dict(zip(columns, _portable(codecs, (row[name] for name in columns)), strict=True))
+
+
+def stored_row(
+    connection: Connection, table: Table, values: dict[str, Any], *, tenant_id: int
+) -> dict[str, Any]:
+    """A portable row (portable_row's) as `table` stores it, given to `tenant_id`."""
+    return _stored(table, _decoders(connection, table), values, tenant_id)
 
 
 def _write(connection: Connection, table: Table, statement: Any, rows: list[dict[str, Any]]) -> None:

@@ -20,6 +20,8 @@ from services.layers.catalog import catalog_key
 from services.recently_used import LeastRecentlyUsed
 
 VERSION_TABLE_PREFIX = "layer_version_"
+#: A moving tenant's change table (services.moves.capture): no layer's, and no tenant's data.
+CHANGE_TABLE_PREFIX = "tenantry_changes_"
 #: What a description holds changes now and then (2: CHECK constraints too). A hash is compared
 #: only with one of the same format: a backup's manifest says which its schema hash is.
 SNAPSHOT_FORMAT = 2
@@ -102,7 +104,7 @@ def _reflected_tables(connection: Connection, only: frozenset[str] | None) -> di
     checks = {name: value for (_, name), value in inspector.get_multi_check_constraints().items()}
     tables: dict[str, Any] = {}
     for table in sorted(columns):
-        if only is not None and table not in only:
+        if (only is not None and table not in only) or table.startswith(CHANGE_TABLE_PREFIX):
             continue
         tables[table] = {
             "columns": [

@@ -47,7 +47,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from services.errors import Conflict, DomainError, InvalidFields, InvalidInput, NotFound
 from services.layers.ownership import TENANT_COLUMN, UNIT_COLUMN
-from services.layers.snapshot import VERSION_TABLE_PREFIX
+from services.layers.snapshot import CHANGE_TABLE_PREFIX, VERSION_TABLE_PREFIX
 from services.limits import holds
 from services.models.tenant import TenantBase, TenantRow, UnitRow
 from services.pagination import Paging
@@ -201,7 +201,7 @@ def _map_store(session: Session, tables: frozenset[str] | None) -> RecordSchema:
     mapper_registry = registry(metadata=metadata)
     schema = RecordSchema()
     for name, table in sorted(metadata.tables.items()):
-        if name.startswith(VERSION_TABLE_PREFIX) or name in TenantBase.metadata.tables:
+        if name.startswith((VERSION_TABLE_PREFIX, CHANGE_TABLE_PREFIX)) or name in TenantBase.metadata.tables:
             continue
         markers: tuple[type, ...] = (UnitRow, TenantRow) if UNIT_COLUMN in table.c else (TenantRow,)
         model = type(_class_name(name), markers, {})
