@@ -80,7 +80,9 @@ def test_a_tenant_moves_into_the_shared_store_and_back_saying_its_steps_and_figu
 
     out = succeeded(tenantry(installation, "move", slug, "--to", "shared"))
 
-    assert out.startswith(f"{slug} is moving to the shared SQLite store: it shows a maintenance page")
+    assert out.startswith(
+        f"{slug} is moving to the shared SQLite store: it keeps serving while its rows are copied"
+    )
     [(move_id, _job_id)] = MOVE_AND_JOB.findall(out)
     assert steps_said(out) == MOVE_STEP_NAMES
     rows = sum(count for count, _ in before.values())

@@ -288,27 +288,43 @@ async def replace_shared_rows(
     by those `kept` (a move keeps the archive's own); returns how many rows went in, how many of
     them got new ids, and what became of the people."""
     assert backup.storage_key is not None and backup.manifest is not None
-    manifest = backup.manifest
     await asyncio.to_thread(check_archive, run.storage, backup)
     shutil.rmtree(run.work, ignore_errors=True)
-    store = shared.open()
     try:
         await asyncio.to_thread(extract_archive, run.storage, backup.storage_key, run.work)
+        return await put_rows_into_shared(
+            run.tenant_id, backup.manifest, run.work, shared, kept, source=f"backup #{backup.id}"
+        )
+    finally:
+        shutil.rmtree(run.work, ignore_errors=True)
+
+
+async def put_rows_into_shared(
+    tenant_id: int,
+    manifest: dict[str, Any],
+    unpacked: Path,
+    shared: StoreLocation,
+    kept: Kept | None = None,
+    *,
+    source: str,
+) -> tuple[int, int, str]:
+    """replace_shared_rows's work, from the rows of an unpacked archive (or a dump) that `manifest`
+    describes (`source`, in words)."""
+    store = shared.open()
+    try:
         async with store.engine.begin() as connection:
-            found, renumbered = await connection.run_sync(_replace_rows, manifest, run.work, run.tenant_id)
+            found, renumbered = await connection.run_sync(_replace_rows, manifest, unpacked, tenant_id)
             if found:  # raised inside the transaction: it rolls back, the old rows stay
                 raise VerificationFailed(
-                    f"The rows restored from backup #{backup.id} do not match its manifest: "
-                    + "; ".join(found[:8])
+                    f"The rows restored from {source} do not match its manifest: " + "; ".join(found[:8])
                 )
             people = "people and settings as the archive has them"
             if kept is not None:
-                async with enter_tenant(run.tenant_id, shared, on=connection) as entered:
+                async with enter_tenant(tenant_id, shared, on=connection) as entered:
                     people = await put_back(entered, kept)
     finally:
         await store.dispose()
-        shutil.rmtree(run.work, ignore_errors=True)
-    return int(manifest["totals"]["rows"]), renumbered, people
+    return sum(int(table["rows"]) for table in manifest["tables"].values()), renumbered, people
 
 
 def _replace_rows(

@@ -694,7 +694,7 @@ class TenantMove(LandlordBase):
     tables: Mapped[int | None]
     #: From the start of the copy to the new store proved equal to it.
     copy_ms: Mapped[int | None]
-    #: How long the tenant held its writes (its maintenance page): the whole copy, in this version.
+    #: How long the tenant held its writes (its maintenance page): the final catch-up and the swap.
     freeze_ms: Mapped[int | None]
     requested_by: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -31,22 +31,19 @@ from services.tenancy.stores import POSTGRESQL, SQLITE, StoreKind, kind_of, serv
 
 MOVE = "move"
 LOCK = "lock"
+CAPTURE_ON = "capture on"
 MAINTENANCE_ON = "maintenance on"
 UNCHANGED_SINCE = "unchanged since"
 #: The steps that copy the tenant into its new store; a move back to a store left unchanged settles them.
 COPY_STEPS = ("dump", "checksum", "manifest", "copy", "validate")
+CATCH_UP = "catch up"
 SWAP = "swap"
+CAPTURE_OFF = "capture off"
 MAINTENANCE_OFF = "maintenance off"
-MOVE_STEP_NAMES = [LOCK, MAINTENANCE_ON, WRITES_DRAINED, *COPY_STEPS, SWAP, MAINTENANCE_OFF]
-MOVE_BACK_STEP_NAMES = [
-    LOCK,
-    MAINTENANCE_ON,
-    WRITES_DRAINED,
-    UNCHANGED_SINCE,
-    *COPY_STEPS,
-    SWAP,
-    MAINTENANCE_OFF,
-]
+#: Only these hold the tenant's writes: from maintenance on to off, after the copy.
+FREEZE_STEPS = [MAINTENANCE_ON, WRITES_DRAINED, CATCH_UP, SWAP, CAPTURE_OFF, MAINTENANCE_OFF]
+MOVE_STEP_NAMES = [LOCK, CAPTURE_ON, *COPY_STEPS, *FREEZE_STEPS]
+MOVE_BACK_STEP_NAMES = [LOCK, CAPTURE_ON, UNCHANGED_SINCE, *COPY_STEPS, *FREEZE_STEPS]
 
 BACKEND_NAMES = {SQLITE: "SQLite", POSTGRESQL: "PostgreSQL"}
 
@@ -117,8 +114,8 @@ class RequestedMove:
     def message(self) -> str:
         back = " back" if self.move.back_of is not None else ""
         return (
-            f"{self.tenant.slug} is moving{back} to {self.going}: it shows a maintenance page, and its "
-            "API answers 503, until the move is done."
+            f"{self.tenant.slug} is moving{back} to {self.going}: it keeps serving while its rows are "
+            "copied, then shows a maintenance page (its API answers 503) for the final catch-up only."
         )
 
 

@@ -1,21 +1,25 @@
 """The `move` job: a tenant's store moved to another kind of store.
 
-    lock → maintenance on → [unchanged since] → dump → checksum → manifest → copy → validate →
-    swap → maintenance off
+    lock → capture on → [unchanged since] → dump → checksum → manifest → copy → validate →
+    maintenance on → writes drained → catch up → swap → capture off → maintenance off
 
-The tenant shows its maintenance page (its API answers 503) from the start of the copy to the end:
-in this version writes are held for the whole copy, and the move's `freeze_ms` says how long. Its
+The tenant keeps serving while it is copied: `capture on` has triggers note the key of every row
+written from then on (services.moves.capture), and the dump reads one consistent snapshot. Its
 rows go through a portable backup (recorded among its backups, and verified by the move itself):
 the archive is restored into a new store beside the one in use, named after the job, and
-compared with the archive's manifest, every table's row count and checksum; only then does one
-landlord transaction point the tenant at the new store. Until that commit the tenant's store is
-the old one, untouched: a worker killed before it leaves the tenant as it was, and the job resumes
-(a failure drops what it built and ends the maintenance).
+compared with the archive's manifest, every table's row count and checksum. Only then does the
+tenant show its maintenance page (its API answers 503): its writes in flight end (`writes
+drained`), the rows written during the copy are copied again as they are now and the copy is
+measured against the store in use (`catch up`, services.moves.catch_up), and one landlord
+transaction points the tenant at the new store. `freeze_ms` is that wait, maintenance on to off;
+`copy_ms` the copy. Until the swap commits the tenant's store is the old one, whole: a worker killed
+before it leaves the tenant there, and the job resumes (a failure drops what it built, removes the
+capture and ends the maintenance).
 
-Into a shared store, the archive is proved in a staging store first, then the tenant's rows go into
-the shared store in one transaction of its own, counted and hashed against the manifest before
-it commits (the restore's way, services.backups.restores), its layers' tables made there first
-when no shared tenant has them yet.
+Into a shared store, the archive is proved and caught up in a staging store first; then, in the
+swap, the tenant's rows go into the shared store in one transaction of its own, counted and hashed
+against the staging store's before it commits (the restore's way, services.backups.restores), its
+layers' tables made there first when no shared tenant has them yet. That load is part of the wait.
 
 The store the tenant left is kept for TENANTRY_MOVE_RETENTION_DAYS (services.moves.kept drops it
 then). A move back finds, in `unchanged since`, whether the tenant's rows are still what the move
@@ -25,6 +29,7 @@ store as it is, and the copy steps are settled; otherwise it is copied back like
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -35,9 +40,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import jobs
 from services.audit.trail import Actor, record
+from services.backups.dump import dump_store
 from services.backups.restorable import compare_with_manifest, restore_backup, totals
 from services.backups.restore import continue_ids_of, differences, forget_runs, layer_by_key, measure_store
-from services.backups.restores import replace_shared_rows
+from services.backups.restores import put_rows_into_shared
 from services.backups.steps import BackupRun, checksum, dump, record_backup_failure, record_manifest
 from services.db import Database
 from services.errors import Conflict
@@ -47,6 +53,7 @@ from services.layers.footprint import layer_tables
 from services.layers.migrator import current_revision, current_revisions, upgrade_layer
 from services.models import (
     Backup,
+    BackupFormat,
     IsolationMode,
     Job,
     JobStatus,
@@ -58,12 +65,18 @@ from services.models import (
     Verification,
 )
 from services.models.types import utcnow
+from services.moves.capture import captured_changes, start_capture, stop_capture
+from services.moves.catch_up import catch_up, compare_stores
 from services.moves.requests import (
+    CAPTURE_OFF,
+    CAPTURE_ON,
+    CATCH_UP,
     COPY_STEPS,
     LOCK,
     MAINTENANCE_OFF,
     MAINTENANCE_ON,
     MOVE,
+    MOVE_STEP_NAMES,
     SWAP,
     UNCHANGED_SINCE,
     describe_kind,
@@ -158,6 +171,17 @@ async def lock(run: MoveRun, session: AsyncSession) -> str:
     return f"{said}; it goes to {going}, {new.name}"
 
 
+async def capture_on(run: MoveRun, session: AsyncSession) -> str:
+    """Before anything is read for the copy: every write to the tenant's store is noted from now on
+    (services.moves.capture), while the tenant keeps serving."""
+    tenant = await run.tenant(session)
+    current = run.store(tenant)
+    watched = await start_capture(current, run.job_id, tenant.id)
+    return (
+        f"writes to the {watched} tables of {current.name} are noted from now on; {tenant.slug} keeps serving"
+    )
+
+
 async def unchanged_since(run: MoveRun, session: AsyncSession) -> str:
     """A move back: whether the store the tenant left can be taken back as it is."""
     tenant, move = await run.tenant(session), await run.move(session)
@@ -223,6 +247,27 @@ async def validate(run: MoveRun, session: AsyncSession) -> str:
     return said
 
 
+async def catch_up_step(run: MoveRun, session: AsyncSession) -> str:
+    """With the tenant closed to writes: the rows written during the copy go into it again as they
+    are now, and the copy is then measured against the store in use (counts and checksums)."""
+    tenant, move, payload = await run.tenant(session), await run.move(session), await run.payload(session)
+    current = run.store(tenant)
+    if payload.get("taken_back"):
+        assert move.back_of is not None
+        target = run.left(await session.get_one(TenantMove, move.back_of))
+    else:
+        target = run.built(tenant, move)
+    changes = await captured_changes(current, run.job_id)
+    caught = await catch_up(current, target, changes, tenant.id)
+    tables, rows = await compare_stores(current, target, tenant.id, set(changes))
+    await run.remember(session, rows=rows, tables=tables)
+    return (
+        f"{caught:,} row(s) written during the copy caught up; {target.name} holds what {current.name} "
+        f"holds: {tables} tables, {rows:,} rows, the counts the same, and the checksums of the "
+        f"{len(changes)} table(s) written"
+    )
+
+
 async def swap(run: MoveRun, session: AsyncSession) -> str:
     """Point the tenant at its new store, in this step's landlord transaction (into a shared store,
     its rows go in first, in one transaction of that store). Ids there continue after every id the
@@ -234,25 +279,14 @@ async def swap(run: MoveRun, session: AsyncSession) -> str:
         earlier = await session.get_one(TenantMove, move.back_of)
         new = run.left(earlier)
         await continue_ids_of(current, new)
-        said = f"{tenant.slug} is back in {new.name}, as move #{earlier.id} left it"
-        move.rows, move.tables = earlier.rows, earlier.tables
+        said = f"{tenant.slug} is back in {new.name}, as move #{earlier.id} left it, caught up"
     else:
-        backup = await run.backup(session)
-        assert backup.manifest is not None
         new = run.new_store(tenant, move)
+        said = f"{tenant.slug} now uses {new.name}"
         if new.is_shared:
-            await _prepare_shared_store(run, tenant, new, backup.manifest)
-            rows, renumbered, _ = await replace_shared_rows(run, backup, new)
-            await drop_store(run.built(tenant, move))  # the staging store: proved, and no longer needed
-            said = f"{rows:,} rows of {tenant.slug} put into the shared store in one transaction"
-            if renumbered:
-                said += (
-                    f" ({renumbered:,} got new ids, as the shared store had given theirs to other tenants)"
-                )
-        else:
-            said = f"{tenant.slug} now uses {new.name}"
+            said = await _into_shared_store(run, session, tenant, move, new)
         await continue_ids_of(current, new)
-        move.rows, move.tables = backup.manifest["totals"]["rows"], backup.manifest["totals"]["tables"]
+    move.rows, move.tables = payload["rows"], payload["tables"]
     tenant.isolation, tenant.store_backend, tenant.store_name = new.isolation, new.backend, new.name
     tenant.store_server = new.server_name
     only = await layer_tables(run.layers(tenant)) if new.is_shared else None
@@ -275,6 +309,19 @@ async def swap(run: MoveRun, session: AsyncSession) -> str:
         .values(old_store=OldStore.IN_USE, kept_until=None)
     )
     return f"{said}; the store it left, {current.name}, is kept until {move.kept_until:%Y-%m-%d %H:%M} UTC"
+
+
+async def capture_off(run: MoveRun, session: AsyncSession) -> str:
+    """Once the swap has committed: the change capture goes from the store the tenant left, and a
+    staging store (a move into a shared store) with it."""
+    tenant, move = await run.tenant(session), await run.move(session)
+    left = run.left(move)
+    await stop_capture(left, run.job_id)
+    said = f"the change capture is gone from {left.name}"
+    if move.to_isolation == IsolationMode.SHARED and not (await run.payload(session)).get("taken_back"):
+        await drop_store(run.built(tenant, move))
+        said += "; the staging store is dropped"
+    return said
 
 
 async def maintenance_off(run: MoveRun, session: AsyncSession) -> str:
@@ -313,18 +360,21 @@ async def maintenance_off(run: MoveRun, session: AsyncSession) -> str:
 
 MOVE_STEPS: list[tuple[str, StepFunction[MoveRun]]] = [
     (LOCK, lock),
-    (MAINTENANCE_ON, maintenance_until("the move is done")),
-    (WRITES_DRAINED, writes_drained),
+    (CAPTURE_ON, capture_on),
     (UNCHANGED_SINCE, unchanged_since),
     ("dump", dump),
     ("checksum", checksum),
     ("manifest", record_manifest),
     ("copy", copy),
     ("validate", validate),
+    (MAINTENANCE_ON, maintenance_until("the move is done")),
+    (WRITES_DRAINED, writes_drained),
+    (CATCH_UP, catch_up_step),
     (SWAP, swap),
+    (CAPTURE_OFF, capture_off),
     (MAINTENANCE_OFF, maintenance_off),
 ]
-assert [name for name, _ in MOVE_STEPS[4:9]] == list(COPY_STEPS)
+assert [name for name, _ in MOVE_STEPS if name != UNCHANGED_SINCE] == MOVE_STEP_NAMES
 
 
 # Into a shared store ------------------------------------------------------------------------------
@@ -345,6 +395,34 @@ async def _check_shared_layers(run: MoveRun, tenant: Tenant, shared: StoreLocati
                 f"The shared store has {layer.key} at revision {theirs[layer.key]} and {tenant.slug} at "
                 f"{ours[layer.key]}: bring them to the same revision (a rollout) and move it then."
             )
+
+
+async def _into_shared_store(
+    run: MoveRun, session: AsyncSession, tenant: Tenant, move: TenantMove, shared: StoreLocation
+) -> str:
+    """The caught-up copy's rows put into the shared store in one transaction of it, hashed against
+    what the staging store holds (kept until the swap has committed: the swap may run again)."""
+    backup, staging = await run.backup(session), run.built(tenant, move)
+    assert backup.manifest is not None
+    if not await store_exists(staging):  # never: a missing SQLite file would read as no rows at all
+        raise RuntimeError(f"the staging store {staging.name} of {tenant.slug} is missing")
+    await _prepare_shared_store(run, tenant, shared, backup.manifest)
+    shutil.rmtree(run.work, ignore_errors=True)
+    try:
+        taken = await dump_store(staging, BackupFormat.PORTABLE, run.work, tenant_id=tenant.id)
+        caught_up = {
+            **backup.manifest,
+            "tables": {name: table.as_json() for name, table in taken.tables.items()},
+        }
+        rows, renumbered, _ = await put_rows_into_shared(
+            tenant.id, caught_up, run.work, shared, source=f"the caught-up copy of {tenant.slug}"
+        )
+    finally:
+        shutil.rmtree(run.work, ignore_errors=True)
+    said = f"{rows:,} rows of {tenant.slug} put into the shared store in one transaction"
+    if renumbered:
+        said += f" ({renumbered:,} got new ids, as the shared store had given theirs to other tenants)"
+    return said
 
 
 async def _prepare_shared_store(
@@ -385,18 +463,25 @@ async def _undo(run: MoveRun, _failure: Exception) -> None:
         move.finished_at = utcnow()
         if move.to_store is None:
             return  # it never held the tenant's lock: whatever the tenant is in is another job's doing
-        if move.old_store is None and not payload.get("taken_back"):
-            current = run.store(tenant)
-            built = run.built(tenant, move)
-            if built.key != current.key:
-                await drop_store(built)
-            new = run.new_store(tenant, move)
-            if new.is_shared and new.key != current.key and not await _kept_there(session, tenant, new):
-                await remove_tenant_rows(new, tenant.id)
+        if await store_exists(run.left(move)):
+            await stop_capture(run.left(move), run.job_id)
+        if not payload.get("taken_back"):
+            await _drop_what_it_built(run, session, tenant, move)
         if tenant.status == TenantStatus.MAINTENANCE:
             tenant.status = TenantStatus.ACTIVE
     if await _backup_exists(run):
         await record_backup_failure(run, "the move it was taken for stopped first")
+
+
+async def _drop_what_it_built(run: MoveRun, session: AsyncSession, tenant: Tenant, move: TenantMove) -> None:
+    """The store the copy went into, unless the tenant is in it now (a staging store never is), and
+    until the swap the tenant's rows it put into a shared store."""
+    current, built, new = run.store(tenant), run.built(tenant, move), run.new_store(tenant, move)
+    if built.key != current.key and (move.old_store is None or new.is_shared):
+        await drop_store(built)
+    until_swapped = move.old_store is None and new.is_shared and new.key != current.key
+    if until_swapped and not await _kept_there(session, tenant, new):
+        await remove_tenant_rows(new, tenant.id)
 
 
 async def _kept_there(session: AsyncSession, tenant: Tenant, shared: StoreLocation) -> bool:

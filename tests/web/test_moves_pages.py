@@ -124,7 +124,8 @@ def test_a_superadmin_moves_a_tenant_into_the_shared_store_and_back_to_the_store
     said = text_of(page.text)
     assert f"Store {before.store_name}" in said
     assert re.search(r"Size \d[\d,]* rows at its latest measure", said), said
-    assert "maintenance page" in said and "503" in said and "for the whole copy" in said
+    assert "keeps serving while its rows are copied" in said, said
+    assert "maintenance page" in said and "503" in said and "final catch-up" in said
     assert "portable backup" in said and "kept among its backups" in said
     shared, value = shared_store(page.text)
     assert "ids another tenant holds there are renumbered" in said

@@ -1,14 +1,15 @@
 """Writing to a tenant while it moves: a tenant token writes rows through the tenant data API, one
 after another, while a landlord token moves the tenant into the shared store and the app's own
-worker runs the move. Every write is answered 201, and its row is then in the store the tenant
-ends in exactly once, or 503 with Retry-After, and its row is nowhere; at least one is refused,
-so the freeze is seen, and while the move runs the tenant's portal shows the maintenance notice.
-The writer follows the move's job through the API (a gate holds the move before its dump until
-the writer has been refused), never a clock.
+worker runs the move. Writes are answered 201 while the rows are copied; only the final catch-up
+refuses them. Every write is answered 201, and its row is then in the store the tenant ends in
+exactly once, or 503 with Retry-After, and its row is nowhere; at least one is refused, so the
+freeze is seen, and while it lasts the tenant's portal shows the maintenance notice. The writer
+follows the move's job through the API (a gate holds the move at its catch-up until the writer
+has been refused), never a clock.
 
 And a write already let in when the move begins, held inside its transaction, holds the move at
-its `writes drained` step (nothing is copied meanwhile); let go, it is answered 201 and its row is
-in the moved store: never answered 201 and lost."""
+its `capture on` step (nothing is copied meanwhile); let go, it is answered 201 and its row is in
+the moved store: never answered 201 and lost."""
 
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.util import await_only
 
 from services.models import IsolationMode, JobStatus, StepStatus, Tenant, TenantStatus
+from services.moves.requests import CAPTURE_ON, CATCH_UP
 from services.settings import Settings
-from services.store_jobs import WRITES_DRAINED
 from services.tenant_data.records import record_schema
 from tests.services.running import wait_for
 from tests.support import Credentials, before_each_statement, sign_in
@@ -153,11 +154,13 @@ def test_writes_during_a_move_land_in_the_moved_store_once_or_are_refused_with_5
     assert writer.write().status_code == 201
     gate = tmp_path / "gate"
     gate.touch()
-    remove_gate = hold_move_at("dump", gate)
+    remove_gate = hold_move_at(CATCH_UP, gate)
     try:
         job = move(client, heron, IsolationMode.SHARED)
-        # Written while the move starts, until one is refused: every write before it has ended then.
+        # Written while the move copies, until one is refused: every write before it has ended then.
         wait_for(writer.refused, 60, what="a write refused for the move", interval=0)
+        during_the_copy = Counter(writer.answers.values())
+        assert during_the_copy[201] >= 2, f"the tenant kept serving while it was copied: {during_the_copy}"
         wait_for(reached(gate).exists, 60, what="the move to reach its gate")
         assert job_status(client, heron.landlord_token, job) == JobStatus.RUNNING
         assert writer.refused(), "still refused while the move holds"
@@ -173,7 +176,7 @@ def test_writes_during_a_move_land_in_the_moved_store_once_or_are_refused_with_5
         gate.unlink()
         remove_gate()
 
-    # The writes go on through the copy and the swap, until the move is done and one lands after it.
+    # The writes go on through the catch-up and the swap, until the move is done and one lands after it.
     def written_after_the_move() -> bool:
         done = job_status(client, heron.landlord_token, job) in FINISHED
         return writer.write().status_code == 201 and done
@@ -212,9 +215,9 @@ def held_inside_its_transaction(table: str) -> Iterator[tuple[Event, Event]]:
 def test_a_write_let_in_before_the_move_froze_the_tenant_is_in_the_moved_store_or_refused(
     client: TestClient[Any], settings: Settings, shared_heron: Heron
 ) -> None:
-    """Out of the shared store into a database: a move into the shared store reads the layers of the
-    store it leaves in its first step, as the store's owner, which on SQLite waits for the write
-    lock the held write keeps."""
+    """Out of the shared store into a database: the move's change capture begins with the tenant's
+    write barrier (on SQLite, the store's write lock, which the held write keeps), so the held
+    write is either noted or in the copy."""
     heron = shared_heron
     before = names_in_store(settings)
     writer = Writer(client, heron.tenant_token)
@@ -226,12 +229,12 @@ def test_a_write_let_in_before_the_move_froze_the_tenant_is_in_the_moved_store_o
             job = move(client, heron, IsolationMode.DATABASE)
             job_id = int(job.rsplit("/", 1)[1])
 
-            def draining() -> bool:
-                """The move, the tenant closed, waits for the writes let in before: this one."""
+            def capturing() -> bool:
+                """The move, starting its capture, waits for the writes let in before: this one."""
                 steps = {step.name: step for step in steps_of(settings, job_id)}
-                return steps[WRITES_DRAINED].status == StepStatus.RUNNING
+                return steps[CAPTURE_ON].status == StepStatus.RUNNING
 
-            wait_for(draining, 60, what="the move to wait for the write in flight")
+            wait_for(capturing, 60, what="the move to wait for the write in flight")
             dump = next(step for step in steps_of(settings, job_id) if step.name == "dump")
             assert dump.status == StepStatus.PENDING, "nothing is copied while the write is in flight"
         finally:

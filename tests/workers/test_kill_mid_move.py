@@ -72,7 +72,11 @@ from workers.runner import JobQueue
 SLUG = "harbour-club"
 #: Where the move into the shared SQLite store is killed, in turn: before each step's work, and
 #: after the swap's (its rows are in the shared store; the landlord has not committed).
-SQLITE_KILL_POINTS = [*MOVE_STEP_NAMES[:-1], f"{SWAP}:after", MOVE_STEP_NAMES[-1]]
+SQLITE_KILL_POINTS = [
+    *MOVE_STEP_NAMES[: MOVE_STEP_NAMES.index(SWAP) + 1],
+    f"{SWAP}:after",
+    *MOVE_STEP_NAMES[MOVE_STEP_NAMES.index(SWAP) + 1 :],
+]
 #: Where its move back is killed: while it finds out whether the store it left is unchanged.
 MOVE_BACK_KILL_POINTS = [UNCHANGED_SINCE]
 #: Where the move into a PostgreSQL schema is killed: the copy builds a store, the swap commits.

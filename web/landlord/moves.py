@@ -146,7 +146,7 @@ class MoveForm:
 
 
 def check_form(tenant: Tenant, form: MoveForm) -> None:
-    """A kind of store chosen, and the slug typed: a move closes the tenant for the whole copy."""
+    """A kind of store chosen, and the slug typed: a move closes the tenant for its final catch-up."""
     errors = {}
     if not form.to:
         errors["to"] = f"Choose the kind of store {tenant.slug} moves to."
