@@ -94,6 +94,8 @@ def _apply(connection: Connection, current: CurrentRows, tenant_id: int, shared:
 async def catch_up(source: StoreLocation, target: StoreLocation, changes: Changes, tenant_id: int) -> int:
     """The rows `changes` names copied again from `source` into `target`, as they are now; returns
     how many keys were caught up."""
+    if not changes:
+        return 0  # nothing written during the copy: neither store need be opened
     current = await in_one_transaction(
         source, _read_current, changes, tenant_id if source.is_shared else None
     )
