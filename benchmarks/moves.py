@@ -25,9 +25,12 @@ the stores alike (no kept rows of the tenant in a shared store).
   no maintenance, no validation, no swap; a shared store's staging and loading neither). The first
   restore of a path whose tenant is in a database store of that backend is compared with its
   manifest, outside the timing.
-- freeze: in an installation of its own, a tenant of --freeze-rows rows moves --freeze-moves times
-  back and forth between a database of its own and the shared store, on SQLite, then on
-  PostgreSQL; p50 and p95 of the moves' freeze_ms (the tenant's writes held: maintenance on to off).
+- freeze: the tenant serves while it is copied; only the final catch-up and the swap hold its
+  writes (freeze_ms: maintenance on to off). Each path's median freeze_ms is printed beside its
+  median copy_ms (dump to validate). Then, in an installation of its own, a tenant of --freeze-rows
+  rows moves --freeze-moves times back and forth between a database of its own and the shared
+  store, on SQLite, then on PostgreSQL; p50 and p95 of the moves' freeze_ms, for the moves into
+  its own database and into the shared store apart (into a shared store the swap loads its rows).
 
 Medians over the rounds; the ratio is the move's time against its baseline's. Where a move's time
 goes is printed too: the median seconds of each of its job's steps (JobStep started and finished)."""
@@ -133,9 +136,11 @@ async def installation(base: Settings, purpose: str, server_url: str | None) -> 
 
 @dataclass(frozen=True)
 class Moved:
+    to: Kind
     seconds: float
     rows: int
     freeze_ms: int
+    copy_ms: int
     #: Each step's seconds, by name.
     steps: dict[str, float]
 
@@ -172,9 +177,9 @@ async def move(here: Installation, tenant_id: int, to: Kind) -> Moved:
         durations = {step.name: step.duration_seconds or 0.0 for step in steps}
         # Its retention over at once: the sweep below drops what it left.
         moved.kept_until = utcnow()
-    assert moved.rows is not None and moved.freeze_ms is not None
+    assert moved.rows is not None and moved.freeze_ms is not None and moved.copy_ms is not None
     await drop_left_stores(here)
-    return Moved(seconds, moved.rows, moved.freeze_ms, durations)
+    return Moved(to, seconds, moved.rows, moved.freeze_ms, moved.copy_ms, durations)
 
 
 async def drop_left_stores(here: Installation) -> None:
@@ -220,6 +225,14 @@ class MovePath:
     def baseline(self) -> float:
         return statistics.median(self.baselines)
 
+    @property
+    def copy_ms(self) -> float:
+        return statistics.median(moved.copy_ms for moved in self.moves)
+
+    @property
+    def freeze_ms(self) -> float:
+        return statistics.median(moved.freeze_ms for moved in self.moves)
+
 
 async def measure_paths(base: Settings, rows: int, runs: int, server_url: str | None) -> list[MovePath]:
     kinds = ROUND if server_url else ROUND[:3]
@@ -251,9 +264,9 @@ class Freeze:
     def name(self) -> str:
         return f"{BACKEND_NAMES[self.backend]} database ↔ shared"
 
-    @property
-    def freeze_ms(self) -> list[float]:
-        return [float(moved.freeze_ms) for moved in self.moves]
+    def freeze_ms(self, isolation: str) -> list[float]:
+        """The freezes of the moves into a store of `isolation`."""
+        return [float(moved.freeze_ms) for moved in self.moves if moved.to[1] == isolation]
 
 
 async def measure_freeze(
@@ -272,19 +285,24 @@ def report(paths: list[MovePath], freezes: list[Freeze], runs: int) -> None:
     print(
         f"\nMoves of one tenant, median of {runs} rounds; baseline: a portable backup restored into a new store\n"
     )
-    print(f"{'path':<42} {'rows':>9} {'median s':>9} {'rows/s':>9} {'baseline s':>11} {'vs baseline':>12}")
+    print(
+        f"{'path':<42} {'rows':>9} {'median s':>9} {'rows/s':>9} {'baseline s':>11} {'vs baseline':>12}"
+        f" {'copy ms':>9} {'held ms':>9}"
+    )
     for path in paths:
         rows = path.moves[0].rows
         print(
             f"{path.name:<42} {rows:>9,} {path.median:>9.2f} {rows / path.median:>9,.0f} "
-            f"{path.baseline:>11.2f} {path.median / path.baseline:>11.2f}x"
+            f"{path.baseline:>11.2f} {path.median / path.baseline:>11.2f}x {path.copy_ms:>9,.0f} {path.freeze_ms:>9,.0f}"
         )
     for freeze in freezes:
-        print(
-            f"\n{freeze.name}, {len(freeze.moves)} moves of a tenant of {freeze.moves[0].rows:,} rows: "
-            f"writes held p50 {statistics.median(freeze.freeze_ms):,.0f} ms, "
-            f"p95 {percentile(freeze.freeze_ms, 0.95):,.0f} ms"
-        )
+        for isolation in (IsolationMode.DATABASE, IsolationMode.SHARED):
+            held = freeze.freeze_ms(isolation)
+            print(
+                f"\n{freeze.name}, {len(held)} moves into the {isolation} store of a tenant of "
+                f"{freeze.moves[0].rows:,} rows: writes held p50 {statistics.median(held):,.0f} ms, "
+                f"p95 {percentile(held, 0.95):,.0f} ms"
+            )
     print("\nWhere a move's time goes: median seconds of each step of its job\n")
     print(f"{'moves':<42} " + " ".join(f"{name.replace('maintenance', 'maint.'):>9}" for name in STEPS))
     series = [(path.name, path.moves) for path in paths]
