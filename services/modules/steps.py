@@ -61,7 +61,7 @@ from services.modules.requests import (
 from services.provisioning.steps import Provisioning, snapshot
 from services.server_limits import ServerWork
 from services.settings import Settings
-from services.tenancy.stores import StoreLocation
+from services.tenancy.stores import StoreLocation, in_store_transaction
 from services.tenant_locks import PATIENCE_SECONDS, POLL_SECONDS, TenantBusy
 
 
@@ -272,12 +272,7 @@ async def drop_data(run: ModuleChange, session: AsyncSession) -> str:
 
 
 async def _delete_tenant_rows(location: StoreLocation, tenant_id: int, tables: list[str]) -> int:
-    store = location.open()
-    try:
-        async with store.engine.begin() as connection:
-            return await connection.run_sync(_delete_rows, tenant_id, tables)
-    finally:
-        await store.dispose()
+    return await in_store_transaction(location, _delete_rows, tenant_id, tables)
 
 
 def _delete_rows(connection: Connection, tenant_id: int, names: list[str]) -> int:

@@ -16,8 +16,7 @@ The change table is no tenant's data: dumps, measurements and schema snapshots l
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 from sqlalchemy import Table, text
 from sqlalchemy.engine import Connection
@@ -26,10 +25,7 @@ from services.backups.content import tenant_tables
 from services.layers.ownership import TENANT_COLUMN
 from services.layers.snapshot import CHANGE_TABLE_PREFIX
 from services.tenancy.sessions import write_barrier_key
-from services.tenancy.stores import StoreLocation
-
-P = ParamSpec("P")
-T = TypeVar("T")
+from services.tenancy.stores import StoreLocation, in_store_transaction
 
 #: Changed keys: table name -> the primary key values of each row written, as the store holds them.
 Changes = dict[str, list[list[Any]]]
@@ -48,24 +44,11 @@ def _keys(table: Table) -> list[str]:
     return [column.name for column in table.primary_key.columns]
 
 
-async def in_one_transaction(
-    location: StoreLocation, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
-) -> T:
-    """`work(connection, …)` in one transaction of the store, as its owner (on SQLite it begins
-    IMMEDIATE: the store's write lock)."""
-    store = location.open()
-    try:
-        async with store.engine.begin() as connection:
-            return await connection.run_sync(work, *args, **kwargs)
-    finally:
-        await store.dispose()
-
-
 async def start_capture(location: StoreLocation, job_id: int, tenant_id: int) -> int:
     """Note every write of the tenant's to the store's tables from now on; returns how many tables
     are watched. The tenant's write barrier is held meanwhile (services.tenancy.barrier): no write
     of the tenant's is half done when the triggers arrive."""
-    return await in_one_transaction(location, _install, job_id, tenant_id, shared=location.is_shared)
+    return await in_store_transaction(location, _install, job_id, tenant_id, shared=location.is_shared)
 
 
 def _install(connection: Connection, job_id: int, tenant_id: int, *, shared: bool) -> int:
@@ -140,7 +123,7 @@ def _install_postgres(
 
 async def captured_changes(location: StoreLocation, job_id: int) -> Changes:
     """The keys of the rows written since the capture started, each once, by table."""
-    return await in_one_transaction(location, _read_changes, job_id)
+    return await in_store_transaction(location, _read_changes, job_id)
 
 
 def _read_changes(connection: Connection, job_id: int) -> Changes:
@@ -156,7 +139,7 @@ def _read_changes(connection: Connection, job_id: int) -> Changes:
 
 async def stop_capture(location: StoreLocation, job_id: int) -> None:
     """The move's triggers, trigger function and change table dropped, where there are any."""
-    await in_one_transaction(location, _remove, job_id)
+    await in_store_transaction(location, _remove, job_id)
 
 
 def _remove(connection: Connection, job_id: int) -> None:

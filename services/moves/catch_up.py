@@ -29,8 +29,8 @@ from services.backups.content import (
 )
 from services.backups.steps import VerificationFailed
 from services.layers.ownership import TENANT_COLUMN
-from services.moves.capture import Changes, in_one_transaction
-from services.tenancy.stores import StoreLocation
+from services.moves.capture import Changes
+from services.tenancy.stores import StoreLocation, in_store_transaction
 
 #: Per table, each changed key with the row it has now (portable values), or None: gone.
 CurrentRows = dict[str, list[tuple[list[Any], dict[str, Any] | None]]]
@@ -96,10 +96,10 @@ async def catch_up(source: StoreLocation, target: StoreLocation, changes: Change
     how many keys were caught up."""
     if not changes:
         return 0  # nothing written during the copy: neither store need be opened
-    current = await in_one_transaction(
+    current = await in_store_transaction(
         source, _read_current, changes, tenant_id if source.is_shared else None
     )
-    await in_one_transaction(target, _apply, current, tenant_id, target.is_shared)
+    await in_store_transaction(target, _apply, current, tenant_id, target.is_shared)
     return sum(len(keys) for keys in current.values())
 
 

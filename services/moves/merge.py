@@ -55,7 +55,7 @@ from services.server_limits import ServerWork
 from services.settings import Settings
 from services.store_jobs import LOCK_STEP, WRITES_DRAINED, StoreJob
 from services.tenancy.barrier import wait_for_writes_in_flight
-from services.tenancy.stores import StoreLocation, location_of
+from services.tenancy.stores import StoreLocation, in_store_transaction, location_of
 from services.tenant_locks import acquire_tenant_lock, let_go, release_tenant_lock
 
 MERGE = "merge"
@@ -492,14 +492,9 @@ async def merge(run: MergeRun, session: AsyncSession) -> str:
     if done:
         return f"{target.slug} held {source.slug}'s rows already (a resumed merge)"
     shapes, combined, _ = await _combine(run.settings, source, target)
-    store = location.open()
-    try:
-        async with store.engine.begin() as connection:
-            await connection.run_sync(
-                _insert, shapes, combined, target.id, payload["expected"], location.is_shared
-            )
-    finally:
-        await store.dispose()
+    await in_store_transaction(
+        location, _insert, shapes, combined, target.id, payload["expected"], location.is_shared
+    )
     return f"{combined.rows_coming:,} rows of {source.slug} put into {target.slug} in one transaction, checked before it committed"
 
 

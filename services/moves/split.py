@@ -69,7 +69,7 @@ from services.server_limits import ServerWork
 from services.settings import Settings
 from services.store_jobs import LOCK_STEP, WRITES_DRAINED, maintenance_until, writes_drained
 from services.tenancy.placement import choose_server
-from services.tenancy.stores import StoreLocation, drop_store, location_of
+from services.tenancy.stores import StoreLocation, drop_store, in_store_transaction, location_of
 from services.tenancy.tenants import check_slug_free, register_tenant, validate_slug
 
 SPLIT = "split"
@@ -594,14 +594,8 @@ async def remove_from_source(run: SplitRun, session: AsyncSession) -> str:
         said = "the source had given its rows already (a resumed split)"
     else:
         shapes, carved = await run.carve_backup(session)
-        store = source.open()
-        try:
-            async with store.engine.begin() as connection:
-                await connection.run_sync(
-                    _remove, shapes, carved, tenant.id if source.is_shared else None, payload["expected_rest"]
-                )
-        finally:
-            await store.dispose()
+        owner = tenant.id if source.is_shared else None
+        await in_store_transaction(source, _remove, shapes, carved, owner, payload["expected_rest"])
         said = f"{carved.rows_moving:,} rows removed from {tenant.slug} in one transaction, checked before it committed"
     leavers = [Follower(**follower) for follower in payload["followers"] if follower["leaves_source"]]
     for follower in leavers:

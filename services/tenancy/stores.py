@@ -18,12 +18,12 @@ import os
 import re
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from sqlalchemy import Table, delete, text, update
 from sqlalchemy.engine import Connection, make_url
@@ -283,6 +283,23 @@ def _shared_postgres_store(settings: Settings, database: str, url: str, server_n
         ),
         server_name=server_name,
     )
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def in_store_transaction(
+    location: StoreLocation, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """`work(connection, …)` in one transaction of the store, as its owner, on an engine of its own
+    (on SQLite the transaction begins IMMEDIATE: the store's write lock)."""
+    store = location.open()
+    try:
+        async with store.engine.begin() as connection:
+            return await connection.run_sync(work, *args, **kwargs)
+    finally:
+        await store.dispose()
 
 
 async def remove_tenant_rows(location: StoreLocation, tenant_id: int) -> None:
