@@ -242,7 +242,7 @@ def test_a_bad_role_is_refused_by_the_argument_parser(sqlite_settings: Settings)
 def _serve_once(env: dict[str, str], logs: Path) -> tuple[str, dict[str, Any]]:
     """Start `tenantry serve`, wait until /healthz says 200, stop it with SIGTERM; its stdout and report."""
     port = free_port()
-    with background(["serve", "--port", str(port)], env, logs) as server:
+    with background(["serve", "--port", str(port)], env, logs, warm=False) as server:
 
         def healthy() -> httpx.Response | None:
             server.check_running()
@@ -285,7 +285,9 @@ def test_serve_runs_as_many_web_processes_as_asked_on_a_real_broker(tmp_path: Pa
     port = free_port()
     with (
         on_redis(tmp_path / "data") as env,
-        background(["serve", "--workers", "2", "--port", str(port)], env, tmp_path / "logs") as server,
+        background(
+            ["serve", "--workers", "2", "--port", str(port)], env, tmp_path / "logs", warm=False
+        ) as server,
     ):
 
         def serving() -> list[int] | None:
@@ -351,7 +353,7 @@ def test_serve_says_it_is_serving_only_once_it_listens(sqlite_settings: Settings
     """A browser opened on the printed address the moment it is printed finds the server there."""
     port = free_port()
     with background(
-        ["serve", "--port", str(port)], tenantry_env(sqlite_settings), tmp_path / "logs"
+        ["serve", "--port", str(port)], tenantry_env(sqlite_settings), tmp_path / "logs", warm=False
     ) as serving:
 
         def said_serving() -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import multiprocessing
 import os
 import signal
 import socket
@@ -101,11 +102,44 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class Forked:
+    """A `tenantry` process forked from the warm starter (`background`), answering
+    what a test asks of a `subprocess.Popen`: its pid, whether it has exited and how, signals."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        self._process = process
+
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None
+        return self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(f"tenantry (pid {self.pid})", timeout or 0)
+        return self._process.exitcode
+
+    def send_signal(self, number: int) -> None:
+        if self._process.exitcode is None:
+            os.kill(self.pid, number)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
 @dataclass
 class Background:
     """A long-running `tenantry` command; its stdout and stderr go to files that can be read any time."""
 
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | Forked
     stdout_path: Path
     stderr_path: Path
 
@@ -138,14 +172,58 @@ class Background:
             ) from None
 
 
+# The warm starter ------------------------------------------------------------------------------------
+#
+# A new interpreter spends about 3 CPU-seconds importing the app before `tenantry serve` listens (SQL
+# Alchemy, Litestar, every route's module). The tests that start a worker again at every step of a
+# job, to SIGKILL it there, would spend most of their time importing. They fork their processes
+# instead from one that imported all that once (multiprocessing's forkserver, one per test process):
+# each child runs the function the console script calls, with the command's environment, in the
+# repository's folder, its stdout and stderr in files, as a `tenantry` process would. Nothing that
+# reads the environment when imported is loaded ahead (the job gates read theirs, tests/workers);
+# the suite's password hashing is the one such setting (services.accounts.passwords), and it is the
+# same in every test process and every child (`tenantry_env`).
+
+_PRELOADED = ["tenantry.cli", "web.app", "workers.runner", "uvicorn", "tests.services.running"]
+_WARM_STARTER = multiprocessing.get_context("forkserver")
+_WARM_STARTER.set_forkserver_preload(_PRELOADED)
+
+
+def _run_forked(args: Sequence[str], env: dict[str, str], stdout_path: Path, stderr_path: Path) -> None:
+    """In the forked child: become `tenantry args`, its output going to the two files."""
+    assert env.get(TEST_HASHING_VARIABLE) == os.environ.get(TEST_HASHING_VARIABLE), (
+        "the warm starter imported the password hasher with other settings than this command's"
+    )
+    os.chdir(ROOT)
+    os.environ.clear()
+    os.environ.update(env)
+    for descriptor, path in ((1, stdout_path), (2, stderr_path)):
+        opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(opened, descriptor)
+        os.close(opened)
+    sys.stdout.reconfigure(line_buffering=True, write_through=True)  # type: ignore[union-attr]
+    sys.stderr.reconfigure(line_buffering=True, write_through=True)  # type: ignore[union-attr]
+    sys.exit(main(list(args), env))
+
+
 @contextmanager
-def background(args: Sequence[str], env: dict[str, str], logs: Path) -> Iterator[Background]:
-    """Start `tenantry ARGS`; it is killed on the way out if the test did not stop it."""
+def background(
+    args: Sequence[str], env: dict[str, str], logs: Path, *, warm: bool = True
+) -> Iterator[Background]:
+    """Start `tenantry ARGS`, forked from the warm starter (`warm=False`: the installed console
+    script in a new interpreter, as the tests of the command line itself do); it is killed on the
+    way out if the test did not stop it."""
     logs.mkdir(parents=True, exist_ok=True)
     name = "-".join(args[:1]) or "tenantry"
     stdout_path, stderr_path = logs / f"{name}.out", logs / f"{name}.err"
-    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-        process = subprocess.Popen([*TENANTRY, *args], env=env, cwd=ROOT, stdout=stdout, stderr=stderr)
+    process: subprocess.Popen[bytes] | Forked
+    if warm:
+        forked = _WARM_STARTER.Process(target=_run_forked, args=(list(args), env, stdout_path, stderr_path))
+        forked.start()
+        process = Forked(forked)
+    else:
+        with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+            process = subprocess.Popen([*TENANTRY, *args], env=env, cwd=ROOT, stdout=stdout, stderr=stderr)
     running = Background(process, stdout_path, stderr_path)
     try:
         yield running
