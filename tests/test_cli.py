@@ -32,7 +32,7 @@ PASSWORD = re.compile(r"^Password \(shown once[^)]*\): (\S+)$", re.MULTILINE)
 
 
 def tenantry(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_tenantry(args, tenantry_env(settings))
+    return run_tenantry(args, tenantry_env(settings), warm=False)
 
 
 def succeeded(result: subprocess.CompletedProcess[str]) -> str:
@@ -192,7 +192,11 @@ def test_mistakes_exit_2_with_one_line_and_no_traceback(sqlite_settings: Setting
     env = tenantry_env(settings)
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = dict(
-            zip(cases, pool.map(lambda case: run_tenantry(case[0], env), cases.values()), strict=True)
+            zip(
+                cases,
+                pool.map(lambda case: run_tenantry(case[0], env, warm=False), cases.values()),
+                strict=True,
+            )
         )
 
     for name, (_, message) in cases.items():
@@ -222,7 +226,9 @@ def test_a_mistyped_setting_stops_the_command_with_one_line_naming_it(sqlite_set
         ),
     }
     for variable, (value, message) in cases.items():
-        result = run_tenantry(["tokens", "list"], {**tenantry_env(sqlite_settings), variable: value})
+        result = run_tenantry(
+            ["tokens", "list"], {**tenantry_env(sqlite_settings), variable: value}, warm=False
+        )
         assert refused(result).startswith(message), variable
 
 
@@ -262,8 +268,8 @@ def _serve_once(env: dict[str, str], logs: Path) -> tuple[str, dict[str, Any]]:
 def test_serve_stays_one_process_with_the_embedded_broker_and_says_why(tmp_path: Path) -> None:
     env = tenantry_env(TENANTRY_DATA_DIR=str(tmp_path / "data"))
 
-    several = run_tenantry(["serve", "--workers", "2", "--port", str(free_port())], env)
-    none = run_tenantry(["serve", "--workers", "0"], env)
+    several = run_tenantry(["serve", "--workers", "2", "--port", str(free_port())], env, warm=False)
+    none = run_tenantry(["serve", "--workers", "0"], env, warm=False)
 
     assert several.returncode == 2, several.stdout
     assert "Traceback" not in several.stderr
@@ -342,7 +348,7 @@ def test_serve_on_a_port_another_program_holds_says_so_and_how_to_serve_elsewher
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        result = run_tenantry(["serve", "--port", str(port)], tenantry_env(sqlite_settings))
+        result = run_tenantry(["serve", "--port", str(port)], tenantry_env(sqlite_settings), warm=False)
     assert refused(result) == (
         f"tenantry: Port {port} on 127.0.0.1 is already in use, by another program or another Tenantry. "
         f"Stop it, or serve on another port: `tenantry serve --port {port + 1}`."

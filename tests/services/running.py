@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
@@ -76,17 +77,31 @@ def tenantry_env(settings: Settings | None = None, **variables: str) -> dict[str
 
 
 def run_tenantry(
-    args: Sequence[str], env: dict[str, str], timeout: float = 60
+    args: Sequence[str], env: dict[str, str], timeout: float = 60, *, warm: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*TENANTRY, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    """`tenantry args` to its end: its exit status and what it printed, as `subprocess.run` gives
+    them. Forked from the warm starter (`warm=False`: the installed console script in a new
+    interpreter, as the tests of the command line itself run it)."""
+    command = [*TENANTRY, *args]
+    if not warm:
+        return subprocess.run(
+            command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    with (
+        tempfile.TemporaryDirectory(prefix="tenantry-run-") as logs,
+        background(args, env, Path(logs)) as running,
+    ):
+        try:
+            status = running.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise subprocess.TimeoutExpired(command, timeout, running.stdout, running.stderr) from None
+        return subprocess.CompletedProcess(command, status, running.stdout, running.stderr)
 
 
 def run_tenantry_here(args: Sequence[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`tenantry args` run in this process, by the function the console script calls, for a test
     that runs a quick command again and again; what it printed and its exit status as a process's.
-    Tests of the command line itself start the real thing (`run_tenantry`)."""
+    Tests of a command's process (its exit status, its output) use `run_tenantry`."""
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         try:
