@@ -36,31 +36,35 @@ from tests.support import (
 #: Where a test's landlord database lives: a SQLite file, and (when configured) PostgreSQL.
 LANDLORD_BACKENDS = ["sqlite", pytest.param("postgres", marks=requires_postgres)]
 
-#: The files that took longest with every service set (65 s or more by `--junitxml`), longest
-#: first. `make test` hands whole files to its processes in this order (then the others, as
-#: collected), so that no process is left running one of them alone at the end; xdist's own order,
-#: most tests first, would start these few-test files last.
+#: The files that took longest with every service set (100 s or more by `--junitxml`, on a busy
+#: machine), longest first. `make test` hands whole files to its processes in this order (then the
+#: others, as collected), so that no process is left running one of them alone at the end; xdist's
+#: own order, most tests first, would start these few-test files last.
 LONGEST_FILES = (
-    "tests/services/backups/test_restore_property.py",
-    "tests/workers/test_kill_mid_move.py",
     "tests/web/test_api_schemathesis.py",
-    "tests/web/test_isolation_property.py",
-    "tests/services/moves/test_move_property.py",
-    "tests/workers/test_kill_mid_restore.py",
-    "tests/services/provisioning/test_module_changes.py",
-    "tests/services/backups/test_restores.py",
     "tests/test_cli.py",
-    "tests/web/test_restores.py",
     "tests/web/test_cross_tenant_routes.py",
+    "tests/services/backups/test_restore_property.py",
+    "tests/web/test_restores.py",
+    "tests/web/test_isolation_property.py",
+    "tests/services/provisioning/test_warm_pool.py",
+    "tests/workers/test_kill_mid_restore.py",
+    "tests/services/backups/test_restores.py",
+    "tests/web/test_tenant_portal.py",
     "tests/services/rollouts/test_rollouts.py",
-    "tests/services/backups/test_ids_never_reused.py",
+    "tests/web/test_tenant_data.py",
     "tests/services/moves/test_split_property.py",
-    "tests/services/moves/test_merge.py",
-    "tests/services/moves/test_merge_property.py",
-    "tests/workers/test_kill_mid_split.py",
+    "tests/services/backups/test_schedules.py",
     "tests/test_cli_moves.py",
+    "tests/services/provisioning/test_module_changes.py",
+    "tests/services/provisioning/test_provisioning.py",
+    "tests/services/moves/test_move_property.py",
     "tests/e2e/test_every_page.py",
+    "tests/workers/test_kill_mid_move.py",
+    "tests/web/test_provisioning_pages.py",
+    "tests/services/provisioning/test_golden_property.py",
     "tests/workers/test_kill_mid_move_plan.py",
+    "tests/services/layers/test_layer_roundtrip.py",
 )
 
 
