@@ -118,8 +118,8 @@ def free_port() -> int:
 
 
 class Forked:
-    """A `tenantry` process forked from the warm starter (`background`), answering
-    what a test asks of a `subprocess.Popen`: its pid, whether it has exited and how, signals."""
+    """A `tenantry` process forked from the warm starter, answering what a test asks of a
+    `subprocess.Popen`: its pid, whether it has exited and how, signals."""
 
     def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
         self._process = process
@@ -189,15 +189,16 @@ class Background:
 
 # The warm starter ------------------------------------------------------------------------------------
 #
-# A new interpreter spends about 3 CPU-seconds importing the app before `tenantry serve` listens (SQL
-# Alchemy, Litestar, every route's module). The tests that start a worker again at every step of a
-# job, to SIGKILL it there, would spend most of their time importing. They fork their processes
-# instead from one that imported all that once (multiprocessing's forkserver, one per test process):
-# each child runs the function the console script calls, with the command's environment, in the
-# repository's folder, its stdout and stderr in files, as a `tenantry` process would. Nothing that
-# reads the environment when imported is loaded ahead (the job gates read theirs, tests/workers);
-# the suite's password hashing is the one such setting (services.accounts.passwords), and it is the
-# same in every test process and every child (`tenantry_env`).
+# A new interpreter spends about 3 CPU-seconds importing the app before `tenantry serve` listens
+# (SQLAlchemy, Litestar, every route's module), and a test may start dozens: a worker at every step
+# of a job, to SIGKILL it there, or one command after another. So each `tenantry` process a test
+# starts is forked from one that imported all that once (multiprocessing's forkserver, one per test
+# process): the child runs the function the console script calls, with the command's environment,
+# in the repository's folder, its stdout and stderr in files, as a `tenantry` process would. Nothing
+# that reads the environment when imported is loaded ahead (the job gates read theirs,
+# tests/workers); the suite's password hashing is the one such setting
+# (services.accounts.passwords), and it is the same in every test process and every child
+# (`tenantry_env`). The tests of the command line itself start the console script (`warm=False`).
 
 _PRELOADED = ["tenantry.cli", "web.app", "workers.runner", "uvicorn", "tests.services.running"]
 _WARM_STARTER = multiprocessing.get_context("forkserver")
