@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,14 @@ from tests.workers.support import on_redis
 
 PASSWORD = re.compile(r"^Password \(shown once[^)]*\): (\S+)$", re.MULTILINE)
 
+#: The command line's own tests start the installed console script in a new interpreter, never the
+#: warm starter the other tests fork `tenantry` from (tests/services/running.py).
+run_console_script = partial(run_tenantry, warm=False)
+console_script_in_background = partial(background, warm=False)
+
 
 def tenantry(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_tenantry(args, tenantry_env(settings), warm=False)
+    return run_console_script(args, tenantry_env(settings))
 
 
 def succeeded(result: subprocess.CompletedProcess[str]) -> str:
@@ -194,7 +200,7 @@ def test_mistakes_exit_2_with_one_line_and_no_traceback(sqlite_settings: Setting
         results = dict(
             zip(
                 cases,
-                pool.map(lambda case: run_tenantry(case[0], env, warm=False), cases.values()),
+                pool.map(lambda case: run_console_script(case[0], env), cases.values()),
                 strict=True,
             )
         )
@@ -226,9 +232,7 @@ def test_a_mistyped_setting_stops_the_command_with_one_line_naming_it(sqlite_set
         ),
     }
     for variable, (value, message) in cases.items():
-        result = run_tenantry(
-            ["tokens", "list"], {**tenantry_env(sqlite_settings), variable: value}, warm=False
-        )
+        result = run_console_script(["tokens", "list"], {**tenantry_env(sqlite_settings), variable: value})
         assert refused(result).startswith(message), variable
 
 
@@ -248,7 +252,7 @@ def test_a_bad_role_is_refused_by_the_argument_parser(sqlite_settings: Settings)
 def _serve_once(env: dict[str, str], logs: Path) -> tuple[str, dict[str, Any]]:
     """Start `tenantry serve`, wait until /healthz says 200, stop it with SIGTERM; its stdout and report."""
     port = free_port()
-    with background(["serve", "--port", str(port)], env, logs, warm=False) as server:
+    with console_script_in_background(["serve", "--port", str(port)], env, logs) as server:
 
         def healthy() -> httpx.Response | None:
             server.check_running()
@@ -268,8 +272,8 @@ def _serve_once(env: dict[str, str], logs: Path) -> tuple[str, dict[str, Any]]:
 def test_serve_stays_one_process_with_the_embedded_broker_and_says_why(tmp_path: Path) -> None:
     env = tenantry_env(TENANTRY_DATA_DIR=str(tmp_path / "data"))
 
-    several = run_tenantry(["serve", "--workers", "2", "--port", str(free_port())], env, warm=False)
-    none = run_tenantry(["serve", "--workers", "0"], env, warm=False)
+    several = run_console_script(["serve", "--workers", "2", "--port", str(free_port())], env)
+    none = run_console_script(["serve", "--workers", "0"], env)
 
     assert several.returncode == 2, several.stdout
     assert "Traceback" not in several.stderr
@@ -291,8 +295,8 @@ def test_serve_runs_as_many_web_processes_as_asked_on_a_real_broker(tmp_path: Pa
     port = free_port()
     with (
         on_redis(tmp_path / "data") as env,
-        background(
-            ["serve", "--workers", "2", "--port", str(port)], env, tmp_path / "logs", warm=False
+        console_script_in_background(
+            ["serve", "--workers", "2", "--port", str(port)], env, tmp_path / "logs"
         ) as server,
     ):
 
@@ -348,7 +352,7 @@ def test_serve_on_a_port_another_program_holds_says_so_and_how_to_serve_elsewher
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        result = run_tenantry(["serve", "--port", str(port)], tenantry_env(sqlite_settings), warm=False)
+        result = run_console_script(["serve", "--port", str(port)], tenantry_env(sqlite_settings))
     assert refused(result) == (
         f"tenantry: Port {port} on 127.0.0.1 is already in use, by another program or another Tenantry. "
         f"Stop it, or serve on another port: `tenantry serve --port {port + 1}`."
@@ -358,8 +362,8 @@ def test_serve_on_a_port_another_program_holds_says_so_and_how_to_serve_elsewher
 def test_serve_says_it_is_serving_only_once_it_listens(sqlite_settings: Settings, tmp_path: Path) -> None:
     """A browser opened on the printed address the moment it is printed finds the server there."""
     port = free_port()
-    with background(
-        ["serve", "--port", str(port)], tenantry_env(sqlite_settings), tmp_path / "logs", warm=False
+    with console_script_in_background(
+        ["serve", "--port", str(port)], tenantry_env(sqlite_settings), tmp_path / "logs"
     ) as serving:
 
         def said_serving() -> bool:

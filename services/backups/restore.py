@@ -36,7 +36,7 @@ from services.layers.ownership import TENANT_COLUMN
 from services.layers.snapshot import SNAPSHOT_FORMAT, take_snapshot
 from services.models import BackupFormat, IsolationMode
 from services.settings import Settings
-from services.tenancy.stores import SQLITE, StoreLocation, allocate_store, copy_sqlite_file
+from services.tenancy.stores import SQLITE, StoreLocation, allocate_store, copy_sqlite_file, store_transaction
 
 
 @dataclass(frozen=True)
@@ -106,14 +106,10 @@ async def _restore_native(manifest: dict[str, Any], unpacked: Path, target: Stor
 async def _retag_rows(target: StoreLocation, tenant_id: int) -> None:
     """A native copy carries its source tenant's id in every row: give them to `tenant_id`. No
     foreign key involves the tenant column, so one UPDATE per table does it."""
-    store = target.open()
-    try:
-        async with store.engine.begin() as connection:
-            for table in await connection.run_sync(tenant_tables):
-                if TENANT_COLUMN in table.c:
-                    await connection.execute(update(table).values({TENANT_COLUMN: tenant_id}))
-    finally:
-        await store.dispose()
+    async with store_transaction(target) as connection:
+        for table in await connection.run_sync(tenant_tables):
+            if TENANT_COLUMN in table.c:
+                await connection.execute(update(table).values({TENANT_COLUMN: tenant_id}))
 
 
 async def _restore_portable(

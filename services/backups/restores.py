@@ -77,6 +77,7 @@ from services.tenancy.stores import (
     drop_store,
     location_of,
     plan_store,
+    store_transaction,
     stored_location,
 )
 
@@ -310,20 +311,16 @@ async def put_rows_into_shared(
 ) -> tuple[int, int, str]:
     """replace_shared_rows's work, from the rows of an unpacked archive (or a dump) that `manifest`
     describes (`source`, in words)."""
-    store = shared.open()
-    try:
-        async with store.engine.begin() as connection:
-            found, renumbered = await connection.run_sync(_replace_rows, manifest, unpacked, tenant_id)
-            if found:  # raised inside the transaction: it rolls back, the old rows stay
-                raise VerificationFailed(
-                    f"The rows restored from {source} do not match its manifest: " + "; ".join(found[:8])
-                )
-            people = "people and settings as the archive has them"
-            if kept is not None:
-                async with enter_tenant(tenant_id, shared, on=connection) as entered:
-                    people = await put_back(entered, kept)
-    finally:
-        await store.dispose()
+    async with store_transaction(shared) as connection:
+        found, renumbered = await connection.run_sync(_replace_rows, manifest, unpacked, tenant_id)
+        if found:  # raised inside the transaction: it rolls back, the old rows stay
+            raise VerificationFailed(
+                f"The rows restored from {source} do not match its manifest: " + "; ".join(found[:8])
+            )
+        people = "people and settings as the archive has them"
+        if kept is not None:
+            async with enter_tenant(tenant_id, shared, on=connection) as entered:
+                people = await put_back(entered, kept)
     return sum(int(table["rows"]) for table in manifest["tables"].values()), renumbered, people
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Concatenate, NamedTuple, ParamSpec, TypeVar
 
-from sqlalchemy import Table, delete, text, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -289,43 +289,43 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-async def in_store_transaction(
-    location: StoreLocation, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
-) -> T:
-    """`work(connection, …)` in one transaction of the store, as its owner, on an engine of its own
-    (on SQLite the transaction begins IMMEDIATE: the store's write lock)."""
+@asynccontextmanager
+async def store_transaction(location: StoreLocation) -> AsyncIterator[AsyncConnection]:
+    """One transaction of the store, as its owner, on an engine of its own, disposed afterwards (on
+    SQLite the transaction begins IMMEDIATE: the store's write lock)."""
     store = location.open()
     try:
         async with store.engine.begin() as connection:
-            return await connection.run_sync(work, *args, **kwargs)
+            yield connection
     finally:
         await store.dispose()
+
+
+async def in_store_transaction(
+    location: StoreLocation, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """`work(connection, …)` in one transaction of the store (`store_transaction`)."""
+    async with store_transaction(location) as connection:
+        return await connection.run_sync(work, *args, **kwargs)
 
 
 async def remove_tenant_rows(location: StoreLocation, tenant_id: int) -> None:
     """Delete one tenant's rows from a shared store: children before parents, and a table that
     refers to itself (units) unhooked first."""
-    store = location.open()
-    try:
-        async with store.engine.begin() as connection:
-            tables = await connection.run_sync(_tenant_tables)
-            for table in tables:
-                for foreign_key in table.foreign_key_constraints:
-                    column = next(iter(foreign_key.columns))
-                    if foreign_key.referred_table is table and column.nullable:
-                        await connection.execute(
-                            update(table)
-                            .where(table.c[TENANT_COLUMN] == tenant_id)
-                            .values({column.name: None})
-                        )
-            for table in reversed(tables):
-                await connection.execute(delete(table).where(table.c[TENANT_COLUMN] == tenant_id))
-    finally:
-        await store.dispose()
+    await in_store_transaction(location, _remove_rows, tenant_id)
 
 
-def _tenant_tables(connection: Connection) -> list[Table]:
-    return [table for table in reflected_tables(connection).sorted_tables if TENANT_COLUMN in table.c]
+def _remove_rows(connection: Connection, tenant_id: int) -> None:
+    tables = [table for table in reflected_tables(connection).sorted_tables if TENANT_COLUMN in table.c]
+    for table in tables:
+        for foreign_key in table.foreign_key_constraints:
+            column = next(iter(foreign_key.columns))
+            if foreign_key.referred_table is table and column.nullable:
+                connection.execute(
+                    update(table).where(table.c[TENANT_COLUMN] == tenant_id).values({column.name: None})
+                )
+    for table in reversed(tables):
+        connection.execute(delete(table).where(table.c[TENANT_COLUMN] == tenant_id))
 
 
 @dataclass
