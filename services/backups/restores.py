@@ -30,7 +30,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, delete, text, update
+from sqlalchemy import Table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -74,6 +74,7 @@ from services.tenancy.entry import enter_tenant
 from services.tenancy.stores import (
     SQLITE,
     StoreLocation,
+    delete_tenant_rows,
     drop_store,
     location_of,
     plan_store,
@@ -340,15 +341,7 @@ def _replace_rows(
     wanted = {name for name, table in manifest["tables"].items() if table["rows"]}
     if missing := sorted(wanted - {table.name for table in owned}):
         raise ArchiveMismatch(f"The shared store has no table for {', '.join(missing)}.")
-    for table in owned:  # a row pointing at its own table (a unit's parent) lets go first
-        for foreign_key in table.foreign_key_constraints:
-            column = next(iter(foreign_key.columns))
-            if foreign_key.referred_table is table and column.nullable:
-                connection.execute(
-                    update(table).where(table.c[TENANT_COLUMN] == tenant_id).values({column.name: None})
-                )
-    for table in reversed(owned):
-        connection.execute(delete(table).where(table.c[TENANT_COLUMN] == tenant_id))
+    delete_tenant_rows(connection, tenant_id, owned)
     fresh_ids = FreshIds(tenant_id)
     for table in owned:
         if table.name in manifest["tables"]:

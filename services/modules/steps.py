@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,7 +61,7 @@ from services.modules.requests import (
 from services.provisioning.steps import Provisioning, snapshot
 from services.server_limits import ServerWork
 from services.settings import Settings
-from services.tenancy.stores import StoreLocation, in_store_transaction
+from services.tenancy.stores import StoreLocation, delete_tenant_rows, in_store_transaction
 from services.tenant_locks import PATIENCE_SECONDS, POLL_SECONDS, TenantBusy
 
 
@@ -280,17 +280,7 @@ def _delete_rows(connection: Connection, tenant_id: int, names: list[str]) -> in
     itself (folders) is unhooked first."""
     ordered = reflected_tables(connection).sorted_tables
     tables = [table for table in ordered if table.name in names and TENANT_COLUMN in table.c]
-    for table in tables:
-        for foreign_key in table.foreign_key_constraints:
-            column = next(iter(foreign_key.columns))
-            if foreign_key.referred_table is table and column.nullable:
-                connection.execute(
-                    update(table).where(table.c[TENANT_COLUMN] == tenant_id).values({column.name: None})
-                )
-    deleted = 0
-    for table in reversed(tables):
-        deleted += connection.execute(delete(table).where(table.c[TENANT_COLUMN] == tenant_id)).rowcount
-    return deleted
+    return delete_tenant_rows(connection, tenant_id, tables)
 
 
 async def _undo_disable(run: ModuleChange, failure: Exception) -> str:

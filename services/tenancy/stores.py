@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Concatenate, NamedTuple, ParamSpec, TypeVar
 
-from sqlalchemy import delete, text, update
+from sqlalchemy import Table, delete, text, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -317,6 +317,13 @@ async def remove_tenant_rows(location: StoreLocation, tenant_id: int) -> None:
 
 def _remove_rows(connection: Connection, tenant_id: int) -> None:
     tables = [table for table in reflected_tables(connection).sorted_tables if TENANT_COLUMN in table.c]
+    delete_tenant_rows(connection, tenant_id, tables)
+
+
+def delete_tenant_rows(connection: Connection, tenant_id: int, tables: list[Table]) -> int:
+    """Delete one tenant's rows of `tables` (parents before children, as `sorted_tables` gives
+    them): children first, a row pointing at its own table (a unit's parent) let go before.
+    Returns how many rows went."""
     for table in tables:
         for foreign_key in table.foreign_key_constraints:
             column = next(iter(foreign_key.columns))
@@ -324,8 +331,10 @@ def _remove_rows(connection: Connection, tenant_id: int) -> None:
                 connection.execute(
                     update(table).where(table.c[TENANT_COLUMN] == tenant_id).values({column.name: None})
                 )
-    for table in reversed(tables):
-        connection.execute(delete(table).where(table.c[TENANT_COLUMN] == tenant_id))
+    return sum(
+        connection.execute(delete(table).where(table.c[TENANT_COLUMN] == tenant_id)).rowcount
+        for table in reversed(tables)
+    )
 
 
 @dataclass
