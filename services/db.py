@@ -11,7 +11,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import ColumnElement, event, func, select, text
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.engine.interfaces import CompiledCacheType
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -81,15 +82,19 @@ def create_engine(
     one shared store queue up (busy timeout) instead of one failing when its read snapshot turns
     stale. `busy_timeout_ms`: how long a SQLite connection waits for another's write lock. On
     PostgreSQL, `schema` becomes the connection's search_path."""
+    pool_options.setdefault("query_cache_size", COMPILED_SQL_KEPT)
     if not is_sqlite(url):
         connect_args = {"server_settings": {"search_path": schema}} if schema else {}
-        return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool_options)
+        engine = create_async_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool_options)
+        _share_compiled_sql(engine)
+        return engine
     timeout = busy_timeout_ms / 1000
     if path := _sqlite_file(url):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         # Reads run on the loop, what may wait in the connection's thread (services.sqlite_inline).
         pool_options.setdefault("async_creator", inline_reads_connector(path, timeout=timeout))
     engine = create_async_engine(url, connect_args={"timeout": timeout}, **pool_options)
+    _share_compiled_sql(engine)
     event.listen(engine.sync_engine, "connect", _tune_sqlite(busy_timeout_ms))
     if transactional_ddl or explicit_transactions:
         # SQLAlchemy's recipe for pysqlite's transactions.
@@ -98,6 +103,38 @@ def create_engine(
     else:
         event.listen(engine.sync_engine, "savepoint", _write_lock_before_savepoint)
     return engine
+
+
+#: How many compiled statements the engines of one server keep between them (least recently used
+#: go first): the landlord's, the record tables' of every schema in use, the jobs'.
+COMPILED_SQL_KEPT = 3000
+#: Per server (driver, host, port; every SQLite file is one "server"), the dialect of its first
+#: engine to connect and that engine's cache of compiled statements.
+_compiled_sql: dict[tuple[str, str | None, int | None], tuple[Dialect, CompiledCacheType]] = {}
+
+
+def _share_compiled_sql(engine: AsyncEngine) -> None:
+    """Let `engine` use the compiled statements of every other engine on its server.
+
+    SQLAlchemy keeps compiled SQL per engine, keyed by the dialect object, so a new engine (a
+    tenant's store opened for the first time, a job's, a test's) compiles every statement again:
+    milliseconds each for ORM statements under the tenant scope. Engines on one server speak one
+    dialect, the same way: the first to connect (its dialect then knows the server) offers its
+    dialect and cache, and the engines made afterwards compile with them. Compiled SQL names no
+    database and no schema (a tenant schema is the connection's search_path or a schema
+    translation applied as it runs), so a statement compiled for one store is right for another."""
+    sync = engine.sync_engine
+    server = (sync.url.drivername, sync.url.host, sync.url.port)
+    if (shared := _compiled_sql.get(server)) is not None:
+        sync.dialect, sync._compiled_cache = shared
+        return
+
+    def offer(_dbapi: Any, _record: Any) -> None:
+        # After the engine's own first-connect listener: its dialect has met the server.
+        if sync._compiled_cache is not None:
+            _compiled_sql.setdefault(server, (sync.dialect, sync._compiled_cache))
+
+    event.listen(sync, "connect", offer, once=True)
 
 
 def _write_lock_before_savepoint(connection: Connection, _name: str | None) -> None:
