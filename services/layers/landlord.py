@@ -7,11 +7,10 @@ from collections.abc import Callable
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from services.db import Database, broken_foreign_key, sqlite_foreign_keys_off
-from services.layers.migrator import alembic_turn
+from services.layers.migrator import alembic_turn, script_directory
 from services.settings import Settings
 
 
@@ -23,7 +22,10 @@ def alembic_config(settings: Settings, connection: Connection | None = None) -> 
 
 
 async def migrate_landlord(settings: Settings, database: Database, revision: str = "head") -> None:
-    """Bring the landlord database to `revision` (the newest by default)."""
+    """Bring the landlord database to `revision` (the newest by default). A database already at
+    the newest costs one read: every start of a process (and every test's installation) asks."""
+    if revision == "head" and await landlord_is_current(settings, database):
+        return
 
     def upgrade(connection: Connection) -> None:
         command.upgrade(alembic_config(settings, connection), revision)
@@ -55,7 +57,7 @@ async def _in_one_transaction(database: Database, migrate: Callable[[Connection]
 
 async def landlord_is_current(settings: Settings, database: Database) -> bool:
     """True when the landlord database is at the newest revision."""
-    head = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+    head = script_directory(settings.layers_dir / "landlord")[1].get_current_head()
 
     def current(connection: Connection) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()

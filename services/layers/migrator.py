@@ -91,9 +91,10 @@ class MigrationFailed(DomainError):
         self.run = run
 
 
-def _script(path: Path) -> tuple[Config, ScriptDirectory]:
-    """The layer's Alembic scripts, read again when its revision files change: a developer adds
-    (or fixes) a tenant's custom revision and it is applied on request, without a restart."""
+def script_directory(path: Path) -> tuple[Config, ScriptDirectory]:
+    """The Alembic scripts of a layer (or of the landlord), read again only when its revision
+    files change: a developer adds (or fixes) a tenant's custom revision and it is applied on
+    request, without a restart; otherwise reading them (every file parsed) is paid once."""
     return _read_script(path, _revision_files(path / "versions"))
 
 
@@ -122,7 +123,7 @@ def _read_script(path: Path, _files: tuple[tuple[str, int, int], ...]) -> tuple[
 
 def revisions(layer: Layer) -> list[str]:
     """The layer's revisions from the first to the head (a layer's history is a straight line)."""
-    return list(_in_order(_script(layer.path)[1]))
+    return list(_in_order(script_directory(layer.path)[1]))
 
 
 @lru_cache(maxsize=256)
@@ -133,12 +134,12 @@ def _in_order(script: ScriptDirectory) -> tuple[str, ...]:
 def needs_quiet(layer: Layer, revision: str) -> bool:
     """Whether the revision says it needs its tenant quiet while it runs (`needs_quiet = True` in
     its file: a table rewrite, say); the tenant's portal then shows maintenance meanwhile."""
-    module = _script(layer.path)[1].get_revision(revision).module
+    module = script_directory(layer.path)[1].get_revision(revision).module
     return bool(getattr(module, "needs_quiet", False))
 
 
 def head(layer: Layer) -> str | None:
-    return _script(layer.path)[1].get_current_head()
+    return script_directory(layer.path)[1].get_current_head()
 
 
 class _Skipped(Exception):
@@ -166,7 +167,7 @@ def _migrate(connection: Connection, layer: Layer, revision: str, direction: str
         raise RuntimeError(f"{layer.key} is at {now or 'no revision'} in the store, not at {before}")
     connection.info[TENANT_LAYER] = True  # every table it creates gets its tenant_id (ownership.py)
     context = MigrationContext.configure(connection, opts={"version_table": layer.version_table})
-    module = _script(layer.path)[1].get_revision(revision).module
+    module = script_directory(layer.path)[1].get_revision(revision).module
     with Operations.context(context):
         module.upgrade() if direction == UP else module.downgrade()
     if before is None:
