@@ -11,7 +11,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import ColumnElement, event, func, select, text
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.engine.interfaces import CompiledCacheType
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -108,9 +108,9 @@ def create_engine(
 #: How many compiled statements the engines of one server keep between them (least recently used
 #: go first): the landlord's, the record tables' of every schema in use, the jobs'.
 COMPILED_SQL_KEPT = 3000
-#: Per server (driver, host, port; every SQLite file is one "server"), the dialect of its first
-#: engine to connect and that engine's cache of compiled statements.
-_compiled_sql: dict[tuple[str, str | None, int | None], tuple[Dialect, CompiledCacheType]] = {}
+#: Per server (its URL without user and database; every SQLite file is one "server"), the dialect
+#: of its first engine to connect and that engine's cache of compiled statements.
+_compiled_sql: dict[str, tuple[Dialect, CompiledCacheType]] = {}
 
 
 def _share_compiled_sql(engine: AsyncEngine) -> None:
@@ -124,7 +124,8 @@ def _share_compiled_sql(engine: AsyncEngine) -> None:
     database and no schema (a tenant schema is the connection's search_path or a schema
     translation applied as it runs), so a statement compiled for one store is right for another."""
     sync = engine.sync_engine
-    server = (sync.url.drivername, sync.url.host, sync.url.port)
+    url = sync.url
+    server = URL.create(url.drivername, host=url.host, port=url.port, query=url.query).render_as_string()
     if (shared := _compiled_sql.get(server)) is not None:
         sync.dialect, sync._compiled_cache = shared
         return

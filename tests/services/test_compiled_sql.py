@@ -7,11 +7,11 @@ import asyncio
 from pathlib import Path
 
 from sqlalchemy import column, select, table, text
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import CursorResult, Dialect
 from sqlalchemy.engine.default import DefaultDialect
 
 from services.db import create_engine
-from tests.support import fresh_postgres_database, requires_postgres
+from tests.support import POSTGRES_URL, fresh_postgres_database, requires_postgres
 
 THINGS = table("things", column("name"))
 
@@ -62,3 +62,29 @@ def test_a_new_postgresql_schema_answers_from_sql_compiled_for_another_with_its_
         north, south = asyncio.run(run())
     assert north[0] == ["north"]
     assert south == (["south"], True)
+
+
+@requires_postgres
+def test_an_engine_on_another_server_compiles_with_a_dialect_of_its_own(second_server: str) -> None:
+    """Another server may run another version of PostgreSQL: what its engines compile is their own."""
+    assert POSTGRES_URL
+
+    async def dialect_after_connecting(url: str) -> Dialect:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(select(1))
+            return engine.sync_engine.dialect
+        finally:
+            await engine.dispose()
+
+    async def dialects() -> tuple[Dialect, Dialect, Dialect]:
+        return (
+            await dialect_after_connecting(POSTGRES_URL),
+            await dialect_after_connecting(second_server),
+            await dialect_after_connecting(POSTGRES_URL),
+        )
+
+    first, other, again = asyncio.run(dialects())
+    assert again is first
+    assert other is not first
