@@ -18,7 +18,8 @@ from services.recently_used import LeastRecentlyUsed
 _SQLITE_CATALOG = "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE {tables} ORDER BY type, name"
 #: What a PostgreSQL schema's description is made of, table by table: columns (type, null,
 #: default, identity), constraints and indexes as the server writes them. Names of other schemas
-#: appear only where the search path does not reach, so equal schemas read the same.
+#: appear only where the search path does not reach, and an index's own schema is left out (the
+#: server names it whatever the search path), so equal schemas read the same.
 _POSTGRES_CATALOG = """
 SELECT c.relname, c.relkind,
   (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text
@@ -29,7 +30,8 @@ SELECT c.relname, c.relkind,
   (SELECT string_agg(k.conname || ' ' || k.contype::text || ' ' || pg_get_constraintdef(k.oid), ', '
           ORDER BY k.conname)
      FROM pg_constraint k WHERE k.conrelid = c.oid),
-  (SELECT string_agg(pg_get_indexdef(i.indexrelid), ', ' ORDER BY pg_get_indexdef(i.indexrelid))
+  (SELECT string_agg(replace(pg_get_indexdef(i.indexrelid), ' ' || quote_ident(current_schema()) || '.', ' '),
+                     ', ' ORDER BY pg_get_indexdef(i.indexrelid))
      FROM pg_index i WHERE i.indrelid = c.oid)
 FROM pg_class c
 WHERE c.relnamespace = to_regnamespace(current_schema())::oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')

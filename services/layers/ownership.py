@@ -46,7 +46,12 @@ def _add_tenant_column(table: Table, connection: Connection, **_: Any) -> None:
     tenant_id = Column(TENANT_COLUMN, Integer, nullable=False)
     table.append_column(tenant_id)
     Index(f"ix_{table.name}_{TENANT_COLUMN}", tenant_id)  # attaches itself to the table
-    uniques = [c for c in table.constraints if isinstance(c, UniqueConstraint)]
+    # In a fixed order, not the set's (which varies from run to run): a revision then writes the
+    # same CREATE TABLE for every tenant, and the stores of one recipe have one catalog.
+    uniques = sorted(
+        (c for c in table.constraints if isinstance(c, UniqueConstraint)),
+        key=lambda unique: (str(unique.name), [column.name for column in unique.columns]),
+    )
     led_by_unique = {next(iter(unique.columns)) for unique in uniques if unique.columns}
     for unique in uniques:
         table.constraints.remove(unique)
