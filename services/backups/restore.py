@@ -126,7 +126,7 @@ async def _restore_portable(
     store = target.open()
     try:
         for layer, revision in layers:
-            await upgrade_layer(store, layer, forget_runs, target=revision)
+            await upgrade_layer(store, layer, forget_runs, target=revision, no_rows_yet=not target.is_shared)
         async with store.engine.begin() as connection:
             await connection.run_sync(_load_rows, manifest, unpacked, tenant_id)
     finally:

@@ -32,7 +32,7 @@ async def layer_tables(layers: list[Layer]) -> frozenset[str]:
             store = Database(f"sqlite+aiosqlite:///{Path(folder) / 'scratch.db'}", transactional_ddl=True)
             try:
                 for layer in layers:
-                    await upgrade_layer(store, layer, _forget)
+                    await upgrade_layer(store, layer, _forget, no_rows_yet=True)
                 async with store.engine.connect() as connection:
                     _footprints[key] = frozenset(await connection.run_sync(_table_names))
             finally:

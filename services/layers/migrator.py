@@ -38,7 +38,7 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -46,6 +46,7 @@ from services.db import Database, broken_foreign_key, sqlite_foreign_keys_off
 from services.errors import DomainError
 from services.layers.catalogue import Layer
 from services.layers.ownership import TENANT_LAYER
+from services.layers.replay import StoreWithoutRows
 
 UP, DOWN = "up", "down"
 #: How asyncpg's errors begin, as SQLAlchemy's adapter passes them on.
@@ -146,11 +147,15 @@ class _Skipped(Exception):
     """The revision had already run (another migrator of the same store got there first)."""
 
 
-def _migrate(connection: Connection, layer: Layer, revision: str, direction: str) -> None:
+def _migrate(
+    connection: Connection, layer: Layer, revision: str, direction: str, fresh: StoreWithoutRows | None
+) -> None:
     """Run one revision's upgrade() or downgrade() with Alembic's operations and move the layer's
     version row, in the caller's transaction (the store's migration lock held). The version is
     read here, under that lock: a revision another migrator of the same store (a shared store)
-    ran meanwhile is skipped (_Skipped), and a layer found somewhere unexpected is an error."""
+    ran meanwhile is skipped (_Skipped), and a layer found somewhere unexpected is an error.
+    `fresh`: the store holds no rows, and the revision may be sent as the SQL it sent on the same
+    schema before (services.layers.replay)."""
     ordered = revisions(layer)
     index = ordered.index(revision)
     before, after = (ordered[index - 1] if index else None, revision)
@@ -163,13 +168,23 @@ def _migrate(connection: Connection, layer: Layer, revision: str, direction: str
     if now != before:
         position = ordered.index(now) if now in ordered else -1
         if (direction == UP and position >= index) or (direction == DOWN and position < index):
+            if fresh is not None:
+                fresh.lose_track()  # another migrator changed the store
             raise _Skipped(revision)
         raise RuntimeError(f"{layer.key} is at {now or 'no revision'} in the store, not at {before}")
     connection.info[TENANT_LAYER] = True  # every table it creates gets its tenant_id (ownership.py)
-    context = MigrationContext.configure(connection, opts={"version_table": layer.version_table})
-    module = script_directory(layer.path)[1].get_revision(revision).module
-    with Operations.context(context):
-        module.upgrade() if direction == UP else module.downgrade()
+
+    def run() -> None:
+        context = MigrationContext.configure(connection, opts={"version_table": layer.version_table})
+        module = script_directory(layer.path)[1].get_revision(revision).module
+        with Operations.context(context):
+            module.upgrade() if direction == UP else module.downgrade()
+
+    if fresh is None:
+        run()
+    else:
+        files = _revision_files(layer.path / "versions")
+        fresh.run_or_replay(connection, [layer.key, revision, direction, files], run)
     if before is None:
         connection.execute(version.insert().values(version_num=after))
     elif after is None:  # a layer taken off entirely leaves no trace, not even its version table
@@ -270,6 +285,7 @@ async def _run_revisions(
     moves: list[tuple[str, str]],
     direction: str,
     timeouts: Timeouts | None = None,
+    fresh: StoreWithoutRows | None = None,
 ) -> list[RevisionRun]:
     """Run revisions, each given as (revision, destination), in one transaction: all of them or
     none. On SQLite, foreign keys are off while they run (so a table rebuilt by batch mode does not
@@ -291,7 +307,7 @@ async def _run_revisions(
                 await _settle(connection, store, timeouts)
             for revision, destination in moves:
                 try:
-                    await connection.run_sync(_migrate, layer, revision, direction)
+                    await connection.run_sync(_migrate, layer, revision, direction, fresh)
                 except _Skipped:
                     continue
                 if sqlite and (broken := await broken_foreign_key(connection)):
@@ -329,6 +345,7 @@ async def _run_and_record(
     record: Recorder,
     atomic: bool,
     timeouts: Timeouts | None,
+    fresh: StoreWithoutRows | None = None,
 ) -> None:
     """Run the revisions (in one transaction when `atomic`, else one each), record every run, and
     raise MigrationFailed at the first failure."""
@@ -336,7 +353,7 @@ async def _run_and_record(
     for batch in batches:
         if not batch:
             continue
-        runs = await _run_revisions(store, layer, batch, direction, timeouts)
+        runs = await _run_revisions(store, layer, batch, direction, timeouts, fresh)
         for run in runs:
             await record(run)
         if runs and runs[-1].error:
@@ -369,12 +386,22 @@ async def upgrade_layer(
     *,
     atomic: bool = False,
     timeouts: Timeouts | None = None,
+    no_rows_yet: bool = False,
 ) -> int:
     """Apply the layer's missing revisions up to `target` (the head by default); returns how many.
-    `atomic`: all of them in one transaction, so a failure applies none."""
+    `atomic`: all of them in one transaction, so a failure applies none. `no_rows_yet`: the store
+    is being built and holds no rows, so a revision may be sent as the SQL it sent on the same
+    schema before (services.layers.replay)."""
     moves = _upward(revisions(layer), await current_revision(store, layer), target)
-    await _run_and_record(store, layer, moves, UP, record, atomic, timeouts)
+    fresh = StoreWithoutRows(_names(store)) if no_rows_yet else None
+    await _run_and_record(store, layer, moves, UP, record, atomic, timeouts, fresh)
     return len(moves)
+
+
+def _names(store: Database) -> set[str]:
+    """What the store is called: SQL naming it is right for it alone."""
+    url = make_url(store.url)
+    return {name for name in (url.database, store.schema) if name}
 
 
 async def downgrade_layer(

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.db import Database
 from services.errors import Conflict, InvalidInput
 from services.jobs import StepFailed, StepFunction, run_steps, settle_steps
-from services.layers.catalogue import Catalogue, Layer, load_catalogue
+from services.layers.catalogue import Catalogue, Layer, LayerKind, load_catalogue
 from services.layers.footprint import layer_tables
 from services.layers.history import CLONED, record_clone, record_found, record_run
 from services.layers.migrator import RevisionRun, current_revisions, head, upgrade_layer
@@ -119,8 +119,12 @@ class Provisioning(StoreJob):
 
     async def apply(self, session: AsyncSession, layers: list[Layer]) -> str:
         tenant = await self.tenant(session)
-        store = kept_store(self.store(tenant))
-        applied = [await upgrade_layer(store, layer, self.record) for layer in layers]
+        location = self.store(tenant)
+        store = kept_store(location)
+        applied = [
+            await upgrade_layer(store, layer, self.record, no_rows_yet=_no_rows_yet(location, layer))
+            for layer in layers
+        ]
         total = sum(applied)
         if not layers:
             return "nothing to apply"
@@ -143,6 +147,13 @@ class Provisioning(StoreJob):
         cloned = {layer: revision for layer, revision, direction in runs if direction == CLONED}
         applied = any(direction != CLONED for _, _, direction in runs)
         return not applied and all(cloned.get(layer.key) == head(layer) for layer in layers)
+
+
+def _no_rows_yet(location: StoreLocation, layer: Layer) -> bool:
+    """Whether the store holds no rows while the layer is applied: a store of its own has none
+    until the seed step, but a shared one holds other tenants', and a tenant's custom layer may be
+    applied to a store taken from the warm pool, seeded there."""
+    return not location.is_shared and layer.kind is not LayerKind.CUSTOM
 
 
 async def validate(run: Provisioning, session: AsyncSession) -> str:

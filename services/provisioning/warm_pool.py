@@ -321,7 +321,7 @@ async def _built_store(run: PoolFill, key: str, location: StoreLocation) -> tupl
     store = location.open()
     try:
         for layer in run.catalogue.layers_for(recipe.template, list(recipe.modules)):
-            await upgrade_layer(store, layer, _unrecorded)
+            await upgrade_layer(store, layer, _unrecorded, no_rows_yet=True)
     finally:
         await store.dispose()
     return await store_snapshot(location)
