@@ -29,18 +29,18 @@ from tests.support import fresh_postgres_database, requires_postgres
 NewStore = Callable[[], tuple[str, str | None]]
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "sqlite",
-        pytest.param("postgres-database", marks=requires_postgres),
-        pytest.param("postgres-schema", marks=requires_postgres),
-    ],
-)
+SQLITE = "sqlite"
+POSTGRES_KINDS = [
+    pytest.param("postgres-database", marks=requires_postgres),
+    pytest.param("postgres-schema", marks=requires_postgres),
+]
+
+
+@pytest.fixture(scope="module", params=[SQLITE, *POSTGRES_KINDS])
 def new_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NewStore]:
     """Empty stores of one kind: SQLite files, PostgreSQL databases (named after the module's, so
     dropped with it) or schemas of the module's database."""
-    if request.param == "sqlite":
+    if request.param == SQLITE:
         folder = tmp_path_factory.mktemp("stores")
         yield lambda: (f"sqlite+aiosqlite:///{folder / secrets.token_hex(4)}.db", None)
         return
@@ -98,11 +98,7 @@ class Built:
             event.remove(Table, "before_create", made)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(recipe=recipes())
-def test_a_store_built_from_recorded_sql_is_the_one_its_migrations_build(
-    new_store: NewStore, recipe: tuple[str, list[str], list[str]]
-) -> None:
+def _built_both_ways(new_store: NewStore, recipe: tuple[str, list[str], list[str]]) -> None:
     template, modules, _ = recipe
     found = catalogue()
     layers = found.layers_for(template, found.resolve_modules(template, modules))
@@ -115,6 +111,24 @@ def test_a_store_built_from_recorded_sql_is_the_one_its_migrations_build(
     assert replayed.tables_made == 0, "every revision was sent as recorded SQL"
     assert first.sha256 == by_alembic.sha256, f"{template} + {modules}"
     assert replayed.sha256 == by_alembic.sha256, f"{template} + {modules}"
+
+
+@pytest.mark.parametrize("new_store", [SQLITE], indirect=True)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(recipe=recipes())
+def test_a_sqlite_store_built_from_recorded_sql_is_the_one_its_migrations_build(
+    new_store: NewStore, recipe: tuple[str, list[str], list[str]]
+) -> None:
+    _built_both_ways(new_store, recipe)
+
+
+@pytest.mark.parametrize("new_store", POSTGRES_KINDS, indirect=True)
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(recipe=recipes())
+def test_a_postgresql_store_built_from_recorded_sql_is_the_one_its_migrations_build(
+    new_store: NewStore, recipe: tuple[str, list[str], list[str]]
+) -> None:
+    _built_both_ways(new_store, recipe)
 
 
 # --- Revisions that are run, not replayed ---------------------------------------------------------
