@@ -43,7 +43,7 @@ PEER = Path(__file__).parent / "peers" / "django_tenants"
 PEER_ENVIRONMENT = PROJECT_ROOT / "var" / "bench" / "django-tenants"
 #: (isolation, mode, golden images, warm pool size) of the Tenantry runs.
 TENANTRY_MODES = (
-    ("schema", "replay", False, 0),
+    ("schema", "recorded replay", False, 0),
     ("schema", "warm pool", True, 2),
     ("database", "warm pool", True, 2),
 )

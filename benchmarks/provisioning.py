@@ -1,12 +1,15 @@
-"""Provisioning throughput: replaying every migration vs cloning a golden image vs taking a store
-from the warm pool, on SQLite and PostgreSQL, in one run.
+"""Provisioning throughput: replaying every migration through Alembic vs sending the SQL its
+revisions recorded on an earlier store vs cloning a golden image vs taking a store from the warm
+pool, on SQLite and PostgreSQL, in one run.
 
     python -m benchmarks.provisioning [--tenants 100] [--postgres-url postgresql+asyncpg://…]
 
 Tenants cycle through the three templates with their default modules, with a store of their own
 (a SQLite file, a PostgreSQL database or schema) or in the shared store, where there is nothing
 to clone or take from a pool. Each tenant is timed from the request to `active`, running the
-provisioning job in-process (no broker in the measure). The golden mode's first tenant of each
+provisioning job in-process (no broker in the measure). The Alembic replay forgets the recorded
+revisions before each tenant (the same work without them: the baseline); the recorded replay's
+first tenant of each template records them, timed with the rest. The golden mode's first tenant of each
 template builds the image; it is timed with the rest. In the warm-pool mode the fill jobs a tenant
 leaves behind run between tenants, untimed, as the workers run them in the background; the first
 tenant of each template finds its pool empty.
@@ -41,11 +44,14 @@ from services import jobs
 from services.db import Database
 from services.installation import prepare_landlord
 from services.layers.catalogue import load_catalogue
+from services.layers.replay import forget_recordings
 from services.models import GoldenImage, Job, JobStatus, Tenant, TenantStatus
 from services.provisioning.tenants import TenantRequest, request_tenant
 from services.provisioning.warm_pool import FILL_WARM_POOL
 from services.settings import Settings
 from services.tenancy.context import tenant_context
+
+ALEMBIC = "Alembic replay"
 
 
 @dataclass(frozen=True)
@@ -68,9 +74,10 @@ class Result:
 
 
 async def provision_many(
-    settings: Settings, count: int, isolation: str, *, prefix: str = "bench"
+    settings: Settings, count: int, isolation: str, *, prefix: str = "bench", recorded: bool = True
 ) -> list[float]:
-    """Each tenant timed from its request to `active`; the warm pool topped up between them."""
+    """Each tenant timed from its request to `active`; the warm pool topped up between them.
+    Without `recorded`, every tenant's revisions run through Alembic."""
     catalogue = load_catalogue(settings.layers_dir)
     templates = sorted(catalogue.templates.values(), key=lambda layer: layer.name)
     database = Database(settings.database_url)
@@ -78,6 +85,8 @@ async def provision_many(
     try:
         for number in range(count):
             template = templates[number % len(templates)]
+            if not recorded:
+                forget_recordings()
             started = time.perf_counter()
             async with database.session() as session:
                 tenant, job, _ = await request_tenant(
@@ -114,8 +123,13 @@ async def run_waiting_fill_jobs(database: Database, settings: Settings) -> None:
         await jobs.perform_job(database, job_id, settings)
 
 
-#: (mode, golden images, warm pool size)
-MODES = (("replay", False, 0), ("golden clone", True, 0), ("warm pool", True, 2))
+#: (mode, golden images, warm pool size, recorded revisions)
+MODES = (
+    (ALEMBIC, False, 0, False),
+    ("recorded replay", False, 0, True),
+    ("golden clone", True, 0, True),
+    ("warm pool", True, 2, True),
+)
 
 
 @asynccontextmanager
@@ -144,10 +158,11 @@ async def run_backend(
 ) -> list[Result]:
     results = []
     label = backend if isolation == "database" else f"{backend} {isolation}"
-    # Shared tenants neither clone nor take from a pool: the shared store exists already.
-    for mode, golden, pool in MODES if isolation != "shared" else MODES[:1]:
+    # Shared tenants neither record revisions (the store holds others' rows) nor clone.
+    for mode, golden, pool, recorded in MODES if isolation != "shared" else MODES[:1]:
         async with installation(backend, base, server_url, golden=golden, pool=pool) as settings:
-            results.append(Result(label, mode, await provision_many(settings, count, isolation)))
+            timings = await provision_many(settings, count, isolation, recorded=recorded)
+            results.append(Result(label, mode, timings))
             if mode == "golden clone":
                 floor_mode, seconds = await floor(settings, isolation, count)
                 results.append(Result(label, floor_mode, seconds))
@@ -247,17 +262,17 @@ async def _psql_replays(server: URL, schema: str, count: int) -> list[float]:
 def report(results: list[Result], count: int) -> None:
     print(f"\nProvisioning {count} tenants per run (three templates with their default modules)\n")
     print(
-        f"{'backend':<18} {'mode':<17} {'p50 ms':>8} {'p95 ms':>8} {'tenants/min':>12} "
-        f"{'p50 vs replay':>14} {'p50 / floor':>12}"
+        f"{'backend':<18} {'mode':<18} {'p50 ms':>8} {'p95 ms':>8} {'tenants/min':>12} "
+        f"{'p50 vs Alembic':>14} {'p50 / floor':>12}"
     )
-    baselines = {r.backend: r for r in results if r.mode == "replay"}
+    baselines = {r.backend: r for r in results if r.mode == ALEMBIC}
     floors = {r.backend: r for r in results if r.mode.startswith("floor")}
     for result in results:
         speedup = baselines[result.backend].p50 / result.p50
         floor = floors.get(result.backend)  # a shared tenant makes no store: it has none
         above_floor = f"{result.p50 / floor.p50:>11.1f}x" if floor else f"{'-':>12}"
         print(
-            f"{result.backend:<18} {result.mode:<17} {1000 * result.p50:>8.1f} {1000 * result.p95:>8.1f} "
+            f"{result.backend:<18} {result.mode:<18} {1000 * result.p50:>8.1f} {1000 * result.p95:>8.1f} "
             f"{result.per_minute:>12.1f} {speedup:>13.2f}x {above_floor}"
         )
 

@@ -35,3 +35,6 @@ class LeastRecentlyUsed(Generic[K, V]):
 
     def pop(self, key: K) -> None:
         self._items.pop(key, None)
+
+    def clear(self) -> None:
+        self._items.clear()
