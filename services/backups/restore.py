@@ -33,6 +33,7 @@ from services.errors import InvalidInput
 from services.layers.catalogue import Catalogue, Layer, load_catalogue
 from services.layers.migrator import RevisionRun, revisions, upgrade_layer
 from services.layers.ownership import TENANT_COLUMN
+from services.layers.replay import StoreWithoutRows
 from services.layers.snapshot import SNAPSHOT_FORMAT, take_snapshot
 from services.models import BackupFormat, IsolationMode
 from services.settings import Settings
@@ -125,8 +126,10 @@ async def _restore_portable(
     await allocate_store(target)
     store = target.open()
     try:
+        # A shared store holds other tenants' rows; a store of its own none until they are loaded.
+        building = None if target.is_shared else StoreWithoutRows(store)
         for layer, revision in layers:
-            await upgrade_layer(store, layer, forget_runs, target=revision, no_rows_yet=not target.is_shared)
+            await upgrade_layer(store, layer, forget_runs, target=revision, without_rows=building)
         async with store.engine.begin() as connection:
             await connection.run_sync(_load_rows, manifest, unpacked, tenant_id)
     finally:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from services.db import Database
 from services.layers.catalogue import Layer
 from services.layers.migrator import RevisionRun, head, upgrade_layer
+from services.layers.replay import StoreWithoutRows
 
 _footprints: dict[tuple[tuple[str, str | None], ...], frozenset[str]] = {}
 
@@ -31,8 +32,9 @@ async def layer_tables(layers: list[Layer]) -> frozenset[str]:
         with tempfile.TemporaryDirectory(prefix="tenantry-footprint-") as folder:
             store = Database(f"sqlite+aiosqlite:///{Path(folder) / 'scratch.db'}", transactional_ddl=True)
             try:
+                building = StoreWithoutRows(store)
                 for layer in layers:
-                    await upgrade_layer(store, layer, _forget, no_rows_yet=True)
+                    await upgrade_layer(store, layer, _forget, without_rows=building)
                 async with store.engine.connect() as connection:
                     _footprints[key] = frozenset(await connection.run_sync(_table_names))
             finally:

@@ -38,7 +38,7 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -317,6 +317,8 @@ async def _run_revisions(
                 runs.append(RevisionRun(layer.key, revision, direction, elapsed, reached=reached))
                 started = time.perf_counter()
     except Exception as exc:
+        if fresh is not None:
+            fresh.lose_track()  # rolled back, whatever the revisions said they left
         error = _in_words(exc)
         # `revision`: the one running, or the last one when the commit failed
         undone = f"undone: revision {revision} failed in the same transaction"
@@ -386,22 +388,15 @@ async def upgrade_layer(
     *,
     atomic: bool = False,
     timeouts: Timeouts | None = None,
-    no_rows_yet: bool = False,
+    without_rows: StoreWithoutRows | None = None,
 ) -> int:
     """Apply the layer's missing revisions up to `target` (the head by default); returns how many.
-    `atomic`: all of them in one transaction, so a failure applies none. `no_rows_yet`: the store
+    `atomic`: all of them in one transaction, so a failure applies none. `without_rows`: the store
     is being built and holds no rows, so a revision may be sent as the SQL it sent on the same
     schema before (services.layers.replay)."""
     moves = _upward(revisions(layer), await current_revision(store, layer), target)
-    fresh = StoreWithoutRows(_names(store)) if no_rows_yet else None
-    await _run_and_record(store, layer, moves, UP, record, atomic, timeouts, fresh)
+    await _run_and_record(store, layer, moves, UP, record, atomic, timeouts, without_rows)
     return len(moves)
-
-
-def _names(store: Database) -> set[str]:
-    """What the store is called: SQL naming it is right for it alone."""
-    url = make_url(store.url)
-    return {name for name in (url.database, store.schema) if name}
 
 
 async def downgrade_layer(

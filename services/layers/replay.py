@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import column, event, literal, select, table, union_all
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.util import await_
 
+from services.db import Database
 from services.layers.catalog import catalog_key
 from services.layers.ownership import SHARED_STORE_ROLE
 from services.layers.snapshot import VERSION_TABLE_PREFIX
@@ -63,12 +64,15 @@ def forget_recordings() -> None:
 
 
 class StoreWithoutRows:
-    """One caller's revisions, run one after the other on a store that holds no rows: each is
-    sent as the SQL it sent before on the same schema, when it has run on one."""
+    """A store being built, which holds no rows: each revision run on it is sent as the SQL it
+    sent before on the same schema, when it has run on one. Its schema is read before the first
+    revision and after anything else changed it; in between, each revision's key names the schema
+    it leaves. One per store and builder, used for every layer it applies."""
 
-    def __init__(self, own_names: set[str]) -> None:
+    def __init__(self, store: Database) -> None:
+        url = make_url(store.url)
         #: What the store is called: SQL naming it is right for it alone.
-        self.own_names = own_names
+        self.own_names = {name for name in (url.database, store.schema) if name}
         #: The store's schema as a key, once read (None: read it before the next revision).
         self._schema: str | None = None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
@@ -14,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.db import Database
 from services.errors import Conflict, InvalidInput
 from services.jobs import StepFailed, StepFunction, run_steps, settle_steps
-from services.layers.catalogue import Catalogue, Layer, LayerKind, load_catalogue
+from services.layers.catalogue import Catalogue, Layer, load_catalogue
 from services.layers.footprint import layer_tables
 from services.layers.history import CLONED, record_clone, record_found, record_run
 from services.layers.migrator import RevisionRun, current_revisions, head, upgrade_layer
+from services.layers.replay import StoreWithoutRows
 from services.layers.snapshot import VERSION_TABLE_PREFIX
 from services.models import IsolationMode, MigrationHistory, SchemaSnapshot, Tenant, TenantStatus
 from services.models.tenant import Unit
@@ -51,8 +53,13 @@ log = logging.getLogger(__name__)
 NewTenantJob = TypeVar("NewTenantJob", bound=StoreJob)
 
 
+@dataclass
 class Provisioning(StoreJob):
     """What every step of one job that builds a tenant's store from its layers works with."""
+
+    #: The stores the job is building, by location: each read for its schema once for all the
+    #: layers its steps apply (services.layers.replay).
+    _building: dict[str, StoreWithoutRows] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def catalogue(self) -> Catalogue:
@@ -117,13 +124,17 @@ class Provisioning(StoreJob):
             settled["health check"] = f"{healthy(layers)} (checked while adopting)"
         return settled
 
-    async def apply(self, session: AsyncSession, layers: list[Layer]) -> str:
+    async def apply(self, session: AsyncSession, layers: list[Layer], *, building: bool = False) -> str:
+        """Apply `layers` to the tenant's store. `building`: the job is building the store, which
+        holds no rows yet (unless it is a shared one, which holds other tenants')."""
         tenant = await self.tenant(session)
         location = self.store(tenant)
         store = kept_store(location)
+        without_rows = None
+        if building and not location.is_shared:
+            without_rows = self._building.setdefault(location.key, StoreWithoutRows(store))
         applied = [
-            await upgrade_layer(store, layer, self.record, no_rows_yet=_no_rows_yet(location, layer))
-            for layer in layers
+            await upgrade_layer(store, layer, self.record, without_rows=without_rows) for layer in layers
         ]
         total = sum(applied)
         if not layers:
@@ -147,13 +158,6 @@ class Provisioning(StoreJob):
         cloned = {layer: revision for layer, revision, direction in runs if direction == CLONED}
         applied = any(direction != CLONED for _, _, direction in runs)
         return not applied and all(cloned.get(layer.key) == head(layer) for layer in layers)
-
-
-def _no_rows_yet(location: StoreLocation, layer: Layer) -> bool:
-    """Whether the store holds no rows while the layer is applied: a store of its own has none
-    until the seed step, but a shared one holds other tenants', and a tenant's custom layer may be
-    applied to a store taken from the warm pool, seeded there."""
-    return not location.is_shared and layer.kind is not LayerKind.CUSTOM
 
 
 async def validate(run: Provisioning, session: AsyncSession) -> str:
@@ -244,17 +248,17 @@ async def allocate(run: Provisioning, session: AsyncSession) -> str:
 
 
 async def apply_basic(run: Provisioning, session: AsyncSession) -> str:
-    return await run.apply(session, [run.catalogue.basic])
+    return await run.apply(session, [run.catalogue.basic], building=True)
 
 
 async def apply_template(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
-    return await run.apply(session, [run.catalogue.template(tenant.template)])
+    return await run.apply(session, [run.catalogue.template(tenant.template)], building=True)
 
 
 async def apply_modules(run: Provisioning, session: AsyncSession) -> str:
     tenant = await run.tenant(session)
-    return await run.apply(session, [run.catalogue.modules[name] for name in tenant.modules])
+    return await run.apply(session, [run.catalogue.modules[name] for name in tenant.modules], building=True)
 
 
 async def apply_custom(run: Provisioning, session: AsyncSession) -> str:

@@ -25,6 +25,7 @@ from services.db import Database
 from services.errors import InvalidInput
 from services.layers.catalogue import Catalogue, load_catalogue
 from services.layers.migrator import RevisionRun, upgrade_layer
+from services.layers.replay import StoreWithoutRows
 from services.models import IsolationMode, Job, JobStatus, WarmStore, WarmStoreStatus
 from services.provisioning.golden import (
     find_golden,
@@ -320,8 +321,9 @@ async def _built_store(run: PoolFill, key: str, location: StoreLocation) -> tupl
     await allocate_store(location)
     store = location.open()
     try:
+        building = StoreWithoutRows(store)
         for layer in run.catalogue.layers_for(recipe.template, list(recipe.modules)):
-            await upgrade_layer(store, layer, _unrecorded, no_rows_yet=True)
+            await upgrade_layer(store, layer, _unrecorded, without_rows=building)
     finally:
         await store.dispose()
     return await store_snapshot(location)

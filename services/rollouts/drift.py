@@ -14,6 +14,7 @@ from typing import Any
 
 from services.layers.catalogue import Layer
 from services.layers.migrator import Recorder, RevisionRun, upgrade_layer
+from services.layers.replay import StoreWithoutRows
 from services.layers.snapshot import take_snapshot
 from services.models import IsolationMode
 from services.settings import Settings
@@ -52,8 +53,9 @@ class ExpectedSchemas:
             await allocate_store(scratch)
             store = scratch.open()
             try:
+                building = StoreWithoutRows(store)
                 for layer, revision in layers:
-                    await upgrade_layer(store, layer, _FORGET, revision, no_rows_yet=True)
+                    await upgrade_layer(store, layer, _FORGET, revision, without_rows=building)
                 self._made[key], _ = await take_snapshot(store)
             finally:
                 await store.dispose()

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from services.db import Database
 from services.layers.catalogue import Layer, LayerKind
 from services.layers.migrator import MigrationFailed, upgrade_layer
+from services.layers.replay import StoreWithoutRows
 from services.layers.snapshot import VERSION_TABLE_PREFIX, take_snapshot
 from tests.services.layers.stores import Runs, catalogue
 from tests.services.provisioning.test_golden_property import recipes
@@ -85,8 +86,10 @@ class Built:
         async def build() -> str:
             store = Database(where[0], schema=where[1], transactional_ddl=True)
             try:
+                # One for the whole build, as its builders keep it: the schema is read once.
+                building = StoreWithoutRows(store) if no_rows_yet else None
                 for layer in layers:
-                    await upgrade_layer(store, layer, Runs(), no_rows_yet=no_rows_yet)
+                    await upgrade_layer(store, layer, Runs(), without_rows=building)
                 return (await take_snapshot(store))[1]
             finally:
                 await store.dispose()
@@ -187,7 +190,7 @@ def _build(where: tuple[str, str | None], layer: Layer) -> None:
     async def build() -> None:
         store = Database(where[0], schema=where[1], transactional_ddl=True)
         try:
-            await upgrade_layer(store, layer, Runs(), no_rows_yet=True)
+            await upgrade_layer(store, layer, Runs(), without_rows=StoreWithoutRows(store))
         finally:
             await store.dispose()
 
