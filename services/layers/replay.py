@@ -45,7 +45,8 @@ RECORDINGS_KEPT = 512
 
 @dataclass(frozen=True)
 class _Sent:
-    """One statement as the driver was given it."""
+    """One statement as the driver was given it: its parameters, for one row or (`many`) for each
+    of several."""
 
     statement: str
     parameters: Any
@@ -148,7 +149,9 @@ def _send(connection: Connection, recorded: tuple[_Sent, ...]) -> None:
             script.append(each.statement)
             continue
         _send_script(connection, script)
-        connection.exec_driver_sql(each.statement, each.parameters)
+        # One row's parameters given as a list would read as many rows of one value each.
+        single = isinstance(each.parameters, list) and not each.many
+        connection.exec_driver_sql(each.statement, tuple(each.parameters) if single else each.parameters)
     _send_script(connection, script)
 
 
