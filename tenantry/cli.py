@@ -23,7 +23,7 @@ from services.db import Database
 from services.errors import DomainError
 from services.installation import prepare_landlord
 from services.layers.catalogue import load_catalogue
-from services.layers.landlord import landlord_is_current, migrate_landlord
+from services.layers.landlord import migrate_landlord
 from services.models import ApiToken, Tenant, TenantStatus, User
 from services.people.people import add_profile
 from services.rate_limits.counters import MEMORY
@@ -32,6 +32,7 @@ from services.settings import Settings
 from services.tenancy.entry import enter_tenant
 from services.tenancy.stores import location_of
 from services.tenancy.tenants import get_tenant
+from tenantry.landlord import open_landlord
 from tenantry.move_plans import add_move_plan_commands
 from tenantry.moves import add_move_commands
 from tenantry.rollouts import add_rollout_commands, start_default_rollout
@@ -49,13 +50,12 @@ async def _with_database(settings: Settings, work: Callable[[Database], Awaitabl
 
 
 async def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    async def run(database: Database) -> T:
-        if not await landlord_is_current(settings, database):
-            raise DomainError("The landlord database is not up to date: run `tenantry migrate` first.")
+    database = await open_landlord(settings)
+    try:
         async with database.session() as session:
             return await work(session)
-
-    return await _with_database(settings, run)
+    finally:
+        await database.dispose()
 
 
 def _print_seed(seed: users.NewUser | None, email: str) -> None:
