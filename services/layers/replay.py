@@ -151,7 +151,10 @@ def _send(connection: Connection, recorded: tuple[_Sent, ...]) -> None:
         _send_script(connection, script)
         # One row's parameters given as a list would read as many rows of one value each.
         single = isinstance(each.parameters, list) and not each.many
-        connection.exec_driver_sql(each.statement, tuple(each.parameters) if single else each.parameters)
+        sent = connection.exec_driver_sql(
+            each.statement, tuple(each.parameters) if single else each.parameters
+        )
+        sent.close()  # a read's rows were for the revision's own decisions, taken when it was recorded
     _send_script(connection, script)
 
 
