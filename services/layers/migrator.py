@@ -31,12 +31,8 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
-    column,
-    literal,
     select,
-    table,
     text,
-    union_all,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -47,6 +43,7 @@ from services.errors import DomainError
 from services.layers.catalogue import Layer
 from services.layers.ownership import TENANT_LAYER
 from services.layers.replay import StoreWithoutRows
+from services.layers.snapshot import version_rows
 
 UP, DOWN = "up", "down"
 #: How asyncpg's errors begin, as SQLAlchemy's adapter passes them on.
@@ -148,13 +145,13 @@ class _Skipped(Exception):
 
 
 def _migrate(
-    connection: Connection, layer: Layer, revision: str, direction: str, fresh: StoreWithoutRows | None
+    connection: Connection, layer: Layer, revision: str, direction: str, without_rows: StoreWithoutRows | None
 ) -> None:
     """Run one revision's upgrade() or downgrade() with Alembic's operations and move the layer's
     version row, in the caller's transaction (the store's migration lock held). The version is
     read here, under that lock: a revision another migrator of the same store (a shared store)
     ran meanwhile is skipped (_Skipped), and a layer found somewhere unexpected is an error.
-    `fresh`: the store holds no rows, and the revision may be sent as the SQL it sent on the same
+    `without_rows`: the store holds no rows, and the revision may be sent as the SQL it sent on the same
     schema before (services.layers.replay)."""
     ordered = revisions(layer)
     index = ordered.index(revision)
@@ -168,8 +165,8 @@ def _migrate(
     if now != before:
         position = ordered.index(now) if now in ordered else -1
         if (direction == UP and position >= index) or (direction == DOWN and position < index):
-            if fresh is not None:
-                fresh.lose_track()  # another migrator changed the store
+            if without_rows is not None:
+                without_rows.lose_track()  # another migrator changed the store
             raise _Skipped(revision)
         raise RuntimeError(f"{layer.key} is at {now or 'no revision'} in the store, not at {before}")
     connection.info[TENANT_LAYER] = True  # every table it creates gets its tenant_id (ownership.py)
@@ -180,11 +177,11 @@ def _migrate(
         with Operations.context(context):
             module.upgrade() if direction == UP else module.downgrade()
 
-    if fresh is None:
+    if without_rows is None:
         run()
     else:
         files = _revision_files(layer.path / "versions")
-        fresh.run_or_replay(connection, [layer.key, revision, direction, files], run)
+        without_rows.run_or_replay(connection, [layer.key, revision, direction, files], run)
     if before is None:
         connection.execute(version.insert().values(version_num=after))
     elif after is None:  # a layer taken off entirely leaves no trace, not even its version table
@@ -248,17 +245,7 @@ async def current_revisions(store: Database, layers: Sequence[Layer]) -> dict[st
         which = text(_VERSION_TABLES[connection.dialect.name]).bindparams(bindparam("names", expanding=True))
         tables = list(await connection.scalars(which, {"names": list(by_table)}))
         if tables:
-            rows = await connection.execute(
-                union_all(
-                    *(
-                        select(literal(name).label("layer_table"), column("version_num")).select_from(
-                            table(name)
-                        )
-                        for name in tables
-                    )
-                )
-            )
-            for name, revision in rows:
+            for name, revision in await connection.execute(version_rows(tables)):
                 found[by_table[name]] = revision
     return found
 
@@ -285,7 +272,7 @@ async def _run_revisions(
     moves: list[tuple[str, str]],
     direction: str,
     timeouts: Timeouts | None = None,
-    fresh: StoreWithoutRows | None = None,
+    without_rows: StoreWithoutRows | None = None,
 ) -> list[RevisionRun]:
     """Run revisions, each given as (revision, destination), in one transaction: all of them or
     none. On SQLite, foreign keys are off while they run (so a table rebuilt by batch mode does not
@@ -307,7 +294,7 @@ async def _run_revisions(
                 await _settle(connection, store, timeouts)
             for revision, destination in moves:
                 try:
-                    await connection.run_sync(_migrate, layer, revision, direction, fresh)
+                    await connection.run_sync(_migrate, layer, revision, direction, without_rows)
                 except _Skipped:
                     continue
                 if sqlite and (broken := await broken_foreign_key(connection)):
@@ -317,8 +304,8 @@ async def _run_revisions(
                 runs.append(RevisionRun(layer.key, revision, direction, elapsed, reached=reached))
                 started = time.perf_counter()
     except Exception as exc:
-        if fresh is not None:
-            fresh.lose_track()  # rolled back, whatever the revisions said they left
+        if without_rows is not None:
+            without_rows.lose_track()  # rolled back, whatever the revisions said they left
         error = _in_words(exc)
         # `revision`: the one running, or the last one when the commit failed
         undone = f"undone: revision {revision} failed in the same transaction"
@@ -347,7 +334,7 @@ async def _run_and_record(
     record: Recorder,
     atomic: bool,
     timeouts: Timeouts | None,
-    fresh: StoreWithoutRows | None = None,
+    without_rows: StoreWithoutRows | None = None,
 ) -> None:
     """Run the revisions (in one transaction when `atomic`, else one each), record every run, and
     raise MigrationFailed at the first failure."""
@@ -355,7 +342,7 @@ async def _run_and_record(
     for batch in batches:
         if not batch:
             continue
-        runs = await _run_revisions(store, layer, batch, direction, timeouts, fresh)
+        runs = await _run_revisions(store, layer, batch, direction, timeouts, without_rows)
         for run in runs:
             await record(run)
         if runs and runs[-1].error:

@@ -29,14 +29,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import column, event, literal, select, table, union_all
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.util import await_
 
 from services.db import Database
 from services.layers.catalog import catalog_key
 from services.layers.ownership import SHARED_STORE_ROLE
-from services.layers.snapshot import VERSION_TABLE_PREFIX
+from services.layers.snapshot import VERSION_TABLE_PREFIX, version_rows
 from services.recently_used import LeastRecentlyUsed
 
 #: Recordings kept per process: every revision of every layer, from a few starting schemas each.
@@ -121,8 +121,7 @@ def _schema_of(connection: Connection) -> str | None:
         for name in connection.exec_driver_sql(_TABLES[connection.dialect.name]).scalars()
         if name.startswith(VERSION_TABLE_PREFIX)
     ]
-    reads = (select(literal(name), column("version_num")).select_from(table(name)) for name in versions)
-    positions = sorted(tuple(row) for row in connection.execute(union_all(*reads))) if versions else []
+    positions = sorted(tuple(row) for row in connection.execute(version_rows(versions))) if versions else []
     return hashlib.sha256(json.dumps([catalog, positions]).encode()).hexdigest()
 
 

@@ -10,9 +10,11 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import CompoundSelect, column, inspect, literal, select, union_all
+from sqlalchemy import table as table_named
 from sqlalchemy.engine import Connection
 
 from services.db import Database
@@ -61,16 +63,26 @@ _DESCRIBED: LeastRecentlyUsed[str, str] = LeastRecentlyUsed(64)
 _DESCRIBED_LOCK = threading.Lock()  # stores are described in threads (Database.read_whole)
 
 
+def version_rows(tables: Iterable[str]) -> CompoundSelect[str, str]:
+    """One statement reading the row of each of these layers' version tables (at least one):
+    (the table's name, its version_num), not one statement each."""
+    return union_all(
+        *(
+            select(literal(name).label("layer_table"), column("version_num")).select_from(table_named(name))
+            for name in tables
+        )
+    )
+
+
 def _describe(connection: Connection, only: frozenset[str] | None = None) -> dict[str, Any]:
     tables = _described_tables(connection, only)
     versions = [table for table in tables if table.startswith(VERSION_TABLE_PREFIX)]
     layer_versions: dict[str, str | None] = {
         table.removeprefix(VERSION_TABLE_PREFIX): None for table in versions
     }
-    if versions:  # every version table read in one statement, not one each
-        union = " UNION ALL ".join(f"SELECT '{table}', version_num FROM \"{table}\"" for table in versions)
-        for table, revision in connection.exec_driver_sql(union):
-            layer_versions[table.removeprefix(VERSION_TABLE_PREFIX)] = revision
+    if versions:
+        for name, revision in connection.execute(version_rows(versions)):
+            layer_versions[name.removeprefix(VERSION_TABLE_PREFIX)] = revision
     return {"dialect": connection.dialect.name, "tables": tables, "layer_versions": layer_versions}
 
 
