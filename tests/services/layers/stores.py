@@ -3,8 +3,14 @@ layers up and down a tenant store the way provisioning does (through services.la
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy import text
 
 from services.db import Database
 from services.layers.catalogue import Catalogue, Layer, LayerKind, load_catalogue
@@ -12,6 +18,37 @@ from services.layers.migrator import RevisionRun, downgrade_layer, upgrade_layer
 from services.layers.snapshot import VERSION_TABLE_PREFIX, take_snapshot
 
 LAYERS = Path(__file__).resolve().parents[3] / "layers"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where a tenant store lives: a URL, and on PostgreSQL in schema mode, the schema."""
+
+    url: str
+    schema: str | None = None
+
+    def run(self, work: Callable[[Database], Awaitable[T]]) -> T:
+        async def go() -> T:
+            database = Database(self.url, schema=self.schema, transactional_ddl=True)
+            try:
+                return await work(database)
+            finally:
+                await database.dispose()
+
+        return asyncio.run(go())
+
+    @classmethod
+    def new_schema(cls, url: str) -> Store:
+        """A new, empty schema in the PostgreSQL database at `url`."""
+        schema = f"tenant_{secrets.token_hex(4)}"
+
+        async def create_schema(database: Database) -> None:
+            async with database.engine.begin() as connection:
+                await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+        cls(url).run(create_schema)
+        return cls(url, schema)
 
 
 def catalogue() -> Catalogue:

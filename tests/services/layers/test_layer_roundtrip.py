@@ -3,11 +3,8 @@ revision, on SQLite and (when configured) on PostgreSQL in database mode and in 
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
@@ -27,6 +24,7 @@ from services.layers.migrator import (
 from services.layers.snapshot import fingerprint, take_snapshot
 from tests.services.layers.stores import (
     Runs,
+    Store,
     business_tables,
     catalogue,
     down,
@@ -36,26 +34,6 @@ from tests.services.layers.stores import (
     version_key,
 )
 from tests.support import fresh_postgres_database, requires_postgres
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Store:
-    """Where a tenant store lives: a URL, and on PostgreSQL in schema mode, the schema."""
-
-    url: str
-    schema: str | None = None
-
-    def run(self, work: Callable[[Database], Awaitable[T]]) -> T:
-        async def go() -> T:
-            database = Database(self.url, schema=self.schema, transactional_ddl=True)
-            try:
-                return await work(database)
-            finally:
-                await database.dispose()
-
-        return asyncio.run(go())
 
 
 @pytest.fixture(
@@ -72,17 +50,7 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield Store(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('store') / 'tenant.db'}")
         return
     with fresh_postgres_database() as url:
-        if request.param == "postgres-database":
-            yield Store(url)
-            return
-        schema = f"tenant_{secrets.token_hex(4)}"
-
-        async def create_schema(database: Database) -> None:
-            async with database.engine.begin() as connection:
-                await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-        Store(url).run(create_schema)
-        yield Store(url, schema)
+        yield Store(url) if request.param == "postgres-database" else Store.new_schema(url)
 
 
 async def _public_tables(database: Database) -> list[str]:

@@ -5,29 +5,28 @@ is run, not replayed."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import textwrap
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import Table, event, text
-from sqlalchemy.engine import make_url
 
 from services.db import Database
 from services.layers.catalogue import Layer, LayerKind
 from services.layers.migrator import MigrationFailed, upgrade_layer
 from services.layers.replay import StoreWithoutRows
 from services.layers.snapshot import VERSION_TABLE_PREFIX, take_snapshot
-from tests.services.layers.stores import Runs, catalogue
+from tests.services.layers.stores import Runs, Store, catalogue
 from tests.services.provisioning.test_golden_property import recipes
 from tests.support import fresh_postgres_database, requires_postgres
 
-#: Makes a new empty store each time it is called: its URL and, in schema mode, its schema.
-NewStore = Callable[[], tuple[str, str | None]]
+#: Makes a new empty store each time it is called.
+NewStore = Callable[[], Store]
 
 
 SQLITE = "sqlite"
@@ -39,64 +38,40 @@ POSTGRES_KINDS = [
 
 @pytest.fixture(scope="module", params=[SQLITE, *POSTGRES_KINDS])
 def new_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NewStore]:
-    """Empty stores of one kind: SQLite files, PostgreSQL databases (named after the module's, so
-    dropped with it) or schemas of the module's database."""
+    """Empty stores of one kind: SQLite files, PostgreSQL databases, or schemas of one database;
+    the databases dropped after the module."""
     if request.param == SQLITE:
         folder = tmp_path_factory.mktemp("stores")
-        yield lambda: (f"sqlite+aiosqlite:///{folder / secrets.token_hex(4)}.db", None)
+        yield lambda: Store(f"sqlite+aiosqlite:///{folder / secrets.token_hex(4)}.db")
         return
-    with fresh_postgres_database() as url:
-        named_after = make_url(url).database
-
-        def new_database() -> tuple[str, str | None]:
-            name = f"{named_after}_{secrets.token_hex(4)}"
-            asyncio.run(_execute(url, f'CREATE DATABASE "{name}"', autocommit=True))
-            return make_url(url).set(database=name).render_as_string(hide_password=False), None
-
-        def new_schema() -> tuple[str, str | None]:
-            schema = f"tenant_{secrets.token_hex(4)}"
-            asyncio.run(_execute(url, f'CREATE SCHEMA "{schema}"'))
-            return url, schema
-
-        yield new_database if request.param == "postgres-database" else new_schema
-
-
-async def _execute(url: str, sql: str, *, autocommit: bool = False) -> None:
-    database = Database(url)
-    try:
-        engine = (
-            database.engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else database.engine
-        )
-        async with engine.begin() as connection:
-            await connection.execute(text(sql))
-    finally:
-        await database.dispose()
+    with ExitStack() as databases:
+        if request.param == "postgres-database":
+            yield lambda: Store(databases.enter_context(fresh_postgres_database()))
+            return
+        url = databases.enter_context(fresh_postgres_database())
+        yield lambda: Store.new_schema(url)
 
 
 class Built:
     """A store built by `upgrade_layer`: its snapshot's hash, and how many of the layers' tables
     Alembic made (their version tables are the migrator's, made either way)."""
 
-    def __init__(self, where: tuple[str, str | None], layers: list[Layer], *, no_rows_yet: bool) -> None:
+    def __init__(self, where: Store, layers: list[Layer], *, no_rows_yet: bool) -> None:
         self.tables_made = 0
 
         def made(table: Table, *_: Any, **__: Any) -> None:
             self.tables_made += not table.name.startswith(VERSION_TABLE_PREFIX)
 
-        async def build() -> str:
-            store = Database(where[0], schema=where[1], transactional_ddl=True)
-            try:
-                # One for the whole build, as its builders keep it: the schema is read once.
-                building = StoreWithoutRows(store) if no_rows_yet else None
-                for layer in layers:
-                    await upgrade_layer(store, layer, Runs(), without_rows=building)
-                return (await take_snapshot(store))[1]
-            finally:
-                await store.dispose()
+        async def build(store: Database) -> str:
+            # One for the whole build, as its builders keep it: the schema is read once.
+            building = StoreWithoutRows(store) if no_rows_yet else None
+            for layer in layers:
+                await upgrade_layer(store, layer, Runs(), without_rows=building)
+            return (await take_snapshot(store))[1]
 
         event.listen(Table, "before_create", made)
         try:
-            self.sha256 = asyncio.run(build())
+            self.sha256 = where.run(build)
         finally:
             event.remove(Table, "before_create", made)
 
@@ -172,29 +147,19 @@ def _runs(layer: Layer) -> int:
     return len(noted.read_text().splitlines()) if noted.exists() else 0
 
 
-def _columns(where: tuple[str, str | None]) -> list[str]:
-    async def read() -> list[str]:
-        store = Database(where[0], schema=where[1])
-        try:
-            async with store.engine.connect() as connection:
-                await store.in_schema(connection)
-                result = await connection.execute(text("SELECT * FROM probes"))
-                return list(result.keys())
-        finally:
-            await store.dispose()
+def _columns(where: Store) -> list[str]:
+    async def read(store: Database) -> list[str]:
+        async with store.engine.connect() as connection:
+            return list((await connection.execute(text("SELECT * FROM probes"))).keys())
 
-    return asyncio.run(read())
+    return where.run(read)
 
 
-def _build(where: tuple[str, str | None], layer: Layer) -> None:
-    async def build() -> None:
-        store = Database(where[0], schema=where[1], transactional_ddl=True)
-        try:
-            await upgrade_layer(store, layer, Runs(), without_rows=StoreWithoutRows(store))
-        finally:
-            await store.dispose()
+def _build(where: Store, layer: Layer) -> None:
+    async def build(store: Database) -> None:
+        await upgrade_layer(store, layer, Runs(), without_rows=StoreWithoutRows(store))
 
-    asyncio.run(build())
+    where.run(build)
 
 
 CREATE_PROBES = 'op.create_table("probes", sa.Column("id", sa.Integer, primary_key=True){more})'
