@@ -233,7 +233,9 @@ async def allocate(run: Provisioning, session: AsyncSession) -> str:
     if run.settings.golden_images and supports_cloning(location):
         image = await find_golden(session, run.settings, location, key)
         if image is not None:
-            await allocate_store(location, template=golden_location(run.settings, location, key))
+            await allocate_store(
+                location, template=golden_location(run.settings, location, key), unchanging=True
+            )
             description, sha256 = await store_snapshot(location, opened=kept_store(location))
             if sha256 == image.sha256:
                 await run.cloned(session, tenant, description, sha256)

@@ -313,7 +313,7 @@ async def _built_store(run: PoolFill, key: str, location: StoreLocation) -> tupl
         async with run.landlord.session() as session:
             image = await find_golden(session, settings, location, key)
         if image is not None:
-            await allocate_store(location, template=golden_location(settings, location, key))
+            await allocate_store(location, template=golden_location(settings, location, key), unchanging=True)
             description, sha256 = await store_snapshot(location)
             if sha256 == image.sha256:
                 return description, sha256

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -32,9 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.db import SQLITE_BUSY_TIMEOUT_MS, Database, ServerEngines, create_engine
 from services.errors import Conflict, InvalidInput
-from services.layers.catalog import reflected_tables
+from services.layers.catalog import catalog_key, reflected_tables
 from services.layers.ownership import SHARED_STORE_ROLE, TENANT_COLUMN, TENANT_LAYER
 from services.models import IsolationMode, Tenant
+from services.recently_used import LeastRecentlyUsed
 from services.settings import DEFAULT_SERVER, Settings
 
 SQLITE = "sqlite"
@@ -487,8 +489,12 @@ def _file_size(path: Path) -> int | None:
         return size
 
 
-async def allocate_store(location: StoreLocation, *, template: StoreLocation | None = None) -> None:
-    """Create the empty store (or a copy of `template`, a golden image). Does nothing if it exists."""
+async def allocate_store(
+    location: StoreLocation, *, template: StoreLocation | None = None, unchanging: bool = False
+) -> None:
+    """Create the empty store (or a copy of `template`). Does nothing if it exists. `unchanging`:
+    the template does not change while it exists (a golden image), so a schema's is read once
+    (`_image_scripts`)."""
     if await store_exists(location):
         if location.app_role and not await _app_role_complete(location):
             await _create_app_role(location)  # a shared store whose creation a crash cut short
@@ -503,7 +509,7 @@ async def allocate_store(location: StoreLocation, *, template: StoreLocation | N
         return
     if location.isolation == IsolationMode.SCHEMA:
         if template is not None:
-            await _copy_schema(template, location)
+            await _copy_schema(template, location, unchanging=unchanging)
         else:
             await _on_server(location, f'CREATE SCHEMA "{location.name}"')
         return
@@ -659,9 +665,50 @@ def can_copy_schemas() -> bool:
     return shutil.which("pg_dump") is not None
 
 
-async def _copy_schema(source: StoreLocation, target: StoreLocation) -> None:
+#: Unchanging schemas (golden images) as pg_dump writes them, by store and catalog: dumped once
+#: per process, not once per copy (pg_dump reads the whole catalog, most of a copy's time). Asking
+#: the image's catalog first costs one query, and an image changed or made again under its name
+#: is dumped again. A copy is proved equal to its image by its schema hash all the same
+#: (services.provisioning.golden).
+_IMAGE_SCRIPTS: LeastRecentlyUsed[tuple[str, str | None], str] = LeastRecentlyUsed(64)
+_IMAGE_SCRIPTS_LOCK = threading.Lock()  # workers' event loops and the web's may run in threads
+
+
+async def _copy_schema(source: StoreLocation, target: StoreLocation, *, unchanging: bool = False) -> None:
     """Copy a schema's tables, keys, sequences and rows into a new schema: pg_dump writes the
-    source as SQL, the schema's name is replaced, and the script runs in one transaction."""
+    source as SQL (once per catalog for an `unchanging` source), the schema's name is replaced,
+    and the script runs in one transaction, in one round trip."""
+    url = _maintenance_url(target)
+    kept = _kept_open.get()
+    engine = create_engine(url) if kept is None else kept.servers.engine(url)
+    try:
+        async with engine.begin() as connection:
+            script = await _image_script(connection, source) if unchanging else await _dump_schema(source)
+            renamed = re.sub(rf"\b{re.escape(source.name)}\b", target.name, script)
+            raw = await connection.get_raw_connection()
+            await raw.driver_connection.execute(renamed)  # type: ignore[union-attr]
+    finally:
+        if kept is None:
+            await engine.dispose()
+
+
+async def _image_script(connection: AsyncConnection, image: StoreLocation) -> str:
+    """The unchanging schema's script, kept by its catalog (read on `connection`, in its transaction)."""
+    await connection.execute(
+        text("SELECT set_config('search_path', :schema, true)"), {"schema": f'"{image.name}"'}
+    )
+    key = (image.key, await connection.run_sync(catalog_key))
+    with _IMAGE_SCRIPTS_LOCK:
+        script = _IMAGE_SCRIPTS.get(key)
+    if script is None:
+        script = await _dump_schema(image)
+        with _IMAGE_SCRIPTS_LOCK:
+            _IMAGE_SCRIPTS.put(key, script)
+    return script
+
+
+async def _dump_schema(source: StoreLocation) -> str:
+    """The schema as SQL, by pg_dump (psql's own commands, such as \\restrict, left out)."""
     server = make_url(source.url).set(drivername="postgresql")
     environment = {**os.environ, "PGPASSWORD": server.password or ""}
     dump = await asyncio.create_subprocess_exec(
@@ -678,16 +725,7 @@ async def _copy_schema(source: StoreLocation, target: StoreLocation) -> None:
     output, errors = await dump.communicate()
     if dump.returncode != 0:
         raise RuntimeError(f"pg_dump could not read schema {source.name}: {errors.decode().strip()}")
-    # psql's own commands (\restrict …) are not SQL; the schema's name is a unique identifier.
-    script = "\n".join(line for line in output.decode().splitlines() if not line.startswith("\\"))
-    script = re.sub(rf"\b{re.escape(source.name)}\b", target.name, script)
-    engine = create_engine(source.url)
-    try:
-        async with engine.begin() as connection:
-            raw = await connection.get_raw_connection()
-            await raw.driver_connection.execute(script)  # type: ignore[union-attr]
-    finally:
-        await engine.dispose()
+    return "\n".join(line for line in output.decode().splitlines() if not line.startswith("\\"))
 
 
 async def _copy_sqlite(source: Path, target: Path) -> None:

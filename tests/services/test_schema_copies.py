@@ -1,0 +1,93 @@
+"""Copies of a PostgreSQL schema (pg_dump's script run under the new name): a golden image's script
+is kept by the image's catalog, so that an image changed since, or made again under the same name,
+is copied as it is now."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from services.db import Database
+from services.models import IsolationMode
+from services.tenancy.stores import POSTGRESQL, StoreLocation, allocate_store, can_copy_schemas, drop_store
+from tests.support import fresh_postgres_database, requires_postgres
+
+pytestmark = [
+    requires_postgres,
+    pytest.mark.skipif(not can_copy_schemas(), reason="copying a schema needs pg_dump, not installed here"),
+]
+
+
+@pytest.fixture
+def server_database() -> Iterator[str]:
+    with fresh_postgres_database() as url:
+        yield url
+
+
+def schema(url: str, name: str) -> StoreLocation:
+    return StoreLocation(POSTGRESQL, IsolationMode.SCHEMA, name, url)
+
+
+async def run_sql(url: str, sql: str) -> list[tuple[object, ...]]:
+    database = Database(url)
+    try:
+        async with database.engine.begin() as connection:
+            result = await connection.execute(text(sql))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        await database.dispose()
+
+
+def tables_in(url: str, name: str) -> set[str]:
+    query = f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{name}'"
+    return {str(row[0]) for row in asyncio.run(run_sql(url, query))}
+
+
+def make_image(url: str, name: str, table: str) -> None:
+    async def make() -> None:
+        await allocate_store(schema(url, name))
+        await run_sql(url, f'CREATE TABLE "{name}".{table} (id INTEGER PRIMARY KEY)')
+
+    asyncio.run(make())
+
+
+def copy(url: str, image: str, target: str, *, unchanging: bool) -> None:
+    asyncio.run(allocate_store(schema(url, target), template=schema(url, image), unchanging=unchanging))
+
+
+def test_a_golden_schema_changed_since_a_copy_is_copied_as_it_is_now(server_database: str) -> None:
+    make_image(server_database, "golden_a", "venues")
+    copy(server_database, "golden_a", "tenant_one", unchanging=True)
+    asyncio.run(run_sql(server_database, "CREATE TABLE golden_a.rooms (id INTEGER PRIMARY KEY)"))
+
+    copy(server_database, "golden_a", "tenant_two", unchanging=True)
+
+    assert tables_in(server_database, "tenant_one") == {"venues"}
+    assert tables_in(server_database, "tenant_two") == {"venues", "rooms"}, "not the script of before"
+
+
+def test_a_golden_schema_made_again_under_its_name_is_copied_as_it_is_now(server_database: str) -> None:
+    make_image(server_database, "golden_a", "venues")
+    copy(server_database, "golden_a", "tenant_one", unchanging=True)
+    assert tables_in(server_database, "tenant_one") == {"venues"}
+
+    asyncio.run(drop_store(schema(server_database, "golden_a")))  # discarded, then kept again
+    make_image(server_database, "golden_a", "rooms")
+    copy(server_database, "golden_a", "tenant_two", unchanging=True)
+
+    assert tables_in(server_database, "tenant_two") == {"rooms"}, "not the dropped image's script"
+    assert tables_in(server_database, "tenant_one") == {"venues"}, "an earlier copy is its own schema"
+
+
+def test_a_schema_that_may_change_is_read_again_for_every_copy(server_database: str) -> None:
+    make_image(server_database, "tenant_store", "venues")
+    copy(server_database, "tenant_store", "golden_one", unchanging=False)
+    asyncio.run(run_sql(server_database, "CREATE TABLE tenant_store.rooms (id INTEGER PRIMARY KEY)"))
+
+    copy(server_database, "tenant_store", "golden_two", unchanging=False)
+
+    assert tables_in(server_database, "golden_one") == {"venues"}
+    assert tables_in(server_database, "golden_two") == {"venues", "rooms"}
