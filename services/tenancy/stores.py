@@ -493,8 +493,8 @@ async def allocate_store(
     location: StoreLocation, *, template: StoreLocation | None = None, unchanging: bool = False
 ) -> None:
     """Create the empty store (or a copy of `template`). Does nothing if it exists. `unchanging`:
-    the template does not change while it exists (a golden image), so a schema's is read once
-    (`_image_scripts`)."""
+    the template does not change while it exists (a golden image), so a schema's is dumped once
+    per catalog (`_IMAGE_SCRIPTS`)."""
     if await store_exists(location):
         if location.app_role and not await _app_role_complete(location):
             await _create_app_role(location)  # a shared store whose creation a crash cut short
@@ -684,9 +684,12 @@ async def _copy_schema(source: StoreLocation, target: StoreLocation, *, unchangi
     try:
         async with engine.begin() as connection:
             script = await _image_script(connection, source) if unchanging else await _dump_schema(source)
+            # The schema's name is a unique identifier: it names nothing else in the script.
             renamed = re.sub(rf"\b{re.escape(source.name)}\b", target.name, script)
             raw = await connection.get_raw_connection()
             await raw.driver_connection.execute(renamed)  # type: ignore[union-attr]
+            # The script empties the session's search_path; the connection may be a kept one.
+            await connection.exec_driver_sql("RESET search_path")
     finally:
         if kept is None:
             await engine.dispose()

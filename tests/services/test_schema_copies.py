@@ -10,9 +10,16 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import text
 
-from services.db import Database
+from services.db import Database, ServerEngines
 from services.models import IsolationMode
-from services.tenancy.stores import POSTGRESQL, StoreLocation, allocate_store, can_copy_schemas, drop_store
+from services.tenancy.stores import (
+    POSTGRESQL,
+    StoreLocation,
+    allocate_store,
+    can_copy_schemas,
+    connections_kept_open,
+    drop_store,
+)
 from tests.support import fresh_postgres_database, requires_postgres
 
 pytestmark = [
@@ -91,3 +98,28 @@ def test_a_schema_that_may_change_is_read_again_for_every_copy(server_database: 
 
     assert tables_in(server_database, "golden_one") == {"venues"}
     assert tables_in(server_database, "golden_two") == {"venues", "rooms"}
+
+
+def test_a_copy_leaves_the_kept_server_connection_as_it_found_it(server_database: str) -> None:
+    """pg_dump's script empties its session's search_path; a job's kept connection is used again."""
+    make_image(server_database, "golden_a", "venues")
+
+    async def copy_then_ask() -> tuple[str, str]:
+        servers = ServerEngines()
+        try:
+            async with connections_kept_open(servers):
+                engine = servers.engine(server_database)
+                async with engine.connect() as connection:
+                    before = str(await connection.scalar(text("SHOW search_path")))
+                await allocate_store(
+                    schema(server_database, "tenant_one"),
+                    template=schema(server_database, "golden_a"),
+                    unchanging=True,
+                )
+                async with engine.connect() as connection:
+                    return before, str(await connection.scalar(text("SHOW search_path")))
+        finally:
+            await servers.dispose()
+
+    before, after = asyncio.run(copy_then_ask())
+    assert after == before
