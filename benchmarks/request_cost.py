@@ -107,8 +107,7 @@ async def measure(installation: Installation, requests: int, rounds: int) -> lis
     """Each endpoint's cost, then the tenant data API's again with rate limits on and off: the same
     work with and without counting, so that what counting costs is read in the same run. Those two
     take their rounds in turn, each on an app of its own: measured once after all the others, the
-    API without limits came out a sixth cheaper than with them, a difference that goes once the
-    two are measured alike."""
+    API without limits came out a sixth cheaper than with them; in turn, about half that."""
     costs = await costs_in(installation.settings, installation, requests, rounds)
     unlimited = replace(installation.settings, rate_limits=False)
     limited_rounds: list[float] = []
