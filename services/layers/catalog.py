@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
@@ -68,7 +67,6 @@ def catalog_key(connection: Connection, only: frozenset[str] | None = None) -> s
 
 #: Stores' tables, reflected, by their catalog's key. Shared by every caller: never changed.
 _REFLECTED: LeastRecentlyUsed[str, MetaData] = LeastRecentlyUsed(64)
-_REFLECTED_LOCK = threading.Lock()  # stores are read in threads (Database.read_whole)
 
 
 def reflected_tables(connection: Connection) -> MetaData:
@@ -77,12 +75,10 @@ def reflected_tables(connection: Connection) -> MetaData:
     key = catalog_key(connection)
     if key is None:
         return _reflect(connection)
-    with _REFLECTED_LOCK:
-        metadata = _REFLECTED.get(key)
+    metadata = _REFLECTED.get(key)
     if metadata is None:
         metadata = _reflect(connection)
-        with _REFLECTED_LOCK:
-            _REFLECTED.put(key, metadata)
+        _REFLECTED.put(key, metadata)
     return metadata
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,14 +53,12 @@ class _Sent:
 
 
 _RECORDINGS: LeastRecentlyUsed[str, tuple[_Sent, ...]] = LeastRecentlyUsed(RECORDINGS_KEPT)
-_RECORDINGS_LOCK = threading.Lock()  # migrations run on several threads' loops (one at a time)
 
 
 def forget_recordings() -> None:
     """Forget every recording: the next run of each revision goes through Alembic again (the
     provisioning benchmark measures building stores that way, as its baseline)."""
-    with _RECORDINGS_LOCK:
-        _RECORDINGS.clear()
+    _RECORDINGS.clear()
 
 
 class StoreWithoutRows:
@@ -87,16 +84,14 @@ class StoreWithoutRows:
             return
         said = [schema, revision, connection.info.get(SHARED_STORE_ROLE)]
         key = hashlib.sha256(json.dumps(said).encode()).hexdigest()
-        with _RECORDINGS_LOCK:
-            recorded = _RECORDINGS.get(key)
+        recorded = _RECORDINGS.get(key)
         if recorded is not None:
             _send(connection, recorded)
         else:
             with _recording(connection) as sent:
                 run()
             if not any(name in each.statement for each in sent for name in self.own_names):
-                with _RECORDINGS_LOCK:
-                    _RECORDINGS.put(key, tuple(sent))
+                _RECORDINGS.put(key, tuple(sent))
         self._schema = key  # the schema the revision leaves, whoever ran it
 
     def lose_track(self) -> None:

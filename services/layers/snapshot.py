@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -60,7 +59,6 @@ def _balanced(sql: str) -> bool:
 #: Kept as JSON: each caller gets a copy of its own, and parsing one is several times quicker than
 #: deep-copying the dict.
 _DESCRIBED: LeastRecentlyUsed[str, str] = LeastRecentlyUsed(64)
-_DESCRIBED_LOCK = threading.Lock()  # stores are described in threads (Database.read_whole)
 
 
 def version_rows(tables: Iterable[str]) -> CompoundSelect[str, str]:
@@ -95,12 +93,10 @@ def _described_tables(connection: Connection, only: frozenset[str] | None) -> di
     key = catalog_key(connection, only)
     if key is None:
         return _reflected_tables(connection, only)
-    with _DESCRIBED_LOCK:
-        described = _DESCRIBED.get(key)
+    described = _DESCRIBED.get(key)
     if described is None:
         described = json.dumps(_reflected_tables(connection, only))
-        with _DESCRIBED_LOCK:
-            _DESCRIBED.put(key, described)
+        _DESCRIBED.put(key, described)
     tables: dict[str, Any] = json.loads(described)
     return tables
 

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import sqlite3
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -671,7 +670,6 @@ def can_copy_schemas() -> bool:
 #: is dumped again. A copy is proved equal to its image by its schema hash all the same
 #: (services.provisioning.golden).
 _IMAGE_SCRIPTS: LeastRecentlyUsed[tuple[str, str | None], str] = LeastRecentlyUsed(64)
-_IMAGE_SCRIPTS_LOCK = threading.Lock()  # workers' event loops and the web's may run in threads
 
 
 async def _copy_schema(source: StoreLocation, target: StoreLocation, *, unchanging: bool = False) -> None:
@@ -701,12 +699,10 @@ async def _image_script(connection: AsyncConnection, image: StoreLocation) -> st
         text("SELECT set_config('search_path', :schema, true)"), {"schema": f'"{image.name}"'}
     )
     key = (image.key, await connection.run_sync(catalog_key))
-    with _IMAGE_SCRIPTS_LOCK:
-        script = _IMAGE_SCRIPTS.get(key)
+    script = _IMAGE_SCRIPTS.get(key)
     if script is None:
         script = await _dump_schema(image)
-        with _IMAGE_SCRIPTS_LOCK:
-            _IMAGE_SCRIPTS.put(key, script)
+        _IMAGE_SCRIPTS.put(key, script)
     return script
 
 
