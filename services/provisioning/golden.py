@@ -59,6 +59,12 @@ def golden_location(settings: Settings, location: StoreLocation, key: str) -> St
     )
 
 
+async def clone_golden(settings: Settings, location: StoreLocation, key: str) -> None:
+    """Make the store at `location` a copy of the image for `key`. An image never changes while it
+    exists, so a schema image's script is read once (services.tenancy.stores)."""
+    await allocate_store(location, template=golden_location(settings, location, key), unchanging=True)
+
+
 async def find_golden(session: AsyncSession, settings: Settings, location: StoreLocation, key: str):  # type: ignore[no-untyped-def]
     """The usable image for `key` (recorded and still present), or None."""
     image = await session.scalar(select(GoldenImage).where(GoldenImage.key == key))

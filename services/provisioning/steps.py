@@ -26,10 +26,10 @@ from services.models.tenant import Unit
 from services.people.first_admin import FIRST_ADMIN, let_first_admin_in
 from services.provisioning.golden import (
     capture_golden,
+    clone_golden,
     discard_golden,
     find_golden,
     golden_key,
-    golden_location,
     store_snapshot,
     supports_cloning,
 )
@@ -233,9 +233,7 @@ async def allocate(run: Provisioning, session: AsyncSession) -> str:
     if run.settings.golden_images and supports_cloning(location):
         image = await find_golden(session, run.settings, location, key)
         if image is not None:
-            await allocate_store(
-                location, template=golden_location(run.settings, location, key), unchanging=True
-            )
+            await clone_golden(run.settings, location, key)
             description, sha256 = await store_snapshot(location, opened=kept_store(location))
             if sha256 == image.sha256:
                 await run.cloned(session, tenant, description, sha256)

@@ -28,9 +28,9 @@ from services.layers.migrator import RevisionRun, upgrade_layer
 from services.layers.replay import StoreWithoutRows
 from services.models import IsolationMode, Job, JobStatus, WarmStore, WarmStoreStatus
 from services.provisioning.golden import (
+    clone_golden,
     find_golden,
     golden_key,
-    golden_location,
     store_snapshot,
     supports_cloning,
 )
@@ -313,7 +313,7 @@ async def _built_store(run: PoolFill, key: str, location: StoreLocation) -> tupl
         async with run.landlord.session() as session:
             image = await find_golden(session, settings, location, key)
         if image is not None:
-            await allocate_store(location, template=golden_location(settings, location, key), unchanging=True)
+            await clone_golden(settings, location, key)
             description, sha256 = await store_snapshot(location)
             if sha256 == image.sha256:
                 return description, sha256
