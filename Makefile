@@ -17,11 +17,12 @@ run: $(STAMP)
 	$(BIN)/tenantry serve
 
 ## The whole suite. PostgreSQL, Redis and RabbitMQ tests run when their TENANTRY_TEST_*_URL is set.
-## Test files run side by side in TEST_WORKERS processes (pytest-xdist): much of a test's time is
-## spent waiting on databases, brokers and workers, so one more process than cores pays (four
-## were 4 % faster on this 2-core machine, but the heavier contention made timing-bound tests
-## flakier). The longest files go first (tests/conftest.py: LONGEST_FILES), in the order
-## collected, not xdist's own.
+## Test files run side by side in TEST_WORKERS processes (pytest-xdist): while one test waits on a
+## database, broker or worker, another process's test has the CPU, so one more process than cores
+## pays. More do not: on a quiet 2-core machine three kept both CPUs about 90 % busy (a quarter of
+## it PostgreSQL's) and four 95 %, and both took 8:40 to 9:20. The CPUs are the limit, and the
+## heavier contention only made timing-bound tests flakier. The longest files go first
+## (tests/conftest.py: LONGEST_FILES), in the order collected, not xdist's own.
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
