@@ -67,7 +67,11 @@ class KeepsPayload:
     job_id: int
 
     async def payload(self, session: AsyncSession) -> dict[str, Any]:
-        return dict((await session.get_one(Job, self.job_id)).payload)
+        # The column alone: the whole job would bring its steps and tenant along (two queries more).
+        payload = await session.scalar(select(Job.payload).where(Job.id == self.job_id))
+        if payload is None:
+            raise LookupError(f"job #{self.job_id} is gone")
+        return dict(payload)
 
     async def remember(self, session: AsyncSession, **values: Any) -> None:
         """Write into the job's payload, committed with the step that learnt them."""
@@ -417,15 +421,18 @@ async def perform_job(
         renewal.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await renewal
+    ending = (
+        update(Job)
+        .where(Job.id == job_id)
+        .values(status=outcome, error=error, finished_at=utcnow(), lease_expires_at=None)
+    )
+    follows = _when_ended.get(job.kind, [])
     async with database.session() as session:
-        ended = await session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(status=outcome, error=error, finished_at=utcnow(), lease_expires_at=None)
-            .returning(Job)
-        )
-        as_ended = ended.scalar_one()
-        for follow in _when_ended.get(job.kind, []):
+        if not follows:  # the job as it ended, with its steps and tenant, only for those who follow
+            await session.execute(ending)
+            return
+        as_ended = (await session.execute(ending.returning(Job))).scalar_one()
+        for follow in follows:
             await follow(session, settings, as_ended)
 
 
