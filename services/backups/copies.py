@@ -88,10 +88,14 @@ async def request_restore_copy(
             "a copy cannot carry it."
         )
     tenant = await register_tenant(
-        session, slug=slug, name=name, template=manifest["tenant"]["template"], isolation=isolation
+        session,
+        slug=slug,
+        name=name,
+        template=manifest["tenant"]["template"],
+        isolation=isolation,
+        modules=manifest["tenant"]["modules"],
+        kept_modules=manifest["tenant"].get("kept_modules", []),
     )
-    tenant.modules = list(manifest["tenant"]["modules"])
-    tenant.kept_modules = list(manifest["tenant"].get("kept_modules", []))
     tenant.store_server = await choose_server(session, settings, tenant.plan_key)
     job = await jobs.record_job(
         session,

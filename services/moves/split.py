@@ -352,12 +352,14 @@ async def request_split(
     if plan.refusals:
         raise refused(plan)
     new = await register_tenant(
-        session, slug=plan.into, name=plan.name, template=tenant.template, isolation=plan.isolation
-    )
-    new.modules, new.kept_modules, new.plan_key = (
-        list(tenant.modules),
-        list(tenant.kept_modules),
-        tenant.plan_key,
+        session,
+        slug=plan.into,
+        name=plan.name,
+        template=tenant.template,
+        isolation=plan.isolation,
+        modules=tenant.modules,
+        kept_modules=tenant.kept_modules,
+        plan_key=tenant.plan_key,
     )
     new.store_server = await choose_server(session, settings, new.plan_key)
     backup = queued_portable_backup(

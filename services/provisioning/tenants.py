@@ -89,9 +89,14 @@ async def request_tenant(
             first_admin = await name_first_admin(session, request.admin_email, request.admin_name)
     errors.raise_if_any()
     tenant = await register_tenant(
-        session, slug=request.slug, name=request.name, template=request.template, isolation=request.isolation
+        session,
+        slug=request.slug,
+        name=request.name,
+        template=request.template,
+        isolation=request.isolation,
+        modules=modules,
+        plan_key=request.plan,
     )
-    tenant.modules, tenant.plan_key = modules, request.plan
     tenant.store_server = await choose_server(session, settings, request.plan)
     payload = {FIRST_ADMIN: first_admin.as_payload()} if first_admin is not None else {}
     job = await jobs.record_job(

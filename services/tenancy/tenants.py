@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import Conflict, InvalidInput, NotFound
 from services.models import Plan, Tenant
+from services.models.landlord import DEFAULT_PLAN
 
 
 async def get_tenant(session: AsyncSession, slug: str) -> Tenant:
@@ -43,15 +44,33 @@ async def check_slug_free(session: AsyncSession, slug: str) -> None:
 
 
 async def register_tenant(
-    session: AsyncSession, *, slug: str, name: str, template: str, isolation: str
+    session: AsyncSession,
+    *,
+    slug: str,
+    name: str,
+    template: str,
+    isolation: str,
+    modules: Sequence[str] = (),
+    kept_modules: Sequence[str] = (),
+    plan_key: str = DEFAULT_PLAN,
 ) -> Tenant:
-    """Record a new tenant (status provisioning); building its store is the provisioning job's work."""
+    """Record a new tenant (status provisioning); building its store is the work of the job
+    recorded with it. Its modules and plan go into the INSERT, not an UPDATE after it."""
     slug = validate_slug(slug.strip())
     name = name.strip()
     if not name:
         raise InvalidInput("Give the tenant a name.", field="name")
     await check_slug_free(session, slug)
-    tenant = Tenant(slug=slug, name=name, template=template, isolation=isolation)
+    tenant = Tenant(
+        slug=slug,
+        name=name,
+        template=template,
+        isolation=isolation,
+        modules=list(modules),
+        kept_modules=list(kept_modules),
+        plan_key=plan_key,
+        store_server=None,  # known, so that placing it on the only server writes nothing more
+    )
     session.add(tenant)
     await session.flush()
     return tenant
