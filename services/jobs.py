@@ -67,7 +67,7 @@ class KeepsPayload:
     job_id: int
 
     async def payload(self, session: AsyncSession) -> dict[str, Any]:
-        # The column alone: the whole job would bring its steps and tenant along (two queries more).
+        # The column alone: the whole job brings its tenant and, in a second query, its steps.
         payload = await session.scalar(select(Job.payload).where(Job.id == self.job_id))
         if payload is None:
             raise LookupError(f"job #{self.job_id} is gone")
