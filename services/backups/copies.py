@@ -37,7 +37,7 @@ from services.models import Backup, IsolationMode, Job
 from services.provisioning.steps import activate, bring_up_new_tenant, record_snapshot, reserve_new_store
 from services.server_limits import ServerWork
 from services.settings import Settings
-from services.tenancy.placement import choose_server
+from services.tenancy.placement import place_new_tenant
 from services.tenancy.stores import available_isolation_modes, drop_store, plan_store
 from services.tenancy.tenants import check_slug_free, register_tenant, validate_slug
 
@@ -96,7 +96,7 @@ async def request_restore_copy(
         modules=manifest["tenant"]["modules"],
         kept_modules=manifest["tenant"].get("kept_modules", []),
     )
-    tenant.store_server = await choose_server(session, settings, tenant.plan_key)
+    await place_new_tenant(session, settings, tenant)
     job = await jobs.record_job(
         session,
         RESTORE_COPY,

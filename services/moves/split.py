@@ -68,7 +68,7 @@ from services.provisioning.steps import record_snapshot, reserve_new_store
 from services.server_limits import ServerWork
 from services.settings import Settings
 from services.store_jobs import LOCK_STEP, WRITES_DRAINED, maintenance_until, writes_drained
-from services.tenancy.placement import choose_server
+from services.tenancy.placement import place_new_tenant
 from services.tenancy.stores import StoreLocation, drop_store, in_store_transaction, location_of
 from services.tenancy.tenants import check_slug_free, register_tenant, validate_slug
 
@@ -361,7 +361,7 @@ async def request_split(
         kept_modules=tenant.kept_modules,
         plan_key=tenant.plan_key,
     )
-    new.store_server = await choose_server(session, settings, new.plan_key)
+    await place_new_tenant(session, settings, new)
     backup = queued_portable_backup(
         tenant, f"safety backup before splitting off {plan.unit_name}", requested_by
     )

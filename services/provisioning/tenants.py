@@ -20,7 +20,7 @@ from services.people.first_admin import FIRST_ADMIN, FirstAdmin, name_first_admi
 from services.provisioning.steps import PROVISIONING_STEPS, Provisioning, bring_up_new_tenant
 from services.server_limits import ServerWork
 from services.settings import Settings
-from services.tenancy.placement import choose_server
+from services.tenancy.placement import place_new_tenant
 from services.tenancy.stores import available_isolation_modes
 from services.tenancy.tenants import (
     check_slug_free,
@@ -97,7 +97,7 @@ async def request_tenant(
         modules=modules,
         plan_key=request.plan,
     )
-    tenant.store_server = await choose_server(session, settings, request.plan)
+    await place_new_tenant(session, settings, tenant)
     payload = {FIRST_ADMIN: first_admin.as_payload()} if first_admin is not None else {}
     job = await jobs.record_job(
         session, PROVISION, tenant_id=tenant.id, payload=payload, steps=PROVISIONING_STEP_NAMES

@@ -31,6 +31,14 @@ class ServerLoad:
     storage_bytes: int
 
 
+async def place_new_tenant(session: AsyncSession, settings: Settings, tenant: Tenant) -> None:
+    """Put a tenant just registered (counted already) on the server `choose_server` names. With one
+    server or none there is nothing to choose, and nothing is written."""
+    server = await choose_server(session, settings, tenant.plan_key)
+    if server is not None:
+        tenant.store_server = server
+
+
 async def choose_server(session: AsyncSession, settings: Settings, plan_key: str | None = None) -> str | None:
     """The tenant server a new tenant's store goes on, by name: the one its plan is pinned to
     (TENANTRY_PLAN_SERVERS), else by TENANTRY_PLACEMENT. None with one server or none."""

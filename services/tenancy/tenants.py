@@ -69,7 +69,6 @@ async def register_tenant(
         modules=list(modules),
         kept_modules=list(kept_modules),
         plan_key=plan_key,
-        store_server=None,  # known, so that placing it on the only server writes nothing more
     )
     session.add(tenant)
     await session.flush()
